@@ -1,0 +1,321 @@
+//! Command-line interface: argument parsing, and mapping outcomes to the contract's exit
+//! codes (0 all passed, 1 a probe failed, 2 usage or config error, 130 interrupted).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config};
+use crate::output::{self, Format, Style};
+use crate::redact;
+use crate::report::RunReport;
+use crate::runner::{self, RunOptions};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "authprobe",
+    version,
+    about = "Do these credentials actually work against these systems, and if not, exactly why?",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the probes of a config file and report (exit 0 all passed, 1 a probe failed).
+    Run(RunArgs),
+    /// Parse and check the config file without any network traffic (exit 0 or 2).
+    Validate(ValidateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArg {
+    /// The probes file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "AUTHPROBE_CONFIG",
+        default_value = "probes.toml"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Run only probes whose name or a tag matches (`*` globs); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub only: Vec<String>,
+    /// Skip probes whose name or a tag matches (`*` globs); repeatable; wins over --only.
+    #[arg(long, value_name = "PATTERN")]
+    pub skip: Vec<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write the report to this file atomically; a one-line summary still goes to stderr.
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// How many probes run at once [default: from the config, else 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: Option<u32>,
+    /// Timeout per probe, all stages together, overriding the config (e.g. 500ms, 10s).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Retry failing probes with backoff until all pass or DUR runs out (deploy gate).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// Stop at the first failing probe; unfinished probes are reported as cancelled.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// More detail: -v adds stage timings and TLS details, -vv driver diagnostics.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Nothing on stderr but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// No colour, even on a terminal (NO_COLOR is honoured too).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(raw) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+        Ok(d) => Ok(d),
+        Err(err) => Err(format!("{err} (write e.g. 500ms, 10s, 2m)")),
+    }
+}
+
+/// Prints a line to stderr, scrubbed. A closed stderr is not worth dying over.
+pub fn eprint_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{}", redact::scrub(line));
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprint_line(&format!(
+            "authprobe: internal error (a bug, please report it): {payload}{at}"
+        ));
+    }));
+}
+
+pub fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_OK
+            };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(match cli.command {
+        Command::Run(args) => run_command(args),
+        Command::Validate(args) => validate_command(args),
+    })
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, u8> {
+    match config::load(path) {
+        Ok(cfg) => Ok(cfg),
+        Err(errors) => {
+            for err in &errors.0 {
+                eprint_line(&format!("error: {err}"));
+            }
+            let n = errors.0.len();
+            eprint_line(&format!(
+                "{}: {n} error{} found; nothing was run",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            ));
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+fn validate_command(args: ValidateArgs) -> u8 {
+    let cfg = match load_config(&args.config.config) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
+    };
+    let mut kinds: Vec<(&str, usize)> = Vec::new();
+    for probe in &cfg.probes {
+        match kinds.iter_mut().find(|(k, _)| *k == probe.kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((probe.kind, 1)),
+        }
+    }
+    let by_kind: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let n = cfg.probes.len();
+    let line = format!(
+        "{}: OK, {n} probe{} ({})",
+        cfg.path.display(),
+        if n == 1 { "" } else { "s" },
+        by_kind.join(", ")
+    );
+    let _ = output::write_stdout(&format!("{}\n", redact::scrub(&line)));
+    EXIT_OK
+}
+
+fn color_allowed(args: &RunArgs) -> bool {
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !args.no_color && !no_color_env && args.output.is_none() && std::io::stdout().is_terminal()
+}
+
+fn run_command(args: RunArgs) -> u8 {
+    let cfg = match load_config(&args.config.config) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
+    };
+    let selected = runner::select(&cfg.probes, &args.only, &args.skip);
+    if selected.is_empty() {
+        eprint_line(&format!(
+            "error: no probe in {} matches the --only/--skip patterns ({} probes defined)",
+            cfg.path.display(),
+            cfg.probes.len()
+        ));
+        return EXIT_USAGE;
+    }
+    let opts = RunOptions {
+        concurrency: args
+            .concurrency
+            .map(|n| n as usize)
+            .unwrap_or(cfg.defaults.concurrency),
+        timeout: args.timeout,
+        fail_fast: args.fail_fast,
+        wait: args.wait,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprint_line(&format!("error: cannot start the async runtime: {err}"));
+            return EXIT_USAGE;
+        }
+    };
+    let (mut report, interrupted) = runtime.block_on(run_until_interrupted(selected, &opts));
+    report.scrub_secrets();
+    let style = Style {
+        verbose: args.verbose,
+        color: color_allowed(&args),
+    };
+    let text = output::render(&report, args.format, style);
+    let exit = exit_code(&report, interrupted);
+    match &args.output {
+        Some(path) => {
+            if let Err(err) = output::write_atomic(path, &text) {
+                eprint_line(&format!(
+                    "error: cannot write the report to {}: {err}",
+                    path.display()
+                ));
+                return EXIT_USAGE;
+            }
+            if !args.quiet {
+                eprint_line(&format!(
+                    "authprobe: {} (report written to {})",
+                    report.summary_line(),
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            if let Err(err) = output::write_stdout(&text) {
+                eprint_line(&format!("error: cannot write the report: {err}"));
+            }
+        }
+    }
+    // Shutting down without waiting: aborted probes may still hold sockets in blocking DNS
+    // lookups, which must not delay the exit.
+    runtime.shutdown_background();
+    exit
+}
+
+fn exit_code(report: &RunReport, interrupted: bool) -> u8 {
+    if interrupted {
+        EXIT_INTERRUPTED
+    } else if report.summary.failed > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Runs the probes; on Ctrl-C (or SIGTERM) the unfinished ones are cancelled and the partial
+/// report is returned. A second Ctrl-C exits at once.
+async fn run_until_interrupted(
+    probes: Vec<config::ProbeConfig>,
+    opts: &RunOptions,
+) -> (RunReport, bool) {
+    let cancel = CancellationToken::new();
+    let run = runner::run(probes, opts, cancel.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        report = &mut run => (report, false),
+        _ = interrupt_signal() => {
+            cancel.cancel();
+            tokio::spawn(async {
+                interrupt_signal().await;
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            });
+            (run.await, true)
+        }
+    }
+}
+
+async fn interrupt_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,593 @@
+//! A span-preserving reader over the parsed TOML tree. Each probe kind reads its keys
+//! through [`TableReader`]; every key it asks for becomes a "known" key, and `finish`
+//! reports the rest as unknown, with a did-you-mean from the known ones. Errors carry
+//! file, line, column, probe and key, and are collected so that one run reports them all.
+
+use std::cell::RefCell;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::secrets::{self, SecretError};
+use crate::redact::Secret;
+
+/// The config file's text, with the line index used to turn byte offsets into positions.
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+    line_starts: Vec<usize>,
+}
+
+impl Source {
+    pub fn new(path: PathBuf, text: String) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Source {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let start = self.line_starts[line];
+        let column = self
+            .text
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
+        (line + 1, column)
+    }
+
+    pub fn base_dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// One problem in the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub probe: Option<String>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        match (&self.probe, &self.key) {
+            (Some(probe), Some(key)) => write!(f, "probe `{probe}`, key `{key}`: ")?,
+            (Some(probe), None) => write!(f, "probe `{probe}`: ")?,
+            (None, Some(key)) => write!(f, "key `{key}`: ")?,
+            (None, None) => {}
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Context shared by all readers of one file: where errors go and how references resolve.
+pub struct ReadContext<'s> {
+    pub source: &'s Source,
+    errors: RefCell<Vec<ConfigError>>,
+    probe: RefCell<Option<String>>,
+    env: &'s dyn Fn(&str) -> Option<String>,
+    base_dir: PathBuf,
+}
+
+impl<'s> ReadContext<'s> {
+    pub fn new(source: &'s Source, env: &'s dyn Fn(&str) -> Option<String>) -> Self {
+        ReadContext {
+            source,
+            errors: RefCell::default(),
+            probe: RefCell::default(),
+            env,
+            base_dir: source.base_dir(),
+        }
+    }
+
+    pub fn error(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) {
+        let (line, column) = self.source.position(span.start);
+        self.errors.borrow_mut().push(ConfigError {
+            file: self.source.path.display().to_string(),
+            line,
+            column,
+            probe: self.probe.borrow().clone(),
+            key,
+            message: message.into(),
+        });
+    }
+
+    /// Errors are attributed to this probe until the next call.
+    pub fn set_probe(&self, name: Option<String>) {
+        *self.probe.borrow_mut() = name;
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.errors.borrow().len()
+    }
+
+    pub fn into_errors(self) -> Vec<ConfigError> {
+        self.errors.into_inner()
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+}
+
+/// Reads the keys of one TOML table.
+pub struct TableReader<'r, 's> {
+    ctx: &'r ReadContext<'s>,
+    table: &'r DeTable<'r>,
+    span: Range<usize>,
+    prefix: String,
+    asked: RefCell<Vec<&'static str>>,
+}
+
+type Value<'r> = Spanned<DeValue<'r>>;
+
+impl<'r, 's> TableReader<'r, 's> {
+    pub fn new(
+        ctx: &'r ReadContext<'s>,
+        table: &'r DeTable<'r>,
+        span: Range<usize>,
+        prefix: &str,
+    ) -> Self {
+        TableReader {
+            ctx,
+            table,
+            span,
+            prefix: prefix.to_string(),
+            asked: RefCell::default(),
+        }
+    }
+
+    pub fn context(&self) -> &'r ReadContext<'s> {
+        self.ctx
+    }
+
+    fn key_path(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The raw value of a key, marking the key as known.
+    pub fn get(&self, key: &'static str) -> Option<&'r Value<'r>> {
+        self.asked.borrow_mut().push(key);
+        self.table.get(key)
+    }
+
+    /// Whether a key is present (marks it as known).
+    pub fn has(&self, key: &'static str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Reports a problem with a key's value.
+    pub fn error_at(&self, key: &'static str, message: impl Into<String>) {
+        let span = self
+            .table
+            .get(key)
+            .map(|v| v.span())
+            .unwrap_or_else(|| self.span.clone());
+        self.ctx.error(span, Some(self.key_path(key)), message);
+    }
+
+    /// Reports a problem with the table as a whole.
+    pub fn error_here(&self, message: impl Into<String>) {
+        let key = if self.prefix.is_empty() {
+            None
+        } else {
+            Some(self.prefix.trim_end_matches('.').to_string())
+        };
+        self.ctx.error(self.span.clone(), key, message);
+    }
+
+    fn type_error(&self, key: &'static str, value: &Value<'r>, expected: &str) {
+        self.ctx.error(
+            value.span(),
+            Some(self.key_path(key)),
+            format!("expected {expected}, found {}", describe(value.get_ref())),
+        );
+    }
+
+    fn missing(&self, key: &'static str, what: &str) {
+        self.ctx.error(
+            self.span.clone(),
+            Some(self.key_path(key)),
+            format!("missing required key `{key}` ({what})"),
+        );
+    }
+
+    fn expand(&self, key: &'static str, value: &Value<'r>, raw: &str) -> Option<secrets::Expanded> {
+        match secrets::expand(raw, &self.ctx.base_dir, self.ctx.env) {
+            Ok(expanded) => Some(expanded),
+            Err(err) => {
+                let message = match &err {
+                    SecretError::MissingVar(_) | SecretError::EmptyVar(_) => {
+                        format!("{err} (export it before running)")
+                    }
+                    _ => err.to_string(),
+                };
+                self.ctx
+                    .error(value.span(), Some(self.key_path(key)), message);
+                None
+            }
+        }
+    }
+
+    fn raw_str(&self, key: &'static str) -> Option<(&'r Value<'r>, &'r str)> {
+        let value = self.get(key)?;
+        match value.get_ref().as_str() {
+            Some(s) => Some((value, s)),
+            None => {
+                self.type_error(key, value, "a string");
+                None
+            }
+        }
+    }
+
+    /// A string that is not secret by itself (host, user, URL). References inside it are
+    /// still registered as secrets, except where `public_refs` says they are harmless.
+    pub fn string(&self, key: &'static str) -> Option<String> {
+        let (value, raw) = self.raw_str(key)?;
+        let expanded = self.expand(key, value, raw)?;
+        Some(expanded.value)
+    }
+
+    /// A string that holds a credential: the value is registered for scrubbing wherever it
+    /// came from, literal or reference.
+    pub fn secret(&self, key: &'static str) -> Option<Secret> {
+        let (value, raw) = self.raw_str(key)?;
+        let expanded = self.expand(key, value, raw)?;
+        if expanded.value.is_empty() {
+            self.type_error(key, value, "a non-empty secret");
+            return None;
+        }
+        Some(Secret::new(expanded.value))
+    }
+
+    /// A URL: references in its userinfo, path or query are treated as secrets (API keys
+    /// in query strings are common); references in the host part are not.
+    pub fn url(&self, key: &'static str) -> Option<url::Url> {
+        let (value, raw) = self.raw_str(key)?;
+        let expanded = self.expand(key, value, raw)?;
+        let parsed = match url::Url::parse(&expanded.value) {
+            Ok(u) => u,
+            Err(err) => {
+                self.ctx.error(
+                    value.span(),
+                    Some(self.key_path(key)),
+                    format!("not a valid URL: {err}"),
+                );
+                return None;
+            }
+        };
+        let host = parsed.host_str().unwrap_or_default();
+        for reference in &expanded.referenced {
+            if !host.contains(reference.as_str())
+                || parsed
+                    .query()
+                    .is_some_and(|q| q.contains(reference.as_str()))
+            {
+                crate::redact::register(reference);
+            }
+        }
+        if let Some(password) = parsed.password() {
+            crate::redact::register(password);
+            if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
+                crate::redact::register(&decoded);
+            }
+        }
+        Some(parsed)
+    }
+
+    pub fn required_string(&self, key: &'static str, what: &str) -> Option<String> {
+        if self.table.get(key).is_none() {
+            self.asked.borrow_mut().push(key);
+            self.missing(key, what);
+            return None;
+        }
+        self.string(key)
+    }
+
+    pub fn required_secret(&self, key: &'static str, what: &str) -> Option<Secret> {
+        if self.table.get(key).is_none() {
+            self.asked.borrow_mut().push(key);
+            self.missing(key, what);
+            return None;
+        }
+        self.secret(key)
+    }
+
+    pub fn required_url(&self, key: &'static str, what: &str) -> Option<url::Url> {
+        if self.table.get(key).is_none() {
+            self.asked.borrow_mut().push(key);
+            self.missing(key, what);
+            return None;
+        }
+        self.url(key)
+    }
+
+    /// A path to a file, resolved against the config file's directory.
+    pub fn path(&self, key: &'static str) -> Option<PathBuf> {
+        let s = self.string(key)?;
+        Some(secrets::resolve_path(&s, &self.ctx.base_dir))
+    }
+
+    /// Reads a file a key points at; an unreadable file is a config error.
+    pub fn file_bytes(&self, key: &'static str) -> Option<(PathBuf, Vec<u8>)> {
+        let path = self.path(key)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => Some((path, bytes)),
+            Err(err) => {
+                self.error_at(
+                    key,
+                    format!(
+                        "cannot read {}: {}",
+                        path.display(),
+                        crate::error::describe_io(&err)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn bool(&self, key: &'static str) -> Option<bool> {
+        let value = self.get(key)?;
+        match value.get_ref().as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.type_error(key, value, "true or false");
+                None
+            }
+        }
+    }
+
+    /// An integer within `range`.
+    pub fn integer(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+        let value = self.get(key)?;
+        let Some(n) = as_i64(value.get_ref()) else {
+            self.type_error(key, value, "an integer");
+            return None;
+        };
+        if !range.contains(&n) {
+            self.ctx.error(
+                value.span(),
+                Some(self.key_path(key)),
+                format!("{n} is out of range ({}..={})", range.start(), range.end()),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    /// A duration such as "500ms", "10s" or "2m".
+    pub fn duration(&self, key: &'static str) -> Option<Duration> {
+        let value = self.get(key)?;
+        let Some(raw) = value.get_ref().as_str() else {
+            self.type_error(key, value, "a duration string such as \"10s\" or \"500ms\"");
+            return None;
+        };
+        match humantime::parse_duration(raw) {
+            Ok(d) if d.is_zero() => {
+                self.ctx.error(
+                    value.span(),
+                    Some(self.key_path(key)),
+                    "a duration of zero would never let anything finish",
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(err) => {
+                self.ctx.error(
+                    value.span(),
+                    Some(self.key_path(key)),
+                    format!("`{raw}` is not a duration ({err}); write e.g. \"10s\" or \"500ms\""),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn string_list(&self, key: &'static str) -> Option<Vec<String>> {
+        let value = self.get(key)?;
+        let Some(array) = value.get_ref().as_array() else {
+            self.type_error(key, value, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(array.len());
+        for item in array.iter() {
+            match item.get_ref().as_str() {
+                Some(s) => out.push(s.to_string()),
+                None => {
+                    self.type_error(key, item, "a string");
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    pub fn integer_list(
+        &self,
+        key: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<Vec<i64>> {
+        let value = self.get(key)?;
+        let items: Vec<&Value<'r>> = match value.get_ref() {
+            DeValue::Array(array) => array.iter().collect(),
+            // A single value is accepted where a list is expected: `status = 200`.
+            DeValue::Integer(_) => vec![value],
+            _ => {
+                self.type_error(key, value, "an array of integers");
+                return None;
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match as_i64(item.get_ref()) {
+                Some(n) if range.contains(&n) => out.push(n),
+                Some(n) => {
+                    self.ctx.error(
+                        item.span(),
+                        Some(self.key_path(key)),
+                        format!("{n} is out of range ({}..={})", range.start(), range.end()),
+                    );
+                    return None;
+                }
+                None => {
+                    self.type_error(key, item, "an integer");
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// A sub-table (`auth = { ... }` or `[probe.auth]`).
+    pub fn table(&self, key: &'static str) -> Option<TableReader<'r, 's>> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Table(table) => Some(TableReader::new(
+                self.ctx,
+                table,
+                value.span(),
+                &self.key_path(&format!("{key}.")),
+            )),
+            _ => {
+                self.type_error(key, value, "a table");
+                None
+            }
+        }
+    }
+
+    /// A table of string values (e.g. HTTP headers); values are treated as secrets when
+    /// `secret` is set, since headers often carry credentials.
+    pub fn string_map(&self, key: &'static str, secret: bool) -> Option<Vec<(String, String)>> {
+        let value = self.get(key)?;
+        let DeValue::Table(table) = value.get_ref() else {
+            self.type_error(key, value, "a table of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(table.len());
+        let mut ok = true;
+        for (name, item) in table.iter() {
+            let Some(raw) = item.get_ref().as_str() else {
+                self.ctx.error(
+                    item.span(),
+                    Some(format!("{}.{}", self.key_path(key), name.get_ref())),
+                    format!("expected a string, found {}", describe(item.get_ref())),
+                );
+                ok = false;
+                continue;
+            };
+            match secrets::expand(raw, &self.ctx.base_dir, self.ctx.env) {
+                Ok(expanded) => {
+                    if secret {
+                        crate::redact::register(&expanded.value);
+                    }
+                    for r in &expanded.referenced {
+                        crate::redact::register(r);
+                    }
+                    out.push((name.get_ref().to_string(), expanded.value));
+                }
+                Err(err) => {
+                    self.ctx.error(
+                        item.span(),
+                        Some(format!("{}.{}", self.key_path(key), name.get_ref())),
+                        err.to_string(),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// Reports every key that no reader asked for, with a suggestion where one is close.
+    pub fn finish(self) {
+        let asked = self.asked.borrow().clone();
+        for (key, _) in self.table.iter() {
+            let name: &str = key.get_ref();
+            if asked.contains(&name) {
+                continue;
+            }
+            let mut message = format!("unknown key `{name}`");
+            if let Some(suggestion) = did_you_mean(name, &asked) {
+                message.push_str(&format!(" (did you mean `{suggestion}`?)"));
+            } else if !asked.is_empty() {
+                let mut known: Vec<&str> = asked.clone();
+                known.sort_unstable();
+                known.dedup();
+                message.push_str(&format!("; known keys here: {}", known.join(", ")));
+            }
+            self.ctx
+                .error(key.span(), Some(self.key_path(name)), message);
+        }
+    }
+}
+
+fn as_i64(value: &DeValue<'_>) -> Option<i64> {
+    match value {
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+        _ => None,
+    }
+}
+
+fn describe(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// The closest known name, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(name, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_lines_and_columns() {
+        let src = Source::new("p.toml".into(), "a = 1\n\nbé = 2\n".into());
+        assert_eq!(src.position(0), (1, 1));
+        assert_eq!(src.position(7), (3, 1));
+        assert_eq!(src.position(11), (3, 4));
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(did_you_mean("urll", &["url", "method"]), Some("url"));
+        assert_eq!(did_you_mean("tokne", &["token"]), Some("token"));
+        assert_eq!(did_you_mean("zzz", &["url", "method"]), None);
+    }
+}

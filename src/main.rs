@@ -1,0 +1,6 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    authprobe::install_crypto_provider();
+    authprobe::cli::main()
+}

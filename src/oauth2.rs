@@ -1,0 +1,226 @@
+//! OAuth2 token acquisition (RFC 6749 client credentials and refresh token grants), run as
+//! the `token` stage. The token endpoint's own error codes decide the class.
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, header};
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{ErrorClass, Failure};
+use crate::httpc;
+use crate::net::Record;
+use crate::redact::{self, Secret};
+use crate::stage::ProbeContext;
+use crate::tls::TlsOptions;
+
+/// How the client authenticates to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP basic with the form-encoded id and secret (RFC 6749 §2.3.1), the default.
+    Basic,
+    /// `client_id` and `client_secret` in the request body.
+    Post,
+}
+
+#[derive(Debug, Clone)]
+pub enum Grant {
+    ClientCredentials { scope: Option<String> },
+    RefreshToken { refresh_token: Secret },
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub token_url: Url,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub client_auth: ClientAuth,
+    pub grant: Grant,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    token_type: Option<String>,
+    refresh_token: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Token responses are small; anything bigger is not a token endpoint.
+const TOKEN_BODY_CAP: usize = 64 * 1024;
+
+/// Fetches an access token. The token (and any rotated refresh token) is registered as a
+/// secret before anything else can see it.
+pub async fn fetch_token(
+    ctx: &ProbeContext,
+    req: &TokenRequest,
+    tls: &TlsOptions,
+) -> Result<Secret, Failure> {
+    let (body, headers) = token_request_parts(req)?;
+    redact::register(&body);
+
+    let mut conn = httpc::connect(ctx, &req.token_url, tls, Record::Quietly)
+        .await
+        .map_err(|f| in_token_stage(f, &req.token_url))?;
+    let mut response = conn
+        .send(Method::POST, &req.token_url, &headers, Bytes::from(body))
+        .await?;
+    let status = response.status();
+    let (bytes, _) = httpc::read_capped(response.body_mut(), TOKEN_BODY_CAP).await?;
+    let parsed: Option<TokenResponse> = serde_json::from_slice(&bytes).ok();
+    if let Some(parsed) = &parsed {
+        // Register before any branch can put a piece of the body into a message.
+        for token in [&parsed.access_token, &parsed.refresh_token]
+            .into_iter()
+            .flatten()
+        {
+            redact::register(token);
+        }
+    }
+    if status.is_success() {
+        let Some(parsed) = parsed else {
+            return Err(Failure::new(
+                ErrorClass::Protocol,
+                format!("the token endpoint answered HTTP {status} without a JSON token response"),
+            )
+            .with_hint("check token_url: it should be the authorization server's token endpoint"));
+        };
+        let Some(token) = parsed.access_token.filter(|t| !t.is_empty()) else {
+            return Err(Failure::new(
+                ErrorClass::Protocol,
+                "the token response has no access_token",
+            ));
+        };
+        if let Some(kind) = parsed.token_type.as_deref() {
+            if !kind.eq_ignore_ascii_case("bearer") {
+                return Err(Failure::new(
+                    ErrorClass::UnexpectedResponse,
+                    format!(
+                        "the token endpoint issued a `{kind}` token; authprobe can present bearer tokens only"
+                    ),
+                ));
+            }
+        }
+        return Ok(Secret::new(token));
+    }
+    Err(token_error(status, parsed, &req.grant))
+}
+
+/// The form body and headers of a token request. Built in one synchronous step: the form
+/// serializer is not `Send` and must not live across an await.
+fn token_request_parts(
+    req: &TokenRequest,
+) -> Result<(String, Vec<(header::HeaderName, HeaderValue)>), Failure> {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    match &req.grant {
+        Grant::ClientCredentials { scope } => {
+            form.append_pair("grant_type", "client_credentials");
+            if let Some(scope) = scope {
+                form.append_pair("scope", scope);
+            }
+        }
+        Grant::RefreshToken { refresh_token } => {
+            form.append_pair("grant_type", "refresh_token");
+            form.append_pair("refresh_token", refresh_token.expose());
+        }
+    }
+    let mut headers = vec![
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        ),
+        (header::ACCEPT, HeaderValue::from_static("application/json")),
+    ];
+    match (&req.client_secret, req.client_auth) {
+        (Some(secret), ClientAuth::Basic) => {
+            let id: String =
+                url::form_urlencoded::byte_serialize(req.client_id.as_bytes()).collect();
+            let pw: String =
+                url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
+            redact::register_basic_auth(&id, &pw);
+            headers.push((header::AUTHORIZATION, basic_header(&id, &pw)?));
+        }
+        (Some(secret), ClientAuth::Post) => {
+            form.append_pair("client_id", &req.client_id);
+            form.append_pair("client_secret", secret.expose());
+        }
+        (None, _) => {
+            form.append_pair("client_id", &req.client_id);
+        }
+    }
+    Ok((form.finish(), headers))
+}
+
+fn in_token_stage(failure: Failure, url: &Url) -> Failure {
+    let host = url.host_str().unwrap_or_default();
+    Failure {
+        message: format!("token endpoint {host}: {}", failure.message),
+        ..failure
+    }
+}
+
+fn basic_header(user: &str, password: &str) -> Result<HeaderValue, Failure> {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
+        Failure::new(
+            ErrorClass::Config,
+            "the client credentials cannot be sent in a header",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &Grant) -> Failure {
+    let (code, description) = match &parsed {
+        Some(p) => (p.error.clone(), p.error_description.clone()),
+        None => (None, None),
+    };
+    let said = description
+        .map(|d| format!(": {}", truncate(&d, 200)))
+        .unwrap_or_default();
+    match code.as_deref() {
+        Some("invalid_client") => Failure::new(
+            ErrorClass::AuthRejected,
+            format!("the token endpoint refused the client credentials (invalid_client){said}"),
+        )
+        .with_hint("check client_id and client_secret; if they are right, the server may expect the other client_auth (basic or post)"),
+        Some("invalid_grant") => {
+            let what = match grant {
+                Grant::RefreshToken { .. } => "the refresh token was refused (invalid_grant): expired, revoked, or issued to another client",
+                Grant::ClientCredentials { .. } => "the grant was refused (invalid_grant)",
+            };
+            Failure::new(ErrorClass::AuthRejected, format!("{what}{said}"))
+                .with_hint("obtain a new refresh token and update the secret it comes from")
+        }
+        Some("unauthorized_client") => Failure::new(
+            ErrorClass::PermissionDenied,
+            format!("the client is not allowed to use this grant type (unauthorized_client){said}"),
+        )
+        .with_hint("enable the grant type for this client at the authorization server"),
+        Some("invalid_scope") => Failure::new(ErrorClass::PermissionDenied, format!("the requested scope was refused (invalid_scope){said}"))
+            .with_hint("request a scope this client is allowed, or ask for it to be granted"),
+        Some(other) => Failure::new(ErrorClass::UnexpectedResponse, format!("the token endpoint answered HTTP {status} with error `{other}`{said}")),
+        None => match status.as_u16() {
+            401 => Failure::new(ErrorClass::AuthRejected, format!("the token endpoint answered HTTP {status}"))
+                .with_hint("check client_id and client_secret"),
+            403 => Failure::new(ErrorClass::PermissionDenied, format!("the token endpoint answered HTTP {status}")),
+            404 => Failure::new(ErrorClass::NotFound, format!("the token endpoint answered HTTP {status}"))
+                .with_hint("check token_url"),
+            _ => Failure::new(ErrorClass::UnexpectedResponse, format!("the token endpoint answered HTTP {status}")),
+        },
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        format!("{}…", one_line.chars().take(max).collect::<String>())
+    }
+}

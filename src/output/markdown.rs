@@ -1,0 +1,125 @@
+//! `--format markdown`: a report fit for a CI job summary, or to send to whoever owns the
+//! credentials: what failed, why, what to do, and the certificate fingerprints to approve.
+
+use std::fmt::Write;
+
+use super::human_ms;
+use crate::report::{RunReport, Status};
+
+/// Makes text safe inside a table cell: no pipes breaking columns, no newlines, no HTML.
+pub fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\n', '\r'], " ")
+}
+
+fn code(text: &str) -> String {
+    // Backticks inside a code span would end it early.
+    format!("`{}`", cell(text).replace('`', "'"))
+}
+
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    let headline = if report.summary.failed > 0 {
+        "❌"
+    } else if report.summary.warned > 0 {
+        "⚠️"
+    } else {
+        "✅"
+    };
+    let _ = writeln!(out, "## {headline} authprobe: {}\n", report.summary_line());
+    let _ = writeln!(
+        out,
+        "Run started {} and took {}.\n",
+        report.started_at,
+        human_ms(report.duration_ms)
+    );
+    out.push_str(
+        "| Probe | Kind | Target | Status | Time | Details |\n|---|---|---|---|---|---|\n",
+    );
+    for p in &report.probes {
+        let status = match p.status {
+            Status::Pass => "✅ pass",
+            Status::Warn => "⚠️ warn",
+            Status::Fail => "❌ fail",
+            Status::Cancelled => "⏹ cancelled",
+        };
+        let mut details = Vec::new();
+        if let Some(err) = &p.error {
+            details.push(format!(
+                "**{}: {}** — {}<br>Hint: {}",
+                err.stage,
+                err.class,
+                cell(&err.message),
+                cell(&err.hint)
+            ));
+        }
+        for w in &p.warnings {
+            details.push(format!("Warning: {}", cell(w)));
+        }
+        if p.attempts > 1 {
+            details.push(format!("{} attempts", p.attempts));
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {status} | {} | {} |",
+            cell(&p.name),
+            cell(&p.kind),
+            code(&p.target),
+            human_ms(p.duration_ms),
+            details.join("<br>")
+        );
+    }
+    let with_tls: Vec<_> = report
+        .probes
+        .iter()
+        .filter(|p| p.tls.is_some() || p.host_key.is_some())
+        .collect();
+    if !with_tls.is_empty() {
+        out.push_str("\n### Certificates and host keys seen\n\n");
+        out.push_str("| Probe | Subject | Issuer | Expires | Trusted | SHA-256 fingerprint |\n|---|---|---|---|---|---|\n");
+        for p in with_tls {
+            if let Some(t) = &p.tls {
+                let trusted = if t.pinned {
+                    "pinned"
+                } else if t.verified {
+                    "yes"
+                } else {
+                    "**no**"
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} ({} days) | {trusted} | {} |",
+                    cell(&p.name),
+                    cell(&t.subject),
+                    cell(&t.issuer),
+                    cell(&t.not_after),
+                    t.days_left,
+                    code(&t.sha256)
+                );
+            }
+            if let Some(k) = &p.host_key {
+                let _ = writeln!(
+                    out,
+                    "| {} | SSH host key | {} | | | {} |",
+                    cell(&p.name),
+                    cell(&k.algorithm),
+                    code(&k.sha256)
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_cannot_break_the_table() {
+        assert_eq!(cell("a|b\nc<d>"), "a\\|b c&lt;d&gt;");
+    }
+}

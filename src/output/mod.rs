@@ -1,0 +1,82 @@
+//! Report formats. Each format is one file with one `render` function from the (already
+//! scrubbed) [`RunReport`] to text; writing to stdout or atomically to a file lives here.
+
+pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod prometheus;
+pub mod table;
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::report::RunReport;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Junit,
+    Prometheus,
+    Markdown,
+}
+
+/// How much the table shows, and whether it may use colour.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub verbose: u8,
+    pub color: bool,
+}
+
+pub fn render(report: &RunReport, format: Format, style: Style) -> String {
+    match format {
+        Format::Table => table::render(report, style),
+        Format::Json => json::render(report),
+        Format::Junit => junit::render(report),
+        Format::Prometheus => prometheus::render(report),
+        Format::Markdown => markdown::render(report),
+    }
+}
+
+/// Writes to stdout. A closed pipe (`authprobe run | head -1`) is not an error: the reader
+/// has what it wanted.
+pub fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes a file atomically: a temporary file in the same directory, flushed to disk, then
+/// renamed over the target, so that a reader (node_exporter, a CI step) never sees half.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Milliseconds the way people read them.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1_000.0)
+    }
+}

@@ -1,0 +1,134 @@
+//! `--format prometheus`: the text exposition format, for node_exporter's textfile
+//! collector or any scraper. Checked with `promtool check metrics` in the tests.
+
+use std::fmt::Write;
+
+use crate::report::{RunReport, StageStatus, Status};
+
+/// Escapes a label value: backslash, double quote and newline.
+pub fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    let finished = || {
+        report
+            .probes
+            .iter()
+            .filter(|p| p.status != Status::Cancelled)
+    };
+
+    header(
+        &mut out,
+        "authprobe_probe_success",
+        "Whether the probe passed (1, warnings allowed) or failed (0).",
+    );
+    for p in finished() {
+        let ok = matches!(p.status, Status::Pass | Status::Warn) as u8;
+        let _ = writeln!(
+            out,
+            "authprobe_probe_success{{probe=\"{}\",kind=\"{}\"}} {ok}",
+            label(&p.name),
+            label(&p.kind)
+        );
+    }
+
+    header(
+        &mut out,
+        "authprobe_probe_duration_seconds",
+        "How long the probe took, all stages and attempts together.",
+    );
+    for p in finished() {
+        let _ = writeln!(
+            out,
+            "authprobe_probe_duration_seconds{{probe=\"{}\",kind=\"{}\"}} {}",
+            label(&p.name),
+            label(&p.kind),
+            p.duration_ms as f64 / 1000.0
+        );
+    }
+
+    header(
+        &mut out,
+        "authprobe_stage_duration_seconds",
+        "How long each stage of the probe took.",
+    );
+    for p in finished() {
+        for s in p.stages.iter().filter(|s| s.status != StageStatus::Skipped) {
+            let _ = writeln!(
+                out,
+                "authprobe_stage_duration_seconds{{probe=\"{}\",kind=\"{}\",stage=\"{}\"}} {}",
+                label(&p.name),
+                label(&p.kind),
+                s.name,
+                s.duration_secs
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "authprobe_probe_failure_info",
+        "Present (1) for a failed probe, labelled with the stage and error class of the failure.",
+    );
+    for p in finished() {
+        if let Some(err) = &p.error {
+            let _ = writeln!(
+                out,
+                "authprobe_probe_failure_info{{probe=\"{}\",kind=\"{}\",stage=\"{}\",class=\"{}\"}} 1",
+                label(&p.name),
+                label(&p.kind),
+                err.stage,
+                err.class
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "authprobe_tls_cert_not_after_timestamp_seconds",
+        "Expiry of the server certificate the probe saw, in seconds since the Unix epoch.",
+    );
+    for p in finished() {
+        if let Some(tls) = &p.tls {
+            let _ = writeln!(
+                out,
+                "authprobe_tls_cert_not_after_timestamp_seconds{{probe=\"{}\",kind=\"{}\"}} {}",
+                label(&p.name),
+                label(&p.kind),
+                tls.not_after_unix
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "authprobe_last_run_timestamp_seconds",
+        "When this run started, in seconds since the Unix epoch.",
+    );
+    let _ = writeln!(
+        out,
+        "authprobe_last_run_timestamp_seconds {:.3}",
+        report.started_unix
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,476 @@
+//! The `http` probe: one request with the configured credentials, then the response is
+//! checked against `expect`. Stages: dns, connect, tls (https), token (OAuth2), auth (the
+//! request carrying credentials, judged on 401), check (status and body).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use url::Url;
+
+use crate::config::TableReader;
+use crate::error::{ErrorClass, Failure, Stage};
+use crate::httpc;
+use crate::net::Record;
+use crate::oauth2::{self, ClientAuth, Grant, TokenRequest};
+use crate::probes::{Probe, ProbeFuture};
+use crate::redact::{self, Secret};
+use crate::stage::ProbeContext;
+use crate::tls::TlsOptions;
+
+/// How much of a body `expect.body_contains` looks at.
+pub const BODY_CAP: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+enum ApiKeyPlace {
+    Header(HeaderName),
+    Query(String),
+}
+
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    Basic { username: String, password: Secret },
+    Bearer { token: Secret },
+    ApiKey { key: Secret, place: ApiKeyPlace },
+    OAuth2(TokenRequest),
+}
+
+#[derive(Debug)]
+pub struct HttpProbe {
+    url: Url,
+    method: Method,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Option<Secret>,
+    expect_status: Option<Vec<u16>>,
+    body_contains: Option<String>,
+    auth: Auth,
+    tls: TlsOptions,
+}
+
+pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
+    let url = t.required_url("url", "the URL to request");
+    if let Some(u) = &url {
+        if !matches!(u.scheme(), "http" | "https") {
+            t.error_at(
+                "url",
+                format!(
+                    "an http probe needs an http:// or https:// URL, not {}://",
+                    u.scheme()
+                ),
+            );
+        }
+    }
+    let method = match t.string("method") {
+        Some(m) => match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+            Ok(method) => Some(method),
+            Err(_) => {
+                t.error_at("method", format!("`{m}` is not an HTTP method"));
+                None
+            }
+        },
+        None => (!t.has("method")).then_some(Method::GET),
+    };
+    let headers = read_headers(t);
+    let body = t.secret("body");
+    let (expect_status, body_contains) = read_expect(t)?;
+    let auth = read_auth(t);
+    let tls = TlsOptions::read(t, false);
+    Some(Arc::new(HttpProbe {
+        url: url?,
+        method: method?,
+        headers: headers?,
+        body,
+        expect_status,
+        body_contains,
+        auth: auth?,
+        tls: tls?,
+    }))
+}
+
+fn read_headers(t: &TableReader<'_, '_>) -> Option<Vec<(HeaderName, HeaderValue)>> {
+    let Some(raw) = t.string_map("headers", true) else {
+        return (!t.has("headers")).then(Vec::new);
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    for (name, value) in raw {
+        let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
+            t.error_at("headers", format!("`{name}` is not a valid header name"));
+            return None;
+        };
+        let Ok(mut header_value) = HeaderValue::from_str(&value) else {
+            t.error_at(
+                "headers",
+                format!("the value of header `{name}` contains characters a header cannot carry"),
+            );
+            return None;
+        };
+        header_value.set_sensitive(true);
+        out.push((header_name, header_value));
+    }
+    Some(out)
+}
+
+type Expect = (Option<Vec<u16>>, Option<String>);
+
+fn read_expect(t: &TableReader<'_, '_>) -> Option<Expect> {
+    let Some(expect) = t.table("expect") else {
+        return (!t.has("expect")).then_some((None, None));
+    };
+    let status = expect
+        .integer_list("status", 100..=599)
+        .map(|v| v.into_iter().map(|s| s as u16).collect::<Vec<u16>>());
+    let status_ok = status.is_some() || !expect.has("status");
+    let body_contains = expect.string("body_contains");
+    let body_ok = body_contains.is_some() || !expect.has("body_contains");
+    if let Some(list) = &status {
+        if list.is_empty() {
+            expect.error_at(
+                "status",
+                "an empty list would accept nothing; leave it out to accept any 2xx",
+            );
+        }
+    }
+    expect.finish();
+    (status_ok && body_ok).then_some((status, body_contains))
+}
+
+const AUTH_TYPES: &[&str] = &[
+    "none",
+    "basic",
+    "bearer",
+    "api_key",
+    "oauth2_client_credentials",
+    "oauth2_refresh_token",
+];
+
+fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
+    let Some(a) = t.table("auth") else {
+        return (!t.has("auth")).then_some(Auth::None);
+    };
+    let kind = a.required_string("type", AUTH_TYPES.join(" | ").as_str());
+    let auth = match kind.as_deref() {
+        None => None,
+        Some("none") => Some(Auth::None),
+        Some("basic") => {
+            let username = a.required_string("username", "the user name");
+            let password = a.required_secret("password", "the password");
+            match (username, password) {
+                (Some(username), Some(password)) => {
+                    redact::register_basic_auth(&username, password.expose());
+                    Some(Auth::Basic { username, password })
+                }
+                _ => None,
+            }
+        }
+        Some("bearer") => a
+            .required_secret("token", "the bearer token")
+            .map(|token| Auth::Bearer { token }),
+        Some("api_key") => read_api_key(&a),
+        Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => {
+            read_oauth2(&a, grant)
+        }
+        Some(other) => {
+            let hint = crate::config::reader::did_you_mean(other, AUTH_TYPES)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_else(|| format!("; use one of: {}", AUTH_TYPES.join(", ")));
+            a.error_at(
+                "type",
+                format!("unknown auth type `{other}` for an http probe{hint}"),
+            );
+            None
+        }
+    };
+    // Unknown keys are only meaningful once the type is known.
+    if auth.is_some() {
+        a.finish();
+    }
+    auth
+}
+
+fn read_api_key(a: &TableReader<'_, '_>) -> Option<Auth> {
+    let key = a.required_secret("key", "the API key");
+    let header = a.string("header");
+    let query = a.string("query");
+    let place = match (header, query) {
+        (Some(h), None) => match HeaderName::from_bytes(h.as_bytes()) {
+            Ok(name) => Some(ApiKeyPlace::Header(name)),
+            Err(_) => {
+                a.error_at("header", format!("`{h}` is not a valid header name"));
+                None
+            }
+        },
+        (None, Some(q)) if !q.is_empty() => Some(ApiKeyPlace::Query(q)),
+        (Some(_), Some(_)) => {
+            a.error_here("set exactly one of `header` and `query`, not both");
+            None
+        }
+        _ => {
+            a.error_here("say where the key goes: header = \"X-API-Key\" or query = \"api_key\"");
+            None
+        }
+    };
+    Some(Auth::ApiKey {
+        key: key?,
+        place: place?,
+    })
+}
+
+fn read_oauth2(a: &TableReader<'_, '_>, grant_type: &str) -> Option<Auth> {
+    let token_url = a.required_url("token_url", "the authorization server's token endpoint");
+    if let Some(u) = &token_url {
+        if !matches!(u.scheme(), "http" | "https") {
+            a.error_at(
+                "token_url",
+                "the token endpoint must be an http:// or https:// URL",
+            );
+        }
+    }
+    let client_id = a.required_string("client_id", "the OAuth2 client id");
+    let (client_secret, grant, client_auth) = if grant_type == "oauth2_client_credentials" {
+        let secret = a.required_secret("client_secret", "the OAuth2 client secret");
+        let scope = a.string("scope");
+        let client_auth = match a.string("client_auth").as_deref() {
+            None | Some("basic") => Some(ClientAuth::Basic),
+            Some("post") => Some(ClientAuth::Post),
+            Some(other) => {
+                a.error_at(
+                    "client_auth",
+                    format!(
+                        "`{other}` is not a client authentication method; use \"basic\" or \"post\""
+                    ),
+                );
+                None
+            }
+        };
+        (
+            secret.map(Some),
+            Some(Grant::ClientCredentials { scope }),
+            client_auth,
+        )
+    } else {
+        let secret = a.secret("client_secret");
+        let refresh = a.required_secret("refresh_token", "the refresh token");
+        let secret_ok = secret.is_some() || !a.has("client_secret");
+        let grant = refresh.map(|refresh_token| Grant::RefreshToken { refresh_token });
+        (secret_ok.then_some(secret), grant, Some(ClientAuth::Basic))
+    };
+    Some(Auth::OAuth2(TokenRequest {
+        token_url: token_url?,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        client_auth: client_auth?,
+        grant: grant?,
+    }))
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue, Failure> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        Failure::new(
+            ErrorClass::Config,
+            "a credential contains characters an HTTP header cannot carry",
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn bearer(token: &Secret) -> Result<HeaderValue, Failure> {
+    sensitive(&format!("Bearer {}", token.expose()))
+}
+
+impl HttpProbe {
+    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        let mut conn = httpc::connect(ctx, &self.url, &self.tls, Record::Stages).await?;
+        let mut headers = self.headers.clone();
+        let mut url = self.url.clone();
+        match &self.auth {
+            Auth::None => {}
+            Auth::Basic { username, password } => {
+                use base64::Engine;
+                let pair = format!("{username}:{}", password.expose());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                headers.push((
+                    header::AUTHORIZATION,
+                    sensitive(&format!("Basic {encoded}"))?,
+                ));
+            }
+            Auth::Bearer { token } => headers.push((header::AUTHORIZATION, bearer(token)?)),
+            Auth::ApiKey {
+                key,
+                place: ApiKeyPlace::Header(name),
+            } => headers.push((name.clone(), sensitive(key.expose())?)),
+            Auth::ApiKey {
+                key,
+                place: ApiKeyPlace::Query(param),
+            } => {
+                url.query_pairs_mut().append_pair(param, key.expose());
+            }
+            Auth::OAuth2(request) => {
+                let token = ctx
+                    .stage(Stage::Token, oauth2::fetch_token(ctx, request, &self.tls))
+                    .await?;
+                headers.push((header::AUTHORIZATION, bearer(&token)?));
+            }
+        }
+        let body = self
+            .body
+            .as_ref()
+            .map(|b| Bytes::copy_from_slice(b.expose().as_bytes()))
+            .unwrap_or_default();
+        if matches!(self.auth, Auth::None) {
+            return ctx
+                .stage(Stage::Check, async {
+                    let response = conn.send(self.method.clone(), &url, &headers, body).await?;
+                    self.check(response, false).await
+                })
+                .await;
+        }
+        let response = ctx
+            .stage(Stage::Auth, async {
+                let response = conn.send(self.method.clone(), &url, &headers, body).await?;
+                if response.status() == StatusCode::UNAUTHORIZED && !self.status_expected(401) {
+                    return Err(unauthorized(&response, true));
+                }
+                Ok(response)
+            })
+            .await?;
+        ctx.stage(Stage::Check, self.check(response, true)).await
+    }
+
+    fn status_expected(&self, status: u16) -> bool {
+        match &self.expect_status {
+            Some(list) => list.contains(&status),
+            None => (200..300).contains(&status),
+        }
+    }
+
+    async fn check(
+        &self,
+        mut response: http::Response<hyper::body::Incoming>,
+        has_auth: bool,
+    ) -> Result<(), Failure> {
+        let status = response.status();
+        if !self.status_expected(status.as_u16()) {
+            return Err(self.status_failure(&response, has_auth));
+        }
+        if let Some(needle) = &self.body_contains {
+            let (body, truncated) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
+            if !contains(&body, needle.as_bytes()) {
+                let scope = if truncated {
+                    format!(" (in the first {} KiB)", BODY_CAP / 1024)
+                } else {
+                    String::new()
+                };
+                return Err(Failure::new(
+                    ErrorClass::UnexpectedResponse,
+                    format!("HTTP {status}, but the body does not contain `{needle}`{scope}"),
+                )
+                .with_hint(
+                    "the endpoint answered something else: check the URL and expect.body_contains",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn status_failure(
+        &self,
+        response: &http::Response<hyper::body::Incoming>,
+        has_auth: bool,
+    ) -> Failure {
+        let status = response.status();
+        let expected = match &self.expect_status {
+            Some(list) => list
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => "any 2xx".into(),
+        };
+        match status.as_u16() {
+            401 => unauthorized(response, has_auth),
+            403 => Failure::new(ErrorClass::PermissionDenied, format!("HTTP {status} (expected {expected})"))
+                .with_hint("the credentials were accepted but lack permission for this resource: ask its owner to grant access"),
+            404 | 410 => Failure::new(ErrorClass::NotFound, format!("HTTP {status} (expected {expected})"))
+                .with_hint("check the URL path; the server is reachable and answered"),
+            300..=399 => {
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .map(|l| format!(" to {}", redact::scrub(l)))
+                    .unwrap_or_default();
+                Failure::new(ErrorClass::UnexpectedResponse, format!("HTTP {status}: redirected{location} (expected {expected})"))
+                    .with_hint("authprobe does not follow redirects: probe the final URL, or add this status to expect.status")
+            }
+            _ => Failure::new(ErrorClass::UnexpectedResponse, format!("HTTP {status} (expected {expected})")),
+        }
+    }
+}
+
+/// A 401 with what the server said in WWW-Authenticate (scheme and error code, never a token).
+fn unauthorized(response: &http::Response<hyper::body::Incoming>, has_auth: bool) -> Failure {
+    let challenge = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            format!(
+                "; server says: {}",
+                redact::scrub(&v.chars().take(200).collect::<String>())
+            )
+        })
+        .unwrap_or_default();
+    let failure = Failure::new(
+        ErrorClass::AuthRejected,
+        format!("HTTP 401 Unauthorized{challenge}"),
+    );
+    if has_auth {
+        failure.with_hint(
+            "the credentials were refused: check that they are current and meant for this endpoint",
+        )
+    } else {
+        failure.with_hint("the endpoint requires credentials: add an `auth` table to the probe")
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Probe for HttpProbe {
+    fn target(&self) -> String {
+        redact::url_for_display(&self.url)
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        let mut stages = vec![Stage::Dns, Stage::Connect];
+        if self.url.scheme() == "https" {
+            stages.push(Stage::Tls);
+        }
+        match self.auth {
+            Auth::None => {}
+            Auth::OAuth2(_) => stages.extend([Stage::Token, Stage::Auth]),
+            _ => stages.push(Stage::Auth),
+        }
+        stages.push(Stage::Check);
+        stages
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(self.run_once(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_search_finds_needles() {
+        assert!(contains(b"hello world", b"o w"));
+        assert!(!contains(b"hello", b"world"));
+        assert!(contains(b"x", b""));
+    }
+}

@@ -1,0 +1,44 @@
+//! One module per probe kind behind one small interface. A kind is a parse function (from
+//! its config table to a [`Probe`]) registered in [`KINDS`]; adding a kind is one new file
+//! and one line there.
+
+pub mod http;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::TableReader;
+use crate::error::{Failure, Stage};
+use crate::stage::ProbeContext;
+
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
+
+/// A configured probe, ready to run any number of times.
+pub trait Probe: Send + Sync {
+    /// What is probed, for the report: never contains credentials.
+    fn target(&self) -> String;
+    /// The stages this probe goes through, in order; the ones it never reaches are
+    /// reported as skipped so that columns and metrics stay stable.
+    fn stages(&self) -> Vec<Stage>;
+    /// One attempt. Stages are recorded through `ctx`; the runner owns the timeout.
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a>;
+}
+
+/// Reads a probe's kind-specific keys. Errors go to the reader; `None` means there were some.
+pub type ParseFn = fn(&TableReader<'_, '_>) -> Option<Arc<dyn Probe>>;
+
+pub struct Kind {
+    pub name: &'static str,
+    pub parse: ParseFn,
+}
+
+/// Every probe kind authprobe knows.
+pub const KINDS: &[Kind] = &[Kind {
+    name: "http",
+    parse: http::parse,
+}];
+
+pub fn find_kind(name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.name == name)
+}

@@ -1,0 +1,150 @@
+//! The last line of defence against leaking secrets: every secret the config resolves
+//! (and every token a probe obtains at run time) is registered here, and every string that
+//! leaves the process — report fields, stderr lines, panic messages — is scrubbed.
+//!
+//! Messages are written not to contain secrets in the first place; this catches what a
+//! driver or a server echoes back (connection strings, URLs with userinfo, error bodies).
+//! The registry is process-global on purpose: a panic hook or a log line deep inside a
+//! driver callback must be able to scrub without threading a handle through every call.
+
+use std::sync::RwLock;
+
+use base64::Engine;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// What replaces a secret in output.
+pub const MASK: &str = "********";
+
+/// Secrets shorter than this are not scrubbed from free text: masking every "ab" would
+/// mangle output without protecting anything worth the name. Messages never include
+/// credential values by construction, so this only limits the safety net.
+pub const MIN_SCRUB_LEN: usize = 4;
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// A secret value: its Debug form never shows the value, and it has no Display.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value and registers it (and its encoded forms) for scrubbing.
+    pub fn new(value: String) -> Self {
+        register(&value);
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
+/// Registers a secret and the forms it commonly takes on the wire: percent-encoded (URLs,
+/// form bodies) and base64 (basic auth and friends).
+pub fn register(value: &str) {
+    if value.len() < MIN_SCRUB_LEN {
+        return;
+    }
+    let mut forms = vec![value.to_string()];
+    let encoded = utf8_percent_encode(value, NON_ALPHANUMERIC).to_string();
+    forms.push(encoded);
+    forms.push(form_urlencoded_byte_serialize(value));
+    forms.push(base64::engine::general_purpose::STANDARD.encode(value));
+    forms.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value));
+    let mut secrets = match SECRETS.write() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    for form in forms {
+        if form.len() >= MIN_SCRUB_LEN && !secrets.contains(&form) {
+            secrets.push(form);
+        }
+    }
+    // Longest first, so a secret that contains another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+fn form_urlencoded_byte_serialize(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Registers `user:password` in base64, the way HTTP basic auth carries it.
+pub fn register_basic_auth(user: &str, password: &str) {
+    let pair = format!("{user}:{password}");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
+    register(&encoded);
+}
+
+/// Replaces every registered secret (in any registered form) in `text`.
+pub fn scrub(text: &str) -> String {
+    let secrets = match SECRETS.read() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut out = text.to_string();
+    for secret in secrets.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), MASK);
+        }
+    }
+    out
+}
+
+/// Scrubs a string in place.
+pub fn scrub_in_place(text: &mut String) {
+    let clean = scrub(text);
+    if clean != *text {
+        *text = clean;
+    }
+}
+
+/// Removes the password (and user) from a URL's userinfo, for display.
+pub fn url_for_display(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if !shown.username().is_empty() || shown.password().is_some() {
+        let _ = shown.set_password(None);
+        let _ = shown.set_username("");
+    }
+    scrub(shown.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrubs_plain_encoded_and_base64_forms() {
+        register("canary-Zq9/+x&y");
+        let text = "a canary-Zq9/+x&y b canary%2DZq9%2F%2Bx%26y c Y2FuYXJ5LVpxOS8reCZ5";
+        let clean = scrub(text);
+        assert!(!clean.contains("canary"), "{clean}");
+        assert!(!clean.contains("Y2FuYXJ5"), "{clean}");
+    }
+
+    #[test]
+    fn short_values_are_not_scrubbed_from_free_text() {
+        register("ab");
+        assert_eq!(scrub("tab cab"), "tab cab");
+    }
+
+    #[test]
+    fn secret_debug_hides_the_value() {
+        let secret = Secret::new("hunter2-debug".into());
+        assert_eq!(format!("{secret:?}"), "Secret(********)");
+    }
+
+    #[test]
+    fn userinfo_is_removed_from_displayed_urls() {
+        let url = url::Url::parse("https://bob:pw@example.com/x").unwrap();
+        assert_eq!(url_for_display(&url), "https://example.com/x");
+    }
+}

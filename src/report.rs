@@ -1,0 +1,202 @@
+//! The result model: what a run produced, in the shape of the JSON contract
+//! (`--format json`). Every other format renders from these types.
+
+use serde::Serialize;
+
+use crate::error::{ErrorClass, Failure, Stage};
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Schema version of this document.
+    pub version: u32,
+    /// When the run started, RFC 3339.
+    pub started_at: String,
+    /// Wall-clock duration of the whole run.
+    pub duration_ms: u64,
+    pub summary: Summary,
+    /// Probes in config order.
+    pub probes: Vec<ProbeReport>,
+    /// Seconds since the Unix epoch at the start of the run (for Prometheus).
+    #[serde(skip)]
+    pub started_unix: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub total: usize,
+    pub passed: usize,
+    pub warned: usize,
+    pub failed: usize,
+    /// Probes that never finished (Ctrl-C or --fail-fast).
+    pub cancelled: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    pub name: String,
+    pub kind: String,
+    /// What was probed, without credentials.
+    pub target: String,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub duration_ms: u64,
+    pub attempts: u32,
+    pub stages: Vec<StageReport>,
+    pub error: Option<ErrorReport>,
+    pub warnings: Vec<String>,
+    pub tls: Option<TlsReport>,
+    pub host_key: Option<HostKeyReport>,
+    /// Details for `-v`, one line each (stage timings are rendered from `stages`).
+    #[serde(skip)]
+    pub details: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Ok,
+    Fail,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub name: Stage,
+    pub status: StageStatus,
+    pub duration_ms: u64,
+    /// Exact duration, for Prometheus; JSON keeps whole milliseconds.
+    #[serde(skip)]
+    pub duration_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorReport {
+    pub stage: Stage,
+    pub class: ErrorClass,
+    pub message: String,
+    pub hint: String,
+}
+
+impl ErrorReport {
+    pub fn from_failure(failure: &Failure, fallback_stage: Stage) -> Self {
+        ErrorReport {
+            stage: failure.stage.unwrap_or(fallback_stage),
+            class: failure.class,
+            message: failure.message.clone(),
+            hint: failure.hint_or_default(),
+        }
+    }
+}
+
+/// The server certificate as presented during the probe's handshake.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TlsReport {
+    /// Negotiated protocol version; null when the handshake did not complete.
+    pub version: Option<String>,
+    pub subject: String,
+    pub issuer: String,
+    /// Subject alternative names (DNS names and IP addresses).
+    pub sans: Vec<String>,
+    pub not_before: String,
+    pub not_after: String,
+    pub days_left: i64,
+    pub sha1: String,
+    pub sha256: String,
+    /// True when trust came from `tls.pin_sha256` rather than a CA.
+    pub pinned: bool,
+    /// True when the certificate passed verification (CA or pin); false when it failed or
+    /// verification was switched off.
+    pub verified: bool,
+    #[serde(skip)]
+    pub not_after_unix: i64,
+}
+
+/// The SSH host key a server presented.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HostKeyReport {
+    pub algorithm: String,
+    pub sha256: String,
+}
+
+impl RunReport {
+    pub fn summarize(probes: &[ProbeReport]) -> Summary {
+        let mut summary = Summary {
+            total: probes.len(),
+            ..Summary::default()
+        };
+        for probe in probes {
+            match probe.status {
+                Status::Pass => summary.passed += 1,
+                Status::Warn => summary.warned += 1,
+                Status::Fail => summary.failed += 1,
+                Status::Cancelled => summary.cancelled += 1,
+            }
+        }
+        summary
+    }
+
+    /// Scrubs every free-text field. Done once, before any format renders, so that no
+    /// format can forget to.
+    pub fn scrub_secrets(&mut self) {
+        use crate::redact::scrub_in_place;
+        for probe in &mut self.probes {
+            scrub_in_place(&mut probe.name);
+            scrub_in_place(&mut probe.target);
+            for tag in &mut probe.tags {
+                scrub_in_place(tag);
+            }
+            if let Some(error) = &mut probe.error {
+                scrub_in_place(&mut error.message);
+                scrub_in_place(&mut error.hint);
+            }
+            for warning in &mut probe.warnings {
+                scrub_in_place(warning);
+            }
+            for detail in &mut probe.details {
+                scrub_in_place(detail);
+            }
+            if let Some(tls) = &mut probe.tls {
+                scrub_in_place(&mut tls.subject);
+                scrub_in_place(&mut tls.issuer);
+                for san in &mut tls.sans {
+                    scrub_in_place(san);
+                }
+            }
+        }
+    }
+
+    /// The closing line of the table format, also printed to stderr with `--output`.
+    pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        let mut line = format!("{} passed, {} failed", s.passed, s.failed);
+        if s.warned > 0 {
+            line.push_str(&format!(", {} warned", s.warned));
+        }
+        if s.cancelled > 0 {
+            line.push_str(&format!(", {} cancelled", s.cancelled));
+        }
+        line
+    }
+}

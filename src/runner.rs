@@ -1,0 +1,325 @@
+//! Runs the selected probes concurrently: a concurrency bound, a timeout per probe covering
+//! all its stages, `--fail-fast`, `--wait` retries, cancellation (Ctrl-C), and a report in
+//! config order. One probe's failure or panic never affects another.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ProbeConfig;
+use crate::error::{ErrorClass, Failure, Stage};
+use crate::report::{ErrorReport, ProbeReport, RunReport, Status};
+use crate::stage::{ProbeContext, Shared};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub concurrency: usize,
+    /// Overrides every probe's own timeout.
+    pub timeout: Option<Duration>,
+    pub fail_fast: bool,
+    /// Retry failing probes until they pass or this much time has passed.
+    pub wait: Option<Duration>,
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn matches(probe: &ProbeConfig, pattern: &str) -> bool {
+    glob_match(pattern, &probe.name) || probe.tags.iter().any(|t| glob_match(pattern, t))
+}
+
+/// The probes `--only`/`--skip` select, in config order. `--skip` wins over `--only`.
+pub fn select(probes: &[ProbeConfig], only: &[String], skip: &[String]) -> Vec<ProbeConfig> {
+    probes
+        .iter()
+        .filter(|p| only.is_empty() || only.iter().any(|pat| matches(p, pat)))
+        .filter(|p| !skip.iter().any(|pat| matches(p, pat)))
+        .cloned()
+        .collect()
+}
+
+/// Runs the probes and returns the report. Returns early (with unfinished probes marked
+/// `cancelled`) when `cancel` fires.
+pub async fn run(
+    probes: Vec<ProbeConfig>,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+) -> RunReport {
+    let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let shared = Arc::new(Shared::default());
+    let semaphore = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    // Fail-fast stops the rest of the run without being an interruption of the process.
+    let stop = cancel.child_token();
+    let mut tasks = JoinSet::new();
+    let count = probes.len();
+    for (index, probe) in probes.into_iter().enumerate() {
+        let shared = shared.clone();
+        let semaphore = semaphore.clone();
+        let stop = stop.clone();
+        let opts = opts.clone();
+        tasks.spawn(async move {
+            let report = run_probe(&probe, &opts, shared, semaphore, &stop).await;
+            if opts.fail_fast && report.status == Status::Fail {
+                stop.cancel();
+            }
+            (index, report)
+        });
+    }
+    let mut reports: Vec<Option<ProbeReport>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        // The per-probe task only awaits code that catches panics itself; a JoinError here
+        // would be a bug in this function, and the slot then stays empty (reported below).
+        if let Ok((index, report)) = joined {
+            reports[index] = Some(report);
+        }
+    }
+    let probes: Vec<ProbeReport> = reports
+        .into_iter()
+        .map(|r| r.unwrap_or_else(lost_report))
+        .collect();
+    RunReport {
+        version: 1,
+        started_at: humantime::format_rfc3339_millis(started_wall).to_string(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        summary: RunReport::summarize(&probes),
+        probes,
+        started_unix: started_wall
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    }
+}
+
+fn lost_report() -> ProbeReport {
+    ProbeReport {
+        name: "?".into(),
+        kind: "?".into(),
+        target: String::new(),
+        tags: Vec::new(),
+        status: Status::Fail,
+        duration_ms: 0,
+        attempts: 0,
+        stages: Vec::new(),
+        error: Some(ErrorReport {
+            stage: Stage::Check,
+            class: ErrorClass::Internal,
+            message: "authprobe lost this probe's result (a bug)".into(),
+            hint: ErrorClass::Internal.default_hint().into(),
+        }),
+        warnings: Vec::new(),
+        tls: None,
+        host_key: None,
+        details: Vec::new(),
+    }
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Done(Result<(), Failure>),
+    Cancelled,
+}
+
+async fn run_probe(
+    probe: &ProbeConfig,
+    opts: &RunOptions,
+    shared: Arc<Shared>,
+    semaphore: Arc<Semaphore>,
+    stop: &CancellationToken,
+) -> ProbeReport {
+    let timeout = opts.timeout.unwrap_or(probe.timeout);
+    let started = Instant::now();
+    let deadline = opts.wait.map(|w| started + w);
+    let mut attempts = 0u32;
+    loop {
+        let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout);
+        let outcome = tokio::select! {
+            permit = semaphore.clone().acquire_owned() => {
+                // The semaphore is never closed, so acquisition only fails if that changes.
+                let _permit = permit.ok();
+                attempts += 1;
+                attempt(probe, &ctx, timeout, stop).await
+            }
+            _ = stop.cancelled() => Outcome::Cancelled,
+        };
+        let failed = matches!(outcome, Outcome::Done(Err(_)));
+        if failed {
+            if let Some(deadline) = deadline {
+                let pause = backoff(attempts);
+                if Instant::now() + pause < deadline {
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = stop.cancelled() => {}
+                    }
+                }
+            }
+        }
+        return build_report(probe, &ctx, outcome, started.elapsed(), attempts);
+    }
+}
+
+/// Exponential backoff from 250 ms, capped at 5 s, with ±20% jitter so that many waiting
+/// probes do not retry in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let base = 250u64
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(5))
+        .min(5_000);
+    let jitter = 0.8 + fastrand::f64() * 0.4;
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+async fn attempt(
+    probe: &ProbeConfig,
+    ctx: &ProbeContext,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Outcome {
+    let runnable = probe.probe.clone();
+    let task_ctx = ctx.clone();
+    // A task of its own, so that a panic in a probe is caught here and blamed on this probe.
+    let mut handle = tokio::spawn(async move { runnable.run(&task_ctx).await });
+    tokio::select! {
+        joined = tokio::time::timeout(timeout, &mut handle) => match joined {
+            Ok(Ok(result)) => Outcome::Done(result),
+            Ok(Err(join_error)) => {
+                let why = panic_message(join_error);
+                let stage = ctx.interrupt();
+                let failure = Failure::internal(format!("authprobe bug: the probe panicked: {why}"));
+                Outcome::Done(Err(match stage { Some(s) => failure.at(s), None => failure }))
+            }
+            Err(_elapsed) => {
+                handle.abort();
+                let stage = ctx.interrupt().or_else(|| ctx.last_stage()).unwrap_or(Stage::Connect);
+                Outcome::Done(Err(Failure::new(
+                    ErrorClass::Timeout,
+                    format!("no answer within {} (the probe's timeout) during the {stage} stage", humantime::format_duration(timeout)),
+                )
+                .with_hint(timeout_hint(stage))
+                .at(stage)))
+            }
+        },
+        _ = stop.cancelled() => {
+            handle.abort();
+            ctx.interrupt();
+            Outcome::Cancelled
+        }
+    }
+}
+
+fn timeout_hint(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Dns => {
+            "the resolver did not answer: check /etc/resolv.conf and the DNS servers it names"
+        }
+        Stage::Connect | Stage::TunnelConnect => {
+            "nothing answered: a firewall or security group probably drops the packets (check allow-lists for this machine's address)"
+        }
+        Stage::Tls => {
+            "the server accepted the connection but did not complete TLS: is this port TLS, and is the server overloaded?"
+        }
+        _ => {
+            "the server accepted the connection but did not answer in time: check its health, or raise `timeout`"
+        }
+    }
+}
+
+fn panic_message(err: tokio::task::JoinError) -> String {
+    if !err.is_panic() {
+        return "the probe task was cancelled".into();
+    }
+    let payload = err.into_panic();
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+fn build_report(
+    probe: &ProbeConfig,
+    ctx: &ProbeContext,
+    outcome: Outcome,
+    elapsed: Duration,
+    attempts: u32,
+) -> ProbeReport {
+    let planned = probe.probe.stages();
+    let recorded = ctx.finish(&planned);
+    let (status, error) = match &outcome {
+        Outcome::Cancelled => (Status::Cancelled, None),
+        Outcome::Done(Err(failure)) => {
+            let fallback = ctx
+                .last_stage()
+                .or_else(|| planned.first().copied())
+                .unwrap_or(Stage::Check);
+            (
+                Status::Fail,
+                Some(ErrorReport::from_failure(failure, fallback)),
+            )
+        }
+        Outcome::Done(Ok(())) if recorded.warnings.is_empty() => (Status::Pass, None),
+        Outcome::Done(Ok(())) => (Status::Warn, None),
+    };
+    ProbeReport {
+        name: probe.name.clone(),
+        kind: probe.kind.to_string(),
+        target: probe.probe.target(),
+        tags: probe.tags.clone(),
+        status,
+        duration_ms: elapsed.as_millis() as u64,
+        attempts,
+        stages: recorded.stages,
+        error,
+        warnings: recorded.warnings,
+        tls: recorded.tls,
+        host_key: recorded.host_key,
+        details: recorded.details,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_shell_stars() {
+        assert!(glob_match("prod-*", "prod-api"));
+        assert!(glob_match("*api*", "orders-api-v2"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+        assert!(!glob_match("prod", "prod-api"));
+        assert!(glob_match("exact", "exact"));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(300));
+        assert!(backoff(3) >= Duration::from_millis(800));
+        assert!(backoff(30) <= Duration::from_millis(6_000));
+    }
+}

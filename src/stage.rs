@@ -1,0 +1,213 @@
+//! Stage timing: what a probe is doing right now, how long each step took, and what it
+//! learned on the way (certificate, host key, warnings). The runner owns the timeout; when
+//! it fires, the stage in progress is the one blamed.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Failure, Stage};
+use crate::report::{HostKeyReport, StageReport, StageStatus, TlsReport};
+use crate::tls::TrustStore;
+
+/// Resources shared by every probe of a run, loaded once.
+#[derive(Default)]
+pub struct Shared {
+    pub trust: TrustStore,
+}
+
+#[derive(Default)]
+struct Progress {
+    stages: Vec<StageReport>,
+    current: Option<(Stage, Instant)>,
+    tls: Option<TlsReport>,
+    host_key: Option<HostKeyReport>,
+    warnings: Vec<String>,
+    details: Vec<String>,
+}
+
+/// Handed to a probe for one attempt. Cheap to share: the runner keeps a handle to read
+/// partial progress when the attempt times out or is cancelled.
+#[derive(Clone)]
+pub struct ProbeContext {
+    progress: Arc<Mutex<Progress>>,
+    pub shared: Arc<Shared>,
+    /// Certificates expiring within this many days make the probe WARN.
+    pub warn_expiry_days: u32,
+    /// Per-probe timeout, for messages and for drivers that want their own deadline.
+    pub timeout: Duration,
+}
+
+impl ProbeContext {
+    pub fn new(shared: Arc<Shared>, warn_expiry_days: u32, timeout: Duration) -> Self {
+        ProbeContext {
+            progress: Arc::default(),
+            shared,
+            warn_expiry_days,
+            timeout,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        // A panic while holding the lock leaves plain data behind; it stays usable.
+        match self.progress.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Runs one stage: times it, records ok/fail, and attaches the stage to a failure that
+    /// does not name one itself.
+    pub async fn stage<T, F>(&self, stage: Stage, work: F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<T, Failure>>,
+    {
+        let started = Instant::now();
+        self.lock().current = Some((stage, started));
+        let result = work.await;
+        let elapsed = started.elapsed();
+        let mut progress = self.lock();
+        progress.current = None;
+        let status = if result.is_ok() {
+            StageStatus::Ok
+        } else {
+            StageStatus::Fail
+        };
+        progress.stages.push(stage_report(stage, status, elapsed));
+        result.map_err(|failure| {
+            if failure.stage.is_some() {
+                failure
+            } else {
+                failure.at(stage)
+            }
+        })
+    }
+
+    /// The stage in progress, closed as failed; used when the attempt is cut short.
+    pub fn interrupt(&self) -> Option<Stage> {
+        let mut progress = self.lock();
+        let (stage, started) = progress.current.take()?;
+        progress
+            .stages
+            .push(stage_report(stage, StageStatus::Fail, started.elapsed()));
+        Some(stage)
+    }
+
+    /// The last stage that was recorded, for failures raised between stages.
+    pub fn last_stage(&self) -> Option<Stage> {
+        let progress = self.lock();
+        progress
+            .current
+            .map(|(s, _)| s)
+            .or_else(|| progress.stages.last().map(|s| s.name))
+    }
+
+    pub fn set_tls(&self, tls: TlsReport) {
+        self.lock().tls = Some(tls);
+    }
+
+    pub fn tls(&self) -> Option<TlsReport> {
+        self.lock().tls.clone()
+    }
+
+    pub fn set_host_key(&self, key: HostKeyReport) {
+        self.lock().host_key = Some(key);
+    }
+
+    pub fn warn(&self, warning: impl Into<String>) {
+        let warning = warning.into();
+        let mut progress = self.lock();
+        if !progress.warnings.contains(&warning) {
+            progress.warnings.push(warning);
+        }
+    }
+
+    /// A line for `-v` output (e.g. the credential source used).
+    pub fn detail(&self, line: impl Into<String>) {
+        self.lock().details.push(line.into());
+    }
+
+    /// Everything recorded so far, with the planned stages that never ran marked skipped.
+    pub fn finish(&self, planned: &[Stage]) -> Recorded {
+        let progress = self.lock();
+        let mut stages = progress.stages.clone();
+        for &stage in planned {
+            if !stages.iter().any(|s| s.name == stage) {
+                stages.push(stage_report(stage, StageStatus::Skipped, Duration::ZERO));
+            }
+        }
+        // Keep the canonical order even when a probe records stages out of plan order.
+        stages.sort_by_key(|s| s.name as u8);
+        Recorded {
+            stages,
+            tls: progress.tls.clone(),
+            host_key: progress.host_key.clone(),
+            warnings: progress.warnings.clone(),
+            details: progress.details.clone(),
+        }
+    }
+}
+
+/// What an attempt left behind.
+pub struct Recorded {
+    pub stages: Vec<StageReport>,
+    pub tls: Option<TlsReport>,
+    pub host_key: Option<HostKeyReport>,
+    pub warnings: Vec<String>,
+    pub details: Vec<String>,
+}
+
+fn stage_report(stage: Stage, status: StageStatus, elapsed: Duration) -> StageReport {
+    StageReport {
+        name: stage,
+        status,
+        duration_ms: elapsed.as_millis() as u64,
+        duration_secs: elapsed.as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorClass;
+
+    #[tokio::test]
+    async fn stages_are_recorded_and_failures_tagged() {
+        let ctx = ProbeContext::new(Arc::default(), 14, Duration::from_secs(1));
+        ctx.stage(Stage::Dns, async { Ok::<_, Failure>(()) })
+            .await
+            .unwrap();
+        let err = ctx
+            .stage(Stage::Connect, async {
+                Err::<(), _>(Failure::new(ErrorClass::ConnectRefused, "no"))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.stage, Some(Stage::Connect));
+        let recorded = ctx.finish(&[Stage::Dns, Stage::Connect, Stage::Tls, Stage::Check]);
+        let summary: Vec<(Stage, StageStatus)> =
+            recorded.stages.iter().map(|s| (s.name, s.status)).collect();
+        assert_eq!(
+            summary,
+            [
+                (Stage::Dns, StageStatus::Ok),
+                (Stage::Connect, StageStatus::Fail),
+                (Stage::Tls, StageStatus::Skipped),
+                (Stage::Check, StageStatus::Skipped)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn interrupt_blames_the_running_stage() {
+        let ctx = ProbeContext::new(Arc::default(), 14, Duration::from_secs(1));
+        let ctx2 = ctx.clone();
+        let hung = tokio::spawn(async move {
+            ctx2.stage(Stage::Tls, std::future::pending::<Result<(), Failure>>())
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        hung.abort();
+        assert_eq!(ctx.interrupt(), Some(Stage::Tls));
+    }
+}
