@@ -43,12 +43,7 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct ConfigArg {
     /// The probes file.
-    #[arg(
-        short = 'c',
-        long = "config",
-        env = "AUTHPROBE_CONFIG",
-        default_value = "probes.toml"
-    )]
+    #[arg(short = 'c', long = "config", env = "AUTHPROBE_CONFIG", default_value = "probes.toml")]
     pub config: PathBuf,
 }
 
@@ -119,13 +114,8 @@ fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        eprint_line(&format!(
-            "authprobe: internal error (a bug, please report it): {payload}{at}"
-        ));
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprint_line(&format!("authprobe: internal error (a bug, please report it): {payload}{at}"));
     }));
 }
 
@@ -134,11 +124,7 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
-            let code = if err.use_stderr() {
-                EXIT_USAGE
-            } else {
-                EXIT_OK
-            };
+            let code = if err.use_stderr() { EXIT_USAGE } else { EXIT_OK };
             let _ = err.print();
             return ExitCode::from(code);
         }
@@ -181,12 +167,8 @@ fn validate_command(args: ValidateArgs) -> u8 {
     }
     let by_kind: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     let n = cfg.probes.len();
-    let line = format!(
-        "{}: OK, {n} probe{} ({})",
-        cfg.path.display(),
-        if n == 1 { "" } else { "s" },
-        by_kind.join(", ")
-    );
+    let line =
+        format!("{}: OK, {n} probe{} ({})", cfg.path.display(), if n == 1 { "" } else { "s" }, by_kind.join(", "));
     let _ = output::write_stdout(&format!("{}\n", redact::scrub(&line)));
     EXIT_OK
 }
@@ -211,18 +193,12 @@ fn run_command(args: RunArgs) -> u8 {
         return EXIT_USAGE;
     }
     let opts = RunOptions {
-        concurrency: args
-            .concurrency
-            .map(|n| n as usize)
-            .unwrap_or(cfg.defaults.concurrency),
+        concurrency: args.concurrency.map(|n| n as usize).unwrap_or(cfg.defaults.concurrency),
         timeout: args.timeout,
         fail_fast: args.fail_fast,
         wait: args.wait,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprint_line(&format!("error: cannot start the async runtime: {err}"));
@@ -231,27 +207,17 @@ fn run_command(args: RunArgs) -> u8 {
     };
     let (mut report, interrupted) = runtime.block_on(run_until_interrupted(selected, &opts));
     report.scrub_secrets();
-    let style = Style {
-        verbose: args.verbose,
-        color: color_allowed(&args),
-    };
+    let style = Style { verbose: args.verbose, color: color_allowed(&args) };
     let text = output::render(&report, args.format, style);
     let exit = exit_code(&report, interrupted);
     match &args.output {
         Some(path) => {
             if let Err(err) = output::write_atomic(path, &text) {
-                eprint_line(&format!(
-                    "error: cannot write the report to {}: {err}",
-                    path.display()
-                ));
+                eprint_line(&format!("error: cannot write the report to {}: {err}", path.display()));
                 return EXIT_USAGE;
             }
             if !args.quiet {
-                eprint_line(&format!(
-                    "authprobe: {} (report written to {})",
-                    report.summary_line(),
-                    path.display()
-                ));
+                eprint_line(&format!("authprobe: {} (report written to {})", report.summary_line(), path.display()));
             }
         }
         None => {
@@ -278,10 +244,7 @@ fn exit_code(report: &RunReport, interrupted: bool) -> u8 {
 
 /// Runs the probes; on Ctrl-C (or SIGTERM) the unfinished ones are cancelled and the partial
 /// report is returned. A second Ctrl-C exits at once.
-async fn run_until_interrupted(
-    probes: Vec<config::ProbeConfig>,
-    opts: &RunOptions,
-) -> (RunReport, bool) {
+async fn run_until_interrupted(probes: Vec<config::ProbeConfig>, opts: &RunOptions) -> (RunReport, bool) {
     let cancel = CancellationToken::new();
     let run = runner::run(probes, opts, cancel.clone());
     tokio::pin!(run);

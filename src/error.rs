@@ -113,9 +113,7 @@ impl ErrorClass {
     pub fn default_hint(self) -> &'static str {
         match self {
             ErrorClass::Config => "fix the probe's settings; `authprobe validate` checks the file",
-            ErrorClass::Dns => {
-                "check the host name for typos, and that this machine's resolver knows it"
-            }
+            ErrorClass::Dns => "check the host name for typos, and that this machine's resolver knows it",
             ErrorClass::ConnectRefused => {
                 "nothing listens on that port: check the port, that the service runs, and firewalls"
             }
@@ -134,31 +132,19 @@ impl ErrorClass {
             ErrorClass::TlsHostname => {
                 "connect with a name the certificate covers, or set tls.server_name to one of its names"
             }
-            ErrorClass::TlsClientCert => {
-                "set tls.client_cert and tls.client_key to a certificate the server trusts"
-            }
-            ErrorClass::TlsHandshake => {
-                "the TLS versions or ciphers do not match, or TLS is not enabled on both sides"
-            }
+            ErrorClass::TlsClientCert => "set tls.client_cert and tls.client_key to a certificate the server trusts",
+            ErrorClass::TlsHandshake => "the TLS versions or ciphers do not match, or TLS is not enabled on both sides",
             ErrorClass::HostKey => "verify the host key fingerprint out of band, then set host_key",
             ErrorClass::AuthRejected => {
                 "the credentials were refused: check them, and that they have not expired or been rotated"
             }
-            ErrorClass::PermissionDenied => {
-                "the credentials work but lack permission: ask the owner to grant access"
-            }
-            ErrorClass::NotFound => {
-                "the credentials work but the thing checked does not exist: check the name or path"
-            }
+            ErrorClass::PermissionDenied => "the credentials work but lack permission: ask the owner to grant access",
+            ErrorClass::NotFound => "the credentials work but the thing checked does not exist: check the name or path",
             ErrorClass::UnexpectedResponse => {
                 "the server answered, but not as `expect` says: check the endpoint and the expectation"
             }
-            ErrorClass::Protocol => {
-                "the server does not speak the expected protocol: check the port and the scheme"
-            }
-            ErrorClass::Internal => {
-                "this is a bug in authprobe; please report it with the output of -vv"
-            }
+            ErrorClass::Protocol => "the server does not speak the expected protocol: check the port and the scheme",
+            ErrorClass::Internal => "this is a bug in authprobe; please report it with the output of -vv",
         }
     }
 }
@@ -181,12 +167,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Failure {
-            stage: None,
-            class,
-            message: message.into(),
-            hint: None,
-        }
+        Failure { stage: None, class, message: message.into(), hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -200,9 +181,7 @@ impl Failure {
     }
 
     pub fn hint_or_default(&self) -> String {
-        self.hint
-            .clone()
-            .unwrap_or_else(|| self.class.default_hint().to_string())
+        self.hint.clone().unwrap_or_else(|| self.class.default_hint().to_string())
     }
 
     /// A failure inside authprobe itself.
@@ -230,12 +209,11 @@ pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) 
             return Some(found);
         }
         // io::Error keeps its payload behind get_ref(), which source() does not always expose.
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(found) = inner.downcast_ref::<T>() {
-                    return Some(found);
-                }
-            }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(found) = inner.downcast_ref::<T>()
+        {
+            return Some(found);
         }
         current = e.source();
     }

@@ -2,6 +2,8 @@
 //! recorded as they happen (dns, connect, tls), HTTP/2 or HTTP/1.1 by ALPN, bodies read
 //! with a size cap. Used by the `http` probe and for OAuth2 token requests.
 
+use std::sync::{Arc, Mutex};
+
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::{BodyExt, Full};
@@ -22,12 +24,22 @@ enum Sender {
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
+/// The task driving the connection; its error explains a request that was cut short.
+type Driver = tokio::task::JoinHandle<Result<(), hyper::Error>>;
+
 /// An open HTTP connection to one origin.
 pub struct Connection {
     sender: Sender,
+    driver: Option<Driver>,
     authority: String,
-    recorder: Option<Recorder>,
-    tls: TlsOptions,
+    tls: Option<TlsState>,
+}
+
+/// What a TLS connection needs to classify failures that surface after the handshake.
+struct TlsState {
+    recorder: Recorder,
+    seen: Arc<Mutex<Option<rustls::Error>>>,
+    opts: TlsOptions,
 }
 
 /// Host and port of an http(s) URL, or a config failure.
@@ -42,13 +54,8 @@ pub fn endpoint(url: &Url) -> Result<(String, u16, bool), Failure> {
             ));
         }
     };
-    let host = url
-        .host_str()
-        .ok_or_else(|| Failure::new(ErrorClass::Config, "the URL has no host"))?
-        .to_string();
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if https { 443 } else { 80 });
+    let host = url.host_str().ok_or_else(|| Failure::new(ErrorClass::Config, "the URL has no host"))?.to_string();
+    let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
     Ok((host, port, https))
 }
 
@@ -67,57 +74,35 @@ pub async fn connect(
         None => url.host_str().unwrap_or(&host).to_string(),
     };
     if !https {
-        let sender = handshake_h1(TokioIo::new(tcp)).await?;
-        return Ok(Connection {
-            sender,
-            authority,
-            recorder: None,
-            tls: tls_opts.clone(),
-        });
+        let (sender, driver) = handshake_h1(TokioIo::new(tcp)).await?;
+        return Ok(Connection { sender, driver: Some(driver), authority, tls: None });
     }
     let work = async {
-        let hs = tls::handshake(
-            ctx,
-            tcp,
-            tls_opts,
-            &host,
-            &[b"h2", b"http/1.1"],
-            record == Record::Stages,
-        )
-        .await?;
+        let hs = tls::handshake(ctx, tcp, tls_opts, &host, &[b"h2", b"http/1.1"], record == Record::Stages).await?;
         let h2 = hs.stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io = TokioIo::new(hs.stream);
-        let sender = if h2 {
+        let (tapped, seen) = tls::ErrorTap::new(hs.stream);
+        let io = TokioIo::new(tapped);
+        let (sender, driver) = if h2 {
             let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
                 .await
-                .map_err(|e| {
-                    Failure::new(ErrorClass::Protocol, format!("HTTP/2 setup failed: {e}"))
-                })?;
-            tokio::spawn(conn);
-            Sender::H2(sender)
+                .map_err(|e| Failure::new(ErrorClass::Protocol, format!("HTTP/2 setup failed: {e}")))?;
+            (Sender::H2(sender), tokio::spawn(conn))
         } else {
             handshake_h1(io).await?
         };
-        Ok::<_, Failure>((sender, hs.recorder))
+        let state = TlsState { recorder: hs.recorder, seen, opts: tls_opts.clone() };
+        Ok::<_, Failure>((sender, driver, state))
     };
-    let (sender, recorder) = net::maybe_stage(ctx, record, Stage::Tls, work).await?;
-    Ok(Connection {
-        sender,
-        authority,
-        recorder: Some(recorder),
-        tls: tls_opts.clone(),
-    })
+    let (sender, driver, state) = net::maybe_stage(ctx, record, Stage::Tls, work).await?;
+    Ok(Connection { sender, driver: Some(driver), authority, tls: Some(state) })
 }
 
-async fn handshake_h1<IO>(io: TokioIo<IO>) -> Result<Sender, Failure>
+async fn handshake_h1<IO>(io: TokioIo<IO>) -> Result<(Sender, Driver), Failure>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = http1::handshake(io)
-        .await
-        .map_err(|e| Failure::internal(format!("HTTP/1.1 setup: {e}")))?;
-    tokio::spawn(conn);
-    Ok(Sender::H1(sender))
+    let (sender, conn) = http1::handshake(io).await.map_err(|e| Failure::internal(format!("HTTP/1.1 setup: {e}")))?;
+    Ok((Sender::H1(sender), tokio::spawn(conn)))
 }
 
 impl Connection {
@@ -149,47 +134,74 @@ impl Connection {
         for (name, value) in headers {
             builder = builder.header(name, value.clone());
         }
-        let request = builder.body(Full::new(body)).map_err(|e| {
-            Failure::new(ErrorClass::Config, format!("cannot build the request: {e}"))
-        })?;
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| Failure::new(ErrorClass::Config, format!("cannot build the request: {e}")))?;
         let result = match &mut self.sender {
             Sender::H1(s) => s.send_request(request).await,
             Sender::H2(s) => s.send_request(request).await,
         };
-        result.map_err(|err| self.classify(&err))
+        match result {
+            Ok(response) => Ok(response),
+            Err(err) => Err(self.classify(&err).await),
+        }
     }
 
-    /// A failure while talking HTTP, with TLS errors that surface after the handshake
-    /// (client certificate refusals under TLS 1.3) classified as such.
-    pub fn classify(&self, err: &hyper::Error) -> Failure {
-        if let Some(recorder) = &self.recorder {
-            if let Some(failure) = tls::classify_post_handshake(err, recorder, &self.tls) {
-                return failure;
+    /// A failure while talking HTTP. TLS errors that surface after the handshake (client
+    /// certificate refusals under TLS 1.3) are classified as such, and a request cut short
+    /// is explained by what ended the connection (e.g. a banner that is not HTTP).
+    pub async fn classify(&mut self, err: &hyper::Error) -> Failure {
+        let mut cause = None;
+        if (err.is_canceled() || err.is_closed() || err.is_incomplete_message())
+            && let Some(driver) = self.driver.take()
+            && let Ok(Ok(Err(conn_err))) = tokio::time::timeout(std::time::Duration::from_millis(250), driver).await
+        {
+            cause = Some(conn_err);
+        }
+        let err = cause.as_ref().unwrap_or(err);
+        if let Some(state) = &self.tls {
+            let seen = state.seen.lock().ok().and_then(|slot| slot.clone());
+            if let Some(tls_err) = seen.as_ref().or_else(|| find_cause::<rustls::Error>(err)) {
+                return tls::classify_post_handshake(tls_err, &state.recorder, &state.opts);
+            }
+            if is_connection_drop(err) && state.recorder.snapshot().client_cert_requested {
+                return tls::client_cert_refused_silently(state.opts.identity.is_some());
             }
         }
         classify_hyper(err)
     }
 }
 
+/// The peer went away (reset, closed, EOF) rather than answering something.
+fn is_connection_drop(err: &hyper::Error) -> bool {
+    use std::io::ErrorKind::*;
+    match find_cause::<std::io::Error>(err) {
+        Some(io) => matches!(io.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof),
+        None => err.is_incomplete_message() || err.is_canceled() || err.is_closed(),
+    }
+}
+
 pub fn classify_hyper(err: &hyper::Error) -> Failure {
     if err.is_parse() {
-        return Failure::new(
-            ErrorClass::Protocol,
-            "the server's answer is not valid HTTP",
-        )
-        .with_hint("check the port and scheme: this may not be an HTTP server, or it expects TLS");
+        return Failure::new(ErrorClass::Protocol, "the server's answer is not valid HTTP")
+            .with_hint("check the port and scheme: this may not be an HTTP server, or it expects TLS");
     }
     if let Some(io) = find_cause::<std::io::Error>(err) {
-        return Failure::new(
-            classify_io(io),
-            format!("while waiting for the response: {}", describe_io(io)),
+        return Failure::new(classify_io(io), format!("while waiting for the response: {}", describe_io(io)));
+    }
+    // A request cancelled because hyper itself gave up on the connection: the nested error
+    // says why. Anything but a plain close means the peer sent bytes that are not an HTTP
+    // response to our request, such as the banner an SSH or SMTP server sends on connect.
+    use std::error::Error as _;
+    if let Some(inner) = err.source().and_then(|s| s.downcast_ref::<hyper::Error>())
+        && !(inner.is_incomplete_message() || inner.is_canceled() || inner.is_closed())
+    {
+        return Failure::new(ErrorClass::Protocol, "the server sent something that is not an HTTP response").with_hint(
+            "this port speaks another protocol (it spoke first, as SSH and SMTP servers do): check the port",
         );
     }
     if err.is_incomplete_message() || err.is_canceled() || err.is_closed() {
-        return Failure::new(
-            ErrorClass::Network,
-            "the server closed the connection before answering",
-        );
+        return Failure::new(ErrorClass::Network, "the server closed the connection before answering");
     }
     Failure::new(ErrorClass::Network, format!("HTTP exchange failed: {err}"))
 }

@@ -17,12 +17,7 @@ pub enum Record {
 }
 
 /// Runs `work` as its own stage, or inline when `record` is `Quietly`.
-pub async fn maybe_stage<T, F>(
-    ctx: &ProbeContext,
-    record: Record,
-    stage: Stage,
-    work: F,
-) -> Result<T, Failure>
+pub async fn maybe_stage<T, F>(ctx: &ProbeContext, record: Record, stage: Stage, work: F) -> Result<T, Failure>
 where
     F: std::future::Future<Output = Result<T, Failure>>,
 {
@@ -34,12 +29,7 @@ where
 
 /// Resolves `host` (stage `dns`) and connects to the first address that answers (stage
 /// `connect`).
-pub async fn connect(
-    ctx: &ProbeContext,
-    host: &str,
-    port: u16,
-    record: Record,
-) -> Result<TcpStream, Failure> {
+pub async fn connect(ctx: &ProbeContext, host: &str, port: u16, record: Record) -> Result<TcpStream, Failure> {
     let addrs = maybe_stage(ctx, record, Stage::Dns, resolve(host, port)).await?;
     maybe_stage(ctx, record, Stage::Connect, connect_any(host, port, &addrs)).await
 }
@@ -53,18 +43,12 @@ pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> 
         Ok(addrs) => {
             let addrs: Vec<SocketAddr> = addrs.collect();
             if addrs.is_empty() {
-                Err(Failure::new(
-                    ErrorClass::Dns,
-                    format!("{bare} has no addresses"),
-                ))
+                Err(Failure::new(ErrorClass::Dns, format!("{bare} has no addresses")))
             } else {
                 Ok(addrs)
             }
         }
-        Err(err) => Err(Failure::new(
-            ErrorClass::Dns,
-            format!("cannot resolve {bare}: {}", dns_reason(&err)),
-        )),
+        Err(err) => Err(Failure::new(ErrorClass::Dns, format!("cannot resolve {bare}: {}", dns_reason(&err)))),
     }
 }
 
@@ -72,9 +56,7 @@ pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> 
 /// available; the surrounding Rust text adds nothing.
 fn dns_reason(err: &std::io::Error) -> String {
     let text = describe_io(err);
-    text.strip_prefix("failed to lookup address information: ")
-        .map(str::to_string)
-        .unwrap_or(text)
+    text.strip_prefix("failed to lookup address information: ").map(str::to_string).unwrap_or(text)
 }
 
 async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
@@ -87,9 +69,7 @@ async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<TcpS
             }
             Err(err) => {
                 // A refusal says more than "unreachable" on another address family.
-                let keep_previous = last
-                    .as_ref()
-                    .is_some_and(|l| l.kind() == std::io::ErrorKind::ConnectionRefused);
+                let keep_previous = last.as_ref().is_some_and(|l| l.kind() == std::io::ErrorKind::ConnectionRefused);
                 if !keep_previous {
                     last = Some(err);
                 }
@@ -101,11 +81,8 @@ async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<TcpS
     let mut failure = Failure::new(class, format!("{host}:{port}: {}", describe_io(&err)));
     if err.raw_os_error() == Some(24) {
         // EMFILE is ours, not the target's.
-        failure = Failure::new(
-            ErrorClass::Internal,
-            format!("{host}:{port}: out of file descriptors"),
-        )
-        .with_hint("lower --concurrency or raise `ulimit -n`");
+        failure = Failure::new(ErrorClass::Internal, format!("{host}:{port}: out of file descriptors"))
+            .with_hint("lower --concurrency or raise `ulimit -n`");
     }
     Err(failure)
 }

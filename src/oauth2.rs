@@ -51,29 +51,20 @@ const TOKEN_BODY_CAP: usize = 64 * 1024;
 
 /// Fetches an access token. The token (and any rotated refresh token) is registered as a
 /// secret before anything else can see it.
-pub async fn fetch_token(
-    ctx: &ProbeContext,
-    req: &TokenRequest,
-    tls: &TlsOptions,
-) -> Result<Secret, Failure> {
+pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOptions) -> Result<Secret, Failure> {
     let (body, headers) = token_request_parts(req)?;
     redact::register(&body);
 
     let mut conn = httpc::connect(ctx, &req.token_url, tls, Record::Quietly)
         .await
         .map_err(|f| in_token_stage(f, &req.token_url))?;
-    let mut response = conn
-        .send(Method::POST, &req.token_url, &headers, Bytes::from(body))
-        .await?;
+    let mut response = conn.send(Method::POST, &req.token_url, &headers, Bytes::from(body)).await?;
     let status = response.status();
     let (bytes, _) = httpc::read_capped(response.body_mut(), TOKEN_BODY_CAP).await?;
     let parsed: Option<TokenResponse> = serde_json::from_slice(&bytes).ok();
     if let Some(parsed) = &parsed {
         // Register before any branch can put a piece of the body into a message.
-        for token in [&parsed.access_token, &parsed.refresh_token]
-            .into_iter()
-            .flatten()
-        {
+        for token in [&parsed.access_token, &parsed.refresh_token].into_iter().flatten() {
             redact::register(token);
         }
     }
@@ -86,20 +77,15 @@ pub async fn fetch_token(
             .with_hint("check token_url: it should be the authorization server's token endpoint"));
         };
         let Some(token) = parsed.access_token.filter(|t| !t.is_empty()) else {
-            return Err(Failure::new(
-                ErrorClass::Protocol,
-                "the token response has no access_token",
-            ));
+            return Err(Failure::new(ErrorClass::Protocol, "the token response has no access_token"));
         };
-        if let Some(kind) = parsed.token_type.as_deref() {
-            if !kind.eq_ignore_ascii_case("bearer") {
-                return Err(Failure::new(
-                    ErrorClass::UnexpectedResponse,
-                    format!(
-                        "the token endpoint issued a `{kind}` token; authprobe can present bearer tokens only"
-                    ),
-                ));
-            }
+        if let Some(kind) = parsed.token_type.as_deref()
+            && !kind.eq_ignore_ascii_case("bearer")
+        {
+            return Err(Failure::new(
+                ErrorClass::UnexpectedResponse,
+                format!("the token endpoint issued a `{kind}` token; authprobe can present bearer tokens only"),
+            ));
         }
         return Ok(Secret::new(token));
     }
@@ -108,9 +94,7 @@ pub async fn fetch_token(
 
 /// The form body and headers of a token request. Built in one synchronous step: the form
 /// serializer is not `Send` and must not live across an await.
-fn token_request_parts(
-    req: &TokenRequest,
-) -> Result<(String, Vec<(header::HeaderName, HeaderValue)>), Failure> {
+fn token_request_parts(req: &TokenRequest) -> Result<(String, Vec<(header::HeaderName, HeaderValue)>), Failure> {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     match &req.grant {
         Grant::ClientCredentials { scope } => {
@@ -125,18 +109,13 @@ fn token_request_parts(
         }
     }
     let mut headers = vec![
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        ),
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded")),
         (header::ACCEPT, HeaderValue::from_static("application/json")),
     ];
     match (&req.client_secret, req.client_auth) {
         (Some(secret), ClientAuth::Basic) => {
-            let id: String =
-                url::form_urlencoded::byte_serialize(req.client_id.as_bytes()).collect();
-            let pw: String =
-                url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
+            let id: String = url::form_urlencoded::byte_serialize(req.client_id.as_bytes()).collect();
+            let pw: String = url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
             redact::register_basic_auth(&id, &pw);
             headers.push((header::AUTHORIZATION, basic_header(&id, &pw)?));
         }
@@ -153,21 +132,14 @@ fn token_request_parts(
 
 fn in_token_stage(failure: Failure, url: &Url) -> Failure {
     let host = url.host_str().unwrap_or_default();
-    Failure {
-        message: format!("token endpoint {host}: {}", failure.message),
-        ..failure
-    }
+    Failure { message: format!("token endpoint {host}: {}", failure.message), ..failure }
 }
 
 fn basic_header(user: &str, password: &str) -> Result<HeaderValue, Failure> {
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
-        Failure::new(
-            ErrorClass::Config,
-            "the client credentials cannot be sent in a header",
-        )
-    })?;
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .map_err(|_| Failure::new(ErrorClass::Config, "the client credentials cannot be sent in a header"))?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -177,9 +149,7 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
         Some(p) => (p.error.clone(), p.error_description.clone()),
         None => (None, None),
     };
-    let said = description
-        .map(|d| format!(": {}", truncate(&d, 200)))
-        .unwrap_or_default();
+    let said = description.map(|d| format!(": {}", truncate(&d, 200))).unwrap_or_default();
     match code.as_deref() {
         Some("invalid_client") => Failure::new(
             ErrorClass::AuthRejected,
@@ -214,10 +184,7 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
 }
 
 fn truncate(text: &str, max: usize) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if one_line.chars().count() <= max {
         one_line
     } else {

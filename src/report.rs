@@ -142,10 +142,7 @@ pub struct HostKeyReport {
 
 impl RunReport {
     pub fn summarize(probes: &[ProbeReport]) -> Summary {
-        let mut summary = Summary {
-            total: probes.len(),
-            ..Summary::default()
-        };
+        let mut summary = Summary { total: probes.len(), ..Summary::default() };
         for probe in probes {
             match probe.status {
                 Status::Pass => summary.passed += 1,

@@ -63,11 +63,7 @@ pub fn select(probes: &[ProbeConfig], only: &[String], skip: &[String]) -> Vec<P
 
 /// Runs the probes and returns the report. Returns early (with unfinished probes marked
 /// `cancelled`) when `cancel` fires.
-pub async fn run(
-    probes: Vec<ProbeConfig>,
-    opts: &RunOptions,
-    cancel: CancellationToken,
-) -> RunReport {
+pub async fn run(probes: Vec<ProbeConfig>, opts: &RunOptions, cancel: CancellationToken) -> RunReport {
     let started = Instant::now();
     let started_wall = SystemTime::now();
     let shared = Arc::new(Shared::default());
@@ -97,20 +93,14 @@ pub async fn run(
             reports[index] = Some(report);
         }
     }
-    let probes: Vec<ProbeReport> = reports
-        .into_iter()
-        .map(|r| r.unwrap_or_else(lost_report))
-        .collect();
+    let probes: Vec<ProbeReport> = reports.into_iter().map(|r| r.unwrap_or_else(lost_report)).collect();
     RunReport {
         version: 1,
         started_at: humantime::format_rfc3339_millis(started_wall).to_string(),
         duration_ms: started.elapsed().as_millis() as u64,
         summary: RunReport::summarize(&probes),
         probes,
-        started_unix: started_wall
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0),
+        started_unix: started_wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
     }
 }
 
@@ -166,14 +156,12 @@ async fn run_probe(
             _ = stop.cancelled() => Outcome::Cancelled,
         };
         let failed = matches!(outcome, Outcome::Done(Err(_)));
-        if failed {
-            if let Some(deadline) = deadline {
-                let pause = backoff(attempts);
-                if Instant::now() + pause < deadline {
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => continue,
-                        _ = stop.cancelled() => {}
-                    }
+        if failed && let Some(deadline) = deadline {
+            let pause = backoff(attempts);
+            if Instant::now() + pause < deadline {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => continue,
+                    _ = stop.cancelled() => {}
                 }
             }
         }
@@ -184,19 +172,12 @@ async fn run_probe(
 /// Exponential backoff from 250 ms, capped at 5 s, with ±20% jitter so that many waiting
 /// probes do not retry in lockstep.
 fn backoff(attempt: u32) -> Duration {
-    let base = 250u64
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(5))
-        .min(5_000);
+    let base = 250u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(5)).min(5_000);
     let jitter = 0.8 + fastrand::f64() * 0.4;
     Duration::from_millis((base as f64 * jitter) as u64)
 }
 
-async fn attempt(
-    probe: &ProbeConfig,
-    ctx: &ProbeContext,
-    timeout: Duration,
-    stop: &CancellationToken,
-) -> Outcome {
+async fn attempt(probe: &ProbeConfig, ctx: &ProbeContext, timeout: Duration, stop: &CancellationToken) -> Outcome {
     let runnable = probe.probe.clone();
     let task_ctx = ctx.clone();
     // A task of its own, so that a panic in a probe is caught here and blamed on this probe.
@@ -231,18 +212,14 @@ async fn attempt(
 
 fn timeout_hint(stage: Stage) -> &'static str {
     match stage {
-        Stage::Dns => {
-            "the resolver did not answer: check /etc/resolv.conf and the DNS servers it names"
-        }
+        Stage::Dns => "the resolver did not answer: check /etc/resolv.conf and the DNS servers it names",
         Stage::Connect | Stage::TunnelConnect => {
             "nothing answered: a firewall or security group probably drops the packets (check allow-lists for this machine's address)"
         }
         Stage::Tls => {
             "the server accepted the connection but did not complete TLS: is this port TLS, and is the server overloaded?"
         }
-        _ => {
-            "the server accepted the connection but did not answer in time: check its health, or raise `timeout`"
-        }
+        _ => "the server accepted the connection but did not answer in time: check its health, or raise `timeout`",
     }
 }
 
@@ -272,14 +249,8 @@ fn build_report(
     let (status, error) = match &outcome {
         Outcome::Cancelled => (Status::Cancelled, None),
         Outcome::Done(Err(failure)) => {
-            let fallback = ctx
-                .last_stage()
-                .or_else(|| planned.first().copied())
-                .unwrap_or(Stage::Check);
-            (
-                Status::Fail,
-                Some(ErrorReport::from_failure(failure, fallback)),
-            )
+            let fallback = ctx.last_stage().or_else(|| planned.first().copied()).unwrap_or(Stage::Check);
+            (Status::Fail, Some(ErrorReport::from_failure(failure, fallback)))
         }
         Outcome::Done(Ok(())) if recorded.warnings.is_empty() => (Status::Pass, None),
         Outcome::Done(Ok(())) => (Status::Warn, None),

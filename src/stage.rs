@@ -40,12 +40,7 @@ pub struct ProbeContext {
 
 impl ProbeContext {
     pub fn new(shared: Arc<Shared>, warn_expiry_days: u32, timeout: Duration) -> Self {
-        ProbeContext {
-            progress: Arc::default(),
-            shared,
-            warn_expiry_days,
-            timeout,
-        }
+        ProbeContext { progress: Arc::default(), shared, warn_expiry_days, timeout }
     }
 
     fn lock(&self) -> MutexGuard<'_, Progress> {
@@ -68,38 +63,23 @@ impl ProbeContext {
         let elapsed = started.elapsed();
         let mut progress = self.lock();
         progress.current = None;
-        let status = if result.is_ok() {
-            StageStatus::Ok
-        } else {
-            StageStatus::Fail
-        };
+        let status = if result.is_ok() { StageStatus::Ok } else { StageStatus::Fail };
         progress.stages.push(stage_report(stage, status, elapsed));
-        result.map_err(|failure| {
-            if failure.stage.is_some() {
-                failure
-            } else {
-                failure.at(stage)
-            }
-        })
+        result.map_err(|failure| if failure.stage.is_some() { failure } else { failure.at(stage) })
     }
 
     /// The stage in progress, closed as failed; used when the attempt is cut short.
     pub fn interrupt(&self) -> Option<Stage> {
         let mut progress = self.lock();
         let (stage, started) = progress.current.take()?;
-        progress
-            .stages
-            .push(stage_report(stage, StageStatus::Fail, started.elapsed()));
+        progress.stages.push(stage_report(stage, StageStatus::Fail, started.elapsed()));
         Some(stage)
     }
 
     /// The last stage that was recorded, for failures raised between stages.
     pub fn last_stage(&self) -> Option<Stage> {
         let progress = self.lock();
-        progress
-            .current
-            .map(|(s, _)| s)
-            .or_else(|| progress.stages.last().map(|s| s.name))
+        progress.current.map(|(s, _)| s).or_else(|| progress.stages.last().map(|s| s.name))
     }
 
     pub fn set_tls(&self, tls: TlsReport) {
@@ -158,12 +138,7 @@ pub struct Recorded {
 }
 
 fn stage_report(stage: Stage, status: StageStatus, elapsed: Duration) -> StageReport {
-    StageReport {
-        name: stage,
-        status,
-        duration_ms: elapsed.as_millis() as u64,
-        duration_secs: elapsed.as_secs_f64(),
-    }
+    StageReport { name: stage, status, duration_ms: elapsed.as_millis() as u64, duration_secs: elapsed.as_secs_f64() }
 }
 
 #[cfg(test)]
@@ -174,19 +149,14 @@ mod tests {
     #[tokio::test]
     async fn stages_are_recorded_and_failures_tagged() {
         let ctx = ProbeContext::new(Arc::default(), 14, Duration::from_secs(1));
-        ctx.stage(Stage::Dns, async { Ok::<_, Failure>(()) })
-            .await
-            .unwrap();
+        ctx.stage(Stage::Dns, async { Ok::<_, Failure>(()) }).await.unwrap();
         let err = ctx
-            .stage(Stage::Connect, async {
-                Err::<(), _>(Failure::new(ErrorClass::ConnectRefused, "no"))
-            })
+            .stage(Stage::Connect, async { Err::<(), _>(Failure::new(ErrorClass::ConnectRefused, "no")) })
             .await
             .unwrap_err();
         assert_eq!(err.stage, Some(Stage::Connect));
         let recorded = ctx.finish(&[Stage::Dns, Stage::Connect, Stage::Tls, Stage::Check]);
-        let summary: Vec<(Stage, StageStatus)> =
-            recorded.stages.iter().map(|s| (s.name, s.status)).collect();
+        let summary: Vec<(Stage, StageStatus)> = recorded.stages.iter().map(|s| (s.name, s.status)).collect();
         assert_eq!(
             summary,
             [
@@ -202,10 +172,8 @@ mod tests {
     async fn interrupt_blames_the_running_stage() {
         let ctx = ProbeContext::new(Arc::default(), 14, Duration::from_secs(1));
         let ctx2 = ctx.clone();
-        let hung = tokio::spawn(async move {
-            ctx2.stage(Stage::Tls, std::future::pending::<Result<(), Failure>>())
-                .await
-        });
+        let hung =
+            tokio::spawn(async move { ctx2.stage(Stage::Tls, std::future::pending::<Result<(), Failure>>()).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         hung.abort();
         assert_eq!(ctx.interrupt(), Some(Stage::Tls));

@@ -13,10 +13,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
-use rustls::{
-    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
-    SignatureScheme,
-};
+use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TableReader;
@@ -62,9 +59,7 @@ impl std::fmt::Debug for TlsOptions {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    CryptoProvider::get_default().cloned().unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
 impl TlsOptions {
@@ -89,28 +84,20 @@ impl TlsOptions {
         let cert = table.file_bytes("client_cert");
         let key = table.file_bytes("client_key");
         match (cert, key) {
-            (Some((cert_path, cert_pem)), Some((key_path, key_pem))) => {
-                match load_identity(&cert_pem, &key_pem) {
-                    Ok(identity) => opts.identity = Some(Arc::new(identity)),
-                    Err(why) => {
-                        table.error_at(
-                            "client_key",
-                            format!(
-                                "client identity {} + {}: {why}",
-                                cert_path.display(),
-                                key_path.display()
-                            ),
-                        );
-                        ok = false;
-                    }
+            (Some((cert_path, cert_pem)), Some((key_path, key_pem))) => match load_identity(&cert_pem, &key_pem) {
+                Ok(identity) => opts.identity = Some(Arc::new(identity)),
+                Err(why) => {
+                    table.error_at(
+                        "client_key",
+                        format!("client identity {} + {}: {why}", cert_path.display(), key_path.display()),
+                    );
+                    ok = false;
                 }
-            }
+            },
             (None, None) => {}
             _ => {
                 if table.has("client_cert") != table.has("client_key") {
-                    table.error_here(
-                        "tls.client_cert and tls.client_key go together: set both or neither",
-                    );
+                    table.error_here("tls.client_cert and tls.client_key go together: set both or neither");
                 }
                 ok = false;
             }
@@ -121,24 +108,25 @@ impl TlsOptions {
                 match normalize_fingerprint(&pin) {
                     Some(p) => opts.pins.push(p),
                     None => {
-                        table.error_at("pin_sha256", format!("`{pin}` is not a SHA-256 fingerprint (64 hex digits, colons optional)"));
+                        table.error_at(
+                            "pin_sha256",
+                            format!("`{pin}` is not a SHA-256 fingerprint (64 hex digits, colons optional)"),
+                        );
                         ok = false;
                     }
                 }
             }
         }
         opts.insecure = table.bool("insecure").unwrap_or(false);
-        if modes {
-            if let Some(raw) = table.string("mode") {
-                match parse_mode(&raw) {
-                    Some(mode) => opts.mode = Some(mode),
-                    None => {
-                        table.error_at(
-                            "mode",
-                            format!("unknown TLS mode `{raw}`; use disable, prefer, require, verify-ca or verify-full"),
-                        );
-                        ok = false;
-                    }
+        if modes && let Some(raw) = table.string("mode") {
+            match parse_mode(&raw) {
+                Some(mode) => opts.mode = Some(mode),
+                None => {
+                    table.error_at(
+                        "mode",
+                        format!("unknown TLS mode `{raw}`; use disable, prefer, require, verify-ca or verify-full"),
+                    );
+                    ok = false;
                 }
             }
         }
@@ -150,12 +138,8 @@ impl TlsOptions {
     pub fn verify_name(&self, host: &str) -> Result<ServerName<'static>, Failure> {
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = name.trim_start_matches('[').trim_end_matches(']');
-        ServerName::try_from(name.to_string()).map_err(|_| {
-            Failure::new(
-                ErrorClass::Config,
-                format!("`{name}` is not a valid TLS server name"),
-            )
-        })
+        ServerName::try_from(name.to_string())
+            .map_err(|_| Failure::new(ErrorClass::Config, format!("`{name}` is not a valid TLS server name")))
     }
 }
 
@@ -177,9 +161,7 @@ fn parse_ca(pem: &[u8]) -> Result<RootCertStore, String> {
     let mut found = 0;
     for cert in CertificateDer::pem_slice_iter(pem) {
         let cert = cert.map_err(|e| format!("not a PEM certificate bundle ({e})"))?;
-        store
-            .add(cert)
-            .map_err(|e| format!("unusable CA certificate: {e}"))?;
+        store.add(cert).map_err(|e| format!("unusable CA certificate: {e}"))?;
         found += 1;
     }
     if found == 0 {
@@ -195,21 +177,15 @@ fn load_identity(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, String
     if certs.is_empty() {
         return Err("no certificate in client_cert".into());
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("client_key holds no usable private key ({e})"))?;
-    CertifiedKey::from_der(certs, key, &provider())
-        .map_err(|e| format!("the key does not fit the certificate ({e})"))
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("client_key holds no usable private key ({e})"))?;
+    CertifiedKey::from_der(certs, key, &provider()).map_err(|e| format!("the key does not fit the certificate ({e})"))
 }
 
 /// Upper-case hex with colons, the form reports show and pins are compared in.
 pub fn normalize_fingerprint(raw: &str) -> Option<String> {
-    let hex: String = raw
-        .trim()
-        .trim_start_matches("sha256:")
-        .trim_start_matches("SHA256:")
-        .chars()
-        .filter(|c| *c != ':')
-        .collect();
+    let hex: String =
+        raw.trim().trim_start_matches("sha256:").trim_start_matches("SHA256:").chars().filter(|c| *c != ':').collect();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
@@ -220,12 +196,7 @@ pub fn normalize_fingerprint(raw: &str) -> Option<String> {
 
 fn fingerprint(algorithm: &'static aws_lc_rs::digest::Algorithm, der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(algorithm, der);
-    digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 pub fn sha256_fingerprint(der: &[u8]) -> String {
@@ -249,13 +220,13 @@ impl TrustStore {
             let mut store = RootCertStore::empty();
             let (added, _ignored) = store.add_parsable_certificates(result.certs);
             if added == 0 {
-                return Err("no usable system trust roots (install ca-certificates, or set SSL_CERT_FILE or tls.ca)".into());
+                return Err(
+                    "no usable system trust roots (install ca-certificates, or set SSL_CERT_FILE or tls.ca)".into()
+                );
             }
             WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider()).build().map_err(|e| e.to_string())
         });
-        loaded
-            .clone()
-            .map_err(|why| Failure::new(ErrorClass::Config, why))
+        loaded.clone().map_err(|why| Failure::new(ErrorClass::Config, why))
     }
 }
 
@@ -315,14 +286,9 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let chain: Vec<CertificateDer<'static>> = std::iter::once(end_entity)
-            .chain(intermediates)
-            .map(|c| c.clone().into_owned())
-            .collect();
-        let pinned = !self.pins.is_empty()
-            && chain
-                .iter()
-                .any(|c| self.pins.contains(&sha256_fingerprint(c)));
+        let chain: Vec<CertificateDer<'static>> =
+            std::iter::once(end_entity).chain(intermediates).map(|c| c.clone().into_owned()).collect();
+        let pinned = !self.pins.is_empty() && chain.iter().any(|c| self.pins.contains(&sha256_fingerprint(c)));
         self.recorder.with(|r| {
             r.chain = chain;
             r.pinned = pinned;
@@ -336,17 +302,11 @@ impl ServerCertVerifier for RecordingVerifier {
                 self.recorder.with(|r| r.verified = true);
                 return Ok(ServerCertVerified::assertion());
             }
-            return Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                rustls::OtherError(Arc::new(PinMismatch)),
-            )));
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+                PinMismatch,
+            )))));
         }
-        self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
+        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
         self.recorder.with(|r| r.verified = true);
         Ok(ServerCertVerified::assertion())
     }
@@ -357,12 +317,7 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -371,18 +326,11 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -428,10 +376,7 @@ pub fn client_config(
         recorder: recorder.clone(),
         provider: provider.clone(),
     };
-    let resolver = RecordingClientCert {
-        identity: opts.identity.clone(),
-        recorder: recorder.clone(),
-    };
+    let resolver = RecordingClientCert { identity: opts.identity.clone(), recorder: recorder.clone() };
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Failure::internal(format!("TLS setup: {e}")))?
@@ -466,26 +411,17 @@ where
     let connector = tokio_rustls::TlsConnector::from(config);
     let result = connector.connect(name.clone(), io).await;
     let recording = recorder.snapshot();
-    let version = result
-        .as_ref()
-        .ok()
-        .and_then(|s| s.get_ref().1.protocol_version())
-        .map(version_name);
-    let tls_report = recording
-        .chain
-        .first()
-        .map(|leaf| certificate_report(leaf, version, &recording));
-    if report {
-        if let Some(r) = &tls_report {
-            ctx.set_tls(r.clone());
-        }
+    let version = result.as_ref().ok().and_then(|s| s.get_ref().1.protocol_version()).map(version_name);
+    let tls_report = recording.chain.first().map(|leaf| certificate_report(leaf, version, &recording));
+    if report && let Some(r) = &tls_report {
+        ctx.set_tls(r.clone());
     }
     match result {
         Ok(stream) => {
-            if let Some(r) = &tls_report {
-                if report {
-                    expiry_warnings(ctx, r, opts.insecure);
-                }
+            if let Some(r) = &tls_report
+                && report
+            {
+                expiry_warnings(ctx, r, opts.insecure);
             }
             if opts.insecure {
                 ctx.warn("TLS certificate verification is off (tls.insecure = true)");
@@ -499,20 +435,10 @@ where
 fn expiry_warnings(ctx: &ProbeContext, r: &TlsReport, insecure: bool) {
     if r.days_left < 0 {
         // Only reachable when trust came from a pin or verification is off.
-        let why = if insecure {
-            ""
-        } else {
-            " (trusted because it is pinned)"
-        };
-        ctx.warn(format!(
-            "certificate expired {} days ago on {}{why}",
-            -r.days_left, r.not_after
-        ));
+        let why = if insecure { "" } else { " (trusted because it is pinned)" };
+        ctx.warn(format!("certificate expired {} days ago on {}{why}", -r.days_left, r.not_after));
     } else if r.days_left < i64::from(ctx.warn_expiry_days) {
-        ctx.warn(format!(
-            "certificate expires in {} days ({})",
-            r.days_left, r.not_after
-        ));
+        ctx.warn(format!("certificate expires in {} days ({})", r.days_left, r.not_after));
     }
 }
 
@@ -548,9 +474,7 @@ pub fn cert_info(der: &[u8]) -> CertInfo {
             if let Ok(Some(ext)) = cert.subject_alternative_name() {
                 for name in &ext.value.general_names {
                     match name {
-                        x509_parser::extensions::GeneralName::DNSName(d) => {
-                            sans.push(d.to_string())
-                        }
+                        x509_parser::extensions::GeneralName::DNSName(d) => sans.push(d.to_string()),
                         x509_parser::extensions::GeneralName::IPAddress(ip) => {
                             if let Ok(v4) = <[u8; 4]>::try_from(*ip) {
                                 sans.push(std::net::Ipv4Addr::from(v4).to_string());
@@ -618,17 +542,10 @@ pub fn rfc3339(unix: i64) -> String {
 }
 
 pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-pub fn certificate_report(
-    leaf: &CertificateDer<'_>,
-    version: Option<String>,
-    recording: &Recording,
-) -> TlsReport {
+pub fn certificate_report(leaf: &CertificateDer<'_>, version: Option<String>, recording: &Recording) -> TlsReport {
     let info = cert_info(leaf);
     let days_left = (info.not_after - now_unix()).div_euclid(86_400);
     TlsReport {
@@ -664,31 +581,34 @@ pub fn classify_handshake_error(
     }
     let asked_for_cert = recording.client_cert_requested && opts.identity.is_none();
     match err.kind() {
-        io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-            if asked_for_cert =>
-        {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe if asked_for_cert => {
             client_cert_missing()
         }
-        io::ErrorKind::UnexpectedEof => Failure::new(
-            ErrorClass::Network,
-            "the server closed the connection during the TLS handshake",
-        )
-        .with_hint("the server may not speak TLS on this port, or a proxy cut the connection"),
-        _ => Failure::new(
-            crate::error::classify_io(err),
-            format!("TLS handshake: {}", describe_io(err)),
-        ),
+        io::ErrorKind::UnexpectedEof => {
+            Failure::new(ErrorClass::Network, "the server closed the connection during the TLS handshake")
+                .with_hint("the server may not speak TLS on this port, or a proxy cut the connection")
+        }
+        _ => Failure::new(crate::error::classify_io(err), format!("TLS handshake: {}", describe_io(err))),
     }
 }
 
-fn client_cert_missing() -> Failure {
+/// The server asked for a client certificate, completed the handshake, then dropped the
+/// connection without a word: that is how servers refuse a certificate under TLS 1.3 when
+/// their alert is lost to the connection reset.
+pub fn client_cert_refused_silently(presented: bool) -> Failure {
+    if !presented {
+        return client_cert_missing();
+    }
     Failure::new(
         ErrorClass::TlsClientCert,
-        "the server requires a client certificate and none is configured",
+        "the server asked for a client certificate, then closed the connection right after the handshake: it most likely rejected ours",
     )
-    .with_hint("set tls.client_cert and tls.client_key to a certificate the server trusts")
+    .with_hint("use a client certificate issued by a CA the server trusts, and check that it has not expired")
+}
+
+fn client_cert_missing() -> Failure {
+    Failure::new(ErrorClass::TlsClientCert, "the server requires a client certificate and none is configured")
+        .with_hint("set tls.client_cert and tls.client_key to a certificate the server trusts")
 }
 
 /// Classifies a rustls error, with the recorded chain for fingerprints and names.
@@ -740,11 +660,10 @@ pub fn classify_tls_error(
             }
         },
         rustls::Error::AlertReceived(alert) => classify_alert(*alert, recording, opts),
-        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => Failure::new(
-            ErrorClass::Protocol,
-            "the server did not answer with TLS",
-        )
-        .with_hint("this port probably speaks plain text: check the scheme (http:// vs https://) and the port"),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            Failure::new(ErrorClass::Protocol, "the server did not answer with TLS")
+                .with_hint("this port probably speaks plain text: check the scheme (http:// vs https://) and the port")
+        }
         rustls::Error::NoCertificatesPresented => {
             Failure::new(ErrorClass::TlsHandshake, "the server presented no certificate")
         }
@@ -754,31 +673,37 @@ pub fn classify_tls_error(
 
 fn classify_alert(alert: AlertDescription, recording: &Recording, opts: &TlsOptions) -> Failure {
     use AlertDescription as A;
-    let ours = if opts.identity.is_some() {
-        "our client certificate"
-    } else {
-        "the missing client certificate"
-    };
+    let ours = if opts.identity.is_some() { "our client certificate" } else { "the missing client certificate" };
     match alert {
         A::CertificateRequired => client_cert_missing(),
-        A::BadCertificate | A::UnknownCA | A::CertificateUnknown | A::CertificateExpired | A::CertificateRevoked
-        | A::UnsupportedCertificate | A::AccessDenied
+        A::BadCertificate
+        | A::UnknownCA
+        | A::CertificateUnknown
+        | A::CertificateExpired
+        | A::CertificateRevoked
+        | A::UnsupportedCertificate
+        | A::AccessDenied
             if recording.client_cert_requested =>
         {
             if opts.identity.is_none() {
                 return client_cert_missing();
             }
             Failure::new(ErrorClass::TlsClientCert, format!("the server rejected {ours} (TLS alert {alert:?})"))
-                .with_hint("use a client certificate issued by a CA the server trusts, and check that it has not expired")
+                .with_hint(
+                    "use a client certificate issued by a CA the server trusts, and check that it has not expired",
+                )
         }
         A::HandshakeFailure if recording.client_cert_requested && opts.identity.is_none() => client_cert_missing(),
-        A::ProtocolVersion | A::InsufficientSecurity | A::HandshakeFailure => Failure::new(
-            ErrorClass::TlsHandshake,
-            format!("the server refused the handshake (TLS alert {alert:?})"),
-        )
-        .with_hint("the server and authprobe share no TLS version or cipher suite (authprobe speaks TLS 1.2 and 1.3)"),
-        A::UnrecognisedName => Failure::new(ErrorClass::TlsHostname, "the server does not know the requested host name (SNI)")
-            .with_hint("check the host name, or set tls.server_name"),
+        A::ProtocolVersion | A::InsufficientSecurity | A::HandshakeFailure => {
+            Failure::new(ErrorClass::TlsHandshake, format!("the server refused the handshake (TLS alert {alert:?})"))
+                .with_hint(
+                    "the server and authprobe share no TLS version or cipher suite (authprobe speaks TLS 1.2 and 1.3)",
+                )
+        }
+        A::UnrecognisedName => {
+            Failure::new(ErrorClass::TlsHostname, "the server does not know the requested host name (SNI)")
+                .with_hint("check the host name, or set tls.server_name")
+        }
         other => Failure::new(ErrorClass::TlsHandshake, format!("the server sent TLS alert {other:?}")),
     }
 }
@@ -786,17 +711,74 @@ fn classify_alert(alert: AlertDescription, recording: &Recording, opts: &TlsOpti
 /// Errors after the handshake (on the first read or write) that are really TLS failures:
 /// with TLS 1.3 the server judges our client certificate after the handshake has
 /// completed on our side, so its refusal arrives on the first read.
-pub fn classify_post_handshake(
-    err: &(dyn std::error::Error + 'static),
-    recorder: &Recorder,
-    opts: &TlsOptions,
-) -> Option<Failure> {
-    let tls = find_cause::<rustls::Error>(err)?;
+pub fn classify_post_handshake(err: &rustls::Error, recorder: &Recorder, opts: &TlsOptions) -> Failure {
     let recording = recorder.snapshot();
-    Some(match tls {
+    match err {
         rustls::Error::AlertReceived(alert) => classify_alert(*alert, &recording, opts),
         other => Failure::new(ErrorClass::TlsHandshake, format!("TLS error: {other}")),
-    })
+    }
+}
+
+/// Wraps a TLS stream and keeps the first rustls error that passes through it. HTTP/2
+/// turns I/O errors into strings, so the typed cause must be caught here, at the socket.
+pub struct ErrorTap<S> {
+    inner: S,
+    seen: Arc<Mutex<Option<rustls::Error>>>,
+}
+
+impl<S> ErrorTap<S> {
+    pub fn new(inner: S) -> (Self, Arc<Mutex<Option<rustls::Error>>>) {
+        let seen = Arc::new(Mutex::new(None));
+        (ErrorTap { inner, seen: seen.clone() }, seen)
+    }
+
+    fn note<T>(&self, result: std::task::Poll<io::Result<T>>) -> std::task::Poll<io::Result<T>> {
+        if let std::task::Poll::Ready(Err(err)) = &result
+            && let Some(tls) = find_cause::<rustls::Error>(err)
+            && let Ok(mut slot) = self.seen.lock()
+        {
+            slot.get_or_insert_with(|| tls.clone());
+        }
+        result
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ErrorTap<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.note(result)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ErrorTap<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let result = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(result)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let result = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(result)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let result = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.note(result)
+    }
 }
 
 #[cfg(test)]
@@ -819,10 +801,7 @@ mod tests {
         let raw = "ab".repeat(32);
         let want = vec!["AB"; 32].join(":");
         assert_eq!(normalize_fingerprint(&raw).as_deref(), Some(want.as_str()));
-        assert_eq!(
-            normalize_fingerprint(&want.to_lowercase()).as_deref(),
-            Some(want.as_str())
-        );
+        assert_eq!(normalize_fingerprint(&want.to_lowercase()).as_deref(), Some(want.as_str()));
         assert_eq!(normalize_fingerprint("AB:CD"), None);
     }
 

@@ -1,1 +1,12 @@
+//! One integration-test binary (as ripgrep does) to keep link times down. Every test talks
+//! to real servers: in-process ones from `util::servers`, or the harness's (scripts/servers).
 
+mod util;
+
+mod config_errors;
+mod formats;
+mod http_auth;
+mod network_classes;
+mod run_control;
+mod secrets_leak;
+mod tls_classes;

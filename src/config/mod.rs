@@ -98,10 +98,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 column: 0,
                 probe: None,
                 key: None,
-                message: format!(
-                    "cannot read the config file: {}",
-                    crate::error::describe_io(&err)
-                ),
+                message: format!("cannot read the config file: {}", crate::error::describe_io(&err)),
             }]));
         }
     };
@@ -110,19 +107,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Checks config text; `env` resolves `${NAME}` references.
-pub fn load_str(
-    path: &Path,
-    text: String,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigErrors> {
+pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     let source = Source::new(path.to_path_buf(), text);
     let document = match DeTable::parse(&source.text) {
         Ok(doc) => doc,
         Err(err) => {
-            let (line, column) = err
-                .span()
-                .map(|s| source.position(s.start))
-                .unwrap_or((0, 0));
+            let (line, column) = err.span().map(|s| source.position(s.start)).unwrap_or((0, 0));
             return Err(ConfigErrors(vec![ConfigError {
                 file: path.display().to_string(),
                 line,
@@ -142,11 +132,7 @@ pub fn load_str(
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    Ok(Config {
-        path: path.to_path_buf(),
-        defaults,
-        probes,
-    })
+    Ok(Config { path: path.to_path_buf(), defaults, probes })
 }
 
 fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
@@ -182,15 +168,10 @@ fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults) -> Vec<ProbeConf
         return Vec::new();
     };
     let mut probes = Vec::with_capacity(array.len());
-    let mut seen: std::collections::HashMap<String, usize> =
-        std::collections::HashMap::with_capacity(array.len());
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::with_capacity(array.len());
     for item in array.iter() {
         let DeValue::Table(table) = item.get_ref() else {
-            ctx.error(
-                item.span(),
-                Some("probe".into()),
-                "each probe must be a table",
-            );
+            ctx.error(item.span(), Some("probe".into()), "each probe must be a table");
             continue;
         };
         ctx.set_probe(None);
@@ -202,10 +183,7 @@ fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults) -> Vec<ProbeConf
             if name.trim().is_empty() {
                 reader.error_at("name", "the name must not be empty");
             } else if let Some(first) = seen.insert(name.clone(), line) {
-                reader.error_at(
-                    "name",
-                    format!("duplicate probe name (first defined at line {first})"),
-                );
+                reader.error_at("name", format!("duplicate probe name (first defined at line {first})"));
             }
         }
         if let Some(probe) = read_probe(reader, name, defaults) {
@@ -218,25 +196,15 @@ fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults) -> Vec<ProbeConf
 
 /// Reads one probe and checks its keys. The unknown-key check is skipped when the kind is
 /// unknown: every kind-specific key would be reported and bury the real problem.
-fn read_probe(
-    reader: TableReader<'_, '_>,
-    name: Option<String>,
-    defaults: &Defaults,
-) -> Option<ProbeConfig> {
+fn read_probe(reader: TableReader<'_, '_>, name: Option<String>, defaults: &Defaults) -> Option<ProbeConfig> {
     let tags = reader.string_list("tags").unwrap_or_default();
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
-    let warn_expiry_days = reader
-        .integer("warn_expiry_days", 0..=3650)
-        .map(|d| d as u32)
-        .unwrap_or(defaults.warn_expiry_days);
-    let kind_name =
-        reader.required_string("kind", "one of: http, postgres, mysql, mssql, s3, sftp")?;
+    let warn_expiry_days =
+        reader.integer("warn_expiry_days", 0..=3650).map(|d| d as u32).unwrap_or(defaults.warn_expiry_days);
+    let kind_name = reader.required_string("kind", "one of: http, postgres, mysql, mssql, s3, sftp")?;
     let Some(kind) = probes::find_kind(&kind_name) else {
         let known: Vec<&str> = probes::KINDS.iter().map(|k| k.name).collect();
-        let mut message = format!(
-            "unknown kind `{kind_name}`; known kinds: {}",
-            known.join(", ")
-        );
+        let mut message = format!("unknown kind `{kind_name}`; known kinds: {}", known.join(", "));
         if let Some(s) = reader::did_you_mean(&kind_name, &known) {
             message = format!("unknown kind `{kind_name}` (did you mean `{s}`?)");
         }
@@ -246,14 +214,7 @@ fn read_probe(
     let probe = (kind.parse)(&reader);
     reader.finish();
     let probe = probe?;
-    Some(ProbeConfig {
-        name: name?,
-        kind: kind.name,
-        tags,
-        timeout,
-        warn_expiry_days,
-        probe,
-    })
+    Some(ProbeConfig { name: name?, kind: kind.name, tags, timeout, warn_expiry_days, probe })
 }
 
 #[cfg(test)]
@@ -270,19 +231,12 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        load(text)
-            .unwrap_err()
-            .0
-            .iter()
-            .map(|e| e.to_string())
-            .collect()
+        load(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
     }
 
     #[test]
     fn a_minimal_probe_loads_with_defaults() {
-        let cfg =
-            load("[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://example.com/\"\n")
-                .unwrap();
+        let cfg = load("[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://example.com/\"\n").unwrap();
         assert_eq!(cfg.probes.len(), 1);
         assert_eq!(cfg.probes[0].timeout, DEFAULT_TIMEOUT);
         assert_eq!(cfg.defaults.concurrency, DEFAULT_CONCURRENCY);
@@ -302,10 +256,14 @@ mod tests {
     #[test]
     fn unknown_keys_name_file_line_column_probe_and_suggestion() {
         let errs = errors("[[probe]]\nname = \"orders\"\nkind = \"http\"\nurll = \"https://x/\"\n");
-        assert!(errs.contains(&"probes.toml:4:1: probe `orders`, key `urll`: unknown key `urll` (did you mean `url`?)".to_string()), "{errs:?}");
         assert!(
-            errs.iter().any(|e| e
-                .starts_with("probes.toml:1:1: probe `orders`, key `url`: missing required key")),
+            errs.contains(
+                &"probes.toml:4:1: probe `orders`, key `urll`: unknown key `urll` (did you mean `url`?)".to_string()
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("probes.toml:1:1: probe `orders`, key `url`: missing required key")),
             "{errs:?}"
         );
     }
@@ -316,8 +274,7 @@ mod tests {
             "[[probe]]\nname = \"o\"\nkind = \"http\"\nurl = \"https://x/\"\nauth = { type = \"bearer\", tokn = \"${API_TOKEN}\" }\n",
         );
         assert!(
-            errs.iter()
-                .any(|e| e.contains("key `auth.tokn`: unknown key `tokn` (did you mean `token`?)")),
+            errs.iter().any(|e| e.contains("key `auth.tokn`: unknown key `tokn` (did you mean `token`?)")),
             "{errs:?}"
         );
     }
@@ -328,15 +285,16 @@ mod tests {
             "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x/\"\ntimeout = 5\n\n[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x/\"\nauth = { type = \"bearer\", token = \"${MISSING_TOKEN}\" }\n",
         );
         assert!(
-            errs.iter().any(|e| e
-                .starts_with("probes.toml:5:11: probe `a`, key `timeout`: expected a duration")),
+            errs.iter().any(|e| e.starts_with("probes.toml:5:11: probe `a`, key `timeout`: expected a duration")),
             "{errs:?}"
         );
-        assert!(errs.iter().any(|e| e.starts_with("probes.toml:8:8: probe `a`, key `name`: duplicate probe name (first defined at line 1)")), "{errs:?}");
         assert!(
-            errs.iter()
-                .any(|e| e
-                    .contains("key `auth.token`: environment variable MISSING_TOKEN is not set")),
+            errs.iter().any(|e| e
+                .starts_with("probes.toml:8:8: probe `a`, key `name`: duplicate probe name (first defined at line 1)")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("key `auth.token`: environment variable MISSING_TOKEN is not set")),
             "{errs:?}"
         );
     }
@@ -351,20 +309,12 @@ mod tests {
     #[test]
     fn unknown_kind_gets_a_suggestion() {
         let errs = errors("[[probe]]\nname = \"a\"\nkind = \"htpp\"\n");
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("unknown kind `htpp` (did you mean `http`?)")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.contains("unknown kind `htpp` (did you mean `http`?)")), "{errs:?}");
     }
 
     #[test]
     fn probe_must_be_an_array_of_tables() {
         let errs = errors("[probe]\nname = \"a\"\n");
-        assert!(
-            errs.iter()
-                .any(|e| e.contains("write [[probe]], not [probe]")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().any(|e| e.contains("write [[probe]], not [probe]")), "{errs:?}");
     }
 }

@@ -25,11 +25,7 @@ impl Source {
     pub fn new(path: PathBuf, text: String) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Source {
-            path,
-            text,
-            line_starts,
-        }
+        Source { path, text, line_starts }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -40,12 +36,7 @@ impl Source {
             Err(i) => i - 1,
         };
         let start = self.line_starts[line];
-        let column = self
-            .text
-            .get(start..offset)
-            .map(|s| s.chars().count())
-            .unwrap_or(0)
-            + 1;
+        let column = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(0) + 1;
         (line + 1, column)
     }
 
@@ -92,13 +83,7 @@ pub struct ReadContext<'s> {
 
 impl<'s> ReadContext<'s> {
     pub fn new(source: &'s Source, env: &'s dyn Fn(&str) -> Option<String>) -> Self {
-        ReadContext {
-            source,
-            errors: RefCell::default(),
-            probe: RefCell::default(),
-            env,
-            base_dir: source.base_dir(),
-        }
+        ReadContext { source, errors: RefCell::default(), probe: RefCell::default(), env, base_dir: source.base_dir() }
     }
 
     pub fn error(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) {
@@ -143,19 +128,8 @@ pub struct TableReader<'r, 's> {
 type Value<'r> = Spanned<DeValue<'r>>;
 
 impl<'r, 's> TableReader<'r, 's> {
-    pub fn new(
-        ctx: &'r ReadContext<'s>,
-        table: &'r DeTable<'r>,
-        span: Range<usize>,
-        prefix: &str,
-    ) -> Self {
-        TableReader {
-            ctx,
-            table,
-            span,
-            prefix: prefix.to_string(),
-            asked: RefCell::default(),
-        }
+    pub fn new(ctx: &'r ReadContext<'s>, table: &'r DeTable<'r>, span: Range<usize>, prefix: &str) -> Self {
+        TableReader { ctx, table, span, prefix: prefix.to_string(), asked: RefCell::default() }
     }
 
     pub fn context(&self) -> &'r ReadContext<'s> {
@@ -179,21 +153,13 @@ impl<'r, 's> TableReader<'r, 's> {
 
     /// Reports a problem with a key's value.
     pub fn error_at(&self, key: &'static str, message: impl Into<String>) {
-        let span = self
-            .table
-            .get(key)
-            .map(|v| v.span())
-            .unwrap_or_else(|| self.span.clone());
+        let span = self.table.get(key).map(|v| v.span()).unwrap_or_else(|| self.span.clone());
         self.ctx.error(span, Some(self.key_path(key)), message);
     }
 
     /// Reports a problem with the table as a whole.
     pub fn error_here(&self, message: impl Into<String>) {
-        let key = if self.prefix.is_empty() {
-            None
-        } else {
-            Some(self.prefix.trim_end_matches('.').to_string())
-        };
+        let key = if self.prefix.is_empty() { None } else { Some(self.prefix.trim_end_matches('.').to_string()) };
         self.ctx.error(self.span.clone(), key, message);
     }
 
@@ -206,11 +172,7 @@ impl<'r, 's> TableReader<'r, 's> {
     }
 
     fn missing(&self, key: &'static str, what: &str) {
-        self.ctx.error(
-            self.span.clone(),
-            Some(self.key_path(key)),
-            format!("missing required key `{key}` ({what})"),
-        );
+        self.ctx.error(self.span.clone(), Some(self.key_path(key)), format!("missing required key `{key}` ({what})"));
     }
 
     fn expand(&self, key: &'static str, value: &Value<'r>, raw: &str) -> Option<secrets::Expanded> {
@@ -223,8 +185,7 @@ impl<'r, 's> TableReader<'r, 's> {
                     }
                     _ => err.to_string(),
                 };
-                self.ctx
-                    .error(value.span(), Some(self.key_path(key)), message);
+                self.ctx.error(value.span(), Some(self.key_path(key)), message);
                 None
             }
         }
@@ -269,21 +230,13 @@ impl<'r, 's> TableReader<'r, 's> {
         let parsed = match url::Url::parse(&expanded.value) {
             Ok(u) => u,
             Err(err) => {
-                self.ctx.error(
-                    value.span(),
-                    Some(self.key_path(key)),
-                    format!("not a valid URL: {err}"),
-                );
+                self.ctx.error(value.span(), Some(self.key_path(key)), format!("not a valid URL: {err}"));
                 return None;
             }
         };
         let host = parsed.host_str().unwrap_or_default();
         for reference in &expanded.referenced {
-            if !host.contains(reference.as_str())
-                || parsed
-                    .query()
-                    .is_some_and(|q| q.contains(reference.as_str()))
-            {
+            if !host.contains(reference.as_str()) || parsed.query().is_some_and(|q| q.contains(reference.as_str())) {
                 crate::redact::register(reference);
             }
         }
@@ -335,14 +288,7 @@ impl<'r, 's> TableReader<'r, 's> {
         match std::fs::read(&path) {
             Ok(bytes) => Some((path, bytes)),
             Err(err) => {
-                self.error_at(
-                    key,
-                    format!(
-                        "cannot read {}: {}",
-                        path.display(),
-                        crate::error::describe_io(&err)
-                    ),
-                );
+                self.error_at(key, format!("cannot read {}: {}", path.display(), crate::error::describe_io(&err)));
                 None
             }
         }
@@ -424,11 +370,7 @@ impl<'r, 's> TableReader<'r, 's> {
         Some(out)
     }
 
-    pub fn integer_list(
-        &self,
-        key: &'static str,
-        range: std::ops::RangeInclusive<i64>,
-    ) -> Option<Vec<i64>> {
+    pub fn integer_list(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<Vec<i64>> {
         let value = self.get(key)?;
         let items: Vec<&Value<'r>> = match value.get_ref() {
             DeValue::Array(array) => array.iter().collect(),
@@ -464,12 +406,9 @@ impl<'r, 's> TableReader<'r, 's> {
     pub fn table(&self, key: &'static str) -> Option<TableReader<'r, 's>> {
         let value = self.get(key)?;
         match value.get_ref() {
-            DeValue::Table(table) => Some(TableReader::new(
-                self.ctx,
-                table,
-                value.span(),
-                &self.key_path(&format!("{key}.")),
-            )),
+            DeValue::Table(table) => {
+                Some(TableReader::new(self.ctx, table, value.span(), &self.key_path(&format!("{key}."))))
+            }
             _ => {
                 self.type_error(key, value, "a table");
                 None
@@ -537,8 +476,7 @@ impl<'r, 's> TableReader<'r, 's> {
                 known.dedup();
                 message.push_str(&format!("; known keys here: {}", known.join(", ")));
             }
-            self.ctx
-                .error(key.span(), Some(self.key_path(name)), message);
+            self.ctx.error(key.span(), Some(self.key_path(name)), message);
         }
     }
 }

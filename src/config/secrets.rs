@@ -20,11 +20,7 @@ impl std::fmt::Display for SecretError {
                 write!(f, "environment variable {name} is set but empty")
             }
             SecretError::UnreadableFile { path, reason } => {
-                write!(
-                    f,
-                    "cannot read {} (from a ${{file:...}} reference): {reason}",
-                    path.display()
-                )
+                write!(f, "cannot read {} (from a ${{file:...}} reference): {reason}", path.display())
             }
             SecretError::Malformed(why) => write!(f, "{why}"),
         }
@@ -42,11 +38,7 @@ pub struct Expanded {
 
 /// Expands references in `raw`. `$${` stands for a literal `${`. Relative `file:` paths
 /// resolve against `base_dir` (the config file's directory), `~/` against `$HOME`.
-pub fn expand(
-    raw: &str,
-    base_dir: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Expanded, SecretError> {
+pub fn expand(raw: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Expanded, SecretError> {
     let mut value = String::with_capacity(raw.len());
     let mut referenced = Vec::new();
     let mut rest = raw;
@@ -64,9 +56,7 @@ pub fn expand(
             continue;
         };
         let Some(end) = inner_start.find('}') else {
-            return Err(SecretError::Malformed(
-                "unterminated ${...} reference (write $${ for a literal ${)".into(),
-            ));
+            return Err(SecretError::Malformed("unterminated ${...} reference (write $${ for a literal ${)".into()));
         };
         let reference = &inner_start[..end];
         let resolved = resolve(reference, base_dir, env)?;
@@ -78,19 +68,12 @@ pub fn expand(
     Ok(Expanded { value, referenced })
 }
 
-fn resolve(
-    reference: &str,
-    base_dir: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, SecretError> {
+fn resolve(reference: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, SecretError> {
     if let Some(path) = reference.strip_prefix("file:") {
         let path = resolve_path(path.trim(), base_dir);
         return match std::fs::read_to_string(&path) {
             Ok(text) => Ok(text.trim_end_matches(['\n', '\r']).to_string()),
-            Err(err) => Err(SecretError::UnreadableFile {
-                path,
-                reason: crate::error::describe_io(&err),
-            }),
+            Err(err) => Err(SecretError::UnreadableFile { path, reason: crate::error::describe_io(&err) }),
         };
     }
     let name = reference.trim();
@@ -110,17 +93,13 @@ fn resolve(
 /// Resolves a path from the config: `~/` is the home directory, relative paths are relative
 /// to the config file's directory (as Prometheus and docker-compose do).
 pub fn resolve_path(path: &str, base_dir: &Path) -> PathBuf {
-    if let Some(rest) = path.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+    if let Some(rest) = path.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
     }
     let p = Path::new(path);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base_dir.join(p)
-    }
+    if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) }
 }
 
 #[cfg(test)]
@@ -151,22 +130,10 @@ mod tests {
 
     #[test]
     fn missing_and_empty_variables_name_the_variable() {
-        assert_eq!(
-            expand("${NOPE}", Path::new("."), &env),
-            Err(SecretError::MissingVar("NOPE".into()))
-        );
-        assert_eq!(
-            expand("${EMPTY}", Path::new("."), &env),
-            Err(SecretError::EmptyVar("EMPTY".into()))
-        );
-        assert!(matches!(
-            expand("${oops", Path::new("."), &env),
-            Err(SecretError::Malformed(_))
-        ));
-        assert!(matches!(
-            expand("${a-b}", Path::new("."), &env),
-            Err(SecretError::Malformed(_))
-        ));
+        assert_eq!(expand("${NOPE}", Path::new("."), &env), Err(SecretError::MissingVar("NOPE".into())));
+        assert_eq!(expand("${EMPTY}", Path::new("."), &env), Err(SecretError::EmptyVar("EMPTY".into())));
+        assert!(matches!(expand("${oops", Path::new("."), &env), Err(SecretError::Malformed(_))));
+        assert!(matches!(expand("${a-b}", Path::new("."), &env), Err(SecretError::Malformed(_))));
     }
 
     #[test]
@@ -177,9 +144,6 @@ mod tests {
         assert_eq!(e.value, "file-secret");
         let err = expand("${file:missing}", dir.path(), &env).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
-        assert!(
-            err.to_string().contains("No such file") || err.to_string().contains("not found"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("No such file") || err.to_string().contains("not found"), "{err}");
     }
 }

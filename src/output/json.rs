@@ -4,8 +4,7 @@ use crate::report::RunReport;
 
 pub fn render(report: &RunReport) -> String {
     // Serializing plain data with string keys cannot fail.
-    let mut text =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut text = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
 }

@@ -61,22 +61,12 @@ pub fn render(report: &RunReport) -> String {
                     escape(&err.hint)
                 );
             }
-            (Status::Cancelled, _) => {
-                body.push_str("    <skipped message=\"cancelled before it finished\"/>\n")
-            }
+            (Status::Cancelled, _) => body.push_str("    <skipped message=\"cancelled before it finished\"/>\n"),
             _ => {}
         }
         if !probe.warnings.is_empty() {
-            let warnings: Vec<String> = probe
-                .warnings
-                .iter()
-                .map(|w| format!("warning: {}", escape(w)))
-                .collect();
-            let _ = writeln!(
-                body,
-                "    <system-out>{}</system-out>",
-                warnings.join("&#10;")
-            );
+            let warnings: Vec<String> = probe.warnings.iter().map(|w| format!("warning: {}", escape(w))).collect();
+            let _ = writeln!(body, "    <system-out>{}</system-out>", warnings.join("&#10;"));
         }
         if body.is_empty() {
             out.push_str("/>\n");
@@ -96,9 +86,6 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_drops_control_characters() {
-        assert_eq!(
-            escape("a<b>&\"c'\u{1}\nd"),
-            "a&lt;b&gt;&amp;&quot;c&apos;&#10;d"
-        );
+        assert_eq!(escape("a<b>&\"c'\u{1}\nd"), "a&lt;b&gt;&amp;&quot;c&apos;&#10;d");
     }
 }

@@ -8,11 +8,7 @@ use crate::report::{RunReport, Status};
 
 /// Makes text safe inside a table cell: no pipes breaking columns, no newlines, no HTML.
 pub fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace(['\n', '\r'], " ")
+    text.replace('\\', "\\\\").replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;").replace(['\n', '\r'], " ")
 }
 
 fn code(text: &str) -> String {
@@ -30,15 +26,8 @@ pub fn render(report: &RunReport) -> String {
         "✅"
     };
     let _ = writeln!(out, "## {headline} authprobe: {}\n", report.summary_line());
-    let _ = writeln!(
-        out,
-        "Run started {} and took {}.\n",
-        report.started_at,
-        human_ms(report.duration_ms)
-    );
-    out.push_str(
-        "| Probe | Kind | Target | Status | Time | Details |\n|---|---|---|---|---|---|\n",
-    );
+    let _ = writeln!(out, "Run started {} and took {}.\n", report.started_at, human_ms(report.duration_ms));
+    out.push_str("| Probe | Kind | Target | Status | Time | Details |\n|---|---|---|---|---|---|\n");
     for p in &report.probes {
         let status = match p.status {
             Status::Pass => "✅ pass",
@@ -72,14 +61,12 @@ pub fn render(report: &RunReport) -> String {
             details.join("<br>")
         );
     }
-    let with_tls: Vec<_> = report
-        .probes
-        .iter()
-        .filter(|p| p.tls.is_some() || p.host_key.is_some())
-        .collect();
+    let with_tls: Vec<_> = report.probes.iter().filter(|p| p.tls.is_some() || p.host_key.is_some()).collect();
     if !with_tls.is_empty() {
         out.push_str("\n### Certificates and host keys seen\n\n");
-        out.push_str("| Probe | Subject | Issuer | Expires | Trusted | SHA-256 fingerprint |\n|---|---|---|---|---|---|\n");
+        out.push_str(
+            "| Probe | Subject | Issuer | Expires | Trusted | SHA-256 fingerprint |\n|---|---|---|---|---|---|\n",
+        );
         for p in with_tls {
             if let Some(t) = &p.tls {
                 let trusted = if t.pinned {

@@ -55,10 +55,7 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "report".into());
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
     let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
@@ -74,9 +71,5 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Milliseconds the way people read them.
 pub fn human_ms(ms: u64) -> String {
-    if ms < 1_000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", ms as f64 / 1_000.0)
-    }
+    if ms < 1_000 { format!("{ms}ms") } else { format!("{:.1}s", ms as f64 / 1_000.0) }
 }

@@ -7,10 +7,7 @@ use crate::report::{RunReport, StageStatus, Status};
 
 /// Escapes a label value: backslash, double quote and newline.
 pub fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn header(out: &mut String, name: &str, help: &str) {
@@ -20,33 +17,16 @@ fn header(out: &mut String, name: &str, help: &str) {
 
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
-    let finished = || {
-        report
-            .probes
-            .iter()
-            .filter(|p| p.status != Status::Cancelled)
-    };
+    let finished = || report.probes.iter().filter(|p| p.status != Status::Cancelled);
 
-    header(
-        &mut out,
-        "authprobe_probe_success",
-        "Whether the probe passed (1, warnings allowed) or failed (0).",
-    );
+    header(&mut out, "authprobe_probe_success", "Whether the probe passed (1, warnings allowed) or failed (0).");
     for p in finished() {
         let ok = matches!(p.status, Status::Pass | Status::Warn) as u8;
-        let _ = writeln!(
-            out,
-            "authprobe_probe_success{{probe=\"{}\",kind=\"{}\"}} {ok}",
-            label(&p.name),
-            label(&p.kind)
-        );
+        let _ =
+            writeln!(out, "authprobe_probe_success{{probe=\"{}\",kind=\"{}\"}} {ok}", label(&p.name), label(&p.kind));
     }
 
-    header(
-        &mut out,
-        "authprobe_probe_duration_seconds",
-        "How long the probe took, all stages and attempts together.",
-    );
+    header(&mut out, "authprobe_probe_duration_seconds", "How long the probe took, all stages and attempts together.");
     for p in finished() {
         let _ = writeln!(
             out,
@@ -57,11 +37,7 @@ pub fn render(report: &RunReport) -> String {
         );
     }
 
-    header(
-        &mut out,
-        "authprobe_stage_duration_seconds",
-        "How long each stage of the probe took.",
-    );
+    header(&mut out, "authprobe_stage_duration_seconds", "How long each stage of the probe took.");
     for p in finished() {
         for s in p.stages.iter().filter(|s| s.status != StageStatus::Skipped) {
             let _ = writeln!(
@@ -110,16 +86,8 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
-    header(
-        &mut out,
-        "authprobe_last_run_timestamp_seconds",
-        "When this run started, in seconds since the Unix epoch.",
-    );
-    let _ = writeln!(
-        out,
-        "authprobe_last_run_timestamp_seconds {:.3}",
-        report.started_unix
-    );
+    header(&mut out, "authprobe_last_run_timestamp_seconds", "When this run started, in seconds since the Unix epoch.");
+    let _ = writeln!(out, "authprobe_last_run_timestamp_seconds {:.3}", report.started_unix);
     out
 }
 

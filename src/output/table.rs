@@ -10,11 +10,7 @@ use crate::report::{ProbeReport, RunReport, StageStatus, Status};
 const RESET: &str = "\x1b[0m";
 
 fn paint(text: &str, code: &str, style: Style) -> String {
-    if style.color {
-        format!("\x1b[{code}m{text}{RESET}")
-    } else {
-        text.to_string()
-    }
+    if style.color { format!("\x1b[{code}m{text}{RESET}") } else { text.to_string() }
 }
 
 fn status_cell(status: Status, style: Style) -> String {
@@ -52,10 +48,7 @@ fn detail_cell(probe: &ProbeReport, style: Style) -> String {
             lines.push(stages.join(" · "));
         }
         if let Some(tls) = &probe.tls {
-            let version = tls
-                .version
-                .clone()
-                .unwrap_or_else(|| "handshake failed".into());
+            let version = tls.version.clone().unwrap_or_else(|| "handshake failed".into());
             let trust = if tls.pinned {
                 "pinned"
             } else if tls.verified {
@@ -63,14 +56,8 @@ fn detail_cell(probe: &ProbeReport, style: Style) -> String {
             } else {
                 "not verified"
             };
-            lines.push(format!(
-                "tls: {version}, {trust}, subject {}, issuer {}",
-                tls.subject, tls.issuer
-            ));
-            lines.push(format!(
-                "tls: expires {} ({} days), sha256 {}",
-                tls.not_after, tls.days_left, tls.sha256
-            ));
+            lines.push(format!("tls: {version}, {trust}, subject {}, issuer {}", tls.subject, tls.issuer));
+            lines.push(format!("tls: expires {} ({} days), sha256 {}", tls.not_after, tls.days_left, tls.sha256));
         }
         if let Some(key) = &probe.host_key {
             lines.push(format!("host key: {} {}", key.algorithm, key.sha256));
@@ -97,11 +84,7 @@ pub fn render(report: &RunReport, style: Style) -> String {
     table.with(TableStyle::blank());
     let mut out = table.to_string();
     // Blank-style tables pad every line; trailing spaces only get in the way of diff and grep.
-    out = out
-        .lines()
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n");
+    out = out.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
     out.push('\n');
     out.push_str(&report.summary_line());
     out.push('\n');

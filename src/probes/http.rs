@@ -50,16 +50,10 @@ pub struct HttpProbe {
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let url = t.required_url("url", "the URL to request");
-    if let Some(u) = &url {
-        if !matches!(u.scheme(), "http" | "https") {
-            t.error_at(
-                "url",
-                format!(
-                    "an http probe needs an http:// or https:// URL, not {}://",
-                    u.scheme()
-                ),
-            );
-        }
+    if let Some(u) = &url
+        && !matches!(u.scheme(), "http" | "https")
+    {
+        t.error_at("url", format!("an http probe needs an http:// or https:// URL, not {}://", u.scheme()));
     }
     let method = match t.string("method") {
         Some(m) => match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
@@ -99,10 +93,7 @@ fn read_headers(t: &TableReader<'_, '_>) -> Option<Vec<(HeaderName, HeaderValue)
             return None;
         };
         let Ok(mut header_value) = HeaderValue::from_str(&value) else {
-            t.error_at(
-                "headers",
-                format!("the value of header `{name}` contains characters a header cannot carry"),
-            );
+            t.error_at("headers", format!("the value of header `{name}` contains characters a header cannot carry"));
             return None;
         };
         header_value.set_sensitive(true);
@@ -117,38 +108,29 @@ fn read_expect(t: &TableReader<'_, '_>) -> Option<Expect> {
     let Some(expect) = t.table("expect") else {
         return (!t.has("expect")).then_some((None, None));
     };
-    let status = expect
-        .integer_list("status", 100..=599)
-        .map(|v| v.into_iter().map(|s| s as u16).collect::<Vec<u16>>());
+    let status =
+        expect.integer_list("status", 100..=599).map(|v| v.into_iter().map(|s| s as u16).collect::<Vec<u16>>());
     let status_ok = status.is_some() || !expect.has("status");
     let body_contains = expect.string("body_contains");
     let body_ok = body_contains.is_some() || !expect.has("body_contains");
-    if let Some(list) = &status {
-        if list.is_empty() {
-            expect.error_at(
-                "status",
-                "an empty list would accept nothing; leave it out to accept any 2xx",
-            );
-        }
+    if let Some(list) = &status
+        && list.is_empty()
+    {
+        expect.error_at("status", "an empty list would accept nothing; leave it out to accept any 2xx");
     }
     expect.finish();
     (status_ok && body_ok).then_some((status, body_contains))
 }
 
-const AUTH_TYPES: &[&str] = &[
-    "none",
-    "basic",
-    "bearer",
-    "api_key",
-    "oauth2_client_credentials",
-    "oauth2_refresh_token",
-];
+const AUTH_TYPES: &[&str] =
+    &["none", "basic", "bearer", "api_key", "oauth2_client_credentials", "oauth2_refresh_token"];
 
 fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
     let Some(a) = t.table("auth") else {
         return (!t.has("auth")).then_some(Auth::None);
     };
     let kind = a.required_string("type", AUTH_TYPES.join(" | ").as_str());
+    let type_known = kind.as_deref().is_some_and(|k| AUTH_TYPES.contains(&k));
     let auth = match kind.as_deref() {
         None => None,
         Some("none") => Some(Auth::None),
@@ -163,26 +145,19 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
                 _ => None,
             }
         }
-        Some("bearer") => a
-            .required_secret("token", "the bearer token")
-            .map(|token| Auth::Bearer { token }),
+        Some("bearer") => a.required_secret("token", "the bearer token").map(|token| Auth::Bearer { token }),
         Some("api_key") => read_api_key(&a),
-        Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => {
-            read_oauth2(&a, grant)
-        }
+        Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => read_oauth2(&a, grant),
         Some(other) => {
             let hint = crate::config::reader::did_you_mean(other, AUTH_TYPES)
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_else(|| format!("; use one of: {}", AUTH_TYPES.join(", ")));
-            a.error_at(
-                "type",
-                format!("unknown auth type `{other}` for an http probe{hint}"),
-            );
+            a.error_at("type", format!("unknown auth type `{other}` for an http probe{hint}"));
             None
         }
     };
     // Unknown keys are only meaningful once the type is known.
-    if auth.is_some() {
+    if type_known {
         a.finish();
     }
     auth
@@ -210,21 +185,15 @@ fn read_api_key(a: &TableReader<'_, '_>) -> Option<Auth> {
             None
         }
     };
-    Some(Auth::ApiKey {
-        key: key?,
-        place: place?,
-    })
+    Some(Auth::ApiKey { key: key?, place: place? })
 }
 
 fn read_oauth2(a: &TableReader<'_, '_>, grant_type: &str) -> Option<Auth> {
     let token_url = a.required_url("token_url", "the authorization server's token endpoint");
-    if let Some(u) = &token_url {
-        if !matches!(u.scheme(), "http" | "https") {
-            a.error_at(
-                "token_url",
-                "the token endpoint must be an http:// or https:// URL",
-            );
-        }
+    if let Some(u) = &token_url
+        && !matches!(u.scheme(), "http" | "https")
+    {
+        a.error_at("token_url", "the token endpoint must be an http:// or https:// URL");
     }
     let client_id = a.required_string("client_id", "the OAuth2 client id");
     let (client_secret, grant, client_auth) = if grant_type == "oauth2_client_credentials" {
@@ -236,18 +205,12 @@ fn read_oauth2(a: &TableReader<'_, '_>, grant_type: &str) -> Option<Auth> {
             Some(other) => {
                 a.error_at(
                     "client_auth",
-                    format!(
-                        "`{other}` is not a client authentication method; use \"basic\" or \"post\""
-                    ),
+                    format!("`{other}` is not a client authentication method; use \"basic\" or \"post\""),
                 );
                 None
             }
         };
-        (
-            secret.map(Some),
-            Some(Grant::ClientCredentials { scope }),
-            client_auth,
-        )
+        (secret.map(Some), Some(Grant::ClientCredentials { scope }), client_auth)
     } else {
         let secret = a.secret("client_secret");
         let refresh = a.required_secret("refresh_token", "the refresh token");
@@ -266,10 +229,7 @@ fn read_oauth2(a: &TableReader<'_, '_>, grant_type: &str) -> Option<Auth> {
 
 fn sensitive(value: &str) -> Result<HeaderValue, Failure> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Failure::new(
-            ErrorClass::Config,
-            "a credential contains characters an HTTP header cannot carry",
-        )
+        Failure::new(ErrorClass::Config, "a credential contains characters an HTTP header cannot carry")
     })?;
     v.set_sensitive(true);
     Ok(v)
@@ -290,34 +250,21 @@ impl HttpProbe {
                 use base64::Engine;
                 let pair = format!("{username}:{}", password.expose());
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                headers.push((
-                    header::AUTHORIZATION,
-                    sensitive(&format!("Basic {encoded}"))?,
-                ));
+                headers.push((header::AUTHORIZATION, sensitive(&format!("Basic {encoded}"))?));
             }
             Auth::Bearer { token } => headers.push((header::AUTHORIZATION, bearer(token)?)),
-            Auth::ApiKey {
-                key,
-                place: ApiKeyPlace::Header(name),
-            } => headers.push((name.clone(), sensitive(key.expose())?)),
-            Auth::ApiKey {
-                key,
-                place: ApiKeyPlace::Query(param),
-            } => {
+            Auth::ApiKey { key, place: ApiKeyPlace::Header(name) } => {
+                headers.push((name.clone(), sensitive(key.expose())?))
+            }
+            Auth::ApiKey { key, place: ApiKeyPlace::Query(param) } => {
                 url.query_pairs_mut().append_pair(param, key.expose());
             }
             Auth::OAuth2(request) => {
-                let token = ctx
-                    .stage(Stage::Token, oauth2::fetch_token(ctx, request, &self.tls))
-                    .await?;
+                let token = ctx.stage(Stage::Token, oauth2::fetch_token(ctx, request, &self.tls)).await?;
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
             }
         }
-        let body = self
-            .body
-            .as_ref()
-            .map(|b| Bytes::copy_from_slice(b.expose().as_bytes()))
-            .unwrap_or_default();
+        let body = self.body.as_ref().map(|b| Bytes::copy_from_slice(b.expose().as_bytes())).unwrap_or_default();
         if matches!(self.auth, Auth::None) {
             return ctx
                 .stage(Stage::Check, async {
@@ -345,11 +292,7 @@ impl HttpProbe {
         }
     }
 
-    async fn check(
-        &self,
-        mut response: http::Response<hyper::body::Incoming>,
-        has_auth: bool,
-    ) -> Result<(), Failure> {
+    async fn check(&self, mut response: http::Response<hyper::body::Incoming>, has_auth: bool) -> Result<(), Failure> {
         let status = response.status();
         if !self.status_expected(status.as_u16()) {
             return Err(self.status_failure(&response, has_auth));
@@ -357,35 +300,21 @@ impl HttpProbe {
         if let Some(needle) = &self.body_contains {
             let (body, truncated) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
             if !contains(&body, needle.as_bytes()) {
-                let scope = if truncated {
-                    format!(" (in the first {} KiB)", BODY_CAP / 1024)
-                } else {
-                    String::new()
-                };
+                let scope = if truncated { format!(" (in the first {} KiB)", BODY_CAP / 1024) } else { String::new() };
                 return Err(Failure::new(
                     ErrorClass::UnexpectedResponse,
                     format!("HTTP {status}, but the body does not contain `{needle}`{scope}"),
                 )
-                .with_hint(
-                    "the endpoint answered something else: check the URL and expect.body_contains",
-                ));
+                .with_hint("the endpoint answered something else: check the URL and expect.body_contains"));
             }
         }
         Ok(())
     }
 
-    fn status_failure(
-        &self,
-        response: &http::Response<hyper::body::Incoming>,
-        has_auth: bool,
-    ) -> Failure {
+    fn status_failure(&self, response: &http::Response<hyper::body::Incoming>, has_auth: bool) -> Failure {
         let status = response.status();
         let expected = match &self.expect_status {
-            Some(list) => list
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            Some(list) => list.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
             None => "any 2xx".into(),
         };
         match status.as_u16() {
@@ -415,21 +344,11 @@ fn unauthorized(response: &http::Response<hyper::body::Incoming>, has_auth: bool
         .headers()
         .get(header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            format!(
-                "; server says: {}",
-                redact::scrub(&v.chars().take(200).collect::<String>())
-            )
-        })
+        .map(|v| format!("; server says: {}", redact::scrub(&v.chars().take(200).collect::<String>())))
         .unwrap_or_default();
-    let failure = Failure::new(
-        ErrorClass::AuthRejected,
-        format!("HTTP 401 Unauthorized{challenge}"),
-    );
+    let failure = Failure::new(ErrorClass::AuthRejected, format!("HTTP 401 Unauthorized{challenge}"));
     if has_auth {
-        failure.with_hint(
-            "the credentials were refused: check that they are current and meant for this endpoint",
-        )
+        failure.with_hint("the credentials were refused: check that they are current and meant for this endpoint")
     } else {
         failure.with_hint("the endpoint requires credentials: add an `auth` table to the probe")
     }

@@ -34,10 +34,7 @@ pub struct Kind {
 }
 
 /// Every probe kind authprobe knows.
-pub const KINDS: &[Kind] = &[Kind {
-    name: "http",
-    parse: http::parse,
-}];
+pub const KINDS: &[Kind] = &[Kind { name: "http", parse: http::parse }];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.name == name)

@@ -1,0 +1,101 @@
+//! A broken config is reported precisely (file, line, column, probe, key), never shows a
+//! secret, and stops the run with exit 2 before any network traffic.
+
+use crate::util::servers;
+use crate::util::*;
+
+#[tokio::test]
+async fn a_bad_config_exits_2_with_positions_and_sends_nothing() {
+    let server = servers::http().await;
+    let ws = Workspace::new();
+    let good = http_probe("good", &server.url("http", "/health"), "");
+    let cfg = format!(
+        "{good}[[probe]]\nname = \"typo\"\nkind = \"http\"\nurl = \"{}\"\nmethdo = \"GET\"\n\n[[probe]]\nname = \"good\"\nkind = \"http\"\nurl = \"{}\"\nauth = {{ type = \"bearer\", token = \"${{NOT_SET_ANYWHERE}}\" }}\n",
+        server.url("http", "/"),
+        server.url("http", "/")
+    );
+    let path = ws.config(&cfg);
+    let p = path.to_str().unwrap();
+    for command in [vec!["run", "-c", p], vec!["validate", "-c", p]] {
+        let out = authprobe(&command, &[]).await;
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "{p}:11:1: probe `typo`, key `methdo`: unknown key `methdo` (did you mean `method`?)"
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(&format!(
+                "{p}:14:8: probe `good`, key `name`: duplicate probe name (first defined at line 1)"
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("key `auth.token`: environment variable NOT_SET_ANYWHERE is not set"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("3 errors found; nothing was run"), "{}", out.stderr);
+    }
+    assert_eq!(server.requests(), 0, "a config error must stop the run before any traffic");
+}
+
+#[tokio::test]
+async fn unreadable_files_and_wrong_types_are_config_errors() {
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        "[defaults]\nconcurrency = \"many\"\n\n[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://127.0.0.1:9/\"\ntags = \"prod\"\ntls = { ca = \"missing-ca.pem\" }\nauth = { type = \"bearer\", token = \"${file:missing-token}\" }\n",
+    );
+    let out = authprobe(&["validate", "-c", cfg.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 2);
+    let err = &out.stderr;
+    assert!(err.contains(":2:15: key `defaults.concurrency`: expected an integer, found a string"), "{err}");
+    assert!(err.contains(":8:8: probe `a`, key `tags`: expected an array of strings, found a string"), "{err}");
+    assert!(err.contains("probe `a`, key `tls.ca`: cannot read") && err.contains("missing-ca.pem"), "{err}");
+    assert!(err.contains("probe `a`, key `auth.token`: cannot read") && err.contains("missing-token"), "{err}");
+}
+
+#[tokio::test]
+async fn validate_accepts_a_good_config_without_showing_secrets() {
+    let ws = Workspace::new();
+    ws.write("token", "CANARY-file-secret-112233\n");
+    let cfg =
+        ws.config(&http_probe("a", "https://127.0.0.1:9/", "auth = { type = \"bearer\", token = \"${file:token}\" }"));
+    let out = authprobe(&["validate", "-c", cfg.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("OK, 1 probe (1 http)"), "{out:?}");
+    assert!(!out.stdout.contains("CANARY") && !out.stderr.contains("CANARY"), "{out:?}");
+}
+
+#[tokio::test]
+async fn the_config_path_comes_from_the_environment_or_the_working_directory() {
+    let ws = Workspace::new();
+    ws.config(&http_probe("a", "http://127.0.0.1:9/", ""));
+    let out = authprobe_in(Some(ws.dir.path()), &["validate"], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let elsewhere = Workspace::new();
+    let named = ws.path("probes.toml");
+    let out =
+        authprobe_in(Some(elsewhere.dir.path()), &["validate"], &[("AUTHPROBE_CONFIG", named.to_str().unwrap())]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = authprobe_in(Some(elsewhere.dir.path()), &["validate"], &[]).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("probes.toml") && out.stderr.contains("cannot read the config file"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let out = authprobe(&["run", "--format", "yaml"], &[]).await;
+    assert_eq!(out.code, 2);
+    let out = authprobe(&["run", "--timeout", "soon"], &[]).await;
+    assert_eq!(out.code, 2);
+    let ws = Workspace::new();
+    let cfg = ws.config(&http_probe("a", "http://127.0.0.1:9/", ""));
+    let out = authprobe(&["run", "-c", cfg.to_str().unwrap(), "--only", "nothing-matches"], &[]).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("no probe"), "{}", out.stderr);
+}

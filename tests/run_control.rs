@@ -1,0 +1,175 @@
+//! The runner: selection, ordering, concurrency, fail-fast, wait mode, Ctrl-C, output
+//! destinations and exit codes.
+
+use std::time::{Duration, Instant};
+
+use crate::util::servers;
+use crate::util::*;
+
+fn names(report: &serde_json::Value) -> Vec<String> {
+    report["probes"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn only_and_skip_match_names_and_tags_with_globs_and_keep_config_order() {
+    let server = servers::http().await;
+    let url = server.url("http", "/slow?ms=50");
+    let ws = Workspace::new();
+    let mut cfg = String::new();
+    cfg += &http_probe("prod-api", &url, "tags = [\"prod\", \"api\"]");
+    cfg += &http_probe("staging-api", &url, "tags = [\"staging\", \"api\"]");
+    cfg += &http_probe("prod-db", &url, "tags = [\"prod\"]");
+    cfg += &http_probe("prod-slowest", &server.url("http", "/slow?ms=300"), "tags = [\"prod\"]");
+    let path = ws.config(&cfg);
+    let p = path.to_str().unwrap();
+    let run = |args: Vec<&'static str>| {
+        let mut full = vec!["run", "-c", p, "--format", "json"];
+        full.extend(args);
+        async move { authprobe(&full, &[]).await.json() }
+    };
+    assert_eq!(names(&run(vec![]).await), ["prod-api", "staging-api", "prod-db", "prod-slowest"]);
+    assert_eq!(names(&run(vec!["--only", "prod"]).await), ["prod-api", "prod-db", "prod-slowest"]);
+    assert_eq!(names(&run(vec!["--only", "*-api"]).await), ["prod-api", "staging-api"]);
+    assert_eq!(names(&run(vec!["--only", "prod", "--skip", "prod-s*"]).await), ["prod-api", "prod-db"]);
+    assert_eq!(names(&run(vec!["--only", "staging", "--only", "prod-db"]).await), ["staging-api", "prod-db"]);
+}
+
+#[tokio::test]
+async fn probes_run_concurrently_up_to_the_bound() {
+    let server = servers::http().await;
+    let ws = Workspace::new();
+    let mut cfg = String::new();
+    for i in 0..4 {
+        cfg += &http_probe(&format!("slow-{i}"), &server.url("http", "/slow?ms=400"), "");
+    }
+    let path = ws.config(&cfg);
+    let p = path.to_str().unwrap();
+    let started = Instant::now();
+    let out = authprobe(&["run", "-c", p, "--concurrency", "4"], &[]).await;
+    let parallel = started.elapsed();
+    assert_eq!(out.code, 0, "{out:?}");
+    let started = Instant::now();
+    let out = authprobe(&["run", "-c", p, "--concurrency", "1"], &[]).await;
+    let serial = started.elapsed();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(serial >= Duration::from_millis(1600), "four 400 ms probes one at a time took {serial:?}");
+    assert!(parallel < Duration::from_millis(1200), "four 400 ms probes at once took {parallel:?}");
+}
+
+#[tokio::test]
+async fn fail_fast_cancels_the_rest() {
+    let server = servers::http().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ws = Workspace::new();
+    let mut cfg = http_probe("broken", &format!("http://127.0.0.1:{closed}/"), "");
+    cfg += &http_probe("slow", &server.url("http", "/slow?ms=5000"), "");
+    cfg += &http_probe("queued", &server.url("http", "/health"), "");
+    let path = ws.config(&cfg);
+    let started = Instant::now();
+    let out =
+        authprobe(&["run", "-c", path.to_str().unwrap(), "--fail-fast", "--concurrency", "2", "--format", "json"], &[])
+            .await;
+    assert!(started.elapsed() < Duration::from_secs(3), "fail-fast waited for the slow probe");
+    assert_eq!(out.code, 1);
+    let report = out.json();
+    assert_failed(&report, "broken", "connect", "connect_refused");
+    assert_eq!(probe(&report, "slow")["status"], "cancelled");
+    assert_eq!(report["summary"]["cancelled"], 2, "{report:#}");
+}
+
+#[tokio::test]
+async fn wait_retries_until_the_server_comes_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ws = Workspace::new();
+    let cfg = ws.config(&http_probe("late", &format!("http://127.0.0.1:{port}/health"), ""));
+    let late_server = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+        }
+    });
+    let out = authprobe(&["run", "-c", cfg.to_str().unwrap(), "--wait", "20s", "--format", "json"], &[]).await;
+    late_server.abort();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let report = out.json();
+    let p = assert_passed(&report, "late");
+    assert!(p["attempts"].as_u64().unwrap() >= 2, "{p:#}");
+}
+
+#[tokio::test]
+async fn ctrl_c_prints_a_partial_report_and_exits_130() {
+    let server = servers::http().await;
+    let silent = servers::silent().await;
+    let ws = Workspace::new();
+    let mut cfg = http_probe("quick", &server.url("http", "/health"), "");
+    cfg += &http_probe("hung", &silent.url("http", "/"), "timeout = \"60s\"");
+    let path = ws.config(&cfg);
+    let child = tokio::process::Command::new(BIN)
+        .args(["run", "-c", path.to_str().unwrap(), "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(status.success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits after SIGINT")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_passed(&report, "quick");
+    assert_eq!(probe(&report, "hung")["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn output_is_written_atomically_with_a_summary_on_stderr() {
+    let server = servers::http().await;
+    let ws = Workspace::new();
+    let cfg = ws.config(&http_probe("a", &server.url("http", "/health"), ""));
+    let target = ws.path("report.json");
+    let out =
+        authprobe(&["run", "-c", cfg.to_str().unwrap(), "--format", "json", "--output", target.to_str().unwrap()], &[])
+            .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(out.stderr.contains("1 passed, 0 failed"), "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_passed(&report, "a");
+    let leftovers: Vec<_> = std::fs::read_dir(ws.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+}
+
+#[tokio::test]
+async fn a_closed_pipe_is_not_an_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ws = Workspace::new();
+    // Enough rows that the report is far larger than a pipe buffer.
+    let mut cfg = String::from("[defaults]\nconcurrency = 64\n\n");
+    for i in 0..600 {
+        cfg += &http_probe(
+            &format!("probe-number-{i:04}"),
+            &format!("http://127.0.0.1:{closed}/some/longer/path/{i}"),
+            "",
+        );
+    }
+    let path = ws.config(&cfg);
+    let script = format!("set -o pipefail; {BIN} run -c {} | head -1", path.display());
+    let out = tokio::process::Command::new("bash").args(["-c", &script]).env("NO_COLOR", "1").output().await.unwrap();
+    // 1: probes failed (the closed port), not 2 or a SIGPIPE death.
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(" PROBE"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,135 @@
+//! Shared helpers: run the authprobe binary against a config, parse its JSON report.
+
+pub mod certs;
+pub mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_authprobe");
+
+/// What one invocation produced.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// A temp dir holding a config file (and whatever else a test puts there).
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+
+    pub fn config(&self, text: &str) -> PathBuf {
+        self.write("probes.toml", text)
+    }
+}
+
+/// Runs authprobe with `args` and extra environment, with a hard limit so that a hang fails
+/// the test instead of stalling the suite.
+pub async fn authprobe(args: &[&str], env: &[(&str, &str)]) -> Output {
+    authprobe_in(None, args, env).await
+}
+
+pub async fn authprobe_in(cwd: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.env_remove("AUTHPROBE_CONFIG").env("NO_COLOR", "1");
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn authprobe");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("authprobe did not finish within 60 s")
+        .expect("wait for authprobe");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the config with `--format json` and returns the output and the report.
+pub async fn run_json(config: &Path, env: &[(&str, &str)]) -> (Output, serde_json::Value) {
+    let path = config.to_str().expect("utf-8 path");
+    let out = authprobe(&["run", "-c", path, "--format", "json"], env).await;
+    let json = out.json();
+    (out, json)
+}
+
+/// The report entry of one probe.
+pub fn probe<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["probes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no probe `{name}` in report:\n{report:#}"))
+}
+
+/// Asserts a probe failed with this stage and class, and returns it.
+#[track_caller]
+pub fn assert_failed<'a>(report: &'a serde_json::Value, name: &str, stage: &str, class: &str) -> &'a serde_json::Value {
+    let p = probe(report, name);
+    assert_eq!(p["status"], "fail", "probe {name}: {p:#}");
+    assert_eq!(p["error"]["stage"], stage, "probe {name}: {p:#}");
+    assert_eq!(p["error"]["class"], class, "probe {name}: {p:#}");
+    p
+}
+
+#[track_caller]
+pub fn assert_passed<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    let p = probe(report, name);
+    assert_eq!(p["status"], "pass", "probe {name}: {p:#}");
+    assert!(p["error"].is_null(), "probe {name}: {p:#}");
+    p
+}
+
+/// A `[[probe]]` table for an http probe with extra lines.
+pub fn http_probe(name: &str, url: &str, extra: &str) -> String {
+    format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\n{extra}\n\n")
+}
+
+/// A `tls` inline table trusting the test CA.
+pub fn tls_ca(pki: &certs::Pki) -> String {
+    format!("tls = {{ ca = \"{}\" }}", pki.ca_path.display())
+}
+
+/// Finds an external tool the tests rely on, or fails loudly: a missing tool must never
+/// turn into a silently skipped check.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`{name}` is not installed; run the test suite with scripts/test.sh, which installs everything it needs");
+}
