@@ -147,6 +147,11 @@ impl Connection {
         }
     }
 
+    /// Whether the server asked for a client certificate during the handshake.
+    pub fn client_cert_requested(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.recorder.snapshot().client_cert_requested)
+    }
+
     /// A failure while talking HTTP. TLS errors that surface after the handshake (client
     /// certificate refusals under TLS 1.3) are classified as such, and a request cut short
     /// is explained by what ended the connection (e.g. a banner that is not HTTP).

@@ -27,4 +27,5 @@ pub mod tls;
 pub fn install_crypto_provider() {
     // Err means a provider is already installed, which is what we want anyway.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    aws_lc_rs::init();
 }

@@ -141,8 +141,9 @@ async fn run_probe(
     stop: &CancellationToken,
 ) -> ProbeReport {
     let timeout = opts.timeout.unwrap_or(probe.timeout);
-    let started = Instant::now();
-    let deadline = opts.wait.map(|w| started + w);
+    let deadline = opts.wait.map(|w| Instant::now() + w);
+    // The probe's own time starts when it first runs, not while it queues for a slot.
+    let mut started: Option<Instant> = None;
     let mut attempts = 0u32;
     loop {
         let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout);
@@ -150,6 +151,7 @@ async fn run_probe(
             permit = semaphore.clone().acquire_owned() => {
                 // The semaphore is never closed, so acquisition only fails if that changes.
                 let _permit = permit.ok();
+                started.get_or_insert_with(Instant::now);
                 attempts += 1;
                 attempt(probe, &ctx, timeout, stop).await
             }
@@ -165,7 +167,8 @@ async fn run_probe(
                 }
             }
         }
-        return build_report(probe, &ctx, outcome, started.elapsed(), attempts);
+        let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+        return build_report(probe, &ctx, outcome, elapsed, attempts);
     }
 }
 
@@ -285,6 +288,52 @@ mod tests {
         assert!(!glob_match("a*b*c", "aXXbYY"));
         assert!(!glob_match("prod", "prod-api"));
         assert!(glob_match("exact", "exact"));
+    }
+
+    struct Fake(Option<&'static str>);
+
+    impl crate::probes::Probe for Fake {
+        fn target(&self) -> String {
+            "fake".into()
+        }
+        fn stages(&self) -> Vec<Stage> {
+            vec![Stage::Check]
+        }
+        fn run<'a>(&'a self, ctx: &'a crate::stage::ProbeContext) -> crate::probes::ProbeFuture<'a> {
+            Box::pin(async move {
+                ctx.stage(Stage::Check, async {
+                    if let Some(why) = self.0 {
+                        panic!("{why}");
+                    }
+                    Ok(())
+                })
+                .await
+            })
+        }
+    }
+
+    fn fake(name: &str, panic: Option<&'static str>) -> ProbeConfig {
+        ProbeConfig {
+            name: name.into(),
+            kind: "fake",
+            tags: vec![],
+            timeout: Duration::from_secs(5),
+            warn_expiry_days: 14,
+            probe: Arc::new(Fake(panic)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_probe_is_reported_as_internal_and_the_others_still_run() {
+        let opts = RunOptions { concurrency: 4, timeout: None, fail_fast: false, wait: None };
+        let probes = vec![fake("before", None), fake("boom", Some("probe exploded")), fake("after", None)];
+        let report = run(probes, &opts, CancellationToken::new()).await;
+        let statuses: Vec<Status> = report.probes.iter().map(|p| p.status).collect();
+        assert_eq!(statuses, [Status::Pass, Status::Fail, Status::Pass]);
+        let err = report.probes[1].error.as_ref().unwrap();
+        assert_eq!(err.class, ErrorClass::Internal);
+        assert_eq!(err.stage, Stage::Check);
+        assert!(err.message.contains("probe exploded"), "{}", err.message);
     }
 
     #[test]

@@ -258,7 +258,9 @@ impl Recorder {
 
 #[derive(Debug)]
 struct RecordingVerifier {
-    inner: Arc<WebPkiServerVerifier>,
+    /// None when trust comes from pins or verification is off: no CA is consulted then,
+    /// so the system store is not even loaded.
+    inner: Option<Arc<WebPkiServerVerifier>>,
     pins: Vec<String>,
     insecure: bool,
     recorder: Recorder,
@@ -306,7 +308,10 @@ impl ServerCertVerifier for RecordingVerifier {
                 PinMismatch,
             )))));
         }
-        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        let Some(inner) = &self.inner else {
+            return Err(rustls::Error::General("no trust anchors configured".into()));
+        };
+        inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
         self.recorder.with(|r| r.verified = true);
         Ok(ServerCertVerified::assertion())
     }
@@ -363,10 +368,13 @@ pub fn client_config(
 ) -> Result<(Arc<ClientConfig>, Recorder), Failure> {
     let provider = provider();
     let inner = match &opts.ca {
-        Some(store) => WebPkiServerVerifier::builder_with_provider(store.clone(), provider.clone())
-            .build()
-            .map_err(|e| Failure::new(ErrorClass::Config, format!("unusable tls.ca: {e}")))?,
-        None => ctx.shared.trust.system_verifier()?,
+        _ if opts.insecure || !opts.pins.is_empty() => None,
+        Some(store) => Some(
+            WebPkiServerVerifier::builder_with_provider(store.clone(), provider.clone())
+                .build()
+                .map_err(|e| Failure::new(ErrorClass::Config, format!("unusable tls.ca: {e}")))?,
+        ),
+        None => Some(ctx.shared.trust.system_verifier()?),
     };
     let recorder = Recorder::default();
     let verifier = RecordingVerifier {

@@ -6,6 +6,7 @@ mod util;
 mod config_errors;
 mod formats;
 mod http_auth;
+mod live_http;
 mod network_classes;
 mod run_control;
 mod secrets_leak;

@@ -235,8 +235,10 @@ impl<'r, 's> TableReader<'r, 's> {
             }
         };
         let host = parsed.host_str().unwrap_or_default();
+        let port = parsed.port().map(|p| p.to_string());
         for reference in &expanded.referenced {
-            if !host.contains(reference.as_str()) || parsed.query().is_some_and(|q| q.contains(reference.as_str())) {
+            let addressing = host.contains(reference.as_str()) || port.as_deref() == Some(reference.as_str());
+            if !addressing {
                 crate::redact::register(reference);
             }
         }
@@ -360,7 +362,7 @@ impl<'r, 's> TableReader<'r, 's> {
         let mut out = Vec::with_capacity(array.len());
         for item in array.iter() {
             match item.get_ref().as_str() {
-                Some(s) => out.push(s.to_string()),
+                Some(raw) => out.push(self.expand(key, item, raw)?.value),
                 None => {
                     self.type_error(key, item, "a string");
                     return None;
@@ -416,9 +418,9 @@ impl<'r, 's> TableReader<'r, 's> {
         }
     }
 
-    /// A table of string values (e.g. HTTP headers); values are treated as secrets when
-    /// `secret` is set, since headers often carry credentials.
-    pub fn string_map(&self, key: &'static str, secret: bool) -> Option<Vec<(String, String)>> {
+    /// A table of string values (e.g. HTTP headers). Values that come from references are
+    /// secrets; literal values are when `is_secret` says so for their name.
+    pub fn string_map(&self, key: &'static str, is_secret: fn(&str) -> bool) -> Option<Vec<(String, String)>> {
         let value = self.get(key)?;
         let DeValue::Table(table) = value.get_ref() else {
             self.type_error(key, value, "a table of strings");
@@ -438,7 +440,7 @@ impl<'r, 's> TableReader<'r, 's> {
             };
             match secrets::expand(raw, &self.ctx.base_dir, self.ctx.env) {
                 Ok(expanded) => {
-                    if secret {
+                    if is_secret(name.get_ref()) {
                         crate::redact::register(&expanded.value);
                     }
                     for r in &expanded.referenced {

@@ -83,7 +83,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
 }
 
 fn read_headers(t: &TableReader<'_, '_>) -> Option<Vec<(HeaderName, HeaderValue)>> {
-    let Some(raw) = t.string_map("headers", true) else {
+    let Some(raw) = t.string_map("headers", is_credential_header) else {
         return (!t.has("headers")).then(Vec::new);
     };
     let mut out = Vec::with_capacity(raw.len());
@@ -100,6 +100,14 @@ fn read_headers(t: &TableReader<'_, '_>) -> Option<Vec<(HeaderName, HeaderValue)
         out.push((header_name, header_value));
     }
     Some(out)
+}
+
+/// Headers whose values are credentials even when written literally in the config.
+fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["authorization", "cookie", "token", "key", "secret", "auth", "session", "password", "signature"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 type Expect = (Option<Vec<u16>>, Option<String>);
@@ -269,7 +277,7 @@ impl HttpProbe {
             return ctx
                 .stage(Stage::Check, async {
                     let response = conn.send(self.method.clone(), &url, &headers, body).await?;
-                    self.check(response, false).await
+                    self.check(response, false, conn.client_cert_requested()).await
                 })
                 .await;
         }
@@ -282,7 +290,8 @@ impl HttpProbe {
                 Ok(response)
             })
             .await?;
-        ctx.stage(Stage::Check, self.check(response, true)).await
+        let cert_requested = conn.client_cert_requested();
+        ctx.stage(Stage::Check, self.check(response, true, cert_requested)).await
     }
 
     fn status_expected(&self, status: u16) -> bool {
@@ -292,9 +301,17 @@ impl HttpProbe {
         }
     }
 
-    async fn check(&self, mut response: http::Response<hyper::body::Incoming>, has_auth: bool) -> Result<(), Failure> {
+    async fn check(
+        &self,
+        mut response: http::Response<hyper::body::Incoming>,
+        has_auth: bool,
+        client_cert_requested: bool,
+    ) -> Result<(), Failure> {
         let status = response.status();
         if !self.status_expected(status.as_u16()) {
+            if status == StatusCode::BAD_REQUEST && client_cert_requested {
+                return Err(self.client_cert_bad_request());
+            }
             return Err(self.status_failure(&response, has_auth));
         }
         if let Some(needle) = &self.body_contains {
@@ -309,6 +326,17 @@ impl HttpProbe {
             }
         }
         Ok(())
+    }
+
+    /// nginx (and others) finish the handshake whatever client certificate arrives, then
+    /// answer 400: after the server asked for a certificate, that 400 is about it.
+    fn client_cert_bad_request(&self) -> Failure {
+        let what = if self.tls.identity.is_some() { "it did not accept ours" } else { "none is configured" };
+        Failure::new(
+            ErrorClass::TlsClientCert,
+            format!("HTTP 400 Bad Request after the server asked for a client certificate: {what}"),
+        )
+        .with_hint("set tls.client_cert and tls.client_key to a certificate from a CA the server trusts")
     }
 
     fn status_failure(&self, response: &http::Response<hyper::body::Incoming>, has_auth: bool) -> Failure {

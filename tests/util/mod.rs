@@ -133,3 +133,40 @@ pub fn require_tool(name: &str) -> PathBuf {
     }
     panic!("`{name}` is not installed; run the test suite with scripts/test.sh, which installs everything it needs");
 }
+
+/// The endpoints and credentials of the harness's servers (scripts/servers.sh), from the
+/// environment, else from the env file the harness wrote. Missing servers fail the test
+/// loudly: a test that needs a server never passes without one.
+pub fn harness_env() -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("AP_")).collect();
+    if !vars.iter().any(|(k, _)| k == "AP_SERVERS") {
+        let state = std::env::var("AUTHPROBE_STATE").unwrap_or_else(|_| "/tmp/authprobe-servers".into());
+        let file = std::path::Path::new(&state).join("servers.env");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|_| {
+            panic!(
+                "the test servers are not running ({} is missing): start them with scripts/servers.sh up",
+                file.display()
+            )
+        });
+        vars = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+    }
+    vars
+}
+
+/// Reads one harness variable.
+pub fn harness_var(env: &[(String, String)], name: &str) -> String {
+    env.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("{name} is not set by the harness"))
+}
+
+/// Runs authprobe with the harness environment.
+pub async fn authprobe_harness(args: &[&str], env: &[(String, String)]) -> Output {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    authprobe(args, &pairs).await
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Benchmark: N HTTP probes against one local nginx, authprobe (--concurrency 256) vs.
+# `xargs -P 32 -n 1 curl` over the same N URLs, A/B interleaved, medians of RUNS runs.
+# Also reports authprobe's peak RSS and `authprobe validate` on a 10,000-probe config.
+# Prints figures with their goals; asserts nothing.
+#
+#   bench/http_scale.sh [N=1000] [RUNS=5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000}
+RUNS=${2:-5}
+
+command -v /usr/bin/time >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
+scripts/servers.sh up
+set -a
+# shellcheck disable=SC1090
+. "$(scripts/servers.sh env)"
+set +a
+cargo build --release --quiet
+bin=$PWD/target/release/authprobe
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+ulimit -n 65536 2>/dev/null || true
+{
+  echo '[defaults]'
+  echo 'timeout = "10s"'
+  for i in $(seq 1 "$N"); do
+    printf '[[probe]]\nname = "p%05d"\nkind = "http"\nurl = "http://127.0.0.1:%s/health?i=%d"\n' "$i" "$AP_HTTP_PORT" "$i"
+  done
+} > "$work/probes.toml"
+for i in $(seq 1 "$N"); do echo "http://127.0.0.1:$AP_HTTP_PORT/health?i=$i"; done > "$work/urls"
+{
+  for i in $(seq 1 10000); do
+    printf '[[probe]]\nname = "v%05d"\nkind = "http"\nurl = "https://host-%d.example.com/health"\nauth = { type = "bearer", token = "tok-%d" }\ntls = { pin_sha256 = ["%s"] }\n' "$i" "$i" "$i" "$(printf 'AB%.0s' $(seq 32) | sed 's/../&:/g; s/:$//')"
+  done
+} > "$work/validate.toml"
+
+now_ms() { date +%s%3N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+: > "$work/ap"; : > "$work/curl"; : > "$work/rss"; : > "$work/val"
+for run in $(seq 1 "$RUNS"); do
+  t0=$(now_ms)
+  /usr/bin/time -f %M -o "$work/rss.$run" "$bin" run -c "$work/probes.toml" --concurrency 256 --format json > "$work/out.json"
+  t1=$(now_ms)
+  echo $((t1 - t0)) >> "$work/ap"
+  cat "$work/rss.$run" >> "$work/rss"
+  python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['summary']; assert s['passed']==$N, s" "$work/out.json"
+  t0=$(now_ms)
+  xargs -P 32 -n 1 curl -s -o /dev/null --fail < "$work/urls"
+  t1=$(now_ms)
+  echo $((t1 - t0)) >> "$work/curl"
+  t0=$(now_ms)
+  "$bin" validate -c "$work/validate.toml" > /dev/null
+  t1=$(now_ms)
+  echo $((t1 - t0)) >> "$work/val"
+done
+
+ap=$(median < "$work/ap"); cu=$(median < "$work/curl"); rss=$(sort -n "$work/rss" | tail -1); val=$(median < "$work/val")
+echo
+printf '%-58s %10s %14s\n' "figure (median of $RUNS, A/B interleaved)" "value" "goal"
+printf '%-58s %8s ms\n' "authprobe run: $N HTTP probes, --concurrency 256" "$ap"
+printf '%-58s %8s ms\n' "xargs -P 32 -n 1 curl: same $N URLs" "$cu"
+printf '%-58s %9.1fx %14s\n' "speed-up (curl time / authprobe time)" "$(echo "$cu / $ap" | bc -l)" ">= 10x"
+printf '%-58s %8.1f MB %14s\n' "authprobe peak RSS (max of runs)" "$(echo "$rss / 1024" | bc -l)" "< 64 MB"
+printf '%-58s %8s ms %14s\n' "authprobe validate: 10,000-probe config" "$val" "< 200 ms"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs the tools the tests use,
+# checks formatting and lints, starts every real test server (scripts/servers.sh), and
+# runs all tests against them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test] %s\n' "$*" >&2; }
+
+# Tools the tests drive as real consumers of authprobe's output.
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v xmllint >/dev/null || missing+=(libxml2-utils)
+command -v unshare >/dev/null || missing+=(util-linux)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+python3 -c 'import jsonschema, cryptography' 2>/dev/null || pip install -q jsonschema cryptography
+
+log "cargo fmt --check"
+cargo fmt --check
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+
+scripts/servers.sh up
+if [ "${CI:-}" = true ]; then trap 'scripts/servers.sh down' EXIT; fi
+set -a
+# shellcheck disable=SC1090
+. "$(scripts/servers.sh env)"
+set +a
+
+profile=default
+[ "${CI:-}" = true ] && profile=ci
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --profile "$profile" "$@"
+else
+  log "cargo-nextest not found; falling back to cargo test"
+  cargo test "$@"
+fi
