@@ -7,8 +7,10 @@
 //! The registry is process-global on purpose: a panic hook or a log line deep inside a
 //! driver callback must be able to scrub without threading a handle through every call.
 
-use std::sync::RwLock;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -20,7 +22,21 @@ pub const MASK: &str = "********";
 /// credential values by construction, so this only limits the safety net.
 pub const MIN_SCRUB_LEN: usize = 4;
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// The registered secrets and a matcher over them, rebuilt lazily after registrations:
+/// configs with thousands of credentials must neither register nor scrub in quadratic time.
+struct Registry {
+    secrets: Option<HashSet<String>>,
+    matcher: Option<Arc<AhoCorasick>>,
+}
+
+static REGISTRY: RwLock<Registry> = RwLock::new(Registry { secrets: None, matcher: None });
+
+fn write_registry() -> std::sync::RwLockWriteGuard<'static, Registry> {
+    match REGISTRY.write() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
 
 /// A secret value: its Debug form never shows the value, and it has no Display.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,17 +76,42 @@ pub fn register(value: &str) {
     forms.push(form_urlencoded_byte_serialize(value));
     forms.push(base64::engine::general_purpose::STANDARD.encode(value));
     forms.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value));
-    let mut secrets = match SECRETS.write() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let mut registry = write_registry();
+    let secrets = registry.secrets.get_or_insert_with(HashSet::new);
+    let mut added = false;
     for form in forms {
-        if form.len() >= MIN_SCRUB_LEN && !secrets.contains(&form) {
-            secrets.push(form);
+        if form.len() >= MIN_SCRUB_LEN {
+            added |= secrets.insert(form);
         }
     }
-    // Longest first, so a secret that contains another is masked whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if added {
+        registry.matcher = None;
+    }
+}
+
+/// The matcher over all registered secrets, built on first use after a change.
+fn matcher() -> Option<Arc<AhoCorasick>> {
+    {
+        let registry = match REGISTRY.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if registry.secrets.as_ref().is_none_or(|s| s.is_empty()) {
+            return None;
+        }
+        if let Some(m) = &registry.matcher {
+            return Some(m.clone());
+        }
+    }
+    let mut registry = write_registry();
+    if let Some(m) = &registry.matcher {
+        return Some(m.clone());
+    }
+    let patterns: Vec<&String> = registry.secrets.iter().flatten().collect();
+    // Leftmost-longest: a secret that contains another is masked whole.
+    let built = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(patterns).ok().map(Arc::new);
+    registry.matcher = built.clone();
+    built
 }
 
 fn form_urlencoded_byte_serialize(value: &str) -> String {
@@ -86,17 +127,17 @@ pub fn register_basic_auth(user: &str, password: &str) {
 
 /// Replaces every registered secret (in any registered form) in `text`.
 pub fn scrub(text: &str) -> String {
-    let secrets = match SECRETS.read() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    let mut out = text.to_string();
-    for secret in secrets.iter() {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), MASK);
+    match matcher() {
+        Some(m) if m.is_match(text) => {
+            let mut out = String::with_capacity(text.len());
+            m.replace_all_with(text, &mut out, |_, _, dst| {
+                dst.push_str(MASK);
+                true
+            });
+            out
         }
+        _ => text.to_string(),
     }
-    out
 }
 
 /// Scrubs a string in place.
