@@ -38,6 +38,13 @@ wait_tcp() {
   die "$name did not start listening on port $port within ${limit}s (log: $STATE/logs/$name.log)"
 }
 
+# port_free NAME PORT: a server of ours must not be confused with a stranger on its port.
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+    die "port $2 (for $1) is already taken by another process: stop it, or run scripts/servers.sh down"
+  fi
+}
+
 running() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 
 apt_install() {
@@ -61,6 +68,7 @@ make_certs() {
 # ---------------------------------------------------------------- nginx (HTTP endpoints)
 start_nginx() {
   running nginx && return 0
+  port_free nginx "$AP_HTTPS_PORT"
   apt_install nginx
   local dir=$STATE/nginx www=$STATE/nginx/www
   mkdir -p "$dir/tmp" "$www"
@@ -152,10 +160,222 @@ start_oauth2() {
   fi
   cp "$HARNESS/oauth2_server.mjs" "$dir/oauth2_server.mjs"
   rm -f "$STATE/oauth2-refresh-token"
+  port_free oauth2 "$AP_OAUTH2_PORT"
   (cd "$dir" && PORT=$AP_OAUTH2_PORT CLIENT_SECRET=$AP_OAUTH2_CLIENT_SECRET REFRESH_TOKEN_FILE=$STATE/oauth2-refresh-token \
-    nohup node oauth2_server.mjs > "$STATE/logs/oauth2.log" 2>&1 & echo $! > "$PIDS/oauth2.pid")
+    exec node oauth2_server.mjs) > "$STATE/logs/oauth2.log" 2>&1 &
+  echo $! > "$PIDS/oauth2.pid"
   wait_tcp oauth2 "$AP_OAUTH2_PORT"
   for _ in $(seq 50); do [ -s "$STATE/oauth2-refresh-token" ] && break; sleep 0.1; done
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_bin() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$dir" ] || die "PostgreSQL binaries not found"
+  echo "$dir"
+}
+
+start_postgres() {
+  running postgres && return 0
+  port_free postgres "$AP_PG_PORT"
+  [ -d /usr/lib/postgresql ] || apt_install postgresql
+  local bin dir=$STATE/postgres
+  bin=$(pg_bin)
+  rm -rf "$dir"; mkdir -p "$dir/sock"
+  # The server refuses to read a key others can read, and runs as the postgres user.
+  install -o postgres -m 600 "$CERTS/server.key" "$dir/server.key"
+  install -o postgres -m 644 "$CERTS/server.crt" "$dir/server.crt"
+  install -o postgres -m 644 "$CERTS/ca.crt" "$dir/ca.crt"
+  printf '%s\n' "$AP_PG_ADMIN_PASSWORD" > "$dir/pwfile"
+  chown -R postgres "$dir"
+  runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=scram-sha-256 --pwfile="$dir/pwfile" -E UTF8 >"$STATE/logs/postgres-initdb.log" 2>&1 \
+    || die "initdb failed: $(tail -5 "$STATE/logs/postgres-initdb.log")"
+  cat >> "$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $AP_PG_PORT
+unix_socket_directories = '$dir/sock'
+ssl = on
+ssl_cert_file = '$dir/server.crt'
+ssl_key_file = '$dir/server.key'
+ssl_ca_file = '$dir/ca.crt'
+password_encryption = 'scram-sha-256'
+CONF
+  cat > "$dir/data/pg_hba.conf" <<CONF
+# TYPE    DATABASE  USER            ADDRESS        METHOD
+local     all       postgres                       trust
+hostssl   all       $AP_PG_CERT_USER  127.0.0.1/32 cert
+hostnossl all       $AP_PG_CERT_USER  127.0.0.1/32 reject
+host      appdb,postgres all        127.0.0.1/32   scram-sha-256
+CONF
+  runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null \
+    || die "PostgreSQL did not start: $(tail -5 "$dir/postgres.log")"
+  head -1 "$dir/data/postmaster.pid" > "$PIDS/postgres.pid"
+  runuser -u postgres -- "$bin/psql" -q -h "$dir/sock" -p "$AP_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL
+CREATE USER $AP_PG_USER PASSWORD '$AP_PG_PASSWORD';
+CREATE USER $AP_PG_LIMITED_USER PASSWORD '$AP_PG_LIMITED_PASSWORD';
+CREATE USER $AP_PG_CERT_USER;
+CREATE DATABASE $AP_PG_DATABASE OWNER $AP_PG_USER;
+\c $AP_PG_DATABASE
+SET ROLE $AP_PG_USER;
+CREATE TABLE orders (id int PRIMARY KEY, item text);
+INSERT INTO orders VALUES (1, 'widget');
+CREATE TABLE payroll (id int PRIMARY KEY, salary int);
+GRANT SELECT ON orders TO $AP_PG_LIMITED_USER, $AP_PG_CERT_USER;
+RESET ROLE;
+SQL
+}
+
+# ---------------------------------------------------------------- MariaDB
+start_mysql() {
+  running mysql && return 0
+  port_free mysql "$AP_MYSQL_PORT"
+  command -v mariadbd >/dev/null || apt_install mariadb-server mariadb-client
+  local dir=$STATE/mysql
+  rm -rf "$dir"; mkdir -p "$dir/data" "$dir/tmp"
+  install -m 644 "$CERTS/server.crt" "$dir/server.crt"
+  install -m 644 "$CERTS/ca.crt" "$dir/ca.crt"
+  install -m 600 "$CERTS/server.key" "$dir/server.key"
+  chown -R mysql:mysql "$dir"
+  cat > "$dir/my.cnf" <<CONF
+[mariadbd]
+user = mysql
+datadir = $dir/data
+tmpdir = $dir/tmp
+socket = $dir/mysqld.sock
+pid-file = $dir/mysqld.pid
+port = $AP_MYSQL_PORT
+bind-address = 127.0.0.1
+log-error = $dir/error.log
+ssl-ca = $dir/ca.crt
+ssl-cert = $dir/server.crt
+ssl-key = $dir/server.key
+skip-name-resolve
+innodb_buffer_pool_size = 32M
+innodb_log_file_size = 8M
+performance_schema = OFF
+CONF
+  mariadb-install-db --defaults-file="$dir/my.cnf" --auth-root-authentication-method=socket --skip-test-db \
+    >"$STATE/logs/mysql-install.log" 2>&1 || die "mariadb-install-db failed: $(tail -5 "$STATE/logs/mysql-install.log")"
+  nohup mariadbd --defaults-file="$dir/my.cnf" >"$STATE/logs/mysql.log" 2>&1 &
+  echo $! > "$PIDS/mysql.pid"
+  wait_tcp mysql "$AP_MYSQL_PORT" 60
+  mariadb --socket="$dir/mysqld.sock" -u root <<SQL
+CREATE DATABASE $AP_MYSQL_DATABASE;
+CREATE TABLE $AP_MYSQL_DATABASE.orders (id INT PRIMARY KEY, item VARCHAR(40));
+INSERT INTO $AP_MYSQL_DATABASE.orders VALUES (1, 'widget');
+CREATE TABLE $AP_MYSQL_DATABASE.payroll (id INT PRIMARY KEY, salary INT);
+CREATE USER '$AP_MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$AP_MYSQL_PASSWORD';
+GRANT ALL ON $AP_MYSQL_DATABASE.* TO '$AP_MYSQL_USER'@'127.0.0.1';
+CREATE USER '$AP_MYSQL_LIMITED_USER'@'127.0.0.1' IDENTIFIED BY '$AP_MYSQL_LIMITED_PASSWORD';
+GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_MYSQL_LIMITED_USER'@'127.0.0.1';
+CREATE USER '$AP_MYSQL_X509_USER'@'127.0.0.1' IDENTIFIED BY '$AP_MYSQL_X509_PASSWORD' REQUIRE X509;
+GRANT SELECT ON $AP_MYSQL_DATABASE.* TO '$AP_MYSQL_X509_USER'@'127.0.0.1';
+CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '$AP_MYSQL_ROOT_PASSWORD';
+GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+SQL
+}
+
+# ---------------------------------------------------------------- OpenSSH (SFTP, tunnels)
+ensure_user() { # NAME PASSWORD|-
+  id "$1" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$1"
+  if [ "$2" != - ]; then echo "$1:$2" | chpasswd; else passwd -l "$1" >/dev/null 2>&1 || true; fi
+}
+
+start_sshd() {
+  running sshd && return 0
+  port_free sshd "$AP_SSH_PORT"
+  command -v sshd >/dev/null || apt_install openssh-server
+  local dir=$STATE/ssh
+  rm -rf "$dir"; mkdir -p "$dir/authorized_keys" /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -C "authprobe test host" -f "$dir/host_ed25519"
+  # Client keys: plain ed25519 (OpenSSH format), the same encrypted with a passphrase,
+  # a PEM (PKCS#1) RSA key, and a key the server has never heard of.
+  ssh-keygen -q -t ed25519 -N '' -C sftp-key -f "$dir/client_ed25519"
+  ssh-keygen -q -t ed25519 -N "$AP_SFTP_KEY_PASSPHRASE" -C sftp-key-encrypted -f "$dir/client_ed25519_encrypted"
+  ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -C sftp-key-pem -f "$dir/client_rsa_pem"
+  ssh-keygen -q -t ed25519 -N '' -C stranger -f "$dir/stranger_ed25519"
+  ensure_user "$AP_SFTP_USER" "$AP_SFTP_PASSWORD"
+  ensure_user "$AP_SFTP_KEY_USER" -
+  cat "$dir/client_ed25519.pub" "$dir/client_ed25519_encrypted.pub" "$dir/client_rsa_pem.pub" > "$dir/authorized_keys/$AP_SFTP_KEY_USER"
+  chmod 644 "$dir/authorized_keys/"*
+  for user in "$AP_SFTP_USER" "$AP_SFTP_KEY_USER"; do
+    local home; home=$(getent passwd "$user" | cut -d: -f6)
+    mkdir -p "$home/data" "$home/private"
+    printf 'hello from %s\n' "$user" > "$home/data/hello.txt"
+    chown -R "$user" "$home/data"
+    chown root:root "$home/private"; chmod 700 "$home/private"
+  done
+  cat > "$dir/sshd_config" <<CONF
+Port $AP_SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $dir/host_ed25519
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys/%u
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin no
+UsePAM yes
+StrictModes no
+AllowTcpForwarding yes
+AllowUsers $AP_SFTP_USER $AP_SFTP_KEY_USER
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+CONF
+  /usr/sbin/sshd -t -f "$dir/sshd_config" || die "sshd config invalid"
+  nohup /usr/sbin/sshd -D -e -f "$dir/sshd_config" >"$STATE/logs/sshd.log" 2>&1 &
+  echo $! > "$PIDS/sshd.pid"
+  wait_tcp sshd "$AP_SSH_PORT"
+}
+
+# ---------------------------------------------------------------- S3 (s3s-fs, moto)
+start_s3() {
+  running s3 && return 0
+  port_free s3 "$AP_S3_PORT"
+  local bin=$CACHE/s3s/bin/s3s-fs data=$STATE/s3
+  if [ ! -x "$bin" ]; then
+    log "building s3s-fs 0.14.1 from crates.io (about 90 s, cached in $CACHE/s3s)"
+    cargo install --quiet s3s-fs@0.14.1 --features binary --locked --root "$CACHE/s3s"
+  fi
+  rm -rf "$data"; mkdir -p "$data/$AP_S3_BUCKET/reports" "$data/empty-bucket"
+  printf 'id,total\n1,42\n' > "$data/$AP_S3_BUCKET/reports/daily.csv"
+  nohup "$bin" --host 127.0.0.1 --port "$AP_S3_PORT" --access-key "$AP_S3_ACCESS_KEY" --secret-key "$AP_S3_SECRET_KEY" "$data" \
+    >"$STATE/logs/s3.log" 2>&1 &
+  echo $! > "$PIDS/s3.pid"
+  wait_tcp s3 "$AP_S3_PORT"
+}
+
+start_moto() {
+  running moto && return 0
+  port_free moto "$AP_MOTO_PORT"
+  python3 -c 'import moto.server, boto3' 2>/dev/null || pip install -q "moto[server]==5.2.5" boto3
+  # Credentials are checked only after this many unauthenticated set-up calls.
+  INITIAL_NO_AUTH_ACTION_COUNT=8 nohup python3 -m moto.server -H 127.0.0.1 -p "$AP_MOTO_PORT" >"$STATE/logs/moto.log" 2>&1 &
+  echo $! > "$PIDS/moto.pid"
+  wait_tcp moto "$AP_MOTO_PORT" 60
+  python3 "$HARNESS/moto_setup.py" "http://127.0.0.1:$AP_MOTO_PORT" "$AP_MOTO_ALLOWED_BUCKET" "$AP_MOTO_DENIED_BUCKET" > "$STATE/moto.env" \
+    || die "moto set-up failed"
+}
+
+# ---------------------------------------------------------------- SQL Server stand-in
+start_mssql() {
+  running mssql && return 0
+  port_free mssql "$AP_MSSQL_PORT"
+  python3 -c 'import pysqlbridge' 2>/dev/null || pip install -q pysqlbridge==2.1.3
+  local dir=$STATE/mssql
+  rm -rf "$dir"; mkdir -p "$dir"
+  printf 'id,item\n1,widget\n' > "$dir/orders.csv"
+  cat > "$dir/bridge.json" <<CONF
+{
+  "logins": [ { "user": "$AP_MSSQL_USER", "password": "\${env:AP_MSSQL_PASSWORD}" } ],
+  "tables": [ { "name": "orders", "csv": "$dir/orders.csv" } ]
+}
+CONF
+  nohup python3 "$HARNESS/mssql_standin.py" "$dir/bridge.json" "$CERTS/server.crt" "$CERTS/server.key" "$AP_MSSQL_PORT" \
+    >"$STATE/logs/mssql.log" 2>&1 &
+  echo $! > "$PIDS/mssql.pid"
+  wait_tcp mssql "$AP_MSSQL_PORT" 60
 }
 
 write_env() {
@@ -166,6 +386,9 @@ write_env() {
     echo "AP_SERVER_SHA256=$(openssl x509 -in "$CERTS/server.crt" -noout -fingerprint -sha256 | cut -d= -f2)"
     echo "AP_UNTRUSTED_SHA256=$(openssl x509 -in "$CERTS/untrusted.crt" -noout -fingerprint -sha256 | cut -d= -f2)"
     echo "AP_OAUTH2_REFRESH_TOKEN=$(cat "$STATE/oauth2-refresh-token" 2>/dev/null)"
+    echo "AP_SSH_DIR=$STATE/ssh"
+    echo "AP_SSH_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/ssh/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
+    cat "$STATE/moto.env" 2>/dev/null || true
     echo "AP_SERVERS=native"
   } > "$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -177,6 +400,12 @@ up_native() {
   if [ ! -f "$CERTS/ca.crt" ] || ! ls "$PIDS"/*.pid >/dev/null 2>&1; then make_certs; fi
   start_nginx
   start_oauth2
+  start_postgres
+  start_mysql
+  start_sshd
+  start_s3
+  start_moto
+  start_mssql
   write_env
   log "all servers up in $((SECONDS - started))s; env: $ENV_FILE"
 }
