@@ -434,11 +434,32 @@ status() {
   done
 }
 
+# serve NAME: start one server and stay in the foreground while it runs (the way each
+# docker-compose service runs it; the certificates come from the `certs` service).
+serve_one() {
+  local name=$1
+  mkdir -p "$STATE/logs" "$PIDS" "$CACHE"
+  for _ in $(seq 300); do [ -f "$CERTS/ca.crt" ] && break; sleep 0.2; done
+  rm -f "$PIDS/$name.pid"
+  "start_$name"
+  local pid; pid=$(cat "$PIDS/$name.pid")
+  log "$name running (pid $pid)"
+  trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
+  while kill -0 "$pid" 2>/dev/null; do sleep 2; done
+  die "$name exited; see $STATE/logs"
+}
+
 case "${1:-}" in
+  certs) mkdir -p "$STATE/logs"; make_certs; chmod -R a+rX "$CERTS" ;;
+  serve) serve_one "${2:?usage: serve NAME}" ;;
+  write-env) write_env ;;
   up)
     if [ "${AUTHPROBE_SERVERS:-auto}" != native ] && docker_engine; then
       log "Docker engine found: using docker-compose.yml"
-      "$HARNESS/compose_up.sh"
+      mkdir -p "$STATE"
+      AUTHPROBE_STATE=$STATE docker compose -f "$ROOT/docker-compose.yml" up -d --build --wait
+      write_env
+      sed -i 's/^AP_SERVERS=native$/AP_SERVERS=compose/' "$ENV_FILE"
     else
       up_native
     fi

@@ -13,12 +13,19 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v xmllint >/dev/null || missing+=(libxml2-utils)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v openssl >/dev/null || missing+=(openssl)
+# Reference clients the harness tests use to prove each server accepts and refuses for real.
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v mariadb >/dev/null || missing+=(mariadb-client)
+command -v sftp >/dev/null || missing+=(openssh-client)
+command -v sshpass >/dev/null || missing+=(sshpass)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-python3 -c 'import jsonschema, cryptography' 2>/dev/null || pip install -q jsonschema cryptography
+python3 -c 'import jsonschema, cryptography, boto3, pytds, OpenSSL' 2>/dev/null \
+  || pip install -q jsonschema cryptography boto3 python-tds pyopenssl
 
 log "cargo fmt --check"
 cargo fmt --check

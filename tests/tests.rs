@@ -5,6 +5,7 @@ mod util;
 
 mod config_errors;
 mod formats;
+mod harness_servers;
 mod http_auth;
 mod live_http;
 mod network_classes;

@@ -1,0 +1,222 @@
+//! The test-server harness itself (scripts/servers.sh): every server accepts the right
+//! credentials and the real server refuses the wrong ones, checked with each system's own
+//! reference client (psql, mariadb, sftp, boto3, python-tds). Probe kinds are tested
+//! against the same servers in their own modules.
+
+use crate::util::*;
+
+/// Runs a bash snippet with the harness environment; returns exit code and all output.
+fn sh(env: &[(String, String)], script: &str) -> (i32, String) {
+    let out = std::process::Command::new("bash")
+        .args(["-c", script])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run bash");
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+#[track_caller]
+fn ok(env: &[(String, String)], script: &str, expect: &str) {
+    let (code, out) = sh(env, script);
+    assert!(code == 0 && out.contains(expect), "expected success with `{expect}` from:\n{script}\ngot {code}:\n{out}");
+}
+
+#[track_caller]
+fn refused(env: &[(String, String)], script: &str, expect: &str) {
+    let (code, out) = sh(env, script);
+    assert!(code != 0 && out.contains(expect), "expected refusal with `{expect}` from:\n{script}\ngot {code}:\n{out}");
+}
+
+#[test]
+fn postgres_users_for_every_auth_method() {
+    let env = harness_env();
+    let base = "psql -X -tA \"host=localhost port=$AP_PG_PORT dbname=$AP_PG_DATABASE";
+    ok(
+        &env,
+        &format!(
+            "PGPASSWORD=$AP_PG_PASSWORD {base} user=$AP_PG_USER sslmode=verify-full sslrootcert=$AP_CA\" -c 'select item from orders'"
+        ),
+        "widget",
+    );
+    refused(
+        &env,
+        &format!("PGPASSWORD=wrong-password {base} user=$AP_PG_USER\" -c 'select 1'"),
+        "password authentication failed",
+    );
+    refused(
+        &env,
+        &format!("PGPASSWORD=$AP_PG_LIMITED_PASSWORD {base} user=$AP_PG_LIMITED_USER\" -c 'select * from payroll'"),
+        "permission denied",
+    );
+    ok(
+        &env,
+        &format!(
+            "{base} user=$AP_PG_CERT_USER sslmode=verify-full sslrootcert=$AP_CA sslcert=$AP_CERTS/client-pg.crt sslkey=$AP_CERTS/client-pg.key\" -c 'select current_user'"
+        ),
+        "cert_user",
+    );
+    refused(&env, &format!("{base} user=$AP_PG_CERT_USER sslmode=require\" -c 'select 1'"), "certificate");
+    refused(
+        &env,
+        &format!(
+            "PGPASSWORD=$AP_PG_PASSWORD {base} user=$AP_PG_USER sslmode=verify-full sslrootcert=$AP_CERTS/rogue-ca.crt\" -c 'select 1'"
+        ),
+        "certificate verify failed",
+    );
+}
+
+#[test]
+fn mariadb_users_for_every_auth_method() {
+    let env = harness_env();
+    let m = "mariadb -h 127.0.0.1 -P $AP_MYSQL_PORT -N";
+    ok(
+        &env,
+        &format!(
+            "{m} -u $AP_MYSQL_USER -p$AP_MYSQL_PASSWORD --ssl-ca=$AP_CA --ssl-verify-server-cert $AP_MYSQL_DATABASE -e 'select item from orders'"
+        ),
+        "widget",
+    );
+    refused(&env, &format!("{m} -u $AP_MYSQL_USER -pwrong-password -e 'select 1'"), "ERROR 1045");
+    refused(
+        &env,
+        &format!(
+            "{m} -u $AP_MYSQL_LIMITED_USER -p$AP_MYSQL_LIMITED_PASSWORD $AP_MYSQL_DATABASE -e 'select * from payroll'"
+        ),
+        "ERROR 1142",
+    );
+    refused(&env, &format!("{m} -u $AP_MYSQL_X509_USER -p$AP_MYSQL_X509_PASSWORD --ssl -e 'select 1'"), "ERROR 1045");
+    ok(
+        &env,
+        &format!(
+            "{m} -u $AP_MYSQL_X509_USER -p$AP_MYSQL_X509_PASSWORD --ssl-ca=$AP_CA --ssl-cert=$AP_CERTS/client-mysql.crt --ssl-key=$AP_CERTS/client-mysql.key -e 'select current_user()'"
+        ),
+        "x509_user",
+    );
+}
+
+#[test]
+fn sshd_password_and_key_users_host_key_and_unreadable_directory() {
+    let env = harness_env();
+    let (_, fp) = sh(&env, "ssh-keygen -l -E sha256 -f $AP_SSH_DIR/host_ed25519.pub | awk '{print $2}'");
+    assert_eq!(fp.trim(), harness_var(&env, "AP_SSH_HOST_KEY"));
+    let kh = "kh=$(mktemp); ssh-keyscan -p $AP_SSH_PORT 127.0.0.1 2>/dev/null > $kh;";
+    let sftp = "-o UserKnownHostsFile=$kh -o ConnectTimeout=5 -P $AP_SSH_PORT";
+    ok(
+        &env,
+        &format!(
+            "{kh} echo 'ls data' | SSHPASS=$AP_SFTP_PASSWORD sshpass -e sftp {sftp} -o BatchMode=no -o PubkeyAuthentication=no -b - $AP_SFTP_USER@127.0.0.1"
+        ),
+        "hello.txt",
+    );
+    refused(
+        &env,
+        &format!(
+            "{kh} echo 'ls' | SSHPASS=wrong-password sshpass -e sftp {sftp} -o BatchMode=no -o PubkeyAuthentication=no -o NumberOfPasswordPrompts=1 -b - $AP_SFTP_USER@127.0.0.1"
+        ),
+        "",
+    );
+    ok(
+        &env,
+        &format!("{kh} echo 'ls data' | sftp {sftp} -i $AP_SSH_DIR/client_ed25519 -b - $AP_SFTP_KEY_USER@127.0.0.1"),
+        "hello.txt",
+    );
+    ok(
+        &env,
+        &format!("{kh} echo 'ls data' | sftp {sftp} -i $AP_SSH_DIR/client_rsa_pem -b - $AP_SFTP_KEY_USER@127.0.0.1"),
+        "hello.txt",
+    );
+    refused(
+        &env,
+        &format!(
+            "{kh} echo 'ls' | sftp {sftp} -i $AP_SSH_DIR/stranger_ed25519 -o IdentitiesOnly=yes -b - $AP_SFTP_KEY_USER@127.0.0.1"
+        ),
+        "Permission denied",
+    );
+    refused(
+        &env,
+        &format!("{kh} echo 'ls private' | sftp {sftp} -i $AP_SSH_DIR/client_ed25519 -b - $AP_SFTP_KEY_USER@127.0.0.1"),
+        "Permission denied",
+    );
+}
+
+#[test]
+fn ssh_forwarding_reaches_postgres_through_a_tunnel() {
+    let env = harness_env();
+    let script = "kh=$(mktemp); ssh-keyscan -p $AP_SSH_PORT 127.0.0.1 2>/dev/null > $kh; \
+        port=$((20000 + RANDOM % 10000)); \
+        ssh -f -N -o ExitOnForwardFailure=yes -o UserKnownHostsFile=$kh -i $AP_SSH_DIR/client_ed25519 -p $AP_SSH_PORT \
+            -L 127.0.0.1:$port:127.0.0.1:$AP_PG_PORT $AP_SFTP_KEY_USER@127.0.0.1 || exit 9; \
+        PGPASSWORD=$AP_PG_PASSWORD psql -X -tA \"host=127.0.0.1 port=$port dbname=$AP_PG_DATABASE user=$AP_PG_USER\" -c 'select 42'; code=$?; \
+        pkill -f \"L 127.0.0.1:$port:\"; exit $code";
+    ok(&env, script, "42");
+}
+
+const BOTO: &str = "import boto3, os, sys\n\
+from botocore.config import Config\n\
+endpoint, key, secret, bucket = sys.argv[1:5]\n\
+s3 = boto3.client('s3', endpoint_url=endpoint, region_name='us-east-1', aws_access_key_id=key, aws_secret_access_key=secret,\n\
+                  config=Config(s3={'addressing_style': 'path'}, retries={'max_attempts': 1}))\n\
+try:\n    print('keys', s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get('KeyCount'))\n\
+except Exception as e:\n    print(getattr(e, 'response', {}).get('Error', {}).get('Code', e)); sys.exit(1)\n";
+
+#[test]
+fn s3_servers_check_signatures_and_policies() {
+    let env = harness_env();
+    let py = |endpoint: &str, key: &str, secret: &str, bucket: &str| {
+        format!("python3 -c \"$BOTO\" http://127.0.0.1:{endpoint} {key} {secret} {bucket}")
+    };
+    let env: Vec<(String, String)> = env.into_iter().chain([("BOTO".to_string(), BOTO.to_string())]).collect();
+    ok(&env, &py("$AP_S3_PORT", "$AP_S3_ACCESS_KEY", "$AP_S3_SECRET_KEY", "$AP_S3_BUCKET"), "keys 1");
+    refused(&env, &py("$AP_S3_PORT", "$AP_S3_ACCESS_KEY", "wrong-secret", "$AP_S3_BUCKET"), "SignatureDoesNotMatch");
+    refused(&env, &py("$AP_S3_PORT", "AKIAUNKNOWNKEY000000", "wrong-secret", "$AP_S3_BUCKET"), "");
+    refused(&env, &py("$AP_S3_PORT", "$AP_S3_ACCESS_KEY", "$AP_S3_SECRET_KEY", "no-such-bucket"), "NoSuchBucket");
+    ok(&env, &py("$AP_MOTO_PORT", "$AP_MOTO_ACCESS_KEY", "$AP_MOTO_SECRET_KEY", "$AP_MOTO_ALLOWED_BUCKET"), "keys 1");
+    refused(
+        &env,
+        &py("$AP_MOTO_PORT", "$AP_MOTO_ACCESS_KEY", "$AP_MOTO_SECRET_KEY", "$AP_MOTO_DENIED_BUCKET"),
+        "AccessDenied",
+    );
+    refused(
+        &env,
+        &py("$AP_MOTO_PORT", "$AP_MOTO_ACCESS_KEY", "wrong-secret", "$AP_MOTO_ALLOWED_BUCKET"),
+        "SignatureDoesNotMatch",
+    );
+    refused(
+        &env,
+        &py("$AP_MOTO_PORT", "AKIAUNKNOWNKEY000000", "wrong-secret", "$AP_MOTO_ALLOWED_BUCKET"),
+        "InvalidAccessKeyId",
+    );
+    ok(
+        &env,
+        "python3 -c \"import boto3,os; print(boto3.client('sts', endpoint_url='http://127.0.0.1:'+os.environ['AP_MOTO_PORT'], region_name='us-east-1', aws_access_key_id=os.environ['AP_MOTO_ACCESS_KEY'], aws_secret_access_key=os.environ['AP_MOTO_SECRET_KEY']).assume_role(RoleArn=os.environ['AP_MOTO_ROLE_ARN'], RoleSessionName='harness')['Credentials']['AccessKeyId'][:4])\"",
+        "ASIA",
+    );
+}
+
+#[test]
+fn sql_server_stand_in_checks_logins_over_tls() {
+    let env = harness_env();
+    let py = |password: &str| {
+        format!(
+            "python3 -c \"import pytds, os, sys\ntry:\n  c = pytds.connect('127.0.0.1', port=int(os.environ['AP_MSSQL_PORT']), user=os.environ['AP_MSSQL_USER'], password={password}, database='appdb', cafile=os.environ['AP_CA'], validate_host=False)\n  cur = c.cursor(); cur.execute('SELECT item FROM orders'); print(cur.fetchall())\nexcept Exception as e:\n  print('error', getattr(e, 'msg_no', None), e); sys.exit(1)\""
+        )
+    };
+    ok(&env, &py("os.environ['AP_MSSQL_PASSWORD']"), "widget");
+    refused(&env, &py("'wrong-password'"), "error 18456");
+}
+
+#[test]
+fn docker_compose_file_is_valid() {
+    let compose = require_tool("docker-compose");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(compose)
+        .args(["-f", &format!("{root}/docker-compose.yml"), "config", "-q"])
+        .current_dir(root)
+        .output()
+        .expect("run docker-compose");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
