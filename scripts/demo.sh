@@ -31,6 +31,7 @@ expected = {
     "broken-expired-cert": "tls_expired",
     "broken-missing-client-cert": "tls_client_cert",
     "broken-oauth2-secret": "auth_rejected",
+    "broken-db-permission": "permission_denied",
 }
 report = json.load(open(sys.argv[1]))
 bad = []

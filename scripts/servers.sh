@@ -206,7 +206,8 @@ CONF
 local     all       postgres                       trust
 hostssl   all       $AP_PG_CERT_USER  127.0.0.1/32 cert
 hostnossl all       $AP_PG_CERT_USER  127.0.0.1/32 reject
-host      appdb,postgres all        127.0.0.1/32   scram-sha-256
+host      all       $AP_PG_USER       127.0.0.1/32 scram-sha-256
+host      appdb     $AP_PG_LIMITED_USER 127.0.0.1/32 scram-sha-256
 CONF
   runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null \
     || die "PostgreSQL did not start: $(tail -5 "$dir/postgres.log")"

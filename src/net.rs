@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
@@ -86,3 +87,10 @@ async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<TcpS
     }
     Err(failure)
 }
+
+/// Any byte stream a probe can talk over: a TCP socket, a TLS stream, later an SSH channel.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+pub type BoxIo = Box<dyn Io>;

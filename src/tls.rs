@@ -68,7 +68,8 @@ impl TlsOptions {
     pub fn read(probe: &TableReader<'_, '_>, modes: bool) -> Option<TlsOptions> {
         let Some(table) = probe.table("tls") else {
             // A `tls` key of the wrong type was reported already; absent means defaults.
-            return (!probe.has("tls")).then(TlsOptions::default);
+            let default_mode = modes.then_some(TlsMode::Prefer);
+            return (!probe.has("tls")).then(|| TlsOptions { mode: default_mode, ..TlsOptions::default() });
         };
         let mut ok = true;
         let mut opts = TlsOptions::default();
@@ -129,6 +130,10 @@ impl TlsOptions {
                     ok = false;
                 }
             }
+        }
+        if modes {
+            // libpq's default.
+            opts.mode.get_or_insert(TlsMode::Prefer);
         }
         table.finish();
         ok.then_some(opts)
@@ -262,7 +267,11 @@ struct RecordingVerifier {
     /// so the system store is not even loaded.
     inner: Option<Arc<WebPkiServerVerifier>>,
     pins: Vec<String>,
-    insecure: bool,
+    /// Accept any certificate (recorded, reported unverified): `insecure`, or the database
+    /// modes `prefer`/`require`, which encrypt without verifying, as libpq does.
+    accept_any: bool,
+    /// False for `verify-ca`: the chain must be trusted, the name need not match.
+    check_name: bool,
     recorder: Recorder,
     provider: Arc<CryptoProvider>,
 }
@@ -295,9 +304,6 @@ impl ServerCertVerifier for RecordingVerifier {
             r.chain = chain;
             r.pinned = pinned;
         });
-        if self.insecure {
-            return Ok(ServerCertVerified::assertion());
-        }
         if !self.pins.is_empty() {
             // A pin is an explicit approval of this exact certificate: no CA or name check.
             if pinned {
@@ -308,10 +314,19 @@ impl ServerCertVerifier for RecordingVerifier {
                 PinMismatch,
             )))));
         }
+        if self.accept_any {
+            return Ok(ServerCertVerified::assertion());
+        }
         let Some(inner) = &self.inner else {
             return Err(rustls::Error::General("no trust anchors configured".into()));
         };
-        inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        match inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Ok(_) => {}
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => {}
+            Err(err) => return Err(err),
+        }
         self.recorder.with(|r| r.verified = true);
         Ok(ServerCertVerified::assertion())
     }
@@ -367,8 +382,12 @@ pub fn client_config(
     alpn: &[&[u8]],
 ) -> Result<(Arc<ClientConfig>, Recorder), Failure> {
     let provider = provider();
+    // As libpq: `require` with an explicit CA verifies the chain (like verify-ca).
+    let accept_any = opts.insecure
+        || opts.mode == Some(TlsMode::Prefer)
+        || (opts.mode == Some(TlsMode::Require) && opts.ca.is_none());
     let inner = match &opts.ca {
-        _ if opts.insecure || !opts.pins.is_empty() => None,
+        _ if accept_any || !opts.pins.is_empty() => None,
         Some(store) => Some(
             WebPkiServerVerifier::builder_with_provider(store.clone(), provider.clone())
                 .build()
@@ -380,7 +399,8 @@ pub fn client_config(
     let verifier = RecordingVerifier {
         inner,
         pins: opts.pins.clone(),
-        insecure: opts.insecure,
+        accept_any,
+        check_name: !matches!(opts.mode, Some(TlsMode::VerifyCa | TlsMode::Require)),
         recorder: recorder.clone(),
         provider: provider.clone(),
     };

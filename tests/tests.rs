@@ -8,6 +8,7 @@ mod formats;
 mod harness_servers;
 mod http_auth;
 mod live_http;
+mod live_postgres;
 mod network_classes;
 mod run_control;
 mod secrets_leak;

@@ -325,6 +325,23 @@ impl<'r, 's> TableReader<'r, 's> {
         Some(n)
     }
 
+    /// A TCP port: an integer, or a string (so that it can come from a reference).
+    pub fn port(&self, key: &'static str) -> Option<u16> {
+        let value = self.get(key)?;
+        let parsed = match value.get_ref() {
+            DeValue::Integer(_) => as_i64(value.get_ref()),
+            DeValue::String(raw) => self.expand(key, value, raw)?.value.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if (1..=65535).contains(&n) => Some(n as u16),
+            _ => {
+                self.type_error(key, value, "a port number (1-65535)");
+                None
+            }
+        }
+    }
+
     /// A duration such as "500ms", "10s" or "2m".
     pub fn duration(&self, key: &'static str) -> Option<Duration> {
         let value = self.get(key)?;

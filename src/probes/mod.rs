@@ -3,6 +3,7 @@
 //! and one line there.
 
 pub mod http;
+pub mod postgres;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,7 +35,8 @@ pub struct Kind {
 }
 
 /// Every probe kind authprobe knows.
-pub const KINDS: &[Kind] = &[Kind { name: "http", parse: http::parse }];
+pub const KINDS: &[Kind] =
+    &[Kind { name: "http", parse: http::parse }, Kind { name: "postgres", parse: postgres::parse }];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.name == name)

@@ -1,0 +1,224 @@
+//! The `postgres` probe. authprobe performs the SSLRequest and the TLS handshake itself
+//! (stage `tls`), so the certificate is recorded during the real handshake and TLS
+//! failures are classified by rustls, then hands the (encrypted) stream to tokio-postgres
+//! for the startup and authentication (stage `auth`) and runs the check query with the
+//! simple query protocol (stage `check`): one connection, as psql makes.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::error::SqlState;
+
+use crate::config::TableReader;
+use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::net::{self, BoxIo, Record};
+use crate::probes::{Probe, ProbeFuture};
+use crate::redact::Secret;
+use crate::stage::ProbeContext;
+use crate::tls::{self, Recorder, TlsMode, TlsOptions};
+
+pub const DEFAULT_PORT: u16 = 5432;
+/// The SSLRequest message: length 8, request code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+#[derive(Debug)]
+pub struct PostgresProbe {
+    host: String,
+    port: u16,
+    database: String,
+    user: String,
+    password: Option<Secret>,
+    query: String,
+    tls: TlsOptions,
+}
+
+pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
+    let host = t.required_string("host", "the server's host name or address");
+    let port = t.port("port");
+    let port_ok = port.is_some() || !t.has("port");
+    let user = t.required_string("user", "the database user");
+    let database = t.string("database");
+    let password = t.secret("password");
+    let password_ok = password.is_some() || !t.has("password");
+    let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
+    let tls = TlsOptions::read(t, true);
+    let user = user?;
+    if !(port_ok && password_ok) {
+        return None;
+    }
+    Some(Arc::new(PostgresProbe {
+        host: host?,
+        port: port.unwrap_or(DEFAULT_PORT),
+        // libpq's default: the database named after the user.
+        database: database.unwrap_or_else(|| user.clone()),
+        user,
+        password,
+        query,
+        tls: tls?,
+    }))
+}
+
+/// What the TLS step left: the stream to continue on, and (for TLS) how to classify a
+/// failure that surfaces later, during authentication.
+struct Session {
+    stream: BoxIo,
+    tls: Option<(Recorder, Arc<Mutex<Option<rustls::Error>>>)>,
+}
+
+impl PostgresProbe {
+    fn mode(&self) -> TlsMode {
+        self.tls.mode.unwrap_or(TlsMode::Prefer)
+    }
+
+    async fn negotiate_tls(&self, ctx: &ProbeContext, mut tcp: tokio::net::TcpStream) -> Result<Session, Failure> {
+        if self.mode() == TlsMode::Disable {
+            return Ok(Session { stream: Box::new(tcp), tls: None });
+        }
+        ctx.stage(Stage::Tls, async {
+            let io_failure = |err: std::io::Error| {
+                Failure::new(classify_io(&err), format!("while asking for TLS (SSLRequest): {}", describe_io(&err)))
+            };
+            tcp.write_all(&SSL_REQUEST).await.map_err(io_failure)?;
+            let mut answer = [0u8; 1];
+            tcp.read_exact(&mut answer).await.map_err(io_failure)?;
+            match answer[0] {
+                b'S' => {
+                    let hs = tls::handshake(ctx, tcp, &self.tls, &self.host, &[], true).await?;
+                    let (tapped, seen) = tls::ErrorTap::new(hs.stream);
+                    Ok(Session { stream: Box::new(tapped), tls: Some((hs.recorder, seen)) })
+                }
+                b'N' if self.mode() == TlsMode::Prefer => {
+                    ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
+                    Ok(Session { stream: Box::new(tcp), tls: None })
+                }
+                b'N' => Err(Failure::new(ErrorClass::TlsHandshake, "the server does not support TLS (it refused the SSLRequest)")
+                    .with_hint("enable ssl on the server, or set tls.mode = \"prefer\" or \"disable\" if an unencrypted session is acceptable")),
+                b'E' => Err(Failure::new(ErrorClass::Protocol, "the server answered the SSLRequest with an error: it may be older than PostgreSQL 7.2 or not PostgreSQL")),
+                _ => Err(Failure::new(ErrorClass::Protocol, "the server did not answer like PostgreSQL")
+                    .with_hint("check the port: this does not look like a PostgreSQL server")),
+            }
+        })
+        .await
+    }
+
+    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        let tcp = net::connect(ctx, &self.host, self.port, Record::Stages).await?;
+        let session = self.negotiate_tls(ctx, tcp).await?;
+        if session.tls.is_none() {
+            ctx.detail("session: not encrypted");
+        }
+        let tls_state = session.tls.clone();
+        let mut config = tokio_postgres::Config::new();
+        config
+            .user(&self.user)
+            .dbname(&self.database)
+            .application_name("authprobe")
+            .ssl_mode(tokio_postgres::config::SslMode::Disable);
+        if let Some(password) = &self.password {
+            config.password(password.expose());
+        }
+        let (client, connection) = ctx
+            .stage(Stage::Auth, async {
+                config
+                    .connect_raw(session.stream, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| self.classify(&e, &tls_state))
+            })
+            .await?;
+        let driver = tokio::spawn(connection);
+        let result = ctx
+            .stage(Stage::Check, async {
+                client.simple_query(&self.query).await.map(|_| ()).map_err(|e| self.classify(&e, &tls_state))
+            })
+            .await;
+        drop(client);
+        driver.abort();
+        result
+    }
+
+    fn classify(
+        &self,
+        err: &tokio_postgres::Error,
+        tls_state: &Option<(Recorder, Arc<Mutex<Option<rustls::Error>>>)>,
+    ) -> Failure {
+        if let Some((recorder, seen)) = tls_state {
+            let tapped = seen.lock().ok().and_then(|s| s.clone());
+            if let Some(tls_err) = tapped.as_ref().or_else(|| find_cause::<rustls::Error>(err)) {
+                return tls::classify_post_handshake(tls_err, recorder, &self.tls);
+            }
+        }
+        if let Some(db) = err.as_db_error() {
+            return classify_db_error(db, self.tls.identity.is_some(), &self.user, &self.database);
+        }
+        if let Some(io) = find_cause::<std::io::Error>(err) {
+            return Failure::new(classify_io(io), describe_io(io));
+        }
+        if err.is_closed() {
+            return Failure::new(ErrorClass::Network, "the server closed the connection");
+        }
+        Failure::new(ErrorClass::Protocol, format!("PostgreSQL protocol error: {err}"))
+    }
+}
+
+/// The class of a server error, from its SQLSTATE.
+fn classify_db_error(
+    db: &tokio_postgres::error::DbError,
+    has_client_cert: bool,
+    user: &str,
+    database: &str,
+) -> Failure {
+    let code = db.code();
+    let said = format!("{} (SQLSTATE {})", db.message(), code.code());
+    if *code == SqlState::INVALID_PASSWORD {
+        return Failure::new(ErrorClass::AuthRejected, said).with_hint(format!(
+            "the password for `{user}` is wrong or expired: check it, and that the role may log in"
+        ));
+    }
+    if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+        // 28000 covers pg_hba rejections and certificate authentication alike; only the
+        // server's message tells them apart.
+        if db.message().contains("certificate") {
+            let what = if has_client_cert { "refused our client certificate" } else { "requires a client certificate" };
+            return Failure::new(ErrorClass::TlsClientCert, format!("the server {what}: {said}"))
+                .with_hint("set tls.client_cert and tls.client_key to a certificate whose CN is the user name, from a CA the server trusts");
+        }
+        return Failure::new(ErrorClass::AuthRejected, said).with_hint(
+            "pg_hba.conf has no line that lets this user connect from this address with this method (or rejects it): ask the DBA, and check IP allow-lists",
+        );
+    }
+    if *code == SqlState::INVALID_CATALOG_NAME {
+        return Failure::new(ErrorClass::NotFound, said)
+            .with_hint(format!("the credentials work, but database `{database}` does not exist: check `database`"));
+    }
+    if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+        return Failure::new(ErrorClass::PermissionDenied, said)
+            .with_hint(format!("`{user}` logged in but may not run the check query: grant it, or change `query`"));
+    }
+    if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_SCHEMA {
+        return Failure::new(ErrorClass::NotFound, said)
+            .with_hint("the check query names a table that does not exist here");
+    }
+    if *code == SqlState::TOO_MANY_CONNECTIONS {
+        return Failure::new(ErrorClass::UnexpectedResponse, said).with_hint("the server is out of connection slots");
+    }
+    Failure::new(ErrorClass::UnexpectedResponse, said)
+}
+
+impl Probe for PostgresProbe {
+    fn target(&self) -> String {
+        format!("postgres://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        let mut stages = vec![Stage::Dns, Stage::Connect];
+        if self.mode() != TlsMode::Disable {
+            stages.push(Stage::Tls);
+        }
+        stages.extend([Stage::Auth, Stage::Check]);
+        stages
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(self.run_once(ctx))
+    }
+}
