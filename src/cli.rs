@@ -36,8 +36,60 @@ pub struct Cli {
 pub enum Command {
     /// Run the probes of a config file and report (exit 0 all passed, 1 a probe failed).
     Run(RunArgs),
+    /// Probe one URL without a config file (http, https, postgres); secrets come from
+    /// environment variables, never from arguments.
+    Check(Box<CheckArgs>),
     /// Parse and check the config file without any network traffic (exit 0 or 2).
     Validate(ValidateArgs),
+    /// Show the certificate chain a server presents (https, postgres) and the line that pins it.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write the report to this file atomically; a one-line summary still goes to stderr.
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// More detail: -v adds stage timings and TLS details, -vv driver diagnostics.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Nothing on stderr but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// No colour, even on a terminal (NO_COLOR is honoured too).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// What to probe: http(s)://…, postgres://user@host:port/db?sslmode=…
+    pub url: String,
+    #[command(flatten)]
+    pub probe: crate::check::CheckOptions,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Timeout, all stages together.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Retry with backoff until the probe passes or DUR runs out.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// https://host[:port] or postgres://host[:port]
+    pub target: String,
+    /// Judge the chain against this CA bundle instead of the system trust store.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Give up after this long.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -57,12 +109,8 @@ pub struct RunArgs {
     /// Skip probes whose name or a tag matches (`*` globs); repeatable; wins over --only.
     #[arg(long, value_name = "PATTERN")]
     pub skip: Vec<String>,
-    /// Report format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
-    /// Write the report to this file atomically; a one-line summary still goes to stderr.
-    #[arg(long, value_name = "PATH")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// How many probes run at once [default: from the config, else 32].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Option<u32>,
@@ -75,15 +123,6 @@ pub struct RunArgs {
     /// Stop at the first failing probe; unfinished probes are reported as cancelled.
     #[arg(long)]
     pub fail_fast: bool,
-    /// More detail: -v adds stage timings and TLS details, -vv driver diagnostics.
-    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
-    /// Nothing on stderr but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// No colour, even on a terminal (NO_COLOR is honoured too).
-    #[arg(long)]
-    pub no_color: bool,
 }
 
 #[derive(Args, Debug)]
@@ -131,7 +170,9 @@ pub fn main() -> ExitCode {
     };
     ExitCode::from(match cli.command {
         Command::Run(args) => run_command(args),
+        Command::Check(args) => check_command(*args),
         Command::Validate(args) => validate_command(args),
+        Command::Inspect(args) => inspect_command(args),
     })
 }
 
@@ -173,7 +214,7 @@ fn validate_command(args: ValidateArgs) -> u8 {
     EXIT_OK
 }
 
-fn color_allowed(args: &RunArgs) -> bool {
+fn color_allowed(args: &ReportArgs) -> bool {
     let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     !args.no_color && !no_color_env && args.output.is_none() && std::io::stdout().is_terminal()
 }
@@ -198,6 +239,79 @@ fn run_command(args: RunArgs) -> u8 {
         fail_fast: args.fail_fast,
         wait: args.wait,
     };
+    execute(selected, &opts, &args.report)
+}
+
+fn check_command(args: CheckArgs) -> u8 {
+    let synthesized = match crate::check::synthesize(&args.url, &args.probe) {
+        Ok(s) => s,
+        Err(why) => {
+            eprint_line(&format!("error: {why}"));
+            return EXIT_USAGE;
+        }
+    };
+    if synthesized.url_password.is_some() && !args.report.quiet {
+        eprint_line(
+            "warning: the URL contains a password, which ends up in shell history and process lists; use --password-env (or PGPASSWORD) instead",
+        );
+    }
+    let url_password = synthesized.url_password.clone();
+    let env = move |name: &str| {
+        if name == crate::check::URL_PASSWORD_VAR {
+            return url_password.clone();
+        }
+        std::env::var(name).ok()
+    };
+    let cfg = match config::load_str(std::path::Path::new("<check URL>"), synthesized.toml, &env) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            for err in &errors.0 {
+                eprint_line(&format!("error: {err}"));
+            }
+            return EXIT_USAGE;
+        }
+    };
+    let opts = RunOptions { concurrency: 1, timeout: Some(args.timeout), fail_fast: false, wait: args.wait };
+    execute(cfg.probes, &opts, &args.report)
+}
+
+fn inspect_command(args: InspectArgs) -> u8 {
+    let ca = match &args.ca {
+        None => None,
+        Some(path) => match std::fs::read(path).map_err(|e| e.to_string()).and_then(|pem| crate::tls::parse_ca(&pem)) {
+            Ok(store) => Some(std::sync::Arc::new(store)),
+            Err(why) => {
+                eprint_line(&format!("error: --ca {}: {why}", path.display()));
+                return EXIT_USAGE;
+            }
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprint_line(&format!("error: cannot start the async runtime: {err}"));
+            return EXIT_USAGE;
+        }
+    };
+    match runtime.block_on(crate::inspect::inspect(&args.target, ca, args.timeout)) {
+        Ok(text) => {
+            let _ = output::write_stdout(&redact::scrub(&text));
+            EXIT_OK
+        }
+        Err(failure) => {
+            if failure.class == crate::error::ErrorClass::Config {
+                eprint_line(&format!("error: {}", failure.message));
+                return EXIT_USAGE;
+            }
+            eprint_line(&format!("error: {}: {}", failure.class, failure.message));
+            eprint_line(&format!("hint: {}", failure.hint_or_default()));
+            EXIT_FAILED
+        }
+    }
+}
+
+/// Runs probes and writes the report as asked; returns the exit code.
+fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArgs) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -205,9 +319,9 @@ fn run_command(args: RunArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let (mut report, interrupted) = runtime.block_on(run_until_interrupted(selected, &opts));
+    let (mut report, interrupted) = runtime.block_on(run_until_interrupted(probes, opts));
     report.scrub_secrets();
-    let style = Style { verbose: args.verbose, color: color_allowed(&args) };
+    let style = Style { verbose: args.verbose, color: color_allowed(args) };
     let text = output::render(&report, args.format, style);
     let exit = exit_code(&report, interrupted);
     match &args.output {

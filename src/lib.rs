@@ -6,10 +6,12 @@
 //! connection machinery every kind shares, `report` is the result model and `output`
 //! renders it in every format.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod httpc;
+pub mod inspect;
 pub mod net;
 pub mod oauth2;
 pub mod output;

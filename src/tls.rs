@@ -161,7 +161,7 @@ pub fn parse_mode(raw: &str) -> Option<TlsMode> {
     })
 }
 
-fn parse_ca(pem: &[u8]) -> Result<RootCertStore, String> {
+pub fn parse_ca(pem: &[u8]) -> Result<RootCertStore, String> {
     let mut store = RootCertStore::empty();
     let mut found = 0;
     for cert in CertificateDer::pem_slice_iter(pem) {
@@ -219,7 +219,7 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
-    fn system_verifier(&self) -> Result<Arc<WebPkiServerVerifier>, Failure> {
+    pub fn system_verifier(&self) -> Result<Arc<WebPkiServerVerifier>, Failure> {
         let loaded = self.system.get_or_init(|| {
             let result = rustls_native_certs::load_native_certs();
             let mut store = RootCertStore::empty();
@@ -233,6 +233,32 @@ impl TrustStore {
         });
         loaded.clone().map_err(|why| Failure::new(ErrorClass::Config, why))
     }
+}
+
+/// Checks a recorded chain against a CA bundle (or the system store) and a name, the way
+/// a probe would: `Ok` or the classified failure. Used by `inspect` after an accept-all
+/// handshake, to say whether a probe would trust what was shown.
+pub fn verify_chain(
+    chain: &[CertificateDer<'static>],
+    name: &ServerName<'_>,
+    ca: Option<Arc<RootCertStore>>,
+    trust: &TrustStore,
+) -> Result<(), Failure> {
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Err(Failure::new(ErrorClass::TlsHandshake, "the server presented no certificate"));
+    };
+    let verifier = match ca.clone() {
+        Some(store) => WebPkiServerVerifier::builder_with_provider(store, provider())
+            .build()
+            .map_err(|e| Failure::new(ErrorClass::Config, format!("unusable CA bundle: {e}")))?,
+        None => trust.system_verifier()?,
+    };
+    let now = UnixTime::now();
+    verifier.verify_server_cert(leaf, intermediates, name, &[], now).map(|_| ()).map_err(|err| {
+        let recording = Recording { chain: chain.to_vec(), ..Recording::default() };
+        let opts = TlsOptions { ca, ..TlsOptions::default() };
+        classify_tls_error(&err, &recording, &opts, name)
+    })
 }
 
 /// What the handshake showed, recorded whether or not it succeeded.

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod check_inspect;
 mod config_errors;
 mod formats;
 mod harness_servers;

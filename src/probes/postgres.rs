@@ -75,28 +75,17 @@ impl PostgresProbe {
             return Ok(Session { stream: Box::new(tcp), tls: None });
         }
         ctx.stage(Stage::Tls, async {
-            let io_failure = |err: std::io::Error| {
-                Failure::new(classify_io(&err), format!("while asking for TLS (SSLRequest): {}", describe_io(&err)))
-            };
-            tcp.write_all(&SSL_REQUEST).await.map_err(io_failure)?;
-            let mut answer = [0u8; 1];
-            tcp.read_exact(&mut answer).await.map_err(io_failure)?;
-            match answer[0] {
-                b'S' => {
-                    let hs = tls::handshake(ctx, tcp, &self.tls, &self.host, &[], true).await?;
-                    let (tapped, seen) = tls::ErrorTap::new(hs.stream);
-                    Ok(Session { stream: Box::new(tapped), tls: Some((hs.recorder, seen)) })
-                }
-                b'N' if self.mode() == TlsMode::Prefer => {
-                    ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
-                    Ok(Session { stream: Box::new(tcp), tls: None })
-                }
-                b'N' => Err(Failure::new(ErrorClass::TlsHandshake, "the server does not support TLS (it refused the SSLRequest)")
-                    .with_hint("enable ssl on the server, or set tls.mode = \"prefer\" or \"disable\" if an unencrypted session is acceptable")),
-                b'E' => Err(Failure::new(ErrorClass::Protocol, "the server answered the SSLRequest with an error: it may be older than PostgreSQL 7.2 or not PostgreSQL")),
-                _ => Err(Failure::new(ErrorClass::Protocol, "the server did not answer like PostgreSQL")
-                    .with_hint("check the port: this does not look like a PostgreSQL server")),
+            if ssl_request(&mut tcp).await? {
+                let hs = tls::handshake(ctx, tcp, &self.tls, &self.host, &[], true).await?;
+                let (tapped, seen) = tls::ErrorTap::new(hs.stream);
+                return Ok(Session { stream: Box::new(tapped), tls: Some((hs.recorder, seen)) });
             }
+            if self.mode() == TlsMode::Prefer {
+                ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
+                return Ok(Session { stream: Box::new(tcp), tls: None });
+            }
+            Err(Failure::new(ErrorClass::TlsHandshake, "the server does not support TLS (it refused the SSLRequest)")
+                .with_hint("enable ssl on the server, or set tls.mode = \"prefer\" or \"disable\" if an unencrypted session is acceptable"))
         })
         .await
     }
@@ -157,6 +146,27 @@ impl PostgresProbe {
             return Failure::new(ErrorClass::Network, "the server closed the connection");
         }
         Failure::new(ErrorClass::Protocol, format!("PostgreSQL protocol error: {err}"))
+    }
+}
+
+/// Sends the SSLRequest; true when the server agrees to TLS ('S'), false when it declines
+/// ('N'). Anything else is not a PostgreSQL server.
+pub async fn ssl_request(tcp: &mut tokio::net::TcpStream) -> Result<bool, Failure> {
+    let io_failure = |err: std::io::Error| {
+        Failure::new(classify_io(&err), format!("while asking for TLS (SSLRequest): {}", describe_io(&err)))
+    };
+    tcp.write_all(&SSL_REQUEST).await.map_err(io_failure)?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await.map_err(io_failure)?;
+    match answer[0] {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        b'E' => Err(Failure::new(
+            ErrorClass::Protocol,
+            "the server answered the SSLRequest with an error: it is very old, or not PostgreSQL",
+        )),
+        _ => Err(Failure::new(ErrorClass::Protocol, "the server did not answer like PostgreSQL")
+            .with_hint("check the port: this does not look like a PostgreSQL server")),
     }
 }
 

@@ -1,0 +1,235 @@
+//! `authprobe check URL`: one ad-hoc probe without a config file. The URL and flags are
+//! turned into the same probe table a config file would hold and go through the same
+//! checks, so `check` and `run` cannot drift apart. Secrets are never taken from the
+//! command line: they come from environment variables named by flags or by convention
+//! (PGPASSWORD), and a password written into the URL is accepted with a warning.
+
+use std::path::PathBuf;
+
+use toml::{Table, Value};
+use url::Url;
+
+/// The flags of `authprobe check` that shape the probe.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CheckOptions {
+    /// Name of the probe in the report.
+    #[arg(long, default_value = "check")]
+    pub name: String,
+    /// Send `Authorization: Bearer` with the token from this environment variable.
+    #[arg(long, value_name = "ENV")]
+    pub bearer_env: Option<String>,
+    /// HTTP basic auth user (the password comes from --password-env or the URL).
+    #[arg(long, value_name = "USER")]
+    pub basic_user: Option<String>,
+    /// Environment variable holding the password (HTTP basic, databases).
+    #[arg(long, value_name = "ENV")]
+    pub password_env: Option<String>,
+    /// Extra HTTP header, `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Accepted HTTP status; repeatable [default: any 2xx].
+    #[arg(long, value_name = "CODE")]
+    pub expect_status: Vec<u16>,
+    /// Text the HTTP response body must contain.
+    #[arg(long, value_name = "TEXT")]
+    pub expect_body: Option<String>,
+    /// Check query for databases [default: SELECT 1].
+    #[arg(long, value_name = "SQL")]
+    pub query: Option<String>,
+    /// CA bundle to trust instead of the system store.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (mTLS, PostgreSQL cert auth).
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Client key for --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Trust exactly this certificate (SHA-256 fingerprint); repeatable.
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub pin_sha256: Vec<String>,
+    /// Skip TLS verification (the probe then warns).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// The environment variable a password found in the URL is handed over in: it never
+/// becomes part of the synthesized config text.
+pub const URL_PASSWORD_VAR: &str = "AUTHPROBE_CHECK_URL_PASSWORD";
+
+/// A probe config synthesized from a URL.
+pub struct Synthesized {
+    pub toml: String,
+    /// The password written into the URL, if any (to warn about and to resolve).
+    pub url_password: Option<String>,
+}
+
+fn path_string(p: &std::path::Path) -> Value {
+    // `$` would start a reference when the text is read back as config.
+    Value::String(p.display().to_string().replace("${", "$${"))
+}
+
+fn literal(s: &str) -> Value {
+    Value::String(s.replace("${", "$${"))
+}
+
+fn reference(var: &str) -> Value {
+    Value::String(format!("${{{var}}}"))
+}
+
+/// Builds the `[[probe]]` table for a URL, or says why it cannot.
+pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, String> {
+    let url = Url::parse(raw_url).map_err(|e| format!("`{raw_url}` is not a URL: {e}"))?;
+    let url_password = url.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
+    if let Some(p) = &url_password {
+        crate::redact::register(p);
+    }
+    let mut probe = Table::new();
+    probe.insert("name".into(), literal(&opts.name));
+    let mut tls = Table::new();
+    if let Some(ca) = &opts.ca {
+        tls.insert("ca".into(), path_string(ca));
+    }
+    if let (Some(cert), Some(key)) = (&opts.client_cert, &opts.client_key) {
+        tls.insert("client_cert".into(), path_string(cert));
+        tls.insert("client_key".into(), path_string(key));
+    }
+    if !opts.pin_sha256.is_empty() {
+        tls.insert("pin_sha256".into(), Value::Array(opts.pin_sha256.iter().map(|p| literal(p)).collect()));
+    }
+    if opts.insecure {
+        tls.insert("insecure".into(), Value::Boolean(true));
+    }
+    let password = match (&opts.password_env, &url_password) {
+        (Some(var), _) => Some(reference(var)),
+        (None, Some(_)) => Some(reference(URL_PASSWORD_VAR)),
+        (None, None) => None,
+    };
+    match url.scheme() {
+        "http" | "https" => {
+            probe.insert("kind".into(), literal("http"));
+            let mut shown = url.clone();
+            let url_user = (!url.username().is_empty()).then(|| url.username().to_string());
+            let _ = shown.set_password(None);
+            let _ = shown.set_username("");
+            probe.insert("url".into(), literal(shown.as_str()));
+            let mut auth = Table::new();
+            if let Some(var) = &opts.bearer_env {
+                auth.insert("type".into(), literal("bearer"));
+                auth.insert("token".into(), reference(var));
+            } else if let Some(user) = opts.basic_user.clone().or(url_user) {
+                let Some(password) = password else {
+                    return Err("basic auth needs a password: name its environment variable with --password-env".into());
+                };
+                auth.insert("type".into(), literal("basic"));
+                auth.insert("username".into(), literal(&user));
+                auth.insert("password".into(), password);
+            }
+            if !auth.is_empty() {
+                probe.insert("auth".into(), Value::Table(auth));
+            }
+            if !opts.headers.is_empty() {
+                let mut headers = Table::new();
+                for h in &opts.headers {
+                    let (k, v) = h.split_once(':').ok_or_else(|| format!("header `{h}` is not `Name: value`"))?;
+                    headers.insert(k.trim().into(), literal(v.trim()));
+                }
+                probe.insert("headers".into(), Value::Table(headers));
+            }
+            let mut expect = Table::new();
+            if !opts.expect_status.is_empty() {
+                expect.insert(
+                    "status".into(),
+                    Value::Array(opts.expect_status.iter().map(|s| Value::Integer(i64::from(*s))).collect()),
+                );
+            }
+            if let Some(body) = &opts.expect_body {
+                expect.insert("body_contains".into(), literal(body));
+            }
+            if !expect.is_empty() {
+                probe.insert("expect".into(), Value::Table(expect));
+            }
+        }
+        "postgres" | "postgresql" => {
+            probe.insert("kind".into(), literal("postgres"));
+            let host = url.host_str().ok_or("the URL has no host")?;
+            probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
+            if let Some(port) = url.port() {
+                probe.insert("port".into(), Value::Integer(i64::from(port)));
+            }
+            let user = match url.username() {
+                "" => {
+                    std::env::var("PGUSER").or_else(|_| std::env::var("USER")).map_err(|_| "the URL names no user")?
+                }
+                u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
+            };
+            probe.insert("user".into(), literal(&user));
+            let database = url.path().trim_start_matches('/');
+            if !database.is_empty() {
+                probe.insert("database".into(), literal(database));
+            }
+            let password = password.or_else(|| std::env::var_os("PGPASSWORD").map(|_| reference("PGPASSWORD")));
+            if let Some(p) = password {
+                probe.insert("password".into(), p);
+            }
+            if let Some(q) = &opts.query {
+                probe.insert("query".into(), literal(q));
+            }
+            for (key, value) in url.query_pairs() {
+                match key.as_ref() {
+                    "sslmode" => drop(tls.insert("mode".into(), literal(&value))),
+                    "sslrootcert" => drop(tls.insert("ca".into(), literal(&value))),
+                    "sslcert" => drop(tls.insert("client_cert".into(), literal(&value))),
+                    "sslkey" => drop(tls.insert("client_key".into(), literal(&value))),
+                    other => {
+                        return Err(format!(
+                            "unsupported URL parameter `{other}` (supported: sslmode, sslrootcert, sslcert, sslkey)"
+                        ));
+                    }
+                }
+            }
+        }
+        other => return Err(format!("check supports http://, https:// and postgres:// URLs so far, not {other}://")),
+    }
+    if !tls.is_empty() {
+        probe.insert("tls".into(), Value::Table(tls));
+    }
+    let mut doc = Table::new();
+    doc.insert("probe".into(), Value::Array(vec![Value::Table(probe)]));
+    let text = toml::to_string(&doc).map_err(|e| format!("internal error building the probe: {e}"))?;
+    Ok(Synthesized { toml: text, url_password })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_url_becomes_a_probe_table_without_the_password() {
+        let s = synthesize(
+            "postgres://app:s3cret-in-url@db.example.com:6432/orders?sslmode=verify-full",
+            &CheckOptions { name: "check".into(), ..CheckOptions::default() },
+        )
+        .unwrap();
+        assert!(!s.toml.contains("s3cret-in-url"), "{}", s.toml);
+        assert!(s.toml.contains("kind = \"postgres\""), "{}", s.toml);
+        assert!(s.toml.contains("port = 6432"), "{}", s.toml);
+        assert!(s.toml.contains("mode = \"verify-full\""), "{}", s.toml);
+        assert!(s.toml.contains(&format!("password = \"${{{URL_PASSWORD_VAR}}}\"")), "{}", s.toml);
+        assert_eq!(s.url_password.as_deref(), Some("s3cret-in-url"));
+    }
+
+    #[test]
+    fn http_flags_become_auth_and_expectations() {
+        let opts = CheckOptions {
+            name: "check".into(),
+            bearer_env: Some("TOKEN".into()),
+            expect_status: vec![200, 204],
+            ..CheckOptions::default()
+        };
+        let s = synthesize("https://api.example.com/health", &opts).unwrap();
+        assert!(s.toml.contains("token = \"${TOKEN}\""), "{}", s.toml);
+        assert!(s.toml.contains("status = [200, 204]"), "{}", s.toml);
+        assert!(synthesize("ftp://x/", &opts).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! `authprobe inspect TARGET`: connect, perform the protocol's own TLS upgrade, and print
+//! the certificate chain the server presents, whether a probe would trust it, and the
+//! config line that pins it. Nothing is authenticated.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use url::Url;
+
+use crate::error::{ErrorClass, Failure};
+use crate::net::{self, Record};
+use crate::probes::postgres;
+use crate::stage::{ProbeContext, Shared};
+use crate::tls::{self, TlsOptions};
+
+/// The schemes inspect understands and their default ports.
+fn endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
+    let (port, protocol) = match url.scheme() {
+        "https" => (443, "https"),
+        "postgres" | "postgresql" => (postgres::DEFAULT_PORT, "postgres"),
+        other => {
+            return Err(Failure::new(
+                ErrorClass::Config,
+                format!("inspect supports https:// and postgres:// targets so far, not {other}://"),
+            ));
+        }
+    };
+    let host = url.host_str().ok_or_else(|| Failure::new(ErrorClass::Config, "the target has no host"))?;
+    Ok((host.to_string(), url.port().unwrap_or(port), protocol))
+}
+
+/// Connects and returns the report text. `ca` is what the verdict is checked against.
+pub async fn inspect(target: &str, ca: Option<Arc<RootCertStore>>, timeout: Duration) -> Result<String, Failure> {
+    let url =
+        Url::parse(target).map_err(|e| Failure::new(ErrorClass::Config, format!("`{target}` is not a URL: {e}")))?;
+    let (host, port, protocol) = endpoint(&url)?;
+    let shared = Arc::new(Shared::default());
+    let ctx = ProbeContext::new(shared.clone(), 0, timeout);
+    let work = async {
+        let mut tcp = net::connect(&ctx, &host, port, Record::Quietly).await?;
+        if protocol == "postgres" && !postgres::ssl_request(&mut tcp).await? {
+            return Err(Failure::new(
+                ErrorClass::TlsHandshake,
+                "the server does not offer TLS (it refused the SSLRequest)",
+            ));
+        }
+        let alpn: &[&[u8]] = if protocol == "https" { &[b"h2", b"http/1.1"] } else { &[] };
+        let accept_all = TlsOptions { insecure: true, ..TlsOptions::default() };
+        let hs = tls::handshake(&ctx, tcp, &accept_all, &host, alpn, false).await?;
+        let version = hs.stream.get_ref().1.protocol_version().map(tls::version_name);
+        Ok::<_, Failure>((hs.recorder.snapshot().chain, version))
+    };
+    let (chain, version) = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        Failure::new(ErrorClass::Timeout, format!("no TLS handshake within {}", humantime::format_duration(timeout)))
+    })??;
+    let mut out = String::new();
+    let _ = writeln!(out, "{host}:{port} ({protocol}, {})", version.unwrap_or_else(|| "TLS version unknown".into()));
+    let _ = writeln!(out, "certificate chain as presented (leaf first):");
+    for (i, der) in chain.iter().enumerate() {
+        let info = tls::cert_info(der);
+        let days = (info.not_after - tls::now_unix()).div_euclid(86_400);
+        let _ = writeln!(out, "  [{i}] subject  {}", info.subject);
+        let _ = writeln!(out, "      issuer   {}", info.issuer);
+        if !info.sans.is_empty() {
+            let _ = writeln!(out, "      names    {}", info.sans.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "      valid    {} to {} ({days} days left)",
+            tls::rfc3339(info.not_before),
+            tls::rfc3339(info.not_after)
+        );
+        let _ = writeln!(out, "      key      {}", info.key);
+        let _ = writeln!(out, "      sha1     {}", info.sha1);
+        let _ = writeln!(out, "      sha256   {}", info.sha256);
+    }
+    let source = if ca.is_some() { "the given CA bundle" } else { "the system trust store" };
+    let name = TlsOptions::default().verify_name(&host)?;
+    match tls::verify_chain(&chain, &name, ca, &shared.trust) {
+        Ok(()) => {
+            let _ = writeln!(out, "verification against {source} for {host}: OK");
+        }
+        Err(failure) => {
+            let _ = writeln!(
+                out,
+                "verification against {source} for {host}: FAILED: {}: {}",
+                failure.class, failure.message
+            );
+        }
+    }
+    if let Some(leaf) = chain.first() {
+        let _ = writeln!(out, "to approve exactly this certificate, add to the probe's tls table:");
+        let _ = writeln!(out, "  {}", tls::pin_line(&tls::sha256_fingerprint(leaf)));
+    }
+    Ok(out)
+}

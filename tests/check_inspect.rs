@@ -1,0 +1,72 @@
+//! `authprobe check URL` and `authprobe inspect TARGET` against the harness's servers.
+
+use crate::util::*;
+
+#[tokio::test]
+async fn check_probes_a_postgres_url_with_the_password_from_the_environment() {
+    let env = harness_env();
+    let (port, ca) = (harness_var(&env, "AP_PG_PORT"), harness_var(&env, "AP_CA"));
+    let url = format!("postgres://app_user@localhost:{port}/appdb?sslmode=verify-full&sslrootcert={ca}");
+    let mut with_pw = env.clone();
+    with_pw.push(("PGPASSWORD".into(), harness_var(&env, "AP_PG_PASSWORD")));
+    let out = authprobe_harness(&["check", &url, "--format", "json"], &with_pw).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let report = out.json();
+    assert_eq!(assert_passed(&report, "check")["tls"]["verified"], true);
+
+    let mut wrong = env.clone();
+    wrong.push(("WRONG_PW".into(), "not-the-password".into()));
+    let out = authprobe_harness(&["check", &url, "--password-env", "WRONG_PW", "--format", "json"], &wrong).await;
+    assert_eq!(out.code, 1);
+    assert_failed(&out.json(), "check", "auth", "auth_rejected");
+
+    // A password in the URL works, is warned about, and never shows up.
+    let inline = format!("postgres://app_user:{}@localhost:{port}/appdb", harness_var(&env, "AP_PG_PASSWORD"));
+    let out = authprobe_harness(&["check", &inline], &env).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("warning: the URL contains a password"), "{}", out.stderr);
+    let password = harness_var(&env, "AP_PG_PASSWORD");
+    assert!(!out.stdout.contains(&password) && !out.stderr.contains(&password));
+}
+
+#[tokio::test]
+async fn check_probes_an_https_url_with_a_bearer_token() {
+    let env = harness_env();
+    let url = format!("https://localhost:{}/bearer", harness_var(&env, "AP_HTTPS_PORT"));
+    let ca = harness_var(&env, "AP_CA");
+    let out =
+        authprobe_harness(&["check", &url, "--bearer-env", "AP_BEARER_TOKEN", "--ca", &ca, "--format", "json"], &env)
+            .await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_passed(&out.json(), "check");
+    let out = authprobe_harness(&["check", &url, "--ca", &ca, "--format", "json"], &env).await;
+    assert_failed(&out.json(), "check", "check", "auth_rejected");
+    let out = authprobe_harness(&["check", "ftp://example.com/"], &env).await;
+    assert_eq!(out.code, 2);
+}
+
+#[tokio::test]
+async fn inspect_shows_the_chain_the_verdict_and_the_pin_line() {
+    let env = harness_env();
+    let fp = harness_var(&env, "AP_SERVER_SHA256");
+    let ca = harness_var(&env, "AP_CA");
+    for target in [
+        format!("https://localhost:{}", harness_var(&env, "AP_HTTPS_PORT")),
+        format!("postgres://localhost:{}", harness_var(&env, "AP_PG_PORT")),
+    ] {
+        let out = authprobe_harness(&["inspect", &target], &env).await;
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains(&format!("sha256   {fp}")), "{}", out.stdout);
+        assert!(out.stdout.contains("issuer   CN=authprobe Test CA"), "{}", out.stdout);
+        assert!(out.stdout.contains("FAILED: tls_untrusted"), "{}", out.stdout);
+        assert!(out.stdout.contains(&format!("pin_sha256 = [\"{fp}\"]")), "{}", out.stdout);
+        let out = authprobe_harness(&["inspect", &target, "--ca", &ca], &env).await;
+        assert!(out.stdout.contains("verification against the given CA bundle for localhost: OK"), "{}", out.stdout);
+    }
+    let expired = format!("https://localhost:{}", harness_var(&env, "AP_EXPIRED_PORT"));
+    let out = authprobe_harness(&["inspect", &expired, "--ca", &ca], &env).await;
+    assert!(out.stdout.contains("FAILED: tls_expired"), "{}", out.stdout);
+    let out = authprobe_harness(&["inspect", "https://127.0.0.1:1"], &env).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("connect_refused"), "{}", out.stderr);
+}
