@@ -189,7 +189,48 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
                 }
             }
         }
-        other => return Err(format!("check supports http://, https:// and postgres:// URLs so far, not {other}://")),
+        "mysql" | "mariadb" => {
+            probe.insert("kind".into(), literal("mysql"));
+            let host = url.host_str().ok_or("the URL has no host")?;
+            probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
+            if let Some(port) = url.port() {
+                probe.insert("port".into(), Value::Integer(i64::from(port)));
+            }
+            let user = match url.username() {
+                "" => std::env::var("USER").map_err(|_| "the URL names no user")?,
+                u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
+            };
+            probe.insert("user".into(), literal(&user));
+            let database = url.path().trim_start_matches('/');
+            if !database.is_empty() {
+                probe.insert("database".into(), literal(database));
+            }
+            let password = password.or_else(|| std::env::var_os("MYSQL_PWD").map(|_| reference("MYSQL_PWD")));
+            if let Some(p) = password {
+                probe.insert("password".into(), p);
+            }
+            if let Some(q) = &opts.query {
+                probe.insert("query".into(), literal(q));
+            }
+            for (key, value) in url.query_pairs() {
+                match key.replace('_', "-").as_str() {
+                    "ssl-mode" | "sslmode" => drop(tls.insert("mode".into(), literal(&value))),
+                    "ssl-ca" => drop(tls.insert("ca".into(), literal(&value))),
+                    "ssl-cert" => drop(tls.insert("client_cert".into(), literal(&value))),
+                    "ssl-key" => drop(tls.insert("client_key".into(), literal(&value))),
+                    other => {
+                        return Err(format!(
+                            "unsupported URL parameter `{other}` (supported: ssl-mode, ssl-ca, ssl-cert, ssl-key)"
+                        ));
+                    }
+                }
+            }
+        }
+        other => {
+            return Err(format!(
+                "check supports http://, https://, postgres:// and mysql:// URLs so far, not {other}://"
+            ));
+        }
     }
     if !tls.is_empty() {
         probe.insert("tls".into(), Value::Table(tls));

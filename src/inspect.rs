@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::error::{ErrorClass, Failure};
 use crate::net::{self, Record};
-use crate::probes::postgres;
+use crate::probes::{mysql, postgres};
 use crate::stage::{ProbeContext, Shared};
 use crate::tls::{self, TlsOptions};
 
@@ -20,10 +20,11 @@ fn endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
     let (port, protocol) = match url.scheme() {
         "https" => (443, "https"),
         "postgres" | "postgresql" => (postgres::DEFAULT_PORT, "postgres"),
+        "mysql" | "mariadb" => (mysql::DEFAULT_PORT, "mysql"),
         other => {
             return Err(Failure::new(
                 ErrorClass::Config,
-                format!("inspect supports https:// and postgres:// targets so far, not {other}://"),
+                format!("inspect supports https://, postgres:// and mysql:// targets so far, not {other}://"),
             ));
         }
     };
@@ -40,15 +41,18 @@ pub async fn inspect(target: &str, ca: Option<Arc<RootCertStore>>, timeout: Dura
     let ctx = ProbeContext::new(shared.clone(), 0, timeout);
     let work = async {
         let mut tcp = net::connect(&ctx, &host, port, Record::Quietly).await?;
-        if protocol == "postgres" && !postgres::ssl_request(&mut tcp).await? {
-            return Err(Failure::new(
-                ErrorClass::TlsHandshake,
-                "the server does not offer TLS (it refused the SSLRequest)",
-            ));
-        }
-        let alpn: &[&[u8]] = if protocol == "https" { &[b"h2", b"http/1.1"] } else { &[] };
+        let no_tls = || Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS");
         let accept_all = TlsOptions { insecure: true, ..TlsOptions::default() };
-        let hs = tls::handshake(&ctx, tcp, &accept_all, &host, alpn, false).await?;
+        let hs = match protocol {
+            "mysql" => mysql::tls_upgrade(&ctx, tcp, &accept_all, &host, false).await?.ok_or_else(no_tls)?,
+            "postgres" => {
+                if !postgres::ssl_request(&mut tcp).await? {
+                    return Err(no_tls());
+                }
+                tls::handshake(&ctx, tcp, &accept_all, &host, &[], false).await?
+            }
+            _ => tls::handshake(&ctx, tcp, &accept_all, &host, &[b"h2", b"http/1.1"], false).await?,
+        };
         let version = hs.stream.get_ref().1.protocol_version().map(tls::version_name);
         Ok::<_, Failure>((hs.recorder.snapshot().chain, version))
     };

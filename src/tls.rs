@@ -43,6 +43,10 @@ pub struct TlsOptions {
     pub pins: Vec<String>,
     pub insecure: bool,
     pub mode: Option<TlsMode>,
+    /// The same CA bundle and identity as PEM, for drivers that build their own TLS
+    /// configuration (mysql_async) and take files rather than rustls values.
+    pub ca_pem: Option<Arc<Vec<u8>>>,
+    pub identity_pem: Option<Arc<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -75,7 +79,10 @@ impl TlsOptions {
         let mut opts = TlsOptions::default();
         if let Some((path, pem)) = table.file_bytes("ca") {
             match parse_ca(&pem) {
-                Ok(store) => opts.ca = Some(Arc::new(store)),
+                Ok(store) => {
+                    opts.ca = Some(Arc::new(store));
+                    opts.ca_pem = Some(Arc::new(pem));
+                }
                 Err(why) => {
                     table.error_at("ca", format!("{}: {why}", path.display()));
                     ok = false;
@@ -86,7 +93,10 @@ impl TlsOptions {
         let key = table.file_bytes("client_key");
         match (cert, key) {
             (Some((cert_path, cert_pem)), Some((key_path, key_pem))) => match load_identity(&cert_pem, &key_pem) {
-                Ok(identity) => opts.identity = Some(Arc::new(identity)),
+                Ok(identity) => {
+                    opts.identity = Some(Arc::new(identity));
+                    opts.identity_pem = Some(Arc::new((cert_pem, key_pem)));
+                }
                 Err(why) => {
                     table.error_at(
                         "client_key",
@@ -216,9 +226,34 @@ pub fn sha1_fingerprint(der: &[u8]) -> String {
 #[derive(Default)]
 pub struct TrustStore {
     system: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
+    system_pem: OnceLock<Arc<Vec<u8>>>,
+}
+
+/// DER certificates as one PEM bundle.
+pub fn pem_bundle<'a>(certs: impl IntoIterator<Item = &'a CertificateDer<'a>>) -> Vec<u8> {
+    use base64::Engine;
+    let mut out = String::new();
+    for cert in certs {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        for line in encoded.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out.into_bytes()
 }
 
 impl TrustStore {
+    /// The system roots as PEM, for drivers that take a bundle: so that every probe kind
+    /// trusts the same store, whatever its driver bundles.
+    pub fn system_pem(&self) -> Arc<Vec<u8>> {
+        self.system_pem
+            .get_or_init(|| Arc::new(pem_bundle(rustls_native_certs::load_native_certs().certs.iter())))
+            .clone()
+    }
+
     pub fn system_verifier(&self) -> Result<Arc<WebPkiServerVerifier>, Failure> {
         let loaded = self.system.get_or_init(|| {
             let result = rustls_native_certs::load_native_certs();
@@ -688,10 +723,8 @@ pub fn classify_tls_error(
                     .with_hint("check this machine's clock, or wait for the certificate's start date")
             }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                let names = match cert_err {
-                    CertificateError::NotValidForNameContext { presented, .. } => presented.join(", "),
-                    _ => leaf.as_ref().map(|l| l.sans.join(", ")).unwrap_or_default(),
-                };
+                // Our own reading of the certificate: the driver's list is Debug-formatted.
+                let names = leaf.as_ref().map(|l| l.sans.join(", ")).unwrap_or_default();
                 Failure::new(ErrorClass::TlsHostname, format!("the certificate is for [{names}], not for {host}"))
                     .with_hint("connect with a name the certificate covers, or set tls.server_name to one of its names")
             }

@@ -53,6 +53,7 @@ async fn inspect_shows_the_chain_the_verdict_and_the_pin_line() {
     for target in [
         format!("https://localhost:{}", harness_var(&env, "AP_HTTPS_PORT")),
         format!("postgres://localhost:{}", harness_var(&env, "AP_PG_PORT")),
+        format!("mysql://localhost:{}", harness_var(&env, "AP_MYSQL_PORT")),
     ] {
         let out = authprobe_harness(&["inspect", &target], &env).await;
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -69,4 +70,21 @@ async fn inspect_shows_the_chain_the_verdict_and_the_pin_line() {
     let out = authprobe_harness(&["inspect", "https://127.0.0.1:1"], &env).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("connect_refused"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn check_probes_a_mysql_url_with_the_password_from_mysql_pwd() {
+    let env = harness_env();
+    let url = format!(
+        "mysql://app_user@localhost:{}/appdb?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+        harness_var(&env, "AP_MYSQL_PORT"),
+        harness_var(&env, "AP_CA")
+    );
+    let mut with_pw = env.clone();
+    with_pw.push(("MYSQL_PWD".into(), harness_var(&env, "AP_MYSQL_PASSWORD")));
+    let out = authprobe_harness(&["check", &url, "--format", "json"], &with_pw).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(assert_passed(&out.json(), "check")["tls"]["verified"], true);
+    let out = authprobe_harness(&["check", &url, "--format", "json"], &env).await;
+    assert_failed(&out.json(), "check", "auth", "auth_rejected");
 }

@@ -3,6 +3,7 @@
 //! and one line there.
 
 pub mod http;
+pub mod mysql;
 pub mod postgres;
 
 use std::future::Future;
@@ -35,8 +36,11 @@ pub struct Kind {
 }
 
 /// Every probe kind authprobe knows.
-pub const KINDS: &[Kind] =
-    &[Kind { name: "http", parse: http::parse }, Kind { name: "postgres", parse: postgres::parse }];
+pub const KINDS: &[Kind] = &[
+    Kind { name: "http", parse: http::parse },
+    Kind { name: "postgres", parse: postgres::parse },
+    Kind { name: "mysql", parse: mysql::parse },
+];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.name == name)
