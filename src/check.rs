@@ -189,8 +189,9 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
                 }
             }
         }
-        "mysql" | "mariadb" => {
-            probe.insert("kind".into(), literal("mysql"));
+        scheme @ ("mysql" | "mariadb" | "mssql" | "sqlserver") => {
+            let mssql = matches!(scheme, "mssql" | "sqlserver");
+            probe.insert("kind".into(), literal(if mssql { "mssql" } else { "mysql" }));
             let host = url.host_str().ok_or("the URL has no host")?;
             probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
             if let Some(port) = url.port() {
@@ -205,7 +206,8 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
             if !database.is_empty() {
                 probe.insert("database".into(), literal(database));
             }
-            let password = password.or_else(|| std::env::var_os("MYSQL_PWD").map(|_| reference("MYSQL_PWD")));
+            let conventional = if mssql { "MSSQL_PASSWORD" } else { "MYSQL_PWD" };
+            let password = password.or_else(|| std::env::var_os(conventional).map(|_| reference(conventional)));
             if let Some(p) = password {
                 probe.insert("password".into(), p);
             }
@@ -213,9 +215,9 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
                 probe.insert("query".into(), literal(q));
             }
             for (key, value) in url.query_pairs() {
-                match key.replace('_', "-").as_str() {
-                    "ssl-mode" | "sslmode" => drop(tls.insert("mode".into(), literal(&value))),
-                    "ssl-ca" => drop(tls.insert("ca".into(), literal(&value))),
+                match key.replace('_', "-").to_ascii_lowercase().as_str() {
+                    "ssl-mode" | "sslmode" | "encrypt" => drop(tls.insert("mode".into(), literal(&value))),
+                    "ssl-ca" | "trustservercertificateca" => drop(tls.insert("ca".into(), literal(&value))),
                     "ssl-cert" => drop(tls.insert("client_cert".into(), literal(&value))),
                     "ssl-key" => drop(tls.insert("client_key".into(), literal(&value))),
                     other => {
@@ -228,7 +230,7 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
         }
         other => {
             return Err(format!(
-                "check supports http://, https://, postgres:// and mysql:// URLs so far, not {other}://"
+                "check supports http://, https://, postgres://, mysql:// and mssql:// URLs, not {other}://"
             ));
         }
     }

@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::error::{ErrorClass, Failure};
 use crate::net::{self, Record};
-use crate::probes::{mysql, postgres};
+use crate::probes::{mssql, mysql, postgres};
 use crate::stage::{ProbeContext, Shared};
 use crate::tls::{self, TlsOptions};
 
@@ -21,15 +21,22 @@ fn endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
         "https" => (443, "https"),
         "postgres" | "postgresql" => (postgres::DEFAULT_PORT, "postgres"),
         "mysql" | "mariadb" => (mysql::DEFAULT_PORT, "mysql"),
+        "mssql" | "sqlserver" => (mssql::DEFAULT_PORT, "mssql"),
         other => {
             return Err(Failure::new(
                 ErrorClass::Config,
-                format!("inspect supports https://, postgres:// and mysql:// targets so far, not {other}://"),
+                format!("inspect supports https://, postgres://, mysql:// and mssql:// targets so far, not {other}://"),
             ));
         }
     };
     let host = url.host_str().ok_or_else(|| Failure::new(ErrorClass::Config, "the target has no host"))?;
     Ok((host.to_string(), url.port().unwrap_or(port), protocol))
+}
+
+/// The chain and protocol version a completed handshake showed.
+fn summary<IO>(hs: tls::Handshake<IO>) -> (Vec<rustls::pki_types::CertificateDer<'static>>, Option<String>) {
+    let version = hs.stream.get_ref().1.protocol_version().map(tls::version_name);
+    (hs.recorder.snapshot().chain, version)
 }
 
 /// Connects and returns the report text. `ca` is what the verdict is checked against.
@@ -43,18 +50,18 @@ pub async fn inspect(target: &str, ca: Option<Arc<RootCertStore>>, timeout: Dura
         let mut tcp = net::connect(&ctx, &host, port, Record::Quietly).await?;
         let no_tls = || Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS");
         let accept_all = TlsOptions { insecure: true, ..TlsOptions::default() };
-        let hs = match protocol {
-            "mysql" => mysql::tls_upgrade(&ctx, tcp, &accept_all, &host, false).await?.ok_or_else(no_tls)?,
+        let shown = match protocol {
+            "mysql" => summary(mysql::tls_upgrade(&ctx, tcp, &accept_all, &host, false).await?.ok_or_else(no_tls)?),
+            "mssql" => summary(mssql::tls_upgrade(&ctx, tcp, &accept_all, &host, false).await?.ok_or_else(no_tls)?),
             "postgres" => {
                 if !postgres::ssl_request(&mut tcp).await? {
                     return Err(no_tls());
                 }
-                tls::handshake(&ctx, tcp, &accept_all, &host, &[], false).await?
+                summary(tls::handshake(&ctx, tcp, &accept_all, &host, &[], false).await?)
             }
-            _ => tls::handshake(&ctx, tcp, &accept_all, &host, &[b"h2", b"http/1.1"], false).await?,
+            _ => summary(tls::handshake(&ctx, tcp, &accept_all, &host, &[b"h2", b"http/1.1"], false).await?),
         };
-        let version = hs.stream.get_ref().1.protocol_version().map(tls::version_name);
-        Ok::<_, Failure>((hs.recorder.snapshot().chain, version))
+        Ok::<_, Failure>(shown)
     };
     let (chain, version) = tokio::time::timeout(timeout, work).await.map_err(|_| {
         Failure::new(ErrorClass::Timeout, format!("no TLS handshake within {}", humantime::format_duration(timeout)))

@@ -47,6 +47,7 @@ pub struct TlsOptions {
     /// configuration (mysql_async) and take files rather than rustls values.
     pub ca_pem: Option<Arc<Vec<u8>>>,
     pub identity_pem: Option<Arc<(Vec<u8>, Vec<u8>)>>,
+    pub identity_paths: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -96,6 +97,7 @@ impl TlsOptions {
                 Ok(identity) => {
                     opts.identity = Some(Arc::new(identity));
                     opts.identity_pem = Some(Arc::new((cert_pem, key_pem)));
+                    opts.identity_paths = Some((cert_path.clone(), key_path.clone()));
                 }
                 Err(why) => {
                     table.error_at(

@@ -9,6 +9,7 @@ mod formats;
 mod harness_servers;
 mod http_auth;
 mod live_http;
+mod live_mssql;
 mod live_mysql;
 mod live_postgres;
 mod network_classes;

@@ -3,6 +3,7 @@
 //! and one line there.
 
 pub mod http;
+pub mod mssql;
 pub mod mysql;
 pub mod postgres;
 
@@ -40,6 +41,7 @@ pub const KINDS: &[Kind] = &[
     Kind { name: "http", parse: http::parse },
     Kind { name: "postgres", parse: postgres::parse },
     Kind { name: "mysql", parse: mysql::parse },
+    Kind { name: "mssql", parse: mssql::parse },
 ];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {
