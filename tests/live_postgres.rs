@@ -79,8 +79,8 @@ async fn postgres_passes_and_fails_with_the_servers_own_codes() {
     assert_failed(&report, "no-permission", "check", "permission_denied");
     assert_passed(&report, "cert-user-ok");
     assert_failed(&report, "cert-user-without-cert", "auth", "tls_client_cert");
-    let hba = assert_failed(&report, "cert-user-unencrypted", "auth", "auth_rejected");
-    assert!(hba["error"]["hint"].as_str().unwrap().contains("pg_hba"), "{hba:#}");
+    let plain = assert_failed(&report, "cert-user-unencrypted", "auth", "tls_handshake");
+    assert!(plain["error"]["hint"].as_str().unwrap().contains("tls.mode"), "{plain:#}");
     let untrusted = assert_failed(&report, "untrusted-ca", "tls", "tls_untrusted");
     assert!(untrusted["error"]["hint"].as_str().unwrap().contains("pin_sha256 = [\""), "{untrusted:#}");
     assert!(untrusted["tls"]["sha256"].is_string(), "certificate captured although verification failed");

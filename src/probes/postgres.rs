@@ -185,8 +185,12 @@ fn classify_db_error(
         ));
     }
     if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
-        // 28000 covers pg_hba rejections and certificate authentication alike; only the
-        // server's message tells them apart.
+        // 28000 covers pg_hba rejections, TLS-only lines and certificate authentication
+        // alike; only the server's message tells them apart.
+        if db.message().ends_with("no encryption") {
+            return Failure::new(ErrorClass::TlsHandshake, format!("the server requires TLS for this connection: {said}"))
+                .with_hint("set tls.mode to require or verify-full (pg_hba.conf only allows this user over TLS)");
+        }
         if db.message().contains("certificate") {
             let what = if has_client_cert { "refused our client certificate" } else { "requires a client certificate" };
             return Failure::new(ErrorClass::TlsClientCert, format!("the server {what}: {said}"))
