@@ -2,6 +2,7 @@
 //! its config table to a [`Probe`]) registered in [`KINDS`]; adding a kind is one new file
 //! and one line there.
 
+pub mod db;
 pub mod http;
 pub mod mssql;
 pub mod mysql;

@@ -17,8 +17,8 @@ use tokio_util::compat::TokioAsyncWriteCompatExt;
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::net;
+use crate::probes::db::DbTarget;
 use crate::probes::{Probe, ProbeFuture};
-use crate::redact::Secret;
 use crate::stage::ProbeContext;
 use crate::tls::{self, TlsMode, TlsOptions};
 
@@ -30,36 +30,11 @@ const MAX_CHUNK: usize = 4096 - HEADER;
 
 #[derive(Debug)]
 pub struct MssqlProbe {
-    host: String,
-    port: u16,
-    database: Option<String>,
-    user: String,
-    password: Secret,
-    query: String,
-    tls: TlsOptions,
+    db: DbTarget,
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    let host = t.required_string("host", "the server's host name or address");
-    let port = t.port("port");
-    let port_ok = port.is_some() || !t.has("port");
-    let user = t.required_string("user", "the SQL login");
-    let database = t.string("database");
-    let password = t.required_secret("password", "the SQL login's password");
-    let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
-    let tls = TlsOptions::read(t, true);
-    if !port_ok {
-        return None;
-    }
-    Some(Arc::new(MssqlProbe {
-        host: host?,
-        port: port.unwrap_or(DEFAULT_PORT),
-        database,
-        user: user?,
-        password: password?,
-        query,
-        tls: tls?,
-    }))
+    Some(Arc::new(MssqlProbe { db: DbTarget::read(t, DEFAULT_PORT, true)? }))
 }
 
 fn packet(kind: u8, id: u8, payload: &[u8]) -> Vec<u8> {
@@ -227,74 +202,55 @@ pub async fn tls_upgrade(
 }
 
 impl MssqlProbe {
-    fn mode(&self) -> TlsMode {
-        self.tls.mode.unwrap_or(TlsMode::Prefer)
-    }
-
     /// tiberius settings equivalent to this probe's TLS options.
     fn config(&self, ctx: &ProbeContext, presented: &[rustls::pki_types::CertificateDer<'static>]) -> tiberius::Config {
+        let db = &self.db;
         let mut config = tiberius::Config::new();
-        config.host(&self.host);
-        config.port(self.port);
+        config.host(&db.host);
+        config.port(db.port);
         config.application_name("authprobe");
-        config.authentication(AuthMethod::sql_server(&self.user, self.password.expose()));
-        if let Some(db) = &self.database {
-            config.database(db);
+        let password = db.password.as_ref().map(|p| p.expose()).unwrap_or_default();
+        config.authentication(AuthMethod::sql_server(&db.user, password));
+        if let Some(name) = &db.database {
+            config.database(name);
         }
-        let accept_any = self.tls.insecure
-            || self.mode() == TlsMode::Prefer
-            || (self.mode() == TlsMode::Require && self.tls.ca.is_none());
-        let skip_name = !self.tls.pins.is_empty() || matches!(self.mode(), TlsMode::VerifyCa | TlsMode::Require);
-        config.encryption(match self.mode() {
+        config.encryption(match db.mode() {
             TlsMode::Disable => EncryptionLevel::NotSupported,
             TlsMode::Prefer => EncryptionLevel::On,
             _ => EncryptionLevel::Required,
         });
-        if accept_any {
+        let trust = db.driver_trust(ctx, presented);
+        if trust.accept_any {
             config.trust_cert();
         } else {
-            let roots = if !self.tls.pins.is_empty() {
-                tls::pem_bundle(presented.iter())
-            } else {
-                self.tls.ca_pem.as_deref().cloned().unwrap_or_else(|| ctx.shared.trust.system_pem().as_ref().clone())
-            };
-            config.trust_cert_ca_bundle(roots);
-            // Where the name must not matter, check against a name the certificate (already
-            // verified in the tls stage) carries.
-            let name = match presented.first() {
-                Some(leaf) if skip_name => tls::cert_info(leaf).sans.into_iter().next(),
-                _ => None,
-            }
-            .or_else(|| self.tls.server_name.clone());
-            if let Some(name) = name {
-                config.hostname_in_certificate(name);
-            }
+            config.trust_cert_ca_bundle(trust.roots_pem);
+            config.hostname_in_certificate(trust.verify_as);
         }
-        if let Some((cert, key)) = &self.tls.identity_paths {
+        if let Some((cert, key)) = &db.tls.identity_paths {
             config.client_certificate(cert.clone(), key.clone());
         }
         config
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let addrs = ctx.stage(Stage::Dns, net::resolve(&self.host, self.port)).await?;
+        let addrs = ctx.stage(Stage::Dns, net::resolve(&self.db.host, self.db.port)).await?;
         let addr = addrs[0];
         let connect = || async {
             let tcp = TcpStream::connect(addr).await.map_err(|e| {
-                Failure::new(classify_io(&e), format!("{}:{}: {}", self.host, self.port, describe_io(&e)))
+                Failure::new(classify_io(&e), format!("{}:{}: {}", self.db.host, self.db.port, describe_io(&e)))
             })?;
             let _ = tcp.set_nodelay(true);
             Ok::<_, Failure>(tcp)
         };
         let first = ctx.stage(Stage::Connect, connect()).await?;
         let mut presented = Vec::new();
-        let login_stream = if self.mode() == TlsMode::Disable {
+        let login_stream = if self.db.mode() == TlsMode::Disable {
             first
         } else {
-            let upgraded = ctx.stage(Stage::Tls, tls_upgrade(ctx, first, &self.tls, &self.host, true)).await?;
+            let upgraded = ctx.stage(Stage::Tls, tls_upgrade(ctx, first, &self.db.tls, &self.db.host, true)).await?;
             match upgraded {
                 Some(hs) => presented = hs.recorder.snapshot().chain,
-                None if self.mode() == TlsMode::Prefer => ctx.detail("tls: the server does not support encryption"),
+                None if self.db.mode() == TlsMode::Prefer => ctx.detail("tls: the server does not support encryption"),
                 None => {
                     return Err(Failure::new(ErrorClass::TlsHandshake, "the server does not support encryption")
                         .with_hint("configure a certificate on the server, or set tls.mode = \"prefer\" or \"disable\"")
@@ -310,7 +266,7 @@ impl MssqlProbe {
             })
             .await?;
         ctx.stage(Stage::Check, async {
-            let stream = client.simple_query(&self.query).await.map_err(|e| self.classify(&e))?;
+            let stream = client.simple_query(&self.db.query).await.map_err(|e| self.classify(&e))?;
             stream.into_results().await.map(|_| ()).map_err(|e| self.classify(&e))
         })
         .await
@@ -369,17 +325,11 @@ fn server_error(code: u32, state: u8, message: &str) -> Failure {
 
 impl Probe for MssqlProbe {
     fn target(&self) -> String {
-        let db = self.database.as_deref().unwrap_or("");
-        format!("mssql://{}@{}:{}/{db}", self.user, self.host, self.port)
+        self.db.url("mssql")
     }
 
     fn stages(&self) -> Vec<Stage> {
-        let mut stages = vec![Stage::Dns, Stage::Connect];
-        if self.mode() != TlsMode::Disable {
-            stages.push(Stage::Tls);
-        }
-        stages.extend([Stage::Auth, Stage::Check]);
-        stages
+        self.db.stages()
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {

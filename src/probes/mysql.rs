@@ -19,8 +19,8 @@ use tokio::net::TcpStream;
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::net;
+use crate::probes::db::DbTarget;
 use crate::probes::{Probe, ProbeFuture};
-use crate::redact::Secret;
 use crate::stage::ProbeContext;
 use crate::tls::{self, TlsMode, TlsOptions};
 
@@ -32,37 +32,11 @@ const CLIENT_LONG_PASSWORD: u32 = 0x0001;
 
 #[derive(Debug)]
 pub struct MysqlProbe {
-    host: String,
-    port: u16,
-    database: Option<String>,
-    user: String,
-    password: Option<Secret>,
-    query: String,
-    tls: TlsOptions,
+    db: DbTarget,
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    let host = t.required_string("host", "the server's host name or address");
-    let port = t.port("port");
-    let port_ok = port.is_some() || !t.has("port");
-    let user = t.required_string("user", "the database user");
-    let database = t.string("database");
-    let password = t.secret("password");
-    let password_ok = password.is_some() || !t.has("password");
-    let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
-    let tls = TlsOptions::read(t, true);
-    if !(port_ok && password_ok) {
-        return None;
-    }
-    Some(Arc::new(MysqlProbe {
-        host: host?,
-        port: port.unwrap_or(DEFAULT_PORT),
-        database,
-        user: user?,
-        password,
-        query,
-        tls: tls?,
-    }))
+    Some(Arc::new(MysqlProbe { db: DbTarget::read(t, DEFAULT_PORT, false)? }))
 }
 
 /// What the server's initial handshake packet says.
@@ -140,38 +114,18 @@ pub async fn tls_upgrade(
 }
 
 impl MysqlProbe {
-    fn mode(&self) -> TlsMode {
-        self.tls.mode.unwrap_or(TlsMode::Prefer)
-    }
-
-    /// mysql_async's TLS settings equivalent to this probe's: the same roots (the system
-    /// store unless `ca` is set; for pins, the pinned chain itself), the same identity.
+    /// mysql_async's TLS settings equivalent to this probe's.
     fn ssl_opts(&self, ctx: &ProbeContext, presented: &[rustls::pki_types::CertificateDer<'static>]) -> SslOpts {
-        let accept_any = self.tls.insecure
-            || self.mode() == TlsMode::Prefer
-            || (self.mode() == TlsMode::Require && self.tls.ca.is_none());
-        let roots: Arc<Vec<u8>> = if !self.tls.pins.is_empty() {
-            Arc::new(tls::pem_bundle(presented.iter()))
-        } else {
-            self.tls.ca_pem.clone().unwrap_or_else(|| ctx.shared.trust.system_pem())
-        };
-        let skip_name = !self.tls.pins.is_empty() || matches!(self.mode(), TlsMode::VerifyCa | TlsMode::Require);
-        // mysql_async's "skip domain validation" misses rustls' newer name errors, so where
-        // the name must not matter, verify against a name the certificate (already checked
-        // in the tls stage) carries.
-        let verify_as = match presented.first() {
-            Some(leaf) if skip_name => tls::cert_info(leaf).sans.into_iter().next(),
-            _ => None,
+        let trust = self.db.driver_trust(ctx, presented);
+        let mut opts = SslOpts::default();
+        if !trust.accept_any {
+            opts = opts.with_root_certs(vec![trust.roots_pem.into()]).with_disable_built_in_roots(true);
         }
-        .or_else(|| self.tls.server_name.clone())
-        .unwrap_or_else(|| self.host.clone());
-        let mut opts = SslOpts::default()
-            .with_root_certs(vec![roots.as_ref().clone().into()])
-            .with_disable_built_in_roots(true)
-            .with_danger_accept_invalid_certs(accept_any)
-            .with_danger_skip_domain_validation(skip_name)
-            .with_danger_tls_hostname_override(Some(verify_as));
-        if let Some(identity) = &self.tls.identity_pem {
+        opts = opts
+            .with_danger_accept_invalid_certs(trust.accept_any)
+            .with_danger_skip_domain_validation(trust.skip_name)
+            .with_danger_tls_hostname_override(Some(trust.verify_as));
+        if let Some(identity) = &self.db.tls.identity_pem {
             let (cert, key) = identity.as_ref();
             opts = opts.with_client_identity(Some(ClientIdentity::new(cert.clone().into(), key.clone().into())));
         }
@@ -179,26 +133,26 @@ impl MysqlProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let addrs = ctx.stage(Stage::Dns, net::resolve(&self.host, self.port)).await?;
+        let addrs = ctx.stage(Stage::Dns, net::resolve(&self.db.host, self.db.port)).await?;
         let addr = addrs[0];
-        let encrypt = self.mode() != TlsMode::Disable;
+        let encrypt = self.db.mode() != TlsMode::Disable;
         let tcp = ctx
             .stage(Stage::Connect, async {
                 TcpStream::connect(addr).await.map_err(|e| {
-                    Failure::new(classify_io(&e), format!("{}:{}: {}", self.host, self.port, describe_io(&e)))
+                    Failure::new(classify_io(&e), format!("{}:{}: {}", self.db.host, self.db.port, describe_io(&e)))
                 })
             })
             .await?;
         let mut presented = Vec::new();
         let mut encrypted = false;
         if encrypt {
-            let upgraded = ctx.stage(Stage::Tls, tls_upgrade(ctx, tcp, &self.tls, &self.host, true)).await?;
+            let upgraded = ctx.stage(Stage::Tls, tls_upgrade(ctx, tcp, &self.db.tls, &self.db.host, true)).await?;
             match upgraded {
                 Some(hs) => {
                     presented = hs.recorder.snapshot().chain;
                     encrypted = true;
                 }
-                None if self.mode() == TlsMode::Prefer => {
+                None if self.db.mode() == TlsMode::Prefer => {
                     ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
                 }
                 None => {
@@ -216,9 +170,9 @@ impl MysqlProbe {
             .ip_or_hostname(addr.ip().to_string())
             .tcp_port(addr.port())
             .prefer_socket(false)
-            .user(Some(self.user.clone()))
-            .pass(self.password.as_ref().map(|p| p.expose().to_string()))
-            .db_name(self.database.clone())
+            .user(Some(self.db.user.clone()))
+            .pass(self.db.password.as_ref().map(|p| p.expose().to_string()))
+            .db_name(self.db.database.clone())
             .stmt_cache_size(0);
         if encrypted {
             builder = builder.ssl_opts(self.ssl_opts(ctx, &presented));
@@ -226,8 +180,9 @@ impl MysqlProbe {
         let mut conn = ctx
             .stage(Stage::Auth, async { mysql_async::Conn::new(builder).await.map_err(|e| self.classify(&e)) })
             .await?;
-        let result =
-            ctx.stage(Stage::Check, async { conn.query_drop(&self.query).await.map_err(|e| self.classify(&e)) }).await;
+        let result = ctx
+            .stage(Stage::Check, async { conn.query_drop(&self.db.query).await.map_err(|e| self.classify(&e)) })
+            .await;
         // Closing politely is best effort: the answer is known already.
         let _ = tokio::time::timeout(Duration::from_millis(200), conn.disconnect()).await;
         result
@@ -237,7 +192,7 @@ impl MysqlProbe {
         match err {
             mysql_async::Error::Server(server) => {
                 let mut failure = server_error(server.code, &server.message);
-                if server.code == 1045 && self.tls.identity.is_none() {
+                if server.code == 1045 && self.db.tls.identity.is_none() {
                     failure = failure.with_hint(
                         "the password is wrong, or the account requires a client certificate (REQUIRE X509/SUBJECT): check both",
                     );
@@ -247,10 +202,10 @@ impl MysqlProbe {
             other => {
                 if let Some(tls_err) = find_cause::<rustls::Error>(other) {
                     let recording = tls::Recording::default();
-                    let name = self.tls.verify_name(&self.host).unwrap_or_else(|_| {
+                    let name = self.db.tls.verify_name(&self.db.host).unwrap_or_else(|_| {
                         rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())
                     });
-                    return tls::classify_tls_error(tls_err, &recording, &self.tls, &name);
+                    return tls::classify_tls_error(tls_err, &recording, &self.db.tls, &name);
                 }
                 if let Some(io) = find_cause::<std::io::Error>(other) {
                     return Failure::new(classify_io(io), describe_io(io));
@@ -284,17 +239,11 @@ fn server_error(code: u16, message: &str) -> Failure {
 
 impl Probe for MysqlProbe {
     fn target(&self) -> String {
-        let db = self.database.as_deref().unwrap_or("");
-        format!("mysql://{}@{}:{}/{db}", self.user, self.host, self.port)
+        self.db.url("mysql")
     }
 
     fn stages(&self) -> Vec<Stage> {
-        let mut stages = vec![Stage::Dns, Stage::Connect];
-        if self.mode() != TlsMode::Disable {
-            stages.push(Stage::Tls);
-        }
-        stages.extend([Stage::Auth, Stage::Check]);
-        stages
+        self.db.stages()
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {

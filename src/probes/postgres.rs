@@ -12,10 +12,10 @@ use tokio_postgres::error::SqlState;
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::net::{self, BoxIo, Record};
+use crate::probes::db::DbTarget;
 use crate::probes::{Probe, ProbeFuture};
-use crate::redact::Secret;
 use crate::stage::ProbeContext;
-use crate::tls::{self, Recorder, TlsMode, TlsOptions};
+use crate::tls::{self, Recorder, TlsMode};
 
 pub const DEFAULT_PORT: u16 = 5432;
 /// The SSLRequest message: length 8, request code 80877103.
@@ -23,39 +23,14 @@ const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
 #[derive(Debug)]
 pub struct PostgresProbe {
-    host: String,
-    port: u16,
-    database: String,
-    user: String,
-    password: Option<Secret>,
-    query: String,
-    tls: TlsOptions,
+    db: DbTarget,
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    let host = t.required_string("host", "the server's host name or address");
-    let port = t.port("port");
-    let port_ok = port.is_some() || !t.has("port");
-    let user = t.required_string("user", "the database user");
-    let database = t.string("database");
-    let password = t.secret("password");
-    let password_ok = password.is_some() || !t.has("password");
-    let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
-    let tls = TlsOptions::read(t, true);
-    let user = user?;
-    if !(port_ok && password_ok) {
-        return None;
-    }
-    Some(Arc::new(PostgresProbe {
-        host: host?,
-        port: port.unwrap_or(DEFAULT_PORT),
-        // libpq's default: the database named after the user.
-        database: database.unwrap_or_else(|| user.clone()),
-        user,
-        password,
-        query,
-        tls: tls?,
-    }))
+    let mut db = DbTarget::read(t, DEFAULT_PORT, false)?;
+    // libpq's default: the database named after the user.
+    db.database.get_or_insert_with(|| db.user.clone());
+    Some(Arc::new(PostgresProbe { db }))
 }
 
 /// What the TLS step left: the stream to continue on, and (for TLS) how to classify a
@@ -66,21 +41,21 @@ struct Session {
 }
 
 impl PostgresProbe {
-    fn mode(&self) -> TlsMode {
-        self.tls.mode.unwrap_or(TlsMode::Prefer)
+    fn database(&self) -> &str {
+        self.db.database.as_deref().unwrap_or(&self.db.user)
     }
 
     async fn negotiate_tls(&self, ctx: &ProbeContext, mut tcp: tokio::net::TcpStream) -> Result<Session, Failure> {
-        if self.mode() == TlsMode::Disable {
+        if self.db.mode() == TlsMode::Disable {
             return Ok(Session { stream: Box::new(tcp), tls: None });
         }
         ctx.stage(Stage::Tls, async {
             if ssl_request(&mut tcp).await? {
-                let hs = tls::handshake(ctx, tcp, &self.tls, &self.host, &[], true).await?;
+                let hs = tls::handshake(ctx, tcp, &self.db.tls, &self.db.host, &[], true).await?;
                 let (tapped, seen) = tls::ErrorTap::new(hs.stream);
                 return Ok(Session { stream: Box::new(tapped), tls: Some((hs.recorder, seen)) });
             }
-            if self.mode() == TlsMode::Prefer {
+            if self.db.mode() == TlsMode::Prefer {
                 ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
                 return Ok(Session { stream: Box::new(tcp), tls: None });
             }
@@ -91,7 +66,7 @@ impl PostgresProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let tcp = net::connect(ctx, &self.host, self.port, Record::Stages).await?;
+        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?;
         let session = self.negotiate_tls(ctx, tcp).await?;
         if session.tls.is_none() {
             ctx.detail("session: not encrypted");
@@ -99,11 +74,11 @@ impl PostgresProbe {
         let tls_state = session.tls.clone();
         let mut config = tokio_postgres::Config::new();
         config
-            .user(&self.user)
-            .dbname(&self.database)
+            .user(&self.db.user)
+            .dbname(self.database())
             .application_name("authprobe")
             .ssl_mode(tokio_postgres::config::SslMode::Disable);
-        if let Some(password) = &self.password {
+        if let Some(password) = &self.db.password {
             config.password(password.expose());
         }
         let (client, connection) = ctx
@@ -117,7 +92,7 @@ impl PostgresProbe {
         let driver = tokio::spawn(connection);
         let result = ctx
             .stage(Stage::Check, async {
-                client.simple_query(&self.query).await.map(|_| ()).map_err(|e| self.classify(&e, &tls_state))
+                client.simple_query(&self.db.query).await.map(|_| ()).map_err(|e| self.classify(&e, &tls_state))
             })
             .await;
         drop(client);
@@ -133,11 +108,11 @@ impl PostgresProbe {
         if let Some((recorder, seen)) = tls_state {
             let tapped = seen.lock().ok().and_then(|s| s.clone());
             if let Some(tls_err) = tapped.as_ref().or_else(|| find_cause::<rustls::Error>(err)) {
-                return tls::classify_post_handshake(tls_err, recorder, &self.tls);
+                return tls::classify_post_handshake(tls_err, recorder, &self.db.tls);
             }
         }
         if let Some(db) = err.as_db_error() {
-            return classify_db_error(db, self.tls.identity.is_some(), &self.user, &self.database);
+            return classify_db_error(db, self.db.tls.identity.is_some(), &self.db.user, self.database());
         }
         if let Some(io) = find_cause::<std::io::Error>(err) {
             return Failure::new(classify_io(io), describe_io(io));
@@ -188,8 +163,11 @@ fn classify_db_error(
         // 28000 covers pg_hba rejections, TLS-only lines and certificate authentication
         // alike; only the server's message tells them apart.
         if db.message().ends_with("no encryption") {
-            return Failure::new(ErrorClass::TlsHandshake, format!("the server requires TLS for this connection: {said}"))
-                .with_hint("set tls.mode to require or verify-full (pg_hba.conf only allows this user over TLS)");
+            return Failure::new(
+                ErrorClass::TlsHandshake,
+                format!("the server requires TLS for this connection: {said}"),
+            )
+            .with_hint("set tls.mode to require or verify-full (pg_hba.conf only allows this user over TLS)");
         }
         if db.message().contains("certificate") {
             let what = if has_client_cert { "refused our client certificate" } else { "requires a client certificate" };
@@ -220,16 +198,11 @@ fn classify_db_error(
 
 impl Probe for PostgresProbe {
     fn target(&self) -> String {
-        format!("postgres://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+        self.db.url("postgres")
     }
 
     fn stages(&self) -> Vec<Stage> {
-        let mut stages = vec![Stage::Dns, Stage::Connect];
-        if self.mode() != TlsMode::Disable {
-            stages.push(Stage::Tls);
-        }
-        stages.extend([Stage::Auth, Stage::Check]);
-        stages
+        self.db.stages()
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
