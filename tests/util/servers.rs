@@ -302,76 +302,65 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-/// Accepts connections and never says a word (a black-holed service).
-pub async fn silent() -> Server {
+/// A server whose every connection is handled by `handle`: the misbehaving peers below.
+async fn raw<F, Fut>(handle: F) -> Server
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let l = listener().await;
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {
-        let mut held = Vec::new();
         loop {
             if let Ok((tcp, _)) = l.accept().await {
-                held.push(tcp);
+                tokio::spawn(handle(tcp));
             }
         }
     });
     Server { addr, task, state: Arc::default() }
+}
+
+/// Accepts connections and never says a word (a black-holed service).
+pub async fn silent() -> Server {
+    raw(|tcp| async move {
+        let _held = tcp;
+        std::future::pending::<()>().await
+    })
+    .await
 }
 
 /// Reads whatever the client sends (a TLS ClientHello) and never answers.
 pub async fn stall_after_hello() -> Server {
-    let l = listener().await;
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            if let Ok((mut tcp, _)) = l.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = tcp.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                });
+    raw(|mut tcp| async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = tcp.read(&mut buf).await {
+            if n == 0 {
+                break;
             }
         }
-    });
-    Server { addr, task, state: Arc::default() }
+    })
+    .await
 }
 
 /// Reads the first bytes and resets the connection (RST, not FIN) mid-handshake.
 pub async fn reset_after_hello() -> Server {
-    let l = listener().await;
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            if let Ok((mut tcp, _)) = l.accept().await {
-                let mut buf = [0u8; 4096];
-                let _ = tcp.read(&mut buf).await;
-                let _ = tcp.set_zero_linger();
-                drop(tcp);
-            }
-        }
-    });
-    Server { addr, task, state: Arc::default() }
+    raw(|mut tcp| async move {
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        let _ = tcp.set_zero_linger();
+    })
+    .await
 }
 
 /// Answers anything with a line that is not HTTP (an SSH banner).
 pub async fn wrong_protocol() -> Server {
-    let l = listener().await;
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        loop {
-            if let Ok((mut tcp, _)) = l.accept().await {
-                tokio::spawn(async move {
-                    let _ = tcp.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n").await;
-                    let mut buf = [0u8; 1024];
-                    let _ = tcp.read(&mut buf).await;
-                    let _ = tcp.write_all(b"Protocol mismatch.\n").await;
-                });
-            }
-        }
-    });
-    Server { addr, task, state: Arc::default() }
+    raw(|mut tcp| async move {
+        let _ = tcp.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n").await;
+        let mut buf = [0u8; 1024];
+        let _ = tcp.read(&mut buf).await;
+        let _ = tcp.write_all(b"Protocol mismatch.\n").await;
+    })
+    .await
 }
 
 /// A DNS server on a loopback address that answers every query with NXDOMAIN, so that a
