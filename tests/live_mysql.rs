@@ -56,6 +56,13 @@ async fn mysql_passes_and_fails_with_the_servers_own_error_numbers() {
     );
     cfg += &my_probe("x509-without-cert", "${AP_MYSQL_X509_USER}", &format!("{x509}\n{full}"));
     cfg += &my_probe(
+        "x509-untrusted-cert",
+        "${AP_MYSQL_X509_USER}",
+        &format!(
+            "{x509}\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\", client_cert = \"${{AP_CERTS}}/rogue-client.crt\", client_key = \"${{AP_CERTS}}/rogue-client.key\" }}"
+        ),
+    );
+    cfg += &my_probe(
         "untrusted-ca",
         "${AP_MYSQL_USER}",
         &format!("{app_pw}\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CERTS}}/rogue-ca.crt\" }}"),
@@ -95,6 +102,7 @@ async fn mysql_passes_and_fails_with_the_servers_own_error_numbers() {
     assert_passed(&report, "x509-with-cert");
     let no_cert = assert_failed(&report, "x509-without-cert", "auth", "auth_rejected");
     assert!(no_cert["error"]["hint"].as_str().unwrap().contains("client certificate"), "{no_cert:#}");
+    assert_failed(&report, "x509-untrusted-cert", "auth", "tls_client_cert");
     let untrusted = assert_failed(&report, "untrusted-ca", "tls", "tls_untrusted");
     assert!(untrusted["error"]["hint"].as_str().unwrap().contains("pin_sha256 = [\""), "{untrusted:#}");
     assert!(untrusted["tls"]["sha256"].is_string(), "certificate captured although verification failed");

@@ -28,6 +28,10 @@ async fn postgres_passes_and_fails_with_the_servers_own_codes() {
         "no-such-db",
         &format!("database = \"nosuchdb\"\nuser = \"${{AP_PG_USER}}\"\npassword = \"${{AP_PG_PASSWORD}}\"\n{full}"),
     );
+    cfg += &pg_probe(
+        "cert-user-untrusted-cert",
+        "database = \"appdb\"\nuser = \"${AP_PG_CERT_USER}\"\ntls = { mode = \"verify-full\", ca = \"${AP_CA}\", client_cert = \"${AP_CERTS}/rogue-client.crt\", client_key = \"${AP_CERTS}/rogue-client.key\" }",
+    );
     cfg += &pg_probe("no-hba-entry", &format!("database = \"postgres\"\n{limited}\n{full}"));
     cfg += &pg_probe(
         "no-permission",
@@ -79,6 +83,7 @@ async fn postgres_passes_and_fails_with_the_servers_own_codes() {
     assert_failed(&report, "no-permission", "check", "permission_denied");
     assert_passed(&report, "cert-user-ok");
     assert_failed(&report, "cert-user-without-cert", "auth", "tls_client_cert");
+    assert_failed(&report, "cert-user-untrusted-cert", "auth", "tls_client_cert");
     let plain = assert_failed(&report, "cert-user-unencrypted", "auth", "tls_handshake");
     assert!(plain["error"]["hint"].as_str().unwrap().contains("tls.mode"), "{plain:#}");
     let untrusted = assert_failed(&report, "untrusted-ca", "tls", "tls_untrusted");

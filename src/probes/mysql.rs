@@ -143,13 +143,13 @@ impl MysqlProbe {
                 })
             })
             .await?;
-        let mut presented = Vec::new();
+        let mut peek = tls::Recording::default();
         let mut encrypted = false;
         if encrypt {
             let upgraded = ctx.stage(Stage::Tls, tls_upgrade(ctx, tcp, &self.db.tls, &self.db.host, true)).await?;
             match upgraded {
                 Some(hs) => {
-                    presented = hs.recorder.snapshot().chain;
+                    peek = hs.recorder.snapshot();
                     encrypted = true;
                 }
                 None if self.db.mode() == TlsMode::Prefer => {
@@ -175,39 +175,59 @@ impl MysqlProbe {
             .db_name(self.db.database.clone())
             .stmt_cache_size(0);
         if encrypted {
-            builder = builder.ssl_opts(self.ssl_opts(ctx, &presented));
+            builder = builder.ssl_opts(self.ssl_opts(ctx, &peek.chain));
         }
         let mut conn = ctx
-            .stage(Stage::Auth, async { mysql_async::Conn::new(builder).await.map_err(|e| self.classify(&e)) })
+            .stage(Stage::Auth, async {
+                mysql_async::Conn::new(builder).await.map_err(|e| self.classify(&e, &peek, encrypted))
+            })
             .await?;
         let result = ctx
-            .stage(Stage::Check, async { conn.query_drop(&self.db.query).await.map_err(|e| self.classify(&e)) })
+            .stage(Stage::Check, async {
+                conn.query_drop(&self.db.query).await.map_err(|e| self.classify(&e, &peek, encrypted))
+            })
             .await;
         // Closing politely is best effort: the answer is known already.
         let _ = tokio::time::timeout(Duration::from_millis(200), conn.disconnect()).await;
         result
     }
 
-    fn classify(&self, err: &mysql_async::Error) -> Failure {
+    /// Classifies a driver error; `peek` is what the tls stage saw (whether the server asked
+    /// for a client certificate), `encrypted` whether the login went over TLS.
+    fn classify(&self, err: &mysql_async::Error, peek: &tls::Recording, encrypted: bool) -> Failure {
+        let tls_opts = &self.db.tls;
         match err {
             mysql_async::Error::Server(server) => {
-                let mut failure = server_error(server.code, &server.message);
-                if server.code == 1045 && self.db.tls.identity.is_none() {
-                    failure = failure.with_hint(
-                        "the password is wrong, or the account requires a client certificate (REQUIRE X509/SUBJECT): check both",
-                    );
+                let failure = server_error(server.code, &server.message);
+                if server.code != 1045 {
+                    return failure;
                 }
-                failure
+                // 1045 is also how servers refuse a login that lacks TLS or a certificate.
+                if !encrypted {
+                    failure.with_hint("the password is wrong, or the account requires TLS (REQUIRE SSL, require_secure_transport): try tls.mode = \"require\"")
+                } else if tls_opts.identity.is_none() {
+                    failure.with_hint("the password is wrong, or the account requires a client certificate (REQUIRE X509/SUBJECT): check both")
+                } else {
+                    failure
+                }
             }
             other => {
+                let name = tls_opts
+                    .verify_name(&self.db.host)
+                    .unwrap_or_else(|_| rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
                 if let Some(tls_err) = find_cause::<rustls::Error>(other) {
-                    let recording = tls::Recording::default();
-                    let name = self.db.tls.verify_name(&self.db.host).unwrap_or_else(|_| {
-                        rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())
-                    });
-                    return tls::classify_tls_error(tls_err, &recording, &self.db.tls, &name);
+                    return tls::classify_tls_error(tls_err, peek, tls_opts, &name);
                 }
                 if let Some(io) = find_cause::<std::io::Error>(other) {
+                    let dropped = matches!(
+                        io.kind(),
+                        std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::BrokenPipe
+                    );
+                    if dropped && encrypted && peek.client_cert_requested {
+                        return tls::client_cert_refused_silently(tls_opts.identity.is_some());
+                    }
                     return Failure::new(classify_io(io), describe_io(io));
                 }
                 Failure::new(ErrorClass::Protocol, format!("MySQL driver error: {other}"))
