@@ -53,7 +53,7 @@ pub struct ReportArgs {
     /// Write the report to this file atomically; a one-line summary still goes to stderr.
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// More detail: -v adds stage timings and TLS details, -vv driver diagnostics.
+    /// More detail: -v adds stage timings and TLS details (-vv: more to come, still redacted).
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
     /// Nothing on stderr but errors.
