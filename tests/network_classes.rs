@@ -30,7 +30,8 @@ async fn refused_timeout_reset_and_wrong_protocol() {
     for (name, stage) in [("silent-http", "check"), ("stall-tls", "tls")] {
         let p = assert_failed(&report, name, stage, "timeout");
         let ms = p["duration_ms"].as_u64().unwrap();
-        assert!((1000..1300).contains(&ms), "{name} took {ms} ms for a 1 s timeout");
+        // Generous upper bound: CI machines are noisy; the tight +10% bound is for the fault-injection suite.
+        assert!((1000..1500).contains(&ms), "{name} took {ms} ms for a 1 s timeout");
         assert!(p["error"]["message"].as_str().unwrap().contains(&format!("{stage} stage")), "{p:#}");
     }
     assert_failed(&report, "reset-tls", "tls", "network");
