@@ -41,8 +41,15 @@ pub enum Command {
     Check(Box<CheckArgs>),
     /// Parse and check the config file without any network traffic (exit 0 or 2).
     Validate(ValidateArgs),
-    /// Show the certificate chain a server presents (https, postgres) and the line that pins it.
+    /// Show the certificate chain a server presents (https, postgres, mysql, mssql) and the line that pins it.
     Inspect(InspectArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -173,6 +180,27 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check_command(*args),
         Command::Validate(args) => validate_command(args),
         Command::Inspect(args) => inspect_command(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "authprobe", &mut buf);
+            let _ = output::write_stdout(&String::from_utf8_lossy(&buf));
+            EXIT_OK
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut buf) {
+                Ok(()) => {
+                    let _ = output::write_stdout(&String::from_utf8_lossy(&buf));
+                    EXIT_OK
+                }
+                Err(err) => {
+                    eprint_line(&format!("error: cannot render the man page: {err}"));
+                    EXIT_USAGE
+                }
+            }
+        }
     })
 }
 

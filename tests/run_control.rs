@@ -173,3 +173,20 @@ async fn a_closed_pipe_is_not_an_error() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(" PROBE"), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn completions_and_man_page_are_generated_from_the_cli_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = authprobe(&["completions", shell], &[]).await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains("inspect") && out.stdout.contains("--fail-fast"), "{shell}: {}", out.stdout);
+    }
+    let bash = authprobe(&["completions", "bash"], &[]).await;
+    let ws = Workspace::new();
+    let script = ws.write("authprobe.bash", &bash.stdout);
+    let syntax = std::process::Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    let man = authprobe(&["man"], &[]).await;
+    assert_eq!(man.code, 0);
+    assert!(man.stdout.contains(".TH authprobe 1") && man.stdout.contains("validate"), "{}", man.stdout);
+}
