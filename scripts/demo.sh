@@ -32,6 +32,7 @@ expected = {
     "broken-missing-client-cert": "tls_client_cert",
     "broken-oauth2-secret": "auth_rejected",
     "broken-db-permission": "permission_denied",
+    "broken-bucket-policy": "permission_denied",
 }
 report = json.load(open(sys.argv[1]))
 bad = []

@@ -18,6 +18,7 @@ async fn the_example_config_passes_and_fails_exactly_as_documented() {
         ("broken-missing-client-cert", "check", "tls_client_cert"),
         ("broken-oauth2-secret", "token", "auth_rejected"),
         ("broken-db-permission", "check", "permission_denied"),
+        ("broken-bucket-policy", "check", "permission_denied"),
     ];
     for (name, stage, class) in broken {
         assert_failed(&report, name, stage, class);

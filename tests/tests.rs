@@ -12,6 +12,7 @@ mod live_http;
 mod live_mssql;
 mod live_mysql;
 mod live_postgres;
+mod live_s3;
 mod network_classes;
 mod run_control;
 mod secrets_leak;

@@ -7,6 +7,7 @@ pub mod http;
 pub mod mssql;
 pub mod mysql;
 pub mod postgres;
+pub mod s3;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,6 +44,7 @@ pub const KINDS: &[Kind] = &[
     Kind { name: "postgres", parse: postgres::parse },
     Kind { name: "mysql", parse: mysql::parse },
     Kind { name: "mssql", parse: mssql::parse },
+    Kind { name: "s3", parse: s3::parse },
 ];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {

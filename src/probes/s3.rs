@@ -1,0 +1,383 @@
+//! The `s3` probe: resolve credentials from the configured source (stage `token`, which
+//! for `assume_role` is the STS call), list at most one object under the prefix (stage
+//! `auth`: the request the credentials sign), and judge the answer (stage `check`). The SDK
+//! does not retry inside an attempt (`--wait` retries whole attempts), and nothing touches
+//! the instance metadata service unless the default chain is asked for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_s3::config::{Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
+
+use crate::config::TableReader;
+use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::probes::{Probe, ProbeFuture};
+use crate::redact::Secret;
+use crate::stage::ProbeContext;
+
+/// Where credentials come from.
+#[derive(Debug, Clone)]
+enum Source {
+    Static { access_key_id: String, secret_access_key: Secret, session_token: Option<Secret> },
+    Profile(String),
+    Env,
+    DefaultChain,
+    AssumeRole { role_arn: String, external_id: Option<Secret>, session_name: String, source: Box<Source> },
+    Anonymous,
+}
+
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Static { access_key_id, .. } => format!("static key {}", key_id_hint(access_key_id)),
+            Source::Profile(name) => format!("profile {name}"),
+            Source::Env => "environment (AWS_ACCESS_KEY_ID)".into(),
+            Source::DefaultChain => "default chain".into(),
+            Source::AssumeRole { role_arn, source, .. } => {
+                format!("assumed role {role_arn} (via {})", source.describe())
+            }
+            Source::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+/// An access key id is not a secret, but only its start is needed to recognise it.
+fn key_id_hint(id: &str) -> String {
+    let shown: String = id.chars().take(8).collect();
+    format!("{shown}…")
+}
+
+#[derive(Debug)]
+pub struct S3Probe {
+    bucket: String,
+    prefix: Option<String>,
+    region: String,
+    endpoint: Option<String>,
+    path_style: bool,
+    source: Source,
+}
+
+const AUTH_TYPES: &[&str] = &["static", "profile", "env", "default_chain", "assume_role", "anonymous"];
+
+fn read_source(a: &TableReader<'_, '_>, nested: bool) -> Option<Source> {
+    let kind = a.required_string("type", AUTH_TYPES.join(" | ").as_str())?;
+    match kind.as_str() {
+        "static" => {
+            let id = a.required_string("access_key_id", "the access key id");
+            let secret = a.required_secret("secret_access_key", "the secret access key");
+            let token = a.secret("session_token");
+            Some(Source::Static { access_key_id: id?, secret_access_key: secret?, session_token: token })
+        }
+        "profile" => a.required_string("profile", "the profile name in ~/.aws/config").map(Source::Profile),
+        "env" => Some(Source::Env),
+        "default_chain" => Some(Source::DefaultChain),
+        "anonymous" => Some(Source::Anonymous),
+        "assume_role" if !nested => {
+            let role_arn = a.required_string("role_arn", "the role to assume");
+            let external_id = a.secret("external_id");
+            let session_name = a.string("session_name").unwrap_or_else(|| "authprobe".into());
+            let source = match a.table("source") {
+                Some(inner) => {
+                    let s = read_source(&inner, true);
+                    if s.is_some() {
+                        inner.finish();
+                    }
+                    s
+                }
+                None => (!a.has("source")).then_some(Source::DefaultChain),
+            };
+            Some(Source::AssumeRole { role_arn: role_arn?, external_id, session_name, source: Box::new(source?) })
+        }
+        other => {
+            a.error_at("type", format!("unknown S3 auth type `{other}`; use one of: {}", AUTH_TYPES.join(", ")));
+            None
+        }
+    }
+}
+
+pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
+    let bucket = t.required_string("bucket", "the bucket to list");
+    let prefix = t.string("prefix");
+    let region = t.string("region").unwrap_or_else(|| "us-east-1".into());
+    let endpoint = t.url("endpoint").map(|u| u.as_str().trim_end_matches('/').to_string());
+    let endpoint_ok = endpoint.is_some() || !t.has("endpoint");
+    let path_style = t.bool("path_style").unwrap_or(false);
+    let source = match t.table("auth") {
+        Some(a) => {
+            let s = read_source(&a, false);
+            if s.is_some() {
+                a.finish();
+            }
+            s
+        }
+        None => (!t.has("auth")).then_some(Source::DefaultChain),
+    };
+    if !endpoint_ok {
+        return None;
+    }
+    Some(Arc::new(S3Probe { bucket: bucket?, prefix, region, endpoint, path_style, source: source? }))
+}
+
+impl S3Probe {
+    async fn credentials(
+        &self,
+        source: &Source,
+        timeout: Duration,
+    ) -> Result<Option<SharedCredentialsProvider>, Failure> {
+        let region = Region::new(self.region.clone());
+        Ok(Some(match source {
+            Source::Anonymous => return Ok(None),
+            Source::Static { access_key_id, secret_access_key, session_token } => {
+                SharedCredentialsProvider::new(Credentials::new(
+                    access_key_id,
+                    secret_access_key.expose(),
+                    session_token.as_ref().map(|t| t.expose().to_string()),
+                    None,
+                    "authprobe-static",
+                ))
+            }
+            Source::Env => {
+                SharedCredentialsProvider::new(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+            }
+            Source::Profile(name) => SharedCredentialsProvider::new(
+                aws_config::profile::ProfileFileCredentialsProvider::builder().profile_name(name).build(),
+            ),
+            Source::DefaultChain => {
+                // One short metadata attempt, so that a machine outside a cloud fails fast.
+                let imds = aws_config::imds::Client::builder()
+                    .max_attempts(1)
+                    .connect_timeout(Duration::from_millis(500))
+                    .read_timeout(Duration::from_millis(500))
+                    .build();
+                SharedCredentialsProvider::new(
+                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .region(region.clone())
+                        .imds_client(imds)
+                        .build()
+                        .await,
+                )
+            }
+            Source::AssumeRole { role_arn, external_id, session_name, source } => {
+                let base = Box::pin(self.credentials(source, timeout)).await?.ok_or_else(|| {
+                    Failure::new(ErrorClass::Config, "assume_role needs credentials to call STS with, not anonymous")
+                })?;
+                let mut sts = aws_config::defaults(BehaviorVersion::latest())
+                    .region(region.clone())
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).build())
+                    .credentials_provider(base.clone());
+                if let Some(endpoint) = &self.endpoint {
+                    // S3-compatible servers that speak STS (moto) take both on one endpoint.
+                    sts = sts.endpoint_url(endpoint);
+                }
+                let sdk = sts.load().await;
+                let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+                    .session_name(session_name)
+                    .region(region.clone())
+                    .configure(&sdk);
+                if let Some(id) = external_id {
+                    builder = builder.external_id(id.expose());
+                }
+                SharedCredentialsProvider::new(builder.build_from_provider(base).await)
+            }
+        }))
+    }
+
+    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        ctx.detail(format!("credentials: {}", self.source.describe()));
+        let provider = ctx
+            .stage(Stage::Token, async {
+                let provider = self.credentials(&self.source, ctx.timeout).await?;
+                if let Some(p) = &provider {
+                    let creds = p.provide_credentials().await.map_err(|e| credentials_failure(&e, &self.source))?;
+                    crate::redact::register(creds.secret_access_key());
+                    if let Some(token) = creds.session_token() {
+                        crate::redact::register(token);
+                    }
+                }
+                Ok(provider)
+            })
+            .await?;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_timeout(ctx.timeout).build());
+        loader = match provider {
+            Some(p) => loader.credentials_provider(p),
+            None => loader.no_credentials(),
+        };
+        let sdk = loader.load().await;
+        let mut conf =
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(self.path_style || self.endpoint.is_some());
+        if let Some(endpoint) = &self.endpoint {
+            conf = conf.endpoint_url(endpoint);
+        }
+        let client = aws_sdk_s3::Client::from_conf(conf.build());
+        let mut request = client.list_objects_v2().bucket(&self.bucket).max_keys(1);
+        if let Some(prefix) = &self.prefix {
+            request = request.prefix(prefix);
+        }
+        let outcome = ctx
+            .stage(Stage::Auth, async {
+                match request.send().await {
+                    Ok(list) => Ok(Ok(list)),
+                    Err(err) => match classify(&err, &self.region) {
+                        failure if is_auth_failure(failure.class) => Err(failure),
+                        failure => Ok(Err(failure)),
+                    },
+                }
+            })
+            .await?;
+        ctx.stage(Stage::Check, async {
+            let list = outcome?;
+            ctx.detail(format!("objects seen: {}", list.key_count().unwrap_or(0)));
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn is_auth_failure(class: ErrorClass) -> bool {
+    matches!(
+        class,
+        ErrorClass::AuthRejected
+            | ErrorClass::ConnectRefused
+            | ErrorClass::Dns
+            | ErrorClass::Network
+            | ErrorClass::Timeout
+            | ErrorClass::TlsUntrusted
+            | ErrorClass::TlsHandshake
+    )
+}
+
+fn credentials_failure(err: &aws_credential_types::provider::error::CredentialsError, source: &Source) -> Failure {
+    use std::error::Error as _;
+    let mut why = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        why = format!("{why}: {c}");
+        cause = c.source();
+    }
+    let hint = match source {
+        Source::DefaultChain => {
+            "the default chain tried environment variables, the shared config/credentials files, web identity, ECS and the instance metadata service: configure one, or set auth explicitly"
+                .to_string()
+        }
+        Source::Profile(name) => format!("check profile `{name}` in ~/.aws/config and ~/.aws/credentials (or AWS_CONFIG_FILE)"),
+        Source::Env => "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        Source::AssumeRole { .. } => {
+            "the role could not be assumed: check role_arn, its trust policy, external_id, and the base credentials"
+                .into()
+        }
+        _ => "check the configured credentials".into(),
+    };
+    let class = if matches!(source, Source::AssumeRole { .. }) && why.contains("AccessDenied") {
+        ErrorClass::PermissionDenied
+    } else if matches!(source, Source::AssumeRole { .. }) {
+        ErrorClass::AuthRejected
+    } else {
+        ErrorClass::Config
+    };
+    Failure::new(class, format!("no credentials from {}: {why}", source.describe())).with_hint(hint)
+}
+
+/// The class of a failed ListObjectsV2, from the S3 error code or the transport error.
+fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Failure {
+    if let SdkError::ServiceError(service) = err {
+        let e = service.err();
+        let code = e.code().unwrap_or("");
+        let said = match e.message() {
+            Some(message) => format!("{message} ({code})"),
+            None => format!("the server answered {code}"),
+        };
+        return match code {
+            "InvalidAccessKeyId" | "NotSignedUp" => Failure::new(ErrorClass::AuthRejected, said).with_hint(
+                "the access key id is unknown to this endpoint: check it, and that it belongs to this account",
+            ),
+            "SignatureDoesNotMatch" => Failure::new(ErrorClass::AuthRejected, said)
+                .with_hint("the secret access key does not match the key id: check the secret"),
+            "ExpiredToken" | "TokenRefreshRequired" | "InvalidToken" => Failure::new(ErrorClass::AuthRejected, said)
+                .with_hint("the session token has expired: refresh the temporary credentials"),
+            "AccessDenied" | "AllAccessDisabled" => Failure::new(ErrorClass::PermissionDenied, said)
+                .with_hint("the credentials work but may not list this bucket: grant s3:ListBucket on it"),
+            "NoSuchBucket" => Failure::new(ErrorClass::NotFound, said)
+                .with_hint("the bucket does not exist: check `bucket` (and the endpoint)"),
+            "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException" => {
+                let region = service
+                    .raw()
+                    .headers()
+                    .get("x-amz-bucket-region")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "(the response did not say)".into());
+                Failure::new(
+                    ErrorClass::UnexpectedResponse,
+                    format!("{said}: the bucket is not in {configured_region}"),
+                )
+                .with_hint(format!("set region = \"{region}\""))
+            }
+            _ => {
+                let status = service.raw().status().as_u16();
+                let class = match status {
+                    401 => ErrorClass::AuthRejected,
+                    403 => ErrorClass::PermissionDenied,
+                    404 => ErrorClass::NotFound,
+                    _ => ErrorClass::UnexpectedResponse,
+                };
+                Failure::new(class, format!("HTTP {status}: {said}"))
+            }
+        };
+    }
+    if let SdkError::TimeoutError(_) = err {
+        return Failure::new(ErrorClass::Timeout, "the S3 request timed out");
+    }
+    if let Some(tls) = find_cause::<rustls::Error>(err) {
+        return Failure::new(ErrorClass::TlsHandshake, format!("TLS to the endpoint failed: {tls}"));
+    }
+    if let Some(io) = find_cause::<std::io::Error>(err) {
+        return Failure::new(classify_io(io), format!("cannot reach the endpoint: {}", describe_io(io)));
+    }
+    if let SdkError::DispatchFailure(d) = err {
+        if d.is_timeout() {
+            return Failure::new(ErrorClass::Timeout, "the S3 request timed out");
+        }
+        if d.is_io() {
+            return Failure::new(ErrorClass::Network, "cannot reach the endpoint");
+        }
+    }
+    Failure::new(ErrorClass::Protocol, format!("S3 request failed: {}", aws_smithy_error_text(err)))
+}
+
+fn aws_smithy_error_text(err: &SdkError<ListObjectsV2Error>) -> String {
+    use std::error::Error as _;
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
+}
+
+impl Probe for S3Probe {
+    fn target(&self) -> String {
+        let prefix = self.prefix.as_deref().unwrap_or("");
+        match &self.endpoint {
+            Some(ep) => format!("s3://{}/{prefix} @ {ep}", self.bucket),
+            None => format!("s3://{}/{prefix} ({})", self.bucket, self.region),
+        }
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        vec![Stage::Token, Stage::Auth, Stage::Check]
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(self.run_once(ctx))
+    }
+}
