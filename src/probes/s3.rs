@@ -257,13 +257,7 @@ fn is_auth_failure(class: ErrorClass) -> bool {
 }
 
 fn credentials_failure(err: &aws_credential_types::provider::error::CredentialsError, source: &Source) -> Failure {
-    use std::error::Error as _;
-    let mut why = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        why = format!("{why}: {c}");
-        cause = c.source();
-    }
+    let why = error_chain(err);
     let hint = match source {
         Source::DefaultChain => {
             "the default chain tried environment variables, the shared config/credentials files, web identity, ECS and the instance metadata service: configure one, or set auth explicitly"
@@ -350,11 +344,11 @@ fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Fail
             return Failure::new(ErrorClass::Network, "cannot reach the endpoint");
         }
     }
-    Failure::new(ErrorClass::Protocol, format!("S3 request failed: {}", aws_smithy_error_text(err)))
+    Failure::new(ErrorClass::Protocol, format!("S3 request failed: {}", error_chain(err)))
 }
 
-fn aws_smithy_error_text(err: &SdkError<ListObjectsV2Error>) -> String {
-    use std::error::Error as _;
+/// An SDK error with its causes: the SDK's top-level text alone rarely says what happened.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {
