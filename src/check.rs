@@ -228,9 +228,47 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
                 }
             }
         }
+        "s3" => {
+            probe.insert("kind".into(), literal("s3"));
+            probe.insert("bucket".into(), literal(url.host_str().ok_or("the URL names no bucket")?));
+            let prefix = url.path().trim_start_matches('/');
+            if !prefix.is_empty() {
+                probe.insert("prefix".into(), literal(prefix));
+            }
+            for (key, value) in url.query_pairs() {
+                match key.as_ref() {
+                    "region" => drop(probe.insert("region".into(), literal(&value))),
+                    "endpoint" => drop(probe.insert("endpoint".into(), literal(&value))),
+                    "profile" => {
+                        let mut auth = Table::new();
+                        auth.insert("type".into(), literal("profile"));
+                        auth.insert("profile".into(), literal(&value));
+                        probe.insert("auth".into(), Value::Table(auth));
+                    }
+                    other => {
+                        return Err(format!(
+                            "unsupported URL parameter `{other}` (supported: region, endpoint, profile)"
+                        ));
+                    }
+                }
+            }
+            if !probe.contains_key("auth") {
+                // The AWS CLI's order: environment variables when set, else the default chain.
+                let source = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() { "env" } else { "default_chain" };
+                let mut auth = Table::new();
+                auth.insert("type".into(), literal(source));
+                probe.insert("auth".into(), Value::Table(auth));
+            }
+            if !tls.is_empty() {
+                return Err(
+                    "TLS options (--ca, --client-cert, --pin-sha256, --insecure) are not supported for s3:// yet"
+                        .into(),
+                );
+            }
+        }
         other => {
             return Err(format!(
-                "check supports http://, https://, postgres://, mysql:// and mssql:// URLs, not {other}://"
+                "check supports http://, https://, postgres://, mysql://, mssql:// and s3:// URLs, not {other}://"
             ));
         }
     }

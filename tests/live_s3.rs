@@ -74,3 +74,44 @@ async fn s3_credentials_policies_and_roles_are_checked_by_real_servers() {
     assert!(unknown["error"]["message"].as_str().unwrap().contains("InvalidAccessKeyId"), "{unknown:#}");
     assert_passed(&report, "moto-assume-role");
 }
+
+#[tokio::test]
+async fn s3_profile_source_and_check_url() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let (key, secret) = (harness_var(&env, "AP_S3_ACCESS_KEY"), harness_var(&env, "AP_S3_SECRET_KEY"));
+    let credentials = ws.write("credentials", &format!("[ci]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n[stale]\naws_access_key_id = {key}\naws_secret_access_key = not-the-secret-any-more\n"));
+    let config = ws.write("config", "[profile ci]\nregion = us-east-1\n\n[profile stale]\nregion = us-east-1\n");
+    let mut with_files = env.clone();
+    with_files.push(("AWS_SHARED_CREDENTIALS_FILE".into(), credentials.display().to_string()));
+    with_files.push(("AWS_CONFIG_FILE".into(), config.display().to_string()));
+    let mut cfg = String::new();
+    for (name, profile) in [("profile-ci", "ci"), ("profile-stale", "stale"), ("profile-missing", "nope")] {
+        cfg += &s3_probe(
+            name,
+            "${AP_S3_BUCKET}",
+            "AP_S3_PORT",
+            &format!("{{ type = \"profile\", profile = \"{profile}\" }}"),
+        );
+    }
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &with_files).await;
+    let report = out.json();
+    assert_passed(&report, "profile-ci");
+    assert_failed(&report, "profile-stale", "auth", "auth_rejected");
+    assert_failed(&report, "profile-missing", "token", "config");
+    assert!(!out.stdout.contains(&secret) && !out.stderr.contains(&secret));
+
+    // check s3:// takes AWS_* from the environment, as the AWS CLI does.
+    let url = format!(
+        "s3://{}/reports/?endpoint=http://127.0.0.1:{}",
+        harness_var(&env, "AP_S3_BUCKET"),
+        harness_var(&env, "AP_S3_PORT")
+    );
+    let mut with_keys = env.clone();
+    with_keys.push(("AWS_ACCESS_KEY_ID".into(), key));
+    with_keys.push(("AWS_SECRET_ACCESS_KEY".into(), secret));
+    let out = authprobe_harness(&["check", &url, "--format", "json"], &with_keys).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_passed(&out.json(), "check");
+}
