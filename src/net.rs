@@ -31,8 +31,22 @@ where
 /// Resolves `host` (stage `dns`) and connects to the first address that answers (stage
 /// `connect`).
 pub async fn connect(ctx: &ProbeContext, host: &str, port: u16, record: Record) -> Result<TcpStream, Failure> {
+    connect_with_address(ctx, host, port, record).await.map(|(tcp, _)| tcp)
+}
+
+/// As [`connect`], also returning the address that answered: drivers that open their own
+/// connection afterwards reuse it instead of resolving the name again.
+pub async fn connect_with_address(
+    ctx: &ProbeContext,
+    host: &str,
+    port: u16,
+    record: Record,
+) -> Result<(TcpStream, SocketAddr), Failure> {
     let addrs = maybe_stage(ctx, record, Stage::Dns, resolve(host, port)).await?;
-    maybe_stage(ctx, record, Stage::Connect, connect_any(host, port, &addrs)).await
+    let tcp = maybe_stage(ctx, record, Stage::Connect, connect_any(host, port, &addrs)).await?;
+    let addr =
+        tcp.peer_addr().map_err(|e| Failure::new(classify_io(&e), format!("{host}:{port}: {}", describe_io(&e))))?;
+    Ok((tcp, addr))
 }
 
 pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
@@ -60,7 +74,8 @@ fn dns_reason(err: &std::io::Error) -> String {
     text.strip_prefix("failed to lookup address information: ").map(str::to_string).unwrap_or(text)
 }
 
-async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
+/// Connects to the first of `addrs` that answers; failures name `host:port`.
+pub async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
     let mut last: Option<std::io::Error> = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {

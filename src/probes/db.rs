@@ -5,7 +5,7 @@
 use rustls::pki_types::CertificateDer;
 
 use crate::config::TableReader;
-use crate::error::Stage;
+use crate::error::{ErrorClass, Failure, Stage};
 use crate::redact::Secret;
 use crate::stage::ProbeContext;
 use crate::tls::{self, TlsMode, TlsOptions};
@@ -60,6 +60,18 @@ impl DbTarget {
         }
         stages.extend([Stage::Auth, Stage::Check]);
         stages
+    }
+
+    /// The server offers no TLS: acceptable for `prefer` (noted for -v), a `tls` stage
+    /// failure for every stricter mode.
+    pub fn without_tls(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        if self.mode() == TlsMode::Prefer {
+            ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
+            return Ok(());
+        }
+        Err(Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS")
+            .with_hint("enable TLS on the server, or set tls.mode = \"prefer\" or \"disable\" if an unencrypted session is acceptable")
+            .at(Stage::Tls))
     }
 
     /// The target as a URL without credentials.

@@ -16,7 +16,7 @@ use tokio_util::compat::TokioAsyncWriteCompatExt;
 
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
-use crate::net;
+use crate::net::{self, Record};
 use crate::probes::db::DbTarget;
 use crate::probes::{Probe, ProbeFuture};
 use crate::stage::ProbeContext;
@@ -233,16 +233,7 @@ impl MssqlProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let addrs = ctx.stage(Stage::Dns, net::resolve(&self.db.host, self.db.port)).await?;
-        let addr = addrs[0];
-        let connect = || async {
-            let tcp = TcpStream::connect(addr).await.map_err(|e| {
-                Failure::new(classify_io(&e), format!("{}:{}: {}", self.db.host, self.db.port, describe_io(&e)))
-            })?;
-            let _ = tcp.set_nodelay(true);
-            Ok::<_, Failure>(tcp)
-        };
-        let first = ctx.stage(Stage::Connect, connect()).await?;
+        let (first, addr) = net::connect_with_address(ctx, &self.db.host, self.db.port, Record::Stages).await?;
         let mut presented = Vec::new();
         let login_stream = if self.db.mode() == TlsMode::Disable {
             first
@@ -250,14 +241,10 @@ impl MssqlProbe {
             let upgraded = ctx.stage(Stage::Tls, tls_upgrade(ctx, first, &self.db.tls, &self.db.host, true)).await?;
             match upgraded {
                 Some(hs) => presented = hs.recorder.snapshot().chain,
-                None if self.db.mode() == TlsMode::Prefer => ctx.detail("tls: the server does not support encryption"),
-                None => {
-                    return Err(Failure::new(ErrorClass::TlsHandshake, "the server does not support encryption")
-                        .with_hint("configure a certificate on the server, or set tls.mode = \"prefer\" or \"disable\"")
-                        .at(Stage::Tls));
-                }
+                None => self.db.without_tls(ctx)?,
             }
-            connect().await.map_err(|f| f.at(Stage::Auth))?
+            // The driver logs in over a connection of its own, to the address that answered.
+            net::connect_any(&self.db.host, self.db.port, &[addr]).await.map_err(|f| f.at(Stage::Auth))?
         };
         let config = self.config(ctx, &presented);
         let mut client = ctx

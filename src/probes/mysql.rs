@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
-use crate::net;
+use crate::net::{self, Record};
 use crate::probes::db::DbTarget;
 use crate::probes::{Probe, ProbeFuture};
 use crate::stage::ProbeContext;
@@ -133,16 +133,8 @@ impl MysqlProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let addrs = ctx.stage(Stage::Dns, net::resolve(&self.db.host, self.db.port)).await?;
-        let addr = addrs[0];
+        let (tcp, addr) = net::connect_with_address(ctx, &self.db.host, self.db.port, Record::Stages).await?;
         let encrypt = self.db.mode() != TlsMode::Disable;
-        let tcp = ctx
-            .stage(Stage::Connect, async {
-                TcpStream::connect(addr).await.map_err(|e| {
-                    Failure::new(classify_io(&e), format!("{}:{}: {}", self.db.host, self.db.port, describe_io(&e)))
-                })
-            })
-            .await?;
         let mut peek = tls::Recording::default();
         let mut encrypted = false;
         if encrypt {
@@ -152,16 +144,7 @@ impl MysqlProbe {
                     peek = hs.recorder.snapshot();
                     encrypted = true;
                 }
-                None if self.db.mode() == TlsMode::Prefer => {
-                    ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
-                }
-                None => {
-                    return Err(Failure::new(ErrorClass::TlsHandshake, "the server does not support TLS")
-                        .with_hint(
-                            "enable TLS on the server (ssl-cert, ssl-key), or set tls.mode = \"prefer\" or \"disable\"",
-                        )
-                        .at(Stage::Tls));
-                }
+                None => self.db.without_tls(ctx)?,
             }
         } else {
             drop(tcp);

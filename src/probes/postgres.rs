@@ -55,12 +55,8 @@ impl PostgresProbe {
                 let (tapped, seen) = tls::ErrorTap::new(hs.stream);
                 return Ok(Session { stream: Box::new(tapped), tls: Some((hs.recorder, seen)) });
             }
-            if self.db.mode() == TlsMode::Prefer {
-                ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
-                return Ok(Session { stream: Box::new(tcp), tls: None });
-            }
-            Err(Failure::new(ErrorClass::TlsHandshake, "the server does not support TLS (it refused the SSLRequest)")
-                .with_hint("enable ssl on the server, or set tls.mode = \"prefer\" or \"disable\" if an unencrypted session is acceptable"))
+            self.db.without_tls(ctx)?;
+            Ok(Session { stream: Box::new(tcp), tls: None })
         })
         .await
     }
