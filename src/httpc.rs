@@ -68,7 +68,7 @@ pub async fn connect(
     record: Record,
 ) -> Result<Connection, Failure> {
     let (host, port, https) = endpoint(url)?;
-    let tcp = net::connect(ctx, &host, port, record).await?;
+    let tcp = net::connect(ctx, &host, port, record).await?.stream;
     let authority = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
         None => url.host_str().unwrap_or(&host).to_string(),

@@ -47,7 +47,7 @@ pub async fn inspect(target: &str, ca: Option<Arc<RootCertStore>>, timeout: Dura
     let shared = Arc::new(Shared::default());
     let ctx = ProbeContext::new(shared.clone(), 0, timeout);
     let work = async {
-        let mut tcp = net::connect(&ctx, &host, port, Record::Quietly).await?;
+        let mut tcp = net::connect(&ctx, &host, port, Record::Quietly).await?.stream;
         let no_tls = || Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS");
         let accept_all = TlsOptions { insecure: true, ..TlsOptions::default() };
         let shown = match protocol {

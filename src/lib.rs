@@ -19,8 +19,10 @@ pub mod probes;
 pub mod redact;
 pub mod report;
 pub mod runner;
+pub mod ssh;
 pub mod stage;
 pub mod tls;
+pub mod tunnel;
 
 /// Installs the one rustls crypto provider for the whole process.
 ///

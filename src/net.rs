@@ -1,13 +1,16 @@
-//! Name resolution and TCP connection, as the `dns` and `connect` stages. Every TCP-based
-//! probe connects through here, so that timing and classification are the same for all.
+//! Name resolution and TCP connection, as the `dns` and `connect` stages, directly or
+//! through the probe's SSH tunnel. Every TCP-based probe connects through here, so that
+//! timing, classification and tunnelling are the same for all.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::stage::ProbeContext;
+use crate::tunnel::{self, Link};
 
 /// Whether the connection steps are recorded as stages of their own (the probe's main
 /// connection) or are part of an enclosing stage (the connection to an OAuth2 token URL).
@@ -28,25 +31,79 @@ where
     }
 }
 
-/// Resolves `host` (stage `dns`) and connects to the first address that answers (stage
-/// `connect`).
-pub async fn connect(ctx: &ProbeContext, host: &str, port: u16, record: Record) -> Result<TcpStream, Failure> {
-    connect_with_address(ctx, host, port, record).await.map(|(tcp, _)| tcp)
+/// Where a probe's connection went: to an address, or through its tunnel.
+#[derive(Clone)]
+pub enum Route {
+    Direct(SocketAddr),
+    Tunnel(Arc<Link>),
 }
 
-/// As [`connect`], also returning the address that answered: drivers that open their own
-/// connection afterwards reuse it instead of resolving the name again.
-pub async fn connect_with_address(
+/// A probe's open connection.
+pub struct Connection {
+    pub stream: BoxIo,
+    pub route: Route,
+}
+
+/// Opens the probe's connection to `host:port`: directly (stages `dns` and `connect`), or
+/// through the probe's tunnel (stage `connect`: the SSH server resolves and connects).
+pub async fn connect(ctx: &ProbeContext, host: &str, port: u16, record: Record) -> Result<Connection, Failure> {
+    let (stream, route) = connect_then(ctx, host, port, record, |stream| async { Ok(stream) }).await?;
+    Ok(Connection { stream, route })
+}
+
+/// As [`connect`], and `then` runs on the new stream inside the `connect` stage: for
+/// protocols whose connection setup is part of connecting (SSH's key exchange).
+pub async fn connect_then<T, F, Fut>(
     ctx: &ProbeContext,
     host: &str,
     port: u16,
     record: Record,
-) -> Result<(TcpStream, SocketAddr), Failure> {
+    then: F,
+) -> Result<(T, Route), Failure>
+where
+    F: FnOnce(BoxIo) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
+{
+    if let Some(link) = tunnel::link(ctx).await? {
+        let work = async { then(link.open(host, port).await?).await };
+        let value = maybe_stage(ctx, record, Stage::Connect, work).await?;
+        return Ok((value, Route::Tunnel(link)));
+    }
     let addrs = maybe_stage(ctx, record, Stage::Dns, resolve(host, port)).await?;
-    let tcp = maybe_stage(ctx, record, Stage::Connect, connect_any(host, port, &addrs)).await?;
-    let addr =
-        tcp.peer_addr().map_err(|e| Failure::new(classify_io(&e), format!("{host}:{port}: {}", describe_io(&e))))?;
-    Ok((tcp, addr))
+    let work = async {
+        let tcp = connect_any(host, port, &addrs).await?;
+        let addr = tcp
+            .peer_addr()
+            .map_err(|e| Failure::new(classify_io(&e), format!("{host}:{port}: {}", describe_io(&e))))?;
+        Ok((then(Box::new(tcp)).await?, addr))
+    };
+    let (value, addr) = maybe_stage(ctx, record, Stage::Connect, work).await?;
+    Ok((value, Route::Direct(addr)))
+}
+
+/// A second connection to where `route` went, for drivers that log in over a connection
+/// of their own: the same address without a second lookup, or a new tunnel channel.
+pub async fn reconnect(route: &Route, host: &str, port: u16) -> Result<BoxIo, Failure> {
+    match route {
+        Route::Direct(addr) => Ok(Box::new(connect_any(host, port, &[*addr]).await?)),
+        Route::Tunnel(link) => link.open(host, port).await,
+    }
+}
+
+/// For drivers that only connect by address (mysql_async): the address that answered, or
+/// a loopback port joined to a new tunnel channel, open while the returned guard lives.
+pub async fn driver_address(
+    route: &Route,
+    host: &str,
+    port: u16,
+) -> Result<(SocketAddr, Option<tunnel::Forward>), Failure> {
+    match route {
+        Route::Direct(addr) => Ok((*addr, None)),
+        Route::Tunnel(link) => {
+            let forward = tunnel::forward(link.open(host, port).await?).await?;
+            Ok((forward.addr, Some(forward)))
+        }
+    }
 }
 
 pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {

@@ -137,7 +137,12 @@ pub struct TlsReport {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct HostKeyReport {
     pub algorithm: String,
+    /// `SHA256:` and unpadded base64, as `ssh-keygen -l` prints it.
     pub sha256: String,
+    /// The `host:port` that presented the key (a tunnel's bastion, when that failed).
+    pub host: String,
+    /// True when the key matched `host_key` or `known_hosts`.
+    pub verified: bool,
 }
 
 impl RunReport {

@@ -146,7 +146,7 @@ async fn run_probe(
     let mut started: Option<Instant> = None;
     let mut attempts = 0u32;
     loop {
-        let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout);
+        let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout).with_via(probe.via.clone());
         let outcome = tokio::select! {
             permit = semaphore.clone().acquire_owned() => {
                 // The semaphore is never closed, so acquisition only fails if that changes.
@@ -247,7 +247,7 @@ fn build_report(
     elapsed: Duration,
     attempts: u32,
 ) -> ProbeReport {
-    let planned = probe.probe.stages();
+    let planned = probe.stages();
     let recorded = ctx.finish(&planned);
     let (status, error) = match &outcome {
         Outcome::Cancelled => (Status::Cancelled, None),
@@ -320,6 +320,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             warn_expiry_days: 14,
             probe: Arc::new(Fake(panic)),
+            via: None,
         }
     }
 

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use crate::error::{Failure, Stage};
 use crate::report::{HostKeyReport, StageReport, StageStatus, TlsReport};
 use crate::tls::TrustStore;
+use crate::tunnel::{Link, TunnelConfig, TunnelPool};
 
 /// Resources shared by every probe of a run, loaded once.
 #[derive(Default)]
 pub struct Shared {
     pub trust: TrustStore,
+    /// The open SSH tunnels: probes that name the same tunnel share one connection.
+    pub tunnels: TunnelPool,
 }
 
 #[derive(Default)]
@@ -24,6 +27,8 @@ struct Progress {
     host_key: Option<HostKeyReport>,
     warnings: Vec<String>,
     details: Vec<String>,
+    /// The tunnel connection this attempt uses, once it has one.
+    link: Option<Arc<Link>>,
 }
 
 /// Handed to a probe for one attempt. Cheap to share: the runner keeps a handle to read
@@ -36,11 +41,18 @@ pub struct ProbeContext {
     pub warn_expiry_days: u32,
     /// Per-probe timeout, for messages and for drivers that want their own deadline.
     pub timeout: Duration,
+    /// The SSH tunnel every connection of this probe goes through (`via`).
+    pub via: Option<Arc<TunnelConfig>>,
 }
 
 impl ProbeContext {
     pub fn new(shared: Arc<Shared>, warn_expiry_days: u32, timeout: Duration) -> Self {
-        ProbeContext { progress: Arc::default(), shared, warn_expiry_days, timeout }
+        ProbeContext { progress: Arc::default(), shared, warn_expiry_days, timeout, via: None }
+    }
+
+    pub fn with_via(mut self, via: Option<Arc<TunnelConfig>>) -> Self {
+        self.via = via;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Progress> {
@@ -57,15 +69,38 @@ impl ProbeContext {
     where
         F: Future<Output = Result<T, Failure>>,
     {
+        let started = self.begin(stage);
+        let result = work.await;
+        self.end(stage, started, result.is_ok());
+        result.map_err(|failure| if failure.stage.is_some() { failure } else { failure.at(stage) })
+    }
+
+    /// Marks `stage` as running (a timeout now blames it); close it with [`Self::end`].
+    /// For stages whose work is not one future, such as waiting for a shared tunnel.
+    pub fn begin(&self, stage: Stage) -> Instant {
         let started = Instant::now();
         self.lock().current = Some((stage, started));
-        let result = work.await;
-        let elapsed = started.elapsed();
+        started
+    }
+
+    pub fn end(&self, stage: Stage, started: Instant, ok: bool) {
         let mut progress = self.lock();
         progress.current = None;
-        let status = if result.is_ok() { StageStatus::Ok } else { StageStatus::Fail };
-        progress.stages.push(stage_report(stage, status, elapsed));
-        result.map_err(|failure| if failure.stage.is_some() { failure } else { failure.at(stage) })
+        let status = if ok { StageStatus::Ok } else { StageStatus::Fail };
+        progress.stages.push(stage_report(stage, status, started.elapsed()));
+    }
+
+    /// Records a stage whose outcome was decided elsewhere (a tunnel another probe opened).
+    pub fn record(&self, stage: Stage, status: StageStatus, elapsed: Duration) {
+        self.lock().stages.push(stage_report(stage, status, elapsed));
+    }
+
+    pub fn tunnel_link(&self) -> Option<Arc<Link>> {
+        self.lock().link.clone()
+    }
+
+    pub fn set_tunnel_link(&self, link: Arc<Link>) {
+        self.lock().link = Some(link);
     }
 
     /// The stage in progress, closed as failed; used when the attempt is cut short.

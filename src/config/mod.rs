@@ -13,7 +13,9 @@ use toml::de::{DeTable, DeValue};
 
 pub use reader::{ConfigError, ReadContext, Source, TableReader};
 
+use crate::error::Stage;
 use crate::probes::{self, Probe};
+use crate::tunnel::{self, TunnelConfig};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -49,6 +51,16 @@ pub struct ProbeConfig {
     pub timeout: Duration,
     pub warn_expiry_days: u32,
     pub probe: Arc<dyn Probe>,
+    /// The tunnel the probe's connections go through (`via`).
+    pub via: Option<Arc<TunnelConfig>>,
+}
+
+impl ProbeConfig {
+    /// The stages this probe goes through, its tunnel's included.
+    pub fn stages(&self) -> Vec<Stage> {
+        let stages = self.probe.stages();
+        if self.via.is_some() { tunnel::stages_via(stages) } else { stages }
+    }
 }
 
 impl std::fmt::Debug for ProbeConfig {
@@ -96,7 +108,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 file: path.display().to_string(),
                 line: 0,
                 column: 0,
-                probe: None,
+                item: None,
                 key: None,
                 message: format!("cannot read the config file: {}", crate::error::describe_io(&err)),
             }]));
@@ -117,7 +129,7 @@ pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>)
                 file: path.display().to_string(),
                 line,
                 column,
-                probe: None,
+                item: None,
                 key: None,
                 message: format!("not valid TOML: {}", err.message().trim()),
             }]));
@@ -126,7 +138,8 @@ pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>)
     let ctx = ReadContext::new(&source, env);
     let root = TableReader::new(&ctx, document.get_ref(), document.span(), "");
     let defaults = read_defaults(&root);
-    let probes = read_probes(&root, &defaults);
+    let tunnels = read_tunnels(&root);
+    let probes = read_probes(&root, &defaults, &tunnels);
     root.finish();
     let errors = ctx.into_errors();
     if !errors.is_empty() {
@@ -153,7 +166,46 @@ fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
     defaults
 }
 
-fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults) -> Vec<ProbeConfig> {
+/// The `[[tunnel]]` tables, by name.
+fn read_tunnels(root: &TableReader<'_, '_>) -> Vec<Arc<TunnelConfig>> {
+    let ctx = root.context();
+    let Some(value) = root.get("tunnel") else {
+        return Vec::new();
+    };
+    let DeValue::Array(array) = value.get_ref() else {
+        ctx.error(value.span(), Some("tunnel".into()), "`tunnel` must be an array of tables: write [[tunnel]], not [tunnel]");
+        return Vec::new();
+    };
+    let mut tunnels: Vec<Arc<TunnelConfig>> = Vec::with_capacity(array.len());
+    for item in array.iter() {
+        let DeValue::Table(table) = item.get_ref() else {
+            ctx.error(item.span(), Some("tunnel".into()), "each tunnel must be a table");
+            continue;
+        };
+        ctx.set_tunnel(None);
+        let reader = TableReader::new(ctx, table, item.span(), "");
+        let name = reader.required_string("name", "a unique name that probes refer to with `via`");
+        if let Some(name) = &name {
+            ctx.set_tunnel(Some(name.clone()));
+            if tunnels.iter().any(|t| &t.name == name) {
+                reader.error_at("name", "duplicate tunnel name");
+            }
+        }
+        let tunnel = name.and_then(|name| TunnelConfig::read(&reader, name));
+        reader.finish();
+        if let Some(tunnel) = tunnel {
+            tunnels.push(Arc::new(tunnel));
+        }
+    }
+    ctx.set_tunnel(None);
+    tunnels
+}
+
+fn read_probes(
+    root: &TableReader<'_, '_>,
+    defaults: &Defaults,
+    tunnels: &[Arc<TunnelConfig>],
+) -> Vec<ProbeConfig> {
     let ctx = root.context();
     let Some(value) = root.get("probe") else {
         root.error_here("no probes defined: add at least one [[probe]] table");
@@ -186,7 +238,7 @@ fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults) -> Vec<ProbeConf
                 reader.error_at("name", format!("duplicate probe name (first defined at line {first})"));
             }
         }
-        if let Some(probe) = read_probe(reader, name, defaults) {
+        if let Some(probe) = read_probe(reader, name, defaults, tunnels) {
             probes.push(probe);
         }
     }
@@ -196,7 +248,12 @@ fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults) -> Vec<ProbeConf
 
 /// Reads one probe and checks its keys. The unknown-key check is skipped when the kind is
 /// unknown: every kind-specific key would be reported and bury the real problem.
-fn read_probe(reader: TableReader<'_, '_>, name: Option<String>, defaults: &Defaults) -> Option<ProbeConfig> {
+fn read_probe(
+    reader: TableReader<'_, '_>,
+    name: Option<String>,
+    defaults: &Defaults,
+    tunnels: &[Arc<TunnelConfig>],
+) -> Option<ProbeConfig> {
     let tags = reader.string_list("tags").unwrap_or_default();
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
     let warn_expiry_days =
@@ -211,10 +268,39 @@ fn read_probe(reader: TableReader<'_, '_>, name: Option<String>, defaults: &Defa
         reader.error_at("kind", message);
         return None;
     };
+    let via = read_via(&reader, kind, tunnels);
+    let via_ok = via.is_some() || !reader.has("via");
     let probe = (kind.parse)(&reader);
     reader.finish();
     let probe = probe?;
-    Some(ProbeConfig { name: name?, kind: kind.name, tags, timeout, warn_expiry_days, probe })
+    if !via_ok {
+        return None;
+    }
+    Some(ProbeConfig { name: name?, kind: kind.name, tags, timeout, warn_expiry_days, probe, via })
+}
+
+/// `via = "NAME"`: the tunnel a probe's connections go through.
+fn read_via(
+    reader: &TableReader<'_, '_>,
+    kind: &probes::Kind,
+    tunnels: &[Arc<TunnelConfig>],
+) -> Option<Arc<TunnelConfig>> {
+    let name = reader.string("via")?;
+    if !kind.tunnels {
+        reader.error_at("via", format!("{} probes cannot go through an SSH tunnel", kind.name));
+        return None;
+    }
+    if let Some(tunnel) = tunnels.iter().find(|t| t.name == name) {
+        return Some(tunnel.clone());
+    }
+    let known: Vec<&str> = tunnels.iter().map(|t| t.name.as_str()).collect();
+    let message = match reader::did_you_mean(&name, &known) {
+        Some(s) => format!("no [[tunnel]] named `{name}` (did you mean `{s}`?)"),
+        None if known.is_empty() => format!("no [[tunnel]] named `{name}`: define one with [[tunnel]] name = \"{name}\""),
+        None => format!("no [[tunnel]] named `{name}`; defined tunnels: {}", known.join(", ")),
+    };
+    reader.error_at("via", message);
+    None
 }
 
 #[cfg(test)]

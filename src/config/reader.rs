@@ -54,7 +54,8 @@ pub struct ConfigError {
     pub file: String,
     pub line: usize,
     pub column: usize,
-    pub probe: Option<String>,
+    /// The table the error is in, as shown: "probe `orders`", "tunnel `bastion`".
+    pub item: Option<String>,
     pub key: Option<String>,
     pub message: String,
 }
@@ -62,9 +63,9 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
-        match (&self.probe, &self.key) {
-            (Some(probe), Some(key)) => write!(f, "probe `{probe}`, key `{key}`: ")?,
-            (Some(probe), None) => write!(f, "probe `{probe}`: ")?,
+        match (&self.item, &self.key) {
+            (Some(item), Some(key)) => write!(f, "{item}, key `{key}`: ")?,
+            (Some(item), None) => write!(f, "{item}: ")?,
             (None, Some(key)) => write!(f, "key `{key}`: ")?,
             (None, None) => {}
         }
@@ -76,14 +77,14 @@ impl std::fmt::Display for ConfigError {
 pub struct ReadContext<'s> {
     pub source: &'s Source,
     errors: RefCell<Vec<ConfigError>>,
-    probe: RefCell<Option<String>>,
+    item: RefCell<Option<String>>,
     env: &'s dyn Fn(&str) -> Option<String>,
     base_dir: PathBuf,
 }
 
 impl<'s> ReadContext<'s> {
     pub fn new(source: &'s Source, env: &'s dyn Fn(&str) -> Option<String>) -> Self {
-        ReadContext { source, errors: RefCell::default(), probe: RefCell::default(), env, base_dir: source.base_dir() }
+        ReadContext { source, errors: RefCell::default(), item: RefCell::default(), env, base_dir: source.base_dir() }
     }
 
     pub fn error(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) {
@@ -92,7 +93,7 @@ impl<'s> ReadContext<'s> {
             file: self.source.path.display().to_string(),
             line,
             column,
-            probe: self.probe.borrow().clone(),
+            item: self.item.borrow().clone(),
             key,
             message: message.into(),
         });
@@ -100,7 +101,12 @@ impl<'s> ReadContext<'s> {
 
     /// Errors are attributed to this probe until the next call.
     pub fn set_probe(&self, name: Option<String>) {
-        *self.probe.borrow_mut() = name;
+        *self.item.borrow_mut() = name.map(|n| format!("probe `{n}`"));
+    }
+
+    /// Errors are attributed to this tunnel until the next call.
+    pub fn set_tunnel(&self, name: Option<String>) {
+        *self.item.borrow_mut() = name.map(|n| format!("tunnel `{n}`"));
     }
 
     pub fn error_count(&self) -> usize {

@@ -60,7 +60,8 @@ fn detail_cell(probe: &ProbeReport, style: Style) -> String {
             lines.push(format!("tls: expires {} ({} days), sha256 {}", tls.not_after, tls.days_left, tls.sha256));
         }
         if let Some(key) = &probe.host_key {
-            lines.push(format!("host key: {} {}", key.algorithm, key.sha256));
+            let trust = if key.verified { "verified" } else { "NOT verified" };
+            lines.push(format!("host key: {} {} ({trust}), presented by {}", key.algorithm, key.sha256, key.host));
         }
         lines.extend(probe.details.iter().cloned());
     }

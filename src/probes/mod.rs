@@ -8,6 +8,7 @@ pub mod mssql;
 pub mod mysql;
 pub mod postgres;
 pub mod s3;
+pub mod sftp;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,15 +37,18 @@ pub type ParseFn = fn(&TableReader<'_, '_>) -> Option<Arc<dyn Probe>>;
 pub struct Kind {
     pub name: &'static str,
     pub parse: ParseFn,
+    /// Whether the kind's connections can go through an SSH tunnel (`via`).
+    pub tunnels: bool,
 }
 
 /// Every probe kind authprobe knows.
 pub const KINDS: &[Kind] = &[
-    Kind { name: "http", parse: http::parse },
-    Kind { name: "postgres", parse: postgres::parse },
-    Kind { name: "mysql", parse: mysql::parse },
-    Kind { name: "mssql", parse: mssql::parse },
-    Kind { name: "s3", parse: s3::parse },
+    Kind { name: "http", parse: http::parse, tunnels: true },
+    Kind { name: "postgres", parse: postgres::parse, tunnels: true },
+    Kind { name: "mysql", parse: mysql::parse, tunnels: true },
+    Kind { name: "mssql", parse: mssql::parse, tunnels: true },
+    Kind { name: "s3", parse: s3::parse, tunnels: false },
+    Kind { name: "sftp", parse: sftp::parse, tunnels: true },
 ];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {

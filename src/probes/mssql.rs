@@ -11,7 +11,6 @@ use std::task::{Context, Poll, ready};
 
 use tiberius::{AuthMethod, EncryptionLevel};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_util::compat::TokioAsyncWriteCompatExt;
 
 use crate::config::TableReader;
@@ -80,7 +79,7 @@ fn prelogin_encryption(payload: &[u8]) -> Result<u8, Failure> {
     Err(bad())
 }
 
-async fn read_tds_message(tcp: &mut TcpStream) -> Result<Vec<u8>, Failure> {
+async fn read_tds_message(tcp: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, Failure> {
     let io = |err: std::io::Error| Failure::new(classify_io(&err), format!("during PRELOGIN: {}", describe_io(&err)));
     let mut message = Vec::new();
     loop {
@@ -184,13 +183,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TdsTls<S> {
 
 /// PRELOGIN and the TLS handshake in TDS packets, up to (not including) the login. `None`
 /// when the server does not support encryption.
-pub async fn tls_upgrade(
+pub async fn tls_upgrade<IO: AsyncRead + AsyncWrite + Unpin>(
     ctx: &ProbeContext,
-    mut tcp: TcpStream,
+    mut tcp: IO,
     opts: &TlsOptions,
     host: &str,
     report: bool,
-) -> Result<Option<tls::Handshake<TdsTls<TcpStream>>>, Failure> {
+) -> Result<Option<tls::Handshake<TdsTls<IO>>>, Failure> {
     tcp.write_all(&prelogin_request())
         .await
         .map_err(|e| Failure::new(classify_io(&e), format!("while sending PRELOGIN: {}", describe_io(&e))))?;
@@ -233,22 +232,28 @@ impl MssqlProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let (first, addr) = net::connect_with_address(ctx, &self.db.host, self.db.port, Record::Stages).await?;
+        let first = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?;
         let mut presented = Vec::new();
-        let login_stream = if self.db.mode() == TlsMode::Disable {
-            first
+        let reuse = if self.db.mode() == TlsMode::Disable {
+            Some(first.stream)
         } else {
-            let upgraded = ctx.stage(Stage::Tls, tls_upgrade(ctx, first, &self.db.tls, &self.db.host, true)).await?;
+            let upgraded =
+                ctx.stage(Stage::Tls, tls_upgrade(ctx, first.stream, &self.db.tls, &self.db.host, true)).await?;
             match upgraded {
                 Some(hs) => presented = hs.recorder.snapshot().chain,
                 None => self.db.without_tls(ctx)?,
             }
-            // The driver logs in over a connection of its own, to the address that answered.
-            net::connect_any(&self.db.host, self.db.port, &[addr]).await.map_err(|f| f.at(Stage::Auth))?
+            None
         };
         let config = self.config(ctx, &presented);
         let mut client = ctx
             .stage(Stage::Auth, async {
+                // After a TLS peek the driver logs in over a connection of its own, to where
+                // the first one went.
+                let login_stream = match reuse {
+                    Some(stream) => stream,
+                    None => net::reconnect(&first.route, &self.db.host, self.db.port).await?,
+                };
                 tiberius::Client::connect(config, login_stream.compat_write()).await.map_err(|e| self.classify(&e))
             })
             .await?;

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{ClientIdentity, OptsBuilder, SslOpts};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
@@ -45,7 +44,7 @@ struct Greeting {
 }
 
 /// Reads one protocol packet: 3-byte length, sequence number, payload.
-async fn read_packet(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+async fn read_packet(tcp: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
     let mut header = [0u8; 4];
     tcp.read_exact(&mut header).await?;
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
@@ -97,13 +96,13 @@ fn ssl_request() -> Vec<u8> {
 
 /// Connects and upgrades to TLS the way the protocol does, up to (not including) login.
 /// Returns whether the session can be encrypted; records the certificate.
-pub async fn tls_upgrade(
+pub async fn tls_upgrade<IO: AsyncRead + AsyncWrite + Unpin>(
     ctx: &ProbeContext,
-    mut tcp: TcpStream,
+    mut tcp: IO,
     opts: &TlsOptions,
     host: &str,
     report: bool,
-) -> Result<Option<tls::Handshake<TcpStream>>, Failure> {
+) -> Result<Option<tls::Handshake<IO>>, Failure> {
     let greeting = read_packet(&mut tcp).await.map_err(io_failure("while reading the server's greeting"))?;
     let greeting = parse_greeting(&greeting)?;
     if !greeting.supports_tls {
@@ -133,12 +132,13 @@ impl MysqlProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let (tcp, addr) = net::connect_with_address(ctx, &self.db.host, self.db.port, Record::Stages).await?;
+        let first = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?;
         let encrypt = self.db.mode() != TlsMode::Disable;
         let mut peek = tls::Recording::default();
         let mut encrypted = false;
         if encrypt {
-            let upgraded = ctx.stage(Stage::Tls, tls_upgrade(ctx, tcp, &self.db.tls, &self.db.host, true)).await?;
+            let upgraded =
+                ctx.stage(Stage::Tls, tls_upgrade(ctx, first.stream, &self.db.tls, &self.db.host, true)).await?;
             match upgraded {
                 Some(hs) => {
                     peek = hs.recorder.snapshot();
@@ -147,22 +147,26 @@ impl MysqlProbe {
                 None => self.db.without_tls(ctx)?,
             }
         } else {
-            drop(tcp);
+            drop(first.stream);
         }
-        let mut builder = OptsBuilder::default()
-            .ip_or_hostname(addr.ip().to_string())
-            .tcp_port(addr.port())
-            .prefer_socket(false)
-            .user(Some(self.db.user.clone()))
-            .pass(self.db.password.as_ref().map(|p| p.expose().to_string()))
-            .db_name(self.db.database.clone())
-            .stmt_cache_size(0);
-        if encrypted {
-            builder = builder.ssl_opts(self.ssl_opts(ctx, &peek.chain));
-        }
-        let mut conn = ctx
+        let (mut conn, _forward) = ctx
             .stage(Stage::Auth, async {
-                mysql_async::Conn::new(builder).await.map_err(|e| self.classify(&e, &peek, encrypted))
+                // The driver connects by address: the one that answered, or a loopback port
+                // joined to a new tunnel channel.
+                let (addr, forward) = net::driver_address(&first.route, &self.db.host, self.db.port).await?;
+                let mut builder = OptsBuilder::default()
+                    .ip_or_hostname(addr.ip().to_string())
+                    .tcp_port(addr.port())
+                    .prefer_socket(false)
+                    .user(Some(self.db.user.clone()))
+                    .pass(self.db.password.as_ref().map(|p| p.expose().to_string()))
+                    .db_name(self.db.database.clone())
+                    .stmt_cache_size(0);
+                if encrypted {
+                    builder = builder.ssl_opts(self.ssl_opts(ctx, &peek.chain));
+                }
+                let conn = mysql_async::Conn::new(builder).await.map_err(|e| self.classify(&e, &peek, encrypted))?;
+                Ok((conn, forward))
             })
             .await?;
         let result = ctx

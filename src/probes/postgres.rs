@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_postgres::error::SqlState;
 
 use crate::config::TableReader;
@@ -45,9 +45,9 @@ impl PostgresProbe {
         self.db.database.as_deref().unwrap_or(&self.db.user)
     }
 
-    async fn negotiate_tls(&self, ctx: &ProbeContext, mut tcp: tokio::net::TcpStream) -> Result<Session, Failure> {
+    async fn negotiate_tls(&self, ctx: &ProbeContext, mut tcp: BoxIo) -> Result<Session, Failure> {
         if self.db.mode() == TlsMode::Disable {
-            return Ok(Session { stream: Box::new(tcp), tls: None });
+            return Ok(Session { stream: tcp, tls: None });
         }
         ctx.stage(Stage::Tls, async {
             if ssl_request(&mut tcp).await? {
@@ -56,13 +56,13 @@ impl PostgresProbe {
                 return Ok(Session { stream: Box::new(tapped), tls: Some((hs.recorder, seen)) });
             }
             self.db.without_tls(ctx)?;
-            Ok(Session { stream: Box::new(tcp), tls: None })
+            Ok(Session { stream: tcp, tls: None })
         })
         .await
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?;
+        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
         let session = self.negotiate_tls(ctx, tcp).await?;
         if session.tls.is_none() {
             ctx.detail("session: not encrypted");
@@ -122,7 +122,7 @@ impl PostgresProbe {
 
 /// Sends the SSLRequest; true when the server agrees to TLS ('S'), false when it declines
 /// ('N'). Anything else is not a PostgreSQL server.
-pub async fn ssl_request(tcp: &mut tokio::net::TcpStream) -> Result<bool, Failure> {
+pub async fn ssl_request(tcp: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Result<bool, Failure> {
     let io_failure = |err: std::io::Error| {
         Failure::new(classify_io(&err), format!("while asking for TLS (SSLRequest): {}", describe_io(&err)))
     };

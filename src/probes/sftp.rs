@@ -1,0 +1,117 @@
+//! The `sftp` probe: SSH to the server (stage `connect` covers TCP, the key exchange and
+//! the host-key check, which is never skipped), log in with the configured credentials
+//! (stage `auth`), then start the SFTP subsystem and read the first batch of entries of
+//! the directory `path` (stage `check`), without reading the rest of a large directory.
+
+use std::sync::Arc;
+
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::StatusCode;
+
+use crate::config::TableReader;
+use crate::error::{ErrorClass, Failure, Stage};
+use crate::net::{self, Record};
+use crate::probes::{Probe, ProbeFuture};
+use crate::ssh::{self, Role, SshTarget};
+use crate::stage::ProbeContext;
+
+#[derive(Debug)]
+pub struct SftpProbe {
+    ssh: SshTarget,
+    /// The directory to list; relative paths start in the user's login directory.
+    path: String,
+}
+
+pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
+    let ssh = SshTarget::read(t);
+    let path = t.string("path").unwrap_or_else(|| ".".into());
+    if path.is_empty() {
+        t.error_at("path", "the directory must not be empty; use \".\" for the login directory");
+        return None;
+    }
+    Some(Arc::new(SftpProbe { ssh: ssh?, path }))
+}
+
+impl SftpProbe {
+    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        let target = &self.ssh;
+        let (mut session, _route) = net::connect_then(ctx, &target.host, target.port, Record::Stages, |stream| {
+            ssh::handshake(ctx, stream, target, Role::Probe)
+        })
+        .await?;
+        ctx.stage(Stage::Auth, session.authenticate(ctx, target)).await?;
+        let result = ctx.stage(Stage::Check, self.list(ctx, &session)).await;
+        session.close().await;
+        result
+    }
+
+    async fn list(&self, ctx: &ProbeContext, session: &ssh::Session) -> Result<(), Failure> {
+        let sftp = RawSftpSession::new(session.open_sftp().await?);
+        // The runner owns the deadline; the session's own must never fire first.
+        sftp.set_timeout(ctx.timeout.as_secs() + 1);
+        sftp.init().await.map_err(|e| self.classify(&e, "starting SFTP"))?;
+        let dir = sftp.opendir(self.path.as_str()).await.map_err(|e| self.classify(&e, "opening the directory"))?;
+        let batch = sftp.readdir(dir.handle.as_str()).await;
+        // The answer is known; closing the handle is courtesy, not worth a round trip.
+        drop(sftp);
+        match batch {
+            Ok(names) => {
+                let entries = names.files.iter().filter(|f| f.filename != "." && f.filename != "..").count();
+                ctx.detail(format!("sftp: {} lists (first batch: {entries} entries)", self.path));
+                Ok(())
+            }
+            Err(SftpError::Status(status)) if status.status_code == StatusCode::Eof => {
+                ctx.detail(format!("sftp: {} lists (empty)", self.path));
+                Ok(())
+            }
+            Err(err) => Err(self.classify(&err, "listing the directory")),
+        }
+    }
+
+    fn classify(&self, err: &SftpError, doing: &str) -> Failure {
+        let user = &self.ssh.user;
+        let path = &self.path;
+        match err {
+            SftpError::Status(status) => {
+                let said = if status.error_message.is_empty() {
+                    status.status_code.to_string()
+                } else {
+                    status.error_message.clone()
+                };
+                match status.status_code {
+                    StatusCode::NoSuchFile => Failure::new(
+                        ErrorClass::NotFound,
+                        format!("`{path}` does not exist for `{user}` ({said})"),
+                    )
+                    .with_hint("check `path`: relative paths start in the user's login directory, and a chrooted account sees a different /"),
+                    StatusCode::PermissionDenied => Failure::new(
+                        ErrorClass::PermissionDenied,
+                        format!("`{user}` logged in but may not list `{path}` ({said})"),
+                    )
+                    .with_hint("the credentials work: ask the server's owner to grant this account read access to the directory"),
+                    _ => Failure::new(ErrorClass::UnexpectedResponse, format!("{doing} `{path}`: the server answered: {said}"))
+                        .with_hint("`path` must be a directory the account can read"),
+                }
+            }
+            SftpError::Timeout => Failure::new(ErrorClass::Timeout, format!("the SFTP server did not answer while {doing}")),
+            SftpError::IO(why) => Failure::new(ErrorClass::Network, format!("the SFTP channel broke while {doing}: {why}")),
+            other => Failure::new(ErrorClass::Protocol, format!("SFTP error while {doing}: {other}")),
+        }
+    }
+}
+
+impl Probe for SftpProbe {
+    fn target(&self) -> String {
+        let path = if self.path.starts_with('/') { self.path.clone() } else { format!("/~/{}", self.path) };
+        format!("sftp://{}@{}{path}", self.ssh.user, self.ssh.address())
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        vec![Stage::Dns, Stage::Connect, Stage::Auth, Stage::Check]
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(self.run_once(ctx))
+    }
+}

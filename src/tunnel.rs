@@ -1,0 +1,180 @@
+//! SSH tunnels: a `[[tunnel]]` is a bastion, and a probe with `via = "NAME"` makes every
+//! connection through a direct-tcpip channel of it, as `ssh -J` would. The tunnel's own
+//! steps are the probe's first stages (`tunnel_connect`: TCP, key exchange and host key;
+//! `tunnel_auth`: login), and its failures say so, so a broken bastion is never blamed on
+//! the target. All probes of a run that name the same tunnel share one SSH connection.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::TableReader;
+use crate::error::{Failure, Stage};
+use crate::net::{self, BoxIo};
+use crate::report::StageStatus;
+use crate::ssh::{self, Role, SshTarget};
+use crate::stage::ProbeContext;
+
+/// One checked `[[tunnel]]`.
+#[derive(Debug)]
+pub struct TunnelConfig {
+    pub name: String,
+    pub ssh: SshTarget,
+}
+
+impl TunnelConfig {
+    /// Reads the keys of a `[[tunnel]]` table other than `name`.
+    pub fn read(t: &TableReader<'_, '_>, name: String) -> Option<TunnelConfig> {
+        let ssh = SshTarget::read(t)?;
+        Some(TunnelConfig { name, ssh })
+    }
+
+    fn describe(&self) -> String {
+        format!("{}@{}", self.ssh.user, self.ssh.address())
+    }
+}
+
+/// The stages a probe goes through when it uses a tunnel: the tunnel's two first, and no
+/// `dns` of its own, since the SSH server resolves the target's name.
+pub fn stages_via(stages: Vec<Stage>) -> Vec<Stage> {
+    let mut out = vec![Stage::TunnelConnect, Stage::TunnelAuth];
+    out.extend(stages.into_iter().filter(|s| *s != Stage::Dns));
+    out
+}
+
+/// An open, authenticated tunnel.
+pub struct Link {
+    session: ssh::Session,
+}
+
+impl Link {
+    /// A new channel to `host:port`, connected by the SSH server.
+    pub async fn open(&self, host: &str, port: u16) -> Result<BoxIo, Failure> {
+        self.session.open_direct(host, port).await
+    }
+}
+
+/// The tunnels of one run, by name.
+#[derive(Default)]
+pub struct TunnelPool {
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+enum State {
+    #[default]
+    Idle,
+    Up(Arc<Link>),
+    /// The last attempt failed; probes that were already waiting share the failure, later
+    /// attempts (`--wait` retries) try again.
+    Failed {
+        failure: Failure,
+        at: Instant,
+    },
+}
+
+/// The tunnel connection of this probe attempt, if it uses one: opened on first use in a
+/// run (recorded as the `tunnel_connect` and `tunnel_auth` stages), shared afterwards.
+pub async fn link(ctx: &ProbeContext) -> Result<Option<Arc<Link>>, Failure> {
+    let Some(tunnel) = ctx.via.clone() else {
+        return Ok(None);
+    };
+    if let Some(link) = ctx.tunnel_link() {
+        return Ok(Some(link));
+    }
+    let link = ctx.shared.tunnels.acquire(ctx, &tunnel).await?;
+    ctx.set_tunnel_link(link.clone());
+    Ok(Some(link))
+}
+
+impl TunnelPool {
+    fn slot(&self, name: &str) -> Arc<Slot> {
+        let mut slots = match self.slots.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slots.entry(name.to_string()).or_default().clone()
+    }
+
+    async fn acquire(&self, ctx: &ProbeContext, tunnel: &TunnelConfig) -> Result<Arc<Link>, Failure> {
+        let slot = self.slot(&tunnel.name);
+        // Waiting for another probe that is opening the tunnel counts as connecting.
+        let asked = ctx.begin(Stage::TunnelConnect);
+        let mut state = slot.state.lock().await;
+        match &*state {
+            State::Up(link) if !link.session.is_closed() => {
+                ctx.end(Stage::TunnelConnect, asked, true);
+                ctx.record(Stage::TunnelAuth, StageStatus::Ok, Duration::ZERO);
+                ctx.detail(format!("tunnel {}: {} (connection shared with other probes)", tunnel.name, tunnel.describe()));
+                return Ok(link.clone());
+            }
+            State::Failed { failure, at } if *at >= asked => {
+                let at_auth = failure.stage == Some(Stage::TunnelAuth);
+                ctx.end(Stage::TunnelConnect, asked, at_auth);
+                if at_auth {
+                    ctx.record(Stage::TunnelAuth, StageStatus::Fail, Duration::ZERO);
+                }
+                return Err(failure.clone());
+            }
+            _ => {}
+        }
+        let result = establish(ctx, tunnel, asked).await;
+        *state = match &result {
+            Ok(link) => State::Up(link.clone()),
+            Err(failure) => State::Failed { failure: failure.clone(), at: Instant::now() },
+        };
+        result
+    }
+}
+
+/// Connects to the bastion, checks its host key and logs in; `started` is when the
+/// `tunnel_connect` stage began.
+async fn establish(ctx: &ProbeContext, tunnel: &TunnelConfig, started: Instant) -> Result<Arc<Link>, Failure> {
+    let target = &tunnel.ssh;
+    let role = Role::Tunnel(tunnel.name.clone());
+    ctx.detail(format!("tunnel {}: {}", tunnel.name, tunnel.describe()));
+    let connected = async {
+        let addrs = net::resolve(&target.host, target.port).await.map_err(|f| role.label(f))?;
+        let tcp = net::connect_any(&target.host, target.port, &addrs).await.map_err(|f| role.label(f))?;
+        ssh::handshake(ctx, Box::new(tcp), target, role.clone()).await
+    }
+    .await;
+    ctx.end(Stage::TunnelConnect, started, connected.is_ok());
+    let mut session = connected.map_err(|f| f.at(Stage::TunnelConnect))?;
+    let auth = ctx.stage(Stage::TunnelAuth, session.authenticate(ctx, target)).await;
+    auth?;
+    Ok(Arc::new(Link { session }))
+}
+
+/// A loopback port whose first connection is joined to `channel`: for drivers that can
+/// only connect to an address themselves (mysql_async). Closed when dropped.
+pub struct Forward {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn forward(mut channel: BoxIo) -> Result<Forward, Failure> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|e| Failure::internal(format!("cannot open a loopback port for the tunnel: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| Failure::internal(format!("loopback port: {e}")))?;
+    let task = tokio::spawn(async move {
+        if let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut socket, &mut channel).await;
+        }
+    });
+    Ok(Forward { addr, task })
+}
