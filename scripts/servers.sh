@@ -330,6 +330,74 @@ CONF
   wait_tcp sshd "$AP_SSH_PORT"
 }
 
+# ---------------------------------------------------------------- SSH bastion (tunnels)
+# A second sshd that lives in its own network namespace: every connection to
+# 127.0.0.1:$AP_BASTION_PORT starts `sshd -i` inside the namespace, so the connections it
+# forwards are made from there. Inside, the other servers are bridged in (through Unix
+# sockets) at the AP_INNER_* ports of the namespace's own loopback, where nothing outside
+# the bastion can reach them.
+bastion_bridge() { # NAME INNER_PORT REAL_PORT
+  local dir=$STATE/bastion name=$1
+  rm -f "$dir/$name.sock"
+  nohup socat "UNIX-LISTEN:$dir/$name.sock,fork" "TCP:127.0.0.1:$3" >>"$STATE/logs/bastion.log" 2>&1 &
+  echo $! > "$PIDS/bastion-out-$name.pid"
+  nohup ip netns exec "$AP_BASTION_NETNS" socat "TCP-LISTEN:$2,bind=127.0.0.1,fork,reuseaddr" "UNIX-CONNECT:$dir/$name.sock" \
+    >>"$STATE/logs/bastion.log" 2>&1 &
+  echo $! > "$PIDS/bastion-in-$name.pid"
+}
+
+start_bastion() {
+  running bastion && return 0
+  port_free bastion "$AP_BASTION_PORT"
+  for port in "$AP_INNER_PG_PORT" "$AP_INNER_HTTPS_PORT" "$AP_INNER_MYSQL_PORT" "$AP_INNER_MSSQL_PORT" "$AP_INNER_SSH_PORT"; do
+    port_free "bastion target (must exist only inside the bastion)" "$port"
+  done
+  command -v socat >/dev/null || apt_install socat
+  command -v ip >/dev/null || apt_install iproute2
+  command -v sshd >/dev/null || apt_install openssh-server
+  local dir=$STATE/bastion
+  rm -rf "$dir"; mkdir -p "$dir/authorized_keys" /run/sshd
+  ip netns del "$AP_BASTION_NETNS" 2>/dev/null || true
+  ip netns add "$AP_BASTION_NETNS" || die "cannot create network namespace $AP_BASTION_NETNS (needs root / CAP_NET_ADMIN)"
+  ip netns exec "$AP_BASTION_NETNS" ip link set lo up
+  ssh-keygen -q -t ed25519 -N '' -C "authprobe bastion" -f "$dir/host_ed25519"
+  ssh-keygen -q -t ecdsa -b 256 -N '' -C "authprobe bastion" -f "$dir/host_ecdsa"
+  ssh-keygen -q -t ed25519 -N '' -C jump-key -f "$dir/jump_ed25519"
+  ensure_user "$AP_BASTION_USER" "$AP_BASTION_PASSWORD"
+  ensure_user "$AP_BASTION_NOFWD_USER" "$AP_BASTION_PASSWORD"
+  cp "$dir/jump_ed25519.pub" "$dir/authorized_keys/$AP_BASTION_USER"
+  cp "$dir/jump_ed25519.pub" "$dir/authorized_keys/$AP_BASTION_NOFWD_USER"
+  chmod 644 "$dir/authorized_keys/"*
+  cat > "$dir/sshd_config" <<CONF
+HostKey $dir/host_ed25519
+HostKey $dir/host_ecdsa
+AuthorizedKeysFile $dir/authorized_keys/%u
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin no
+UsePAM yes
+StrictModes no
+AllowTcpForwarding yes
+AllowUsers $AP_BASTION_USER $AP_BASTION_NOFWD_USER
+PermitTTY no
+ForceCommand /bin/false
+LogLevel VERBOSE
+Match User $AP_BASTION_NOFWD_USER
+  AllowTcpForwarding no
+CONF
+  /usr/sbin/sshd -t -f "$dir/sshd_config" || die "bastion sshd config invalid"
+  bastion_bridge postgres "$AP_INNER_PG_PORT" "$AP_PG_PORT"
+  bastion_bridge https "$AP_INNER_HTTPS_PORT" "$AP_HTTPS_PORT"
+  bastion_bridge mysql "$AP_INNER_MYSQL_PORT" "$AP_MYSQL_PORT"
+  bastion_bridge mssql "$AP_INNER_MSSQL_PORT" "$AP_MSSQL_PORT"
+  bastion_bridge sshd "$AP_INNER_SSH_PORT" "$AP_SSH_PORT"
+  nohup socat "TCP-LISTEN:$AP_BASTION_PORT,bind=127.0.0.1,fork,reuseaddr" \
+    "EXEC:ip netns exec $AP_BASTION_NETNS /usr/sbin/sshd -i -e -f $dir/sshd_config" >>"$STATE/logs/bastion.log" 2>&1 &
+  echo $! > "$PIDS/bastion.pid"
+  wait_tcp bastion "$AP_BASTION_PORT"
+}
+
 # ---------------------------------------------------------------- S3 (s3s-fs, moto)
 start_s3() {
   running s3 && return 0
@@ -389,6 +457,8 @@ write_env() {
     echo "AP_OAUTH2_REFRESH_TOKEN=$(cat "$STATE/oauth2-refresh-token" 2>/dev/null)"
     echo "AP_SSH_DIR=$STATE/ssh"
     echo "AP_SSH_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/ssh/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
+    echo "AP_BASTION_DIR=$STATE/bastion"
+    echo "AP_BASTION_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/bastion/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
     cat "$STATE/moto.env" 2>/dev/null || true
     echo "AP_SERVERS=native"
   } > "$ENV_FILE.tmp"
@@ -404,6 +474,7 @@ up_native() {
   start_postgres
   start_mysql
   start_sshd
+  start_bastion
   start_s3
   start_moto
   start_mssql
@@ -424,6 +495,7 @@ down() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$pidfile"
   done
+  ip netns del "$AP_BASTION_NETNS" 2>/dev/null || true
   log "stopped"
 }
 

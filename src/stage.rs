@@ -139,7 +139,11 @@ impl ProbeContext {
 
     /// A line for `-v` output (e.g. the credential source used).
     pub fn detail(&self, line: impl Into<String>) {
-        self.lock().details.push(line.into());
+        let line = line.into();
+        let mut progress = self.lock();
+        if !progress.details.contains(&line) {
+            progress.details.push(line);
+        }
     }
 
     /// Everything recorded so far, with the planned stages that never ran marked skipped.

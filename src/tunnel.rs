@@ -115,10 +115,12 @@ impl TunnelPool {
                 return Ok(link.clone());
             }
             State::Failed { failure, at } if *at >= asked => {
-                let at_auth = failure.stage == Some(Stage::TunnelAuth);
-                ctx.end(Stage::TunnelConnect, asked, at_auth);
-                if at_auth {
-                    ctx.record(Stage::TunnelAuth, StageStatus::Fail, Duration::ZERO);
+                // The wait is charged to the stage that failed.
+                if failure.stage == Some(Stage::TunnelAuth) {
+                    ctx.record(Stage::TunnelConnect, StageStatus::Ok, Duration::ZERO);
+                    ctx.end(Stage::TunnelAuth, asked, false);
+                } else {
+                    ctx.end(Stage::TunnelConnect, asked, false);
                 }
                 return Err(failure.clone());
             }

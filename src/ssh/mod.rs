@@ -6,7 +6,6 @@
 
 pub mod known_hosts;
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -397,14 +396,68 @@ impl SshTarget {
 }
 
 /// russh's callbacks: host-key verification, and the reasons servers give for refusing
-/// to open a channel (russh keeps only the code, the reason says "connection refused").
+/// to open a channel (russh keeps only the code; the reason says "connection refused" or
+/// "Name or service not known").
 struct Callbacks {
     host: String,
     port: u16,
     policy: HostKeyPolicy,
     role: Role,
     presented: Arc<Mutex<Option<Presented>>>,
-    open_failures: Arc<Mutex<VecDeque<(ChannelOpenFailure, String)>>>,
+    refusals: Arc<Refusals>,
+}
+
+/// Hands the reason for a refused channel to the task that asked for the channel.
+///
+/// russh tells the opener only the code, and tells the callback the reason without saying
+/// whose channel it was. The callback runs on the connection's task right after the refusal
+/// reached its opener; it parks the reason here and holds that task until the opener has
+/// taken it, so no second refusal can be processed in between: whoever finds a reason
+/// here is its owner. An opener that gave up (timed out) never takes it; the callback then
+/// stops waiting after [`Refusals::HOLD`].
+#[derive(Default)]
+struct Refusals {
+    parked: Mutex<Option<String>>,
+    parked_signal: tokio::sync::Notify,
+    taken_signal: tokio::sync::Notify,
+}
+
+impl Refusals {
+    const HOLD: std::time::Duration = std::time::Duration::from_millis(250);
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        match self.parked.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The callback's side.
+    async fn park(&self, reason: String) {
+        *self.slot() = Some(reason);
+        self.parked_signal.notify_one();
+        let deadline = tokio::time::Instant::now() + Self::HOLD;
+        while self.slot().is_some() {
+            if tokio::time::timeout_at(deadline, self.taken_signal.notified()).await.is_err() {
+                self.slot().take();
+                break;
+            }
+        }
+    }
+
+    /// The opener's side, after its open was refused.
+    async fn take(&self) -> String {
+        let deadline = tokio::time::Instant::now() + Self::HOLD;
+        loop {
+            if let Some(reason) = self.slot().take() {
+                self.taken_signal.notify_one();
+                return reason;
+            }
+            if tokio::time::timeout_at(deadline, self.parked_signal.notified()).await.is_err() {
+                return String::new();
+            }
+        }
+    }
 }
 
 impl client::Handler for Callbacks {
@@ -429,18 +482,12 @@ impl client::Handler for Callbacks {
     async fn channel_open_failure(
         &mut self,
         _channel: russh::ChannelId,
-        reason: ChannelOpenFailure,
+        _reason: ChannelOpenFailure,
         description: &str,
         _language: &str,
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
-        if let Ok(mut failures) = self.open_failures.lock() {
-            failures.push_back((reason, description.chars().take(200).collect()));
-            // Only the newest few can still be waited for.
-            while failures.len() > 64 {
-                failures.pop_front();
-            }
-        }
+        self.refusals.park(description.chars().take(200).collect()).await;
         Ok(())
     }
 }
@@ -448,7 +495,7 @@ impl client::Handler for Callbacks {
 /// An SSH connection past key exchange (authenticated once `authenticate` succeeds).
 pub struct Session {
     handle: Handle<Callbacks>,
-    open_failures: Arc<Mutex<VecDeque<(ChannelOpenFailure, String)>>>,
+    refusals: Arc<Refusals>,
     pub role: Role,
     pub address: String,
 }
@@ -467,14 +514,14 @@ fn client_config(preferred_keys: Vec<Algorithm>) -> Arc<client::Config> {
 /// The key goes into the report (also when it is refused).
 pub async fn handshake(ctx: &ProbeContext, stream: BoxIo, target: &SshTarget, role: Role) -> Result<Session, Failure> {
     let presented = Arc::new(Mutex::new(None));
-    let open_failures = Arc::new(Mutex::new(VecDeque::new()));
+    let refusals = Arc::new(Refusals::default());
     let callbacks = Callbacks {
         host: target.host.clone(),
         port: target.port,
         policy: target.host_keys.clone(),
         role: role.clone(),
         presented: presented.clone(),
-        open_failures: open_failures.clone(),
+        refusals: refusals.clone(),
     };
     let config = client_config(target.host_keys.preferred_algorithms(&target.host, target.port));
     let result = client::connect_stream(config, stream, callbacks).await;
@@ -500,7 +547,7 @@ pub async fn handshake(ctx: &ProbeContext, stream: BoxIo, target: &SshTarget, ro
         }
     }
     match result {
-        Ok(handle) => Ok(Session { handle, open_failures, role, address }),
+        Ok(handle) => Ok(Session { handle, refusals, role, address }),
         Err(err) => {
             let failure = match (&err, shown) {
                 (russh::Error::UnknownKey, Some(Presented { verdict: Err(failure), .. })) => failure,
@@ -681,32 +728,27 @@ impl Session {
         match self.handle.channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0).await {
             Ok(channel) => Ok(Box::new(channel.into_stream())),
             Err(russh::Error::ChannelOpenFailure(reason)) => {
-                let description = self.open_failure_description(&reason).await;
+                let description = self.refusals.take().await;
                 Err(self.role.label(classify_open_failure(&reason, &description, host, port)))
             }
             Err(err) => Err(self.lost(&err, &format!("the request to connect to {host}:{port}"))),
         }
     }
 
-    /// The server's words for a refused channel. They reach the callbacks right after the
-    /// refusal reaches us; concurrent refusals are matched by their order, which is exact
-    /// unless two with the same code race.
-    async fn open_failure_description(&self, reason: &ChannelOpenFailure) -> String {
-        for _ in 0..20 {
-            if let Ok(mut failures) = self.open_failures.lock()
-                && let Some(at) = failures.iter().position(|(r, _)| r == reason)
-            {
-                return failures.remove(at).map(|(_, d)| d).unwrap_or_default();
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        String::new()
-    }
-
     /// Starts the `sftp` subsystem on a new session channel.
     pub async fn open_sftp(&self) -> Result<russh::ChannelStream<client::Msg>, Failure> {
-        let mut channel =
-            self.handle.channel_open_session().await.map_err(|e| self.lost(&e, "opening a session channel"))?;
+        let mut channel = match self.handle.channel_open_session().await {
+            Ok(channel) => channel,
+            Err(russh::Error::ChannelOpenFailure(reason)) => {
+                let said = self.refusals.take().await;
+                return Err(Failure::new(
+                    ErrorClass::PermissionDenied,
+                    format!("{} refused a session channel ({reason:?}: {said})", self.address),
+                )
+                .with_hint("the account may not open sessions (e.g. a forwarding-only account): SFTP needs one"));
+            }
+            Err(err) => return Err(self.lost(&err, "opening a session channel")),
+        };
         channel.request_subsystem(true, "sftp").await.map_err(|e| self.lost(&e, "starting the sftp subsystem"))?;
         loop {
             match channel.wait().await {
