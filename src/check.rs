@@ -51,6 +51,18 @@ pub struct CheckOptions {
     /// Skip TLS verification (the probe then warns).
     #[arg(long)]
     pub insecure: bool,
+    /// SSH private key for sftp:// (OpenSSH or PEM format).
+    #[arg(long, short = 'i', value_name = "KEY")]
+    pub identity: Option<PathBuf>,
+    /// Environment variable holding the passphrase of --identity.
+    #[arg(long, value_name = "ENV", requires = "identity")]
+    pub passphrase_env: Option<String>,
+    /// Approve exactly this SSH host key (SHA256:… as `ssh-keygen -lf` prints it).
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub host_key: Option<String>,
+    /// known_hosts file for sftp:// [default: ~/.ssh/known_hosts if it exists].
+    #[arg(long, value_name = "PATH", conflicts_with = "host_key")]
+    pub known_hosts: Option<PathBuf>,
 }
 
 /// The environment variable a password found in the URL is handed over in: it never
@@ -266,9 +278,48 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
                 );
             }
         }
+        "sftp" => {
+            probe.insert("kind".into(), literal("sftp"));
+            let host = url.host_str().ok_or("the URL has no host")?;
+            probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
+            if let Some(port) = url.port() {
+                probe.insert("port".into(), Value::Integer(i64::from(port)));
+            }
+            let user = match url.username() {
+                "" => std::env::var("USER").map_err(|_| "the URL names no user")?,
+                u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
+            };
+            probe.insert("user".into(), literal(&user));
+            probe.insert("path".into(), literal(&sftp_path(url.path())));
+            let mut auth = Table::new();
+            let password = password.or_else(|| std::env::var_os("SSHPASS").map(|_| reference("SSHPASS")));
+            if let Some(key) = &opts.identity {
+                auth.insert("type".into(), literal("key"));
+                auth.insert("private_key".into(), path_string(key));
+                if let Some(var) = &opts.passphrase_env {
+                    auth.insert("passphrase".into(), reference(var));
+                }
+            } else if let Some(password) = password {
+                auth.insert("type".into(), literal("password"));
+                auth.insert("password".into(), password);
+            } else if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                auth.insert("type".into(), literal("agent"));
+            } else {
+                return Err("no SSH credentials: pass --identity KEY, set SSHPASS (or --password-env NAME), or run an ssh-agent".into());
+            }
+            probe.insert("auth".into(), Value::Table(auth));
+            if let Some(fingerprint) = &opts.host_key {
+                probe.insert("host_key".into(), literal(fingerprint));
+            } else if let Some(path) = opts.known_hosts.clone().or_else(default_known_hosts) {
+                probe.insert("known_hosts".into(), path_string(&path));
+            }
+            if !tls.is_empty() {
+                return Err("TLS options (--ca, --client-cert, --pin-sha256, --insecure) do not apply to sftp://".into());
+            }
+        }
         other => {
             return Err(format!(
-                "check supports http://, https://, postgres://, mysql://, mssql:// and s3:// URLs, not {other}://"
+                "check supports http://, https://, postgres://, mysql://, mssql://, s3:// and sftp:// URLs, not {other}://"
             ));
         }
     }
@@ -279,6 +330,25 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
     doc.insert("probe".into(), Value::Array(vec![Value::Table(probe)]));
     let text = toml::to_string(&doc).map_err(|e| format!("internal error building the probe: {e}"))?;
     Ok(Synthesized { toml: text, url_password })
+}
+
+/// The directory an sftp:// URL names, as curl reads it: `/path` is absolute, `/~/path`
+/// is relative to the login directory, and no path at all is the login directory.
+fn sftp_path(url_path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(url_path).decode_utf8_lossy().into_owned();
+    match decoded.as_str() {
+        "" | "/~" | "/~/" => ".".into(),
+        path => match path.strip_prefix("/~/") {
+            Some(relative) => relative.to_string(),
+            None => path.to_string(),
+        },
+    }
+}
+
+/// `~/.ssh/known_hosts`, where ssh looks, when it exists.
+fn default_known_hosts() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("HOME")?).join(".ssh/known_hosts");
+    path.is_file().then_some(path)
 }
 
 #[cfg(test)]
@@ -298,6 +368,16 @@ mod tests {
         assert!(s.toml.contains("mode = \"verify-full\""), "{}", s.toml);
         assert!(s.toml.contains(&format!("password = \"${{{URL_PASSWORD_VAR}}}\"")), "{}", s.toml);
         assert_eq!(s.url_password.as_deref(), Some("s3cret-in-url"));
+    }
+
+    #[test]
+    fn sftp_paths_follow_curl() {
+        assert_eq!(sftp_path(""), ".");
+        assert_eq!(sftp_path("/~/"), ".");
+        assert_eq!(sftp_path("/~/data/in"), "data/in");
+        assert_eq!(sftp_path("/srv/data"), "/srv/data");
+        assert_eq!(sftp_path("/"), "/");
+        assert_eq!(sftp_path("/with%20space"), "/with space");
     }
 
     #[test]

@@ -36,12 +36,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the probes of a config file and report (exit 0 all passed, 1 a probe failed).
     Run(RunArgs),
-    /// Probe one URL without a config file (http, https, postgres); secrets come from
-    /// environment variables, never from arguments.
+    /// Probe one URL without a config file (http, https, postgres, mysql, mssql, s3, sftp);
+    /// secrets come from environment variables, never from arguments.
     Check(Box<CheckArgs>),
     /// Parse and check the config file without any network traffic (exit 0 or 2).
     Validate(ValidateArgs),
-    /// Show the certificate chain a server presents (https, postgres, mysql, mssql) and the line that pins it.
+    /// Show the certificate chain a server presents (https, postgres, mysql, mssql), or an SSH
+    /// server's host keys (sftp, ssh), and the line that approves it.
     Inspect(InspectArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -73,7 +74,7 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// What to probe: http(s)://…, postgres://user@host:port/db?sslmode=…
+    /// What to probe: http(s)://…, postgres://user@host:port/db?sslmode=…, sftp://user@host:port/path, …
     pub url: String,
     #[command(flatten)]
     pub probe: crate::check::CheckOptions,
@@ -89,11 +90,14 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// https://host[:port] or postgres://host[:port]
+    /// https://, postgres://, mysql://, mssql:// (host[:port]), or sftp:// / ssh:// for SSH host keys
     pub target: String,
     /// Judge the chain against this CA bundle instead of the system trust store.
     #[arg(long, value_name = "PEM")]
     pub ca: Option<PathBuf>,
+    /// Judge SSH host keys against this known_hosts file [default: ~/.ssh/known_hosts if it exists].
+    #[arg(long, value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
     /// Give up after this long.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
@@ -321,7 +325,15 @@ fn inspect_command(args: InspectArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match runtime.block_on(crate::inspect::inspect(&args.target, ca, args.timeout)) {
+    let known_hosts = match load_known_hosts(args.known_hosts.as_deref()) {
+        Ok(file) => file,
+        Err(why) => {
+            eprint_line(&format!("error: {why}"));
+            return EXIT_USAGE;
+        }
+    };
+    let trust = crate::inspect::Trust { ca, known_hosts };
+    match runtime.block_on(crate::inspect::inspect(&args.target, trust, args.timeout)) {
         Ok(text) => {
             let _ = output::write_stdout(&redact::scrub(&text));
             EXIT_OK
@@ -335,6 +347,25 @@ fn inspect_command(args: InspectArgs) -> u8 {
             eprint_line(&format!("hint: {}", failure.hint_or_default()));
             EXIT_FAILED
         }
+    }
+}
+
+/// The known_hosts file to judge SSH keys against: the one named, else the user's own if
+/// there is one.
+fn load_known_hosts(path: Option<&std::path::Path>) -> Result<Option<crate::ssh::known_hosts::KnownHosts>, String> {
+    let (path, explicit) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => match std::env::var_os("HOME") {
+            Some(home) => (PathBuf::from(home).join(".ssh/known_hosts"), false),
+            None => return Ok(None),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => crate::ssh::known_hosts::KnownHosts::parse(&path, &text)
+            .map(Some)
+            .map_err(|why| format!("--known-hosts {}: {why}", path.display())),
+        Err(_) if !explicit => Ok(None),
+        Err(err) => Err(format!("--known-hosts {}: {}", path.display(), crate::error::describe_io(&err))),
     }
 }
 

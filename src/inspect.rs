@@ -1,6 +1,7 @@
 //! `authprobe inspect TARGET`: connect, perform the protocol's own TLS upgrade, and print
 //! the certificate chain the server presents, whether a probe would trust it, and the
-//! config line that pins it. Nothing is authenticated.
+//! config line that pins it; for SSH (`sftp://`, `ssh://`), every host key the server has
+//! and the lines that approve them. Nothing is authenticated.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use url::Url;
 use crate::error::{ErrorClass, Failure};
 use crate::net::{self, Record};
 use crate::probes::{mssql, mysql, postgres};
+use crate::ssh::{self, known_hosts::KnownHosts};
 use crate::stage::{ProbeContext, Shared};
 use crate::tls::{self, TlsOptions};
 
@@ -22,10 +24,13 @@ fn endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
         "postgres" | "postgresql" => (postgres::DEFAULT_PORT, "postgres"),
         "mysql" | "mariadb" => (mysql::DEFAULT_PORT, "mysql"),
         "mssql" | "sqlserver" => (mssql::DEFAULT_PORT, "mssql"),
+        "sftp" | "ssh" => (ssh::DEFAULT_PORT, "ssh"),
         other => {
             return Err(Failure::new(
                 ErrorClass::Config,
-                format!("inspect supports https://, postgres://, mysql:// and mssql:// targets so far, not {other}://"),
+                format!(
+                    "inspect supports https://, postgres://, mysql://, mssql://, sftp:// and ssh:// targets, not {other}://"
+                ),
             ));
         }
     };
@@ -39,11 +44,23 @@ fn summary<IO>(hs: tls::Handshake<IO>) -> (Vec<rustls::pki_types::CertificateDer
     (hs.recorder.snapshot().chain, version)
 }
 
-/// Connects and returns the report text. `ca` is what the verdict is checked against.
-pub async fn inspect(target: &str, ca: Option<Arc<RootCertStore>>, timeout: Duration) -> Result<String, Failure> {
+/// What the verdict is judged against: a CA bundle for TLS, a known_hosts file for SSH.
+#[derive(Default)]
+pub struct Trust {
+    pub ca: Option<Arc<RootCertStore>>,
+    pub known_hosts: Option<KnownHosts>,
+}
+
+/// Connects and returns the report text.
+pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<String, Failure> {
     let url =
         Url::parse(target).map_err(|e| Failure::new(ErrorClass::Config, format!("`{target}` is not a URL: {e}")))?;
     let (host, port, protocol) = endpoint(&url)?;
+    if protocol == "ssh" {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        return inspect_ssh(host, port, trust.known_hosts, timeout).await;
+    }
+    let ca = trust.ca;
     let shared = Arc::new(Shared::default());
     let ctx = ProbeContext::new(shared.clone(), 0, timeout);
     let work = async {
@@ -104,6 +121,44 @@ pub async fn inspect(target: &str, ca: Option<Arc<RootCertStore>>, timeout: Dura
     if let Some(leaf) = chain.first() {
         let _ = writeln!(out, "to approve exactly this certificate, add to the probe's tls table:");
         let _ = writeln!(out, "  {}", tls::pin_line(&tls::sha256_fingerprint(leaf)));
+    }
+    Ok(out)
+}
+
+/// The host keys of an SSH server, each with its fingerprint, what known_hosts says of it,
+/// and the lines that approve it.
+async fn inspect_ssh(host: &str, port: u16, known: Option<KnownHosts>, timeout: Duration) -> Result<String, Failure> {
+    let keys = tokio::time::timeout(timeout, ssh::scan(host, port)).await.map_err(|_| {
+        Failure::new(ErrorClass::Timeout, format!("no SSH key exchange within {}", humantime::format_duration(timeout)))
+    })??;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} (ssh)", crate::ssh::known_hosts::host_entry_name(host, port));
+    let _ = writeln!(out, "host keys (the first is the one a probe negotiates unless known_hosts prefers another):");
+    let width = keys.iter().map(|k| k.algorithm.len()).max().unwrap_or(0);
+    for key in &keys {
+        let verdict = match &known {
+            None => String::new(),
+            Some(file) => match file.verdict(host, port, &key.algorithm, &key.blob) {
+                crate::ssh::known_hosts::Verdict::Trusted(line) => format!("  known_hosts: OK (line {line})"),
+                crate::ssh::known_hosts::Verdict::Revoked(line) => format!("  known_hosts: REVOKED (line {line})"),
+                crate::ssh::known_hosts::Verdict::Changed(lines) => {
+                    format!("  known_hosts: CHANGED (line {} holds another key)", lines[0])
+                }
+                _ => "  known_hosts: not listed".into(),
+            },
+        };
+        let _ = writeln!(out, "  {:width$}  {}{verdict}", key.algorithm, key.sha256);
+    }
+    if let Some(file) = &known {
+        let _ = writeln!(out, "checked against {}", file.path.display());
+    }
+    if let Some(first) = keys.first() {
+        let _ = writeln!(out, "to approve the key a probe negotiates, add to the probe or [[tunnel]]:");
+        let _ = writeln!(out, "  {}", ssh::host_key_line(&first.sha256));
+        let _ = writeln!(out, "or append to a known_hosts file:");
+        for key in &keys {
+            let _ = writeln!(out, "  {}", crate::ssh::known_hosts::entry_line(host, port, &key.algorithm, &key.blob));
+        }
     }
     Ok(out)
 }

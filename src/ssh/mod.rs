@@ -51,6 +51,9 @@ struct Pin {
 pub struct HostKeyPolicy {
     pins: Vec<Pin>,
     known_hosts: Option<Arc<KnownHosts>>,
+    /// Accept any key without judging it: only for `inspect`, which shows keys and
+    /// authenticates nothing.
+    show_only: bool,
 }
 
 /// Parses `SHA256:…`, `ALGORITHM SHA256:…`, or a public key line `ALGORITHM BASE64 [comment]`.
@@ -117,11 +120,11 @@ impl HostKeyPolicy {
     }
 
     pub fn from_known_hosts(file: KnownHosts) -> Self {
-        HostKeyPolicy { pins: Vec::new(), known_hosts: Some(Arc::new(file)) }
+        HostKeyPolicy { known_hosts: Some(Arc::new(file)), ..HostKeyPolicy::default() }
     }
 
     pub fn from_pin(raw: &str) -> Result<Self, String> {
-        Ok(HostKeyPolicy { pins: vec![parse_pin(raw)?], known_hosts: None })
+        Ok(HostKeyPolicy { pins: vec![parse_pin(raw)?], ..HostKeyPolicy::default() })
     }
 
     /// The host-key algorithms to ask for, approved ones first (as `ssh` orders them by
@@ -195,12 +198,16 @@ impl Role {
 struct Presented {
     algorithm: String,
     sha256: String,
+    blob: Vec<u8>,
     /// How the key was approved, or why not.
     verdict: Result<String, Failure>,
 }
 
 impl HostKeyPolicy {
-    fn judge(&self, host: &str, port: u16, algorithm: &str, blob: &[u8], role: &Role) -> Result<String, Failure> {
+    pub fn judge(&self, host: &str, port: u16, algorithm: &str, blob: &[u8], role: &Role) -> Result<String, Failure> {
+        if self.show_only {
+            return Ok("shown, not judged".into());
+        }
         let sha256 = sha256_fingerprint(blob);
         let approve = host_key_line(&sha256);
         let where_ = role.settings();
@@ -474,7 +481,7 @@ impl client::Handler for Callbacks {
         let trusted = verdict.is_ok();
         let sha256 = sha256_fingerprint(&blob);
         if let Ok(mut slot) = self.presented.lock() {
-            *slot = Some(Presented { algorithm, sha256, verdict });
+            *slot = Some(Presented { algorithm, sha256, blob, verdict });
         }
         Ok(trusted)
     }
@@ -774,6 +781,61 @@ impl Session {
         let goodbye = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en");
         let _ = tokio::time::timeout(std::time::Duration::from_millis(200), goodbye).await;
     }
+}
+
+/// A host key found by [`scan`].
+#[derive(Debug, Clone)]
+pub struct ScannedKey {
+    pub algorithm: String,
+    pub sha256: String,
+    /// The key in SSH wire format (for known_hosts lines).
+    pub blob: Vec<u8>,
+}
+
+/// The key types asked for one at a time by [`scan`], in the order a probe prefers them.
+const SCAN_ORDER: [Algorithm; 5] = [
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP384 },
+    Algorithm::Ecdsa { curve: EcdsaCurve::NistP521 },
+    Algorithm::Rsa { hash: Some(HashAlg::Sha512) },
+];
+
+/// Every host key a server has, one key exchange per key type (as `ssh-keyscan`), without
+/// authenticating. The first is the one a probe without known_hosts negotiates.
+pub async fn scan(host: &str, port: u16) -> Result<Vec<ScannedKey>, Failure> {
+    let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let addrs = crate::net::resolve(host, port).await?;
+    let mut keys = Vec::new();
+    for algorithm in SCAN_ORDER {
+        let tcp = crate::net::connect_any(host, port, &addrs).await?;
+        let presented = Arc::new(Mutex::new(None));
+        let callbacks = Callbacks {
+            host: host.to_string(),
+            port,
+            policy: HostKeyPolicy { show_only: true, ..HostKeyPolicy::default() },
+            role: Role::Probe,
+            presented: presented.clone(),
+            refusals: Arc::default(),
+        };
+        match client::connect_stream(client_config(vec![algorithm]), tcp, callbacks).await {
+            Ok(handle) => {
+                let goodbye = handle.disconnect(russh::Disconnect::ByApplication, "", "en");
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(200), goodbye).await;
+            }
+            // The server has no key of this type.
+            Err(russh::Error::NoCommonAlgo { .. }) => continue,
+            Err(err) if keys.is_empty() => return Err(classify_transport(&err, &address)),
+            Err(_) => continue,
+        }
+        if let Some(key) = presented.lock().ok().and_then(|mut p| p.take()) {
+            keys.push(ScannedKey { algorithm: key.algorithm, sha256: key.sha256, blob: key.blob });
+        }
+    }
+    if keys.is_empty() {
+        return Err(Failure::new(ErrorClass::Protocol, format!("{address} offered none of the host key types authprobe checks")));
+    }
+    Ok(keys)
 }
 
 fn classify_open_failure(reason: &ChannelOpenFailure, description: &str, host: &str, port: u16) -> Failure {
