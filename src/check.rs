@@ -314,7 +314,9 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
                 probe.insert("known_hosts".into(), path_string(&path));
             }
             if !tls.is_empty() {
-                return Err("TLS options (--ca, --client-cert, --pin-sha256, --insecure) do not apply to sftp://".into());
+                return Err(
+                    "TLS options (--ca, --client-cert, --pin-sha256, --insecure) do not apply to sftp://".into()
+                );
             }
         }
         other => {

@@ -111,7 +111,11 @@ impl TunnelPool {
             State::Up(link) if !link.session.is_closed() => {
                 ctx.end(Stage::TunnelConnect, asked, true);
                 ctx.record(Stage::TunnelAuth, StageStatus::Ok, Duration::ZERO);
-                ctx.detail(format!("tunnel {}: {} (connection shared with other probes)", tunnel.name, tunnel.describe()));
+                ctx.detail(format!(
+                    "tunnel {}: {} (connection shared with other probes)",
+                    tunnel.name,
+                    tunnel.describe()
+                ));
                 return Ok(link.clone());
             }
             State::Failed { failure, at } if *at >= asked => {

@@ -13,6 +13,8 @@ mod live_mssql;
 mod live_mysql;
 mod live_postgres;
 mod live_s3;
+mod live_sftp;
+mod live_tunnel;
 mod network_classes;
 mod run_control;
 mod secrets_leak;

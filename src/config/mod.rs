@@ -173,7 +173,11 @@ fn read_tunnels(root: &TableReader<'_, '_>) -> Vec<Arc<TunnelConfig>> {
         return Vec::new();
     };
     let DeValue::Array(array) = value.get_ref() else {
-        ctx.error(value.span(), Some("tunnel".into()), "`tunnel` must be an array of tables: write [[tunnel]], not [tunnel]");
+        ctx.error(
+            value.span(),
+            Some("tunnel".into()),
+            "`tunnel` must be an array of tables: write [[tunnel]], not [tunnel]",
+        );
         return Vec::new();
     };
     let mut tunnels: Vec<Arc<TunnelConfig>> = Vec::with_capacity(array.len());
@@ -201,11 +205,7 @@ fn read_tunnels(root: &TableReader<'_, '_>) -> Vec<Arc<TunnelConfig>> {
     tunnels
 }
 
-fn read_probes(
-    root: &TableReader<'_, '_>,
-    defaults: &Defaults,
-    tunnels: &[Arc<TunnelConfig>],
-) -> Vec<ProbeConfig> {
+fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults, tunnels: &[Arc<TunnelConfig>]) -> Vec<ProbeConfig> {
     let ctx = root.context();
     let Some(value) = root.get("probe") else {
         root.error_here("no probes defined: add at least one [[probe]] table");
@@ -296,7 +296,9 @@ fn read_via(
     let known: Vec<&str> = tunnels.iter().map(|t| t.name.as_str()).collect();
     let message = match reader::did_you_mean(&name, &known) {
         Some(s) => format!("no [[tunnel]] named `{name}` (did you mean `{s}`?)"),
-        None if known.is_empty() => format!("no [[tunnel]] named `{name}`: define one with [[tunnel]] name = \"{name}\""),
+        None if known.is_empty() => {
+            format!("no [[tunnel]] named `{name}`: define one with [[tunnel]] name = \"{name}\"")
+        }
         None => format!("no [[tunnel]] named `{name}`; defined tunnels: {}", known.join(", ")),
     };
     reader.error_at("via", message);

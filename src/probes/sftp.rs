@@ -94,8 +94,12 @@ impl SftpProbe {
                         .with_hint("`path` must be a directory the account can read"),
                 }
             }
-            SftpError::Timeout => Failure::new(ErrorClass::Timeout, format!("the SFTP server did not answer while {doing}")),
-            SftpError::IO(why) => Failure::new(ErrorClass::Network, format!("the SFTP channel broke while {doing}: {why}")),
+            SftpError::Timeout => {
+                Failure::new(ErrorClass::Timeout, format!("the SFTP server did not answer while {doing}"))
+            }
+            SftpError::IO(why) => {
+                Failure::new(ErrorClass::Network, format!("the SFTP channel broke while {doing}: {why}"))
+            }
             other => Failure::new(ErrorClass::Protocol, format!("SFTP error while {doing}: {other}")),
         }
     }

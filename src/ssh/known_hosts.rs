@@ -152,8 +152,7 @@ fn parse_hosts(field: &str) -> Option<HostMatcher> {
         let (salt, hash) = hashed.split_once('|')?;
         return Some(HostMatcher::Hashed { salt: STANDARD.decode(salt).ok()?, hash: STANDARD.decode(hash).ok()? });
     }
-    let patterns: Vec<String> =
-        field.split(',').filter(|p| !p.is_empty()).map(|p| p.to_ascii_lowercase()).collect();
+    let patterns: Vec<String> = field.split(',').filter(|p| !p.is_empty()).map(|p| p.to_ascii_lowercase()).collect();
     (!patterns.is_empty()).then_some(HostMatcher::Patterns(patterns))
 }
 

@@ -67,12 +67,16 @@ fn parse_pin(raw: &str) -> Result<Pin, String> {
     if let Some(b64) = value.strip_prefix("SHA256:") {
         let decoded = base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64.trim_end_matches('='));
         return match decoded {
-            Ok(bytes) if bytes.len() == 32 => Ok(Pin { algorithm, sha256: format!("SHA256:{}", b64.trim_end_matches('=')) }),
+            Ok(bytes) if bytes.len() == 32 => {
+                Ok(Pin { algorithm, sha256: format!("SHA256:{}", b64.trim_end_matches('=')) })
+            }
             _ => Err(format!("`{value}` is not a SHA256 fingerprint (SHA256: and 43 base64 characters)")),
         };
     }
     if value.starts_with("MD5:") || value.contains(':') && value.len() == 47 {
-        return Err("MD5 fingerprints are not accepted: use the SHA256 one (`ssh-keygen -l -E sha256 -f KEY.pub`)".into());
+        return Err(
+            "MD5 fingerprints are not accepted: use the SHA256 one (`ssh-keygen -l -E sha256 -f KEY.pub`)".into()
+        );
     }
     // A public key as in known_hosts or *.pub: pin exactly that key.
     if let Some(algorithm) = algorithm
@@ -81,9 +85,7 @@ fn parse_pin(raw: &str) -> Result<Pin, String> {
     {
         return Ok(Pin { algorithm: Some(algorithm), sha256: sha256_fingerprint(&blob) });
     }
-    Err(format!(
-        "`{raw}` is not a host key: write \"SHA256:…\" as `ssh-keygen -lf` prints it, or the public key line"
-    ))
+    Err(format!("`{raw}` is not a host key: write \"SHA256:…\" as `ssh-keygen -lf` prints it, or the public key line"))
 }
 
 impl HostKeyPolicy {
@@ -276,7 +278,9 @@ impl HostKeyPolicy {
             )
         } else {
             (
-                format!("the server's host key is not approved: it presented {algorithm} {sha256} and no host_key or known_hosts is configured"),
+                format!(
+                    "the server's host key is not approved: it presented {algorithm} {sha256} and no host_key or known_hosts is configured"
+                ),
                 format!(
                     "verify the fingerprint with the server's owner (`ssh-keygen -lf` on its host key), then add to {where_}: {approve}"
                 ),
@@ -310,7 +314,9 @@ impl SshAuth {
     pub fn read(t: &TableReader<'_, '_>) -> Option<SshAuth> {
         let Some(a) = t.table("auth") else {
             if !t.has("auth") {
-                t.error_here("missing required key `auth` (e.g. auth = { type = \"key\", private_key = \"~/.ssh/id_ed25519\" })");
+                t.error_here(
+                    "missing required key `auth` (e.g. auth = { type = \"key\", private_key = \"~/.ssh/id_ed25519\" })",
+                );
             }
             return None;
         };
@@ -398,7 +404,11 @@ impl SshTarget {
     }
 
     pub fn address(&self) -> String {
-        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -643,8 +653,9 @@ impl Session {
 
     async fn authenticate_with_agent(&mut self, user: &str) -> Result<russh::client::AuthResult, Failure> {
         let no_agent = |why: String| {
-            Failure::new(ErrorClass::Config, why)
-                .with_hint("start an agent (eval $(ssh-agent); ssh-add KEY) and export SSH_AUTH_SOCK, or use auth type `key`")
+            Failure::new(ErrorClass::Config, why).with_hint(
+                "start an agent (eval $(ssh-agent); ssh-add KEY) and export SSH_AUTH_SOCK, or use auth type `key`",
+            )
         };
         if std::env::var_os("SSH_AUTH_SOCK").is_none() {
             return Err(no_agent("auth type `agent`, but SSH_AUTH_SOCK is not set".into()));
@@ -652,8 +663,10 @@ impl Session {
         let mut agent = russh::keys::agent::client::AgentClient::connect_env()
             .await
             .map_err(|e| no_agent(format!("cannot reach the SSH agent at SSH_AUTH_SOCK: {e}")))?;
-        let identities =
-            agent.request_identities().await.map_err(|e| no_agent(format!("the SSH agent did not list its keys: {e}")))?;
+        let identities = agent
+            .request_identities()
+            .await
+            .map_err(|e| no_agent(format!("the SSH agent did not list its keys: {e}")))?;
         if identities.is_empty() {
             return Err(no_agent("the SSH agent holds no keys".into()));
         }
@@ -704,9 +717,15 @@ impl Session {
                 format!("check the password for `{user}`, and that the account is not locked or expired"),
             ),
             SshAuth::Key(file) => (
-                format!("the key {} ({})", file.path.display(), sha256_fingerprint(&file.key.public_key().to_bytes().unwrap_or_default())),
+                format!(
+                    "the key {} ({})",
+                    file.path.display(),
+                    sha256_fingerprint(&file.key.public_key().to_bytes().unwrap_or_default())
+                ),
                 MethodKind::PublicKey,
-                format!("add the public key to ~{user}/.ssh/authorized_keys on the server (ssh-copy-id), or check that the user is right"),
+                format!(
+                    "add the public key to ~{user}/.ssh/authorized_keys on the server (ssh-copy-id), or check that the user is right"
+                ),
             ),
             SshAuth::Agent => (
                 "every key the SSH agent holds".to_string(),
@@ -721,7 +740,9 @@ impl Session {
                 ErrorClass::AuthRejected,
                 format!("{address} does not accept {method} authentication for `{user}`; it offers: {offered}"),
             )
-            .with_hint(format!("use one of the methods the server offers ({offered}), or ask its owner to enable {method}"));
+            .with_hint(format!(
+                "use one of the methods the server offers ({offered}), or ask its owner to enable {method}"
+            ));
         }
         Failure::new(
             ErrorClass::AuthRejected,
@@ -833,7 +854,10 @@ pub async fn scan(host: &str, port: u16) -> Result<Vec<ScannedKey>, Failure> {
         }
     }
     if keys.is_empty() {
-        return Err(Failure::new(ErrorClass::Protocol, format!("{address} offered none of the host key types authprobe checks")));
+        return Err(Failure::new(
+            ErrorClass::Protocol,
+            format!("{address} offered none of the host key types authprobe checks"),
+        ));
     }
     Ok(keys)
 }
