@@ -139,6 +139,20 @@ $(server_block "$AP_MTLS_PORT" server "ssl_verify_client on; ssl_client_certific
 $(server_block "$AP_EXPIRED_PORT" expired)
 $(server_block "$AP_WRONG_HOST_PORT" wrong-host)
 $(server_block "$AP_UNTRUSTED_PORT" untrusted)
+    # TLS in front of s3s-fs: S3 over HTTPS with the harness certificate. The Host header
+    # is passed on as the client sent it, since SigV4 signs it.
+    server {
+        listen 127.0.0.1:$AP_S3_TLS_PORT ssl;
+        ssl_certificate $CERTS/server.crt;
+        ssl_certificate_key $CERTS/server.key;
+        location / {
+            proxy_pass http://127.0.0.1:$AP_S3_PORT;
+            proxy_set_header Host \$http_host;
+            proxy_http_version 1.1;
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }
+    }
 }
 CONF
   nginx -t -q -c "$dir/nginx.conf" -p "$dir" -g 'user root;' 2> "$STATE/logs/nginx.log" || die "nginx config: $(cat "$STATE/logs/nginx.log")"
@@ -349,7 +363,7 @@ bastion_bridge() { # NAME INNER_PORT REAL_PORT
 start_bastion() {
   running bastion && return 0
   port_free bastion "$AP_BASTION_PORT"
-  for port in "$AP_INNER_PG_PORT" "$AP_INNER_HTTPS_PORT" "$AP_INNER_MYSQL_PORT" "$AP_INNER_MSSQL_PORT" "$AP_INNER_SSH_PORT"; do
+  for port in "$AP_INNER_PG_PORT" "$AP_INNER_HTTPS_PORT" "$AP_INNER_MYSQL_PORT" "$AP_INNER_MSSQL_PORT" "$AP_INNER_SSH_PORT" "$AP_INNER_S3_PORT"; do
     port_free "bastion target (must exist only inside the bastion)" "$port"
   done
   command -v socat >/dev/null || apt_install socat
@@ -392,6 +406,7 @@ CONF
   bastion_bridge mysql "$AP_INNER_MYSQL_PORT" "$AP_MYSQL_PORT"
   bastion_bridge mssql "$AP_INNER_MSSQL_PORT" "$AP_MSSQL_PORT"
   bastion_bridge sshd "$AP_INNER_SSH_PORT" "$AP_SSH_PORT"
+  bastion_bridge s3 "$AP_INNER_S3_PORT" "$AP_S3_PORT"
   nohup socat "TCP-LISTEN:$AP_BASTION_PORT,bind=127.0.0.1,fork,reuseaddr" \
     "EXEC:ip netns exec $AP_BASTION_NETNS /usr/sbin/sshd -i -e -f $dir/sshd_config" >>"$STATE/logs/bastion.log" 2>&1 &
   echo $! > "$PIDS/bastion.pid"

@@ -271,12 +271,6 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
                 auth.insert("type".into(), literal(source));
                 probe.insert("auth".into(), Value::Table(auth));
             }
-            if !tls.is_empty() {
-                return Err(
-                    "TLS options (--ca, --client-cert, --pin-sha256, --insecure) are not supported for s3:// yet"
-                        .into(),
-                );
-            }
         }
         "sftp" => {
             probe.insert("kind".into(), literal("sftp"));

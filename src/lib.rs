@@ -6,6 +6,7 @@
 //! connection machinery every kind shares, `report` is the result model and `output`
 //! renders it in every format.
 
+pub mod aws_http;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -19,10 +19,19 @@ pub struct Shared {
     pub tunnels: TunnelPool,
 }
 
+struct OpenStage {
+    stage: Stage,
+    started: Instant,
+    /// Time spent in stages nested inside this one, reported by them, not by this one.
+    nested: Duration,
+}
+
 #[derive(Default)]
 struct Progress {
     stages: Vec<StageReport>,
-    current: Option<(Stage, Instant)>,
+    /// Stages in progress, innermost last: a stage may open inside another (a connection
+    /// the AWS SDK makes during the `auth` request).
+    open: Vec<OpenStage>,
     tls: Option<TlsReport>,
     host_key: Option<HostKeyReport>,
     warnings: Vec<String>,
@@ -79,15 +88,24 @@ impl ProbeContext {
     /// For stages whose work is not one future, such as waiting for a shared tunnel.
     pub fn begin(&self, stage: Stage) -> Instant {
         let started = Instant::now();
-        self.lock().current = Some((stage, started));
+        self.lock().open.push(OpenStage { stage, started, nested: Duration::ZERO });
         started
     }
 
+    /// Closes a stage opened by [`Self::begin`] at `started`. Its duration excludes the
+    /// stages nested in it; its own time counts toward the stage it is nested in.
     pub fn end(&self, stage: Stage, started: Instant, ok: bool) {
         let mut progress = self.lock();
-        progress.current = None;
+        let elapsed = started.elapsed();
+        let nested = match progress.open.iter().rposition(|o| o.stage == stage && o.started == started) {
+            Some(at) => progress.open.remove(at).nested,
+            None => Duration::ZERO,
+        };
+        if let Some(parent) = progress.open.last_mut() {
+            parent.nested += elapsed;
+        }
         let status = if ok { StageStatus::Ok } else { StageStatus::Fail };
-        progress.stages.push(stage_report(stage, status, started.elapsed()));
+        progress.stages.push(stage_report(stage, status, elapsed.saturating_sub(nested)));
     }
 
     /// Records a stage whose outcome was decided elsewhere (a tunnel another probe opened).
@@ -103,18 +121,24 @@ impl ProbeContext {
         self.lock().link = Some(link);
     }
 
-    /// The stage in progress, closed as failed; used when the attempt is cut short.
+    /// The stages in progress, closed as failed; used when the attempt is cut short. The
+    /// innermost is the one to blame.
     pub fn interrupt(&self) -> Option<Stage> {
         let mut progress = self.lock();
-        let (stage, started) = progress.current.take()?;
-        progress.stages.push(stage_report(stage, StageStatus::Fail, started.elapsed()));
-        Some(stage)
+        let open = std::mem::take(&mut progress.open);
+        let blamed = open.last().map(|o| o.stage);
+        for o in open.into_iter().rev() {
+            let own = o.started.elapsed().saturating_sub(o.nested);
+            progress.stages.push(stage_report(o.stage, StageStatus::Fail, own));
+        }
+        blamed
     }
 
-    /// The last stage that was recorded, for failures raised between stages.
+    /// The innermost stage in progress, else the last one recorded: for failures raised
+    /// between stages.
     pub fn last_stage(&self) -> Option<Stage> {
         let progress = self.lock();
-        progress.current.map(|(s, _)| s).or_else(|| progress.stages.last().map(|s| s.name))
+        progress.open.last().map(|o| o.stage).or_else(|| progress.stages.last().map(|s| s.name))
     }
 
     pub fn set_tls(&self, tls: TlsReport) {
@@ -205,6 +229,31 @@ mod tests {
                 (Stage::Check, StageStatus::Skipped)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn nested_stages_report_their_own_time_and_a_timeout_blames_the_innermost() {
+        let ctx = ProbeContext::new(Arc::default(), 14, Duration::from_secs(1));
+        let outer = ctx.begin(Stage::Auth);
+        ctx.stage(Stage::Connect, async {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            Ok::<_, Failure>(())
+        })
+        .await
+        .unwrap();
+        ctx.end(Stage::Auth, outer, true);
+        let recorded = ctx.finish(&[Stage::Connect, Stage::Auth]);
+        let connect = recorded.stages.iter().find(|s| s.name == Stage::Connect).unwrap();
+        let auth = recorded.stages.iter().find(|s| s.name == Stage::Auth).unwrap();
+        assert!(connect.duration_ms >= 60, "{}", connect.duration_ms);
+        assert!(auth.duration_ms < 30, "the nested connect is not auth's time: {}", auth.duration_ms);
+
+        let ctx = ProbeContext::new(Arc::default(), 14, Duration::from_secs(1));
+        ctx.begin(Stage::Auth);
+        ctx.begin(Stage::Tls);
+        assert_eq!(ctx.interrupt(), Some(Stage::Tls));
+        let statuses: Vec<_> = ctx.finish(&[]).stages.iter().map(|s| (s.name, s.status)).collect();
+        assert_eq!(statuses, [(Stage::Tls, StageStatus::Fail), (Stage::Auth, StageStatus::Fail)]);
     }
 
     #[tokio::test]

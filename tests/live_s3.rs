@@ -1,6 +1,8 @@
-//! The s3 probe against the harness's S3 servers: s3s-fs (SigV4 checked for real) and moto
-//! (AWS's own error codes, IAM policies, STS AssumeRole).
+//! The s3 probe against the harness's S3 servers: s3s-fs (SigV4 checked for real, also
+//! behind TLS), and moto (AWS's own error codes, IAM policies, STS AssumeRole, session
+//! tokens).
 
+use crate::util::servers;
 use crate::util::*;
 
 fn s3_probe(name: &str, bucket: &str, port_var: &str, auth: &str) -> String {
@@ -60,7 +62,7 @@ async fn s3_credentials_policies_and_roles_are_checked_by_real_servers() {
     let report = out.json();
     let ok = assert_passed(&report, "ok");
     let stages: Vec<&str> = ok["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(stages, ["token", "auth", "check"]);
+    assert_eq!(stages, ["dns", "connect", "token", "auth", "check"]);
     let p = assert_failed(&report, "wrong-secret", "auth", "auth_rejected");
     assert!(p["error"]["message"].as_str().unwrap().contains("SignatureDoesNotMatch"), "{p:#}");
     assert_failed(&report, "unknown-key", "auth", "auth_rejected");
@@ -114,4 +116,127 @@ async fn s3_profile_source_and_check_url() {
     let out = authprobe_harness(&["check", &url, "--format", "json"], &with_keys).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_passed(&out.json(), "check");
+}
+
+#[tokio::test]
+async fn s3_over_tls_is_verified_like_every_other_probe() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let good = static_auth("${AP_S3_ACCESS_KEY}", "${AP_S3_SECRET_KEY}");
+    let probe = |name: &str, host: &str, extra: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"s3\"\nbucket = \"${{AP_S3_BUCKET}}\"\nendpoint = \"https://{host}:${{AP_S3_TLS_PORT}}\"\nauth = {good}\n{extra}\n\n"
+        )
+    };
+    let mut cfg = String::new();
+    cfg += &probe("ca", "localhost", "tls = { ca = \"${AP_CA}\" }");
+    cfg += &probe("system-store", "localhost", "");
+    cfg += &probe("pinned", "127.0.0.1", "tls = { pin_sha256 = [\"${AP_SERVER_SHA256}\"] }");
+    cfg += &probe("wrong-name", "localhost", "tls = { ca = \"${AP_CA}\", server_name = \"s3.example.com\" }");
+    cfg += &probe("tls-ok-wrong-secret", "localhost", "tls = { ca = \"${AP_CA}\" }")
+        .replace(&good, &static_auth("${AP_S3_ACCESS_KEY}", "CANARY-s3-tls-wrong-5e1b"));
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = out.json();
+    let fingerprint = harness_var(&env, "AP_SERVER_SHA256");
+    let ok = assert_passed(&report, "ca");
+    assert_eq!(ok["tls"]["sha256"], fingerprint.as_str(), "{ok:#}");
+    assert_eq!(ok["tls"]["verified"], true, "{ok:#}");
+    let stages: Vec<&str> = ok["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["dns", "connect", "tls", "token", "auth", "check"]);
+    let untrusted = assert_failed(&report, "system-store", "tls", "tls_untrusted");
+    assert!(
+        untrusted["error"]["hint"].as_str().unwrap().contains(&format!("pin_sha256 = [\"{fingerprint}\"]")),
+        "{untrusted:#}"
+    );
+    assert_eq!(untrusted["tls"]["sha256"], fingerprint.as_str(), "{untrusted:#}");
+    let pinned = assert_passed(&report, "pinned");
+    assert_eq!(pinned["tls"]["pinned"], true, "{pinned:#}");
+    assert_failed(&report, "wrong-name", "tls", "tls_hostname");
+    let signed = assert_failed(&report, "tls-ok-wrong-secret", "auth", "auth_rejected");
+    assert!(signed["error"]["message"].as_str().unwrap().contains("SignatureDoesNotMatch"), "{signed:#}");
+    assert!(!out.stdout.contains("CANARY-s3-tls-wrong-5e1b"), "a secret leaked");
+}
+
+/// An environment in which the AWS default chain finds nothing: no AWS_* variables, an
+/// empty home, and an instance metadata service that accepts connections and never
+/// answers (the worst case: a machine outside a cloud behind a silent firewall).
+fn empty_aws_environment(env: &[(String, String)], home: &Workspace, imds: &servers::Server) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = env.iter().filter(|(k, _)| !k.starts_with("AWS_")).cloned().collect();
+    vars.push(("HOME".into(), home.dir.path().display().to_string()));
+    vars.push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), imds.url("http", "")));
+    vars
+}
+
+#[tokio::test]
+async fn the_default_chain_gives_up_in_time_and_static_keys_never_ask_the_metadata_service() {
+    let env = harness_env();
+    let imds = servers::silent().await;
+    let home = Workspace::new();
+    let vars = empty_aws_environment(&env, &home, &imds);
+    let ws = Workspace::new();
+    let mut cfg =
+        s3_probe("static", "${AP_S3_BUCKET}", "AP_S3_PORT", &static_auth("${AP_S3_ACCESS_KEY}", "${AP_S3_SECRET_KEY}"));
+    let path = ws.config(&cfg);
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (out, report) = run_json(&path, &pairs).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_passed(&report, "static");
+    assert_eq!(imds.requests(), 0, "static credentials must not touch the instance metadata service");
+
+    cfg = s3_probe("nothing-configured", "${AP_S3_BUCKET}", "AP_S3_PORT", "{ type = \"default_chain\" }");
+    cfg.push_str("timeout = \"4s\"\n");
+    let path = ws.config(&cfg);
+    let started = std::time::Instant::now();
+    let (out, report) = run_json(&path, &pairs).await;
+    let elapsed = started.elapsed();
+    assert_eq!(out.code, 1);
+    let p = assert_failed(&report, "nothing-configured", "token", "config");
+    let message = p["error"]["message"].as_str().unwrap();
+    assert!(!message.contains('\n'), "one line: {message}");
+    for tried in ["Environment", "Profile", "WebIdentityToken", "EcsContainer", "Ec2InstanceMetadata"] {
+        assert!(message.contains(tried), "{tried} missing from: {message}");
+    }
+    assert!(p["error"]["hint"].as_str().unwrap().contains("instance metadata service"), "{p:#}");
+    assert!(imds.requests() >= 1, "the default chain asks the metadata service");
+    assert!(elapsed < std::time::Duration::from_secs(4), "gave up after {elapsed:?}, not within the 4 s timeout");
+}
+
+#[tokio::test]
+async fn session_tokens_are_sent_and_checked() {
+    let env = harness_env();
+    // Temporary credentials from moto's STS, minted with boto3 as a user's tooling would.
+    let script = "import boto3,os,json\nsts=boto3.client('sts',endpoint_url='http://127.0.0.1:'+os.environ['AP_MOTO_PORT'],region_name='us-east-1',aws_access_key_id=os.environ['AP_MOTO_ACCESS_KEY'],aws_secret_access_key=os.environ['AP_MOTO_SECRET_KEY'])\nc=sts.assume_role(RoleArn=os.environ['AP_MOTO_ROLE_ARN'],RoleSessionName='authprobe-test')['Credentials']\nprint(json.dumps([c['AccessKeyId'],c['SecretAccessKey'],c['SessionToken']]))";
+    let out = std::process::Command::new(require_tool("python3"))
+        .args(["-c", script])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (key, secret, token): (String, String, String) = serde_json::from_slice(&out.stdout).unwrap();
+    let ws = Workspace::new();
+    let with_token = |t: &str| {
+        format!(
+            "{{ type = \"static\", access_key_id = \"{key}\", secret_access_key = \"{secret}\", session_token = \"{t}\" }}"
+        )
+    };
+    let mut cfg = s3_probe("session", "${AP_MOTO_ALLOWED_BUCKET}", "AP_MOTO_PORT", &with_token(&token));
+    cfg += &s3_probe(
+        "bogus-token",
+        "${AP_MOTO_ALLOWED_BUCKET}",
+        "AP_MOTO_PORT",
+        &with_token("CANARY-bogus-session-token-0a7d"),
+    );
+    cfg += &s3_probe("token-missing", "${AP_MOTO_ALLOWED_BUCKET}", "AP_MOTO_PORT", &static_auth(&key, &secret));
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json", "-vv"], &env).await;
+    for leaked in [&secret, &token, &"CANARY-bogus-session-token-0a7d".to_string()] {
+        assert!(!out.stdout.contains(leaked.as_str()) && !out.stderr.contains(leaked.as_str()), "a secret leaked");
+    }
+    let report = out.json();
+    assert_passed(&report, "session");
+    let bogus = assert_failed(&report, "bogus-token", "auth", "auth_rejected");
+    assert!(bogus["error"]["message"].as_str().unwrap().contains("InvalidToken"), "{bogus:#}");
+    assert_failed(&report, "token-missing", "auth", "auth_rejected");
 }

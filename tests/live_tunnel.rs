@@ -65,6 +65,7 @@ async fn every_tcp_kind_reaches_targets_only_the_bastion_can_reach() {
         "[[probe]]\nname = \"mssql\"\nkind = \"mssql\"\nvia = \"bastion\"\nhost = \"localhost\"\nport = \"${{AP_INNER_MSSQL_PORT}}\"\nuser = \"${{AP_MSSQL_USER}}\"\npassword = \"${{AP_MSSQL_PASSWORD}}\"\n{tls}\n\n"
     );
     cfg += "[[probe]]\nname = \"sftp\"\nkind = \"sftp\"\nvia = \"bastion\"\nhost = \"127.0.0.1\"\nport = \"${AP_INNER_SSH_PORT}\"\nuser = \"${AP_SFTP_USER}\"\nauth = { type = \"password\", password = \"${AP_SFTP_PASSWORD}\" }\nhost_key = \"${AP_SSH_HOST_KEY}\"\npath = \"data\"\n\n";
+    cfg += "[[probe]]\nname = \"s3\"\nkind = \"s3\"\nvia = \"bastion\"\nbucket = \"${AP_S3_BUCKET}\"\nendpoint = \"http://127.0.0.1:${AP_INNER_S3_PORT}\"\nauth = { type = \"static\", access_key_id = \"${AP_S3_ACCESS_KEY}\", secret_access_key = \"${AP_S3_SECRET_KEY}\" }\n\n";
     // The same PostgreSQL address without the tunnel: nothing there on this side.
     cfg += "[[probe]]\nname = \"postgres-direct\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_INNER_PG_PORT}\"\nuser = \"${AP_PG_USER}\"\npassword = \"${AP_PG_PASSWORD}\"\n\n";
     let path = ws.config(&cfg);
@@ -72,18 +73,18 @@ async fn every_tcp_kind_reaches_targets_only_the_bastion_can_reach() {
     let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json", "-v"], &env).await;
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let report = out.json();
-    for name in ["postgres", "https", "mysql", "mssql", "sftp"] {
+    for name in ["postgres", "https", "mysql", "mssql", "sftp", "s3"] {
         let p = assert_passed(&report, name);
         let stages = stage_names(p);
         assert_eq!(&stages[..2], ["tunnel_connect", "tunnel_auth"], "{p:#}");
         assert!(!stages.contains(&"dns".to_string()), "the bastion resolves the target: {p:#}");
-        if name != "sftp" {
+        if !["sftp", "s3"].contains(&name) {
             assert_eq!(p["tls"]["verified"], true, "{p:#}");
         }
     }
     assert_eq!(probe(&report, "sftp")["host_key"]["sha256"], harness_var(&env, "AP_SSH_HOST_KEY").as_str());
     assert_failed(&report, "postgres-direct", "connect", "connect_refused");
-    // sshd logs each login once: five probes, one SSH connection.
+    // sshd logs each login once: six probes, one SSH connection.
     assert_eq!(logins() - before, 1, "expected one SSH login to the bastion for the whole run ({log})");
 }
 
@@ -161,10 +162,10 @@ async fn tunnel_failures_are_the_tunnels_not_the_targets() {
 }
 
 #[tokio::test]
-async fn via_must_name_a_tunnel_and_a_kind_that_can_use_one() {
+async fn via_must_name_a_defined_tunnel() {
     let ws = Workspace::new();
     let cfg = ws.config(
-        "[[tunnel]]\nname = \"bastion\"\nhost = \"127.0.0.1\"\nuser = \"jump\"\nauth = { type = \"agent\" }\nhost_kye = \"SHA256:x\"\n\n[[probe]]\nname = \"a\"\nkind = \"postgres\"\nvia = \"bastoin\"\nhost = \"db\"\nuser = \"u\"\n\n[[probe]]\nname = \"b\"\nkind = \"s3\"\nvia = \"bastion\"\nbucket = \"x\"\n",
+        "[[tunnel]]\nname = \"bastion\"\nhost = \"127.0.0.1\"\nuser = \"jump\"\nauth = { type = \"agent\" }\nhost_kye = \"SHA256:x\"\n\n[[probe]]\nname = \"a\"\nkind = \"postgres\"\nvia = \"bastoin\"\nhost = \"db\"\nuser = \"u\"\n\n[[probe]]\nname = \"b\"\nkind = \"http\"\nvia = \"nowhere\"\nurl = \"http://x/\"\n",
     );
     let out = authprobe(&["validate", "-c", cfg.to_str().unwrap()], &[]).await;
     assert_eq!(out.code, 2, "{out:?}");
@@ -174,5 +175,5 @@ async fn via_must_name_a_tunnel_and_a_kind_that_can_use_one() {
         "{err}"
     );
     assert!(err.contains("probe `a`, key `via`: no [[tunnel]] named `bastoin` (did you mean `bastion`?)"), "{err}");
-    assert!(err.contains("probe `b`, key `via`: s3 probes cannot go through an SSH tunnel"), "{err}");
+    assert!(err.contains("probe `b`, key `via`: no [[tunnel]] named `nowhere`; defined tunnels: bastion"), "{err}");
 }

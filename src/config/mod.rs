@@ -268,7 +268,7 @@ fn read_probe(
         reader.error_at("kind", message);
         return None;
     };
-    let via = read_via(&reader, kind, tunnels);
+    let via = read_via(&reader, tunnels);
     let via_ok = via.is_some() || !reader.has("via");
     let probe = (kind.parse)(&reader);
     reader.finish();
@@ -279,17 +279,10 @@ fn read_probe(
     Some(ProbeConfig { name: name?, kind: kind.name, tags, timeout, warn_expiry_days, probe, via })
 }
 
-/// `via = "NAME"`: the tunnel a probe's connections go through.
-fn read_via(
-    reader: &TableReader<'_, '_>,
-    kind: &probes::Kind,
-    tunnels: &[Arc<TunnelConfig>],
-) -> Option<Arc<TunnelConfig>> {
+/// `via = "NAME"`: the tunnel a probe's connections go through (every kind connects
+/// through [`crate::net`], so every kind can).
+fn read_via(reader: &TableReader<'_, '_>, tunnels: &[Arc<TunnelConfig>]) -> Option<Arc<TunnelConfig>> {
     let name = reader.string("via")?;
-    if !kind.tunnels {
-        reader.error_at("via", format!("{} probes cannot go through an SSH tunnel", kind.name));
-        return None;
-    }
     if let Some(tunnel) = tunnels.iter().find(|t| t.name == name) {
         return Some(tunnel.clone());
     }

@@ -37,18 +37,16 @@ pub type ParseFn = fn(&TableReader<'_, '_>) -> Option<Arc<dyn Probe>>;
 pub struct Kind {
     pub name: &'static str,
     pub parse: ParseFn,
-    /// Whether the kind's connections can go through an SSH tunnel (`via`).
-    pub tunnels: bool,
 }
 
 /// Every probe kind authprobe knows.
 pub const KINDS: &[Kind] = &[
-    Kind { name: "http", parse: http::parse, tunnels: true },
-    Kind { name: "postgres", parse: postgres::parse, tunnels: true },
-    Kind { name: "mysql", parse: mysql::parse, tunnels: true },
-    Kind { name: "mssql", parse: mssql::parse, tunnels: true },
-    Kind { name: "s3", parse: s3::parse, tunnels: false },
-    Kind { name: "sftp", parse: sftp::parse, tunnels: true },
+    Kind { name: "http", parse: http::parse },
+    Kind { name: "postgres", parse: postgres::parse },
+    Kind { name: "mysql", parse: mysql::parse },
+    Kind { name: "mssql", parse: mssql::parse },
+    Kind { name: "s3", parse: s3::parse },
+    Kind { name: "sftp", parse: sftp::parse },
 ];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {

@@ -1,8 +1,9 @@
 //! The `s3` probe: resolve credentials from the configured source (stage `token`, which
 //! for `assume_role` is the STS call), list at most one object under the prefix (stage
-//! `auth`: the request the credentials sign), and judge the answer (stage `check`). The SDK
-//! does not retry inside an attempt (`--wait` retries whole attempts), and nothing touches
-//! the instance metadata service unless the default chain is asked for.
+//! `auth`: the request the credentials sign, over a connection whose `dns`, `connect` and
+//! `tls` stages are authprobe's own, see [`crate::aws_http`]), and judge the answer (stage
+//! `check`). The SDK does not retry inside an attempt (`--wait` retries whole attempts),
+//! and nothing touches the instance metadata service unless the default chain is asked for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +16,14 @@ use aws_sdk_s3::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 
+use crate::aws_http::{self, CarriedFailure};
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::net::Record;
 use crate::probes::{Probe, ProbeFuture};
 use crate::redact::Secret;
 use crate::stage::ProbeContext;
+use crate::tls::TlsOptions;
 
 /// Where credentials come from.
 #[derive(Debug, Clone)]
@@ -61,6 +65,7 @@ pub struct S3Probe {
     endpoint: Option<String>,
     path_style: bool,
     source: Source,
+    tls: TlsOptions,
 }
 
 const AUTH_TYPES: &[&str] = &["static", "profile", "env", "default_chain", "assume_role", "anonymous"];
@@ -118,17 +123,18 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         }
         None => (!t.has("auth")).then_some(Source::DefaultChain),
     };
+    let tls = TlsOptions::read(t, false);
     if !endpoint_ok {
         return None;
     }
-    Some(Arc::new(S3Probe { bucket: bucket?, prefix, region, endpoint, path_style, source: source? }))
+    Some(Arc::new(S3Probe { bucket: bucket?, prefix, region, endpoint, path_style, source: source?, tls: tls? }))
 }
 
 impl S3Probe {
     async fn credentials(
         &self,
+        ctx: &ProbeContext,
         source: &Source,
-        timeout: Duration,
     ) -> Result<Option<SharedCredentialsProvider>, Failure> {
         let region = Region::new(self.region.clone());
         Ok(Some(match source {
@@ -164,13 +170,16 @@ impl S3Probe {
                 )
             }
             Source::AssumeRole { role_arn, external_id, session_name, source } => {
-                let base = Box::pin(self.credentials(source, timeout)).await?.ok_or_else(|| {
+                let base = Box::pin(self.credentials(ctx, source)).await?.ok_or_else(|| {
                     Failure::new(ErrorClass::Config, "assume_role needs credentials to call STS with, not anonymous")
                 })?;
+                // STS goes through the probe's own client: its TLS is checked like the
+                // endpoint's, quietly (inside the token stage).
                 let mut sts = aws_config::defaults(BehaviorVersion::latest())
                     .region(region.clone())
                     .retry_config(RetryConfig::disabled())
-                    .timeout_config(TimeoutConfig::builder().operation_timeout(timeout).build())
+                    .timeout_config(TimeoutConfig::builder().operation_timeout(ctx.timeout).build())
+                    .http_client(aws_http::client(ctx, &self.tls, Record::Quietly))
                     .credentials_provider(base.clone());
                 if let Some(endpoint) = &self.endpoint {
                     // S3-compatible servers that speak STS (moto) take both on one endpoint.
@@ -193,7 +202,7 @@ impl S3Probe {
         ctx.detail(format!("credentials: {}", self.source.describe()));
         let provider = ctx
             .stage(Stage::Token, async {
-                let provider = self.credentials(&self.source, ctx.timeout).await?;
+                let provider = self.credentials(ctx, &self.source).await?;
                 if let Some(p) = &provider {
                     let creds = p.provide_credentials().await.map_err(|e| credentials_failure(&e, &self.source))?;
                     crate::redact::register(creds.secret_access_key());
@@ -207,7 +216,8 @@ impl S3Probe {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().operation_timeout(ctx.timeout).build());
+            .timeout_config(TimeoutConfig::builder().operation_timeout(ctx.timeout).build())
+            .http_client(aws_http::client(ctx, &self.tls, Record::Stages));
         loader = match provider {
             Some(p) => loader.credentials_provider(p),
             None => loader.no_credentials(),
@@ -228,7 +238,8 @@ impl S3Probe {
                 match request.send().await {
                     Ok(list) => Ok(Ok(list)),
                     Err(err) => match classify(&err, &self.region) {
-                        failure if is_auth_failure(failure.class) => Err(failure),
+                        // Failures of the connection's own stages keep them.
+                        failure if failure.stage.is_some() || is_auth_failure(failure.class) => Err(failure),
                         failure => Ok(Err(failure)),
                     },
                 }
@@ -283,6 +294,9 @@ fn credentials_failure(err: &aws_credential_types::provider::error::CredentialsE
 
 /// The class of a failed ListObjectsV2, from the S3 error code or the transport error.
 fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Failure {
+    if let Some(CarriedFailure(failure)) = find_cause::<CarriedFailure>(err) {
+        return failure.clone();
+    }
     if let SdkError::ServiceError(service) = err {
         let e = service.err();
         let code = e.code().unwrap_or("");
@@ -347,7 +361,8 @@ fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Fail
     Failure::new(ErrorClass::Protocol, format!("S3 request failed: {}", error_chain(err)))
 }
 
-/// An SDK error with its causes: the SDK's top-level text alone rarely says what happened.
+/// An SDK error with its causes, on one line: the SDK's top-level text alone rarely says
+/// what happened, and the default chain lists what it tried one provider per line.
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
@@ -355,7 +370,8 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         text = format!("{text}: {c}");
         cause = c.source();
     }
-    text
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.join("; ").replace(":;", ":")
 }
 
 impl Probe for S3Probe {
@@ -368,7 +384,13 @@ impl Probe for S3Probe {
     }
 
     fn stages(&self) -> Vec<Stage> {
-        vec![Stage::Token, Stage::Auth, Stage::Check]
+        let https = self.endpoint.as_deref().is_none_or(|e| e.starts_with("https:"));
+        let mut stages = vec![Stage::Dns, Stage::Connect];
+        if https {
+            stages.push(Stage::Tls);
+        }
+        stages.extend([Stage::Token, Stage::Auth, Stage::Check]);
+        stages
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {

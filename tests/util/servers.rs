@@ -79,7 +79,8 @@ impl Server {
         format!("{scheme}://127.0.0.1:{}{path}", self.addr.port())
     }
 
-    /// How many requests reached the application (not counting failed handshakes).
+    /// How many requests reached the application (not counting failed handshakes); for the
+    /// misbehaving raw servers, how many connections they accepted.
     pub fn requests(&self) -> usize {
         *self.state.requests.lock().unwrap()
     }
@@ -310,14 +311,17 @@ where
 {
     let l = listener().await;
     let addr = l.local_addr().unwrap();
+    let state: Arc<State> = Arc::default();
+    let counted = state.clone();
     let task = tokio::spawn(async move {
         loop {
             if let Ok((tcp, _)) = l.accept().await {
+                *counted.requests.lock().unwrap() += 1;
                 tokio::spawn(handle(tcp));
             }
         }
     });
-    Server { addr, task, state: Arc::default() }
+    Server { addr, task, state }
 }
 
 /// Accepts connections and never says a word (a black-holed service).
