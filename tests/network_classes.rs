@@ -73,3 +73,47 @@ async fn an_unknown_host_name_is_a_dns_failure() {
     let p = assert_failed(&report, "no-such-host", "dns", "dns");
     assert!(p["error"]["message"].as_str().unwrap().contains("no-such-host.authprobe.test"), "{p:#}");
 }
+
+/// SSH peers that misbehave before any credential is sent: for the sftp probe they fail
+/// its `connect` stage, for a tunnel its `tunnel_connect` stage, never the target's.
+#[tokio::test]
+async fn ssh_peers_that_hang_reset_or_speak_http() {
+    let silent = servers::silent().await;
+    let reset = servers::reset_after_hello().await;
+    let http = servers::http().await;
+    let ws = Workspace::new();
+    let login = "user = \"u\"\nauth = { type = \"password\", password = \"CANARY-ssh-peer-pw-71c3\" }";
+    let sftp = |name: &str, port: u16| {
+        format!("[[probe]]\nname = \"{name}\"\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = {port}\n{login}\n\n")
+    };
+    let mut cfg = String::from("[defaults]\ntimeout = \"1s\"\n\n");
+    cfg += &format!("[[tunnel]]\nname = \"hung-bastion\"\nhost = \"127.0.0.1\"\nport = {}\n{login}\n\n", silent.port());
+    cfg += &format!(
+        "[[tunnel]]\nname = \"resetting-bastion\"\nhost = \"127.0.0.1\"\nport = {}\n{login}\n\n",
+        reset.port()
+    );
+    cfg += &sftp("sftp-silent", silent.port());
+    cfg += &sftp("sftp-reset", reset.port());
+    cfg += &sftp("sftp-to-http", http.port());
+    cfg += &http_probe("via-hung-bastion", "http://127.0.0.1:9/", "via = \"hung-bastion\"");
+    cfg += &http_probe("via-resetting-bastion", "http://127.0.0.1:9/", "via = \"resetting-bastion\"");
+    let (out, report) = run_json(&ws.config(&cfg), &[]).await;
+    assert_eq!(out.code, 1);
+    assert!(!out.stdout.contains("CANARY-ssh-peer-pw-71c3"));
+    for (name, stage) in [("sftp-silent", "connect"), ("via-hung-bastion", "tunnel_connect")] {
+        let p = assert_failed(&report, name, stage, "timeout");
+        let ms = p["duration_ms"].as_u64().unwrap();
+        assert!((1000..1500).contains(&ms), "{name} took {ms} ms for a 1 s timeout");
+    }
+    assert_failed(&report, "sftp-reset", "connect", "network");
+    let resetting = assert_failed(&report, "via-resetting-bastion", "tunnel_connect", "network");
+    assert!(
+        resetting["error"]["message"].as_str().unwrap().starts_with("tunnel `resetting-bastion`: "),
+        "{resetting:#}"
+    );
+    let http_peer = assert_failed(&report, "sftp-to-http", "connect", "protocol");
+    assert!(
+        http_peer["error"]["message"].as_str().unwrap().contains("did not answer with an SSH banner"),
+        "{http_peer:#}"
+    );
+}

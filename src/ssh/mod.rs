@@ -541,6 +541,7 @@ pub async fn handshake(ctx: &ProbeContext, stream: BoxIo, target: &SshTarget, ro
         refusals: refusals.clone(),
     };
     let config = client_config(target.host_keys.preferred_algorithms(&target.host, target.port));
+    let (stream, first_bytes) = FirstBytes::new(stream);
     let result = client::connect_stream(config, stream, callbacks).await;
     let shown = presented.lock().ok().and_then(|p| p.clone());
     let address = target.address();
@@ -568,11 +569,93 @@ pub async fn handshake(ctx: &ProbeContext, stream: BoxIo, target: &SshTarget, ro
         Err(err) => {
             let failure = match (&err, shown) {
                 (russh::Error::UnknownKey, Some(Presented { verdict: Err(failure), .. })) => failure,
-                _ => classify_transport(&err, &address),
+                _ => not_ssh(&first_bytes).unwrap_or_else(|| classify_transport(&err, &address)),
             };
             Err(role.label(failure))
         }
     }
+}
+
+/// Keeps the first bytes a server sends: SSH clients skip lines before the banner, so a
+/// server speaking another protocol otherwise looks like one that hung up.
+struct FirstBytes<S> {
+    inner: S,
+    seen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<S> FirstBytes<S> {
+    const KEEP: usize = 256;
+
+    fn new(inner: S) -> (Self, Arc<Mutex<Vec<u8>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        (FirstBytes { inner, seen: seen.clone() }, seen)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytes<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Ok(mut seen) = self.seen.lock()
+            && seen.len() < Self::KEEP
+        {
+            let fresh = &buf.filled()[before..];
+            let room = Self::KEEP - seen.len();
+            seen.extend_from_slice(&fresh[..fresh.len().min(room)]);
+        }
+        result
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytes<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The server answered, but not with an SSH banner: quote its first line.
+fn not_ssh(first_bytes: &Mutex<Vec<u8>>) -> Option<Failure> {
+    let seen = first_bytes.lock().ok()?.clone();
+    if seen.is_empty() || seen.starts_with(b"SSH-") || String::from_utf8_lossy(&seen).contains("\nSSH-") {
+        return None;
+    }
+    let first_line: String = String::from_utf8_lossy(&seen)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(60)
+        .collect();
+    Some(
+        Failure::new(
+            ErrorClass::Protocol,
+            format!("the server did not answer with an SSH banner; it said `{first_line}`"),
+        )
+        .with_hint("check the port: this is another protocol's server, not SSH"),
+    )
 }
 
 /// A failure before or during key exchange.
