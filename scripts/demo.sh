@@ -33,6 +33,8 @@ expected = {
     "broken-oauth2-secret": "auth_rejected",
     "broken-db-permission": "permission_denied",
     "broken-bucket-policy": "permission_denied",
+    "broken-sftp-directory": "permission_denied",
+    "broken-unknown-host-key": "host_key",
 }
 report = json.load(open(sys.argv[1]))
 bad = []
