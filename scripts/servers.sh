@@ -297,6 +297,23 @@ ensure_user() { # NAME PASSWORD|-
   if [ "$2" != - ]; then echo "$1:$2" | chpasswd; else passwd -l "$1" >/dev/null 2>&1 || true; fi
 }
 
+# sshd_logins DIR "USERS": the login settings both test sshds share: passwords and keys
+# (authorized_keys under DIR), forwarding allowed, only USERS, verbose logs.
+sshd_logins() {
+  cat <<CONF
+AuthorizedKeysFile $1/authorized_keys/%u
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin no
+UsePAM yes
+StrictModes no
+AllowTcpForwarding yes
+AllowUsers $2
+LogLevel VERBOSE
+CONF
+}
+
 start_sshd() {
   running sshd && return 0
   port_free sshd "$AP_SSH_PORT"
@@ -321,23 +338,16 @@ start_sshd() {
     chown -R "$user" "$home/data"
     chown root:root "$home/private"; chmod 700 "$home/private"
   done
-  cat > "$dir/sshd_config" <<CONF
+  {
+    sshd_logins "$dir" "$AP_SFTP_USER $AP_SFTP_KEY_USER"
+    cat <<CONF
 Port $AP_SSH_PORT
 ListenAddress 127.0.0.1
 HostKey $dir/host_ed25519
 PidFile $dir/sshd.pid
-AuthorizedKeysFile $dir/authorized_keys/%u
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin no
-UsePAM yes
-StrictModes no
-AllowTcpForwarding yes
-AllowUsers $AP_SFTP_USER $AP_SFTP_KEY_USER
 Subsystem sftp internal-sftp
-LogLevel VERBOSE
 CONF
+  } > "$dir/sshd_config"
   /usr/sbin/sshd -t -f "$dir/sshd_config" || die "sshd config invalid"
   nohup /usr/sbin/sshd -D -e -f "$dir/sshd_config" >"$STATE/logs/sshd.log" 2>&1 &
   echo $! > "$PIDS/sshd.pid"
@@ -382,24 +392,17 @@ start_bastion() {
   cp "$dir/jump_ed25519.pub" "$dir/authorized_keys/$AP_BASTION_USER"
   cp "$dir/jump_ed25519.pub" "$dir/authorized_keys/$AP_BASTION_NOFWD_USER"
   chmod 644 "$dir/authorized_keys/"*
-  cat > "$dir/sshd_config" <<CONF
+  {
+    sshd_logins "$dir" "$AP_BASTION_USER $AP_BASTION_NOFWD_USER"
+    cat <<CONF
 HostKey $dir/host_ed25519
 HostKey $dir/host_ecdsa
-AuthorizedKeysFile $dir/authorized_keys/%u
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin no
-UsePAM yes
-StrictModes no
-AllowTcpForwarding yes
-AllowUsers $AP_BASTION_USER $AP_BASTION_NOFWD_USER
 PermitTTY no
 ForceCommand /bin/false
-LogLevel VERBOSE
 Match User $AP_BASTION_NOFWD_USER
   AllowTcpForwarding no
 CONF
+  } > "$dir/sshd_config"
   /usr/sbin/sshd -t -f "$dir/sshd_config" || die "bastion sshd config invalid"
   bastion_bridge postgres "$AP_INNER_PG_PORT" "$AP_PG_PORT"
   bastion_bridge https "$AP_INNER_HTTPS_PORT" "$AP_HTTPS_PORT"

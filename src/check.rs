@@ -89,6 +89,22 @@ fn reference(var: &str) -> Value {
     Value::String(format!("${{{var}}}"))
 }
 
+/// `host`, `port` and `user` from a URL; without a user in it, the first of `user_vars`
+/// that is set (as the protocol's own client would take it).
+fn insert_address(url: &Url, probe: &mut Table, user_vars: &[&str]) -> Result<(), String> {
+    let host = url.host_str().ok_or("the URL has no host")?;
+    probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
+    if let Some(port) = url.port() {
+        probe.insert("port".into(), Value::Integer(i64::from(port)));
+    }
+    let user = match url.username() {
+        "" => user_vars.iter().find_map(|var| std::env::var(var).ok()).ok_or("the URL names no user")?,
+        u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
+    };
+    probe.insert("user".into(), literal(&user));
+    Ok(())
+}
+
 /// Builds the `[[probe]]` table for a URL, or says why it cannot.
 pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, String> {
     let url = Url::parse(raw_url).map_err(|e| format!("`{raw_url}` is not a URL: {e}"))?;
@@ -164,18 +180,7 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
         }
         "postgres" | "postgresql" => {
             probe.insert("kind".into(), literal("postgres"));
-            let host = url.host_str().ok_or("the URL has no host")?;
-            probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
-            if let Some(port) = url.port() {
-                probe.insert("port".into(), Value::Integer(i64::from(port)));
-            }
-            let user = match url.username() {
-                "" => {
-                    std::env::var("PGUSER").or_else(|_| std::env::var("USER")).map_err(|_| "the URL names no user")?
-                }
-                u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
-            };
-            probe.insert("user".into(), literal(&user));
+            insert_address(&url, &mut probe, &["PGUSER", "USER"])?;
             let database = url.path().trim_start_matches('/');
             if !database.is_empty() {
                 probe.insert("database".into(), literal(database));
@@ -204,16 +209,7 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
         scheme @ ("mysql" | "mariadb" | "mssql" | "sqlserver") => {
             let mssql = matches!(scheme, "mssql" | "sqlserver");
             probe.insert("kind".into(), literal(if mssql { "mssql" } else { "mysql" }));
-            let host = url.host_str().ok_or("the URL has no host")?;
-            probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
-            if let Some(port) = url.port() {
-                probe.insert("port".into(), Value::Integer(i64::from(port)));
-            }
-            let user = match url.username() {
-                "" => std::env::var("USER").map_err(|_| "the URL names no user")?,
-                u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
-            };
-            probe.insert("user".into(), literal(&user));
+            insert_address(&url, &mut probe, &["USER"])?;
             let database = url.path().trim_start_matches('/');
             if !database.is_empty() {
                 probe.insert("database".into(), literal(database));
@@ -274,16 +270,7 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
         }
         "sftp" => {
             probe.insert("kind".into(), literal("sftp"));
-            let host = url.host_str().ok_or("the URL has no host")?;
-            probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
-            if let Some(port) = url.port() {
-                probe.insert("port".into(), Value::Integer(i64::from(port)));
-            }
-            let user = match url.username() {
-                "" => std::env::var("USER").map_err(|_| "the URL names no user")?,
-                u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
-            };
-            probe.insert("user".into(), literal(&user));
+            insert_address(&url, &mut probe, &["USER"])?;
             probe.insert("path".into(), literal(&sftp_path(url.path())));
             let mut auth = Table::new();
             let password = password.or_else(|| std::env::var_os("SSHPASS").map(|_| reference("SSHPASS")));

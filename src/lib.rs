@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod httpc;
 pub mod inspect;
 pub mod net;

@@ -159,11 +159,12 @@ async fn s3_over_tls_is_verified_like_every_other_probe() {
     assert!(!out.stdout.contains("CANARY-s3-tls-wrong-5e1b"), "a secret leaked");
 }
 
-/// An environment in which the AWS default chain finds nothing: no AWS_* variables, an
-/// empty home, and an instance metadata service that accepts connections and never
-/// answers (the worst case: a machine outside a cloud behind a silent firewall).
+/// An environment in which the AWS default chain finds nothing: no AWS_* variables (the
+/// helpers never pass on the caller's), an empty home, and an instance metadata service
+/// that accepts connections and never answers (the worst case: a machine outside a cloud
+/// behind a silent firewall).
 fn empty_aws_environment(env: &[(String, String)], home: &Workspace, imds: &servers::Server) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = env.iter().filter(|(k, _)| !k.starts_with("AWS_")).cloned().collect();
+    let mut vars = env.to_vec();
     vars.push(("HOME".into(), home.dir.path().display().to_string()));
     vars.push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), imds.url("http", "")));
     vars

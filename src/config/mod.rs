@@ -166,83 +166,70 @@ fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
     defaults
 }
 
-/// The `[[tunnel]]` tables, by name.
-fn read_tunnels(root: &TableReader<'_, '_>) -> Vec<Arc<TunnelConfig>> {
+/// Walks the tables of a `[[key]]` array: each is read with its `name` (`naming` says what
+/// the name is for), and errors are attributed to it ("probe `x`", "tunnel `x`"). Wrong
+/// shapes and empty or duplicate names are reported here. False when the key is absent.
+fn each_named_table<'r, 's>(
+    root: &TableReader<'r, 's>,
+    key: &'static str,
+    naming: &str,
+    mut read: impl FnMut(TableReader<'r, 's>, Option<String>),
+) -> bool {
     let ctx = root.context();
-    let Some(value) = root.get("tunnel") else {
-        return Vec::new();
+    let Some(value) = root.get(key) else {
+        return false;
     };
     let DeValue::Array(array) = value.get_ref() else {
         ctx.error(
             value.span(),
-            Some("tunnel".into()),
-            "`tunnel` must be an array of tables: write [[tunnel]], not [tunnel]",
+            Some(key.into()),
+            format!("`{key}` must be an array of tables: write [[{key}]], not [{key}]"),
         );
-        return Vec::new();
+        return true;
     };
-    let mut tunnels: Vec<Arc<TunnelConfig>> = Vec::with_capacity(array.len());
-    for item in array.iter() {
-        let DeValue::Table(table) = item.get_ref() else {
-            ctx.error(item.span(), Some("tunnel".into()), "each tunnel must be a table");
-            continue;
-        };
-        ctx.set_tunnel(None);
-        let reader = TableReader::new(ctx, table, item.span(), "");
-        let name = reader.required_string("name", "a unique name that probes refer to with `via`");
-        if let Some(name) = &name {
-            ctx.set_tunnel(Some(name.clone()));
-            if tunnels.iter().any(|t| &t.name == name) {
-                reader.error_at("name", "duplicate tunnel name");
-            }
-        }
-        let tunnel = name.and_then(|name| TunnelConfig::read(&reader, name));
-        reader.finish();
-        if let Some(tunnel) = tunnel {
-            tunnels.push(Arc::new(tunnel));
-        }
-    }
-    ctx.set_tunnel(None);
-    tunnels
-}
-
-fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults, tunnels: &[Arc<TunnelConfig>]) -> Vec<ProbeConfig> {
-    let ctx = root.context();
-    let Some(value) = root.get("probe") else {
-        root.error_here("no probes defined: add at least one [[probe]] table");
-        return Vec::new();
-    };
-    let DeValue::Array(array) = value.get_ref() else {
-        ctx.error(
-            value.span(),
-            Some("probe".into()),
-            "`probe` must be an array of tables: write [[probe]], not [probe]",
-        );
-        return Vec::new();
-    };
-    let mut probes = Vec::with_capacity(array.len());
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::with_capacity(array.len());
     for item in array.iter() {
         let DeValue::Table(table) = item.get_ref() else {
-            ctx.error(item.span(), Some("probe".into()), "each probe must be a table");
+            ctx.error(item.span(), Some(key.into()), format!("each {key} must be a table"));
             continue;
         };
-        ctx.set_probe(None);
+        ctx.set_item(None);
         let reader = TableReader::new(ctx, table, item.span(), "");
-        let name = reader.required_string("name", "a unique name for this probe");
+        let name = reader.required_string("name", naming);
         if let Some(name) = &name {
-            ctx.set_probe(Some(name.clone()));
+            ctx.set_item(Some(format!("{key} `{name}`")));
             let line = ctx.source.position(item.span().start).0;
             if name.trim().is_empty() {
                 reader.error_at("name", "the name must not be empty");
             } else if let Some(first) = seen.insert(name.clone(), line) {
-                reader.error_at("name", format!("duplicate probe name (first defined at line {first})"));
+                reader.error_at("name", format!("duplicate {key} name (first defined at line {first})"));
             }
         }
-        if let Some(probe) = read_probe(reader, name, defaults, tunnels) {
-            probes.push(probe);
-        }
+        read(reader, name);
     }
-    ctx.set_probe(None);
+    ctx.set_item(None);
+    true
+}
+
+/// The `[[tunnel]]` tables.
+fn read_tunnels(root: &TableReader<'_, '_>) -> Vec<Arc<TunnelConfig>> {
+    let mut tunnels = Vec::new();
+    each_named_table(root, "tunnel", "a unique name that probes refer to with `via`", |reader, name| {
+        let tunnel = name.and_then(|name| TunnelConfig::read(&reader, name));
+        reader.finish();
+        tunnels.extend(tunnel.map(Arc::new));
+    });
+    tunnels
+}
+
+fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults, tunnels: &[Arc<TunnelConfig>]) -> Vec<ProbeConfig> {
+    let mut probes = Vec::new();
+    let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
+        probes.extend(read_probe(reader, name, defaults, tunnels));
+    });
+    if !present {
+        root.error_here("no probes defined: add at least one [[probe]] table");
+    }
     probes
 }
 

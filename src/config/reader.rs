@@ -99,14 +99,9 @@ impl<'s> ReadContext<'s> {
         });
     }
 
-    /// Errors are attributed to this probe until the next call.
-    pub fn set_probe(&self, name: Option<String>) {
-        *self.item.borrow_mut() = name.map(|n| format!("probe `{n}`"));
-    }
-
-    /// Errors are attributed to this tunnel until the next call.
-    pub fn set_tunnel(&self, name: Option<String>) {
-        *self.item.borrow_mut() = name.map(|n| format!("tunnel `{n}`"));
+    /// Errors are attributed to this table ("probe `orders`") until the next call.
+    pub fn set_item(&self, item: Option<String>) {
+        *self.item.borrow_mut() = item;
     }
 
     pub fn error_count(&self) -> usize {

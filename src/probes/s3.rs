@@ -397,3 +397,45 @@ impl Probe for S3Probe {
         Box::pin(self.run_once(ctx))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    /// S3's answer to a request signed for the wrong region, as AWS sends it. No local S3
+    /// server produces it (s3s-fs and moto accept any region), so this is the SDK's error
+    /// built by hand.
+    fn wrong_region(code: &str) -> SdkError<ListObjectsV2Error> {
+        let metadata = ErrorMetadata::builder()
+            .code(code)
+            .message("The bucket you are attempting to access must be addressed using the specified endpoint.")
+            .build();
+        let mut raw = Response::new(StatusCode::try_from(301).unwrap(), SdkBody::empty());
+        raw.headers_mut().insert("x-amz-bucket-region", "eu-west-1");
+        SdkError::service_error(ListObjectsV2Error::generic(metadata), raw)
+    }
+
+    #[test]
+    fn a_wrong_region_names_the_right_one() {
+        for code in ["PermanentRedirect", "AuthorizationHeaderMalformed"] {
+            let failure = classify(&wrong_region(code), "us-east-1");
+            assert_eq!(failure.class, ErrorClass::UnexpectedResponse, "{code}");
+            assert!(failure.message.contains("the bucket is not in us-east-1"), "{}", failure.message);
+            assert_eq!(failure.hint.as_deref(), Some("set region = \"eu-west-1\""));
+        }
+    }
+
+    #[test]
+    fn the_default_chains_report_is_one_line() {
+        let err = std::io::Error::other(
+            "no credentials found in chain. Attempted:\n  Environment: not set\n  Profile: not enabled\n",
+        );
+        assert_eq!(
+            error_chain(&err),
+            "no credentials found in chain. Attempted: Environment: not set; Profile: not enabled"
+        );
+    }
+}

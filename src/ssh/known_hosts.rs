@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::glob::{Wildcards, matches};
+
 /// One usable key line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
@@ -168,38 +170,15 @@ impl HostMatcher {
                 let mut positive = false;
                 for pattern in patterns {
                     match pattern.strip_prefix('!') {
-                        Some(negated) if wildcard_match(negated, name) => return false,
+                        Some(negated) if matches(negated, name, Wildcards::StarAndQuestion) => return false,
                         Some(_) => {}
-                        None => positive |= wildcard_match(pattern, name),
+                        None => positive |= matches(pattern, name, Wildcards::StarAndQuestion),
                     }
                 }
                 positive
             }
         }
     }
-}
-
-/// `*` matches any run of characters, `?` exactly one.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// The line to append to a `known_hosts` file to trust `blob` for `host:port`.

@@ -121,14 +121,6 @@ impl HostKeyPolicy {
         ok.then_some(policy)
     }
 
-    pub fn from_known_hosts(file: KnownHosts) -> Self {
-        HostKeyPolicy { known_hosts: Some(Arc::new(file)), ..HostKeyPolicy::default() }
-    }
-
-    pub fn from_pin(raw: &str) -> Result<Self, String> {
-        Ok(HostKeyPolicy { pins: vec![parse_pin(raw)?], ..HostKeyPolicy::default() })
-    }
-
     /// The host-key algorithms to ask for, approved ones first (as `ssh` orders them by
     /// known_hosts), so that a server with several keys presents one that can be checked.
     fn preferred_algorithms(&self, host: &str, port: u16) -> Vec<Algorithm> {
@@ -300,12 +292,25 @@ pub enum SshAuth {
 }
 
 /// A decoded private key and where it came from.
-#[derive(Debug)]
 pub struct KeyFile {
     pub path: PathBuf,
     pub key: Arc<PrivateKey>,
     /// The file's mode when group or others can read it (ssh refuses such keys).
     pub loose_mode: Option<u32>,
+}
+
+impl KeyFile {
+    /// The public half's fingerprint, which names the key in messages.
+    pub fn fingerprint(&self) -> String {
+        sha256_fingerprint(&self.key.public_key().to_bytes().unwrap_or_default())
+    }
+}
+
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself.
+        f.debug_struct("KeyFile").field("path", &self.path).field("public", &self.fingerprint()).finish()
+    }
 }
 
 const AUTH_TYPES: &[&str] = &["password", "key", "agent"];
@@ -431,7 +436,8 @@ struct Callbacks {
 /// reached its opener; it parks the reason here and holds that task until the opener has
 /// taken it, so no second refusal can be processed in between: whoever finds a reason
 /// here is its owner. An opener that gave up (timed out) never takes it; the callback then
-/// stops waiting after [`Refusals::HOLD`].
+/// stops waiting after [`Refusals::HOLD`], which is long enough that a live opener is never
+/// that late, even on a loaded machine.
 #[derive(Default)]
 struct Refusals {
     parked: Mutex<Option<String>>,
@@ -440,7 +446,7 @@ struct Refusals {
 }
 
 impl Refusals {
-    const HOLD: std::time::Duration = std::time::Duration::from_millis(250);
+    const HOLD: std::time::Duration = std::time::Duration::from_secs(1);
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         match self.parked.lock() {
@@ -800,11 +806,7 @@ impl Session {
                 format!("check the password for `{user}`, and that the account is not locked or expired"),
             ),
             SshAuth::Key(file) => (
-                format!(
-                    "the key {} ({})",
-                    file.path.display(),
-                    sha256_fingerprint(&file.key.public_key().to_bytes().unwrap_or_default())
-                ),
+                format!("the key {} ({})", file.path.display(), file.fingerprint()),
                 MethodKind::PublicKey,
                 format!(
                     "add the public key to ~{user}/.ssh/authorized_keys on the server (ssh-copy-id), or check that the user is right"
@@ -1032,7 +1034,7 @@ mod tests {
             "{}",
             failure.hint_or_default()
         );
-        let pinned = HostKeyPolicy::from_pin(&fp).unwrap();
+        let pinned = HostKeyPolicy { pins: vec![parse_pin(&fp).unwrap()], ..HostKeyPolicy::default() };
         assert_eq!(pinned.judge("h", 22, "ssh-ed25519", &blob, &Role::Probe), Ok("pinned by host_key".into()));
     }
 

@@ -59,6 +59,16 @@ pub async fn authprobe_in(cwd: Option<&Path>, args: &[&str], env: &[(&str, &str)
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     cmd.env_remove("AUTHPROBE_CONFIG").env("NO_COLOR", "1");
+    // Credentials the developer's own shell may hold never reach the binary: every test
+    // passes what it means to use.
+    for (name, _) in std::env::vars() {
+        let ambient = name.starts_with("AWS_")
+            || ["SSH_AUTH_SOCK", "SSHPASS", "PGPASSWORD", "PGUSER", "MYSQL_PWD", "MSSQL_PASSWORD"]
+                .contains(&name.as_str());
+        if ambient {
+            cmd.env_remove(&name);
+        }
+    }
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
