@@ -31,6 +31,7 @@ async fn s3_credentials_policies_and_roles_are_checked_by_real_servers() {
     cfg +=
         &s3_probe("unknown-key", "${AP_S3_BUCKET}", "AP_S3_PORT", &static_auth("AKIAUNKNOWNKEY000000", wrong_secret));
     cfg += &s3_probe("no-such-bucket", "no-such-bucket", "AP_S3_PORT", &good);
+    cfg += &s3_probe("anonymous", "${AP_S3_BUCKET}", "AP_S3_PORT", "{ type = \"anonymous\" }");
     cfg += &s3_probe("env-source", "${AP_S3_BUCKET}", "AP_S3_PORT", "{ type = \"env\" }");
     cfg += &s3_probe("moto-allowed", "${AP_MOTO_ALLOWED_BUCKET}", "AP_MOTO_PORT", &moto);
     cfg += &s3_probe("moto-denied", "${AP_MOTO_DENIED_BUCKET}", "AP_MOTO_PORT", &moto);
@@ -67,6 +68,8 @@ async fn s3_credentials_policies_and_roles_are_checked_by_real_servers() {
     assert!(p["error"]["message"].as_str().unwrap().contains("SignatureDoesNotMatch"), "{p:#}");
     assert_failed(&report, "unknown-key", "auth", "auth_rejected");
     assert_failed(&report, "no-such-bucket", "check", "not_found");
+    let anonymous = assert_failed(&report, "anonymous", "check", "permission_denied");
+    assert!(anonymous["error"]["hint"].as_str().unwrap().contains("anonymous listing"), "{anonymous:#}");
     assert_passed(&report, "env-source");
     assert_passed(&report, "moto-allowed");
     assert_failed(&report, "moto-denied", "check", "permission_denied");

@@ -237,7 +237,7 @@ impl S3Probe {
             .stage(Stage::Auth, async {
                 match request.send().await {
                     Ok(list) => Ok(Ok(list)),
-                    Err(err) => match classify(&err, &self.region) {
+                    Err(err) => match self.explain(classify(&err, &self.region)) {
                         // Failures of the connection's own stages keep them.
                         failure if failure.stage.is_some() || is_auth_failure(failure.class) => Err(failure),
                         failure => Ok(Err(failure)),
@@ -251,6 +251,18 @@ impl S3Probe {
             Ok(())
         })
         .await
+    }
+}
+
+impl S3Probe {
+    /// Without credentials, a refusal is about anonymous access, not about a key's rights.
+    fn explain(&self, failure: Failure) -> Failure {
+        match (&self.source, failure.class) {
+            (Source::Anonymous, ErrorClass::PermissionDenied) => failure.with_hint(
+                "the bucket does not allow anonymous listing: configure credentials (auth), or ask its owner to allow public s3:ListBucket",
+            ),
+            _ => failure,
+        }
     }
 }
 
@@ -302,6 +314,7 @@ fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Fail
         let code = e.code().unwrap_or("");
         let said = match e.message() {
             Some(message) => format!("{message} ({code})"),
+            None if code.is_empty() => "the server answered without an S3 error code".to_string(),
             None => format!("the server answered {code}"),
         };
         return match code {
@@ -331,13 +344,17 @@ fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Fail
             }
             _ => {
                 let status = service.raw().status().as_u16();
-                let class = match status {
-                    401 => ErrorClass::AuthRejected,
-                    403 => ErrorClass::PermissionDenied,
-                    404 => ErrorClass::NotFound,
-                    _ => ErrorClass::UnexpectedResponse,
-                };
-                Failure::new(class, format!("HTTP {status}: {said}"))
+                let failure = |class| Failure::new(class, format!("HTTP {status}: {said}"));
+                match status {
+                    401 => failure(ErrorClass::AuthRejected),
+                    403 => failure(ErrorClass::PermissionDenied),
+                    404 => failure(ErrorClass::NotFound),
+                    500..=599 => failure(ErrorClass::UnexpectedResponse)
+                        .with_hint("the S3 endpoint failed with a server error: check its health and logs, then retry"),
+                    _ => failure(ErrorClass::UnexpectedResponse).with_hint(
+                        "the endpoint answered what S3 clients do not expect: check that `endpoint` is the S3 API, not a website or console",
+                    ),
+                }
             }
         };
     }
