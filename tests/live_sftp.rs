@@ -260,3 +260,46 @@ async fn check_and_inspect_sftp_urls() {
         assert!(out.stdout.contains(line), "missing `{line}` in:\n{}", out.stdout);
     }
 }
+
+#[tokio::test]
+async fn unusable_keys_are_config_errors_that_never_show_the_passphrase() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let wrong = "CANARY-wrong-passphrase-9b3e";
+    let mut cfg = String::new();
+    cfg += &sftp_probe("no-passphrase", &format!("{KEY_USER}\n{}\n{PINNED}", key_auth("client_ed25519_encrypted")));
+    cfg += &sftp_probe(
+        "wrong-passphrase",
+        &format!(
+            "{KEY_USER}\nauth = {{ type = \"key\", private_key = \"${{AP_SSH_DIR}}/client_ed25519_encrypted\", passphrase = \"{wrong}\" }}\n{PINNED}"
+        ),
+    );
+    cfg += &sftp_probe("not-a-key", &format!("{KEY_USER}\n{}\n{PINNED}", key_auth("client_ed25519.pub")));
+    cfg += &sftp_probe("missing-key", &format!("{KEY_USER}\n{}\n{PINNED}", key_auth("no_such_key")));
+    cfg += &sftp_probe(
+        "bad-pin",
+        &format!("{PASSWORD_USER}\n{PASSWORD}\nhost_key = \"MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48\""),
+    );
+    cfg += &sftp_probe("no-auth", PASSWORD_USER);
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["validate", "-c", path.to_str().unwrap()], &env).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    let err = &out.stderr;
+    assert!(!err.contains(wrong), "the passphrase leaked: {err}");
+    assert!(
+        err.contains("probe `no-passphrase`, key `auth.private_key`")
+            && err.contains("the key is encrypted: set `passphrase`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("probe `wrong-passphrase`, key `auth.private_key`") && err.contains("is the passphrase right?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("probe `not-a-key`, key `auth.private_key`") && err.contains("not a usable private key"),
+        "{err}"
+    );
+    assert!(err.contains("probe `missing-key`, key `auth.private_key`: cannot read"), "{err}");
+    assert!(err.contains("probe `bad-pin`, key `host_key`: MD5 fingerprints are not accepted"), "{err}");
+    assert!(err.contains("probe `no-auth`") && err.contains("missing required key `auth`"), "{err}");
+}
