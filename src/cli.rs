@@ -61,7 +61,9 @@ pub struct ReportArgs {
     /// Write the report to this file atomically; a one-line summary still goes to stderr.
     #[arg(long, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// More detail: -v adds stage timings and TLS details (-vv: more to come, still redacted).
+    /// More detail in the table: -v adds stage timings, certificate and host-key details and
+    /// the credential source; -vv adds what the protocols and drivers saw (server versions,
+    /// negotiated algorithms, response headers, request ids). Secrets stay redacted.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
     /// Nothing on stderr but errors.
@@ -246,6 +248,13 @@ fn validate_command(args: ValidateArgs) -> u8 {
     EXIT_OK
 }
 
+/// A live progress line only for people watching: stderr is a terminal that can redraw,
+/// and they did not ask for quiet.
+fn progress_tracker(args: &ReportArgs) -> Option<std::sync::Arc<crate::progress::Tracker>> {
+    let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    (!args.quiet && !dumb && std::io::stderr().is_terminal()).then(Default::default)
+}
+
 fn color_allowed(args: &ReportArgs) -> bool {
     let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     !args.no_color && !no_color_env && args.output.is_none() && std::io::stdout().is_terminal()
@@ -270,6 +279,7 @@ fn run_command(args: RunArgs) -> u8 {
         timeout: args.timeout,
         fail_fast: args.fail_fast,
         wait: args.wait,
+        tracker: progress_tracker(&args.report),
     };
     execute(selected, &opts, &args.report)
 }
@@ -303,7 +313,13 @@ fn check_command(args: CheckArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let opts = RunOptions { concurrency: 1, timeout: Some(args.timeout), fail_fast: false, wait: args.wait };
+    let opts = RunOptions {
+        concurrency: 1,
+        timeout: Some(args.timeout),
+        fail_fast: false,
+        wait: args.wait,
+        tracker: progress_tracker(&args.report),
+    };
     execute(cfg.probes, &opts, &args.report)
 }
 
@@ -419,6 +435,8 @@ fn exit_code(report: &RunReport, interrupted: bool) -> u8 {
 /// report is returned. A second Ctrl-C exits at once.
 async fn run_until_interrupted(probes: Vec<config::ProbeConfig>, opts: &RunOptions) -> (RunReport, bool) {
     let cancel = CancellationToken::new();
+    // Cleared when dropped, before the report is printed.
+    let _display = opts.tracker.clone().map(crate::progress::Display::start);
     let run = runner::run(probes, opts, cancel.clone());
     tokio::pin!(run);
     tokio::select! {

@@ -211,6 +211,20 @@ pub fn classify_hyper(err: &hyper::Error) -> Failure {
     Failure::new(ErrorClass::Network, format!("HTTP exchange failed: {err}"))
 }
 
+/// A response's status line and headers for `-vv` diagnostics; cookies show only their
+/// size, and any registered secret a header echoes is scrubbed with the rest of the report.
+pub fn describe_response(method: &Method, url: &Url, response: &Response<Incoming>) -> String {
+    let mut parts = vec![format!("{method} {} -> {:?} {}", url.path(), response.version(), response.status())];
+    for (name, value) in response.headers().iter().take(30) {
+        let shown = match name.as_str() {
+            "set-cookie" | "cookie" => format!("({} bytes)", value.len()),
+            _ => value.to_str().map(|v| v.chars().take(160).collect()).unwrap_or_else(|_| "(binary)".into()),
+        };
+        parts.push(format!("{name}: {shown}"));
+    }
+    format!("http: {}", parts.join("; "))
+}
+
 /// Reads at most `cap` bytes of a body; the rest is left unread (the connection is dropped
 /// afterwards). Returns the bytes and whether the body was longer.
 pub async fn read_capped(body: &mut Incoming, cap: usize) -> Result<(Bytes, bool), Failure> {

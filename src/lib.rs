@@ -18,6 +18,7 @@ pub mod net;
 pub mod oauth2;
 pub mod output;
 pub mod probes;
+pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod runner;

@@ -42,6 +42,8 @@ struct TokenResponse {
     access_token: Option<String>,
     token_type: Option<String>,
     refresh_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    scope: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -60,6 +62,7 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
         .map_err(|f| in_token_stage(f, &req.token_url))?;
     let mut response = conn.send(Method::POST, &req.token_url, &headers, Bytes::from(body)).await?;
     let status = response.status();
+    ctx.diagnostic(format!("token endpoint {}", httpc::describe_response(&Method::POST, &req.token_url, &response)));
     let (bytes, _) = httpc::read_capped(response.body_mut(), TOKEN_BODY_CAP).await?;
     let parsed: Option<TokenResponse> = serde_json::from_slice(&bytes).ok();
     if let Some(parsed) = &parsed {
@@ -79,6 +82,10 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
         let Some(token) = parsed.access_token.filter(|t| !t.is_empty()) else {
             return Err(Failure::new(ErrorClass::Protocol, "the token response has no access_token"));
         };
+        let expires = parsed.expires_in.as_ref().map(|e| format!(", expires in {e} s")).unwrap_or_default();
+        let scope = parsed.scope.as_deref().map(|s| format!(", scope `{s}`")).unwrap_or_default();
+        let kind_shown = parsed.token_type.as_deref().unwrap_or("(no token_type)");
+        ctx.diagnostic(format!("token: a {kind_shown} token{expires}{scope}"));
         if let Some(kind) = parsed.token_type.as_deref()
             && !kind.eq_ignore_ascii_case("bearer")
         {

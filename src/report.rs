@@ -71,6 +71,9 @@ pub struct ProbeReport {
     /// Details for `-v`, one line each (stage timings are rendered from `stages`).
     #[serde(skip)]
     pub details: Vec<String>,
+    /// Protocol and driver diagnostics for `-vv`, one line each.
+    #[serde(skip)]
+    pub diagnostics: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -176,8 +179,8 @@ impl RunReport {
             for warning in &mut probe.warnings {
                 scrub_in_place(warning);
             }
-            for detail in &mut probe.details {
-                scrub_in_place(detail);
+            for line in probe.details.iter_mut().chain(probe.diagnostics.iter_mut()) {
+                scrub_in_place(line);
             }
             if let Some(tls) = &mut probe.tls {
                 scrub_in_place(&mut tls.subject);

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ProbeConfig;
 use crate::error::{ErrorClass, Failure, Stage};
 use crate::glob::{self, Wildcards};
+use crate::progress::Tracker;
 use crate::report::{ErrorReport, ProbeReport, RunReport, Status};
 use crate::stage::{ProbeContext, Shared};
 
@@ -23,6 +24,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Retry failing probes until they pass or this much time has passed.
     pub wait: Option<Duration>,
+    /// Where to report what each probe is doing (the live progress line).
+    pub tracker: Option<Arc<Tracker>>,
 }
 
 fn matches(probe: &ProbeConfig, pattern: &str) -> bool {
@@ -51,13 +54,19 @@ pub async fn run(probes: Vec<ProbeConfig>, opts: &RunOptions, cancel: Cancellati
     let stop = cancel.child_token();
     let mut tasks = JoinSet::new();
     let count = probes.len();
+    if let Some(tracker) = &opts.tracker {
+        tracker.set_total(count);
+    }
     for (index, probe) in probes.into_iter().enumerate() {
         let shared = shared.clone();
         let semaphore = semaphore.clone();
         let stop = stop.clone();
         let opts = opts.clone();
         tasks.spawn(async move {
-            let report = run_probe(&probe, &opts, shared, semaphore, &stop).await;
+            let report = run_probe(index, &probe, &opts, shared, semaphore, &stop).await;
+            if let Some(tracker) = &opts.tracker {
+                tracker.finished(index, report.status == Status::Fail);
+            }
             if opts.fail_fast && report.status == Status::Fail {
                 stop.cancel();
             }
@@ -103,6 +112,7 @@ fn lost_report() -> ProbeReport {
         tls: None,
         host_key: None,
         details: Vec::new(),
+        diagnostics: Vec::new(),
     }
 }
 
@@ -113,6 +123,7 @@ enum Outcome {
 }
 
 async fn run_probe(
+    index: usize,
     probe: &ProbeConfig,
     opts: &RunOptions,
     shared: Arc<Shared>,
@@ -132,6 +143,9 @@ async fn run_probe(
                 let _permit = permit.ok();
                 started.get_or_insert_with(Instant::now);
                 attempts += 1;
+                if let Some(tracker) = &opts.tracker {
+                    tracker.started(index, &probe.name, &ctx);
+                }
                 attempt(probe, &ctx, timeout, stop).await
             }
             _ = stop.cancelled() => Outcome::Cancelled,
@@ -140,6 +154,9 @@ async fn run_probe(
         if failed && let Some(deadline) = deadline {
             let pause = backoff(attempts);
             if Instant::now() + pause < deadline {
+                if let Some(tracker) = &opts.tracker {
+                    tracker.retrying(index, attempts);
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => continue,
                     _ = stop.cancelled() => {}
@@ -251,6 +268,7 @@ fn build_report(
         tls: recorded.tls,
         host_key: recorded.host_key,
         details: recorded.details,
+        diagnostics: recorded.diagnostics,
     }
 }
 
@@ -294,7 +312,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_probe_is_reported_as_internal_and_the_others_still_run() {
-        let opts = RunOptions { concurrency: 4, timeout: None, fail_fast: false, wait: None };
+        let opts = RunOptions { concurrency: 4, timeout: None, fail_fast: false, wait: None, tracker: None };
         let probes = vec![fake("before", None), fake("boom", Some("probe exploded")), fake("after", None)];
         let report = run(probes, &opts, CancellationToken::new()).await;
         let statuses: Vec<Status> = report.probes.iter().map(|p| p.status).collect();

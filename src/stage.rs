@@ -36,6 +36,7 @@ struct Progress {
     host_key: Option<HostKeyReport>,
     warnings: Vec<String>,
     details: Vec<String>,
+    diagnostics: Vec<String>,
     /// The tunnel connection this attempt uses, once it has one.
     link: Option<Arc<Link>>,
 }
@@ -170,6 +171,16 @@ impl ProbeContext {
         }
     }
 
+    /// A line for `-vv` output: what the protocol and the drivers saw (server versions,
+    /// negotiated algorithms, response headers, request ids). Scrubbed like everything else.
+    pub fn diagnostic(&self, line: impl Into<String>) {
+        let line = line.into();
+        let mut progress = self.lock();
+        if !progress.diagnostics.contains(&line) {
+            progress.diagnostics.push(line);
+        }
+    }
+
     /// Everything recorded so far, with the planned stages that never ran marked skipped.
     pub fn finish(&self, planned: &[Stage]) -> Recorded {
         let progress = self.lock();
@@ -187,6 +198,7 @@ impl ProbeContext {
             host_key: progress.host_key.clone(),
             warnings: progress.warnings.clone(),
             details: progress.details.clone(),
+            diagnostics: progress.diagnostics.clone(),
         }
     }
 }
@@ -198,6 +210,7 @@ pub struct Recorded {
     pub host_key: Option<HostKeyReport>,
     pub warnings: Vec<String>,
     pub details: Vec<String>,
+    pub diagnostics: Vec<String>,
 }
 
 fn stage_report(stage: Stage, status: StageStatus, elapsed: Duration) -> StageReport {

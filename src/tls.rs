@@ -513,6 +513,7 @@ where
                 && report
             {
                 expiry_warnings(ctx, r, opts.insecure);
+                ctx.diagnostic(negotiated(stream.get_ref().1, &recording));
             }
             if opts.insecure {
                 ctx.warn("TLS certificate verification is off (tls.insecure = true)");
@@ -521,6 +522,25 @@ where
         }
         Err(err) => Err(classify_handshake_error(&err, &recording, opts, &name)),
     }
+}
+
+/// What the handshake settled on, for `-vv`.
+fn negotiated(conn: &rustls::ClientConnection, recording: &Recording) -> String {
+    let mut parts = vec![conn.protocol_version().map(version_name).unwrap_or_else(|| "TLS".into())];
+    if let Some(suite) = conn.negotiated_cipher_suite() {
+        parts.push(format!("{:?}", suite.suite()));
+    }
+    if let Some(group) = conn.negotiated_key_exchange_group() {
+        parts.push(format!("key exchange {:?}", group.name()));
+    }
+    let alpn = conn.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
+    parts.push(format!("ALPN {}", alpn.as_deref().unwrap_or("none")));
+    let n = recording.chain.len();
+    parts.push(format!("{n} certificate{} presented", if n == 1 { "" } else { "s" }));
+    if recording.client_cert_requested {
+        parts.push("the server asked for a client certificate".into());
+    }
+    format!("tls: {}", parts.join(", "))
 }
 
 fn expiry_warnings(ctx: &ProbeContext, r: &TlsReport, insecure: bool) {

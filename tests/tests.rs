@@ -16,6 +16,7 @@ mod live_s3;
 mod live_sftp;
 mod live_tunnel;
 mod network_classes;
+mod operator;
 mod run_control;
 mod secrets_leak;
 mod tls_classes;

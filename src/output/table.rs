@@ -64,6 +64,9 @@ fn detail_cell(probe: &ProbeReport, style: Style) -> String {
             lines.push(format!("host key: {} {} ({trust}), presented by {}", key.algorithm, key.sha256, key.host));
         }
         lines.extend(probe.details.iter().cloned());
+        if style.verbose > 1 {
+            lines.extend(probe.diagnostics.iter().map(|d| paint(d, "2", style)));
+        }
     }
     lines.join("\n")
 }

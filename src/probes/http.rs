@@ -277,6 +277,7 @@ impl HttpProbe {
             return ctx
                 .stage(Stage::Check, async {
                     let response = conn.send(self.method.clone(), &url, &headers, body).await?;
+                    ctx.diagnostic(httpc::describe_response(&self.method, &url, &response));
                     self.check(response, false, conn.client_cert_requested()).await
                 })
                 .await;
@@ -284,6 +285,7 @@ impl HttpProbe {
         let response = ctx
             .stage(Stage::Auth, async {
                 let response = conn.send(self.method.clone(), &url, &headers, body).await?;
+                ctx.diagnostic(httpc::describe_response(&self.method, &url, &response));
                 if response.status() == StatusCode::UNAUTHORIZED && !self.status_expected(401) {
                     return Err(unauthorized(&response, true));
                 }

@@ -58,8 +58,8 @@ fn prelogin_request() -> Vec<u8> {
     packet(PRELOGIN, 1, &payload)
 }
 
-/// The ENCRYPTION value of a PRELOGIN response payload.
-fn prelogin_encryption(payload: &[u8]) -> Result<u8, Failure> {
+/// The value of one option of a PRELOGIN response payload (0x00 VERSION, 0x01 ENCRYPTION).
+fn prelogin_option(payload: &[u8], option: u8) -> Result<&[u8], Failure> {
     let bad = || {
         Failure::new(ErrorClass::Protocol, "the server's PRELOGIN answer is malformed")
             .with_hint("check the port: this does not look like SQL Server")
@@ -71,12 +71,25 @@ fn prelogin_encryption(payload: &[u8]) -> Result<u8, Failure> {
         }
         let entry = payload.get(at..at + 5).ok_or_else(bad)?;
         let offset = usize::from(u16::from_be_bytes([entry[1], entry[2]]));
-        if token == 0x01 {
-            return payload.get(offset).copied().ok_or_else(bad);
+        let len = usize::from(u16::from_be_bytes([entry[3], entry[4]]));
+        if token == option {
+            return payload.get(offset..offset + len).filter(|v| !v.is_empty()).ok_or_else(bad);
         }
         at += 5;
     }
     Err(bad())
+}
+
+/// The ENCRYPTION value of a PRELOGIN response payload.
+fn prelogin_encryption(payload: &[u8]) -> Result<u8, Failure> {
+    Ok(prelogin_option(payload, 0x01)?[0])
+}
+
+/// The server version a PRELOGIN response announces, as SQL Server numbers its builds.
+fn prelogin_version(payload: &[u8]) -> Option<String> {
+    let v = prelogin_option(payload, 0x00).ok()?;
+    let build = u16::from_be_bytes([*v.get(2)?, *v.get(3)?]);
+    Some(format!("{}.{}.{build}", v.first()?, v.get(1)?))
 }
 
 async fn read_tds_message(tcp: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, Failure> {
@@ -194,6 +207,9 @@ pub async fn tls_upgrade<IO: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(|e| Failure::new(classify_io(&e), format!("while sending PRELOGIN: {}", describe_io(&e))))?;
     let answer = read_tds_message(&mut tcp).await?;
+    if report && let Some(version) = prelogin_version(&answer) {
+        ctx.diagnostic(format!("mssql: the server announces version {version}"));
+    }
     if prelogin_encryption(&answer)? == EncryptionLevel::NotSupported as u8 {
         return Ok(None);
     }
@@ -340,6 +356,7 @@ mod tests {
         assert_eq!(usize::from(u16::from_be_bytes([request[2], request[3]])), request.len());
         assert_eq!(prelogin_encryption(&request[HEADER..]).unwrap(), EncryptionLevel::On as u8);
         assert!(prelogin_encryption(&[0x00, 0x00]).is_err());
+        assert_eq!(prelogin_version(&request[HEADER..]).as_deref(), Some("16.0.0"));
     }
 
     #[test]

@@ -166,6 +166,12 @@ impl MysqlProbe {
                     builder = builder.ssl_opts(self.ssl_opts(ctx, &peek.chain));
                 }
                 let conn = mysql_async::Conn::new(builder).await.map_err(|e| self.classify(&e, &peek, encrypted))?;
+                let (major, minor, patch) = conn.server_version();
+                ctx.diagnostic(format!(
+                    "mysql: server version {major}.{minor}.{patch}, connection id {}, session {}",
+                    conn.id(),
+                    if encrypted { "encrypted" } else { "not encrypted" }
+                ));
                 Ok((conn, forward))
             })
             .await?;

@@ -85,6 +85,11 @@ impl PostgresProbe {
                     .map_err(|e| self.classify(&e, &tls_state))
             })
             .await?;
+        let said: Vec<String> = ["server_version", "server_encoding", "TimeZone"]
+            .iter()
+            .filter_map(|name| connection.parameter(name).map(|v| format!("{name} {v}")))
+            .collect();
+        ctx.diagnostic(format!("postgres: {}", said.join(", ")));
         let driver = tokio::spawn(connection);
         let result = ctx
             .stage(Stage::Check, async {

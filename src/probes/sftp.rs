@@ -50,7 +50,11 @@ impl SftpProbe {
         let sftp = RawSftpSession::new(session.open_sftp().await?);
         // The runner owns the deadline; the session's own must never fire first.
         sftp.set_timeout(ctx.timeout.as_secs() + 1);
-        sftp.init().await.map_err(|e| self.classify(&e, "starting SFTP"))?;
+        let version = sftp.init().await.map_err(|e| self.classify(&e, "starting SFTP"))?;
+        let mut extensions: Vec<&String> = version.extensions.keys().collect();
+        extensions.sort();
+        let extensions: Vec<&str> = extensions.into_iter().map(String::as_str).collect();
+        ctx.diagnostic(format!("sftp: protocol version {}, extensions: {}", version.version, extensions.join(", ")));
         let dir = sftp.opendir(self.path.as_str()).await.map_err(|e| self.classify(&e, "opening the directory"))?;
         let batch = sftp.readdir(dir.handle.as_str()).await;
         // The answer is known; closing the handle is courtesy, not worth a round trip.

@@ -427,6 +427,8 @@ struct Callbacks {
     role: Role,
     presented: Arc<Mutex<Option<Presented>>>,
     refusals: Arc<Refusals>,
+    /// The algorithms the key exchange settled on, for `-vv`.
+    negotiated: Arc<Mutex<Option<String>>>,
 }
 
 /// Hands the reason for a refused channel to the task that asked for the channel.
@@ -502,6 +504,25 @@ impl client::Handler for Callbacks {
         Ok(trusted)
     }
 
+    async fn kex_done(
+        &mut self,
+        _shared_secret: Option<&[u8]>,
+        names: &russh::Names,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let settled = format!(
+            "kex {}, host key {}, cipher {}, mac {}",
+            names.kex.as_ref(),
+            names.key.as_str(),
+            names.cipher.as_ref(),
+            names.client_mac.as_ref()
+        );
+        if let Ok(mut slot) = self.negotiated.lock() {
+            slot.get_or_insert(settled);
+        }
+        Ok(())
+    }
+
     async fn channel_open_failure(
         &mut self,
         _channel: russh::ChannelId,
@@ -538,6 +559,7 @@ fn client_config(preferred_keys: Vec<Algorithm>) -> Arc<client::Config> {
 pub async fn handshake(ctx: &ProbeContext, stream: BoxIo, target: &SshTarget, role: Role) -> Result<Session, Failure> {
     let presented = Arc::new(Mutex::new(None));
     let refusals = Arc::new(Refusals::default());
+    let negotiated = Arc::new(Mutex::new(None));
     let callbacks = Callbacks {
         host: target.host.clone(),
         port: target.port,
@@ -545,6 +567,7 @@ pub async fn handshake(ctx: &ProbeContext, stream: BoxIo, target: &SshTarget, ro
         role: role.clone(),
         presented: presented.clone(),
         refusals: refusals.clone(),
+        negotiated: negotiated.clone(),
     };
     let config = client_config(target.host_keys.preferred_algorithms(&target.host, target.port));
     let (stream, first_bytes) = FirstBytes::new(stream);
@@ -569,6 +592,20 @@ pub async fn handshake(ctx: &ProbeContext, stream: BoxIo, target: &SshTarget, ro
                 });
             }
         }
+    }
+    let banner = first_bytes
+        .lock()
+        .ok()
+        .and_then(|seen| String::from_utf8_lossy(&seen).lines().find(|l| l.starts_with("SSH-")).map(str::to_string));
+    let settled = negotiated.lock().ok().and_then(|n| n.clone());
+    if banner.is_some() || settled.is_some() {
+        let who = match &role {
+            Role::Probe => String::new(),
+            Role::Tunnel(name) => format!("tunnel {name}: "),
+        };
+        let banner = banner.map(|b| format!("server {b}")).unwrap_or_else(|| "no banner".into());
+        let settled = settled.map(|s| format!("; {s}")).unwrap_or_default();
+        ctx.diagnostic(format!("{who}ssh: {banner}{settled}"));
     }
     match result {
         Ok(handle) => Ok(Session { handle, refusals, role, address }),
@@ -923,6 +960,7 @@ pub async fn scan(host: &str, port: u16) -> Result<Vec<ScannedKey>, Failure> {
             role: Role::Probe,
             presented: presented.clone(),
             refusals: Arc::default(),
+            negotiated: Arc::default(),
         };
         match client::connect_stream(client_config(vec![algorithm]), tcp, callbacks).await {
             Ok(handle) => {
