@@ -19,6 +19,9 @@ use crate::tls::{self, TlsOptions};
 
 /// The schemes inspect understands and their default ports.
 fn endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
+    if url.scheme() == "s3" {
+        return s3_endpoint(url);
+    }
     let (port, protocol) = match url.scheme() {
         "https" => (443, "https"),
         "postgres" | "postgresql" => (postgres::DEFAULT_PORT, "postgres"),
@@ -29,13 +32,31 @@ fn endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
             return Err(Failure::new(
                 ErrorClass::Config,
                 format!(
-                    "inspect supports https://, postgres://, mysql://, mssql://, sftp:// and ssh:// targets, not {other}://"
+                    "inspect supports https://, postgres://, mysql://, mssql://, s3://, sftp:// and ssh:// targets, not {other}://"
                 ),
             ));
         }
     };
     let host = url.host_str().ok_or_else(|| Failure::new(ErrorClass::Config, "the target has no host"))?;
     Ok((host.to_string(), url.port().unwrap_or(port), protocol))
+}
+
+/// Where an s3:// URL's requests go: its `endpoint` parameter, else AWS's virtual-hosted
+/// address for the bucket in `region` (us-east-1 when not given).
+fn s3_endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
+    let query: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    if let Some(raw) = param("endpoint") {
+        let given = Url::parse(&raw)
+            .map_err(|e| Failure::new(ErrorClass::Config, format!("endpoint `{raw}` is not a URL: {e}")))?;
+        if given.scheme() != "https" {
+            return Err(Failure::new(ErrorClass::Config, format!("the endpoint {raw} does not use TLS: nothing to inspect")));
+        }
+        return endpoint(&given);
+    }
+    let bucket = url.host_str().ok_or_else(|| Failure::new(ErrorClass::Config, "the URL names no bucket"))?;
+    let region = param("region").unwrap_or_else(|| "us-east-1".into());
+    Ok((format!("{bucket}.s3.{region}.amazonaws.com"), 443, "https"))
 }
 
 /// The chain and protocol version a completed handshake showed.

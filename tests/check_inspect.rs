@@ -54,6 +54,8 @@ async fn inspect_shows_the_chain_the_verdict_and_the_pin_line() {
         format!("https://localhost:{}", harness_var(&env, "AP_HTTPS_PORT")),
         format!("postgres://localhost:{}", harness_var(&env, "AP_PG_PORT")),
         format!("mysql://localhost:{}", harness_var(&env, "AP_MYSQL_PORT")),
+        format!("mssql://localhost:{}", harness_var(&env, "AP_MSSQL_PORT")),
+        format!("s3://demo-bucket/?endpoint=https://localhost:{}", harness_var(&env, "AP_S3_TLS_PORT")),
     ] {
         let out = authprobe_harness(&["inspect", &target], &env).await;
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -70,6 +72,10 @@ async fn inspect_shows_the_chain_the_verdict_and_the_pin_line() {
     let out = authprobe_harness(&["inspect", "https://127.0.0.1:1"], &env).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("connect_refused"), "{}", out.stderr);
+    let plain = format!("s3://demo-bucket/?endpoint=http://127.0.0.1:{}", harness_var(&env, "AP_S3_PORT"));
+    let out = authprobe_harness(&["inspect", &plain], &env).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("does not use TLS"), "{}", out.stderr);
 }
 
 #[tokio::test]
