@@ -19,13 +19,18 @@ command -v mariadb >/dev/null || missing+=(mariadb-client)
 command -v sftp >/dev/null || missing+=(openssh-client)
 command -v sshpass >/dev/null || missing+=(sshpass)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+# The integrations in examples/: a real node_exporter serves the cron recipe's metrics.
+command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
+command -v flock >/dev/null || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-python3 -c 'import jsonschema, cryptography, boto3, pytds, OpenSSL' 2>/dev/null \
-  || pip install -q jsonschema cryptography boto3 python-tds pyopenssl
+python3 -c 'import jsonschema, cryptography, boto3, pytds, OpenSSL, yaml, kubernetes_validate, dockerfile' 2>/dev/null \
+  && command -v check-jsonschema >/dev/null \
+  || pip install -q jsonschema cryptography boto3 python-tds pyopenssl pyyaml \
+       kubernetes-validate==1.37.0 check-jsonschema==0.39.0 dockerfile==3.4.0
 
 log "cargo fmt --check"
 cargo fmt --check

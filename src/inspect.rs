@@ -50,7 +50,10 @@ fn s3_endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
         let given = Url::parse(&raw)
             .map_err(|e| Failure::new(ErrorClass::Config, format!("endpoint `{raw}` is not a URL: {e}")))?;
         if given.scheme() != "https" {
-            return Err(Failure::new(ErrorClass::Config, format!("the endpoint {raw} does not use TLS: nothing to inspect")));
+            return Err(Failure::new(
+                ErrorClass::Config,
+                format!("the endpoint {raw} does not use TLS: nothing to inspect"),
+            ));
         }
         return endpoint(&given);
     }

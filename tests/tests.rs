@@ -8,6 +8,7 @@ mod config_errors;
 mod formats;
 mod harness_servers;
 mod http_auth;
+mod integrations;
 mod live_http;
 mod live_mssql;
 mod live_mysql;
