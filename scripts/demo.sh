@@ -35,6 +35,7 @@ expected = {
     "broken-bucket-policy": "permission_denied",
     "broken-sftp-directory": "permission_denied",
     "broken-unknown-host-key": "host_key",
+    "broken-behind-bastion": "connect_refused",
 }
 report = json.load(open(sys.argv[1]))
 bad = []

@@ -89,6 +89,31 @@ fn reference(var: &str) -> Value {
     Value::String(format!("${{{var}}}"))
 }
 
+/// Hints name config lines (`host_key = "…"`, `pin_sha256 = ["…"]`); for `check`, which
+/// has no config file, they name the flags that do the same.
+pub fn hints_in_flags(report: &mut crate::report::RunReport) {
+    for probe in &mut report.probes {
+        if let Some(error) = &mut probe.error {
+            error.hint = flag_words(&error.hint);
+        }
+    }
+}
+
+fn flag_words(hint: &str) -> String {
+    let mut out = hint.to_string();
+    for (open, close, flag) in [("host_key = \"", "\"", "--host-key "), ("pin_sha256 = [\"", "\"]", "--pin-sha256 ")] {
+        while let Some(start) = out.find(open) {
+            let value_at = start + open.len();
+            let Some(len) = out[value_at..].find(close) else { break };
+            let value = out[value_at..value_at + len].to_string();
+            out.replace_range(start..value_at + len + close.len(), &format!("{flag}{value}"));
+        }
+    }
+    out.replace("add to the probe: --", "rerun with --")
+        .replace("in the probe's tls table: --", "with --")
+        .replace("update the probe: --", "rerun with --")
+}
+
 /// `host`, `port` and `user` from a URL; without a user in it, the first of `user_vars`
 /// that is set (as the protocol's own client would take it).
 fn insert_address(url: &Url, probe: &mut Table, user_vars: &[&str]) -> Result<(), String> {
@@ -351,6 +376,21 @@ mod tests {
         assert!(s.toml.contains("mode = \"verify-full\""), "{}", s.toml);
         assert!(s.toml.contains(&format!("password = \"${{{URL_PASSWORD_VAR}}}\"")), "{}", s.toml);
         assert_eq!(s.url_password.as_deref(), Some("s3cret-in-url"));
+    }
+
+    #[test]
+    fn hints_name_flags_instead_of_config_lines() {
+        assert_eq!(
+            flag_words("verify it, then add to the probe: host_key = \"SHA256:abc\""),
+            "verify it, then rerun with --host-key SHA256:abc"
+        );
+        assert_eq!(
+            flag_words(
+                "set tls.ca, or approve this exact certificate in the probe's tls table: pin_sha256 = [\"AB:CD\"]"
+            ),
+            "set tls.ca, or approve this exact certificate with --pin-sha256 AB:CD"
+        );
+        assert_eq!(flag_words("no lines here"), "no lines here");
     }
 
     #[test]

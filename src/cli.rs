@@ -281,7 +281,7 @@ fn run_command(args: RunArgs) -> u8 {
         wait: args.wait,
         tracker: progress_tracker(&args.report),
     };
-    execute(selected, &opts, &args.report)
+    execute(selected, &opts, &args.report, |_| {})
 }
 
 fn check_command(args: CheckArgs) -> u8 {
@@ -320,7 +320,7 @@ fn check_command(args: CheckArgs) -> u8 {
         wait: args.wait,
         tracker: progress_tracker(&args.report),
     };
-    execute(cfg.probes, &opts, &args.report)
+    execute(cfg.probes, &opts, &args.report, crate::check::hints_in_flags)
 }
 
 fn inspect_command(args: InspectArgs) -> u8 {
@@ -385,8 +385,9 @@ fn load_known_hosts(path: Option<&std::path::Path>) -> Result<Option<crate::ssh:
     }
 }
 
-/// Runs probes and writes the report as asked; returns the exit code.
-fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArgs) -> u8 {
+/// Runs probes and writes the report as asked; returns the exit code. `adjust` edits the
+/// report before it is rendered (`check` words its hints as flags).
+fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArgs, adjust: fn(&mut RunReport)) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -395,6 +396,7 @@ fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArg
         }
     };
     let (mut report, interrupted) = runtime.block_on(run_until_interrupted(probes, opts));
+    adjust(&mut report);
     report.scrub_secrets();
     let style = Style { verbose: args.verbose, color: color_allowed(args) };
     let text = output::render(&report, args.format, style);

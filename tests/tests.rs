@@ -18,6 +18,7 @@ mod live_sftp;
 mod live_tunnel;
 mod network_classes;
 mod operator;
+mod readme;
 mod run_control;
 mod secrets_leak;
 mod tls_classes;

@@ -141,7 +141,9 @@ pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>)
     let tunnels = read_tunnels(&root);
     let probes = read_probes(&root, &defaults, &tunnels);
     root.finish();
-    let errors = ctx.into_errors();
+    let mut errors = ctx.into_errors();
+    // In the order of the file, as an editor would walk them.
+    errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -211,18 +213,22 @@ fn each_named_table<'r, 's>(
     true
 }
 
-/// The `[[tunnel]]` tables.
-fn read_tunnels(root: &TableReader<'_, '_>) -> Vec<Arc<TunnelConfig>> {
+/// A `[[tunnel]]` by name; `None` when its table has errors (reported already).
+type Tunnels = Vec<(String, Option<Arc<TunnelConfig>>)>;
+
+fn read_tunnels(root: &TableReader<'_, '_>) -> Tunnels {
     let mut tunnels = Vec::new();
     each_named_table(root, "tunnel", "a unique name that probes refer to with `via`", |reader, name| {
-        let tunnel = name.and_then(|name| TunnelConfig::read(&reader, name));
+        let tunnel = name.clone().and_then(|name| TunnelConfig::read(&reader, name));
         reader.finish();
-        tunnels.extend(tunnel.map(Arc::new));
+        if let Some(name) = name {
+            tunnels.push((name, tunnel.map(Arc::new)));
+        }
     });
     tunnels
 }
 
-fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults, tunnels: &[Arc<TunnelConfig>]) -> Vec<ProbeConfig> {
+fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults, tunnels: &Tunnels) -> Vec<ProbeConfig> {
     let mut probes = Vec::new();
     let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
         probes.extend(read_probe(reader, name, defaults, tunnels));
@@ -239,7 +245,7 @@ fn read_probe(
     reader: TableReader<'_, '_>,
     name: Option<String>,
     defaults: &Defaults,
-    tunnels: &[Arc<TunnelConfig>],
+    tunnels: &Tunnels,
 ) -> Option<ProbeConfig> {
     let tags = reader.string_list("tags").unwrap_or_default();
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
@@ -268,12 +274,13 @@ fn read_probe(
 
 /// `via = "NAME"`: the tunnel a probe's connections go through (every kind connects
 /// through [`crate::net`], so every kind can).
-fn read_via(reader: &TableReader<'_, '_>, tunnels: &[Arc<TunnelConfig>]) -> Option<Arc<TunnelConfig>> {
+fn read_via(reader: &TableReader<'_, '_>, tunnels: &Tunnels) -> Option<Arc<TunnelConfig>> {
     let name = reader.string("via")?;
-    if let Some(tunnel) = tunnels.iter().find(|t| t.name == name) {
-        return Some(tunnel.clone());
+    if let Some((_, tunnel)) = tunnels.iter().find(|(n, _)| *n == name) {
+        // A tunnel with errors of its own has them reported at its table.
+        return tunnel.clone();
     }
-    let known: Vec<&str> = tunnels.iter().map(|t| t.name.as_str()).collect();
+    let known: Vec<&str> = tunnels.iter().map(|(n, _)| n.as_str()).collect();
     let message = match reader::did_you_mean(&name, &known) {
         Some(s) => format!("no [[tunnel]] named `{name}` (did you mean `{s}`?)"),
         None if known.is_empty() => {

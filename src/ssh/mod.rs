@@ -185,6 +185,15 @@ impl Role {
             Role::Tunnel(name) => Failure { message: format!("tunnel `{name}`: {}", failure.message), ..failure },
         }
     }
+
+    /// Prefixes a failure to reach the target through this connection: the tunnel worked,
+    /// and what follows is what its far end found.
+    fn via(&self, failure: Failure) -> Failure {
+        match self {
+            Role::Probe => failure,
+            Role::Tunnel(name) => Failure { message: format!("via tunnel `{name}`: {}", failure.message), ..failure },
+        }
+    }
 }
 
 /// A key the server presented, and what the policy made of it.
@@ -879,7 +888,7 @@ impl Session {
             Ok(channel) => Ok(Box::new(channel.into_stream())),
             Err(russh::Error::ChannelOpenFailure(reason)) => {
                 let description = self.refusals.take().await;
-                Err(self.role.label(classify_open_failure(&reason, &description, host, port)))
+                Err(self.role.via(classify_open_failure(&reason, &description, host, port)))
             }
             Err(err) => Err(self.lost(&err, &format!("the request to connect to {host}:{port}"))),
         }
@@ -996,7 +1005,7 @@ fn classify_open_failure(reason: &ChannelOpenFailure, description: &str, host: &
         .with_hint("the server does not allow TCP forwarding for this account or this destination (AllowTcpForwarding, PermitOpen in sshd_config)"),
         ChannelOpenFailure::ConnectFailed if lower.contains("refused") => Failure::new(
             ErrorClass::ConnectRefused,
-            format!("seen from the SSH server, nothing listens on {host}:{port}{said}"),
+            format!("nothing listens on {host}:{port}, as seen from the SSH server{said}"),
         )
         .with_hint("check the port, and that the service runs and is reachable from the SSH server"),
         ChannelOpenFailure::ConnectFailed
