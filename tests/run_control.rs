@@ -190,3 +190,53 @@ async fn completions_and_man_page_are_generated_from_the_cli_definition() {
     assert_eq!(man.code, 0);
     assert!(man.stdout.contains(".TH authprobe 1") && man.stdout.contains("validate"), "{}", man.stdout);
 }
+
+/// The deploy gate, interrupted: `--wait` with `--only`, a probe that never comes up, and
+/// Ctrl-C during the wait. Every format shows the attempts made so far; exit 130.
+#[tokio::test]
+async fn wait_with_only_and_ctrl_c_reports_the_attempts_in_every_format() {
+    let server = servers::http().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ws = Workspace::new();
+    let mut cfg = http_probe("up", &server.url("http", "/health"), "");
+    cfg += &http_probe("never-up", &format!("http://127.0.0.1:{closed}/health"), "");
+    cfg += &http_probe("not-selected", &format!("http://127.0.0.1:{closed}/other"), "");
+    let path = ws.config(&cfg);
+    for (format, attempts_shown) in [
+        ("json", "\"attempts\": "),
+        ("table", "attempts: "),
+        ("junit", "attempts: "),
+        ("prometheus", "authprobe_probe_attempts{probe=\"never-up\",kind=\"http\"} "),
+        ("markdown", " attempts"),
+    ] {
+        let child = tokio::process::Command::new(BIN)
+            .args(["run", "-c", path.to_str().unwrap(), "--wait", "60s", "--only", "up", "--only", "never-*"])
+            .args(["--format", format])
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let pid = child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .expect("exits after SIGINT")
+            .unwrap();
+        assert_eq!(out.status.code(), Some(130), "{format}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("never-up") && !stdout.contains("not-selected"), "{format}:\n{stdout}");
+        let at = stdout.find(attempts_shown).unwrap_or_else(|| panic!("{format} shows no attempts:\n{stdout}"));
+        if format == "json" {
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            let never = probe(&report, "never-up");
+            assert_eq!(never["status"], "fail", "{never:#}");
+            assert!(never["attempts"].as_u64().unwrap() >= 3, "retried with backoff for 1.5 s: {never:#}");
+            assert_eq!(probe(&report, "up")["attempts"], 1);
+        } else {
+            assert!(!stdout[at..].is_empty());
+        }
+    }
+}

@@ -53,20 +53,24 @@ pub fn render(report: &RunReport) -> String {
             (Status::Fail, Some(err)) => {
                 let _ = writeln!(
                     body,
-                    "    <failure type=\"{}\" message=\"{}\">stage: {}&#10;target: {}&#10;hint: {}</failure>",
+                    "    <failure type=\"{}\" message=\"{}\">stage: {}&#10;target: {}&#10;hint: {}&#10;attempts: {}</failure>",
                     err.class,
                     escape(&err.message),
                     err.stage,
                     escape(&probe.target),
-                    escape(&err.hint)
+                    escape(&err.hint),
+                    probe.attempts
                 );
             }
             (Status::Cancelled, _) => body.push_str("    <skipped message=\"cancelled before it finished\"/>\n"),
             _ => {}
         }
-        if !probe.warnings.is_empty() {
-            let warnings: Vec<String> = probe.warnings.iter().map(|w| format!("warning: {}", escape(w))).collect();
-            let _ = writeln!(body, "    <system-out>{}</system-out>", warnings.join("&#10;"));
+        let mut notes: Vec<String> = probe.warnings.iter().map(|w| format!("warning: {}", escape(w))).collect();
+        if probe.attempts > 1 && probe.status != Status::Fail {
+            notes.push(format!("attempts: {}", probe.attempts));
+        }
+        if !notes.is_empty() {
+            let _ = writeln!(body, "    <system-out>{}</system-out>", notes.join("&#10;"));
         }
         if body.is_empty() {
             out.push_str("/>\n");

@@ -37,6 +37,17 @@ pub fn render(report: &RunReport) -> String {
         );
     }
 
+    header(&mut out, "authprobe_probe_attempts", "How many attempts the probe made (more than 1 only with --wait).");
+    for p in finished() {
+        let _ = writeln!(
+            out,
+            "authprobe_probe_attempts{{probe=\"{}\",kind=\"{}\"}} {}",
+            label(&p.name),
+            label(&p.kind),
+            p.attempts
+        );
+    }
+
     header(&mut out, "authprobe_stage_duration_seconds", "How long each stage of the probe took.");
     for p in finished() {
         for s in p.stages.iter().filter(|s| s.status != StageStatus::Skipped) {
