@@ -109,23 +109,10 @@ async fn ctrl_c_prints_a_partial_report_and_exits_130() {
     let mut cfg = http_probe("quick", &server.url("http", "/health"), "");
     cfg += &http_probe("hung", &silent.url("http", "/"), "timeout = \"60s\"");
     let path = ws.config(&cfg);
-    let child = tokio::process::Command::new(BIN)
-        .args(["run", "-c", path.to_str().unwrap(), "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    assert!(status.success());
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .expect("exits after SIGINT")
-        .unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out =
+        interrupted_after(&["run", "-c", path.to_str().unwrap(), "--format", "json"], Duration::from_millis(700)).await;
+    assert_eq!(out.code, 130);
+    let report = out.json();
     assert_passed(&report, "quick");
     assert_eq!(probe(&report, "hung")["status"], "cancelled");
 }
@@ -209,28 +196,26 @@ async fn wait_with_only_and_ctrl_c_reports_the_attempts_in_every_format() {
         ("prometheus", "authprobe_probe_attempts{probe=\"never-up\",kind=\"http\"} "),
         ("markdown", " attempts"),
     ] {
-        let child = tokio::process::Command::new(BIN)
-            .args(["run", "-c", path.to_str().unwrap(), "--wait", "60s", "--only", "up", "--only", "never-*"])
-            .args(["--format", format])
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let pid = child.id().unwrap().to_string();
-        assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-            .await
-            .expect("exits after SIGINT")
-            .unwrap();
-        assert_eq!(out.status.code(), Some(130), "{format}");
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let args = [
+            "run",
+            "-c",
+            path.to_str().unwrap(),
+            "--wait",
+            "60s",
+            "--only",
+            "up",
+            "--only",
+            "never-*",
+            "--format",
+            format,
+        ];
+        let out = interrupted_after(&args, Duration::from_millis(1500)).await;
+        assert_eq!(out.code, 130, "{format}");
+        let stdout = &out.stdout;
         assert!(stdout.contains("never-up") && !stdout.contains("not-selected"), "{format}:\n{stdout}");
         let at = stdout.find(attempts_shown).unwrap_or_else(|| panic!("{format} shows no attempts:\n{stdout}"));
         if format == "json" {
-            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            let report = out.json();
             let never = probe(&report, "never-up");
             assert_eq!(never["status"], "fail", "{never:#}");
             assert!(never["attempts"].as_u64().unwrap() >= 3, "retried with backoff for 1.5 s: {never:#}");

@@ -87,6 +87,34 @@ pub async fn authprobe_in(cwd: Option<&Path>, args: &[&str], env: &[(&str, &str)
     }
 }
 
+/// Starts authprobe, sends it SIGINT (Ctrl-C) after `after`, and returns what it printed
+/// and its exit code.
+pub async fn interrupted_after(args: &[&str], after: Duration) -> Output {
+    let child = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("AUTHPROBE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn authprobe");
+    tokio::time::sleep(after).await;
+    let pid = child.id().expect("still running").to_string();
+    let kill = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("run kill");
+    assert!(kill.success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("authprobe did not exit within 10 s of SIGINT")
+        .expect("wait for authprobe");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Runs the config with `--format json` and returns the output and the report.
 pub async fn run_json(config: &Path, env: &[(&str, &str)]) -> (Output, serde_json::Value) {
     let path = config.to_str().expect("utf-8 path");
