@@ -14,6 +14,7 @@ pub mod error;
 pub mod glob;
 pub mod httpc;
 pub mod inspect;
+pub mod limits;
 pub mod net;
 pub mod oauth2;
 pub mod output;

@@ -49,7 +49,12 @@ pub async fn run(probes: Vec<ProbeConfig>, opts: &RunOptions, cancel: Cancellati
     let started = Instant::now();
     let started_wall = SystemTime::now();
     let shared = Arc::new(Shared::default());
-    let semaphore = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    // Never more at once than the open-file limit allows: the rest queue.
+    let concurrency = match crate::limits::raise_open_files() {
+        Some(open_files) => crate::limits::concurrency_within(open_files, opts.concurrency),
+        None => opts.concurrency.max(1),
+    };
+    let semaphore = Arc::new(Semaphore::new(concurrency));
     // Fail-fast stops the rest of the run without being an interruption of the process.
     let stop = cancel.child_token();
     let mut tasks = JoinSet::new();

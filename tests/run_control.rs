@@ -225,3 +225,30 @@ async fn wait_with_only_and_ctrl_c_reports_the_attempts_in_every_format() {
         }
     }
 }
+
+/// Ten thousand probes, all at once asked for, under a low open-file limit: they queue
+/// instead of failing with "too many open files" blamed on the target.
+#[tokio::test]
+async fn a_low_open_file_limit_queues_probes_instead_of_failing_them() {
+    let server = servers::http().await;
+    let ws = Workspace::new();
+    let url = server.url("http", "/health");
+    let mut cfg = String::with_capacity(10_000 * 80);
+    for i in 0..10_000 {
+        cfg += &format!("[[probe]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"{url}\"\n\n");
+    }
+    let path = ws.config(&cfg);
+    let script = format!("ulimit -n 128 && exec {BIN} run -c {} --concurrency 10000 --format json", path.display());
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("sh").args(["-c", &script]).env("NO_COLOR", "1").output(),
+    )
+    .await
+    .expect("10,000 probes finished within 2 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!(report["summary"]["passed"], 10_000, "{}", &stdout[..stdout.len().min(2000)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(server.requests(), 10_000);
+}
