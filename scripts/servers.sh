@@ -311,6 +311,8 @@ StrictModes no
 AllowTcpForwarding yes
 AllowUsers $2
 LogLevel VERBOSE
+# The test suite runs many test processes at once against the same servers.
+MaxStartups 200:30:400
 CONF
 }
 

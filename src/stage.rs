@@ -17,6 +17,8 @@ pub struct Shared {
     pub trust: TrustStore,
     /// The open SSH tunnels: probes that name the same tunnel share one connection.
     pub tunnels: TunnelPool,
+    /// Keeps the logins to each SSH server under its MaxStartups.
+    pub ssh_logins: crate::ssh::LoginGate,
 }
 
 struct OpenStage {

@@ -145,6 +145,7 @@ async fn establish(ctx: &ProbeContext, tunnel: &TunnelConfig, started: Instant) 
     let target = &tunnel.ssh;
     let role = Role::Tunnel(tunnel.name.clone());
     ctx.detail(format!("tunnel {}: {}", tunnel.name, tunnel.describe()));
+    let login = ctx.shared.ssh_logins.admit(&target.address()).await;
     let connected = async {
         let addrs = net::resolve(&target.host, target.port).await.map_err(|f| role.label(f))?;
         let tcp = net::connect_any(&target.host, target.port, &addrs).await.map_err(|f| role.label(f))?;
@@ -154,6 +155,7 @@ async fn establish(ctx: &ProbeContext, tunnel: &TunnelConfig, started: Instant) 
     ctx.end(Stage::TunnelConnect, started, connected.is_ok());
     let mut session = connected.map_err(|f| f.at(Stage::TunnelConnect))?;
     let auth = ctx.stage(Stage::TunnelAuth, session.authenticate(ctx, target)).await;
+    drop(login);
     auth?;
     Ok(Arc::new(Link { session }))
 }

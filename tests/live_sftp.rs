@@ -303,3 +303,87 @@ async fn unusable_keys_are_config_errors_that_never_show_the_passphrase() {
     assert!(err.contains("probe `bad-pin`, key `host_key`: MD5 fingerprints are not accepted"), "{err}");
     assert!(err.contains("probe `no-auth`") && err.contains("missing required key `auth`"), "{err}");
 }
+
+/// A private sshd for this test alone, with the harness's users, its own host key and the
+/// given MaxStartups; stopped when dropped.
+struct PrivateSshd {
+    port: u16,
+    host_key: String,
+    child: std::process::Child,
+    _dir: Workspace,
+}
+
+impl Drop for PrivateSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn private_sshd(env: &[(String, String)], max_startups: &str) -> PrivateSshd {
+    let dir = Workspace::new();
+    let key = dir.path("host_ed25519");
+    tool("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()], &[]);
+    let host_key = tool("ssh-keygen", &["-l", "-E", "sha256", "-f", &format!("{}.pub", key.display())], &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.write(
+        "sshd_config",
+        &format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\nAllowUsers {}\nSubsystem sftp internal-sftp\nMaxStartups {max_startups}\n",
+            key.display(),
+            dir.path("sshd.pid").display(),
+            harness_var(env, "AP_SFTP_USER")
+        ),
+    );
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f", config.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sshd");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    PrivateSshd { port, host_key: host_key.split_whitespace().nth(1).unwrap().to_string(), child, _dir: dir }
+}
+
+#[tokio::test]
+async fn many_probes_against_one_ssh_server_queue_for_its_max_startups() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let probes = |server: &PrivateSshd, n: usize| {
+        let mut cfg = String::new();
+        for i in 0..n {
+            cfg += &format!(
+                "[[probe]]\nname = \"drop-{i}\"\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = {}\n{PASSWORD_USER}\n{PASSWORD}\nhost_key = \"{}\"\n\n",
+                server.port, server.host_key
+            );
+        }
+        cfg
+    };
+    // Just under the limit authprobe keeps to (8 logins at once per server): 24 probes
+    // all pass instead of a third being dropped.
+    let tolerant = private_sshd(&env, "9");
+    let path = ws.write("tolerant.toml", &probes(&tolerant, 24));
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
+    let report = out.json();
+    assert_eq!(report["summary"]["passed"], 24, "{}", out.stdout);
+
+    // A server that takes fewer: what it drops is reported as what it is, not as a
+    // protocol error.
+    let strict = private_sshd(&env, "2");
+    let path = ws.write("strict.toml", &probes(&strict, 12));
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
+    let report = out.json();
+    let dropped: Vec<&serde_json::Value> =
+        report["probes"].as_array().unwrap().iter().filter(|p| p["status"] == "fail").collect();
+    assert!(!dropped.is_empty(), "expected MaxStartups 2 to drop some of 12 concurrent logins");
+    for p in dropped {
+        assert_eq!(p["error"]["class"], "network", "{p:#}");
+        assert!(p["error"]["message"].as_str().unwrap().contains("Exceeded MaxStartups"), "{p:#}");
+        assert!(p["error"]["hint"].as_str().unwrap().contains("MaxStartups"), "{p:#}");
+    }
+}

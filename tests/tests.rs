@@ -4,6 +4,7 @@
 mod util;
 
 mod check_inspect;
+mod config_corpus;
 mod config_errors;
 mod formats;
 mod harness_servers;

@@ -101,7 +101,7 @@ impl std::error::Error for ConfigErrors {}
 
 /// Reads and checks a config file, resolving references from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match secrets::read_text_capped(path, secrets::DATA_FILE_CAP) {
         Ok(text) => text,
         Err(err) => {
             return Err(ConfigErrors(vec![ConfigError {

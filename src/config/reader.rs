@@ -288,7 +288,7 @@ impl<'r, 's> TableReader<'r, 's> {
     /// Reads a file a key points at; an unreadable file is a config error.
     pub fn file_bytes(&self, key: &'static str) -> Option<(PathBuf, Vec<u8>)> {
         let path = self.path(key)?;
-        match std::fs::read(&path) {
+        match secrets::read_capped(&path, secrets::DATA_FILE_CAP) {
             Ok(bytes) => Some((path, bytes)),
             Err(err) => {
                 self.error_at(key, format!("cannot read {}: {}", path.display(), crate::error::describe_io(&err)));
@@ -334,9 +334,18 @@ impl<'r, 's> TableReader<'r, 's> {
             DeValue::String(raw) => self.expand(key, value, raw)?.value.trim().parse::<i64>().ok(),
             _ => None,
         };
-        match parsed {
-            Some(n) if (1..=65535).contains(&n) => Some(n as u16),
-            _ => {
+        match (parsed, value.get_ref()) {
+            (Some(n), _) if (1..=65535).contains(&n) => Some(n as u16),
+            (Some(n), _) => {
+                self.error_at(key, format!("{n} is not a port number (1-65535)"));
+                None
+            }
+            (None, DeValue::String(raw)) => {
+                let shown = self.expand(key, value, raw).map(|e| e.value).unwrap_or_default();
+                self.error_at(key, format!("`{shown}` is not a port number (1-65535)"));
+                None
+            }
+            (None, _) => {
                 self.type_error(key, value, "a port number (1-65535)");
                 None
             }

@@ -27,6 +27,32 @@ impl std::fmt::Display for SecretError {
     }
 }
 
+/// The most a `${file:…}` secret may hold: a password or token file, never a disk image.
+pub const SECRET_FILE_CAP: u64 = 1024 * 1024;
+/// The most a certificate bundle, key or known_hosts file may hold.
+pub const DATA_FILE_CAP: u64 = 16 * 1024 * 1024;
+
+/// Reads a whole file, refusing one larger than `cap` (a mistaken `/dev/zero` or a log file
+/// must not eat the machine's memory).
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB, which is more than such a file holds", cap / 1024),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// As [`read_capped`], for text.
+pub fn read_text_capped(path: &Path, cap: u64) -> std::io::Result<String> {
+    String::from_utf8(read_capped(path, cap)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// The result of expanding one string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expanded {
@@ -71,7 +97,7 @@ pub fn expand(raw: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) 
 fn resolve(reference: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, SecretError> {
     if let Some(path) = reference.strip_prefix("file:") {
         let path = resolve_path(path.trim(), base_dir);
-        return match std::fs::read_to_string(&path) {
+        return match read_text_capped(&path, SECRET_FILE_CAP) {
             Ok(text) => Ok(text.trim_end_matches(['\n', '\r']).to_string()),
             Err(err) => Err(SecretError::UnreadableFile { path, reason: crate::error::describe_io(&err) }),
         };

@@ -99,8 +99,18 @@ fn read_source(a: &TableReader<'_, '_>, nested: bool) -> Option<Source> {
             };
             Some(Source::AssumeRole { role_arn: role_arn?, external_id, session_name, source: Box::new(source?) })
         }
+        "assume_role" => {
+            a.error_at(
+                "type",
+                "the source of an assume_role cannot itself be assume_role: use static, profile, env, default_chain or anonymous",
+            );
+            None
+        }
         other => {
-            a.error_at("type", format!("unknown S3 auth type `{other}`; use one of: {}", AUTH_TYPES.join(", ")));
+            let hint = crate::config::reader::did_you_mean(other, AUTH_TYPES)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_else(|| format!("; use one of: {}", AUTH_TYPES.join(", ")));
+            a.error_at("type", format!("unknown S3 auth type `{other}`{hint}"));
             None
         }
     }

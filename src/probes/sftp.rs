@@ -36,6 +36,9 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
 impl SftpProbe {
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
         let target = &self.ssh;
+        // Held to the end: the server counts a login as finished only some time after it
+        // told us, and a short SFTP session is over soon after that anyway.
+        let _login = ctx.shared.ssh_logins.admit(&target.address()).await;
         let (mut session, _route) = net::connect_then(ctx, &target.host, target.port, Record::Stages, |stream| {
             ssh::handshake(ctx, stream, target, Role::Probe)
         })

@@ -26,6 +26,35 @@ use known_hosts::{KnownHosts, Verdict};
 
 pub const DEFAULT_PORT: u16 = 22;
 
+/// How many connections to one SSH server may be logging in at once. OpenSSH starts
+/// dropping new connections beyond 10 unauthenticated ones (MaxStartups 10:30:100), so more
+/// probes than this against one server queue instead of being refused.
+pub const LOGINS_PER_SERVER: usize = 8;
+
+/// Admits connections to each SSH server at most [`LOGINS_PER_SERVER`] at a time (an
+/// sftp probe's whole session, a tunnel's connection until it is logged in). One per run,
+/// shared by every probe and tunnel.
+#[derive(Default)]
+pub struct LoginGate {
+    per_server: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl LoginGate {
+    pub async fn admit(&self, address: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut servers = match self.per_server.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            servers
+                .entry(address.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(LOGINS_PER_SERVER)))
+                .clone()
+        };
+        semaphore.acquire_owned().await.ok()
+    }
+}
+
 /// A host key as `ssh-keygen -l` shows it: `SHA256:` and unpadded base64.
 pub fn sha256_fingerprint(blob: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, blob);
@@ -701,6 +730,14 @@ fn not_ssh(first_bytes: &Mutex<Vec<u8>>) -> Option<Failure> {
         .filter(|c| !c.is_control())
         .take(60)
         .collect();
+    if first_line.contains("MaxStartups") {
+        // OpenSSH's own words when it drops a connection because too many others have
+        // not finished logging in yet.
+        return Some(
+            Failure::new(ErrorClass::Network, format!("the SSH server refused the connection: `{first_line}`"))
+                .with_hint("too many connections to this SSH server are logging in at once (its MaxStartups): retry, lower --concurrency, or raise MaxStartups in sshd_config"),
+        );
+    }
     Some(
         Failure::new(
             ErrorClass::Protocol,
