@@ -6,6 +6,7 @@ mod util;
 mod check_inspect;
 mod config_corpus;
 mod config_errors;
+mod faults;
 mod formats;
 mod harness_servers;
 mod http_auth;

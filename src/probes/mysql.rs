@@ -43,14 +43,27 @@ struct Greeting {
     supports_tls: bool,
 }
 
-/// Reads one protocol packet: 3-byte length, sequence number, payload.
-async fn read_packet(tcp: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+/// The largest greeting a server sends; anything claiming more is not a MySQL server.
+const GREETING_MAX: usize = 16 * 1024;
+
+/// Reads the server's greeting packet: 3-byte length, sequence number 0, payload. A header
+/// that cannot be a greeting is refused before waiting for a payload that will not come.
+async fn read_greeting(tcp: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, Failure> {
+    let io = io_failure("while reading the server's greeting");
     let mut header = [0u8; 4];
-    tcp.read_exact(&mut header).await?;
+    tcp.read_exact(&mut header).await.map_err(&io)?;
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+    if header[3] != 0 || len == 0 || len > GREETING_MAX {
+        return Err(not_mysql());
+    }
     let mut payload = vec![0u8; len];
-    tcp.read_exact(&mut payload).await?;
+    tcp.read_exact(&mut payload).await.map_err(&io)?;
     Ok(payload)
+}
+
+fn not_mysql() -> Failure {
+    Failure::new(ErrorClass::Protocol, "the server did not greet like MySQL or MariaDB")
+        .with_hint("check the port: this does not look like a MySQL server")
 }
 
 fn io_failure(what: &str) -> impl Fn(std::io::Error) -> Failure + '_ {
@@ -66,10 +79,7 @@ fn parse_greeting(payload: &[u8]) -> Result<Greeting, Failure> {
             let message = String::from_utf8_lossy(&payload[3..]).trim_start_matches('#').to_string();
             return Err(server_error(code, &message));
         }
-        _ => {
-            return Err(Failure::new(ErrorClass::Protocol, "the server did not greet like MySQL or MariaDB")
-                .with_hint("check the port: this does not look like a MySQL server"));
-        }
+        _ => return Err(not_mysql()),
     }
     // version string, then connection id (4), scramble part 1 (8), filler (1), capabilities (2).
     let version_end = payload[1..].iter().position(|b| *b == 0).map(|p| p + 1).unwrap_or(payload.len());
@@ -103,7 +113,7 @@ pub async fn tls_upgrade<IO: AsyncRead + AsyncWrite + Unpin>(
     host: &str,
     report: bool,
 ) -> Result<Option<tls::Handshake<IO>>, Failure> {
-    let greeting = read_packet(&mut tcp).await.map_err(io_failure("while reading the server's greeting"))?;
+    let greeting = read_greeting(&mut tcp).await?;
     let greeting = parse_greeting(&greeting)?;
     if !greeting.supports_tls {
         return Ok(None);

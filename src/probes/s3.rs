@@ -286,6 +286,7 @@ fn is_auth_failure(class: ErrorClass) -> bool {
             | ErrorClass::Timeout
             | ErrorClass::TlsUntrusted
             | ErrorClass::TlsHandshake
+            | ErrorClass::Protocol
     )
 }
 

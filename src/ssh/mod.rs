@@ -687,6 +687,14 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytes<S> {
             let fresh = &buf.filled()[before..];
             let room = Self::KEEP - seen.len();
             seen.extend_from_slice(&fresh[..fresh.len().min(room)]);
+            // SSH allows text lines before the banner, so a client keeps reading; a server
+            // that answered in another protocol would keep it reading until the timeout.
+            if foreign(&seen) {
+                return std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the server speaks another protocol",
+                )));
+            }
         }
         result
     }
@@ -714,6 +722,17 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytes<S> {
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// Bytes no SSH server sends before its banner: an HTTP status line, or binary data (a
+/// TLS record, a database greeting). Lines before the banner are text.
+fn foreign(seen: &[u8]) -> bool {
+    let before_banner = match seen.windows(4).position(|w| w == b"SSH-") {
+        Some(at) => &seen[..at],
+        None => seen,
+    };
+    before_banner.starts_with(b"HTTP/")
+        || before_banner.iter().any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n')) || b >= 0x80)
 }
 
 /// The server answered, but not with an SSH banner: quote its first line.
@@ -1120,6 +1139,16 @@ mod tests {
         );
         let pinned = HostKeyPolicy { pins: vec![parse_pin(&fp).unwrap()], ..HostKeyPolicy::default() };
         assert_eq!(pinned.judge("h", 22, "ssh-ed25519", &blob, &Role::Probe), Ok("pinned by host_key".into()));
+    }
+
+    #[test]
+    fn foreign_protocols_are_told_from_lines_before_the_banner() {
+        assert!(!foreign(b"SSH-2.0-OpenSSH_9.2p1\r\n"));
+        assert!(!foreign(b"Authorized users only\r\nSSH-2.0-OpenSSH_9.2p1\r\n"));
+        assert!(!foreign(b"Authorized use"));
+        assert!(foreign(b"HTTP/1.1 400 Bad Request\r\n"));
+        assert!(foreign(&[0x16, 0x03, 0x03, 0x00, 0x40]));
+        assert!(foreign(b"\x0a\x00\x00\x005.7.44\x00"));
     }
 
     #[test]

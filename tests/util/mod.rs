@@ -1,6 +1,7 @@
 //! Shared helpers: run the authprobe binary against a config, parse its JSON report.
 
 pub mod certs;
+pub mod faults;
 pub mod servers;
 
 use std::path::{Path, PathBuf};

@@ -304,7 +304,7 @@ fn rand_u64() -> u64 {
 }
 
 /// A server whose every connection is handled by `handle`: the misbehaving peers below.
-async fn raw<F, Fut>(handle: F) -> Server
+pub async fn raw<F, Fut>(handle: F) -> Server
 where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
