@@ -36,13 +36,15 @@ fn s3_probe_for(name: &str, scheme: &str, port: u16) -> String {
     )
 }
 
-/// (probe name, its stage, its class) for every kind and fault.
+/// A probe's name, its peer, the S3 endpoint scheme when the probe is s3, and the stage
+/// and class it must fail with.
+type Case = (&'static str, Speaks, Fault, Option<&'static str>, &'static str, &'static str);
+
 #[tokio::test]
 async fn every_kind_survives_every_misbehaving_peer() {
     use Fault::*;
     use Speaks::*;
-    // (name, peer, s3 endpoint scheme if the probe is s3, expected stage, expected class)
-    let cases: Vec<(&str, Speaks, Fault, Option<&str>, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("http-silent", Http, Silent, None, "check", "timeout"),
         ("http-wrong-protocol", Http, WrongProtocol, None, "check", "protocol"),
         ("http-trickle", Http, Trickle, None, "check", "timeout"),
