@@ -22,5 +22,6 @@ mod network_classes;
 mod operator;
 mod readme;
 mod run_control;
+mod secrets_all_kinds;
 mod secrets_leak;
 mod tls_classes;
