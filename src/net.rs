@@ -75,7 +75,7 @@ where
         let addr = tcp
             .peer_addr()
             .map_err(|e| Failure::new(classify_io(&e), format!("{host}:{port}: {}", describe_io(&e))))?;
-        Ok((then(Box::new(tcp)).await?, addr))
+        Ok((then(Box::new(QuickAck::new(tcp))).await?, addr))
     };
     let (value, addr) = maybe_stage(ctx, record, Stage::Connect, work).await?;
     Ok((value, Route::Direct(addr)))
@@ -85,7 +85,7 @@ where
 /// of their own: the same address without a second lookup, or a new tunnel channel.
 pub async fn reconnect(route: &Route, host: &str, port: u16) -> Result<BoxIo, Failure> {
     match route {
-        Route::Direct(addr) => Ok(Box::new(connect_any(host, port, &[*addr]).await?)),
+        Route::Direct(addr) => Ok(Box::new(QuickAck::new(connect_any(host, port, &[*addr]).await?))),
         Route::Tunnel(link) => link.open(host, port).await,
     }
 }
@@ -158,6 +158,75 @@ pub async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<
             .with_hint("lower --concurrency or raise `ulimit -n`");
     }
     Err(failure)
+}
+
+/// A TCP stream that acknowledges what it receives at once. Linux delays ACKs (up to
+/// 40 ms); when a server holds a small packet back until its previous one is acknowledged
+/// (Nagle's algorithm, which e.g. sshd keeps on for non-interactive sessions) and the client
+/// has nothing to send back, every such exchange waits for that delay. Quick-ACK mode does
+/// not stick, so it is re-armed after every read.
+pub struct QuickAck(TcpStream);
+
+impl QuickAck {
+    pub fn new(tcp: TcpStream) -> Self {
+        QuickAck(tcp)
+    }
+
+    fn rearm(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let on: libc::c_int = 1;
+            // SAFETY: setsockopt reads `on` for the given length; the descriptor is ours.
+            unsafe {
+                libc::setsockopt(
+                    self.0.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_QUICKACK,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+}
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let result = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+        if result.is_ready() {
+            self.rearm();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
 }
 
 /// Any byte stream a probe can talk over: a TCP socket, a TLS stream, later an SSH channel.

@@ -149,7 +149,7 @@ async fn establish(ctx: &ProbeContext, tunnel: &TunnelConfig, started: Instant) 
     let connected = async {
         let addrs = net::resolve(&target.host, target.port).await.map_err(|f| role.label(f))?;
         let tcp = net::connect_any(&target.host, target.port, &addrs).await.map_err(|f| role.label(f))?;
-        ssh::handshake(ctx, Box::new(tcp), target, role.clone()).await
+        ssh::handshake(ctx, Box::new(net::QuickAck::new(tcp)), target, role.clone()).await
     }
     .await;
     ctx.end(Stage::TunnelConnect, started, connected.is_ok());

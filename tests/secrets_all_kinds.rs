@@ -163,9 +163,7 @@ async fn no_credential_of_any_kind_leaks_in_any_format_or_verbosity() {
     cfg += &probe(
         "s3-bogus-session-token",
         "s3",
-        &format!(
-            "bucket = \"${{AP_MOTO_ALLOWED_BUCKET}}\"\nendpoint = \"http://127.0.0.1:${{AP_MOTO_PORT}}\"\nauth = {{ type = \"static\", access_key_id = \"${{AP_MOTO_ACCESS_KEY}}\", secret_access_key = \"${{AP_MOTO_SECRET_KEY}}\", session_token = \"CANARY-s3-token-2e6a\" }}"
-        ),
+        "bucket = \"${AP_MOTO_ALLOWED_BUCKET}\"\nendpoint = \"http://127.0.0.1:${AP_MOTO_PORT}\"\nauth = { type = \"static\", access_key_id = \"${AP_MOTO_ACCESS_KEY}\", secret_access_key = \"${AP_MOTO_SECRET_KEY}\", session_token = \"CANARY-s3-token-2e6a\" }",
     );
     cfg += &probe(
         "s3-denied",
