@@ -77,12 +77,28 @@ async fn mysql_passes_and_fails_with_the_servers_own_error_numbers() {
         "${AP_MYSQL_USER}",
         &format!("{app_pw}\ntls = {{ mode = \"VERIFY_CA\", ca = \"${{AP_CA}}\", server_name = \"db.example.com\" }}"),
     );
+    // MariaDB's ed25519 plugin is not the server's default: the login switches to it.
+    let ed25519 = "password = \"${AP_MYSQL_ED25519_PASSWORD}\"";
+    cfg += &my_probe("ed25519", "${AP_MYSQL_ED25519_USER}", &format!("{ed25519}\ndatabase = \"appdb\"\n{full}"));
+    cfg += &my_probe(
+        "ed25519-unencrypted",
+        "${AP_MYSQL_ED25519_USER}",
+        &format!("{ed25519}\ntls = {{ mode = \"disable\" }}"),
+    );
+    cfg += &my_probe(
+        "ed25519-wrong-password",
+        "${AP_MYSQL_ED25519_USER}",
+        &format!("password = \"not-the-password\"\n{full}"),
+    );
     let path = ws.config(&cfg);
     let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    for secret in
-        [harness_var(&env, "AP_MYSQL_PASSWORD"), harness_var(&env, "AP_MYSQL_X509_PASSWORD"), "not-the-password".into()]
-    {
+    for secret in [
+        harness_var(&env, "AP_MYSQL_PASSWORD"),
+        harness_var(&env, "AP_MYSQL_X509_PASSWORD"),
+        harness_var(&env, "AP_MYSQL_ED25519_PASSWORD"),
+        "not-the-password".into(),
+    ] {
         assert!(!out.stdout.contains(&secret) && !out.stderr.contains(&secret), "a password leaked");
     }
     let report = out.json();
@@ -108,4 +124,13 @@ async fn mysql_passes_and_fails_with_the_servers_own_error_numbers() {
     assert!(untrusted["tls"]["sha256"].is_string(), "certificate captured although verification failed");
     assert_failed(&report, "wrong-name", "tls", "tls_hostname");
     assert_passed(&report, "verify-ca-ignores-name");
+    assert_passed(&report, "ed25519");
+    assert!(assert_passed(&report, "ed25519-unencrypted")["tls"].is_null());
+    let p = assert_failed(&report, "ed25519-wrong-password", "auth", "auth_rejected");
+    assert!(p["error"]["message"].as_str().unwrap().contains("error 1045"), "{p:#}");
+    let only = ws.config(&my_probe("ed25519", "${AP_MYSQL_ED25519_USER}", &format!("{ed25519}\n{full}")));
+    let out = authprobe_harness(&["run", "-c", only.to_str().unwrap(), "-vv"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("authentication client_ed25519, session encrypted"), "{}", out.stdout);
+    assert!(out.stdout.contains("server version 10.11"), "{}", out.stdout);
 }

@@ -1,0 +1,260 @@
+//! The `mysql` probe (MySQL and MariaDB). authprobe speaks the client protocol itself
+//! (see `wire`): the greeting and the SSLRequest, then the TLS handshake through the shared
+//! TLS module (stage `tls`, certificate recorded and failures classified like every other
+//! kind), the login over that same session (stage `auth`), and the check query (stage
+//! `check`): one connection and the round trips the mysql client makes.
+
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::config::TableReader;
+use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::net::{self, BoxIo, Record};
+use crate::probes::db::DbTarget;
+use crate::probes::{Probe, ProbeFuture};
+use crate::stage::ProbeContext;
+use crate::tls::{self, Recorder, TlsMode, TlsOptions};
+use wire::{Greeting, Packets, WireError};
+
+pub const DEFAULT_PORT: u16 = 3306;
+
+#[derive(Debug)]
+pub struct MysqlProbe {
+    db: DbTarget,
+}
+
+pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
+    Some(Arc::new(MysqlProbe { db: DbTarget::read(t, DEFAULT_PORT, false)? }))
+}
+
+/// The connection after the greeting (and TLS, if negotiated), ready for the login.
+struct Session {
+    packets: Packets<BoxIo>,
+    greeting: Greeting,
+    /// The handshake's record, to classify a TLS refusal that arrives with the login.
+    tls: Option<Recorder>,
+}
+
+/// Reads the greeting, classifying what is not one.
+async fn greet<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) -> Result<Greeting, Failure> {
+    wire::read_greeting(packets).await.map_err(|err| plain_failure(err, "while reading the server's greeting"))
+}
+
+/// Sends the SSLRequest and performs the TLS handshake; returns the handshake and the
+/// packet sequence to carry on with.
+async fn start_tls<IO: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &ProbeContext,
+    mut packets: Packets<IO>,
+    caps: u32,
+    opts: &TlsOptions,
+    host: &str,
+    report: bool,
+) -> Result<(tls::Handshake<IO>, u8), Failure> {
+    packets.write(&wire::ssl_request(caps)).await.map_err(|err| plain_failure(err, "while asking for TLS"))?;
+    let (tcp, seq) = packets.into_parts();
+    Ok((tls::handshake(ctx, tcp, opts, host, &[], report).await?, seq))
+}
+
+/// Connects and upgrades to TLS the way the protocol does, up to (not including) login;
+/// `None` when the server does not offer TLS. For `inspect`.
+pub async fn tls_upgrade<IO: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &ProbeContext,
+    tcp: IO,
+    opts: &TlsOptions,
+    host: &str,
+    report: bool,
+) -> Result<Option<tls::Handshake<IO>>, Failure> {
+    let mut packets = Packets::new(tcp);
+    let greeting = greet(&mut packets).await?;
+    if !greeting.supports_tls() {
+        return Ok(None);
+    }
+    let caps = wire::client_capabilities(greeting.capabilities, true, false);
+    Ok(Some(start_tls(ctx, packets, caps, opts, host, report).await?.0))
+}
+
+impl MysqlProbe {
+    fn capabilities(&self, greeting: &Greeting, tls: bool) -> u32 {
+        wire::client_capabilities(greeting.capabilities, tls, self.db.database.is_some())
+    }
+
+    async fn negotiate_tls(&self, ctx: &ProbeContext, tcp: BoxIo) -> Result<Session, Failure> {
+        let mut packets = Packets::new(tcp);
+        let greeting = greet(&mut packets).await?;
+        if !greeting.supports_tls() {
+            self.db.without_tls(ctx)?;
+            return Ok(Session { packets, greeting, tls: None });
+        }
+        let caps = self.capabilities(&greeting, true);
+        let (hs, seq) = start_tls(ctx, packets, caps, &self.db.tls, &self.db.host, true).await?;
+        let stream: BoxIo = Box::new(hs.stream);
+        Ok(Session { packets: Packets::resume(stream, seq), greeting, tls: Some(hs.recorder) })
+    }
+
+    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
+        // Without TLS, the greeting is read in the auth stage.
+        let start = if self.db.mode() == TlsMode::Disable {
+            Err(tcp)
+        } else {
+            Ok(ctx.stage(Stage::Tls, self.negotiate_tls(ctx, tcp)).await?)
+        };
+        let (mut packets, tls_record) = ctx
+            .stage(Stage::Auth, async {
+                let Session { mut packets, greeting, tls } = match start {
+                    Ok(session) => session,
+                    Err(tcp) => {
+                        let mut packets = Packets::new(tcp);
+                        let greeting = greet(&mut packets).await?;
+                        Session { packets, greeting, tls: None }
+                    }
+                };
+                let encrypted = tls.is_some();
+                let password = self.db.password.as_ref().map(|p| p.expose()).unwrap_or_default();
+                let login =
+                    wire::Login { user: &self.db.user, password, database: self.db.database.as_deref(), encrypted };
+                let caps = self.capabilities(&greeting, encrypted);
+                let plugin = wire::login(&mut packets, &greeting, caps, &login)
+                    .await
+                    .map_err(|err| self.classify(err, tls.as_ref(), "during the login"))?;
+                ctx.diagnostic(format!(
+                    "mysql: server version {}, connection id {}, authentication {plugin}, session {}",
+                    // MariaDB prefixes its version with 5.5.5- for old clients.
+                    greeting.version.trim_start_matches("5.5.5-"),
+                    greeting.connection_id,
+                    if encrypted { "encrypted" } else { "not encrypted" }
+                ));
+                if !encrypted {
+                    ctx.detail("session: not encrypted");
+                }
+                Ok((packets, tls))
+            })
+            .await?;
+        let result = ctx
+            .stage(Stage::Check, async {
+                let rows = wire::query(&mut packets, &self.db.query)
+                    .await
+                    .map_err(|err| self.classify(err, tls_record.as_ref(), "during the check query"))?;
+                ctx.diagnostic(format!("mysql: the check query returned {rows} row(s)"));
+                Ok(())
+            })
+            .await;
+        // Closing politely is best effort: the answer is known already.
+        let _ = tokio::time::timeout(Duration::from_millis(200), wire::quit(&mut packets)).await;
+        result
+    }
+
+    /// Classifies a failure after the greeting; `tls` is the handshake's record when the
+    /// session is encrypted.
+    fn classify(&self, err: WireError, tls: Option<&Recorder>, during: &str) -> Failure {
+        let opts = &self.db.tls;
+        match (err, tls) {
+            (WireError::Io(io), Some(recorder)) => {
+                if let Some(tls_err) = find_cause::<rustls::Error>(&io) {
+                    return tls::classify_post_handshake(tls_err, recorder, opts);
+                }
+                let dropped = matches!(
+                    io.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                );
+                if dropped && recorder.snapshot().client_cert_requested {
+                    return tls::client_cert_refused_silently(opts.identity.is_some());
+                }
+                Failure::new(classify_io(&io), format!("{during}: {}", describe_io(&io)))
+            }
+            (WireError::Server { code: 1045, message }, tls) => {
+                let failure = server_error(1045, &message);
+                // 1045 is also how servers refuse a login that lacks TLS or a certificate.
+                if tls.is_none() {
+                    failure.with_hint("the password is wrong, or the account requires TLS (REQUIRE SSL, require_secure_transport): try tls.mode = \"require\"")
+                } else if opts.identity.is_none() {
+                    failure.with_hint("the password is wrong, or the account requires a client certificate (REQUIRE X509/SUBJECT): check both")
+                } else {
+                    failure
+                }
+            }
+            (err, _) => plain_failure(err, during),
+        }
+    }
+}
+
+/// Classifies a protocol failure that owes nothing to TLS.
+fn plain_failure(err: WireError, during: &str) -> Failure {
+    match err {
+        WireError::Io(io) => Failure::new(classify_io(&io), format!("{during}: {}", describe_io(&io))),
+        WireError::Server { code, message } => server_error(code, &message),
+        WireError::Protocol(what) if what.contains("greet") => Failure::new(ErrorClass::Protocol, what)
+            .with_hint("check the port: this does not look like a MySQL server"),
+        WireError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("{during}: {what}")),
+        WireError::UnsupportedPlugin(plugin) => Failure::new(
+            ErrorClass::UnexpectedResponse,
+            format!("the account uses the authentication plugin {plugin}, which authprobe does not implement"),
+        )
+        .with_hint("authprobe logs in with mysql_native_password, caching_sha2_password, sha256_password, client_ed25519 and (over TLS) mysql_clear_password"),
+        WireError::CleartextRefused(plugin) => Failure::new(
+            ErrorClass::TlsHandshake,
+            format!("the account's authentication plugin ({plugin}) sends the password in clear text, and the session is not encrypted"),
+        )
+        .with_hint("set tls.mode = \"require\" (or stricter) so that the password travels encrypted"),
+    }
+}
+
+/// The class of a MySQL/MariaDB server error, from its error number.
+fn server_error(code: u16, message: &str) -> Failure {
+    let said = format!("{message} (error {code})");
+    match code {
+        1045 => Failure::new(ErrorClass::AuthRejected, said).with_hint("the user name or password is wrong"),
+        1130 => Failure::new(ErrorClass::AuthRejected, said).with_hint(
+            "the server does not allow this user from this machine's address: ask the DBA to add a grant for it",
+        ),
+        1044 => Failure::new(ErrorClass::PermissionDenied, said)
+            .with_hint("the user may not use this database: grant it access"),
+        1049 => Failure::new(ErrorClass::NotFound, said).with_hint("the database does not exist: check `database`"),
+        1142 | 1143 | 1227 => Failure::new(ErrorClass::PermissionDenied, said)
+            .with_hint("the user logged in but may not run the check query: grant it, or change `query`"),
+        1146 => Failure::new(ErrorClass::NotFound, said).with_hint("the check query names a table that does not exist"),
+        3159 => Failure::new(ErrorClass::TlsHandshake, said)
+            .with_hint("the server requires TLS (require_secure_transport): set tls.mode to require or verify-full"),
+        1040 => Failure::new(ErrorClass::UnexpectedResponse, said).with_hint("the server is out of connections"),
+        _ => Failure::new(ErrorClass::UnexpectedResponse, said),
+    }
+}
+
+impl Probe for MysqlProbe {
+    fn target(&self) -> String {
+        self.db.url("mysql")
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        self.db.stages()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(self.run_once(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_and_protocol_failures_are_classified() {
+        assert_eq!(server_error(1130, "Host is not allowed").class, ErrorClass::AuthRejected);
+        assert_eq!(server_error(1049, "Unknown database").class, ErrorClass::NotFound);
+        assert_eq!(server_error(1142, "SELECT command denied").class, ErrorClass::PermissionDenied);
+        let greeting = plain_failure(WireError::Protocol("the server did not greet like MySQL or MariaDB".into()), "x");
+        assert_eq!(greeting.class, ErrorClass::Protocol);
+        assert!(greeting.hint.as_deref().unwrap_or_default().contains("port"));
+        let clear = plain_failure(WireError::CleartextRefused("mysql_clear_password".into()), "during the login");
+        assert_eq!(clear.class, ErrorClass::TlsHandshake);
+        let plugin = plain_failure(WireError::UnsupportedPlugin("authentication_kerberos".into()), "during the login");
+        assert!(plugin.message.contains("authentication_kerberos"));
+    }
+}
