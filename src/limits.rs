@@ -1,5 +1,5 @@
-//! The open-file limit. Each running probe holds a few descriptors (its socket, a driver's
-//! second connection, a loopback forward, a resolver's), so the number of probes running
+//! The open-file limit. Each running probe holds a few descriptors (its socket, a token
+//! endpoint's or STS's connection, a resolver's), so the number of probes running
 //! at once is held to what the process may open: with a low `ulimit -n`, probes queue
 //! instead of failing with "too many open files" blamed on their targets.
 

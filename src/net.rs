@@ -81,31 +81,6 @@ where
     Ok((value, Route::Direct(addr)))
 }
 
-/// A second connection to where `route` went, for drivers that log in over a connection
-/// of their own: the same address without a second lookup, or a new tunnel channel.
-pub async fn reconnect(route: &Route, host: &str, port: u16) -> Result<BoxIo, Failure> {
-    match route {
-        Route::Direct(addr) => Ok(Box::new(QuickAck::new(connect_any(host, port, &[*addr]).await?))),
-        Route::Tunnel(link) => link.open(host, port).await,
-    }
-}
-
-/// For drivers that only connect by address (mysql_async): the address that answered, or
-/// a loopback port joined to a new tunnel channel, open while the returned guard lives.
-pub async fn driver_address(
-    route: &Route,
-    host: &str,
-    port: u16,
-) -> Result<(SocketAddr, Option<tunnel::Forward>), Failure> {
-    match route {
-        Route::Direct(addr) => Ok((*addr, None)),
-        Route::Tunnel(link) => {
-            let forward = tunnel::forward(link.open(host, port).await?).await?;
-            Ok((forward.addr, Some(forward)))
-        }
-    }
-}
-
 pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<std::net::IpAddr>() {

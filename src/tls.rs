@@ -43,11 +43,6 @@ pub struct TlsOptions {
     pub pins: Vec<String>,
     pub insecure: bool,
     pub mode: Option<TlsMode>,
-    /// The same CA bundle and identity as PEM, for drivers that build their own TLS
-    /// configuration (mysql_async) and take files rather than rustls values.
-    pub ca_pem: Option<Arc<Vec<u8>>>,
-    pub identity_pem: Option<Arc<(Vec<u8>, Vec<u8>)>>,
-    pub identity_paths: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -80,10 +75,7 @@ impl TlsOptions {
         let mut opts = TlsOptions::default();
         if let Some((path, pem)) = table.file_bytes("ca") {
             match parse_ca(&pem) {
-                Ok(store) => {
-                    opts.ca = Some(Arc::new(store));
-                    opts.ca_pem = Some(Arc::new(pem));
-                }
+                Ok(store) => opts.ca = Some(Arc::new(store)),
                 Err(why) => {
                     table.error_at("ca", format!("{}: {why}", path.display()));
                     ok = false;
@@ -94,11 +86,7 @@ impl TlsOptions {
         let key = table.file_bytes("client_key");
         match (cert, key) {
             (Some((cert_path, cert_pem)), Some((key_path, key_pem))) => match load_identity(&cert_pem, &key_pem) {
-                Ok(identity) => {
-                    opts.identity = Some(Arc::new(identity));
-                    opts.identity_pem = Some(Arc::new((cert_pem, key_pem)));
-                    opts.identity_paths = Some((cert_path.clone(), key_path.clone()));
-                }
+                Ok(identity) => opts.identity = Some(Arc::new(identity)),
                 Err(why) => {
                     table.error_at(
                         "client_key",
@@ -235,34 +223,9 @@ pub fn sha1_fingerprint(der: &[u8]) -> String {
 #[derive(Default)]
 pub struct TrustStore {
     system: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
-    system_pem: OnceLock<Arc<Vec<u8>>>,
-}
-
-/// DER certificates as one PEM bundle.
-pub fn pem_bundle<'a>(certs: impl IntoIterator<Item = &'a CertificateDer<'a>>) -> Vec<u8> {
-    use base64::Engine;
-    let mut out = String::new();
-    for cert in certs {
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-        for line in encoded.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(line));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out.into_bytes()
 }
 
 impl TrustStore {
-    /// The system roots as PEM, for drivers that take a bundle: so that every probe kind
-    /// trusts the same store, whatever its driver bundles.
-    pub fn system_pem(&self) -> Arc<Vec<u8>> {
-        self.system_pem
-            .get_or_init(|| Arc::new(pem_bundle(rustls_native_certs::load_native_certs().certs.iter())))
-            .clone()
-    }
-
     pub fn system_verifier(&self) -> Result<Arc<WebPkiServerVerifier>, Failure> {
         let loaded = self.system.get_or_init(|| {
             let result = rustls_native_certs::load_native_certs();

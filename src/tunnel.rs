@@ -5,7 +5,6 @@
 //! the target. All probes of a run that name the same tunnel share one SSH connection.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -158,31 +157,4 @@ async fn establish(ctx: &ProbeContext, tunnel: &TunnelConfig, started: Instant) 
     drop(login);
     auth?;
     Ok(Arc::new(Link { session }))
-}
-
-/// A loopback port whose first connection is joined to `channel`: for drivers that can
-/// only connect to an address themselves (mysql_async). Closed when dropped.
-pub struct Forward {
-    pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Forward {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-pub async fn forward(mut channel: BoxIo) -> Result<Forward, Failure> {
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .map_err(|e| Failure::internal(format!("cannot open a loopback port for the tunnel: {e}")))?;
-    let addr = listener.local_addr().map_err(|e| Failure::internal(format!("loopback port: {e}")))?;
-    let task = tokio::spawn(async move {
-        if let Ok((mut socket, _)) = listener.accept().await {
-            let _ = socket.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional(&mut socket, &mut channel).await;
-        }
-    });
-    Ok(Forward { addr, task })
 }

@@ -2,6 +2,7 @@
 //! the pysqlbridge stand-in here (TDS PRELOGIN, TLS inside TDS, SQL logins, Msg 18456).
 //! Unknown database (4060) and permission (229) need the real server; see the README.
 
+use crate::util::servers;
 use crate::util::*;
 
 fn ms_probe(name: &str, extra: &str) -> String {
@@ -34,6 +35,11 @@ async fn mssql_login_and_tls_paths() {
         "wrong-name",
         &format!("{pw}\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\", server_name = \"db.example.com\" }}"),
     );
+    // Encrypt=no: the login packet is still encrypted; the session after it is not.
+    cfg +=
+        &ms_probe("ok-disabled", &format!("{pw}\nquery = \"SELECT item FROM orders\"\ntls = {{ mode = \"disable\" }}"));
+    cfg += &ms_probe("wrong-password-disabled", "password = \"not-the-password\"\ntls = { mode = \"disable\" }");
+    cfg += &ms_probe("no-such-table", &format!("{pw}\nquery = \"SELECT * FROM payroll\""));
     cfg += &ms_probe(
         "verify-ca-ignores-name",
         &format!("{pw}\ntls = {{ mode = \"verify-ca\", ca = \"${{AP_CA}}\", server_name = \"db.example.com\" }}"),
@@ -55,6 +61,47 @@ async fn mssql_login_and_tls_paths() {
     assert!(untrusted["error"]["hint"].as_str().unwrap().contains("pin_sha256 = [\""), "{untrusted:#}");
     assert_failed(&report, "wrong-name", "tls", "tls_hostname");
     assert_passed(&report, "verify-ca-ignores-name");
+    assert!(assert_passed(&report, "ok-disabled")["tls"].is_null());
+    assert_failed(&report, "wrong-password-disabled", "auth", "auth_rejected");
+    let table = assert_failed(&report, "no-such-table", "check", "not_found");
+    assert!(table["error"]["message"].as_str().unwrap().contains("Msg 208"), "{table:#}");
+    // One connection: the login and the query ride on the TLS session the tls stage verified.
+    let only = ws.config(&ms_probe(
+        "ok",
+        &format!("{pw}\nquery = \"SELECT item FROM orders\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}"),
+    ));
+    let out = authprobe_harness(&["run", "-c", only.to_str().unwrap(), "-vv"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("TDS 7.4") && out.stdout.contains("session encrypted"), "{}", out.stdout);
+    assert!(out.stdout.contains("the check query returned 1 row(s)"), "{}", out.stdout);
+}
+
+/// A server with Force Encryption answers a client that asks for none with REQUIRED; with
+/// tls.mode = "disable" that is a tls_handshake failure saying so. (The stand-in cannot
+/// force encryption, so a peer plays that PRELOGIN answer.)
+#[tokio::test]
+async fn mssql_disable_against_forced_encryption() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = servers::raw(|mut tcp| async move {
+        let mut request = [0u8; 512];
+        let _ = tcp.read(&mut request).await;
+        let payload = [0x00, 0x00, 0x0b, 0x00, 0x06, 0x01, 0x00, 0x11, 0x00, 0x01, 0xff, 16, 0, 0, 0, 0, 0, 0x03];
+        let mut answer = vec![0x04, 0x01, 0x00, (8 + payload.len()) as u8, 0, 0, 1, 0];
+        answer.extend_from_slice(&payload);
+        let _ = tcp.write_all(&answer).await;
+        let _ = tcp.read(&mut request).await;
+    })
+    .await;
+    let ws = Workspace::new();
+    let cfg = format!(
+        "[[probe]]\nname = \"forced\"\nkind = \"mssql\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"u\"\npassword = \"p\"\ntls = {{ mode = \"disable\" }}\n",
+        server.port()
+    );
+    let path = ws.config(&cfg);
+    let out = authprobe(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &[]).await;
+    let report = out.json();
+    let p = assert_failed(&report, "forced", "auth", "tls_handshake");
+    assert!(p["error"]["message"].as_str().unwrap().contains("requires encryption"), "{p:#}");
 }
 
 #[tokio::test]

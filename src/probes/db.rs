@@ -1,14 +1,11 @@
 //! What the database kinds (postgres, mysql, mssql) share: their connection keys, their
-//! stages, and — for drivers that build their own TLS — what the driver's connection must
-//! trust so that it accepts exactly what the `tls` stage verified.
-
-use rustls::pki_types::CertificateDer;
+//! stages, and how a socket error during an encrypted session is classified.
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage};
+use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::redact::Secret;
 use crate::stage::ProbeContext;
-use crate::tls::{self, TlsMode, TlsOptions};
+use crate::tls::{self, Recorder, TlsMode, TlsOptions};
 
 /// The keys every database probe has.
 #[derive(Debug)]
@@ -79,43 +76,24 @@ impl DbTarget {
         let db = self.database.as_deref().unwrap_or("");
         format!("{scheme}://{}@{}:{}/{db}", self.user, self.host, self.port)
     }
-
-    /// What a driver with its own TLS must trust on its connection.
-    pub fn driver_trust(&self, ctx: &ProbeContext, presented: &[CertificateDer<'static>]) -> DriverTrust {
-        let mode = self.mode();
-        let accept_any =
-            self.tls.insecure || mode == TlsMode::Prefer || (mode == TlsMode::Require && self.tls.ca.is_none());
-        if accept_any {
-            return DriverTrust { accept_any, roots_pem: Vec::new(), verify_as: self.host.clone(), skip_name: true };
-        }
-        let skip_name = !self.tls.pins.is_empty() || matches!(mode, TlsMode::VerifyCa | TlsMode::Require);
-        let roots_pem = if !self.tls.pins.is_empty() {
-            // A pin trusts exactly the chain the tls stage saw.
-            tls::pem_bundle(presented.iter())
-        } else {
-            self.tls.ca_pem.as_deref().cloned().unwrap_or_else(|| ctx.shared.trust.system_pem().as_ref().clone())
-        };
-        // Drivers' "skip the name check" switches miss rustls' newer name errors, so where
-        // the name must not matter, verify against a name the certificate (already checked
-        // in the tls stage) carries.
-        let verify_as = match presented.first() {
-            Some(leaf) if skip_name => tls::cert_info(leaf).sans.into_iter().next(),
-            _ => None,
-        }
-        .or_else(|| self.tls.server_name.clone())
-        .unwrap_or_else(|| self.host.clone());
-        DriverTrust { accept_any, roots_pem, verify_as, skip_name }
-    }
 }
 
-/// TLS settings for a driver's own connection.
-pub struct DriverTrust {
-    /// Encrypt without verifying (prefer, require without a CA, insecure).
-    pub accept_any: bool,
-    /// The roots to trust, as PEM (empty when `accept_any`).
-    pub roots_pem: Vec<u8>,
-    /// The name to verify the certificate against.
-    pub verify_as: String,
-    /// Whether the name did not matter to the tls stage.
-    pub skip_name: bool,
+/// Classifies a socket error during a database session; `tls` is the handshake's record
+/// when the session is encrypted. With TLS 1.3 the server judges a client certificate after
+/// the handshake has completed on our side, so its refusal (an alert, or a bare close) only
+/// shows on the login's first read.
+pub fn session_io_failure(io: &std::io::Error, tls: Option<&Recorder>, opts: &TlsOptions, during: &str) -> Failure {
+    if let Some(recorder) = tls {
+        if let Some(tls_err) = find_cause::<rustls::Error>(io) {
+            return tls::classify_post_handshake(tls_err, recorder, opts);
+        }
+        let dropped = matches!(
+            io.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        );
+        if dropped && recorder.snapshot().client_cert_requested {
+            return tls::client_cert_refused_silently(opts.identity.is_some());
+        }
+    }
+    Failure::new(classify_io(io), format!("{during}: {}", describe_io(io)))
 }

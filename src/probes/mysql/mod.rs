@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::error::{ErrorClass, Failure, Stage};
 use crate::net::{self, BoxIo, Record};
-use crate::probes::db::DbTarget;
+use crate::probes::db::{DbTarget, session_io_failure};
 use crate::probes::{Probe, ProbeFuture};
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode, TlsOptions};
@@ -153,21 +153,7 @@ impl MysqlProbe {
     fn classify(&self, err: WireError, tls: Option<&Recorder>, during: &str) -> Failure {
         let opts = &self.db.tls;
         match (err, tls) {
-            (WireError::Io(io), Some(recorder)) => {
-                if let Some(tls_err) = find_cause::<rustls::Error>(&io) {
-                    return tls::classify_post_handshake(tls_err, recorder, opts);
-                }
-                let dropped = matches!(
-                    io.kind(),
-                    std::io::ErrorKind::UnexpectedEof
-                        | std::io::ErrorKind::ConnectionReset
-                        | std::io::ErrorKind::BrokenPipe
-                );
-                if dropped && recorder.snapshot().client_cert_requested {
-                    return tls::client_cert_refused_silently(opts.identity.is_some());
-                }
-                Failure::new(classify_io(&io), format!("{during}: {}", describe_io(&io)))
-            }
+            (WireError::Io(io), tls) => session_io_failure(&io, tls, opts, during),
             (WireError::Server { code: 1045, message }, tls) => {
                 let failure = server_error(1045, &message);
                 // 1045 is also how servers refuse a login that lacks TLS or a certificate.
@@ -187,7 +173,7 @@ impl MysqlProbe {
 /// Classifies a protocol failure that owes nothing to TLS.
 fn plain_failure(err: WireError, during: &str) -> Failure {
     match err {
-        WireError::Io(io) => Failure::new(classify_io(&io), format!("{during}: {}", describe_io(&io))),
+        WireError::Io(io) => session_io_failure(&io, None, &TlsOptions::default(), during),
         WireError::Server { code, message } => server_error(code, &message),
         WireError::Protocol(what) if what.contains("greet") => Failure::new(ErrorClass::Protocol, what)
             .with_hint("check the port: this does not look like a MySQL server"),

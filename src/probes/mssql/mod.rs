@@ -1,0 +1,288 @@
+//! The `mssql` probe (SQL Server). authprobe speaks TDS itself (see `tds`): PRELOGIN, then
+//! the TLS handshake carried inside TDS packets through the shared TLS module (stage `tls`,
+//! certificate recorded and failures classified like every other kind), LOGIN7 over that
+//! same session (stage `auth`), and the check query as a SQL batch (stage `check`): one
+//! connection, as sqlcmd makes.
+//!
+//! `tls.mode = "disable"` asks for what Microsoft's drivers call Encrypt=no: the server
+//! still encrypts the login packet when it can (so the password never crosses in clear),
+//! and the rest of the session is not encrypted.
+
+mod tds;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::config::TableReader;
+use crate::error::{ErrorClass, Failure, Stage};
+use crate::net::{self, BoxIo, Record};
+use crate::probes::db::{DbTarget, session_io_failure};
+use crate::probes::{Probe, ProbeFuture};
+use crate::stage::ProbeContext;
+use crate::tls::{self, Recorder, TlsMode, TlsOptions};
+pub use tds::TdsTls;
+use tds::{Encryption, Tds, TdsError};
+
+pub const DEFAULT_PORT: u16 = 1433;
+
+#[derive(Debug)]
+pub struct MssqlProbe {
+    db: DbTarget,
+}
+
+pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
+    Some(Arc::new(MssqlProbe { db: DbTarget::read(t, DEFAULT_PORT, true)? }))
+}
+
+/// PRELOGIN, noting the version the server announces.
+async fn prelogin<IO: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &ProbeContext,
+    tcp: &mut IO,
+    encryption: Encryption,
+    report: bool,
+) -> Result<Encryption, Failure> {
+    let answer = tds::prelogin(tcp, encryption).await.map_err(|err| plain_failure(err, "during PRELOGIN"))?;
+    if report && let Some(version) = &answer.version {
+        ctx.diagnostic(format!("mssql: the server announces version {version}"));
+    }
+    Ok(answer.encryption)
+}
+
+/// The TLS handshake inside TDS packets; afterwards the records travel bare.
+async fn start_tls<IO: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &ProbeContext,
+    tcp: IO,
+    opts: &TlsOptions,
+    host: &str,
+    report: bool,
+) -> Result<tls::Handshake<TdsTls<IO>>, Failure> {
+    let mut hs = tls::handshake(ctx, TdsTls::new(tcp), opts, host, &[], report).await?;
+    hs.stream.get_mut().0.handshake_done();
+    Ok(hs)
+}
+
+/// PRELOGIN and the TLS handshake, up to (not including) the login; `None` when the
+/// server does not support encryption. For `inspect`.
+pub async fn tls_upgrade<IO: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &ProbeContext,
+    mut tcp: IO,
+    opts: &TlsOptions,
+    host: &str,
+    report: bool,
+) -> Result<Option<tls::Handshake<TdsTls<IO>>>, Failure> {
+    if prelogin(ctx, &mut tcp, Encryption::On, report).await? == Encryption::NotSupported {
+        return Ok(None);
+    }
+    Ok(Some(start_tls(ctx, tcp, opts, host, report).await?))
+}
+
+/// This machine's name, which SQL Server shows as the session's host.
+fn workstation() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(0);
+    if rc != 0 || end == 0 { "authprobe".into() } else { String::from_utf8_lossy(&buf[..end]).into_owned() }
+}
+
+/// The connection ready for LOGIN7, and whether (and how) it is encrypted.
+struct Session {
+    tds: Tds<BoxIo>,
+    tls: Option<Recorder>,
+}
+
+impl MssqlProbe {
+    fn login<'a>(&'a self, workstation: &'a str) -> tds::Login<'a> {
+        tds::Login {
+            user: &self.db.user,
+            password: self.db.password.as_ref().map(|p| p.expose()).unwrap_or_default(),
+            database: self.db.database.as_deref(),
+            server: &self.db.host,
+            app: "authprobe",
+            workstation,
+        }
+    }
+
+    /// Stage `tls`: PRELOGIN asking for encryption, then the handshake.
+    async fn negotiate_tls(&self, ctx: &ProbeContext, mut tcp: BoxIo) -> Result<Session, Failure> {
+        if prelogin(ctx, &mut tcp, Encryption::On, true).await? == Encryption::NotSupported {
+            self.db.without_tls(ctx)?;
+            return Ok(Session { tds: Tds::new(tcp), tls: None });
+        }
+        let hs = start_tls(ctx, tcp, &self.db.tls, &self.db.host, true).await?;
+        Ok(Session { tds: Tds::new(Box::new(hs.stream)), tls: Some(hs.recorder) })
+    }
+
+    /// With `tls.mode = "disable"`: PRELOGIN with encryption off, LOGIN7 through a TLS
+    /// session that covers only it when the server offers one, the rest in the clear.
+    async fn login_unencrypted(&self, ctx: &ProbeContext, mut tcp: BoxIo) -> Result<Tds<BoxIo>, Failure> {
+        let host_name = workstation();
+        let login = self.login(&host_name);
+        match prelogin(ctx, &mut tcp, Encryption::Off, true).await? {
+            Encryption::NotSupported => {
+                ctx.detail("session: not encrypted (the server supports no encryption, not even for the login)");
+                let mut tds = Tds::new(tcp);
+                tds.send_login(&login).await.map_err(|err| self.classify(err, None, "sending the login"))?;
+                Ok(tds)
+            }
+            Encryption::Off => {
+                ctx.detail("session: not encrypted after the login (the login packet itself was)");
+                // Encrypt=no in Microsoft's drivers: the certificate of a login-only session
+                // is not verified (as with mode prefer).
+                let login_only = TlsOptions { mode: Some(TlsMode::Prefer), ..TlsOptions::default() };
+                let hs = start_tls(ctx, tcp, &login_only, &self.db.host, false).await?;
+                let mut tds = Tds::new(hs.stream);
+                tds.send_login(&login).await.map_err(|err| self.classify(err, None, "sending the login"))?;
+                let (tds_tls, _) = tds.into_inner().into_inner();
+                Ok(Tds::new(tds_tls.into_inner()))
+            }
+            Encryption::On | Encryption::Required => Err(Failure::new(
+                ErrorClass::TlsHandshake,
+                "the server requires encryption (Force Encryption) and tls.mode is disable",
+            )
+            .with_hint("set tls.mode = \"verify-full\" with tls.ca (or \"require\") for this server")),
+        }
+    }
+
+    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
+        // Without TLS, PRELOGIN is part of the auth stage.
+        let start = if self.db.mode() == TlsMode::Disable {
+            Err(tcp)
+        } else {
+            Ok(ctx.stage(Stage::Tls, self.negotiate_tls(ctx, tcp)).await?)
+        };
+        let (mut session, tls_record) = ctx
+            .stage(Stage::Auth, async {
+                let (mut tds, tls) = match start {
+                    Ok(Session { mut tds, tls }) => {
+                        let host_name = workstation();
+                        tds.send_login(&self.login(&host_name))
+                            .await
+                            .map_err(|err| self.classify(err, tls.as_ref(), "sending the login"))?;
+                        (tds, tls)
+                    }
+                    Err(tcp) => (self.login_unencrypted(ctx, tcp).await?, None),
+                };
+                let ack =
+                    tds.login_answer().await.map_err(|err| self.classify(err, tls.as_ref(), "during the login"))?;
+                ctx.diagnostic(format!(
+                    "mssql: logged in to {}, TDS {}, database {}, session {}",
+                    ack.server,
+                    ack.tds_version,
+                    ack.database.as_deref().unwrap_or("(default)"),
+                    if tls.is_some() { "encrypted" } else { "not encrypted" }
+                ));
+                Ok((tds, tls))
+            })
+            .await?;
+        let result = ctx
+            .stage(Stage::Check, async {
+                let rows = session
+                    .batch(&self.db.query)
+                    .await
+                    .map_err(|err| self.classify(err, tls_record.as_ref(), "during the check query"))?;
+                ctx.diagnostic(format!("mssql: the check query returned {rows} row(s)"));
+                Ok(())
+            })
+            .await;
+        // Closing politely is best effort: the answer is known already.
+        let _ = tokio::time::timeout(Duration::from_millis(200), session.get_mut().shutdown()).await;
+        result
+    }
+
+    fn classify(&self, err: TdsError, tls: Option<&Recorder>, during: &str) -> Failure {
+        match err {
+            TdsError::Io(io) => session_io_failure(&io, tls, &self.db.tls, during),
+            other => plain_failure(other, during),
+        }
+    }
+}
+
+/// Classifies a protocol failure that owes nothing to TLS.
+fn plain_failure(err: TdsError, during: &str) -> Failure {
+    match err {
+        TdsError::Io(io) => session_io_failure(&io, None, &TlsOptions::default(), during),
+        TdsError::Server { number, state, message } => server_error(number, state, &message),
+        TdsError::Protocol(what) if what.contains("like SQL Server") || what.contains("PRELOGIN answer") => {
+            Failure::new(ErrorClass::Protocol, what).with_hint("check the port: this does not look like SQL Server")
+        }
+        TdsError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("{during}: {what}")),
+        TdsError::Routed(target) => Failure::new(
+            ErrorClass::UnexpectedResponse,
+            format!("the server redirects the login to {target} (a gateway's routing)"),
+        )
+        .with_hint("point the probe at that host and port, or use the gateway's proxy connection policy"),
+    }
+}
+
+/// The class of a SQL Server error, from its message number.
+fn server_error(code: u32, state: u8, message: &str) -> Failure {
+    let said = format!("{message} (Msg {code}, state {state})");
+    match code {
+        18456 => {
+            // The server tells clients state 1 only; other states appear in its log, and
+            // reach the client from some servers and proxies.
+            let why = match state {
+                2 | 5 => Some("the login does not exist"),
+                6 => Some("a Windows login was used with SQL authentication"),
+                7 => Some("the login is disabled"),
+                8 | 9 => Some("the password is wrong"),
+                11 | 12 => Some("the login is valid but has no access to the server"),
+                18 => Some("the password must be changed first"),
+                38 | 40 => Some("the login's default or requested database cannot be opened"),
+                58 => Some("the server accepts Windows authentication only"),
+                _ => None,
+            };
+            let hint = match why {
+                Some(why) => format!("{why}; the server's error log has the details"),
+                None => "the login or password is wrong (the server's error log says which: look for the state there)"
+                    .into(),
+            };
+            Failure::new(ErrorClass::AuthRejected, said).with_hint(hint)
+        }
+        18452 | 18470 | 18486 | 18487 | 18488 => Failure::new(ErrorClass::AuthRejected, said),
+        4060 => Failure::new(ErrorClass::NotFound, said)
+            .with_hint("the database does not exist, or the login has no user in it: check `database`"),
+        229 | 230 | 262 | 297 | 300 => Failure::new(ErrorClass::PermissionDenied, said)
+            .with_hint("the login works but may not run the check query: grant it, or change `query`"),
+        208 => {
+            Failure::new(ErrorClass::NotFound, said).with_hint("the check query names an object that does not exist")
+        }
+        _ => Failure::new(ErrorClass::UnexpectedResponse, said),
+    }
+}
+
+impl Probe for MssqlProbe {
+    fn target(&self) -> String {
+        self.db.url("mssql")
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        self.db.stages()
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(self.run_once(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_failures_explain_known_states() {
+        let f = server_error(18456, 8, "Login failed for user 'x'.");
+        assert_eq!(f.class, ErrorClass::AuthRejected);
+        assert!(f.hint.unwrap().contains("password is wrong"));
+        assert_eq!(server_error(4060, 1, "Cannot open database").class, ErrorClass::NotFound);
+        assert_eq!(server_error(229, 1, "permission denied").class, ErrorClass::PermissionDenied);
+        let not_sql = plain_failure(TdsError::Protocol("the server did not answer like SQL Server".into()), "x");
+        assert_eq!(not_sql.class, ErrorClass::Protocol);
+        assert!(not_sql.hint.unwrap().contains("port"));
+        assert_eq!(plain_failure(TdsError::Routed("a:1433".into()), "x").class, ErrorClass::UnexpectedResponse);
+    }
+}
