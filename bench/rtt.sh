@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Round-trip efficiency: runs the test servers and the clients inside a private network
-# namespace whose loopback delays every packet by DELAY_MS (so RTT = 2 × DELAY_MS), and
-# prints, per probe kind, elapsed time ÷ RTT for authprobe and for the reference client
-# doing the same check, next to the protocol's minimum. `tc netem` is not available on
-# these kernels; an NFQUEUE program (bench/netem_delay.py) holds each packet instead.
-# Loopback only: nothing leaves the namespace. Prints figures, asserts nothing.
+# Round trips per check: runs the test servers and the clients inside a private network
+# namespace whose loopback can delay every packet by DELAY_MS (RTT = 2 × DELAY_MS), times
+# each check with the delay and without it, and prints (delayed − undelayed) ÷ RTT: the
+# round trips the check waited for, with process start-up and CPU time cancelled out.
+# Per probe kind: authprobe, the reference client doing the same check, and the
+# protocol's minimum. `tc netem` is not available on these kernels; an NFQUEUE program
+# (bench/netem_delay.py) holds each packet instead. Loopback only: nothing leaves the
+# namespace. Prints figures, asserts nothing.
 #
 #   bench/rtt.sh [DELAY_MS=25] [RUNS=5]
 set -euo pipefail
@@ -17,32 +19,59 @@ STATE=/tmp/authprobe-rtt
 need() { command -v "$1" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }; }
 need iptables iptables
 need ip iproute2
+need bc bc
+need curl curl
+need psql postgresql-client
+need mariadb mariadb-client
+need tsql freetds-bin
+need sftp openssh-client
+command -v aws >/dev/null || pip install -q awscli
 dpkg -s libnetfilter-queue-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnetfilter-queue-dev >/dev/null
 python3 -c 'import netfilterqueue' 2>/dev/null || pip install -q NetfilterQueue==1.1.0
 cargo build --quiet
 bin=$PWD/target/debug/authprobe
+work=$(mktemp -d)
 
 cleanup() {
-  ip netns exec "$NS" env AUTHPROBE_STATE=$STATE scripts/servers.sh down >/dev/null 2>&1 || true
+  ip netns exec "$NS" env AUTHPROBE_STATE=$STATE AUTHPROBE_BASTION_NETNS=$NS-bastion scripts/servers.sh down >/dev/null 2>&1 || true
   [ -n "${delay_pid:-}" ] && kill "$delay_pid" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
+  rm -rf "$work"
 }
 trap cleanup EXIT
 ip netns del "$NS" 2>/dev/null || true
 ip netns add "$NS"
 in_ns() { ip netns exec "$NS" "$@"; }
 in_ns ip link set lo up
-in_ns env AUTHPROBE_STATE=$STATE AUTHPROBE_SERVERS=native scripts/servers.sh up >/dev/null
-set -a; . "$STATE/servers.env"; set +a
-# Latency only after the servers are set up, so that set-up is not slowed down.
-in_ns iptables -A OUTPUT -o lo -j NFQUEUE --queue-num 7
+# Its own state directory and bastion namespace: the test harness may be running beside it.
+in_ns env AUTHPROBE_STATE=$STATE AUTHPROBE_BASTION_NETNS=$NS-bastion AUTHPROBE_SERVERS=native scripts/servers.sh up >/dev/null
+set -a
+# shellcheck disable=SC1091
+. "$STATE/servers.env"
+set +a
+
+in_ns ssh-keyscan -p "$AP_SSH_PORT" 127.0.0.1 > "$work/known_hosts" 2>/dev/null
+cp "$AP_SSH_DIR/client_ed25519" "$work/id_ed25519"
+chmod 600 "$work/id_ed25519"
+cat > "$work/freetds.conf" <<CONF
+[authprobe]
+	host = localhost
+	port = $AP_MSSQL_PORT
+	tds version = 7.4
+	encryption = require
+	ca file = $AP_CA
+CONF
+
 # Not through in_ns: $! must be the delay program itself (ip netns exec execs it).
 ip netns exec "$NS" python3 bench/netem_delay.py 7 "$DELAY" >/dev/null 2>&1 &
 delay_pid=$!
 sleep 1
+delay_on() { in_ns iptables -A OUTPUT -o lo -j NFQUEUE --queue-num 7; }
+delay_off() { in_ns iptables -D OUTPUT -o lo -j NFQUEUE --queue-num 7; }
 
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N); echo $(((t1 - t0) / 1000000)); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+delay_on
 rtt=$(in_ns python3 -c "
 import socket, time, threading
 s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); port = s.getsockname()[1]
@@ -55,29 +84,54 @@ r = []
 for _ in range(7):
     t = time.perf_counter(); c.send(b'x'); c.recv(16); r.append((time.perf_counter() - t) * 1000)
 print(round(sorted(r)[3]))")
+delay_off
 
-declare -A AP REF
+# median_ms 0|1 CMD...: the median wall time of RUNS runs, without or with the delay.
+median_ms() {
+  local on=$1; shift
+  [ "$on" = 1 ] && delay_on
+  local t=()
+  for _ in $(seq "$RUNS"); do t+=("$(ms in_ns "$@")"); done
+  [ "$on" = 1 ] && delay_off
+  printf '%s\n' "${t[@]}" | median
+}
+rounds() { # CMD...: (delayed − undelayed) ÷ RTT
+  local fast slow
+  fast=$(median_ms 0 "$@")
+  slow=$(median_ms 1 "$@")
+  echo "($slow - $fast) / $rtt" | bc -l
+}
 run_pair() { # NAME MIN REF_CMD... -- AP_CMD...
   local name=$1 min=$2; shift 2
-  local ref=() ap=(); while [ "$1" != -- ]; do ref+=("$1"); shift; done; shift; ap=("$@")
-  local a=() r=()
-  for _ in $(seq "$RUNS"); do
-    r+=("$(ms in_ns "${ref[@]}")")
-    a+=("$(ms in_ns "${ap[@]}")")
-  done
-  local am rm
-  am=$(printf '%s\n' "${a[@]}" | median); rm=$(printf '%s\n' "${r[@]}" | median)
-  printf '%-10s %6s %9s %7.1f %11s %7.1f %8s\n' "$name" "$rtt" "$am" "$(echo "$am / $rtt" | bc -l)" "$rm" "$(echo "$rm / $rtt" | bc -l)" "$min"
+  local ref=() ap=()
+  while [ "$1" != -- ]; do ref+=("$1"); shift; done
+  shift; ap=("$@")
+  # Both must pass undelayed, or the comparison means nothing: a failing check is shown as
+  # FAILED instead of a figure (a failure can be quicker than the real check).
+  local ap_rounds=FAILED ref_rounds=FAILED
+  in_ns "${ap[@]}" >/dev/null 2>&1 && ap_rounds=$(printf '%.1f' "$(rounds "${ap[@]}")")
+  in_ns "${ref[@]}" >/dev/null 2>&1 && ref_rounds=$(printf '%.1f' "$(rounds "${ref[@]}")")
+  printf '%-10s %7s %10s %10s %8s\n' "$name" "$rtt" "$ap_rounds" "$ref_rounds" "$min"
+  [ "$ap_rounds" != FAILED ] && [ "$ref_rounds" != FAILED ] || failed=1
 }
 
 echo
-printf '%-10s %6s %9s %7s %11s %7s %8s\n' kind "RTT" "authprobe" "÷RTT" "reference" "÷RTT" "minimum"
-run_pair https 3 curl -s -o /dev/null --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
+printf '%-10s %7s %10s %10s %8s\n' kind "RTT ms" authprobe reference minimum
+run_pair https 3 curl -sf -o /dev/null --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
   "$bin" check "https://localhost:$AP_HTTPS_PORT/bearer" --bearer-env AP_BEARER_TOKEN --ca "$AP_CA"
 run_pair postgres 7 env PGPASSWORD="$AP_PG_PASSWORD" psql -X -tA "host=localhost port=$AP_PG_PORT dbname=appdb user=app_user sslmode=verify-full sslrootcert=$AP_CA" -c 'SELECT 1' -- \
   env PGPASSWORD="$AP_PG_PASSWORD" "$bin" check "postgres://app_user@localhost:$AP_PG_PORT/appdb?sslmode=verify-full&sslrootcert=$AP_CA"
-run_pair mysql 5 mariadb -h 127.0.0.1 -P "$AP_MYSQL_PORT" -u app_user "-p$AP_MYSQL_PASSWORD" --ssl-ca="$AP_CA" --ssl-verify-server-cert -e 'SELECT 1' -- \
+run_pair mysql 4 env MYSQL_PWD="$AP_MYSQL_PASSWORD" mariadb -h 127.0.0.1 -P "$AP_MYSQL_PORT" -u app_user --ssl-ca="$AP_CA" --ssl-verify-server-cert -e 'SELECT 1' -- \
   env MYSQL_PWD="$AP_MYSQL_PASSWORD" "$bin" check "mysql://app_user@localhost:$AP_MYSQL_PORT/?ssl-mode=VERIFY_IDENTITY&ssl-ca=$AP_CA"
+run_pair mssql 6 sh -c "printf 'SELECT 1\ngo\nquit\n' | FREETDSCONF=$work/freetds.conf tsql -S authprobe -U app_user -P \"\$AP_MSSQL_PASSWORD\"" -- \
+  env MSSQL_PASSWORD="$AP_MSSQL_PASSWORD" "$bin" check "mssql://app_user@localhost:$AP_MSSQL_PORT/?encrypt=verify-full&ssl-ca=$AP_CA"
+run_pair s3 2 env AWS_ACCESS_KEY_ID="$AP_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$AP_S3_SECRET_KEY" AWS_DEFAULT_REGION=us-east-1 \
+  aws --endpoint-url "http://127.0.0.1:$AP_S3_PORT" s3api list-objects-v2 --bucket demo-bucket --max-keys 1 -- \
+  env AWS_ACCESS_KEY_ID="$AP_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$AP_S3_SECRET_KEY" "$bin" check "s3://demo-bucket/?endpoint=http://127.0.0.1:$AP_S3_PORT"
+run_pair sftp 9 sh -c "echo 'ls data' | sftp -q -b - -i $work/id_ed25519 -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -P $AP_SSH_PORT sftp_key@127.0.0.1" -- \
+  "$bin" check "sftp://sftp_key@127.0.0.1:$AP_SSH_PORT/~/data" -i "$work/id_ed25519" --known-hosts "$work/known_hosts"
 echo
-echo "RTT in ms (median echo over the delayed loopback); times are medians of $RUNS runs, A/B interleaved;"
-echo "÷RTT is elapsed time in round trips (process start-up included); minimum is the protocol's round trips for the check."
+echo "Round trips waited for per check: (median delayed − median undelayed wall time) ÷ RTT, $RUNS runs"
+echo "each, so process start-up and CPU time cancel out. Minimum: the protocol's round trips for the"
+echo "check, TCP connect included."
+[ -z "${failed:-}" ] || { echo "error: a check failed; its round trips were not measured" >&2; exit 1; }

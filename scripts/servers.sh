@@ -22,6 +22,8 @@ CERTS=$STATE/certs
 
 # shellcheck source=harness/defaults.env
 set -a; . "$HARNESS/defaults.env"; set +a
+# A second harness (bench/rtt.sh, inside its own namespace) needs its own bastion namespace name.
+[ -n "${AUTHPROBE_BASTION_NETNS:-}" ] && AP_BASTION_NETNS=$AUTHPROBE_BASTION_NETNS
 
 log() { printf '[servers] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -473,6 +475,7 @@ CONF
 write_env() {
   {
     grep -E '^[A-Z0-9_]+=' "$HARNESS/defaults.env"
+    echo "AP_BASTION_NETNS=$AP_BASTION_NETNS"
     echo "AP_CERTS=$CERTS"
     echo "AP_CA=$CERTS/ca.crt"
     echo "AP_SERVER_SHA256=$(openssl x509 -in "$CERTS/server.crt" -noout -fingerprint -sha256 | cut -d= -f2)"

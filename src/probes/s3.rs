@@ -188,7 +188,7 @@ impl S3Probe {
                 let mut sts = aws_config::defaults(BehaviorVersion::latest())
                     .region(region.clone())
                     .retry_config(RetryConfig::disabled())
-                    .timeout_config(TimeoutConfig::builder().operation_timeout(ctx.timeout).build())
+                    .timeout_config(TimeoutConfig::disabled())
                     .http_client(aws_http::client(ctx, &self.tls, Record::Quietly))
                     .credentials_provider(base.clone());
                 if let Some(endpoint) = &self.endpoint {
@@ -226,7 +226,10 @@ impl S3Probe {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().operation_timeout(ctx.timeout).build())
+            // The runner's timeout alone bounds the probe and blames the stage that was
+            // running; an SDK timeout racing it would end the nested stage first and be
+            // blamed on `auth`.
+            .timeout_config(TimeoutConfig::disabled())
             .http_client(aws_http::client(ctx, &self.tls, Record::Stages));
         loader = match provider {
             Some(p) => loader.credentials_provider(p),

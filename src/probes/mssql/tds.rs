@@ -233,19 +233,43 @@ impl<S: AsyncRead + Unpin> AsyncRead for TdsTls<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for TdsTls<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(data)])
+    }
+
+    /// During the handshake each write becomes one PRELOGIN packet, so a flight of several
+    /// TLS records given at once leaves in one packet and one segment.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
         if !this.out.is_empty() {
             ready!(this.drain(cx))?;
         }
         if !this.handshaking {
-            return Pin::new(&mut this.inner).poll_write(cx, data);
+            return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         }
-        let chunk = &data[..data.len().min(PACKET_SIZE - HEADER)];
-        this.out = packets(PRELOGIN, chunk, PACKET_SIZE);
+        let mut joined = Vec::new();
+        for buf in bufs {
+            let room = PACKET_SIZE - HEADER - joined.len();
+            joined.extend_from_slice(&buf[..buf.len().min(room)]);
+            if joined.len() == PACKET_SIZE - HEADER {
+                break;
+            }
+        }
+        if joined.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        this.out = packets(PRELOGIN, &joined, PACKET_SIZE);
         // The bytes are ours now; they go out on this call or the next flush.
         let _ = this.drain(cx)?;
-        Poll::Ready(Ok(chunk.len()))
+        Poll::Ready(Ok(joined.len()))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
