@@ -44,6 +44,9 @@ pub enum Command {
     /// Show the certificate chain a server presents (https, postgres, mysql, mssql), or an SSH
     /// server's host keys (sftp, ssh), and the line that approves it.
     Inspect(InspectArgs),
+    /// Serve the probes to Prometheus: /probe?target=NAME (blackbox-exporter protocol),
+    /// /metrics, a status page at /, /healthz; reload with SIGHUP or POST /-/reload.
+    Serve(crate::serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -186,6 +189,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check_command(*args),
         Command::Validate(args) => validate_command(args),
         Command::Inspect(args) => inspect_command(args),
+        Command::Serve(args) => crate::serve::main(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut buf = Vec::new();
@@ -210,7 +214,7 @@ pub fn main() -> ExitCode {
     })
 }
 
-fn load_config(path: &std::path::Path) -> Result<Config, u8> {
+pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, u8> {
     match config::load(path) {
         Ok(cfg) => Ok(cfg),
         Err(errors) => {
@@ -456,7 +460,7 @@ async fn run_until_interrupted(probes: Vec<config::ProbeConfig>, opts: &RunOptio
     }
 }
 
-async fn interrupt_signal() {
+pub(crate) async fn interrupt_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

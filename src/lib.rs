@@ -23,6 +23,7 @@ pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod runner;
+pub mod serve;
 pub mod ssh;
 pub mod stage;
 pub mod tls;

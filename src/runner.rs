@@ -46,9 +46,18 @@ pub fn select(probes: &[ProbeConfig], only: &[String], skip: &[String]) -> Vec<P
 /// Runs the probes and returns the report. Returns early (with unfinished probes marked
 /// `cancelled`) when `cancel` fires.
 pub async fn run(probes: Vec<ProbeConfig>, opts: &RunOptions, cancel: CancellationToken) -> RunReport {
+    run_with(probes, opts, cancel, Arc::new(Shared::default())).await
+}
+
+/// [`run`] with what the probes share (trust roots, tunnels) given by the caller.
+pub async fn run_with(
+    probes: Vec<ProbeConfig>,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+    shared: Arc<Shared>,
+) -> RunReport {
     let started = Instant::now();
     let started_wall = SystemTime::now();
-    let shared = Arc::new(Shared::default());
     // Never more at once than the open-file limit allows: the rest queue.
     let concurrency = match crate::limits::raise_open_files() {
         Some(open_files) => crate::limits::concurrency_within(open_files, opts.concurrency),
@@ -287,6 +296,10 @@ mod tests {
         fn target(&self) -> String {
             "fake".into()
         }
+        fn retarget(&self, _target: &str) -> Result<Arc<dyn crate::probes::Probe>, String> {
+            Err("fake probes have no target".into())
+        }
+
         fn stages(&self) -> Vec<Stage> {
             vec![Stage::Check]
         }
@@ -312,6 +325,7 @@ mod tests {
             warn_expiry_days: 14,
             probe: Arc::new(Fake(panic)),
             via: None,
+            allowed_targets: vec![],
         }
     }
 

@@ -14,7 +14,8 @@ use crate::tunnel::{Link, TunnelConfig, TunnelPool};
 /// Resources shared by every probe of a run, loaded once.
 #[derive(Default)]
 pub struct Shared {
-    pub trust: TrustStore,
+    /// Shared beyond one run by `serve`, so that each scrape does not reload the system roots.
+    pub trust: Arc<TrustStore>,
     /// The open SSH tunnels: probes that name the same tunnel share one connection.
     pub tunnels: TunnelPool,
     /// Keeps the logins to each SSH server under its MaxStartups.

@@ -53,6 +53,9 @@ pub struct ProbeConfig {
     pub probe: Arc<dyn Probe>,
     /// The tunnel the probe's connections go through (`via`).
     pub via: Option<Arc<TunnelConfig>>,
+    /// Servers `serve` may aim this probe at (`?module=NAME&target=…`), as globs. Empty:
+    /// none, so that nobody who can reach `serve` can send the probe's credentials elsewhere.
+    pub allowed_targets: Vec<String>,
 }
 
 impl ProbeConfig {
@@ -248,6 +251,7 @@ fn read_probe(
     tunnels: &Tunnels,
 ) -> Option<ProbeConfig> {
     let tags = reader.string_list("tags").unwrap_or_default();
+    let allowed_targets = reader.string_list("allowed_targets").unwrap_or_default();
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
     let warn_expiry_days =
         reader.integer("warn_expiry_days", 0..=3650).map(|d| d as u32).unwrap_or(defaults.warn_expiry_days);
@@ -269,7 +273,7 @@ fn read_probe(
     if !via_ok {
         return None;
     }
-    Some(ProbeConfig { name: name?, kind: kind.name, tags, timeout, warn_expiry_days, probe, via })
+    Some(ProbeConfig { name: name?, kind: kind.name, tags, timeout, warn_expiry_days, probe, via, allowed_targets })
 }
 
 /// `via = "NAME"`: the tunnel a probe's connections go through (every kind connects

@@ -8,7 +8,7 @@ use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode, TlsOptions};
 
 /// The keys every database probe has.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DbTarget {
     pub host: String,
     pub port: u16,
@@ -69,6 +69,12 @@ impl DbTarget {
         Err(Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS")
             .with_hint("enable TLS on the server, or set tls.mode = \"prefer\" or \"disable\" if an unencrypted session is acceptable")
             .at(Stage::Tls))
+    }
+
+    /// The same database on another server (`host[:port]`; the port stays when not given).
+    pub fn retarget(&self, target: &str) -> Result<DbTarget, String> {
+        let (host, port) = super::host_and_port(target)?;
+        Ok(DbTarget { host, port: port.unwrap_or(self.port), ..self.clone() })
     }
 
     /// The target as a URL without credentials.

@@ -36,7 +36,7 @@ enum Auth {
     OAuth2(TokenRequest),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HttpProbe {
     url: Url,
     method: Method,
@@ -409,6 +409,28 @@ impl Probe for HttpProbe {
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
         Box::pin(self.run_once(ctx))
+    }
+
+    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
+        let url = if target.contains("://") {
+            let url = Url::parse(target).map_err(|e| format!("`{target}` is not a URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("an http probe needs an http:// or https:// URL, not {}://", url.scheme()));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err("the target URL must not carry credentials; the probe's `auth` supplies them".into());
+            }
+            url
+        } else {
+            let (host, port) = super::host_and_port(target)?;
+            let mut url = self.url.clone();
+            url.set_host(Some(&host)).map_err(|e| format!("`{host}` is not a host name: {e}"))?;
+            if port.is_some() {
+                url.set_port(port).map_err(|()| format!("cannot set a port on {}", url.scheme()))?;
+            }
+            url
+        };
+        Ok(Arc::new(HttpProbe { url, ..self.clone() }))
     }
 }
 

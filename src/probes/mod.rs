@@ -29,6 +29,38 @@ pub trait Probe: Send + Sync {
     fn stages(&self) -> Vec<Stage>;
     /// One attempt. Stages are recorded through `ctx`; the runner owns the timeout.
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a>;
+    /// This probe aimed at another server (`serve`'s blackbox-style `?module=…&target=…`),
+    /// everything else kept: a URL for http and s3, `host[:port]` for every kind.
+    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String>;
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
+pub fn host_and_port(target: &str) -> Result<(String, Option<u16>), String> {
+    let bad = || format!("`{target}` is not a host or host:port");
+    let (host, port) = if let Some(rest) = target.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        match target.split_once(':') {
+            Some((host, port)) if !port.contains(':') => (host, Some(port)),
+            Some(_) => (target, None), // a bare IPv6 address
+            None => (target, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '@', '?', '#', ' ']) {
+        return Err(bad());
+    }
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(format!("`{p}` is not a port number")),
+        },
+    };
+    Ok((host.to_string(), port))
 }
 
 /// Reads a probe's kind-specific keys. Errors go to the reader; `None` means there were some.

@@ -21,7 +21,7 @@ pub const DEFAULT_PORT: u16 = 5432;
 /// The SSLRequest message: length 8, request code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PostgresProbe {
     db: DbTarget,
 }
@@ -208,5 +208,9 @@ impl Probe for PostgresProbe {
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
         Box::pin(self.run_once(ctx))
+    }
+
+    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
+        Ok(Arc::new(PostgresProbe { db: self.db.retarget(target)? }))
     }
 }

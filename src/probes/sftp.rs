@@ -16,7 +16,7 @@ use crate::probes::{Probe, ProbeFuture};
 use crate::ssh::{self, Role, SshTarget};
 use crate::stage::ProbeContext;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SftpProbe {
     ssh: SshTarget,
     /// The directory to list; relative paths start in the user's login directory.
@@ -124,5 +124,11 @@ impl Probe for SftpProbe {
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
         Box::pin(self.run_once(ctx))
+    }
+
+    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
+        let (host, port) = super::host_and_port(target)?;
+        let ssh = SshTarget { host, port: port.unwrap_or(self.ssh.port), ..self.ssh.clone() };
+        Ok(Arc::new(SftpProbe { ssh, ..self.clone() }))
     }
 }

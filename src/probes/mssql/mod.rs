@@ -27,7 +27,7 @@ use tds::{Encryption, Tds, TdsError};
 
 pub const DEFAULT_PORT: u16 = 1433;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MssqlProbe {
     db: DbTarget,
 }
@@ -266,6 +266,10 @@ impl Probe for MssqlProbe {
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
         Box::pin(self.run_once(ctx))
+    }
+
+    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
+        Ok(Arc::new(MssqlProbe { db: self.db.retarget(target)? }))
     }
 }
 

@@ -22,7 +22,7 @@ use wire::{Greeting, Packets, WireError};
 
 pub const DEFAULT_PORT: u16 = 3306;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MysqlProbe {
     db: DbTarget,
 }
@@ -223,6 +223,10 @@ impl Probe for MysqlProbe {
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
         Box::pin(self.run_once(ctx))
+    }
+
+    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
+        Ok(Arc::new(MysqlProbe { db: self.db.retarget(target)? }))
     }
 }
 

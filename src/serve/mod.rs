@@ -1,0 +1,414 @@
+//! `authprobe serve`: the probes of a config as a Prometheus multi-target exporter, on the
+//! blackbox exporter's `/probe` protocol, with its own `/metrics`, a status page, config
+//! reload (SIGHUP, `POST /-/reload`), scrape coalescing, a minimum interval per probe, and
+//! optional basic auth and (m)TLS for the endpoints.
+
+mod render;
+mod scrape;
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Args;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::cli::{EXIT_OK, EXIT_USAGE, eprint_line};
+use crate::redact::{self, Secret};
+use scrape::{ScrapeError, Service, SlotKey};
+
+/// The default address: loopback only, and not the blackbox exporter's 9115, so both can
+/// run on one machine.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9715";
+
+/// Subtracted from Prometheus' scrape timeout so that the answer arrives before it gives
+/// up (the blackbox exporter's `--timeout-offset` default).
+const TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArg,
+    /// Address to listen on. Anything but loopback exposes the probes to the network:
+    /// combine it with --basic-auth-user or --client-ca.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// A probe's result is reused for scrapes within this long of its last run, so that
+    /// many scrapers (HA Prometheus pairs, dashboards) cannot storm a target. 0s disables.
+    #[arg(long, value_name = "DUR", value_parser = parse_interval, default_value = "5s")]
+    pub min_interval: Duration,
+    /// Require HTTP basic auth with this user name (not for /healthz).
+    #[arg(long, value_name = "USER", requires = "basic_auth_password_env")]
+    pub basic_auth_user: Option<String>,
+    /// The environment variable holding the basic-auth password.
+    #[arg(long, value_name = "NAME", requires = "basic_auth_user")]
+    pub basic_auth_password_env: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM): mutual TLS.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+}
+
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw).map_err(|err| format!("{err} (write e.g. 5s, 500ms, 0s)"))
+}
+
+struct BasicAuth {
+    user: String,
+    password: Secret,
+}
+
+struct Server {
+    service: Arc<Service>,
+    auth: Option<BasicAuth>,
+}
+
+pub fn main(args: ServeArgs) -> u8 {
+    let config = match crate::cli::load_config(&args.config.config) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
+    };
+    let auth = match (&args.basic_auth_user, &args.basic_auth_password_env) {
+        (Some(user), Some(var)) => match std::env::var(var) {
+            Ok(password) if !password.is_empty() => {
+                redact::register(&password);
+                redact::register_basic_auth(user, &password);
+                Some(BasicAuth { user: user.clone(), password: Secret::new(password) })
+            }
+            _ => {
+                eprint_line(&format!("error: --basic-auth-password-env: ${var} is not set or empty"));
+                return EXIT_USAGE;
+            }
+        },
+        _ => None,
+    };
+    let tls = match server_tls(&args) {
+        Ok(tls) => tls,
+        Err(why) => {
+            eprint_line(&format!("error: {why}"));
+            return EXIT_USAGE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprint_line(&format!("error: cannot start the async runtime: {err}"));
+            return EXIT_USAGE;
+        }
+    };
+    let code = runtime.block_on(async {
+        let listener = match TcpListener::bind(&args.listen).await {
+            Ok(l) => l,
+            Err(err) => {
+                eprint_line(&format!("error: cannot listen on {}: {}", args.listen, crate::error::describe_io(&err)));
+                return EXIT_USAGE;
+            }
+        };
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.listen.clone());
+        let exposed = listener.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+        if exposed && auth.is_none() && args.client_ca.is_none() {
+            eprint_line(&format!(
+                "warning: listening on {address} without --basic-auth-user or --client-ca: anyone who can reach it can run the probes"
+            ));
+        }
+        let probes = config.probes.len();
+        let service = Arc::new(Service::new(args.config.config.clone(), config, args.min_interval));
+        let server = Arc::new(Server { service, auth });
+        eprint_line(&format!(
+            "authprobe serve: listening on {}://{address} ({probes} probes from {})",
+            if tls.is_some() { "https" } else { "http" },
+            args.config.config.display()
+        ));
+        reload_on_sighup(server.service.clone());
+        tokio::select! {
+            code = accept_loop(listener, tls, server) => code,
+            _ = crate::cli::interrupt_signal() => {
+                eprint_line("authprobe serve: stopping");
+                EXIT_OK
+            }
+        }
+    });
+    runtime.shutdown_background();
+    code
+}
+
+fn server_tls(args: &ServeArgs) -> Result<Option<TlsAcceptor>, String> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |path: &Path, what: &str| {
+        crate::config::secrets::read_text_capped(path, crate::config::secrets::DATA_FILE_CAP)
+            .map_err(|err| format!("{what} {}: {err}", path.display()))
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(read(cert, "--tls-cert")?.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("--tls-cert {}: no certificate in the file", cert.display()));
+    }
+    let private_key = PrivateKeyDer::from_pem_slice(read(key, "--tls-key")?.as_bytes())
+        .map_err(|e| format!("--tls-key {}: no usable private key ({e})", key.display()))?;
+    let builder = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let builder = match &args.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let roots = crate::tls::parse_ca(read(ca, "--client-ca")?.as_bytes())
+                .map_err(|why| format!("--client-ca {}: {why}", ca.display()))?;
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
+                    .build()
+                    .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, private_key).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+fn reload_on_sighup(service: Arc<Service>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            log_reload(&service.reload(), "SIGHUP");
+        }
+    });
+}
+
+fn log_reload(result: &Result<usize, String>, why: &str) {
+    match result {
+        Ok(n) => eprint_line(&format!("authprobe serve: config reloaded ({why}): {n} probes")),
+        Err(errors) => {
+            eprint_line(&format!("authprobe serve: config reload ({why}) failed; still serving the previous config:"));
+            for line in errors.lines() {
+                eprint_line(&format!("  {line}"));
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, server: Arc<Server>) -> u8 {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of descriptors or a connection reset before accept: keep serving.
+            Err(err) => {
+                eprint_line(&format!("authprobe serve: accept failed: {}", crate::error::describe_io(&err)));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(stream, server).await,
+                Some(acceptor) => {
+                    // A failed handshake (no or a wrong client certificate) is told to the
+                    // client by the TLS alert.
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(stream, server).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<S>(stream: S, server: Arc<Server>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let server = server.clone();
+        async move { Ok::<_, Infallible>(server.handle(request).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn answer(code: StatusCode, content_type: &'static str, body: String) -> Answer {
+    // Defence in depth: every body passes the scrubber, whatever produced it.
+    let mut response = Response::new(Full::new(Bytes::from(redact::scrub(&body))));
+    *response.status_mut() = code;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const METRICS: &str = "text/plain; version=0.0.4; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
+impl Server {
+    async fn handle(&self, request: Request<Incoming>) -> Answer {
+        let path = request.uri().path().to_string();
+        let handler: &'static str = match path.as_str() {
+            "/" => "status",
+            "/probe" => "probe",
+            "/metrics" => "metrics",
+            "/healthz" => "healthz",
+            "/-/reload" => "reload",
+            _ => "other",
+        };
+        let response = if handler != "healthz" && !self.authorized(&request) {
+            let mut r = answer(StatusCode::UNAUTHORIZED, TEXT, "authentication required\n".into());
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"authprobe\""));
+            r
+        } else {
+            self.route(handler, request).await
+        };
+        self.service.count_request(handler, response.status().as_u16());
+        response
+    }
+
+    async fn route(&self, handler: &'static str, request: Request<Incoming>) -> Answer {
+        let method = request.method().clone();
+        let reading = method == Method::GET || method == Method::HEAD;
+        match handler {
+            "reload" if method == Method::POST || method == Method::PUT => {
+                let result = self.service.reload();
+                log_reload(&result, "POST /-/reload");
+                match result {
+                    Ok(n) => answer(StatusCode::OK, TEXT, format!("reloaded: {n} probes\n")),
+                    Err(errors) => answer(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        TEXT,
+                        format!("reload failed; still serving the previous config:\n{errors}\n"),
+                    ),
+                }
+            }
+            "reload" => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use POST\n".into()),
+            _ if !reading => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".into()),
+            "status" => answer(StatusCode::OK, HTML, render::status_page(&self.service)),
+            "healthz" => answer(StatusCode::OK, TEXT, "ok\n".into()),
+            "metrics" => answer(StatusCode::OK, METRICS, render::exporter_metrics(&self.service)),
+            "probe" => self.probe(&request).await,
+            _ => {
+                answer(StatusCode::NOT_FOUND, TEXT, "not found: try /, /probe?target=NAME, /metrics, /healthz\n".into())
+            }
+        }
+    }
+
+    async fn probe(&self, request: &Request<Incoming>) -> Answer {
+        let mut target = None;
+        let mut module = None;
+        let mut debug = false;
+        for (key, value) in url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
+            match key.as_ref() {
+                "target" => target = Some(value.into_owned()),
+                "module" => module = Some(value.into_owned()),
+                "debug" => debug = value == "true" || value == "1",
+                _ => {}
+            }
+        }
+        let key = match (module, target) {
+            (Some(module), Some(target)) if !module.is_empty() => SlotKey { probe: module, target: Some(target) },
+            (_, Some(target)) if !target.is_empty() => SlotKey { probe: target, target: None },
+            _ => {
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    TEXT,
+                    "target parameter is missing: /probe?target=PROBE, or /probe?module=PROBE&target=HOST\n".into(),
+                );
+            }
+        };
+        let budget = scrape_budget(request);
+        match self.service.scrape(&key, budget).await {
+            Ok((finished, served)) if debug => {
+                answer(StatusCode::OK, TEXT, render::probe_debug(&key, &finished, served, &self.service))
+            }
+            Ok((finished, _)) => answer(StatusCode::OK, METRICS, render::probe_metrics(&finished)),
+            Err(ScrapeError::UnknownProbe(name)) => {
+                let hint = if key.target.is_some() { "module" } else { "target" };
+                answer(
+                    StatusCode::BAD_REQUEST,
+                    TEXT,
+                    format!("unknown {hint}: no probe named `{name}` in the config\n"),
+                )
+            }
+            Err(ScrapeError::TargetNotAllowed(why)) => answer(StatusCode::FORBIDDEN, TEXT, format!("{why}\n")),
+            Err(ScrapeError::BadTarget(why)) => answer(StatusCode::BAD_REQUEST, TEXT, format!("bad target: {why}\n")),
+            Err(ScrapeError::Lost) => answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                "the probe's run was lost (a bug in authprobe)\n".into(),
+            ),
+        }
+    }
+
+    fn authorized(&self, request: &Request<Incoming>) -> bool {
+        let Some(auth) = &self.auth else {
+            return true;
+        };
+        let Some(given) = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Some(encoded) = given.strip_prefix("Basic ").or_else(|| given.strip_prefix("basic ")) else {
+            return false;
+        };
+        use base64::Engine;
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
+        let expected = format!("{}:{}", auth.user, auth.password.expose());
+        constant_time_eq(&decoded, expected.as_bytes())
+    }
+}
+
+/// Compares without an early exit, so that timing does not reveal how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// How long a run may take for this scrape: Prometheus' scrape timeout less the offset.
+fn scrape_budget(request: &Request<Incoming>) -> Option<Duration> {
+    let seconds: f64 =
+        request.headers().get("x-prometheus-scrape-timeout-seconds")?.to_str().ok()?.trim().parse().ok()?;
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return None;
+    }
+    let budget = Duration::from_secs_f64(seconds.min(86_400.0));
+    Some(if budget > TIMEOUT_OFFSET * 2 { budget - TIMEOUT_OFFSET } else { budget / 2 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"user:pw", b"user:pw"));
+        assert!(!constant_time_eq(b"user:pw", b"user:px"));
+        assert!(!constant_time_eq(b"user:pw", b"user:pw2"));
+    }
+}

@@ -1,0 +1,276 @@
+//! What `serve` answers: a probe's metrics (blackbox-exporter names first, then
+//! authprobe's own), its debug log, the exporter's metrics and the HTML status page.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::scrape::{Finished, Served, Service, SlotKey, lock};
+use crate::output::prometheus::label;
+use crate::output::{self, Format, Style};
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn gauge(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+fn counter(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+}
+
+/// `/probe`: `probe_success`, `probe_duration_seconds` and (with TLS)
+/// `probe_ssl_earliest_cert_expiry` under the blackbox exporter's names, so its dashboards
+/// and alerts keep working, then authprobe's per-stage metrics.
+pub fn probe_metrics(finished: &Finished) -> String {
+    let mut out = String::new();
+    let probe = finished.report.probes.first();
+    gauge(&mut out, "probe_success", "Whether the probe passed (1, warnings allowed) or failed (0).");
+    let _ = writeln!(out, "probe_success {}", u8::from(finished.passed()));
+    gauge(&mut out, "probe_duration_seconds", "How long the probe took, all stages together.");
+    let _ = writeln!(out, "probe_duration_seconds {}", probe.map_or(0, |p| p.duration_ms) as f64 / 1000.0);
+    if let Some(tls) = probe.and_then(|p| p.tls.as_ref()) {
+        gauge(&mut out, "probe_ssl_earliest_cert_expiry", "Expiry of the server certificate, in Unix seconds.");
+        let _ = writeln!(out, "probe_ssl_earliest_cert_expiry {}", tls.not_after_unix);
+    }
+    gauge(
+        &mut out,
+        "authprobe_probe_result_age_seconds",
+        "How long ago the run behind this answer ended (above 0 when a recent result was reused, see --min-interval).",
+    );
+    let _ = writeln!(out, "authprobe_probe_result_age_seconds {:.3}", finished.ended.elapsed().as_secs_f64());
+    out.push_str(&crate::output::prometheus::render(&finished.report));
+    out
+}
+
+/// `/probe?debug=true`: what happened, stage by stage, then the metrics a scrape gets.
+pub fn probe_debug(key: &SlotKey, finished: &Finished, served: Served, service: &Service) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Probe `{}`{}",
+        key.probe,
+        key.target.as_ref().map(|t| format!(" aimed at {t}")).unwrap_or_default()
+    );
+    let _ = match served {
+        Served::Ran => writeln!(out, "Run for this request."),
+        Served::Coalesced => writeln!(out, "Shared a run that another scrape had started."),
+        Served::Cached => writeln!(
+            out,
+            "Reused the run that ended {:.1}s ago (minimum interval {}).",
+            finished.ended.elapsed().as_secs_f64(),
+            humantime::format_duration(service.min_interval)
+        ),
+    };
+    out.push('\n');
+    out.push_str(&output::render(&finished.report, Format::Table, Style { verbose: 2, color: false }));
+    out.push_str("\nMetrics a scrape gets:\n\n");
+    out.push_str(&probe_metrics(finished));
+    out
+}
+
+/// `/metrics`: the exporter itself.
+pub fn exporter_metrics(service: &Service) -> String {
+    let mut out = String::new();
+    let stats = &service.stats;
+    gauge(&mut out, "authprobe_build_info", "The authprobe version serving.");
+    let _ = writeln!(out, "authprobe_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+
+    counter(&mut out, "authprobe_serve_probe_runs_total", "Probe runs, by probe and result.");
+    for ((probe, result), n) in lock(&stats.runs).iter() {
+        let _ = writeln!(out, "authprobe_serve_probe_runs_total{{probe=\"{}\",result=\"{result}\"}} {n}", label(probe));
+    }
+    counter(&mut out, "authprobe_serve_probe_failures_total", "Failed probe runs, by probe, stage and error class.");
+    for ((probe, stage, class), n) in lock(&stats.failures).iter() {
+        let _ = writeln!(
+            out,
+            "authprobe_serve_probe_failures_total{{probe=\"{}\",stage=\"{stage}\",class=\"{class}\"}} {n}",
+            label(probe)
+        );
+    }
+    counter(
+        &mut out,
+        "authprobe_serve_scrapes_total",
+        "/probe requests answered, by how: ran (a new run), coalesced (joined a run under way), cached (reused a run younger than --min-interval).",
+    );
+    let scrapes = lock(&stats.scrapes);
+    for served in [Served::Ran, Served::Coalesced, Served::Cached] {
+        let _ = writeln!(
+            out,
+            "authprobe_serve_scrapes_total{{served=\"{}\"}} {}",
+            served.as_str(),
+            scrapes.get(&served).copied().unwrap_or(0)
+        );
+    }
+    drop(scrapes);
+    gauge(&mut out, "authprobe_serve_probes_in_flight", "Probes running now.");
+    let _ = writeln!(out, "authprobe_serve_probes_in_flight {}", stats.in_flight.load(Ordering::Relaxed));
+    counter(&mut out, "authprobe_serve_http_requests_total", "HTTP requests, by handler and status code.");
+    for ((handler, code), n) in lock(&stats.requests).iter() {
+        let _ = writeln!(out, "authprobe_serve_http_requests_total{{handler=\"{handler}\",code=\"{code}\"}} {n}");
+    }
+
+    let loaded = service.loaded();
+    gauge(&mut out, "authprobe_serve_config_probes", "Probes in the config being served.");
+    let _ = writeln!(out, "authprobe_serve_config_probes {}", loaded.config.probes.len());
+    let status = lock(&service.reload_status);
+    gauge(
+        &mut out,
+        "authprobe_serve_config_last_reload_successful",
+        "Whether the last config reload succeeded (1) or the previous config is still served (0).",
+    );
+    let _ = writeln!(out, "authprobe_serve_config_last_reload_successful {}", u8::from(status.ok));
+    gauge(
+        &mut out,
+        "authprobe_serve_config_last_reload_success_timestamp_seconds",
+        "When the config being served was loaded.",
+    );
+    let _ =
+        writeln!(out, "authprobe_serve_config_last_reload_success_timestamp_seconds {:.3}", unix(status.last_success));
+    drop(status);
+    counter(&mut out, "authprobe_serve_config_reload_failures_total", "Config reloads that failed.");
+    let _ =
+        writeln!(out, "authprobe_serve_config_reload_failures_total {}", stats.reloads_failed.load(Ordering::Relaxed));
+
+    process_metrics(&mut out, service);
+    out
+}
+
+/// The standard process_* metrics, from /proc (Linux); absent elsewhere.
+fn process_metrics(out: &mut String, service: &Service) {
+    gauge(out, "process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.");
+    let _ = writeln!(out, "process_start_time_seconds {:.3}", unix(service.started));
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // The fields after the command name, which is in parentheses and may contain spaces.
+    let Some(fields) = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect::<Vec<_>>()) else {
+        return;
+    };
+    let field = |n: usize| fields.get(n).and_then(|v| v.parse::<f64>().ok());
+    // SAFETY: sysconf only reads a configuration value.
+    let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
+    // Fields 14, 15 (utime, stime) and 24 (rss) of proc(5), counted from the state field (3).
+    if let (Some(user), Some(system)) = (field(11), field(12))
+        && ticks > 0
+    {
+        counter(out, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
+        let _ = writeln!(out, "process_cpu_seconds_total {}", (user + system) / ticks as f64);
+    }
+    if let Some(rss) = field(21)
+        && page > 0
+    {
+        gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.");
+        let _ = writeln!(out, "process_resident_memory_bytes {}", rss * page as f64);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        gauge(out, "process_open_fds", "Number of open file descriptors.");
+        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn query_escape(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// `/`: every probe of the config with its last result, then targets scraped in the
+/// blackbox style.
+pub fn status_page(service: &Service) -> String {
+    let loaded = service.loaded();
+    let results = service.last_results();
+    let mut out = String::new();
+    out.push_str(concat!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>authprobe</title>\n",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}",
+        ".pass{color:#060}.warn{color:#a60}.fail{color:#b00}small{color:#555}</style></head><body>\n",
+        "<h1>authprobe</h1>\n"
+    ));
+    let _ = writeln!(
+        out,
+        "<p>{} probes from <code>{}</code>, loaded {}. <a href=\"/metrics\">Metrics</a></p>",
+        loaded.config.probes.len(),
+        html_escape(&service.config_path.display().to_string()),
+        humantime::format_rfc3339_seconds(loaded.loaded_at)
+    );
+    if let Some(error) = &lock(&service.reload_status).last_error {
+        let _ = writeln!(
+            out,
+            "<p class=\"fail\">The last reload failed; the config loaded before it is still served:</p><pre>{}</pre>",
+            html_escape(error)
+        );
+    }
+    out.push_str(
+        "<table><tr><th>Probe</th><th>Kind</th><th>Target</th><th>Last result</th><th>Detail</th><th></th></tr>\n",
+    );
+    let row = |out: &mut String, key: &SlotKey, kind: &str, target: &str| {
+        let found = results.iter().find(|(k, _, _)| k == key);
+        let (status, detail) =
+            match found.and_then(|(_, last, _)| last.as_ref()).and_then(|f| f.report.probes.first().map(|p| (p, f))) {
+                Some((p, f)) => {
+                    let ago = humantime::format_duration(std::time::Duration::from_secs(f.ended.elapsed().as_secs()));
+                    let detail = match &p.error {
+                        Some(e) => format!(
+                            "{}: {} — {}<br><small>{}</small>",
+                            e.stage,
+                            e.class,
+                            html_escape(&e.message),
+                            html_escape(&e.hint)
+                        ),
+                        None => p.warnings.iter().map(|w| html_escape(w)).collect::<Vec<_>>().join("<br>"),
+                    };
+                    (
+                        format!(
+                            "<span class=\"{0}\">{0}</span> <small>{1} ms, {ago} ago</small>",
+                            p.status.as_str(),
+                            p.duration_ms
+                        ),
+                        detail,
+                    )
+                }
+                None if found.is_some_and(|(_, _, running)| *running) => ("running".to_string(), String::new()),
+                None => ("<small>not probed yet</small>".to_string(), String::new()),
+            };
+        let query = match &key.target {
+            None => format!("target={}", query_escape(&key.probe)),
+            Some(t) => format!("module={}&amp;target={}", query_escape(&key.probe), query_escape(t)),
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{status}</td><td>{detail}</td><td><a href=\"/probe?{query}\">probe</a> <a href=\"/probe?{query}&amp;debug=true\">debug</a></td></tr>",
+            html_escape(&key.probe),
+            html_escape(kind),
+            html_escape(target),
+        );
+    };
+    for probe in &loaded.config.probes {
+        let key = SlotKey { probe: probe.name.clone(), target: None };
+        row(&mut out, &key, probe.kind, &probe.probe.target());
+    }
+    for (key, last, _) in results.iter().filter(|(k, _, _)| k.target.is_some()) {
+        let kind = last.as_ref().and_then(|f| f.report.probes.first()).map(|p| p.kind.clone()).unwrap_or_default();
+        let target = key.target.clone().unwrap_or_default();
+        row(&mut out, key, &kind, &target);
+    }
+    out.push_str("</table>\n</body></html>\n");
+    out
+}

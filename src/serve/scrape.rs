@@ -1,0 +1,304 @@
+//! The state behind `serve`: the loaded config (swapped whole on reload), one slot per
+//! probe and target that coalesces concurrent scrapes and enforces the minimum interval,
+//! and the exporter's own counters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, ProbeConfig};
+use crate::glob::{self, Wildcards};
+use crate::report::{RunReport, Status};
+use crate::runner::{self, RunOptions};
+use crate::stage::Shared;
+use crate::tls::TrustStore;
+
+/// Locks a mutex, carrying on past a panic elsewhere: every value behind these locks is
+/// consistent between statements.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One config as loaded. Replaced whole on reload, so a scrape sees one version throughout.
+pub struct Loaded {
+    pub config: Config,
+    pub generation: u64,
+    /// System roots, loaded on first need and kept until the next reload.
+    pub trust: Arc<TrustStore>,
+    pub loaded_at: SystemTime,
+}
+
+/// How the last reload went, for /metrics and the status page.
+pub struct ReloadStatus {
+    pub ok: bool,
+    pub last_success: SystemTime,
+    /// The errors of the last failed reload (config errors never contain secret values).
+    pub last_error: Option<String>,
+}
+
+/// A finished probe run, as served to scrapes.
+pub struct Finished {
+    /// One probe, secrets scrubbed.
+    pub report: RunReport,
+    pub ended: Instant,
+    generation: u64,
+}
+
+impl Finished {
+    pub fn passed(&self) -> bool {
+        self.report.probes.first().is_some_and(|p| matches!(p.status, Status::Pass | Status::Warn))
+    }
+}
+
+/// How a scrape got its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Served {
+    /// This scrape started the run.
+    Ran,
+    /// A run was already under way; this scrape waited for it.
+    Coalesced,
+    /// A run finished less than the minimum interval ago; its result was reused.
+    Cached,
+}
+
+impl Served {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Served::Ran => "ran",
+            Served::Coalesced => "coalesced",
+            Served::Cached => "cached",
+        }
+    }
+}
+
+#[derive(Default)]
+struct SlotState {
+    running: Option<watch::Receiver<Option<Arc<Finished>>>>,
+    last: Option<Arc<Finished>>,
+}
+
+/// Which probe, aimed where (`None`: where the config says).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotKey {
+    pub probe: String,
+    pub target: Option<String>,
+}
+
+/// What the exporter counts about itself.
+#[derive(Default)]
+pub struct Stats {
+    pub in_flight: AtomicI64,
+    pub scrapes: Mutex<BTreeMap<Served, u64>>,
+    /// (probe, "success" | "failure") → runs.
+    pub runs: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// (probe, stage, class) → failed runs.
+    pub failures: Mutex<BTreeMap<(String, String, String), u64>>,
+    /// (handler, status code) → requests.
+    pub requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    pub reloads_failed: AtomicU64,
+}
+
+pub struct Service {
+    pub config_path: PathBuf,
+    loaded: RwLock<Arc<Loaded>>,
+    pub reload_status: Mutex<ReloadStatus>,
+    slots: Mutex<HashMap<SlotKey, Arc<Mutex<SlotState>>>>,
+    /// Bounds the probes running at once across all scrapes (the config's concurrency,
+    /// within the open-file limit); the rest queue.
+    permits: Arc<Semaphore>,
+    pub min_interval: Duration,
+    pub stats: Stats,
+    pub started: SystemTime,
+}
+
+/// Why a scrape cannot be served.
+#[derive(Debug)]
+pub enum ScrapeError {
+    /// No such probe (or module): 400, as the blackbox exporter answers an unknown module.
+    UnknownProbe(String),
+    /// The probe may not be aimed at that target: 403.
+    TargetNotAllowed(String),
+    /// The target cannot be used by that kind: 400.
+    BadTarget(String),
+    /// The run was lost (a bug): 500.
+    Lost,
+}
+
+impl Service {
+    pub fn new(config_path: PathBuf, config: Config, min_interval: Duration) -> Service {
+        let wanted = config.defaults.concurrency;
+        let concurrency = match crate::limits::raise_open_files() {
+            Some(open_files) => crate::limits::concurrency_within(open_files, wanted),
+            None => wanted.max(1),
+        };
+        let now = SystemTime::now();
+        Service {
+            config_path,
+            loaded: RwLock::new(Arc::new(Loaded { config, generation: 1, trust: Arc::default(), loaded_at: now })),
+            reload_status: Mutex::new(ReloadStatus { ok: true, last_success: now, last_error: None }),
+            slots: Mutex::default(),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            min_interval,
+            stats: Stats::default(),
+            started: now,
+        }
+    }
+
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.loaded.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the config file again. An invalid file leaves the running config in place;
+    /// the errors are returned (and shown on /metrics and the status page).
+    pub fn reload(&self) -> Result<usize, String> {
+        match config::load(&self.config_path) {
+            Ok(config) => {
+                let n = config.probes.len();
+                let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+                let generation = loaded.generation + 1;
+                *loaded = Arc::new(Loaded { config, generation, trust: Arc::default(), loaded_at: SystemTime::now() });
+                drop(loaded);
+                *lock(&self.reload_status) =
+                    ReloadStatus { ok: true, last_success: SystemTime::now(), last_error: None };
+                Ok(n)
+            }
+            Err(errors) => {
+                let text: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+                let text = text.join("\n");
+                let mut status = lock(&self.reload_status);
+                status.ok = false;
+                status.last_error = Some(text.clone());
+                self.stats.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                Err(text)
+            }
+        }
+    }
+
+    /// The probe a scrape names, aimed at `target` when one is given (blackbox style:
+    /// the probe acts as the module).
+    pub fn resolve(&self, loaded: &Loaded, key: &SlotKey) -> Result<ProbeConfig, ScrapeError> {
+        let Some(probe) = loaded.config.probes.iter().find(|p| p.name == key.probe) else {
+            return Err(ScrapeError::UnknownProbe(key.probe.clone()));
+        };
+        let Some(target) = &key.target else {
+            return Ok(probe.clone());
+        };
+        if !probe.allowed_targets.iter().any(|pattern| glob::matches(pattern, target, Wildcards::Star)) {
+            return Err(ScrapeError::TargetNotAllowed(format!(
+                "probe `{}` may not be aimed at `{target}`: add a matching pattern to its allowed_targets (e.g. allowed_targets = [\"{target}\"]); without one, anyone who can reach this service could send the probe's credentials to a server of their choice",
+                probe.name
+            )));
+        }
+        let retargeted = probe.probe.retarget(target).map_err(ScrapeError::BadTarget)?;
+        Ok(ProbeConfig { probe: retargeted, ..probe.clone() })
+    }
+
+    fn slot(&self, key: &SlotKey) -> Arc<Mutex<SlotState>> {
+        lock(&self.slots).entry(key.clone()).or_default().clone()
+    }
+
+    /// The result for this scrape: a fresh run, the run already under way, or the last
+    /// one when it is younger than the minimum interval. `budget` bounds a run started
+    /// here (the scrape's own timeout); the probe's timeout applies when it is shorter.
+    pub async fn scrape(
+        self: &Arc<Self>,
+        key: &SlotKey,
+        budget: Option<Duration>,
+    ) -> Result<(Arc<Finished>, Served), ScrapeError> {
+        let loaded = self.loaded();
+        let probe = self.resolve(&loaded, key)?;
+        let slot = self.slot(key);
+        let (mut receiver, served) = {
+            let mut state = lock(&slot);
+            if let Some(last) = &state.last
+                && last.generation == loaded.generation
+                && last.ended.elapsed() < self.min_interval
+            {
+                let last = last.clone();
+                drop(state);
+                self.count_scrape(Served::Cached);
+                return Ok((last, Served::Cached));
+            }
+            // A sender that went away without an answer (a bug) must not block the slot.
+            match state.running.as_ref().filter(|r| r.has_changed().is_ok()) {
+                Some(receiver) => (receiver.clone(), Served::Coalesced),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    state.running = Some(receiver.clone());
+                    let timeout = budget.map_or(probe.timeout, |b| b.min(probe.timeout));
+                    tokio::spawn(self.clone().run(probe, timeout, loaded.clone(), slot.clone(), sender));
+                    (receiver, Served::Ran)
+                }
+            }
+        };
+        self.count_scrape(served);
+        // The run goes on in its own task: a scraper that gives up does not cancel it for
+        // the others, and its result still lands in the slot.
+        let finished = receiver.wait_for(Option::is_some).await.map_err(|_| ScrapeError::Lost)?.clone();
+        finished.map(|f| (f, served)).ok_or(ScrapeError::Lost)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        probe: ProbeConfig,
+        timeout: Duration,
+        loaded: Arc<Loaded>,
+        slot: Arc<Mutex<SlotState>>,
+        sender: watch::Sender<Option<Arc<Finished>>>,
+    ) {
+        let name = probe.name.clone();
+        let permit = self.permits.clone().acquire_owned().await.ok();
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let opts = RunOptions { concurrency: 1, timeout: Some(timeout), fail_fast: false, wait: None, tracker: None };
+        let shared = Arc::new(Shared { trust: loaded.trust.clone(), ..Shared::default() });
+        let mut report = runner::run_with(vec![probe], &opts, CancellationToken::new(), shared).await;
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+        report.scrub_secrets();
+        let finished = Arc::new(Finished { report, ended: Instant::now(), generation: loaded.generation });
+        self.count_run(&name, &finished);
+        {
+            let mut state = lock(&slot);
+            state.running = None;
+            state.last = Some(finished.clone());
+        }
+        let _ = sender.send(Some(finished));
+    }
+
+    fn count_scrape(&self, served: Served) {
+        *lock(&self.stats.scrapes).entry(served).or_default() += 1;
+    }
+
+    fn count_run(&self, name: &str, finished: &Finished) {
+        let result = if finished.passed() { "success" } else { "failure" };
+        *lock(&self.stats.runs).entry((name.to_string(), result)).or_default() += 1;
+        if let Some(error) = finished.report.probes.first().and_then(|p| p.error.as_ref()) {
+            let key = (name.to_string(), error.stage.to_string(), error.class.to_string());
+            *lock(&self.stats.failures).entry(key).or_default() += 1;
+        }
+    }
+
+    pub fn count_request(&self, handler: &'static str, code: u16) {
+        *lock(&self.stats.requests).entry((handler, code)).or_default() += 1;
+    }
+
+    /// The last result of every probe and target scraped so far, in key order.
+    pub fn last_results(&self) -> Vec<(SlotKey, Option<Arc<Finished>>, bool)> {
+        let slots: Vec<(SlotKey, Arc<Mutex<SlotState>>)> =
+            lock(&self.slots).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut out: Vec<_> = slots
+            .into_iter()
+            .map(|(key, slot)| {
+                let state = lock(&slot);
+                (key, state.last.clone(), state.running.is_some())
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
