@@ -24,4 +24,5 @@ mod readme;
 mod run_control;
 mod secrets_all_kinds;
 mod secrets_leak;
+mod serve;
 mod tls_classes;

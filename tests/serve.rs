@@ -1,0 +1,494 @@
+//! `authprobe serve` over real HTTP: /probe against the harness's servers and in-process
+//! ones, coalescing, the minimum interval, the scrape-timeout header, reload, basic auth,
+//! mTLS, promtool on every metrics answer, and a real Prometheus scraping it with the
+//! blackbox exporter's relabelling.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+
+use crate::util::servers::{self, GOOD_TOKEN};
+use crate::util::*;
+
+/// A running `authprobe serve`; killed when dropped.
+struct Serve {
+    child: tokio::process::Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Serve {
+    async fn start(config: &std::path::Path, extra: &[&str], env: &[(String, String)]) -> Serve {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(["serve", "-c", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("AUTHPROBE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn authprobe serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap();
+                    return addr.split("://").nth(1).unwrap().to_string();
+                }
+            }
+            panic!("authprobe serve exited before listening:\n{}", log.lock().unwrap());
+        })
+        .await
+        .expect("authprobe serve did not start listening within 20 s");
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Serve { child, addr, log }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        request(&self.addr, "GET", path, &[]).await
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+async fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect to serve");
+    exchange(tcp, addr, method, path, headers).await
+}
+
+async fn exchange<S>(io: S, addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await.expect("http handshake");
+    tokio::spawn(conn);
+    let mut builder = http::Request::builder().method(method).uri(path).header("host", addr);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let response = tokio::time::timeout(
+        Duration::from_secs(60),
+        sender.send_request(builder.body(Empty::<Bytes>::new()).unwrap()),
+    )
+    .await
+    .expect("serve answered within 60 s")
+    .expect("send request");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("read body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+}
+
+fn promtool_accepts(text: &str) {
+    let promtool = require_tool("promtool");
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    // promtool exits 3 for lint warnings only (e.g. a counter's name); 1 is a parse error.
+    assert!(
+        out.status.success(),
+        "promtool rejected:\n{text}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn harness_probes() -> String {
+    let mut cfg = String::new();
+    cfg += "[[probe]]\nname = \"pg-ok\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\ndatabase = \"appdb\"\nuser = \"${AP_PG_USER}\"\npassword = \"${AP_PG_PASSWORD}\"\ntls = { mode = \"verify-full\", ca = \"${AP_CA}\" }\n\n";
+    cfg += "[[probe]]\nname = \"mysql-wrong-password\"\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nport = \"${AP_MYSQL_PORT}\"\nuser = \"${AP_MYSQL_USER}\"\npassword = \"CANARY-serve-mysql-3e9d1c\"\ntls = { mode = \"verify-ca\", ca = \"${AP_CA}\" }\n\n";
+    cfg
+}
+
+#[tokio::test]
+async fn probe_endpoint_answers_for_real_servers_and_never_shows_a_secret() {
+    let env = harness_env();
+    let api = servers::http().await;
+    let ws = Workspace::new();
+    let mut cfg = harness_probes();
+    cfg += &http_probe(
+        "api-ok",
+        &api.url("http", "/bearer"),
+        &format!("auth = {{ type = \"bearer\", token = \"{GOOD_TOKEN}\" }}"),
+    );
+    cfg += &http_probe(
+        "api-stale-token",
+        &api.url("http", "/bearer"),
+        "auth = { type = \"bearer\", token = \"CANARY-serve-stale-71b2e0\" }",
+    );
+    let config = ws.config(&cfg);
+    let serve = Serve::start(&config, &["--min-interval", "0s"], &env).await;
+
+    let mut seen = String::new();
+    for (name, success, failure) in [
+        ("pg-ok", 1.0, None),
+        ("api-ok", 1.0, None),
+        ("api-stale-token", 0.0, Some(("auth", "auth_rejected"))),
+        ("mysql-wrong-password", 0.0, Some(("auth", "auth_rejected"))),
+    ] {
+        let (status, body) = serve.get(&format!("/probe?target={name}")).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(value(&body, "probe_success"), Some(success), "{name}:\n{body}");
+        assert!(value(&body, "probe_duration_seconds").is_some_and(|d| (0.0..10.0).contains(&d)), "{body}");
+        if let Some((stage, class)) = failure {
+            let kind = if name.starts_with("mysql") { "mysql" } else { "http" };
+            let series = format!(
+                "authprobe_probe_failure_info{{probe=\"{name}\",kind=\"{kind}\",stage=\"{stage}\",class=\"{class}\"}}"
+            );
+            assert_eq!(value(&body, &series), Some(1.0), "{name}:\n{body}");
+        }
+        promtool_accepts(&body);
+        seen += &body;
+        let (status, debug) = serve.get(&format!("/probe?target={name}&debug=true")).await;
+        assert_eq!(status, 200);
+        assert!(debug.contains(&format!("Probe `{name}`")) && debug.contains("Metrics a scrape gets"), "{debug}");
+        seen += &debug;
+    }
+    // TLS probes report the certificate under the blackbox exporter's name too.
+    let (_, pg) = serve.get("/probe?target=pg-ok").await;
+    assert!(value(&pg, "probe_ssl_earliest_cert_expiry").is_some_and(|t| t > 1.7e9), "{pg}");
+    let (_, debug) = serve.get("/probe?target=mysql-wrong-password&debug=true").await;
+    assert!(debug.contains("auth: auth_rejected") && debug.contains("hint:"), "{debug}");
+
+    let (status, metrics) = serve.get("/metrics").await;
+    assert_eq!(status, 200);
+    promtool_accepts(&metrics);
+    assert!(
+        value(&metrics, "authprobe_serve_probe_runs_total{probe=\"pg-ok\",result=\"success\"}")
+            .is_some_and(|n| n >= 2.0),
+        "{metrics}"
+    );
+    assert!(
+        value(
+            &metrics,
+            "authprobe_serve_probe_failures_total{probe=\"api-stale-token\",stage=\"auth\",class=\"auth_rejected\"}"
+        )
+        .is_some_and(|n| n >= 2.0),
+        "{metrics}"
+    );
+    assert_eq!(value(&metrics, "authprobe_serve_probes_in_flight"), Some(0.0), "{metrics}");
+    assert!(value(&metrics, "process_resident_memory_bytes").is_some(), "{metrics}");
+    seen += &metrics;
+
+    let (status, page) = serve.get("/").await;
+    assert_eq!(status, 200);
+    for name in ["pg-ok", "api-ok", "api-stale-token", "mysql-wrong-password"] {
+        assert!(page.contains(&format!("<td>{name}</td>")), "{page}");
+    }
+    assert!(page.contains("class=\"fail\">fail") && page.contains("class=\"pass\">pass"), "{page}");
+    assert!(page.contains("auth: auth_rejected"), "{page}");
+    seen += &page;
+
+    assert_eq!(serve.get("/healthz").await, (200, "ok\n".to_string()));
+    let (status, body) = serve.get("/probe?target=no-such-probe").await;
+    assert!(status == 400 && body.contains("no probe named `no-such-probe`"), "{status} {body}");
+    let (status, _) = serve.get("/probe").await;
+    assert_eq!(status, 400);
+    let (status, _) = serve.get("/nowhere").await;
+    assert_eq!(status, 404);
+
+    seen += &serve.log();
+    let mut canaries = servers::all_canaries();
+    canaries.extend(["CANARY-serve-mysql-3e9d1c".into(), "CANARY-serve-stale-71b2e0".into()]);
+    canaries.push(harness_var(&env, "AP_PG_PASSWORD"));
+    for canary in canaries {
+        assert!(!seen.contains(&canary), "secret `{canary}` leaked:\n{seen}");
+    }
+}
+
+#[tokio::test]
+async fn module_and_target_aim_a_probe_only_where_it_allows() {
+    let api = servers::http().await;
+    let other = servers::http().await;
+    let ws = Workspace::new();
+    let cfg = http_probe(
+        "health",
+        &api.url("http", "/health"),
+        "allowed_targets = [\"127.0.0.1:*\", \"http://127.0.0.1:*/health\"]",
+    ) + &http_probe("pinned", &api.url("http", "/health"), "");
+    let config = ws.config(&cfg);
+    let serve = Serve::start(&config, &["--min-interval", "0s"], &[]).await;
+
+    // host:port keeps the probe's scheme and path; a URL replaces it.
+    let (status, body) = serve.get(&format!("/probe?module=health&target=127.0.0.1:{}", other.port())).await;
+    assert_eq!((status, value(&body, "probe_success")), (200, Some(1.0)), "{body}");
+    assert_eq!(other.requests(), 1);
+    let url = other.url("http", "/health");
+    let (status, body) =
+        serve.get(&format!("/probe?module=health&target={}", url.replace(':', "%3A").replace('/', "%2F"))).await;
+    assert_eq!((status, value(&body, "probe_success")), (200, Some(1.0)), "{body}");
+    assert_eq!(other.requests(), 2);
+    assert_eq!(api.requests(), 0, "the module's own URL was not used");
+
+    let (status, body) = serve.get("/probe?module=health&target=10.1.2.3:80").await;
+    assert!(status == 403 && body.contains("allowed_targets"), "{status} {body}");
+    let (status, body) = serve.get(&format!("/probe?module=pinned&target=127.0.0.1:{}", other.port())).await;
+    assert!(status == 403 && body.contains("allowed_targets"), "{status} {body}");
+    let (status, body) = serve.get("/probe?module=health&target=127.0.0.1:notaport").await;
+    assert!(status == 400 && body.contains("not a port number"), "{status} {body}");
+    let (status, body) = serve.get("/probe?module=nope&target=127.0.0.1:80").await;
+    assert!(status == 400 && body.contains("unknown module"), "{status} {body}");
+    assert_eq!(other.requests(), 2);
+
+    // The status page lists retargeted runs under the module's name.
+    let (_, page) = serve.get("/").await;
+    assert!(page.contains(&format!("127.0.0.1:{}", other.port())), "{page}");
+}
+
+#[tokio::test]
+async fn concurrent_scrapes_share_one_run_and_the_minimum_interval_protects_the_target() {
+    let api = servers::http().await;
+    let ws = Workspace::new();
+    let config = ws.config(&http_probe("slow", &api.url("http", "/slow?ms=600"), ""));
+    let serve = Arc::new(Serve::start(&config, &["--min-interval", "30s"], &[]).await);
+
+    let mut scrapes = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let serve = serve.clone();
+        scrapes.spawn(async move { serve.get("/probe?target=slow").await });
+    }
+    while let Some(done) = scrapes.join_next().await {
+        let (status, body) = done.unwrap();
+        assert_eq!((status, value(&body, "probe_success")), (200, Some(1.0)), "{body}");
+    }
+    assert_eq!(api.requests(), 1, "20 concurrent scrapes must reach the target once");
+
+    // Within the minimum interval, the last result is served again, saying how old it is.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, body) = serve.get("/probe?target=slow").await;
+    assert!(value(&body, "authprobe_probe_result_age_seconds").is_some_and(|age| age >= 0.2), "{body}");
+    assert_eq!(api.requests(), 1);
+
+    let (_, metrics) = serve.get("/metrics").await;
+    assert_eq!(value(&metrics, "authprobe_serve_scrapes_total{served=\"ran\"}"), Some(1.0), "{metrics}");
+    assert_eq!(value(&metrics, "authprobe_serve_scrapes_total{served=\"coalesced\"}"), Some(19.0), "{metrics}");
+    assert_eq!(value(&metrics, "authprobe_serve_scrapes_total{served=\"cached\"}"), Some(1.0), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_scrape_timeout_header_bounds_a_hung_probe() {
+    let hung = servers::silent().await;
+    let ws = Workspace::new();
+    let cfg = format!(
+        "[[probe]]\nname = \"hung\"\nkind = \"http\"\nurl = \"http://127.0.0.1:{}/\"\ntimeout = \"60s\"\n",
+        hung.port()
+    );
+    let config = ws.config(&cfg);
+    let serve = Serve::start(&config, &[], &[]).await;
+    let started = Instant::now();
+    let (status, body) =
+        request(&serve.addr, "GET", "/probe?target=hung", &[("X-Prometheus-Scrape-Timeout-Seconds", "2.5")]).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(value(&body, "probe_success"), Some(0.0), "{body}");
+    assert!(body.contains("class=\"timeout\""), "{body}");
+    // 2.5 s less the 0.5 s offset: the answer arrives before Prometheus gives up.
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_millis(2400), "took {took:?}");
+}
+
+#[tokio::test]
+async fn reload_keeps_serving_the_old_config_when_the_new_one_is_invalid() {
+    let api = servers::http().await;
+    let ws = Workspace::new();
+    let good = http_probe("first", &api.url("http", "/health"), "");
+    let config = ws.config(&good);
+    let serve = Serve::start(&config, &["--min-interval", "0s"], &[]).await;
+    assert_eq!(value(&serve.get("/probe?target=first").await.1, "probe_success"), Some(1.0));
+
+    // A typo: the reload fails with file, line and key; the old probes go on being served.
+    ws.config(&(good.clone() + "[[probe]]\nname = \"second\"\nkind = \"http\"\nurll = \"http://127.0.0.1/\"\n"));
+    let (status, body) = request(&serve.addr, "POST", "/-/reload", &[]).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("probes.toml:") && body.contains("urll") && body.contains("still serving"), "{body}");
+    assert_eq!(value(&serve.get("/probe?target=first").await.1, "probe_success"), Some(1.0));
+    let (_, metrics) = serve.get("/metrics").await;
+    assert_eq!(value(&metrics, "authprobe_serve_config_last_reload_successful"), Some(0.0), "{metrics}");
+    let (_, page) = serve.get("/").await;
+    assert!(page.contains("The last reload failed") && page.contains("urll"), "{page}");
+    assert!(serve.log().contains("failed; still serving the previous config"), "{}", serve.log());
+
+    // Fixed, and reloaded by SIGHUP this time.
+    ws.config(&(good + &http_probe("second", &api.url("http", "/health"), "")));
+    let pid = serve.child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = serve.get("/probe?target=second").await;
+        if status == 200 {
+            assert_eq!(value(&body, "probe_success"), Some(1.0), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP did not reload the config:\n{}", serve.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, metrics) = serve.get("/metrics").await;
+    assert_eq!(value(&metrics, "authprobe_serve_config_last_reload_successful"), Some(1.0), "{metrics}");
+    assert_eq!(value(&metrics, "authprobe_serve_config_probes"), Some(2.0), "{metrics}");
+    assert_eq!(request(&serve.addr, "GET", "/-/reload", &[]).await.0, 405);
+}
+
+#[tokio::test]
+async fn basic_auth_and_mutual_tls_guard_every_endpoint_but_healthz() {
+    use base64::Engine;
+    let api = servers::http().await;
+    let ws = Workspace::new();
+    let config = ws.config(&http_probe("api", &api.url("http", "/health"), ""));
+    let password = "CANARY-serve-basic-5d0a47";
+    let env = vec![("SERVE_PASSWORD".to_string(), password.to_string())];
+    let serve =
+        Serve::start(&config, &["--basic-auth-user", "prom", "--basic-auth-password-env", "SERVE_PASSWORD"], &env)
+            .await;
+    let good = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("prom:{password}")));
+    let bad = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("prom:guess"));
+    for path in ["/probe?target=api", "/metrics", "/"] {
+        assert_eq!(serve.get(path).await.0, 401, "{path}");
+        assert_eq!(request(&serve.addr, "GET", path, &[("authorization", &bad)]).await.0, 401, "{path}");
+        let (status, body) = request(&serve.addr, "GET", path, &[("authorization", &good)]).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(!body.contains(password));
+    }
+    assert_eq!(serve.get("/healthz").await.0, 200);
+    assert_eq!(request(&serve.addr, "POST", "/-/reload", &[]).await.0, 401);
+    drop(serve);
+
+    // Mutual TLS: no client certificate, or one from another CA, gets no answer at all.
+    let pki = certs::pki();
+    let args = [
+        "--tls-cert",
+        pki.server.cert_path.to_str().unwrap(),
+        "--tls-key",
+        pki.server.key_path.to_str().unwrap(),
+        "--client-ca",
+        pki.ca_path.to_str().unwrap(),
+    ];
+    let serve = Serve::start(&config, &args, &[]).await;
+    assert!(serve.log().contains("listening on https://"), "{}", serve.log());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_der.clone()).unwrap();
+    let roots = Arc::new(roots);
+    let tls_get = |client: Option<&certs::Leaf>| {
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots.clone());
+        let config = match client {
+            Some(leaf) => builder.with_client_auth_cert(leaf.chain.clone(), leaf.key()).unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let addr = serve.addr.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let stream = connector.connect(name, tcp).await.ok()?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.ok()?;
+            tokio::spawn(conn);
+            let req = http::Request::get("/probe?target=api")
+                .header("host", "localhost")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let response = sender.send_request(req).await.ok()?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.ok()?.to_bytes();
+            Some((status, String::from_utf8_lossy(&body).into_owned()))
+        }
+    };
+    let (status, body) = tls_get(Some(&pki.client)).await.expect("a trusted client certificate is served");
+    assert_eq!((status, value(&body, "probe_success")), (200, Some(1.0)), "{body}");
+    assert!(tls_get(None).await.is_none(), "served a client without a certificate");
+    assert!(tls_get(Some(&pki.rogue_client)).await.is_none(), "served a client certificate from another CA");
+    assert_eq!(api.requests(), 2, "one run with basic auth, one over mutual TLS");
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_it_like_the_blackbox_exporter() {
+    let prometheus = require_tool("prometheus");
+    let api = servers::http().await;
+    let ws = Workspace::new();
+    let cfg = http_probe(
+        "api-ok",
+        &api.url("http", "/bearer"),
+        &format!("auth = {{ type = \"bearer\", token = \"{GOOD_TOKEN}\" }}"),
+    ) + &http_probe(
+        "api-stale",
+        &api.url("http", "/bearer"),
+        "auth = { type = \"bearer\", token = \"CANARY-prom-stale-2c4f88\" }",
+    );
+    let config = ws.config(&cfg);
+    let serve = Serve::start(&config, &[], &[]).await;
+
+    // The blackbox exporter's documented scrape config; only the replacement address differs.
+    let scrape = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: authprobe\n    metrics_path: /probe\n    static_configs:\n      - targets: [api-ok, api-stale]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - source_labels: [__param_target]\n        target_label: instance\n      - target_label: __address__\n        replacement: {}\n",
+        serve.addr
+    );
+    let prom_config = ws.write("prometheus.yml", &scrape);
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web_addr = web.local_addr().unwrap().to_string();
+    drop(web);
+    let _prom = tokio::process::Command::new(prometheus)
+        .arg(format!("--config.file={}", prom_config.display()))
+        .arg(format!("--storage.tsdb.path={}", ws.path("tsdb").display()))
+        .arg(format!("--web.listen-address={web_addr}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start prometheus");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let results = loop {
+        let query = "/api/v1/query?query=probe_success";
+        if let Ok(Ok(tcp)) =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&web_addr)).await
+        {
+            let (status, body) = exchange(tcp, &web_addr, "GET", query, &[]).await;
+            if status == 200 {
+                let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let results = json["data"]["result"].as_array().cloned().unwrap_or_default();
+                if results.len() == 2 {
+                    break results;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "Prometheus did not report probe_success for both probes within 60 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let success = |instance: &str| {
+        results
+            .iter()
+            .find(|r| r["metric"]["instance"] == instance)
+            .map(|r| r["value"][1].as_str().unwrap().to_string())
+    };
+    assert_eq!(success("api-ok").as_deref(), Some("1"), "{results:?}");
+    assert_eq!(success("api-stale").as_deref(), Some("0"), "{results:?}");
+    assert!(results.iter().all(|r| r["metric"]["job"] == "authprobe"), "{results:?}");
+}
