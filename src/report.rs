@@ -62,6 +62,9 @@ pub struct ProbeReport {
     pub tags: Vec<String>,
     pub status: Status,
     pub duration_ms: u64,
+    /// Exact duration, for Prometheus; JSON keeps whole milliseconds.
+    #[serde(skip)]
+    pub duration_secs: f64,
     pub attempts: u32,
     pub stages: Vec<StageReport>,
     pub error: Option<ErrorReport>,

@@ -114,6 +114,7 @@ fn lost_report() -> ProbeReport {
         tags: Vec::new(),
         status: Status::Fail,
         duration_ms: 0,
+        duration_secs: 0.0,
         attempts: 0,
         stages: Vec::new(),
         error: Some(ErrorReport {
@@ -275,6 +276,7 @@ fn build_report(
         tags: probe.tags.clone(),
         status,
         duration_ms: elapsed.as_millis() as u64,
+        duration_secs: elapsed.as_secs_f64(),
         attempts,
         stages: recorded.stages,
         error,

@@ -219,6 +219,28 @@ async fn the_kubernetes_manifests_and_the_dockerfile_are_valid() {
     );
     assert_eq!(args.lines().collect::<Vec<_>>(), ["run", "-c", "/etc/authprobe/probes.toml", "--format", "json"]);
 
+    // The serve manifests: Deployment, Service, ConfigMap and Secret, each valid; the
+    // probes.toml validates with the Secret's variables, and the container serves it with
+    // basic auth from that Secret.
+    let manifests = examples().join("kubernetes/serve.yaml");
+    let out = run(Command::new(require_tool("kubernetes-validate")).args(["--strict"]).arg(&manifests));
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(text(&out.stdout).matches(" passed for resource ").count(), 4, "{}", text(&out.stdout));
+    let config = yaml_query(&manifests, "[d for d in docs if d['kind'] == 'ConfigMap'][0]['data']['probes.toml']");
+    let keys = yaml_query(&manifests, "sorted([d for d in docs if d['kind'] == 'Secret'][0]['stringData'])");
+    let path = ws.write("serve-probes.toml", &config);
+    let vars: Vec<(&str, &str)> = keys.lines().map(|k| (k, "from-the-secret")).collect();
+    let out = authprobe(&["validate", "-c", path.to_str().unwrap()], &vars).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let args = yaml_query(
+        &manifests,
+        "[d for d in docs if d['kind'] == 'Deployment'][0]['spec']['template']['spec']['containers'][0]['args']",
+    );
+    let args: Vec<&str> = args.lines().collect();
+    assert_eq!(args[..3], ["serve", "-c", "/etc/authprobe/probes.toml"]);
+    let password_var = args.iter().position(|a| *a == "--basic-auth-password-env").map(|i| args[i + 1]);
+    assert!(password_var.is_some_and(|v| keys.lines().any(|k| k == v)), "{args:?} / {keys}");
+
     // The Dockerfile parses (BuildKit's own parser), ends in an empty base running the
     // static binary as a non-root user.
     let dockerfile = examples().join("docker/Dockerfile");

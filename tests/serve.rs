@@ -428,29 +428,72 @@ async fn basic_auth_and_mutual_tls_guard_every_endpoint_but_healthz() {
     assert_eq!(api.requests(), 2, "one run with basic auth, one over mutual TLS");
 }
 
+/// Prometheus' config from examples/kubernetes/prometheus.yml, aimed at this test's serve.
+fn example_scrape_config(ws: &Workspace, serve_addr: &str, password_file: &std::path::Path) -> std::path::PathBuf {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/prometheus.yml");
+    let script = r#"
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+addr, password_file = sys.argv[2], sys.argv[3]
+config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s"}
+probes, exporter = config["scrape_configs"]
+probes["static_configs"] = [{"targets": ["api-ok", "api-stale"]}]
+assert probes["relabel_configs"][-1]["target_label"] == "__address__"
+probes["relabel_configs"][-1]["replacement"] = addr
+exporter["static_configs"] = [{"targets": [addr]}]
+for job in (probes, exporter):
+    job["basic_auth"]["password_file"] = password_file
+print(yaml.safe_dump(config))
+"#;
+    let out = std::process::Command::new(require_tool("python3"))
+        .args(["-c", script])
+        .arg(&example)
+        .arg(serve_addr)
+        .arg(password_file)
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ws.write("prometheus.yml", &String::from_utf8_lossy(&out.stdout))
+}
+
+async fn prometheus_query(web_addr: &str, query: &str) -> Option<serde_json::Value> {
+    let tcp =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(web_addr)).await.ok()?.ok()?;
+    let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    let (status, body) = exchange(tcp, web_addr, "GET", &format!("/api/v1/query?query={encoded}"), &[]).await;
+    (status == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+}
+
 #[tokio::test]
 async fn a_real_prometheus_scrapes_it_like_the_blackbox_exporter() {
     let prometheus = require_tool("prometheus");
-    let api = servers::http().await;
+    let pki = certs::pki();
+    let api = servers::https(&pki.server, servers::ClientCerts::None).await;
     let ws = Workspace::new();
+    let tls = tls_ca(&pki);
     let cfg = http_probe(
         "api-ok",
-        &api.url("http", "/bearer"),
-        &format!("auth = {{ type = \"bearer\", token = \"{GOOD_TOKEN}\" }}"),
+        &api.url("https", "/bearer"),
+        &format!("auth = {{ type = \"bearer\", token = \"{GOOD_TOKEN}\" }}\n{tls}"),
     ) + &http_probe(
         "api-stale",
-        &api.url("http", "/bearer"),
-        "auth = { type = \"bearer\", token = \"CANARY-prom-stale-2c4f88\" }",
+        &api.url("https", "/bearer"),
+        &format!("auth = {{ type = \"bearer\", token = \"CANARY-prom-stale-2c4f88\" }}\n{tls}"),
     );
     let config = ws.config(&cfg);
-    let serve = Serve::start(&config, &[], &[]).await;
+    let password = "CANARY-prom-basic-8e1f30";
+    let password_file = ws.write("password", password);
+    let env = vec![("SERVE_PASSWORD".to_string(), password.to_string())];
+    let args = ["--basic-auth-user", "prometheus", "--basic-auth-password-env", "SERVE_PASSWORD"];
+    let serve = Serve::start(&config, &args, &env).await;
 
-    // The blackbox exporter's documented scrape config; only the replacement address differs.
-    let scrape = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: authprobe\n    metrics_path: /probe\n    static_configs:\n      - targets: [api-ok, api-stale]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - source_labels: [__param_target]\n        target_label: instance\n      - target_label: __address__\n        replacement: {}\n",
-        serve.addr
-    );
-    let prom_config = ws.write("prometheus.yml", &scrape);
+    let prom_config = example_scrape_config(&ws, &serve.addr, &password_file);
+    let check = std::process::Command::new(require_tool("promtool"))
+        .args(["check", "config"])
+        .arg(&prom_config)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
     let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web_addr = web.local_addr().unwrap().to_string();
     drop(web);
@@ -466,20 +509,17 @@ async fn a_real_prometheus_scrapes_it_like_the_blackbox_exporter() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let results = loop {
-        let query = "/api/v1/query?query=probe_success";
-        if let Ok(Ok(tcp)) =
-            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&web_addr)).await
-        {
-            let (status, body) = exchange(tcp, &web_addr, "GET", query, &[]).await;
-            if status == 200 {
-                let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-                let results = json["data"]["result"].as_array().cloned().unwrap_or_default();
-                if results.len() == 2 {
-                    break results;
-                }
-            }
+        let ready = prometheus_query(&web_addr, "probe_success").await;
+        let exporter = prometheus_query(&web_addr, "authprobe_serve_probe_runs_total").await;
+        let count =
+            |v: &Option<serde_json::Value>| v.as_ref().and_then(|j| j["data"]["result"].as_array().map(Vec::len));
+        if count(&ready) == Some(2) && count(&exporter).is_some_and(|n| n >= 2) {
+            break ready.unwrap()["data"]["result"].as_array().cloned().unwrap();
         }
-        assert!(Instant::now() < deadline, "Prometheus did not report probe_success for both probes within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus did not get probe_success for both probes and the exporter's metrics within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let success = |instance: &str| {
@@ -491,4 +531,35 @@ async fn a_real_prometheus_scrapes_it_like_the_blackbox_exporter() {
     assert_eq!(success("api-ok").as_deref(), Some("1"), "{results:?}");
     assert_eq!(success("api-stale").as_deref(), Some("0"), "{results:?}");
     assert!(results.iter().all(|r| r["metric"]["job"] == "authprobe"), "{results:?}");
+
+    // Every query of the Grafana dashboard runs on this Prometheus, and the panels about
+    // probes have data.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/grafana/authprobe-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap().replace("$probe", ".*").replace("$__rate_interval", "1m");
+            let answer =
+                prometheus_query(&web_addr, &expr).await.unwrap_or_else(|| panic!("Prometheus refused `{expr}`"));
+            assert_eq!(answer["status"], "success", "{expr}: {answer}");
+            let title = panel["title"].as_str().unwrap();
+            let needs_data = [
+                "Pass / fail by probe",
+                "Failing now: stage and class",
+                "Stage latency",
+                "Certificate expiry (days left)",
+            ];
+            if needs_data.contains(&title) {
+                assert!(
+                    answer["data"]["result"].as_array().is_some_and(|r| !r.is_empty()),
+                    "panel `{title}`: `{expr}` has no data: {answer}"
+                );
+            }
+        }
+    }
 }

@@ -33,7 +33,7 @@ pub fn render(report: &RunReport) -> String {
             "authprobe_probe_duration_seconds{{probe=\"{}\",kind=\"{}\"}} {}",
             label(&p.name),
             label(&p.kind),
-            p.duration_ms as f64 / 1000.0
+            p.duration_secs
         );
     }
 

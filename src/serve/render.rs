@@ -32,7 +32,7 @@ pub fn probe_metrics(finished: &Finished) -> String {
     gauge(&mut out, "probe_success", "Whether the probe passed (1, warnings allowed) or failed (0).");
     let _ = writeln!(out, "probe_success {}", u8::from(finished.passed()));
     gauge(&mut out, "probe_duration_seconds", "How long the probe took, all stages together.");
-    let _ = writeln!(out, "probe_duration_seconds {}", probe.map_or(0, |p| p.duration_ms) as f64 / 1000.0);
+    let _ = writeln!(out, "probe_duration_seconds {}", probe.map_or(0.0, |p| p.duration_secs));
     if let Some(tls) = probe.and_then(|p| p.tls.as_ref()) {
         gauge(&mut out, "probe_ssl_earliest_cert_expiry", "Expiry of the server certificate, in Unix seconds.");
         let _ = writeln!(out, "probe_ssl_earliest_cert_expiry {}", tls.not_after_unix);
