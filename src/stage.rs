@@ -19,7 +19,8 @@ pub struct Shared {
     /// The open SSH tunnels: probes that name the same tunnel share one connection.
     pub tunnels: TunnelPool,
     /// Keeps the logins to each SSH server under its MaxStartups.
-    pub ssh_logins: crate::ssh::LoginGate,
+    /// Shared beyond one run by `serve` too: concurrent scrapes must stay under the limit.
+    pub ssh_logins: Arc<crate::ssh::LoginGate>,
 }
 
 struct OpenStage {

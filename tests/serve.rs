@@ -563,3 +563,43 @@ async fn a_real_prometheus_scrapes_it_like_the_blackbox_exporter() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_kind_can_be_aimed_at_another_server_through_module_and_target() {
+    let env = harness_env();
+    let port = |name: &str| harness_var(&env, name);
+    let ws = Workspace::new();
+    // Each module points at a closed loopback port: only the target makes it pass.
+    let nowhere = "host = \"127.0.0.9\"\nport = 9";
+    let mut cfg = String::new();
+    cfg += &format!(
+        "[[probe]]\nname = \"pg\"\nkind = \"postgres\"\n{nowhere}\ndatabase = \"appdb\"\nuser = \"${{AP_PG_USER}}\"\npassword = \"${{AP_PG_PASSWORD}}\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}\nallowed_targets = [\"localhost:*\"]\n\n"
+    );
+    cfg += &format!(
+        "[[probe]]\nname = \"mysql\"\nkind = \"mysql\"\n{nowhere}\nuser = \"${{AP_MYSQL_USER}}\"\npassword = \"${{AP_MYSQL_PASSWORD}}\"\ntls = {{ mode = \"verify-ca\", ca = \"${{AP_CA}}\" }}\nallowed_targets = [\"127.0.0.1:*\"]\n\n"
+    );
+    cfg += &format!(
+        "[[probe]]\nname = \"mssql\"\nkind = \"mssql\"\n{nowhere}\nuser = \"${{AP_MSSQL_USER}}\"\npassword = \"${{AP_MSSQL_PASSWORD}}\"\ntls = {{ mode = \"disable\" }}\nallowed_targets = [\"localhost:*\"]\n\n"
+    );
+    cfg += "[[probe]]\nname = \"s3\"\nkind = \"s3\"\nbucket = \"${AP_S3_BUCKET}\"\nendpoint = \"http://127.0.0.9:9\"\nauth = { type = \"static\", access_key_id = \"${AP_S3_ACCESS_KEY}\", secret_access_key = \"${AP_S3_SECRET_KEY}\" }\nallowed_targets = [\"127.0.0.1:*\"]\n\n";
+    cfg += &format!(
+        "[[probe]]\nname = \"sftp\"\nkind = \"sftp\"\n{nowhere}\nuser = \"${{AP_SFTP_USER}}\"\nauth = {{ type = \"password\", password = \"${{AP_SFTP_PASSWORD}}\" }}\nhost_key = \"${{AP_SSH_HOST_KEY}}\"\nallowed_targets = [\"127.0.0.1:*\"]\n\n"
+    );
+    let config = ws.config(&cfg);
+    let serve = Serve::start(&config, &["--min-interval", "0s"], &env).await;
+    for (module, target) in [
+        ("pg", format!("localhost:{}", port("AP_PG_PORT"))),
+        ("mysql", format!("127.0.0.1:{}", port("AP_MYSQL_PORT"))),
+        ("mssql", format!("localhost:{}", port("AP_MSSQL_PORT"))),
+        ("s3", format!("127.0.0.1:{}", port("AP_S3_PORT"))),
+        ("sftp", format!("127.0.0.1:{}", port("AP_SSH_PORT"))),
+    ] {
+        let (status, body) = serve.get(&format!("/probe?module={module}&target={target}&debug=true")).await;
+        assert_eq!(status, 200, "{module}: {body}");
+        assert!(body.contains("\nprobe_success 1\n"), "{module} aimed at {target}:\n{body}");
+        assert!(body.contains(&target), "{module}: the report names the target it was aimed at:\n{body}");
+        // Without a target, the module's own (closed) address is probed and fails.
+        let (_, own) = serve.get(&format!("/probe?target={module}")).await;
+        assert_eq!(value(&own, "probe_success"), Some(0.0), "{module}:\n{own}");
+    }
+}

@@ -30,6 +30,8 @@ pub struct Loaded {
     pub generation: u64,
     /// System roots, loaded on first need and kept until the next reload.
     pub trust: Arc<TrustStore>,
+    /// SSH logins per server, limited across all scrapes (sshd's MaxStartups).
+    pub ssh_logins: Arc<crate::ssh::LoginGate>,
     pub loaded_at: SystemTime,
 }
 
@@ -139,7 +141,13 @@ impl Service {
         let now = SystemTime::now();
         Service {
             config_path,
-            loaded: RwLock::new(Arc::new(Loaded { config, generation: 1, trust: Arc::default(), loaded_at: now })),
+            loaded: RwLock::new(Arc::new(Loaded {
+                config,
+                generation: 1,
+                trust: Arc::default(),
+                ssh_logins: Arc::default(),
+                loaded_at: now,
+            })),
             reload_status: Mutex::new(ReloadStatus { ok: true, last_success: now, last_error: None }),
             slots: Mutex::default(),
             permits: Arc::new(Semaphore::new(concurrency)),
@@ -161,7 +169,13 @@ impl Service {
                 let n = config.probes.len();
                 let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
                 let generation = loaded.generation + 1;
-                *loaded = Arc::new(Loaded { config, generation, trust: Arc::default(), loaded_at: SystemTime::now() });
+                *loaded = Arc::new(Loaded {
+                    config,
+                    generation,
+                    trust: Arc::default(),
+                    ssh_logins: loaded.ssh_logins.clone(),
+                    loaded_at: SystemTime::now(),
+                });
                 drop(loaded);
                 *lock(&self.reload_status) =
                     ReloadStatus { ok: true, last_success: SystemTime::now(), last_error: None };
@@ -255,7 +269,12 @@ impl Service {
         let permit = self.permits.clone().acquire_owned().await.ok();
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let opts = RunOptions { concurrency: 1, timeout: Some(timeout), fail_fast: false, wait: None, tracker: None };
-        let shared = Arc::new(Shared { trust: loaded.trust.clone(), ..Shared::default() });
+        // Tunnels are opened per run: a connection kept between scrapes could have died.
+        let shared = Arc::new(Shared {
+            trust: loaded.trust.clone(),
+            ssh_logins: loaded.ssh_logins.clone(),
+            ..Shared::default()
+        });
         let mut report = runner::run_with(vec![probe], &opts, CancellationToken::new(), shared).await;
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         drop(permit);

@@ -32,8 +32,8 @@ pub const DEFAULT_PORT: u16 = 22;
 pub const LOGINS_PER_SERVER: usize = 8;
 
 /// Admits connections to each SSH server at most [`LOGINS_PER_SERVER`] at a time (an
-/// sftp probe's whole session, a tunnel's connection until it is logged in). One per run,
-/// shared by every probe and tunnel.
+/// sftp probe's whole session, a tunnel's connection until it is logged in). One per run
+/// (one per `serve` process), shared by every probe and tunnel.
 #[derive(Default)]
 pub struct LoginGate {
     per_server: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
