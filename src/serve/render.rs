@@ -173,19 +173,9 @@ fn process_metrics(out: &mut String, service: &Service) {
     }
 }
 
+/// XML escaping suits HTML text and attribute values too.
 fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::output::junit::escape(text)
 }
 
 fn query_escape(text: &str) -> String {
