@@ -325,6 +325,13 @@ async fn reload_keeps_serving_the_old_config_when_the_new_one_is_invalid() {
     let serve = Serve::start(&config, &["--min-interval", "0s"], &[]).await;
     assert_eq!(value(&serve.get("/probe?target=first").await.1, "probe_success"), Some(1.0));
 
+    // At startup, a bad config or a taken address is exit 2, before anything listens.
+    let broken = ws.write("broken.toml", "[[probe]]\nname = \"x\"\nkind = \"http\"\nurll = \"http://127.0.0.1/\"\n");
+    let out = authprobe(&["serve", "-c", broken.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]).await;
+    assert!(out.code == 2 && out.stderr.contains("broken.toml:4:1") && !out.stderr.contains("listening"), "{out:?}");
+    let out = authprobe(&["serve", "-c", config.to_str().unwrap(), "--listen", &serve.addr], &[]).await;
+    assert!(out.code == 2 && out.stderr.contains("cannot listen on"), "{out:?}");
+
     // A typo: the reload fails with file, line and key; the old probes go on being served.
     ws.config(&(good.clone() + "[[probe]]\nname = \"second\"\nkind = \"http\"\nurll = \"http://127.0.0.1/\"\n"));
     let (status, body) = request(&serve.addr, "POST", "/-/reload", &[]).await;
