@@ -472,6 +472,20 @@ CONF
   wait_tcp mssql "$AP_MSSQL_PORT" 60
 }
 
+# ---------------------------------------------------------------- cloud token protocols
+start_cloud() {
+  running cloud && return 0
+  port_free cloud "$AP_CLOUD_PORT"
+  python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
+  local dir=$STATE/cloud
+  mkdir -p "$dir"
+  [ -f "$dir/gcp-sa.json" ] || python3 "$HARNESS/cloud_tokens.py" keys "$dir" "$AP_CLOUD_PORT" || die "cloud key set-up failed"
+  AP_AZURE_CLIENT_SECRET=$AP_AZURE_CLIENT_SECRET nohup python3 "$HARNESS/cloud_tokens.py" serve "$dir" "$AP_CLOUD_PORT" \
+    >"$STATE/logs/cloud.log" 2>&1 &
+  echo $! > "$PIDS/cloud.pid"
+  wait_tcp cloud "$AP_CLOUD_PORT" 30
+}
+
 write_env() {
   {
     grep -E '^[A-Z0-9_]+=' "$HARNESS/defaults.env"
@@ -486,6 +500,10 @@ write_env() {
     echo "AP_BASTION_DIR=$STATE/bastion"
     echo "AP_BASTION_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/bastion/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
     cat "$STATE/moto.env" 2>/dev/null || true
+    echo "AP_GCP_KEY_FILE=$STATE/cloud/gcp-sa.json"
+    echo "AP_GCP_ROTATED_KEY_FILE=$STATE/cloud/gcp-sa-rotated.json"
+    echo "AP_GCP_DELETED_KEY_FILE=$STATE/cloud/gcp-sa-deleted.json"
+    echo "AP_CLOUD_ISSUED=$STATE/cloud/issued.log"
     echo "AP_SERVERS=native"
   } > "$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -504,6 +522,7 @@ up_native() {
   start_s3
   start_moto
   start_mssql
+  start_cloud
   write_env
   log "all servers up in $((SECONDS - started))s; env: $ENV_FILE"
 }

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Local implementations of the cloud token protocols authprobe speaks, checking what
+they receive the way the real services do:
+
+- Google OAuth2 JWT bearer grant (RFC 7523, as oauth2.googleapis.com/token): the
+  assertion's RS256 signature against the service account's registered public key, its
+  key id, issuer, audience and lifetime; `scope` gives an access token, `target_audience`
+  an ID token.
+- GCP metadata server: /computeMetadata/v1/instance/service-accounts/{default|EMAIL}/token
+  and /identity?audience=, only with `Metadata-Flavor: Google`.
+- Azure IMDS: /metadata/identity/oauth2/token?api-version=…&resource=…[&client_id=…], only
+  with `Metadata: true`.
+- Microsoft Entra ID client credentials: POST /{tenant}/oauth2/v2.0/token with client_id,
+  client_secret and a `…/.default` scope.
+- Protected resources that accept only tokens issued here: /gcp/api (access tokens),
+  /gcp/id-api (ID tokens for the audience https://api.authprobe.test), /azure/api.
+
+Error bodies and status codes follow the real services' (error / error_description,
+AADSTS codes). Every issued token is appended to ISSUED so tests can check none leaks.
+
+  cloud_tokens.py keys DIR PORT    # writes the service-account key files
+  cloud_tokens.py serve DIR PORT   # serves on 127.0.0.1:PORT
+"""
+
+import base64
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+PROJECT = "authprobe-test"
+SA_EMAIL = f"probe@{PROJECT}.iam.gserviceaccount.com"
+DELETED_EMAIL = f"deleted@{PROJECT}.iam.gserviceaccount.com"
+ID_AUDIENCE = "https://api.authprobe.test"
+AZURE_TENANT = "11111111-2222-3333-4444-555555555555"
+AZURE_CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+AZURE_CLIENT_SECRET = os.environ.get("AP_AZURE_CLIENT_SECRET", "demo-azure-secret-4f7a9c")
+AZURE_MI_CLIENT_ID = "99999999-8888-7777-6666-555555555555"
+AZURE_RESOURCES = {"https://storage.azure.com/", "https://management.azure.com/", "https://api.authprobe.test"}
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def pem_private(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def write_key_file(path, email, key_id, key, token_uri):
+    info = {
+        "type": "service_account",
+        "project_id": PROJECT,
+        "private_key_id": key_id,
+        "private_key": pem_private(key),
+        "client_email": email,
+        "client_id": "100000000000000000001",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+    }
+    with open(path, "w") as f:
+        json.dump(info, f, indent=2)
+    os.chmod(path, 0o600)
+
+
+def make_keys(directory, port):
+    """The registered key, an unregistered key of the same account (a deleted or rotated
+    key), and a key of an account that does not exist."""
+    os.makedirs(directory, exist_ok=True)
+    token_uri = f"http://127.0.0.1:{port}/token"
+    good = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    write_key_file(os.path.join(directory, "gcp-sa.json"), SA_EMAIL, secrets.token_hex(20), good, token_uri)
+    rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    write_key_file(os.path.join(directory, "gcp-sa-rotated.json"), SA_EMAIL, secrets.token_hex(20), rotated, token_uri)
+    gone = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    write_key_file(os.path.join(directory, "gcp-sa-deleted.json"), DELETED_EMAIL, secrets.token_hex(20), gone, token_uri)
+
+
+class State:
+    def __init__(self, directory):
+        with open(os.path.join(directory, "gcp-sa.json")) as f:
+            sa = json.load(f)
+        key = serialization.load_pem_private_key(sa["private_key"].encode(), password=None)
+        self.registered = {sa["private_key_id"]: key.public_key()}
+        self.token_uri = sa["token_uri"]
+        self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.lock = threading.Lock()
+        self.gcp_access = set()
+        self.gcp_id = {}
+        self.azure = set()
+        self.issued_log = open(os.path.join(directory, "issued.log"), "a")
+
+    def issue(self, bucket, token, value=None):
+        with self.lock:
+            if isinstance(bucket, dict):
+                bucket[token] = value
+            else:
+                bucket.add(token)
+            self.issued_log.write(token + "\n")
+            self.issued_log.flush()
+        return token
+
+    def id_token(self, audience):
+        now = int(time.time())
+        header = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "local"}).encode())
+        claims = b64url(json.dumps({"iss": "https://accounts.google.com", "aud": audience, "sub": "100000000000000000001",
+                                    "email": SA_EMAIL, "iat": now, "exp": now + 3600}).encode())
+        signature = self.signing_key.sign(f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        return self.issue(self.gcp_id, f"{header}.{claims}.{b64url(signature)}", audience)
+
+
+def google_assertion_error(state, assertion):
+    """None when the assertion is one Google would accept, else (error, description)."""
+    try:
+        header_b64, claims_b64, signature_b64 = assertion.split(".")
+        header = json.loads(unb64url(header_b64))
+        claims = json.loads(unb64url(claims_b64))
+        signature = unb64url(signature_b64)
+    except Exception:
+        return ("invalid_grant", "Invalid JWT: the assertion is not a JWT.")
+    if header.get("alg") != "RS256":
+        return ("invalid_grant", "Invalid JWT: unsupported algorithm.")
+    if claims.get("iss") != SA_EMAIL:
+        return ("invalid_grant", "Invalid grant: account not found")
+    key = state.registered.get(header.get("kid"))
+    if key is None:
+        # Google checks against every current key of the account when the id is unknown.
+        return ("invalid_grant", "Invalid JWT Signature.")
+    try:
+        key.verify(signature, f"{header_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return ("invalid_grant", "Invalid JWT Signature.")
+    if claims.get("aud") != state.token_uri:
+        return ("invalid_grant", "Invalid JWT: Failed audience check.")
+    now = time.time()
+    iat, exp = claims.get("iat", 0), claims.get("exp", 0)
+    if not (iat - 300 <= now <= exp + 300) or exp - iat > 3600:
+        return ("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.")
+    if not claims.get("scope") and not claims.get("target_audience"):
+        return ("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+    return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state = None
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+
+    def reply(self, status, body, content_type="application/json"):
+        data = (json.dumps(body) if not isinstance(body, str) else body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def form(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+
+    def bearer(self):
+        auth = self.headers.get("Authorization", "")
+        return auth[7:] if auth.startswith("Bearer ") else None
+
+    def do_POST(self):
+        url = urllib.parse.urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if url.path == "/token":
+            return self.google_token(self.form())
+        if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
+            return self.entra_token(parts[0], self.form())
+        self.reply(404, {"error": "not_found"})
+
+    def google_token(self, form):
+        state = self.state
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return self.reply(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type: " + form.get("grant_type", "")})
+        problem = google_assertion_error(state, form.get("assertion", ""))
+        if problem:
+            return self.reply(400, {"error": problem[0], "error_description": problem[1]})
+        claims = json.loads(unb64url(form["assertion"].split(".")[1]))
+        if claims.get("target_audience"):
+            return self.reply(200, {"id_token": state.id_token(claims["target_audience"])})
+        token = state.issue(state.gcp_access, "ya29." + secrets.token_urlsafe(48))
+        self.reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    def entra_token(self, tenant, form):
+        state = self.state
+        if tenant not in (AZURE_TENANT, "authprobe.onmicrosoft.com"):
+            return self.reply(400, {"error": "invalid_request", "error_description": f"AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", "error_codes": [90002]})
+        if form.get("grant_type") != "client_credentials":
+            return self.reply(400, {"error": "unsupported_grant_type", "error_description": "AADSTS70003: The app requested an unsupported grant type."})
+        if form.get("client_id") != AZURE_CLIENT_ID:
+            return self.reply(400, {"error": "unauthorized_client", "error_description": f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory '{tenant}'.", "error_codes": [700016]})
+        if form.get("client_secret") != AZURE_CLIENT_SECRET:
+            return self.reply(401, {"error": "invalid_client", "error_description": f"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{AZURE_CLIENT_ID}'.", "error_codes": [7000215]})
+        scope = form.get("scope", "")
+        if not scope.endswith("/.default"):
+            return self.reply(400, {"error": "invalid_scope", "error_description": f"AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", "error_codes": [1002012]})
+        token = state.issue(state.azure, "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(48))
+        self.reply(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        path = url.path
+        state = self.state
+        if path.startswith("/computeMetadata/v1/"):
+            return self.gcp_metadata(path, query)
+        if path == "/metadata/identity/oauth2/token":
+            return self.azure_imds(query)
+        if path == "/gcp/api":
+            ok = self.bearer() in state.gcp_access
+            return self.reply(200 if ok else 401, {"ok": ok} if ok else {"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}})
+        if path == "/gcp/id-api":
+            ok = state.gcp_id.get(self.bearer()) == ID_AUDIENCE
+            return self.reply(200 if ok else 401, {"ok": ok})
+        if path == "/azure/api":
+            ok = self.bearer() in state.azure
+            return self.reply(200 if ok else 401, {"ok": ok} if ok else {"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}})
+        self.reply(404, {"error": "not_found"})
+
+    def gcp_metadata(self, path, query):
+        if self.headers.get("Metadata-Flavor") != "Google":
+            return self.reply(403, "Missing required header: Metadata-Flavor\n", "text/plain")
+        prefix = "/computeMetadata/v1/instance/service-accounts/"
+        if not path.startswith(prefix):
+            return self.reply(404, "Not Found\n", "text/plain")
+        account, _, what = path[len(prefix):].partition("/")
+        if account not in ("default", SA_EMAIL):
+            return self.reply(404, "Not Found\n", "text/plain")
+        if what == "token":
+            token = self.state.issue(self.state.gcp_access, "ya29.c." + secrets.token_urlsafe(48))
+            return self.reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+        if what == "identity":
+            if not query.get("audience"):
+                return self.reply(400, "non-empty audience parameter required\n", "text/plain")
+            return self.reply(200, self.state.id_token(query["audience"]), "text/plain")
+        self.reply(404, "Not Found\n", "text/plain")
+
+    def azure_imds(self, query):
+        if self.headers.get("Metadata") != "true":
+            return self.reply(400, {"error": "invalid_request", "error_description": "Required metadata header not specified"})
+        if not query.get("api-version"):
+            return self.reply(400, {"error": "invalid_request", "error_description": "Required query variable 'api-version' is missing"})
+        resource = query.get("resource")
+        if not resource:
+            return self.reply(400, {"error": "invalid_request", "error_description": "Required audience parameter not specified"})
+        if query.get("client_id") not in (None, AZURE_MI_CLIENT_ID):
+            return self.reply(400, {"error": "invalid_request", "error_description": "Identity not found"})
+        if resource not in AZURE_RESOURCES:
+            return self.reply(400, {"error": "invalid_resource", "error_description": f"AADSTS500011: The resource principal named {resource} was not found in the tenant named {AZURE_TENANT}."})
+        token = self.state.issue(self.state.azure, "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiIsIng1dCI6Im1pIn0." + secrets.token_urlsafe(48))
+        now = int(time.time())
+        self.reply(200, {"access_token": token, "client_id": query.get("client_id", AZURE_MI_CLIENT_ID), "expires_in": "86399",
+                         "expires_on": str(now + 86399), "ext_expires_in": "86399", "not_before": str(now),
+                         "resource": resource, "token_type": "Bearer"})
+
+
+def main():
+    if len(sys.argv) != 4 or sys.argv[1] not in ("keys", "serve"):
+        sys.exit(__doc__)
+    command, directory, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if command == "keys":
+        make_keys(directory, port)
+        return
+    Handler.state = State(directory)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
