@@ -9,6 +9,7 @@
 pub mod aws_http;
 pub mod check;
 pub mod cli;
+pub mod cloud;
 pub mod config;
 pub mod error;
 pub mod glob;

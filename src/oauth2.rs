@@ -24,8 +24,18 @@ pub enum ClientAuth {
 
 #[derive(Debug, Clone)]
 pub enum Grant {
-    ClientCredentials { scope: Option<String> },
-    RefreshToken { refresh_token: Secret },
+    ClientCredentials {
+        scope: Option<String>,
+    },
+    RefreshToken {
+        refresh_token: Secret,
+    },
+    /// RFC 7523 JWT bearer, as Google service accounts use it: a signed assertion instead of
+    /// client authentication; an ID token instead of an access token when asked for one.
+    JwtBearer {
+        account: std::sync::Arc<crate::cloud::ServiceAccount>,
+        token: crate::cloud::GoogleToken,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +52,7 @@ struct TokenResponse {
     access_token: Option<String>,
     token_type: Option<String>,
     refresh_token: Option<String>,
+    id_token: Option<String>,
     expires_in: Option<serde_json::Value>,
     scope: Option<String>,
     error: Option<String>,
@@ -67,7 +78,7 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
     let parsed: Option<TokenResponse> = serde_json::from_slice(&bytes).ok();
     if let Some(parsed) = &parsed {
         // Register before any branch can put a piece of the body into a message.
-        for token in [&parsed.access_token, &parsed.refresh_token].into_iter().flatten() {
+        for token in [&parsed.access_token, &parsed.refresh_token, &parsed.id_token].into_iter().flatten() {
             redact::register(token);
         }
     }
@@ -79,6 +90,13 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
             )
             .with_hint("check token_url: it should be the authorization server's token endpoint"));
         };
+        if let Grant::JwtBearer { token: crate::cloud::GoogleToken::Id { .. }, .. } = &req.grant {
+            let Some(id_token) = parsed.id_token.filter(|t| !t.is_empty()) else {
+                return Err(Failure::new(ErrorClass::Protocol, "the token response has no id_token"));
+            };
+            ctx.diagnostic("token: an ID token");
+            return Ok(Secret::new(id_token));
+        }
         let Some(token) = parsed.access_token.filter(|t| !t.is_empty()) else {
             return Err(Failure::new(ErrorClass::Protocol, "the token response has no access_token"));
         };
@@ -114,11 +132,19 @@ fn token_request_parts(req: &TokenRequest) -> Result<(String, Vec<(header::Heade
             form.append_pair("grant_type", "refresh_token");
             form.append_pair("refresh_token", refresh_token.expose());
         }
+        Grant::JwtBearer { account, token } => {
+            form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+            form.append_pair("assertion", &account.assertion(token, std::time::SystemTime::now())?);
+        }
     }
     let mut headers = vec![
         (header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded")),
         (header::ACCEPT, HeaderValue::from_static("application/json")),
     ];
+    if matches!(req.grant, Grant::JwtBearer { .. }) {
+        // The signed assertion is the client's authentication.
+        return Ok((form.finish(), headers));
+    }
     match (&req.client_secret, req.client_auth) {
         (Some(secret), ClientAuth::Basic) => {
             let id: String = url::form_urlencoded::byte_serialize(req.client_id.as_bytes()).collect();
@@ -156,7 +182,33 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
         Some(p) => (p.error.clone(), p.error_description.clone()),
         None => (None, None),
     };
-    let said = description.map(|d| format!(": {}", truncate(&d, 200))).unwrap_or_default();
+    let said = description.as_deref().map(|d| format!(": {}", truncate(d, 200))).unwrap_or_default();
+    // Entra ID says more in its AADSTS codes than in the OAuth2 error.
+    let aadsts = |n: &str| description.as_deref().is_some_and(|d| d.contains(&format!("AADSTS{n}:")));
+    if aadsts("700016") {
+        return Failure::new(ErrorClass::AuthRejected, format!("the application is not known in this tenant{said}"))
+            .with_hint(
+                "check client_id (the application id) and tenant_id: the app must be registered in that tenant",
+            );
+    }
+    if aadsts("90002") {
+        return Failure::new(ErrorClass::NotFound, format!("the tenant does not exist{said}"))
+            .with_hint("check tenant_id (the directory id, or a verified domain such as contoso.onmicrosoft.com)");
+    }
+    if aadsts("7000215") || aadsts("7000222") {
+        return Failure::new(ErrorClass::AuthRejected, format!("the client secret was refused{said}"))
+            .with_hint("use the secret's value (not its id), and check it has not expired: create a new one under the app's Certificates & secrets");
+    }
+    if let (Some("invalid_grant"), Grant::JwtBearer { account, .. }) = (code.as_deref(), grant) {
+        return Failure::new(
+            ErrorClass::AuthRejected,
+            format!("Google refused the signed assertion of {} (invalid_grant){said}", account.client_email),
+        )
+        .with_hint(format!(
+            "the key (id {}) may be deleted or disabled, or the account removed: compare with `gcloud iam service-accounts keys list --iam-account {}` and create a new key if needed",
+            account.key_id, account.client_email
+        ));
+    }
     match code.as_deref() {
         Some("invalid_client") => Failure::new(
             ErrorClass::AuthRejected,
@@ -166,7 +218,7 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
         Some("invalid_grant") => {
             let what = match grant {
                 Grant::RefreshToken { .. } => "the refresh token was refused (invalid_grant): expired, revoked, or issued to another client",
-                Grant::ClientCredentials { .. } => "the grant was refused (invalid_grant)",
+                Grant::ClientCredentials { .. } | Grant::JwtBearer { .. } => "the grant was refused (invalid_grant)",
             };
             Failure::new(ErrorClass::AuthRejected, format!("{what}{said}"))
                 .with_hint("obtain a new refresh token and update the secret it comes from")

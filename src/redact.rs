@@ -109,7 +109,14 @@ fn matcher() -> Option<Arc<AhoCorasick>> {
     }
     let patterns: Vec<&String> = registry.secrets.iter().flatten().collect();
     // Leftmost-longest: a secret that contains another is masked whole.
-    let built = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(patterns).ok().map(Arc::new);
+    // A contiguous NFA: a DFA over long secrets (PEM keys, JWT assertions) takes megabytes and
+    // tenths of a second to build, and every newly registered token forces a rebuild.
+    let built = AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+        .build(patterns)
+        .ok()
+        .map(Arc::new);
     registry.matcher = built.clone();
     built
 }

@@ -30,10 +30,21 @@ enum ApiKeyPlace {
 #[derive(Debug, Clone)]
 enum Auth {
     None,
-    Basic { username: String, password: Secret },
-    Bearer { token: Secret },
-    ApiKey { key: Secret, place: ApiKeyPlace },
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    Bearer {
+        token: Secret,
+    },
+    ApiKey {
+        key: Secret,
+        place: ApiKeyPlace,
+    },
     OAuth2(TokenRequest),
+    /// A token from a cloud identity (Google service account or metadata server, Azure
+    /// managed identity or client secret), sent as a bearer token.
+    Cloud(crate::cloud::CloudIdentity),
 }
 
 #[derive(Debug, Clone)]
@@ -130,8 +141,18 @@ fn read_expect(t: &TableReader<'_, '_>) -> Option<Expect> {
     (status_ok && body_ok).then_some((status, body_contains))
 }
 
-const AUTH_TYPES: &[&str] =
-    &["none", "basic", "bearer", "api_key", "oauth2_client_credentials", "oauth2_refresh_token"];
+const AUTH_TYPES: &[&str] = &[
+    "none",
+    "basic",
+    "bearer",
+    "api_key",
+    "oauth2_client_credentials",
+    "oauth2_refresh_token",
+    "gcp_service_account",
+    "gcp_metadata",
+    "azure_managed_identity",
+    "azure_client_secret",
+];
 
 fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
     let Some(a) = t.table("auth") else {
@@ -156,6 +177,7 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
         Some("bearer") => a.required_secret("token", "the bearer token").map(|token| Auth::Bearer { token }),
         Some("api_key") => read_api_key(&a),
         Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => read_oauth2(&a, grant),
+        Some(cloud) if crate::cloud::AUTH_TYPES.contains(&cloud) => crate::cloud::read(&a, cloud).map(Auth::Cloud),
         Some(other) => {
             let hint = crate::config::reader::did_you_mean(other, AUTH_TYPES)
                 .map(|s| format!(" (did you mean `{s}`?)"))
@@ -269,6 +291,10 @@ impl HttpProbe {
             }
             Auth::OAuth2(request) => {
                 let token = ctx.stage(Stage::Token, oauth2::fetch_token(ctx, request, &self.tls)).await?;
+                headers.push((header::AUTHORIZATION, bearer(&token)?));
+            }
+            Auth::Cloud(identity) => {
+                let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
             }
         }
@@ -400,7 +426,7 @@ impl Probe for HttpProbe {
         }
         match self.auth {
             Auth::None => {}
-            Auth::OAuth2(_) => stages.extend([Stage::Token, Stage::Auth]),
+            Auth::OAuth2(_) | Auth::Cloud(_) => stages.extend([Stage::Token, Stage::Auth]),
             _ => stages.push(Stage::Auth),
         }
         stages.push(Stage::Check);
