@@ -6,7 +6,9 @@
 //! connection machinery every kind shares, `report` is the result model and `output`
 //! renders it in every format.
 
+pub mod aws_creds;
 pub mod aws_http;
+pub mod aws_sign;
 pub mod check;
 pub mod cli;
 pub mod cloud;

@@ -205,3 +205,90 @@ async fn unusable_cloud_credentials_are_config_errors_naming_the_key() {
     assert!(out.stderr.contains("missing required key `resource`"), "{}", out.stderr);
     assert!(!out.stderr.contains("CANARY-adc-secret-7a1f"), "{}", out.stderr);
 }
+
+/// `aws_sigv4` against servers that check SigV4 for real: s3s-fs (S3's REST API) and moto
+/// (STS and IAM policies).
+#[tokio::test]
+async fn aws_sigv4_signed_requests_pass_and_fail_with_aws_error_codes() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let s3s = |secret: &str| {
+        format!(
+            "type = \"aws_sigv4\", service = \"s3\", region = \"us-east-1\", credentials = {{ type = \"static\", access_key_id = \"${{AP_S3_ACCESS_KEY}}\", secret_access_key = \"{secret}\" }}"
+        )
+    };
+    let moto = |key: &str, secret: &str| {
+        format!(
+            "type = \"aws_sigv4\", service = \"{{SERVICE}}\", region = \"us-east-1\", credentials = {{ type = \"static\", access_key_id = \"{key}\", secret_access_key = \"{secret}\" }}"
+        )
+    };
+    let s3_url = "http://127.0.0.1:${AP_S3_PORT}/${AP_S3_BUCKET}?list-type=2&max-keys=1";
+    let mut cfg = String::new();
+    cfg += &http_probe("s3-rest", s3_url, &format!("auth = {{ {} }}", s3s("${AP_S3_SECRET_KEY}")));
+    cfg += &http_probe("s3-rest-wrong-secret", s3_url, &format!("auth = {{ {} }}", s3s("CANARY-sigv4-wrong-1d2c")));
+    let sts_call = "method = \"POST\"\nheaders = { \"Content-Type\" = \"application/x-www-form-urlencoded; charset=utf-8\" }\nbody = \"Action=GetCallerIdentity&Version=2011-06-15\"";
+    let good = moto("${AP_MOTO_ACCESS_KEY}", "${AP_MOTO_SECRET_KEY}").replace("{SERVICE}", "sts");
+    cfg += &http_probe(
+        "sts-caller-identity",
+        "http://127.0.0.1:${AP_MOTO_PORT}/",
+        &format!("{sts_call}\nauth = {{ {good} }}"),
+    );
+    let unknown = moto("AKIAUNKNOWNKEY000000", "CANARY-sigv4-unknown-5a0b").replace("{SERVICE}", "sts");
+    cfg += &http_probe(
+        "sts-unknown-key",
+        "http://127.0.0.1:${AP_MOTO_PORT}/",
+        &format!("{sts_call}\nauth = {{ {unknown} }}"),
+    );
+    let s3_on_moto = moto("${AP_MOTO_ACCESS_KEY}", "${AP_MOTO_SECRET_KEY}").replace("{SERVICE}", "s3");
+    cfg += &http_probe(
+        "moto-bucket-allowed",
+        "http://127.0.0.1:${AP_MOTO_PORT}/${AP_MOTO_ALLOWED_BUCKET}?list-type=2",
+        &format!("auth = {{ {s3_on_moto} }}"),
+    );
+    cfg += &http_probe(
+        "moto-bucket-denied",
+        "http://127.0.0.1:${AP_MOTO_PORT}/${AP_MOTO_DENIED_BUCKET}?list-type=2",
+        &format!("auth = {{ {s3_on_moto} }}"),
+    );
+    let config = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", config.to_str().unwrap(), "--format", "json"], &env).await;
+    let report = out.json();
+    for name in ["s3-rest", "sts-caller-identity", "moto-bucket-allowed"] {
+        let p = assert_passed(&report, name);
+        let stages: Vec<&str> = p["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(stages, ["dns", "connect", "token", "auth", "check"], "{name}");
+    }
+    let wrong = assert_failed(&report, "s3-rest-wrong-secret", "auth", "auth_rejected");
+    assert!(wrong["error"]["message"].as_str().unwrap().contains("SignatureDoesNotMatch"), "{wrong:#}");
+    let unknown = assert_failed(&report, "sts-unknown-key", "auth", "auth_rejected");
+    assert!(unknown["error"]["message"].as_str().unwrap().contains("InvalidClientTokenId"), "{unknown:#}");
+    let denied = assert_failed(&report, "moto-bucket-denied", "check", "permission_denied");
+    assert!(denied["error"]["message"].as_str().unwrap().contains("AccessDenied"), "{denied:#}");
+
+    let verbose = authprobe_harness(&["run", "-c", config.to_str().unwrap(), "-vv"], &env).await;
+    let seen = out.stdout + &out.stderr + &verbose.stdout + &verbose.stderr;
+    for secret in [
+        harness_var(&env, "AP_S3_SECRET_KEY"),
+        harness_var(&env, "AP_MOTO_SECRET_KEY"),
+        "CANARY-sigv4-wrong-1d2c".into(),
+        "CANARY-sigv4-unknown-5a0b".into(),
+    ] {
+        assert!(!seen.contains(&secret), "`{secret}` leaked:\n{seen}");
+    }
+    assert!(!seen.contains("Signature="), "a signature leaked:\n{seen}");
+}
+
+/// `web_identity` reads its token at each attempt (Kubernetes rotates it): a missing token
+/// is a `config` failure at `token`, naming the file and what provides it.
+#[tokio::test]
+async fn a_missing_web_identity_token_is_named() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let cfg = "[[probe]]\nname = \"irsa\"\nkind = \"s3\"\nbucket = \"${AP_MOTO_ALLOWED_BUCKET}\"\nendpoint = \"http://127.0.0.1:${AP_MOTO_PORT}\"\nauth = { type = \"web_identity\", role_arn = \"${AP_MOTO_ROLE_ARN}\", token_file = \"/nonexistent/token\" }\n";
+    let config = ws.config(cfg);
+    let out = authprobe_harness(&["run", "-c", config.to_str().unwrap(), "--format", "json"], &env).await;
+    let report = out.json();
+    let p = assert_failed(&report, "irsa", "token", "config");
+    assert!(p["error"]["message"].as_str().unwrap().contains("/nonexistent/token"), "{p:#}");
+    assert!(p["error"]["hint"].as_str().unwrap().contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{p:#}");
+}

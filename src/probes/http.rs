@@ -45,6 +45,12 @@ enum Auth {
     /// A token from a cloud identity (Google service account or metadata server, Azure
     /// managed identity or client secret), sent as a bearer token.
     Cloud(crate::cloud::CloudIdentity),
+    /// The request signed with AWS SigV4, with credentials from any AWS source.
+    AwsSigV4 {
+        credentials: crate::aws_creds::Source,
+        region: String,
+        service: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +158,7 @@ const AUTH_TYPES: &[&str] = &[
     "gcp_metadata",
     "azure_managed_identity",
     "azure_client_secret",
+    "aws_sigv4",
 ];
 
 fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
@@ -178,6 +185,25 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
         Some("api_key") => read_api_key(&a),
         Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => read_oauth2(&a, grant),
         Some(cloud) if crate::cloud::AUTH_TYPES.contains(&cloud) => crate::cloud::read(&a, cloud).map(Auth::Cloud),
+        Some("aws_sigv4") => {
+            let service = a.required_string("service", "the AWS service to sign for, e.g. \"execute-api\"");
+            let region = a.required_string("region", "the AWS region, e.g. \"us-east-1\"");
+            let credentials = match a.table("credentials") {
+                Some(c) => {
+                    let source = crate::aws_creds::Source::read(&c, false, "aws_sigv4 credentials");
+                    if source.is_some() {
+                        c.finish();
+                    }
+                    source
+                }
+                None => (!a.has("credentials")).then_some(crate::aws_creds::Source::DefaultChain),
+            };
+            if matches!(credentials, Some(crate::aws_creds::Source::Anonymous)) {
+                a.error_at("credentials", "aws_sigv4 signs requests: anonymous has nothing to sign with");
+                return None;
+            }
+            Some(Auth::AwsSigV4 { credentials: credentials?, region: region?, service: service? })
+        }
         Some(other) => {
             let hint = crate::config::reader::did_you_mean(other, AUTH_TYPES)
                 .map(|s| format!(" (did you mean `{s}`?)"))
@@ -257,6 +283,22 @@ fn read_oauth2(a: &TableReader<'_, '_>, grant_type: &str) -> Option<Auth> {
     }))
 }
 
+/// AWS credentials from the configured source; STS, when a source needs it, is AWS's own
+/// (judged against the system trust store).
+async fn aws_credentials(
+    ctx: &ProbeContext,
+    source: &crate::aws_creds::Source,
+    region: &str,
+) -> Result<aws_credential_types::Credentials, Failure> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let tls = TlsOptions::default();
+    let sts = crate::aws_creds::Sts { region, endpoint: None, tls: &tls };
+    let provider = source.resolve(ctx, &sts).await?.ok_or_else(|| Failure::internal("no credentials to sign with"))?;
+    provider.provide_credentials().await.map_err(|e| {
+        Failure::new(ErrorClass::Config, format!("no AWS credentials: {}", crate::aws_creds::error_chain(&e)))
+    })
+}
+
 fn sensitive(value: &str) -> Result<HeaderValue, Failure> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
         Failure::new(ErrorClass::Config, "a credential contains characters an HTTP header cannot carry")
@@ -297,8 +339,21 @@ impl HttpProbe {
                 let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
             }
+            Auth::AwsSigV4 { .. } => {}
         }
         let body = self.body.as_ref().map(|b| Bytes::copy_from_slice(b.expose().as_bytes())).unwrap_or_default();
+        if let Auth::AwsSigV4 { credentials, region, service } = &self.auth {
+            ctx.detail(format!("credentials: {}", credentials.describe()));
+            let credentials = ctx.stage(Stage::Token, aws_credentials(ctx, credentials, region)).await?;
+            let signer = crate::aws_sign::Signer {
+                credentials: &credentials,
+                region,
+                service,
+                now: std::time::SystemTime::now(),
+            };
+            let signed = crate::aws_sign::sign_request(&signer, &self.method, &url, &headers, &body)?;
+            headers.extend(signed);
+        }
         if matches!(self.auth, Auth::None) {
             return ctx
                 .stage(Stage::Check, async {
@@ -310,10 +365,20 @@ impl HttpProbe {
         }
         let response = ctx
             .stage(Stage::Auth, async {
-                let response = conn.send(self.method.clone(), &url, &headers, body).await?;
+                let mut response = conn.send(self.method.clone(), &url, &headers, body).await?;
                 ctx.diagnostic(httpc::describe_response(&self.method, &url, &response));
                 if response.status() == StatusCode::UNAUTHORIZED && !self.status_expected(401) {
                     return Err(unauthorized(&response, true));
+                }
+                // AWS answers a refused signature with 403 (or 400) and says why in the body.
+                let refused = matches!(response.status(), StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST);
+                if let Auth::AwsSigV4 { .. } = &self.auth
+                    && refused
+                    && !self.status_expected(response.status().as_u16())
+                {
+                    let status = response.status();
+                    let (body, _) = httpc::read_capped(response.body_mut(), 64 * 1024).await?;
+                    return Err(aws_refusal(status, &body));
                 }
                 Ok(response)
             })
@@ -410,6 +475,59 @@ fn unauthorized(response: &http::Response<hyper::body::Incoming>, has_auth: bool
     }
 }
 
+/// A SigV4-signed request refused with AWS's error code (XML `<Code>`, JSON `__type` or
+/// `code`): a bad signature or key is `auth_rejected` at `auth`, a missing permission
+/// `permission_denied` at `check`.
+fn aws_refusal(status: StatusCode, body: &[u8]) -> Failure {
+    let text = String::from_utf8_lossy(body);
+    let between = |open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let end = text[start..].find(close)? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let json_field = |name: &str| json.as_ref().and_then(|j| j[name].as_str()).map(str::to_string);
+    let code = between("<Code>", "</Code>")
+        .or_else(|| json_field("__type").map(|t| t.rsplit('#').next().unwrap_or_default().to_string()))
+        .or_else(|| json_field("code"))
+        .unwrap_or_default();
+    let message =
+        between("<Message>", "</Message>").or_else(|| json_field("message")).or_else(|| json_field("Message"));
+    let said = message.map(|m| format!(": {}", m.chars().take(200).collect::<String>())).unwrap_or_default();
+    let text = format!("HTTP {status} {code}{said}");
+    match code.as_str() {
+        "SignatureDoesNotMatch" | "IncompleteSignature" | "InvalidSignatureException" => Failure::new(
+            ErrorClass::AuthRejected,
+            text,
+        )
+        .at(Stage::Auth)
+        .with_hint(
+            "the signature was refused: check secret_access_key, and that `service` and `region` are the endpoint's",
+        ),
+        "InvalidAccessKeyId" | "InvalidClientTokenId" | "UnrecognizedClientException" | "NotSignedUp" => {
+            Failure::new(ErrorClass::AuthRejected, text)
+                .at(Stage::Auth)
+                .with_hint("the access key id is unknown to this endpoint: check it, and that it is still active")
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "InvalidToken" | "RequestExpired" => {
+            Failure::new(ErrorClass::AuthRejected, text).at(Stage::Auth).with_hint(
+                "the temporary credentials or the request time were refused: refresh the session, and check the clock",
+            )
+        }
+        "MissingAuthenticationToken" | "MissingAuthenticationTokenException" => {
+            Failure::new(ErrorClass::NotFound, text)
+                .at(Stage::Check)
+                .with_hint("API Gateway says this for unknown paths too: check the URL's stage and resource path")
+        }
+        _ if status == StatusCode::FORBIDDEN => {
+            Failure::new(ErrorClass::PermissionDenied, text).at(Stage::Check).with_hint(
+                "the signature was accepted but the identity lacks permission: check its IAM policy for this action",
+            )
+        }
+        _ => Failure::new(ErrorClass::UnexpectedResponse, text).at(Stage::Check),
+    }
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -426,7 +544,7 @@ impl Probe for HttpProbe {
         }
         match self.auth {
             Auth::None => {}
-            Auth::OAuth2(_) | Auth::Cloud(_) => stages.extend([Stage::Token, Stage::Auth]),
+            Auth::OAuth2(_) | Auth::Cloud(_) | Auth::AwsSigV4 { .. } => stages.extend([Stage::Token, Stage::Auth]),
             _ => stages.push(Stage::Auth),
         }
         stages.push(Stage::Check);

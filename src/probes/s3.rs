@@ -6,56 +6,22 @@
 //! and nothing touches the instance metadata service unless the default chain is asked for.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_s3::config::{Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_s3::config::Region;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 
+use crate::aws_creds::{Source, Sts, error_chain};
 use crate::aws_http::{self, CarriedFailure};
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::net::Record;
 use crate::probes::{Probe, ProbeFuture};
-use crate::redact::Secret;
 use crate::stage::ProbeContext;
 use crate::tls::TlsOptions;
-
-/// Where credentials come from.
-#[derive(Debug, Clone)]
-enum Source {
-    Static { access_key_id: String, secret_access_key: Secret, session_token: Option<Secret> },
-    Profile(String),
-    Env,
-    DefaultChain,
-    AssumeRole { role_arn: String, external_id: Option<Secret>, session_name: String, source: Box<Source> },
-    Anonymous,
-}
-
-impl Source {
-    fn describe(&self) -> String {
-        match self {
-            Source::Static { access_key_id, .. } => format!("static key {}", key_id_hint(access_key_id)),
-            Source::Profile(name) => format!("profile {name}"),
-            Source::Env => "environment (AWS_ACCESS_KEY_ID)".into(),
-            Source::DefaultChain => "default chain".into(),
-            Source::AssumeRole { role_arn, source, .. } => {
-                format!("assumed role {role_arn} (via {})", source.describe())
-            }
-            Source::Anonymous => "anonymous".into(),
-        }
-    }
-}
-
-/// An access key id is not a secret, but only its start is needed to recognise it.
-fn key_id_hint(id: &str) -> String {
-    let shown: String = id.chars().take(8).collect();
-    format!("{shown}…")
-}
 
 #[derive(Debug, Clone)]
 pub struct S3Probe {
@@ -68,54 +34,6 @@ pub struct S3Probe {
     tls: TlsOptions,
 }
 
-const AUTH_TYPES: &[&str] = &["static", "profile", "env", "default_chain", "assume_role", "anonymous"];
-
-fn read_source(a: &TableReader<'_, '_>, nested: bool) -> Option<Source> {
-    let kind = a.required_string("type", AUTH_TYPES.join(" | ").as_str())?;
-    match kind.as_str() {
-        "static" => {
-            let id = a.required_string("access_key_id", "the access key id");
-            let secret = a.required_secret("secret_access_key", "the secret access key");
-            let token = a.secret("session_token");
-            Some(Source::Static { access_key_id: id?, secret_access_key: secret?, session_token: token })
-        }
-        "profile" => a.required_string("profile", "the profile name in ~/.aws/config").map(Source::Profile),
-        "env" => Some(Source::Env),
-        "default_chain" => Some(Source::DefaultChain),
-        "anonymous" => Some(Source::Anonymous),
-        "assume_role" if !nested => {
-            let role_arn = a.required_string("role_arn", "the role to assume");
-            let external_id = a.secret("external_id");
-            let session_name = a.string("session_name").unwrap_or_else(|| "authprobe".into());
-            let source = match a.table("source") {
-                Some(inner) => {
-                    let s = read_source(&inner, true);
-                    if s.is_some() {
-                        inner.finish();
-                    }
-                    s
-                }
-                None => (!a.has("source")).then_some(Source::DefaultChain),
-            };
-            Some(Source::AssumeRole { role_arn: role_arn?, external_id, session_name, source: Box::new(source?) })
-        }
-        "assume_role" => {
-            a.error_at(
-                "type",
-                "the source of an assume_role cannot itself be assume_role: use static, profile, env, default_chain or anonymous",
-            );
-            None
-        }
-        other => {
-            let hint = crate::config::reader::did_you_mean(other, AUTH_TYPES)
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_else(|| format!("; use one of: {}", AUTH_TYPES.join(", ")));
-            a.error_at("type", format!("unknown S3 auth type `{other}`{hint}"));
-            None
-        }
-    }
-}
-
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let bucket = t.required_string("bucket", "the bucket to list");
     let prefix = t.string("prefix");
@@ -125,7 +43,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let path_style = t.bool("path_style").unwrap_or(false);
     let source = match t.table("auth") {
         Some(a) => {
-            let s = read_source(&a, false);
+            let s = Source::read(&a, false, "S3");
             if s.is_some() {
                 a.finish();
             }
@@ -141,88 +59,10 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
 }
 
 impl S3Probe {
-    async fn credentials(
-        &self,
-        ctx: &ProbeContext,
-        source: &Source,
-    ) -> Result<Option<SharedCredentialsProvider>, Failure> {
-        let region = Region::new(self.region.clone());
-        Ok(Some(match source {
-            Source::Anonymous => return Ok(None),
-            Source::Static { access_key_id, secret_access_key, session_token } => {
-                SharedCredentialsProvider::new(Credentials::new(
-                    access_key_id,
-                    secret_access_key.expose(),
-                    session_token.as_ref().map(|t| t.expose().to_string()),
-                    None,
-                    "authprobe-static",
-                ))
-            }
-            Source::Env => {
-                SharedCredentialsProvider::new(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
-            }
-            Source::Profile(name) => SharedCredentialsProvider::new(
-                aws_config::profile::ProfileFileCredentialsProvider::builder().profile_name(name).build(),
-            ),
-            Source::DefaultChain => {
-                // One short metadata attempt, so that a machine outside a cloud fails fast.
-                let imds = aws_config::imds::Client::builder()
-                    .max_attempts(1)
-                    .connect_timeout(Duration::from_millis(500))
-                    .read_timeout(Duration::from_millis(500))
-                    .build();
-                SharedCredentialsProvider::new(
-                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                        .region(region.clone())
-                        .imds_client(imds)
-                        .build()
-                        .await,
-                )
-            }
-            Source::AssumeRole { role_arn, external_id, session_name, source } => {
-                let base = Box::pin(self.credentials(ctx, source)).await?.ok_or_else(|| {
-                    Failure::new(ErrorClass::Config, "assume_role needs credentials to call STS with, not anonymous")
-                })?;
-                // STS goes through the probe's own client: its TLS is checked like the
-                // endpoint's, quietly (inside the token stage).
-                let mut sts = aws_config::defaults(BehaviorVersion::latest())
-                    .region(region.clone())
-                    .retry_config(RetryConfig::disabled())
-                    .timeout_config(TimeoutConfig::disabled())
-                    .http_client(aws_http::client(ctx, &self.tls, Record::Quietly))
-                    .credentials_provider(base.clone());
-                if let Some(endpoint) = &self.endpoint {
-                    // S3-compatible servers that speak STS (moto) take both on one endpoint.
-                    sts = sts.endpoint_url(endpoint);
-                }
-                let sdk = sts.load().await;
-                let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn)
-                    .session_name(session_name)
-                    .region(region.clone())
-                    .configure(&sdk);
-                if let Some(id) = external_id {
-                    builder = builder.external_id(id.expose());
-                }
-                SharedCredentialsProvider::new(builder.build_from_provider(base).await)
-            }
-        }))
-    }
-
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
         ctx.detail(format!("credentials: {}", self.source.describe()));
-        let provider = ctx
-            .stage(Stage::Token, async {
-                let provider = self.credentials(ctx, &self.source).await?;
-                if let Some(p) = &provider {
-                    let creds = p.provide_credentials().await.map_err(|e| credentials_failure(&e, &self.source))?;
-                    crate::redact::register(creds.secret_access_key());
-                    if let Some(token) = creds.session_token() {
-                        crate::redact::register(token);
-                    }
-                }
-                Ok(provider)
-            })
-            .await?;
+        let sts = Sts { region: &self.region, endpoint: self.endpoint.as_deref(), tls: &self.tls };
+        let provider = ctx.stage(Stage::Token, self.source.resolve(ctx, &sts)).await?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .retry_config(RetryConfig::disabled())
@@ -291,31 +131,6 @@ fn is_auth_failure(class: ErrorClass) -> bool {
             | ErrorClass::TlsHandshake
             | ErrorClass::Protocol
     )
-}
-
-fn credentials_failure(err: &aws_credential_types::provider::error::CredentialsError, source: &Source) -> Failure {
-    let why = error_chain(err);
-    let hint = match source {
-        Source::DefaultChain => {
-            "the default chain tried environment variables, the shared config/credentials files, web identity, ECS and the instance metadata service: configure one, or set auth explicitly"
-                .to_string()
-        }
-        Source::Profile(name) => format!("check profile `{name}` in ~/.aws/config and ~/.aws/credentials (or AWS_CONFIG_FILE)"),
-        Source::Env => "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
-        Source::AssumeRole { .. } => {
-            "the role could not be assumed: check role_arn, its trust policy, external_id, and the base credentials"
-                .into()
-        }
-        _ => "check the configured credentials".into(),
-    };
-    let class = if matches!(source, Source::AssumeRole { .. }) && why.contains("AccessDenied") {
-        ErrorClass::PermissionDenied
-    } else if matches!(source, Source::AssumeRole { .. }) {
-        ErrorClass::AuthRejected
-    } else {
-        ErrorClass::Config
-    };
-    Failure::new(class, format!("no credentials from {}: {why}", source.describe())).with_hint(hint)
 }
 
 /// The class of a failed ListObjectsV2, from the S3 error code or the transport error.
@@ -390,19 +205,6 @@ fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Fail
         }
     }
     Failure::new(ErrorClass::Protocol, format!("S3 request failed: {}", error_chain(err)))
-}
-
-/// An SDK error with its causes, on one line: the SDK's top-level text alone rarely says
-/// what happened, and the default chain lists what it tried one provider per line.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text = format!("{text}: {c}");
-        cause = c.source();
-    }
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    lines.join("; ").replace(":;", ":")
 }
 
 impl Probe for S3Probe {
@@ -483,16 +285,5 @@ mod tests {
             assert!(failure.message.contains("the bucket is not in us-east-1"), "{}", failure.message);
             assert_eq!(failure.hint.as_deref(), Some("set region = \"eu-west-1\""));
         }
-    }
-
-    #[test]
-    fn the_default_chains_report_is_one_line() {
-        let err = std::io::Error::other(
-            "no credentials found in chain. Attempted:\n  Environment: not set\n  Profile: not enabled\n",
-        );
-        assert_eq!(
-            error_chain(&err),
-            "no credentials found in chain. Attempted: Environment: not set; Profile: not enabled"
-        );
     }
 }
