@@ -153,6 +153,10 @@ async fn run_probe(
     loop {
         let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout).with_via(probe.via.clone());
         let outcome = tokio::select! {
+            // A stop wins over a slot that frees up at the same moment: the slot is usually
+            // freed by the very failure that stopped the run (--fail-fast).
+            biased;
+            _ = stop.cancelled() => Outcome::Cancelled,
             permit = semaphore.clone().acquire_owned() => {
                 // The semaphore is never closed, so acquisition only fails if that changes.
                 let _permit = permit.ok();
@@ -161,9 +165,14 @@ async fn run_probe(
                 if let Some(tracker) = &opts.tracker {
                     tracker.started(index, &probe.name, &ctx);
                 }
-                attempt(probe, &ctx, timeout, stop).await
+                let outcome = attempt(probe, &ctx, timeout, stop).await;
+                // Stop the others before this slot frees up, or a queued probe could take
+                // it first (with --wait, only once the retries are over: below).
+                if opts.fail_fast && deadline.is_none() && matches!(outcome, Outcome::Done(Err(_))) {
+                    stop.cancel();
+                }
+                outcome
             }
-            _ = stop.cancelled() => Outcome::Cancelled,
         };
         let failed = matches!(outcome, Outcome::Done(Err(_)));
         if failed && let Some(deadline) = deadline {
