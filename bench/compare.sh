@@ -41,22 +41,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ulimit -n 65536 2>/dev/null || true
 
-now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 # timed FILE CMD...: appends CMD's wall time in ms to FILE; its output is discarded.
 timed() { local file=$1 t0 t1; shift; t0=$(now_ms); "$@" >/dev/null 2>&1 || true; t1=$(now_ms); echo $((t1 - t0)) >> "$file"; }
 
 # ---------------------------------------------------------------- the six-kind suite
-ssh-keyscan -p "$AP_SSH_PORT" 127.0.0.1 > "$work/known_hosts" 2>/dev/null
-cp "$AP_SSH_DIR/client_ed25519" "$work/id_ed25519"; chmod 600 "$work/id_ed25519"
-cat > "$work/freetds.conf" <<EOF
-[authprobe]
-	host = localhost
-	port = $AP_MSSQL_PORT
-	tds version = 7.4
-	encryption = require
-	ca file = $AP_CA
-EOF
+reference_client_files "$work"
 cat > "$work/suite.toml" <<EOF
 [[probe]]
 name = "http"
@@ -147,14 +138,8 @@ done
 # ---------------------------------------------------------------- HTTP at scale
 for n in $SCALE; do
   log "$n HTTP probes vs xargs -P 32 curl, $RUNS runs"
-  {
-    echo '[defaults]'
-    echo 'timeout = "30s"'
-    for i in $(seq 1 "$n"); do
-      printf '[[probe]]\nname = "p%05d"\nkind = "http"\nurl = "http://127.0.0.1:%s/health?i=%d"\n' "$i" "$AP_HTTP_PORT" "$i"
-    done
-  } > "$work/scale-$n.toml"
-  for i in $(seq 1 "$n"); do echo "http://127.0.0.1:$AP_HTTP_PORT/health?i=$i"; done > "$work/urls-$n"
+  scale_config "$n" 30s > "$work/scale-$n.toml"
+  scale_urls "$n" > "$work/urls-$n"
   for run in $(seq "$RUNS"); do
     t0=$(now_ms)
     /usr/bin/time -f %M -o "$work/rss-$n.$run" "$bin" run -c "$work/scale-$n.toml" --concurrency 256 --format json > "$work/scale.json"
@@ -167,10 +152,7 @@ for n in $SCALE; do
 done
 
 # ---------------------------------------------------------------- validate at scale
-pin=$(printf 'AB%.0s' $(seq 32) | sed 's/../&:/g; s/:$//')
-for i in $(seq 1 10000); do
-  printf '[[probe]]\nname = "v%05d"\nkind = "http"\nurl = "https://host-%d.example.com/health"\nauth = { type = "bearer", token = "tok-%d" }\ntls = { pin_sha256 = ["%s"] }\n' "$i" "$i" "$i" "$pin"
-done > "$work/validate.toml"
+validate_config > "$work/validate.toml"
 for _ in $(seq "$RUNS"); do timed "$work/validate.ms" "$bin" validate -c "$work/validate.toml"; done
 
 # ---------------------------------------------------------------- the table

@@ -22,22 +22,11 @@ bin=$PWD/target/release/authprobe
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ulimit -n 65536 2>/dev/null || true
-{
-  echo '[defaults]'
-  echo 'timeout = "10s"'
-  for i in $(seq 1 "$N"); do
-    printf '[[probe]]\nname = "p%05d"\nkind = "http"\nurl = "http://127.0.0.1:%s/health?i=%d"\n' "$i" "$AP_HTTP_PORT" "$i"
-  done
-} > "$work/probes.toml"
-for i in $(seq 1 "$N"); do echo "http://127.0.0.1:$AP_HTTP_PORT/health?i=$i"; done > "$work/urls"
-{
-  for i in $(seq 1 10000); do
-    printf '[[probe]]\nname = "v%05d"\nkind = "http"\nurl = "https://host-%d.example.com/health"\nauth = { type = "bearer", token = "tok-%d" }\ntls = { pin_sha256 = ["%s"] }\n' "$i" "$i" "$i" "$(printf 'AB%.0s' $(seq 32) | sed 's/../&:/g; s/:$//')"
-  done
-} > "$work/validate.toml"
-
-now_ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+scale_config "$N" 10s > "$work/probes.toml"
+scale_urls "$N" > "$work/urls"
+validate_config > "$work/validate.toml"
 
 : > "$work/ap"; : > "$work/curl"; : > "$work/rss"; : > "$work/val"
 for run in $(seq 1 "$RUNS"); do

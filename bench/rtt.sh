@@ -11,6 +11,8 @@
 #   bench/rtt.sh [DELAY_MS=25] [RUNS=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 DELAY=${1:-25}
 RUNS=${2:-5}
 NS=authprobe-rtt
@@ -50,17 +52,7 @@ set -a
 . "$STATE/servers.env"
 set +a
 
-in_ns ssh-keyscan -p "$AP_SSH_PORT" 127.0.0.1 > "$work/known_hosts" 2>/dev/null
-cp "$AP_SSH_DIR/client_ed25519" "$work/id_ed25519"
-chmod 600 "$work/id_ed25519"
-cat > "$work/freetds.conf" <<CONF
-[authprobe]
-	host = localhost
-	port = $AP_MSSQL_PORT
-	tds version = 7.4
-	encryption = require
-	ca file = $AP_CA
-CONF
+reference_client_files "$work" ip netns exec "$NS"
 
 # Not through in_ns: $! must be the delay program itself (ip netns exec execs it).
 ip netns exec "$NS" python3 bench/netem_delay.py 7 "$DELAY" >/dev/null 2>&1 &
@@ -70,7 +62,6 @@ delay_on() { in_ns iptables -A OUTPUT -o lo -j NFQUEUE --queue-num 7; }
 delay_off() { in_ns iptables -D OUTPUT -o lo -j NFQUEUE --queue-num 7; }
 
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N); echo $(((t1 - t0) / 1000000)); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 delay_on
 rtt=$(in_ns python3 -c "
 import socket, time, threading
