@@ -207,21 +207,18 @@ impl Source {
         }))
     }
 
-    /// The credentials themselves (secrets registered), or `None` for anonymous.
-    pub async fn resolve(
-        &self,
-        ctx: &ProbeContext,
-        sts: &Sts<'_>,
-    ) -> Result<Option<SharedCredentialsProvider>, Failure> {
-        let provider = self.provider(ctx, sts).await?;
-        if let Some(p) = &provider {
-            let creds = p.provide_credentials().await.map_err(|e| self.failure(&e))?;
-            redact::register(creds.secret_access_key());
-            if let Some(token) = creds.session_token() {
-                redact::register(token);
-            }
+    /// The credentials themselves (secrets registered), or `None` for anonymous. Resolved
+    /// once: an assumed role or the default chain is not asked again by whoever signs.
+    pub async fn resolve(&self, ctx: &ProbeContext, sts: &Sts<'_>) -> Result<Option<Credentials>, Failure> {
+        let Some(provider) = self.provider(ctx, sts).await? else {
+            return Ok(None);
+        };
+        let creds = provider.provide_credentials().await.map_err(|e| self.failure(&e))?;
+        redact::register(creds.secret_access_key());
+        if let Some(token) = creds.session_token() {
+            redact::register(token);
         }
-        Ok(provider)
+        Ok(Some(creds))
     }
 
     fn failure(&self, err: &aws_credential_types::provider::error::CredentialsError) -> Failure {

@@ -290,13 +290,9 @@ async fn aws_credentials(
     source: &crate::aws_creds::Source,
     region: &str,
 ) -> Result<aws_credential_types::Credentials, Failure> {
-    use aws_credential_types::provider::ProvideCredentials;
     let tls = TlsOptions::default();
     let sts = crate::aws_creds::Sts { region, endpoint: None, tls: &tls };
-    let provider = source.resolve(ctx, &sts).await?.ok_or_else(|| Failure::internal("no credentials to sign with"))?;
-    provider.provide_credentials().await.map_err(|e| {
-        Failure::new(ErrorClass::Config, format!("no AWS credentials: {}", crate::aws_creds::error_chain(&e)))
-    })
+    source.resolve(ctx, &sts).await?.ok_or_else(|| Failure::internal("no credentials to sign with"))
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue, Failure> {
@@ -493,7 +489,7 @@ fn aws_refusal(status: StatusCode, body: &[u8]) -> Failure {
         .unwrap_or_default();
     let message =
         between("<Message>", "</Message>").or_else(|| json_field("message")).or_else(|| json_field("Message"));
-    let said = message.map(|m| format!(": {}", m.chars().take(200).collect::<String>())).unwrap_or_default();
+    let said = message.map(|m| format!(": {}", crate::oauth2::truncate(&m, 200))).unwrap_or_default();
     let text = format!("HTTP {status} {code}{said}");
     match code.as_str() {
         "SignatureDoesNotMatch" | "IncompleteSignature" | "InvalidSignatureException" => Failure::new(

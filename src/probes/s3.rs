@@ -72,7 +72,7 @@ impl S3Probe {
             .timeout_config(TimeoutConfig::disabled())
             .http_client(aws_http::client(ctx, &self.tls, Record::Stages));
         loader = match provider {
-            Some(p) => loader.credentials_provider(p),
+            Some(credentials) => loader.credentials_provider(credentials),
             None => loader.no_credentials(),
         };
         let sdk = loader.load().await;
