@@ -168,14 +168,15 @@ fn google_token(a: &TableReader<'_, '_>) -> Option<GoogleToken> {
     }
 }
 
-fn endpoint(a: &TableReader<'_, '_>, default: &str) -> Option<Url> {
-    match a.url("endpoint") {
+/// An http(s) URL under `key`, else `default`; `None` after reporting a bad one.
+fn http_url(a: &TableReader<'_, '_>, key: &'static str, default: &str) -> Option<Url> {
+    match a.url(key) {
         Some(u) if matches!(u.scheme(), "http" | "https") => Some(u),
         Some(_) => {
-            a.error_at("endpoint", "the endpoint must be an http:// or https:// URL");
+            a.error_at(key, format!("`{key}` must be an http:// or https:// URL"));
             None
         }
-        None if a.has("endpoint") => None,
+        None if a.has(key) => None,
         None => Url::parse(default).ok(),
     }
 }
@@ -209,14 +210,14 @@ pub fn read(a: &TableReader<'_, '_>, auth_type: &str) -> Option<CloudIdentity> {
         "gcp_metadata" => {
             let token = google_token(a);
             let account = a.string("service_account").unwrap_or_else(|| "default".into());
-            let endpoint = endpoint(a, GCP_METADATA);
+            let endpoint = http_url(a, "endpoint", GCP_METADATA);
             Some(CloudIdentity::GcpMetadata { endpoint: endpoint?, account, token: token? })
         }
         "azure_managed_identity" => {
             let resource =
                 a.required_string("resource", "the resource to get a token for, e.g. \"https://storage.azure.com/\"");
             let client_id = a.string("client_id");
-            let endpoint = endpoint(a, AZURE_IMDS);
+            let endpoint = http_url(a, "endpoint", AZURE_IMDS);
             Some(CloudIdentity::AzureManagedIdentity { endpoint: endpoint?, resource: resource?, client_id })
         }
         "azure_client_secret" => {
@@ -224,11 +225,7 @@ pub fn read(a: &TableReader<'_, '_>, auth_type: &str) -> Option<CloudIdentity> {
             let client_id = a.required_string("client_id", "the application (client) id");
             let secret = a.required_secret("client_secret", "the client secret");
             let scope = a.required_string("scope", "the scope, e.g. \"https://storage.azure.com/.default\"");
-            let authority = match a.url("authority") {
-                Some(u) => Some(u),
-                None if a.has("authority") => None,
-                None => Url::parse(AZURE_AUTHORITY).ok(),
-            };
+            let authority = http_url(a, "authority", AZURE_AUTHORITY);
             let (tenant, authority) = (tenant?, authority?);
             let token_url = authority
                 .join(&format!("{}/oauth2/v2.0/token", percent_encoding::utf8_percent_encode(&tenant, PATH_SEGMENT)))
@@ -376,8 +373,7 @@ fn access_token_from_json(ctx: &ProbeContext, body: &[u8], from: &str) -> Result
 fn said(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text.lines().next().unwrap_or("").trim();
-    let short: String = line.chars().take(200).collect();
-    if short.is_empty() { String::new() } else { format!(": {short}") }
+    if line.is_empty() { String::new() } else { format!(": {}", oauth2::truncate(line, 200)) }
 }
 
 fn gcp_metadata_error(status: http::StatusCode, body: &[u8], account: &str) -> Failure {

@@ -242,7 +242,8 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
     }
 }
 
-fn truncate(text: &str, max: usize) -> String {
+/// A server's text on one line, at most `max` characters.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if one_line.chars().count() <= max {
         one_line

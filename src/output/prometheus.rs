@@ -3,52 +3,59 @@
 
 use std::fmt::Write;
 
-use crate::report::{RunReport, StageStatus, Status};
+use crate::report::{ProbeReport, RunReport, StageStatus, Status};
 
 /// Escapes a label value: backslash, double quote and newline.
 pub fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-fn header(out: &mut String, name: &str, help: &str) {
+/// HELP and TYPE lines of a gauge.
+pub fn gauge(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+/// HELP and TYPE lines of a counter.
+pub fn counter(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+}
+
+/// A gauge with one sample per finished probe, labelled with its name and kind.
+fn per_probe(out: &mut String, report: &RunReport, name: &str, help: &str, value: impl Fn(&ProbeReport) -> String) {
+    gauge(out, name, help);
+    for p in report.probes.iter().filter(|p| p.status != Status::Cancelled) {
+        let _ = writeln!(out, "{name}{{probe=\"{}\",kind=\"{}\"}} {}", label(&p.name), label(&p.kind), value(p));
+    }
 }
 
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
     let finished = || report.probes.iter().filter(|p| p.status != Status::Cancelled);
+    per_probe(
+        &mut out,
+        report,
+        "authprobe_probe_success",
+        "Whether the probe passed (1, warnings allowed) or failed (0).",
+        |p| u8::from(matches!(p.status, Status::Pass | Status::Warn)).to_string(),
+    );
+    per_probe(
+        &mut out,
+        report,
+        "authprobe_probe_duration_seconds",
+        "How long the probe took, all stages and attempts together.",
+        |p| p.duration_secs.to_string(),
+    );
+    per_probe(
+        &mut out,
+        report,
+        "authprobe_probe_attempts",
+        "How many attempts the probe made (more than 1 only with --wait).",
+        |p| p.attempts.to_string(),
+    );
 
-    header(&mut out, "authprobe_probe_success", "Whether the probe passed (1, warnings allowed) or failed (0).");
-    for p in finished() {
-        let ok = matches!(p.status, Status::Pass | Status::Warn) as u8;
-        let _ =
-            writeln!(out, "authprobe_probe_success{{probe=\"{}\",kind=\"{}\"}} {ok}", label(&p.name), label(&p.kind));
-    }
-
-    header(&mut out, "authprobe_probe_duration_seconds", "How long the probe took, all stages and attempts together.");
-    for p in finished() {
-        let _ = writeln!(
-            out,
-            "authprobe_probe_duration_seconds{{probe=\"{}\",kind=\"{}\"}} {}",
-            label(&p.name),
-            label(&p.kind),
-            p.duration_secs
-        );
-    }
-
-    header(&mut out, "authprobe_probe_attempts", "How many attempts the probe made (more than 1 only with --wait).");
-    for p in finished() {
-        let _ = writeln!(
-            out,
-            "authprobe_probe_attempts{{probe=\"{}\",kind=\"{}\"}} {}",
-            label(&p.name),
-            label(&p.kind),
-            p.attempts
-        );
-    }
-
-    header(&mut out, "authprobe_stage_duration_seconds", "How long each stage of the probe took.");
+    gauge(&mut out, "authprobe_stage_duration_seconds", "How long each stage of the probe took.");
     for p in finished() {
         for s in p.stages.iter().filter(|s| s.status != StageStatus::Skipped) {
             let _ = writeln!(
@@ -62,7 +69,7 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
-    header(
+    gauge(
         &mut out,
         "authprobe_probe_failure_info",
         "Present (1) for a failed probe, labelled with the stage and error class of the failure.",
@@ -80,7 +87,7 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
-    header(
+    gauge(
         &mut out,
         "authprobe_tls_cert_not_after_timestamp_seconds",
         "Expiry of the server certificate the probe saw, in seconds since the Unix epoch.",
@@ -97,7 +104,7 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
-    header(&mut out, "authprobe_last_run_timestamp_seconds", "When this run started, in seconds since the Unix epoch.");
+    gauge(&mut out, "authprobe_last_run_timestamp_seconds", "When this run started, in seconds since the Unix epoch.");
     let _ = writeln!(out, "authprobe_last_run_timestamp_seconds {:.3}", report.started_unix);
     out
 }

@@ -7,6 +7,31 @@ use crate::redact::Secret;
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode, TlsOptions};
 
+/// The `Probe` impl every database kind shares: a struct whose one field `db` is the
+/// [`DbTarget`] and which has `async fn run_once(&self, ctx)`. `$scheme` names the target.
+macro_rules! db_probe {
+    ($probe:ident, $scheme:literal) => {
+        impl $crate::probes::Probe for $probe {
+            fn target(&self) -> String {
+                self.db.url($scheme)
+            }
+
+            fn stages(&self) -> Vec<$crate::error::Stage> {
+                self.db.stages()
+            }
+
+            fn run<'a>(&'a self, ctx: &'a $crate::stage::ProbeContext) -> $crate::probes::ProbeFuture<'a> {
+                Box::pin(self.run_once(ctx))
+            }
+
+            fn retarget(&self, target: &str) -> Result<std::sync::Arc<dyn $crate::probes::Probe>, String> {
+                Ok(std::sync::Arc::new($probe { db: self.db.retarget(target)? }))
+            }
+        }
+    };
+}
+pub(crate) use db_probe;
+
 /// The keys every database probe has.
 #[derive(Debug, Clone)]
 pub struct DbTarget {

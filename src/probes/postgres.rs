@@ -12,8 +12,8 @@ use tokio_postgres::error::SqlState;
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::net::{self, BoxIo, Record};
+use crate::probes::Probe;
 use crate::probes::db::DbTarget;
-use crate::probes::{Probe, ProbeFuture};
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode};
 
@@ -197,20 +197,4 @@ fn classify_db_error(
     Failure::new(ErrorClass::UnexpectedResponse, said)
 }
 
-impl Probe for PostgresProbe {
-    fn target(&self) -> String {
-        self.db.url("postgres")
-    }
-
-    fn stages(&self) -> Vec<Stage> {
-        self.db.stages()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
-        Box::pin(self.run_once(ctx))
-    }
-
-    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
-        Ok(Arc::new(PostgresProbe { db: self.db.retarget(target)? }))
-    }
-}
+crate::probes::db::db_probe!(PostgresProbe, "postgres");

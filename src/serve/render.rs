@@ -6,21 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::scrape::{Finished, Served, Service, SlotKey, lock};
-use crate::output::prometheus::label;
+use crate::output::prometheus::{counter, gauge, label};
 use crate::output::{self, Format, Style};
 
 fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
-fn gauge(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} gauge");
-}
-
-fn counter(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} counter");
 }
 
 /// `/probe`: `probe_success`, `probe_duration_seconds` and (with TLS)

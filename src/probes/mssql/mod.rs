@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
 use crate::net::{self, BoxIo, Record};
+use crate::probes::Probe;
 use crate::probes::db::{DbTarget, session_io_failure};
-use crate::probes::{Probe, ProbeFuture};
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode, TlsOptions};
 pub use tds::TdsTls;
@@ -255,23 +255,7 @@ fn server_error(code: u32, state: u8, message: &str) -> Failure {
     }
 }
 
-impl Probe for MssqlProbe {
-    fn target(&self) -> String {
-        self.db.url("mssql")
-    }
-
-    fn stages(&self) -> Vec<Stage> {
-        self.db.stages()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
-        Box::pin(self.run_once(ctx))
-    }
-
-    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
-        Ok(Arc::new(MssqlProbe { db: self.db.retarget(target)? }))
-    }
-}
+crate::probes::db::db_probe!(MssqlProbe, "mssql");
 
 #[cfg(test)]
 mod tests {

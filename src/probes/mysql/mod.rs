@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
 use crate::net::{self, BoxIo, Record};
+use crate::probes::Probe;
 use crate::probes::db::{DbTarget, session_io_failure};
-use crate::probes::{Probe, ProbeFuture};
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode, TlsOptions};
 use wire::{Greeting, Packets, WireError};
@@ -212,23 +212,7 @@ fn server_error(code: u16, message: &str) -> Failure {
     }
 }
 
-impl Probe for MysqlProbe {
-    fn target(&self) -> String {
-        self.db.url("mysql")
-    }
-
-    fn stages(&self) -> Vec<Stage> {
-        self.db.stages()
-    }
-
-    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
-        Box::pin(self.run_once(ctx))
-    }
-
-    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
-        Ok(Arc::new(MysqlProbe { db: self.db.retarget(target)? }))
-    }
-}
+crate::probes::db::db_probe!(MysqlProbe, "mysql");
 
 #[cfg(test)]
 mod tests {
