@@ -184,6 +184,25 @@ start_oauth2() {
   for _ in $(seq 50); do [ -s "$STATE/oauth2-refresh-token" ] && break; sleep 0.1; done
 }
 
+# ---------------------------------------------------------------- RDS IAM tokens (PAM)
+# rds_pam SERVICE PORT: a PAM service that accepts a password only when it is an RDS auth
+# token for 127.0.0.1:PORT or localhost:PORT signed with one of the harness's RDS keys.
+rds_pam() {
+  local dir=$STATE/rds
+  mkdir -p "$dir"
+  install -m 755 "$HARNESS/rds_token_check.py" "$dir/rds_token_check.py"
+  cat > "$dir/keys" <<KEYS
+$AP_RDS_ACCESS_KEY_ID $AP_RDS_SECRET_ACCESS_KEY
+$AP_RDS_OTHER_ACCESS_KEY_ID $AP_RDS_OTHER_SECRET_ACCESS_KEY someone_else
+KEYS
+  chmod 644 "$dir/keys"
+  touch "$STATE/logs/rds-iam.log"; chmod 666 "$STATE/logs/rds-iam.log"
+  cat > "/etc/pam.d/$1" <<PAM
+auth    required pam_exec.so expose_authtok quiet log=$STATE/logs/rds-iam.log /usr/bin/python3 $dir/rds_token_check.py $dir/keys $AP_RDS_REGION 127.0.0.1:$2 localhost:$2
+account required pam_permit.so
+PAM
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 pg_bin() {
   local dir
@@ -222,9 +241,12 @@ CONF
 local     all       postgres                       trust
 hostssl   all       $AP_PG_CERT_USER  127.0.0.1/32 cert
 hostnossl all       $AP_PG_CERT_USER  127.0.0.1/32 reject
+hostssl   all       $AP_IAM_DB_USER   127.0.0.1/32 pam pamservice=authprobe-rds-pg
+hostnossl all       $AP_IAM_DB_USER   127.0.0.1/32 reject
 host      all       $AP_PG_USER       127.0.0.1/32 scram-sha-256
 host      appdb     $AP_PG_LIMITED_USER 127.0.0.1/32 scram-sha-256
 CONF
+  rds_pam authprobe-rds-pg "$AP_PG_PORT"
   runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null \
     || die "PostgreSQL did not start: $(tail -5 "$dir/postgres.log")"
   head -1 "$dir/data/postmaster.pid" > "$PIDS/postgres.pid"
@@ -232,13 +254,14 @@ CONF
 CREATE USER $AP_PG_USER PASSWORD '$AP_PG_PASSWORD';
 CREATE USER $AP_PG_LIMITED_USER PASSWORD '$AP_PG_LIMITED_PASSWORD';
 CREATE USER $AP_PG_CERT_USER;
+CREATE USER $AP_IAM_DB_USER;
 CREATE DATABASE $AP_PG_DATABASE OWNER $AP_PG_USER;
 \c $AP_PG_DATABASE
 SET ROLE $AP_PG_USER;
 CREATE TABLE orders (id int PRIMARY KEY, item text);
 INSERT INTO orders VALUES (1, 'widget');
 CREATE TABLE payroll (id int PRIMARY KEY, salary int);
-GRANT SELECT ON orders TO $AP_PG_LIMITED_USER, $AP_PG_CERT_USER;
+GRANT SELECT ON orders TO $AP_PG_LIMITED_USER, $AP_PG_CERT_USER, $AP_IAM_DB_USER;
 RESET ROLE;
 SQL
 }
@@ -271,7 +294,12 @@ skip-name-resolve
 innodb_buffer_pool_size = 32M
 innodb_log_file_size = 8M
 performance_schema = OFF
+# RDS IAM logins: auth_pam asks for the token with mysql_clear_password, as RDS's
+# AWSAuthenticationPlugin does.
+plugin-load-add = auth_pam.so
+pam-use-cleartext-plugin = ON
 CONF
+  rds_pam authprobe-rds-mysql "$AP_MYSQL_PORT"
   mariadb-install-db --defaults-file="$dir/my.cnf" --auth-root-authentication-method=socket --skip-test-db \
     >"$STATE/logs/mysql-install.log" 2>&1 || die "mariadb-install-db failed: $(tail -5 "$STATE/logs/mysql-install.log")"
   nohup mariadbd --defaults-file="$dir/my.cnf" >"$STATE/logs/mysql.log" 2>&1 &
@@ -291,6 +319,8 @@ GRANT SELECT ON $AP_MYSQL_DATABASE.* TO '$AP_MYSQL_X509_USER'@'127.0.0.1';
 INSTALL SONAME 'auth_ed25519';
 CREATE USER '$AP_MYSQL_ED25519_USER'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('$AP_MYSQL_ED25519_PASSWORD');
 GRANT SELECT ON $AP_MYSQL_DATABASE.* TO '$AP_MYSQL_ED25519_USER'@'127.0.0.1';
+CREATE USER '$AP_IAM_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-rds-mysql' REQUIRE SSL;
+GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_IAM_DB_USER'@'127.0.0.1';
 CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '$AP_MYSQL_ROOT_PASSWORD';
 GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 SQL

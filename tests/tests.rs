@@ -16,6 +16,7 @@ mod live_http;
 mod live_mssql;
 mod live_mysql;
 mod live_postgres;
+mod live_rds_iam;
 mod live_s3;
 mod live_sftp;
 mod live_tunnel;

@@ -1,6 +1,10 @@
 //! What the database kinds (postgres, mysql, mssql) share: their connection keys, their
 //! stages, and how a socket error during an encrypted session is classified.
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::aws_creds::{Source, Sts};
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::redact::Secret;
@@ -40,23 +44,102 @@ pub struct DbTarget {
     pub database: Option<String>,
     pub user: String,
     pub password: Option<Secret>,
+    /// Log in with an RDS IAM token instead of a password.
+    pub iam: Option<Arc<RdsIam>>,
     pub query: String,
     pub tls: TlsOptions,
 }
 
+/// `auth = { type = "rds_iam", region, credentials }`: the password is an RDS auth token,
+/// presigned at each attempt from AWS credentials (valid 15 minutes, only over TLS).
+#[derive(Debug)]
+pub struct RdsIam {
+    pub region: String,
+    pub credentials: Source,
+}
+
+/// What `auth` a database kind accepts besides its password keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum IamSupport {
+    RdsIam,
+    None,
+}
+
+fn read_rds_iam(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<Arc<RdsIam>>> {
+    let Some(a) = t.table("auth") else {
+        return (!t.has("auth")).then_some(None);
+    };
+    let auth_type = a.required_string("type", "rds_iam")?;
+    if auth_type != "rds_iam" {
+        a.error_at(
+            "type",
+            format!(
+                "unknown database auth type `{auth_type}`: the only one is `rds_iam` (a password goes in `password`)"
+            ),
+        );
+        return None;
+    }
+    if support == IamSupport::None {
+        a.error_at("type", "rds_iam is for postgres and mysql (RDS has no IAM database authentication for SQL Server): use user and password");
+        return None;
+    }
+    let region = a.required_string("region", "the database's AWS region, e.g. \"eu-west-1\"");
+    let credentials = match a.table("credentials") {
+        Some(c) => {
+            let source = Source::read(&c, false, "rds_iam credentials");
+            if source.is_some() {
+                c.finish();
+            }
+            source
+        }
+        None => (!a.has("credentials")).then_some(Source::DefaultChain),
+    };
+    if matches!(credentials, Some(Source::Anonymous)) {
+        a.error_at("credentials", "an RDS auth token is signed: anonymous has nothing to sign with");
+        return None;
+    }
+    a.finish();
+    Some(Some(Arc::new(RdsIam { region: region?, credentials: credentials? })))
+}
+
 impl DbTarget {
     /// Reads the shared keys; `password_required` for kinds without passwordless logins.
-    pub fn read(t: &TableReader<'_, '_>, default_port: u16, password_required: bool) -> Option<DbTarget> {
+    pub fn read(
+        t: &TableReader<'_, '_>,
+        default_port: u16,
+        password_required: bool,
+        iam_support: IamSupport,
+    ) -> Option<DbTarget> {
         let host = t.required_string("host", "the server's host name or address");
         let port = t.port("port");
         let port_ok = port.is_some() || !t.has("port");
         let user = t.required_string("user", "the database user");
         let database = t.string("database");
-        let password =
-            if password_required { t.required_secret("password", "the password") } else { t.secret("password") };
-        let password_ok = password.is_some() || !(password_required || t.has("password"));
+        let iam = read_rds_iam(t, iam_support);
+        let iam_set = matches!(iam, Some(Some(_))) || t.has("auth");
+        let password = if password_required && !iam_set {
+            t.required_secret("password", "the password")
+        } else {
+            t.secret("password")
+        };
+        let mut password_ok = password.is_some() || !((password_required && !iam_set) || t.has("password"));
+        if iam_set && t.has("password") {
+            t.error_at("password", "rds_iam logs in with a token made at each attempt: leave `password` out");
+            password_ok = false;
+        }
         let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
-        let tls = TlsOptions::read(t, true);
+        let mut tls = TlsOptions::read(t, true);
+        if iam_set && let Some(tls) = &mut tls {
+            // Without a mode the reader chose libpq's `prefer`.
+            let mode_given = t.table("tls").is_some_and(|table| table.has("mode"));
+            if !mode_given {
+                // RDS only accepts IAM tokens over TLS; verified like every other connection.
+                tls.mode = Some(TlsMode::VerifyFull);
+            } else if matches!(tls.mode, Some(TlsMode::Disable | TlsMode::Prefer)) {
+                t.error_at("tls", "rds_iam sends its token only over TLS: use tls.mode = \"require\", \"verify-ca\" or \"verify-full\"");
+                password_ok = false;
+            }
+        }
         if !(port_ok && password_ok) {
             return None;
         }
@@ -66,9 +149,53 @@ impl DbTarget {
             database,
             user: user?,
             password,
+            iam: iam?,
             query,
             tls: tls?,
         })
+    }
+
+    /// The password for this attempt: the configured one, or a fresh RDS auth token
+    /// (stage `token`: resolving the credentials may call STS).
+    pub async fn login_password(&self, ctx: &ProbeContext) -> Result<Option<Secret>, Failure> {
+        let Some(iam) = &self.iam else {
+            return Ok(self.password.clone());
+        };
+        ctx.stage(Stage::Token, async {
+            // STS, when the source needs it, is AWS's own, judged against the system roots.
+            let sts_tls = TlsOptions::default();
+            let sts = Sts { region: &iam.region, endpoint: None, tls: &sts_tls };
+            let creds = iam
+                .credentials
+                .resolve(ctx, &sts)
+                .await?
+                .ok_or_else(|| Failure::internal("no credentials to sign the RDS token with"))?;
+            let token =
+                crate::aws_sign::rds_token(&creds, &iam.region, &self.host, self.port, &self.user, SystemTime::now())?;
+            ctx.detail(format!(
+                "token: RDS auth token for {}@{}:{} in {}, signed with {}",
+                self.user,
+                self.host,
+                self.port,
+                iam.region,
+                iam.credentials.describe()
+            ));
+            Ok(Some(Secret::new(token)))
+        })
+        .await
+    }
+
+    /// A refused login explained for an IAM token, whose causes are not a wrong password.
+    pub fn explain_refusal(&self, failure: Failure) -> Failure {
+        match &self.iam {
+            Some(iam) if failure.class == ErrorClass::AuthRejected => failure.with_hint(format!(
+                "the RDS IAM token was refused: check that IAM database authentication is enabled on the instance, that `{}` is an IAM user there (PostgreSQL: GRANT rds_iam; MySQL: IDENTIFIED WITH AWSAuthenticationPlugin), that the credentials ({}) may rds-db:connect as it, and that host, port and region ({}) are the instance's own endpoint",
+                self.user,
+                iam.credentials.describe(),
+                iam.region
+            )),
+            _ => failure,
+        }
     }
 
     pub fn mode(&self) -> TlsMode {
@@ -79,6 +206,9 @@ impl DbTarget {
         let mut stages = vec![Stage::Dns, Stage::Connect];
         if self.mode() != TlsMode::Disable {
             stages.push(Stage::Tls);
+        }
+        if self.iam.is_some() {
+            stages.push(Stage::Token);
         }
         stages.extend([Stage::Auth, Stage::Check]);
         stages

@@ -13,7 +13,7 @@ use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::net::{self, BoxIo, Record};
 use crate::probes::Probe;
-use crate::probes::db::DbTarget;
+use crate::probes::db::{DbTarget, IamSupport};
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode};
 
@@ -27,7 +27,7 @@ pub struct PostgresProbe {
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    let mut db = DbTarget::read(t, DEFAULT_PORT, false)?;
+    let mut db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam)?;
     // libpq's default: the database named after the user.
     db.database.get_or_insert_with(|| db.user.clone());
     Some(Arc::new(PostgresProbe { db }))
@@ -74,7 +74,8 @@ impl PostgresProbe {
             .dbname(self.database())
             .application_name("authprobe")
             .ssl_mode(tokio_postgres::config::SslMode::Disable);
-        if let Some(password) = &self.db.password {
+        let password = self.db.login_password(ctx).await?;
+        if let Some(password) = &password {
             config.password(password.expose());
         }
         let (client, connection) = ctx
@@ -113,7 +114,8 @@ impl PostgresProbe {
             }
         }
         if let Some(db) = err.as_db_error() {
-            return classify_db_error(db, self.db.tls.identity.is_some(), &self.db.user, self.database());
+            let failure = classify_db_error(db, self.db.tls.identity.is_some(), &self.db.user, self.database());
+            return self.db.explain_refusal(failure);
         }
         if let Some(io) = find_cause::<std::io::Error>(err) {
             return Failure::new(classify_io(io), describe_io(io));

@@ -33,7 +33,7 @@ pub struct MssqlProbe {
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    Some(Arc::new(MssqlProbe { db: DbTarget::read(t, DEFAULT_PORT, true)? }))
+    Some(Arc::new(MssqlProbe { db: DbTarget::read(t, DEFAULT_PORT, true, crate::probes::db::IamSupport::None)? }))
 }
 
 /// PRELOGIN, noting the version the server announces.

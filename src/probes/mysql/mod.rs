@@ -15,7 +15,7 @@ use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
 use crate::net::{self, BoxIo, Record};
 use crate::probes::Probe;
-use crate::probes::db::{DbTarget, session_io_failure};
+use crate::probes::db::{DbTarget, IamSupport, session_io_failure};
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode, TlsOptions};
 use wire::{Greeting, Packets, WireError};
@@ -28,7 +28,7 @@ pub struct MysqlProbe {
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    Some(Arc::new(MysqlProbe { db: DbTarget::read(t, DEFAULT_PORT, false)? }))
+    Some(Arc::new(MysqlProbe { db: DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam)? }))
 }
 
 /// The connection after the greeting (and TLS, if negotiated), ready for the login.
@@ -103,6 +103,7 @@ impl MysqlProbe {
         } else {
             Ok(ctx.stage(Stage::Tls, self.negotiate_tls(ctx, tcp)).await?)
         };
+        let password = self.db.login_password(ctx).await?;
         let (mut packets, tls_record) = ctx
             .stage(Stage::Auth, async {
                 let Session { mut packets, greeting, tls } = match start {
@@ -114,7 +115,7 @@ impl MysqlProbe {
                     }
                 };
                 let encrypted = tls.is_some();
-                let password = self.db.password.as_ref().map(|p| p.expose()).unwrap_or_default();
+                let password = password.as_ref().map(|p| p.expose()).unwrap_or_default();
                 let login =
                     wire::Login { user: &self.db.user, password, database: self.db.database.as_deref(), encrypted };
                 let caps = self.capabilities(&greeting, encrypted);
@@ -157,7 +158,9 @@ impl MysqlProbe {
             (WireError::Server { code: 1045, message }, tls) => {
                 let failure = server_error(1045, &message);
                 // 1045 is also how servers refuse a login that lacks TLS or a certificate.
-                if tls.is_none() {
+                if self.db.iam.is_some() {
+                    self.db.explain_refusal(failure)
+                } else if tls.is_none() {
                     failure.with_hint("the password is wrong, or the account requires TLS (REQUIRE SSL, require_secure_transport): try tls.mode = \"require\"")
                 } else if opts.identity.is_none() {
                     failure.with_hint("the password is wrong, or the account requires a client certificate (REQUIRE X509/SUBJECT): check both")
