@@ -534,6 +534,7 @@ write_env() {
     echo "AP_GCP_ROTATED_KEY_FILE=$STATE/cloud/gcp-sa-rotated.json"
     echo "AP_GCP_DELETED_KEY_FILE=$STATE/cloud/gcp-sa-deleted.json"
     echo "AP_CLOUD_ISSUED=$STATE/cloud/issued.log"
+    echo "AP_WEB_IDENTITY_DIR=$STATE/cloud/web-identity"
     echo "AP_SERVERS=native"
   } > "$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"

@@ -44,6 +44,8 @@ pub enum Source {
         role_arn: String,
         token_file: PathBuf,
         session_name: String,
+        /// A regional or VPC STS endpoint (or a local one) instead of the default.
+        sts_endpoint: Option<String>,
     },
     Anonymous,
 }
@@ -112,7 +114,11 @@ impl Source {
                     }
                 };
                 let session_name = a.string("session_name").unwrap_or_else(|| "authprobe".into());
-                Some(Source::WebIdentity { role_arn: role_arn?, token_file: token_file?, session_name })
+                let sts_endpoint = a.url("sts_endpoint").map(|u| u.as_str().trim_end_matches('/').to_string());
+                if sts_endpoint.is_none() && a.has("sts_endpoint") {
+                    return None;
+                }
+                Some(Source::WebIdentity { role_arn: role_arn?, token_file: token_file?, session_name, sts_endpoint })
             }
             "assume_role" if !nested => {
                 let role_arn = a.required_string("role_arn", "the role to assume");
@@ -200,8 +206,9 @@ impl Source {
                 }
                 SharedCredentialsProvider::new(builder.build_from_provider(base).await)
             }
-            Source::WebIdentity { role_arn, token_file, session_name } => {
-                let credentials = web_identity(ctx, sts, role_arn, token_file, session_name).await?;
+            Source::WebIdentity { role_arn, token_file, session_name, sts_endpoint } => {
+                let sts = Sts { endpoint: sts_endpoint.as_deref().or(sts.endpoint), ..*sts };
+                let credentials = web_identity(ctx, &sts, role_arn, token_file, session_name).await?;
                 SharedCredentialsProvider::new(credentials)
             }
         }))

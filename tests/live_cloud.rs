@@ -292,3 +292,67 @@ async fn a_missing_web_identity_token_is_named() {
     assert!(p["error"]["message"].as_str().unwrap().contains("/nonexistent/token"), "{p:#}");
     assert!(p["error"]["hint"].as_str().unwrap().contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{p:#}");
 }
+
+/// `web_identity` end to end: the harness's STS checks the projected service-account token
+/// (signature against the cluster issuer's key, issuer, audience, expiry, the role's trust
+/// in its subject) and hands out keys that s3s-fs and the RDS token checker accept.
+#[tokio::test]
+async fn web_identity_roles_are_assumed_and_refused_by_sts() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let web_identity = |role: &str, token: &str| {
+        format!(
+            "{{ type = \"web_identity\", role_arn = \"${{{role}}}\", token_file = \"${{AP_WEB_IDENTITY_DIR}}/{token}\", sts_endpoint = \"http://127.0.0.1:${{AP_CLOUD_PORT}}\" }}"
+        )
+    };
+    let s3 = |name: &str, token: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"s3\"\nbucket = \"${{AP_S3_BUCKET}}\"\nendpoint = \"http://127.0.0.1:${{AP_S3_PORT}}\"\nauth = {}\n\n",
+            web_identity("AP_WEB_IDENTITY_S3_ROLE", token)
+        )
+    };
+    let mut cfg = String::new();
+    cfg += &s3("irsa", "token");
+    cfg += &s3("irsa-expired", "token-expired");
+    cfg += &s3("irsa-wrong-audience", "token-wrong-audience");
+    cfg += &s3("irsa-forged", "token-forged");
+    cfg += &s3("irsa-untrusted-service-account", "token-untrusted-sa");
+    cfg += &format!(
+        "[[probe]]\nname = \"rds-iam-via-irsa\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = \"${{AP_PG_PORT}}\"\nuser = \"${{AP_IAM_DB_USER}}\"\ndatabase = \"appdb\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"rds_iam\", region = \"${{AP_RDS_REGION}}\", credentials = {} }}\n\n",
+        web_identity("AP_WEB_IDENTITY_DB_ROLE", "token")
+    );
+    let config = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", config.to_str().unwrap(), "--format", "json"], &env).await;
+    let report = out.json();
+    let ok = assert_passed(&report, "irsa");
+    let stages: Vec<&str> = ok["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["dns", "connect", "token", "auth", "check"]);
+    assert_passed(&report, "rds-iam-via-irsa");
+    for (name, code) in [
+        ("irsa-expired", "ExpiredTokenException"),
+        ("irsa-wrong-audience", "InvalidIdentityToken"),
+        ("irsa-forged", "InvalidIdentityToken"),
+    ] {
+        let p = assert_failed(&report, name, "token", "auth_rejected");
+        assert!(p["error"]["message"].as_str().unwrap().contains(code), "{p:#}");
+    }
+    let denied = assert_failed(&report, "irsa-untrusted-service-account", "token", "permission_denied");
+    assert!(denied["error"]["message"].as_str().unwrap().contains("AccessDenied"), "{denied:#}");
+    assert!(denied["error"]["hint"].as_str().unwrap().contains("trust policy"), "{denied:#}");
+
+    let verbose = authprobe_harness(&["run", "-c", config.to_str().unwrap(), "-vv"], &env).await;
+    let seen = out.stdout + &out.stderr + &verbose.stdout + &verbose.stderr;
+    let dir = std::path::PathBuf::from(harness_var(&env, "AP_WEB_IDENTITY_DIR"));
+    let mut secrets: Vec<String> = ["token", "token-expired", "token-forged", "token-untrusted-sa"]
+        .iter()
+        .map(|t| std::fs::read_to_string(dir.join(t)).unwrap().trim().to_string())
+        .collect();
+    // Session tokens STS handed out, and the keys behind the roles.
+    let issued = std::fs::read_to_string(harness_var(&env, "AP_CLOUD_ISSUED")).unwrap();
+    secrets.extend(issued.lines().filter(|l| l.starts_with("IQoJ")).map(str::to_string));
+    secrets.push(harness_var(&env, "AP_S3_SECRET_KEY"));
+    secrets.push(harness_var(&env, "AP_RDS_SECRET_ACCESS_KEY"));
+    for secret in secrets {
+        assert!(!seen.contains(&secret), "a token or key leaked:\n{seen}");
+    }
+}

@@ -12,6 +12,13 @@ they receive the way the real services do:
   with `Metadata: true`.
 - Microsoft Entra ID client credentials: POST /{tenant}/oauth2/v2.0/token with client_id,
   client_secret and a `…/.default` scope.
+- AWS STS AssumeRoleWithWebIdentity (POST / with Action=AssumeRoleWithWebIdentity, as
+  sts.amazonaws.com): the web identity token's RS256 signature against the local
+  Kubernetes OIDC issuer's key, its issuer, audience (sts.amazonaws.com) and expiry, and the
+  role's trust policy on its subject; answers carry STS's XML and error codes. The issuer
+  mints service-account tokens into DIR/web-identity/ at each start (a good one, expired,
+  wrong audience, forged, and one for a service account no role trusts). The roles hand
+  out the harness's s3s-fs key (for s3) and RDS key (for rds_iam) with a session token.
 - Protected resources that accept only tokens issued here: /gcp/api (access tokens),
   /gcp/id-api (ID tokens for the audience https://api.authprobe.test), /azure/api.
 
@@ -31,6 +38,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape as xml_escape
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,6 +52,15 @@ AZURE_TENANT = "11111111-2222-3333-4444-555555555555"
 AZURE_CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 AZURE_CLIENT_SECRET = os.environ.get("AP_AZURE_CLIENT_SECRET", "demo-azure-secret-4f7a9c")
 AZURE_MI_CLIENT_ID = "99999999-8888-7777-6666-555555555555"
+OIDC_ISSUER = "https://oidc.eks.authprobe.test/id/AUTHPROBE"
+STS_AUDIENCE = "sts.amazonaws.com"
+TRUSTED_SUBJECT = "system:serviceaccount:data:pipeline"
+ACCOUNT = "123456789012"
+# role name -> (the environment variables holding the key it hands out)
+ROLES = {
+    "authprobe-s3-reader": ("AP_S3_ACCESS_KEY", "AP_S3_SECRET_KEY"),
+    "authprobe-db": ("AP_RDS_ACCESS_KEY_ID", "AP_RDS_SECRET_ACCESS_KEY"),
+}
 AZURE_RESOURCES = {"https://storage.azure.com/", "https://management.azure.com/", "https://api.authprobe.test"}
 
 
@@ -90,6 +107,36 @@ def make_keys(directory, port):
     write_key_file(os.path.join(directory, "gcp-sa-deleted.json"), DELETED_EMAIL, secrets.token_hex(20), gone, token_uri)
 
 
+def sign_jwt(key, claims, kid):
+    header = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": kid}).encode())
+    body = b64url(json.dumps(claims).encode())
+    signature = key.sign(f"{header}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{header}.{body}.{b64url(signature)}"
+
+
+def mint_web_identity_tokens(directory, issuer_key):
+    """Projected service-account tokens, as the kubelet writes them for EKS pod roles."""
+    out = os.path.join(directory, "web-identity")
+    os.makedirs(out, exist_ok=True)
+    now = int(time.time())
+    base = {"iss": OIDC_ISSUER, "aud": [STS_AUDIENCE], "sub": TRUSTED_SUBJECT, "iat": now, "nbf": now,
+            "exp": now + 86400}
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tokens = {
+        "token": sign_jwt(issuer_key, base, "cluster"),
+        "token-expired": sign_jwt(issuer_key, dict(base, iat=now - 7200, nbf=now - 7200, exp=now - 3600), "cluster"),
+        "token-wrong-audience": sign_jwt(issuer_key, dict(base, aud=["vault"]), "cluster"),
+        "token-forged": sign_jwt(forger, base, "cluster"),
+        "token-untrusted-sa": sign_jwt(issuer_key, dict(base, sub="system:serviceaccount:data:intruder"), "cluster"),
+    }
+    for name, token in tokens.items():
+        path = os.path.join(out, name)
+        with open(path, "w") as f:
+            f.write(token)
+        os.chmod(path, 0o644)
+    return tokens
+
+
 class State:
     def __init__(self, directory):
         with open(os.path.join(directory, "gcp-sa.json")) as f:
@@ -103,6 +150,10 @@ class State:
         self.gcp_id = {}
         self.azure = set()
         self.issued_log = open(os.path.join(directory, "issued.log"), "a")
+        self.oidc_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        for token in mint_web_identity_tokens(directory, self.oidc_key).values():
+            self.issued_log.write(token + "\n")
+        self.issued_log.flush()
 
     def issue(self, bucket, token, value=None):
         with self.lock:
@@ -186,6 +237,11 @@ class Handler(BaseHTTPRequestHandler):
         parts = url.path.strip("/").split("/")
         if url.path == "/token":
             return self.google_token(self.form())
+        if url.path == "/":
+            form = self.form()
+            if form.get("Action") == "AssumeRoleWithWebIdentity":
+                return self.assume_role_with_web_identity(form)
+            return self.sts_error(400, "InvalidAction", f"Could not find operation {form.get('Action')} for version {form.get('Version')}")
         if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
             return self.entra_token(parts[0], self.form())
         self.reply(404, {"error": "not_found"})
@@ -202,6 +258,60 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"id_token": state.id_token(claims["target_audience"])})
         token = state.issue(state.gcp_access, "ya29." + secrets.token_urlsafe(48))
         self.reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    def sts_error(self, status, code, message):
+        body = (f'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                f'<Code>{code}</Code><Message>{xml_escape(message)}</Message></Error>'
+                f'<RequestId>{secrets.token_hex(16)}</RequestId></ErrorResponse>')
+        self.reply(status, body, "text/xml")
+
+    def assume_role_with_web_identity(self, form):
+        token = form.get("WebIdentityToken", "")
+        role_arn = form.get("RoleArn", "")
+        session = form.get("RoleSessionName", "")
+        if not token or not role_arn or not session:
+            return self.sts_error(400, "MissingParameter", "RoleArn, RoleSessionName and WebIdentityToken are required")
+        try:
+            header_b64, claims_b64, signature_b64 = token.split(".")
+            header = json.loads(unb64url(header_b64))
+            claims = json.loads(unb64url(claims_b64))
+            signature = unb64url(signature_b64)
+        except ValueError:
+            return self.sts_error(400, "InvalidIdentityToken", "Token is not a valid JWT")
+        if header.get("alg") != "RS256" or claims.get("iss") != OIDC_ISSUER:
+            return self.sts_error(400, "InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {claims.get('iss')}")
+        try:
+            self.state.oidc_key.public_key().verify(signature, f"{header_b64}.{claims_b64}".encode(),
+                                                    padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return self.sts_error(400, "InvalidIdentityToken", "The token's signature does not verify against the provider's keys")
+        audiences = claims.get("aud")
+        audiences = audiences if isinstance(audiences, list) else [audiences]
+        if STS_AUDIENCE not in audiences:
+            return self.sts_error(400, "InvalidIdentityToken", "Incorrect token audience")
+        now = int(time.time())
+        if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+            return self.sts_error(400, "ExpiredTokenException", f"Token expired: current date/time {now} must be before the expiration date/time {claims.get('exp')}")
+        prefix = f"arn:aws:iam::{ACCOUNT}:role/"
+        role = role_arn[len(prefix):] if role_arn.startswith(prefix) else None
+        if role not in ROLES or claims.get("sub") != TRUSTED_SUBJECT:
+            return self.sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        key_var, secret_var = ROLES[role]
+        session_token = self.state.issue(set(), "IQoJb3JpZ2luX2VjE" + secrets.token_urlsafe(96))
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
+        body = (f'<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                f'<AssumeRoleWithWebIdentityResult>'
+                f'<SubjectFromWebIdentityToken>{xml_escape(claims["sub"])}</SubjectFromWebIdentityToken>'
+                f'<Audience>{STS_AUDIENCE}</Audience>'
+                f'<AssumedRoleUser><Arn>arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{xml_escape(session)}</Arn>'
+                f'<AssumedRoleId>AROAAUTHPROBE{role.upper().replace("-", "")[:8]}:{xml_escape(session)}</AssumedRoleId></AssumedRoleUser>'
+                f'<Credentials><SessionToken>{session_token}</SessionToken>'
+                f'<SecretAccessKey>{os.environ[secret_var]}</SecretAccessKey>'
+                f'<Expiration>{expiration}</Expiration><AccessKeyId>{os.environ[key_var]}</AccessKeyId></Credentials>'
+                f'<Provider>{OIDC_ISSUER}</Provider></AssumeRoleWithWebIdentityResult>'
+                f'<ResponseMetadata><RequestId>{secrets.token_hex(16)}</RequestId></ResponseMetadata>'
+                f'</AssumeRoleWithWebIdentityResponse>')
+        self.reply(200, body, "text/xml")
 
     def entra_token(self, tenant, form):
         state = self.state
