@@ -32,7 +32,7 @@ def harness_env():
         for line in f:
             if "=" in line:
                 k, v = line.strip().split("=", 1)
-                env[k] = v
+                env[k] = v.strip("'")  # SAS tokens are single-quoted for shells
     return env
 
 

@@ -21,5 +21,7 @@ ENV PATH=/opt/venv/bin:$PATH AUTHPROBE_CACHE=/opt/authprobe-cache
 COPY --from=s3s /opt/s3s /opt/authprobe-cache/s3s
 RUN mkdir -p /opt/authprobe-cache/node && cd /opt/authprobe-cache/node \
  && npm install --no-audit --no-fund oidc-provider@9.13.3
+RUN mkdir -p /opt/authprobe-cache/azurite && cd /opt/authprobe-cache/azurite \
+ && npm install --no-audit --no-fund azurite@3.35.0
 WORKDIR /authprobe
 COPY scripts /authprobe/scripts

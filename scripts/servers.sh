@@ -502,6 +502,31 @@ CONF
   wait_tcp mssql "$AP_MSSQL_PORT" 60
 }
 
+# ---------------------------------------------------------------- Azurite (Azure Blob Storage)
+start_azurite() {
+  running azurite && return 0
+  port_free azurite "$AP_AZURITE_PORT"
+  command -v node >/dev/null || apt_install nodejs npm
+  local dir=$CACHE/azurite
+  mkdir -p "$dir"
+  if [ ! -x "$dir/node_modules/.bin/azurite-blob" ]; then
+    log "installing azurite from npm"
+    (cd "$dir" && npm install --no-audit --no-fund --silent azurite@3.35.0)
+  fi
+  rm -rf "$STATE/azurite" "$STATE/azurite.env"; mkdir -p "$STATE/azurite"
+  # HTTPS with the harness certificate (bearer tokens need it); `--oauth basic` checks a
+  # token's issuer, audience and lifetime, not its signature. No telemetry: loopback only.
+  AZURITE_ACCOUNTS="$AP_AZURE_STORAGE_ACCOUNT:$AP_AZURE_STORAGE_KEY" nohup "$dir/node_modules/.bin/azurite-blob" \
+    --blobHost 127.0.0.1 --blobPort "$AP_AZURITE_PORT" --location "$STATE/azurite" \
+    --cert "$CERTS/server.crt" --key "$CERTS/server.key" --oauth basic --disableTelemetry \
+    --debug "$STATE/logs/azurite-debug.log" >"$STATE/logs/azurite.log" 2>&1 &
+  echo $! > "$PIDS/azurite.pid"
+  wait_tcp azurite "$AP_AZURITE_PORT" 30
+  python3 "$HARNESS/azurite_setup.py" "https://127.0.0.1:$AP_AZURITE_PORT/$AP_AZURE_STORAGE_ACCOUNT" \
+    "$AP_AZURE_STORAGE_ACCOUNT" "$AP_AZURE_STORAGE_KEY" "$AP_AZURE_CONTAINER" "$CERTS/ca.crt" "$STATE/azurite.env" \
+    || die "Azurite set-up failed"
+}
+
 # ---------------------------------------------------------------- cloud token protocols
 start_cloud() {
   running cloud && return 0
@@ -530,6 +555,7 @@ write_env() {
     echo "AP_BASTION_DIR=$STATE/bastion"
     echo "AP_BASTION_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/bastion/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
     cat "$STATE/moto.env" 2>/dev/null || true
+    cat "$STATE/azurite.env" 2>/dev/null || true
     echo "AP_GCP_KEY_FILE=$STATE/cloud/gcp-sa.json"
     echo "AP_GCP_ROTATED_KEY_FILE=$STATE/cloud/gcp-sa-rotated.json"
     echo "AP_GCP_DELETED_KEY_FILE=$STATE/cloud/gcp-sa-deleted.json"
@@ -554,6 +580,7 @@ up_native() {
   start_moto
   start_mssql
   start_cloud
+  start_azurite
   write_env
   log "all servers up in $((SECONDS - started))s; env: $ENV_FILE"
 }

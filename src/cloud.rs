@@ -182,7 +182,9 @@ fn http_url(a: &TableReader<'_, '_>, key: &'static str, default: &str) -> Option
 }
 
 /// Reads the keys of one of [`AUTH_TYPES`] (`auth_type` is already known to be one).
-pub fn read(a: &TableReader<'_, '_>, auth_type: &str) -> Option<CloudIdentity> {
+/// `default_resource`: the Azure resource a kind implies (Blob Storage's), so that
+/// `resource` and `scope` may be left out.
+pub fn read(a: &TableReader<'_, '_>, auth_type: &str, default_resource: Option<&str>) -> Option<CloudIdentity> {
     match auth_type {
         "gcp_service_account" => {
             let token = google_token(a);
@@ -214,8 +216,13 @@ pub fn read(a: &TableReader<'_, '_>, auth_type: &str) -> Option<CloudIdentity> {
             Some(CloudIdentity::GcpMetadata { endpoint: endpoint?, account, token: token? })
         }
         "azure_managed_identity" => {
-            let resource =
-                a.required_string("resource", "the resource to get a token for, e.g. \"https://storage.azure.com/\"");
+            let resource = match default_resource {
+                Some(default) => Some(a.string("resource").unwrap_or_else(|| default.to_string())),
+                None => a.required_string(
+                    "resource",
+                    "the resource to get a token for, e.g. \"https://storage.azure.com/\"",
+                ),
+            };
             let client_id = a.string("client_id");
             let endpoint = http_url(a, "endpoint", AZURE_IMDS);
             Some(CloudIdentity::AzureManagedIdentity { endpoint: endpoint?, resource: resource?, client_id })
@@ -224,7 +231,10 @@ pub fn read(a: &TableReader<'_, '_>, auth_type: &str) -> Option<CloudIdentity> {
             let tenant = a.required_string("tenant_id", "the Entra ID tenant (directory) id");
             let client_id = a.required_string("client_id", "the application (client) id");
             let secret = a.required_secret("client_secret", "the client secret");
-            let scope = a.required_string("scope", "the scope, e.g. \"https://storage.azure.com/.default\"");
+            let scope = match default_resource {
+                Some(default) => Some(a.string("scope").unwrap_or_else(|| format!("{default}.default"))),
+                None => a.required_string("scope", "the scope, e.g. \"https://storage.azure.com/.default\""),
+            };
             let authority = http_url(a, "authority", AZURE_AUTHORITY);
             let (tenant, authority) = (tenant?, authority?);
             let token_url = authority

@@ -11,6 +11,7 @@ mod formats;
 mod harness_servers;
 mod http_auth;
 mod integrations;
+mod live_azure_blob;
 mod live_cloud;
 mod live_http;
 mod live_mssql;

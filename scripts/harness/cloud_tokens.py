@@ -165,6 +165,14 @@ class State:
             self.issued_log.flush()
         return token
 
+    def entra_token(self, resource, client_id):
+        """An Entra ID access token as Azure Storage reads it (Azurite checks iss, aud, nbf, exp)."""
+        now = int(time.time())
+        claims = {"aud": resource.rstrip("/"), "iss": f"https://sts.windows.net/{AZURE_TENANT}/", "iat": now,
+                  "nbf": now - 60, "exp": now + 3600, "appid": client_id, "oid": client_id, "sub": client_id,
+                  "tid": AZURE_TENANT, "uti": secrets.token_urlsafe(16), "ver": "1.0"}
+        return sign_jwt(self.signing_key, claims, "entra")
+
     def id_token(self, audience):
         now = int(time.time())
         header = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "local"}).encode())
@@ -326,7 +334,7 @@ class Handler(BaseHTTPRequestHandler):
         scope = form.get("scope", "")
         if not scope.endswith("/.default"):
             return self.reply(400, {"error": "invalid_scope", "error_description": f"AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", "error_codes": [1002012]})
-        token = state.issue(state.azure, "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(48))
+        token = state.issue(state.azure, state.entra_token(scope[: -len(".default")], form["client_id"]))
         self.reply(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
 
     def do_GET(self):
@@ -379,7 +387,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, {"error": "invalid_request", "error_description": "Identity not found"})
         if resource not in AZURE_RESOURCES:
             return self.reply(400, {"error": "invalid_resource", "error_description": f"AADSTS500011: The resource principal named {resource} was not found in the tenant named {AZURE_TENANT}."})
-        token = self.state.issue(self.state.azure, "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiIsIng1dCI6Im1pIn0." + secrets.token_urlsafe(48))
+        token = self.state.issue(self.state.azure, self.state.entra_token(resource, query.get("client_id", AZURE_MI_CLIENT_ID)))
         now = int(time.time())
         self.reply(200, {"access_token": token, "client_id": query.get("client_id", AZURE_MI_CLIENT_ID), "expires_in": "86399",
                          "expires_on": str(now + 86399), "ext_expires_in": "86399", "not_before": str(now),

@@ -184,7 +184,9 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
         Some("bearer") => a.required_secret("token", "the bearer token").map(|token| Auth::Bearer { token }),
         Some("api_key") => read_api_key(&a),
         Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => read_oauth2(&a, grant),
-        Some(cloud) if crate::cloud::AUTH_TYPES.contains(&cloud) => crate::cloud::read(&a, cloud).map(Auth::Cloud),
+        Some(cloud) if crate::cloud::AUTH_TYPES.contains(&cloud) => {
+            crate::cloud::read(&a, cloud, None).map(Auth::Cloud)
+        }
         Some("aws_sigv4") => {
             let service = a.required_string("service", "the AWS service to sign for, e.g. \"execute-api\"");
             let region = a.required_string("region", "the AWS region, e.g. \"us-east-1\"");

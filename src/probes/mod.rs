@@ -2,6 +2,7 @@
 //! its config table to a [`Probe`]) registered in [`KINDS`]; adding a kind is one new file
 //! and one line there.
 
+pub mod azure_blob;
 pub mod db;
 pub mod http;
 pub mod mssql;
@@ -63,6 +64,31 @@ pub fn host_and_port(target: &str) -> Result<(String, Option<u16>), String> {
     Ok((host.to_string(), port))
 }
 
+/// A storage endpoint aimed elsewhere: `target` is an http(s) URL (without credentials), or
+/// `host[:port]` keeping the current endpoint's scheme (https when there is none).
+pub fn retarget_endpoint(current: Option<&str>, target: &str) -> Result<String, String> {
+    if target.contains("://") {
+        let url = url::Url::parse(target).map_err(|e| format!("`{target}` is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!("`{target}` is not an http:// or https:// endpoint"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("the target URL must not carry credentials; the probe's `auth` supplies them".into());
+        }
+        return Ok(url.as_str().trim_end_matches('/').to_string());
+    }
+    let (host, port) = host_and_port(target)?;
+    let scheme = match current {
+        Some(e) if e.starts_with("http:") => "http",
+        _ => "https",
+    };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    Ok(match port {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    })
+}
+
 /// Reads a probe's kind-specific keys. Errors go to the reader; `None` means there were some.
 pub type ParseFn = fn(&TableReader<'_, '_>) -> Option<Arc<dyn Probe>>;
 
@@ -79,6 +105,7 @@ pub const KINDS: &[Kind] = &[
     Kind { name: "mssql", parse: mssql::parse },
     Kind { name: "s3", parse: s3::parse },
     Kind { name: "sftp", parse: sftp::parse },
+    Kind { name: "azure_blob", parse: azure_blob::parse },
 ];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {

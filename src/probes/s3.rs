@@ -232,27 +232,7 @@ impl Probe for S3Probe {
 
     /// A URL replaces `endpoint`; `host[:port]` keeps the endpoint's scheme (https for AWS).
     fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
-        let endpoint = if target.contains("://") {
-            let url = url::Url::parse(target).map_err(|e| format!("`{target}` is not a URL: {e}"))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(format!("`{target}` is not an http:// or https:// endpoint"));
-            }
-            if !url.username().is_empty() || url.password().is_some() {
-                return Err("the target URL must not carry credentials; the probe's `auth` supplies them".into());
-            }
-            url.as_str().trim_end_matches('/').to_string()
-        } else {
-            let (host, port) = super::host_and_port(target)?;
-            let scheme = match &self.endpoint {
-                Some(e) if e.starts_with("http:") => "http",
-                _ => "https",
-            };
-            let host = if host.contains(':') { format!("[{host}]") } else { host };
-            match port {
-                Some(port) => format!("{scheme}://{host}:{port}"),
-                None => format!("{scheme}://{host}"),
-            }
-        };
+        let endpoint = super::retarget_endpoint(self.endpoint.as_deref(), target)?;
         Ok(Arc::new(S3Probe { endpoint: Some(endpoint), ..self.clone() }))
     }
 }

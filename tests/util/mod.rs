@@ -190,7 +190,8 @@ pub fn harness_env() -> Vec<(String, String)> {
         vars = text
             .lines()
             .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            // Values with shell metacharacters (SAS tokens) are single-quoted.
+            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('\'').to_string()))
             .collect();
     }
     vars
