@@ -527,6 +527,26 @@ start_azurite() {
     || die "Azurite set-up failed"
 }
 
+# ---------------------------------------------------------------- GCS emulator (PyPI)
+# It checks no credentials: the cloud token service's /storage/v1 front does (start_cloud).
+start_gcs() {
+  running gcs && return 0
+  port_free gcs "$AP_GCS_EMULATOR_PORT"
+  command -v gcp-storage-emulator >/dev/null || pip install -q gcp-storage-emulator==2026.7.19
+  nohup gcp-storage-emulator start --host 127.0.0.1 --port "$AP_GCS_EMULATOR_PORT" --in-memory \
+    --default-bucket "$AP_GCS_BUCKET" >"$STATE/logs/gcs.log" 2>&1 &
+  echo $! > "$PIDS/gcs.pid"
+  wait_tcp gcs "$AP_GCS_EMULATOR_PORT" 30
+  python3 - "http://127.0.0.1:$AP_GCS_EMULATOR_PORT" "$AP_GCS_BUCKET" "$AP_GCS_LOCKED_BUCKET" <<'PY' || die "GCS emulator set-up failed"
+import json, sys, urllib.request
+base, bucket, locked = sys.argv[1:]
+def post(path, body, kind):
+    urllib.request.urlopen(urllib.request.Request(base + path, data=body, headers={"Content-Type": kind}, method="POST"), timeout=10).read()
+post("/storage/v1/b?project=authprobe-test", json.dumps({"name": locked}).encode(), "application/json")
+post(f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name=reports/2026-11.csv", b"id,item\n1,widget\n", "text/csv")
+PY
+}
+
 # ---------------------------------------------------------------- cloud token protocols
 start_cloud() {
   running cloud && return 0
@@ -579,6 +599,7 @@ up_native() {
   start_s3
   start_moto
   start_mssql
+  start_gcs
   start_cloud
   start_azurite
   write_env

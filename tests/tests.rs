@@ -13,6 +13,7 @@ mod http_auth;
 mod integrations;
 mod live_azure_blob;
 mod live_cloud;
+mod live_gcs;
 mod live_http;
 mod live_mssql;
 mod live_mysql;

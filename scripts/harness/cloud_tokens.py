@@ -19,6 +19,11 @@ they receive the way the real services do:
   mints service-account tokens into DIR/web-identity/ at each start (a good one, expired,
   wrong audience, forged, and one for a service account no role trusts). The roles hand
   out the harness's s3s-fs key (for s3) and RDS key (for rds_iam) with a session token.
+- Google Cloud Storage's JSON API in front of the GCS emulator (PyPI gcp-storage-emulator,
+  which checks no credentials): /storage/v1/b/{bucket}/o answers 401 without a token or
+  with one not issued here, 403 when the service account has no storage.objects.list on
+  the bucket (GCS_DENIED), and otherwise the emulator's own answer
+  (the listing, or 404 for a bucket that does not exist), with GCS's error bodies.
 - Protected resources that accept only tokens issued here: /gcp/api (access tokens),
   /gcp/id-api (ID tokens for the audience https://api.authprobe.test), /azure/api.
 
@@ -36,7 +41,9 @@ import secrets
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape as xml_escape
 
@@ -61,6 +68,9 @@ ROLES = {
     "authprobe-s3-reader": ("AP_S3_ACCESS_KEY", "AP_S3_SECRET_KEY"),
     "authprobe-db": ("AP_RDS_ACCESS_KEY_ID", "AP_RDS_SECRET_ACCESS_KEY"),
 }
+GCS_EMULATOR = f"http://127.0.0.1:{os.environ.get('AP_GCS_EMULATOR_PORT', '18097')}"
+# The service account holds storage.objects.list on the project except on this bucket.
+GCS_DENIED = {os.environ.get("AP_GCS_LOCKED_BUCKET", "authprobe-gcs-locked")}
 AZURE_RESOURCES = {"https://storage.azure.com/", "https://management.azure.com/", "https://api.authprobe.test"}
 
 
@@ -342,6 +352,8 @@ class Handler(BaseHTTPRequestHandler):
         query = dict(urllib.parse.parse_qsl(url.query))
         path = url.path
         state = self.state
+        if path.startswith("/storage/v1/b/"):
+            return self.gcs_list(path, url.query)
         if path.startswith("/computeMetadata/v1/"):
             return self.gcp_metadata(path, query)
         if path == "/metadata/identity/oauth2/token":
@@ -356,6 +368,31 @@ class Handler(BaseHTTPRequestHandler):
             ok = self.bearer() in state.azure
             return self.reply(200 if ok else 401, {"ok": ok} if ok else {"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}})
         self.reply(404, {"error": "not_found"})
+
+    def gcs_error(self, code, message, reason, **where):
+        self.reply(code, {"error": {"code": code, "message": message,
+                                    "errors": [dict({"message": message, "domain": "global", "reason": reason}, **where)]}})
+
+    def gcs_list(self, path, query):
+        bucket, _, rest = path[len("/storage/v1/b/"):].partition("/")
+        if rest != "o":
+            return self.gcs_error(404, "Not Found", "notFound")
+        denied = f"does not have storage.objects.list access to the Google Cloud Storage bucket. Permission 'storage.objects.list' denied on resource (or it may not exist)."
+        token = self.bearer()
+        if token is None:
+            return self.gcs_error(401, f"Anonymous caller {denied}", "required", locationType="header", location="Authorization")
+        if token not in self.state.gcp_access:
+            return self.gcs_error(401, "Invalid Credentials", "authError", locationType="header", location="Authorization")
+        if bucket in GCS_DENIED:
+            # The emulator decides whether the bucket exists; IAM is checked first, as GCS does.
+            return self.gcs_error(403, f"{SA_EMAIL} {denied}", "forbidden")
+        try:
+            with urllib.request.urlopen(f"{GCS_EMULATOR}{path}?{query}", timeout=10) as answer:
+                return self.reply(answer.status, answer.read().decode())
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return self.gcs_error(404, "The specified bucket does not exist.", "notFound")
+            return self.gcs_error(err.code, f"emulator: HTTP {err.code}", "backendError")
 
     def gcp_metadata(self, path, query):
         if self.headers.get("Metadata-Flavor") != "Google":

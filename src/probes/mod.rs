@@ -4,6 +4,7 @@
 
 pub mod azure_blob;
 pub mod db;
+pub mod gcs;
 pub mod http;
 pub mod mssql;
 pub mod mysql;
@@ -106,6 +107,7 @@ pub const KINDS: &[Kind] = &[
     Kind { name: "s3", parse: s3::parse },
     Kind { name: "sftp", parse: sftp::parse },
     Kind { name: "azure_blob", parse: azure_blob::parse },
+    Kind { name: "gcs", parse: gcs::parse },
 ];
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {
