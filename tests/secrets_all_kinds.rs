@@ -38,6 +38,10 @@ async fn no_credential_of_any_kind_leaks_in_any_format_or_verbosity() {
         "AP_SFTP_KEY_PASSPHRASE",
         "AP_BASTION_PASSWORD",
         "AP_BEARER_TOKEN",
+        "AP_RDS_SECRET_ACCESS_KEY",
+        "AP_AZURE_STORAGE_KEY",
+        "AP_AZURE_SAS",
+        "AP_AZURE_CLIENT_SECRET",
     ]
     .iter()
     .map(|name| harness_var(&env, name))
@@ -238,6 +242,61 @@ async fn no_credential_of_any_kind_leaks_in_any_format_or_verbosity() {
             sftp("${AP_INNER_SSH_PORT}", "{ type = \"password\", password = \"CANARY-sftp-pw5-07aa\" }", host_key)
         ),
     );
+    // rds_iam (the token is made from the secret; neither may show)
+    let rds = |secret: &str| {
+        format!(
+            "host = \"127.0.0.1\"\nport = \"${{AP_PG_PORT}}\"\nuser = \"${{AP_IAM_DB_USER}}\"\ndatabase = \"appdb\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"rds_iam\", region = \"${{AP_RDS_REGION}}\", credentials = {} }}",
+            static_s3("${AP_RDS_ACCESS_KEY_ID}", secret)
+        )
+    };
+    cfg += &probe("rds-iam-ok", "postgres", &rds("${AP_RDS_SECRET_ACCESS_KEY}"));
+    cfg += &probe("rds-iam-wrong-secret", "postgres", &rds("CANARY-rds-secret-5f0e"));
+    // gcs
+    let gcs = |bucket: &str, endpoint: &str, auth: &str| {
+        format!("bucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nauth = {auth}")
+    };
+    cfg += &probe(
+        "gcs-ok",
+        "gcs",
+        &gcs(
+            "${AP_GCS_BUCKET}",
+            "http://127.0.0.1:${AP_CLOUD_PORT}",
+            "{ type = \"gcp_service_account\", key_file = \"${AP_GCP_KEY_FILE}\" }",
+        ),
+    );
+    cfg += &probe(
+        "gcs-hmac-wrong-secret",
+        "gcs",
+        &gcs(
+            "${AP_S3_BUCKET}",
+            "http://127.0.0.1:${AP_S3_PORT}",
+            "{ type = \"hmac\", access_id = \"${AP_S3_ACCESS_KEY}\", secret = \"CANARY-gcs-hmac-83c1\" }",
+        ),
+    );
+    // azure_blob
+    let blob = |auth: &str| {
+        format!(
+            "account = \"authprobedemo\"\ncontainer = \"${{AP_AZURE_CONTAINER}}\"\nendpoint = \"https://127.0.0.1:${{AP_AZURITE_PORT}}/authprobedemo\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {auth}"
+        )
+    };
+    cfg += &probe("azure-ok", "azure_blob", &blob("{ type = \"shared_key\", key = \"${AP_AZURE_STORAGE_KEY}\" }"));
+    let canary_key = format!("CANARYazureWrongKey0{}", "A".repeat(68));
+    cfg +=
+        &probe("azure-wrong-key", "azure_blob", &blob(&format!("{{ type = \"shared_key\", key = \"{canary_key}\" }}")));
+    cfg += &probe(
+        "azure-wrong-sas",
+        "azure_blob",
+        &blob(
+            "{ type = \"sas\", token = \"sv=2019-12-12&ss=b&srt=sco&sp=rl&se=2030-01-01&spr=https&sig=CANARYsas0d4e\" }",
+        ),
+    );
+    cfg += &probe(
+        "azure-wrong-client-secret",
+        "azure_blob",
+        &blob(
+            "{ type = \"azure_client_secret\", tenant_id = \"${AP_AZURE_TENANT}\", client_id = \"${AP_AZURE_CLIENT_ID}\", client_secret = \"CANARY-azure-secret-2c7a\", authority = \"http://127.0.0.1:${AP_CLOUD_PORT}\" }",
+        ),
+    );
     // tunnels failing themselves
     cfg += &probe(
         "tunnel-wrong-password",
@@ -287,10 +346,12 @@ async fn no_credential_of_any_kind_leaks_in_any_format_or_verbosity() {
         check(&format!("the {format} report file"), &written);
         if format == "json" {
             let report: serde_json::Value = serde_json::from_str(&written).unwrap();
-            for name in ["pg-ok", "mysql-ok", "mssql-ok", "s3-ok", "sftp-ok", "sftp-key-ok"] {
+            for name in
+                ["pg-ok", "mysql-ok", "mssql-ok", "s3-ok", "sftp-ok", "sftp-key-ok", "rds-iam-ok", "gcs-ok", "azure-ok"]
+            {
                 assert_passed(&report, name);
             }
-            assert_eq!(report["summary"]["failed"], 28, "every probe meant to fail must fail:\n{report:#}");
+            assert_eq!(report["summary"]["failed"], 33, "every probe meant to fail must fail:\n{report:#}");
         }
     }
 }

@@ -80,7 +80,7 @@ fn read_rds_iam(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<A
         return None;
     }
     if support == IamSupport::None {
-        a.error_at("type", "rds_iam is for postgres and mysql (RDS has no IAM database authentication for SQL Server): use user and password");
+        a.error_at("type", "rds_iam is for postgres and mysql (RDS has no IAM database authentication for SQL Server; Entra ID tokens for Azure SQL are not supported yet): use user and password");
         return None;
     }
     let region = a.required_string("region", "the database's AWS region, e.g. \"eu-west-1\"");
