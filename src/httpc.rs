@@ -225,6 +225,23 @@ pub fn describe_response(method: &Method, url: &Url, response: &Response<Incomin
     format!("http: {}", parts.join("; "))
 }
 
+/// A header value carrying a credential: marked sensitive, so that hyper never logs it.
+pub fn sensitive_header(value: &str) -> Result<HeaderValue, Failure> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        Failure::new(ErrorClass::Config, "a credential contains characters an HTTP header cannot carry")
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// The trimmed text of the first `<name>…</name>` in an XML error body (S3, Azure, GCS).
+pub fn xml_element(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find(&format!("</{name}>"))? + start;
+    Some(text[start..end].trim().to_string())
+}
+
 /// Reads at most `cap` bytes of a body; the rest is left unread (the connection is dropped
 /// afterwards). Returns the bytes and whether the body was longer.
 pub async fn read_capped(body: &mut Incoming, cap: usize) -> Result<(Bytes, bool), Failure> {

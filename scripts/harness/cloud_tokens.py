@@ -192,15 +192,22 @@ class State:
         return self.issue(self.gcp_id, f"{header}.{claims}.{b64url(signature)}", audience)
 
 
+def split_jwt(token):
+    """(header, claims, signature, signed part), or None when it is not a JWT."""
+    try:
+        header_b64, claims_b64, signature_b64 = token.split(".")
+        return (json.loads(unb64url(header_b64)), json.loads(unb64url(claims_b64)), unb64url(signature_b64),
+                f"{header_b64}.{claims_b64}".encode())
+    except Exception:
+        return None
+
+
 def google_assertion_error(state, assertion):
     """None when the assertion is one Google would accept, else (error, description)."""
-    try:
-        header_b64, claims_b64, signature_b64 = assertion.split(".")
-        header = json.loads(unb64url(header_b64))
-        claims = json.loads(unb64url(claims_b64))
-        signature = unb64url(signature_b64)
-    except Exception:
+    parts = split_jwt(assertion)
+    if parts is None:
         return ("invalid_grant", "Invalid JWT: the assertion is not a JWT.")
+    header, claims, signature, signed = parts
     if header.get("alg") != "RS256":
         return ("invalid_grant", "Invalid JWT: unsupported algorithm.")
     if claims.get("iss") != SA_EMAIL:
@@ -210,7 +217,7 @@ def google_assertion_error(state, assertion):
         # Google checks against every current key of the account when the id is unknown.
         return ("invalid_grant", "Invalid JWT Signature.")
     try:
-        key.verify(signature, f"{header_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
         return ("invalid_grant", "Invalid JWT Signature.")
     if claims.get("aud") != state.token_uri:
@@ -289,18 +296,14 @@ class Handler(BaseHTTPRequestHandler):
         session = form.get("RoleSessionName", "")
         if not token or not role_arn or not session:
             return self.sts_error(400, "MissingParameter", "RoleArn, RoleSessionName and WebIdentityToken are required")
-        try:
-            header_b64, claims_b64, signature_b64 = token.split(".")
-            header = json.loads(unb64url(header_b64))
-            claims = json.loads(unb64url(claims_b64))
-            signature = unb64url(signature_b64)
-        except ValueError:
+        parts = split_jwt(token)
+        if parts is None:
             return self.sts_error(400, "InvalidIdentityToken", "Token is not a valid JWT")
+        header, claims, signature, signed = parts
         if header.get("alg") != "RS256" or claims.get("iss") != OIDC_ISSUER:
             return self.sts_error(400, "InvalidIdentityToken", f"No OpenIDConnect provider found in your account for {claims.get('iss')}")
         try:
-            self.state.oidc_key.public_key().verify(signature, f"{header_b64}.{claims_b64}".encode(),
-                                                    padding.PKCS1v15(), hashes.SHA256())
+            self.state.oidc_key.public_key().verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature:
             return self.sts_error(400, "InvalidIdentityToken", "The token's signature does not verify against the provider's keys")
         audiences = claims.get("aud")

@@ -147,7 +147,7 @@ impl AzureBlobProbe {
             Auth::SharedKey { key } => {
                 let signature = shared_key_signature(&self.account, key, &url, &headers)?;
                 let value = format!("SharedKey {}:{signature}", self.account);
-                headers.push((http::header::AUTHORIZATION, sensitive(&value)?));
+                headers.push((http::header::AUTHORIZATION, httpc::sensitive_header(&value)?));
             }
             Auth::Sas { token } => {
                 let query = format!("{}&{}", url.query().unwrap_or_default(), token.expose());
@@ -155,7 +155,10 @@ impl AzureBlobProbe {
             }
             Auth::Entra(identity) => {
                 let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
-                headers.push((http::header::AUTHORIZATION, sensitive(&format!("Bearer {}", token.expose()))?));
+                headers.push((
+                    http::header::AUTHORIZATION,
+                    httpc::sensitive_header(&format!("Bearer {}", token.expose()))?,
+                ));
             }
             Auth::Anonymous => {}
         }
@@ -191,14 +194,9 @@ impl AzureBlobProbe {
 
     fn classify(&self, status: StatusCode, header_code: Option<String>, body: &[u8]) -> Failure {
         let text = String::from_utf8_lossy(body);
-        let between = |open: &str, close: &str| {
-            let start = text.find(open)? + open.len();
-            let end = text[start..].find(close)? + start;
-            Some(text[start..end].trim().to_string())
-        };
-        let code = header_code.or_else(|| between("<Code>", "</Code>")).unwrap_or_default();
+        let code = header_code.or_else(|| httpc::xml_element(&text, "Code")).unwrap_or_default();
         // The message's first line; the rest is a request id and a time.
-        let message = between("<Message>", "</Message>").map(|m| m.lines().next().unwrap_or_default().to_string());
+        let message = httpc::xml_element(&text, "Message").map(|m| m.lines().next().unwrap_or_default().to_string());
         let said = message.clone().map(|m| format!(": {}", truncate(&m, 200))).unwrap_or_default();
         let what = format!("HTTP {status} {code}{said}");
         let message = message.unwrap_or_default();
@@ -282,14 +280,6 @@ fn header_value(value: &str) -> Result<HeaderValue, Failure> {
     HeaderValue::from_str(value).map_err(|_| Failure::internal("a header value is not ASCII"))
 }
 
-fn sensitive(value: &str) -> Result<HeaderValue, Failure> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Failure::new(ErrorClass::Config, "a credential contains characters an HTTP header cannot carry")
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
 /// The Shared Key signature of a GET without body (Azure Storage's "Authorize with Shared
 /// Key", versions 2015-02-21 and later).
 fn shared_key_signature(
@@ -336,15 +326,7 @@ impl Probe for AzureBlobProbe {
     }
 
     fn stages(&self) -> Vec<Stage> {
-        let mut stages = vec![Stage::Dns, Stage::Connect];
-        if self.endpoint.starts_with("https:") {
-            stages.push(Stage::Tls);
-        }
-        if matches!(self.auth, Auth::Entra(_)) {
-            stages.push(Stage::Token);
-        }
-        stages.extend([Stage::Auth, Stage::Check]);
-        stages
+        super::endpoint_stages(&self.endpoint, matches!(self.auth, Auth::Entra(_)))
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> super::ProbeFuture<'a> {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 use url::Url;
 
 use crate::cloud::CloudIdentity;
@@ -140,10 +140,10 @@ impl GcsProbe {
         match &self.auth {
             Auth::Google(identity) => {
                 let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                    .map_err(|_| Failure::new(ErrorClass::Protocol, "the token service answered an unusable token"))?;
-                value.set_sensitive(true);
-                headers.push((http::header::AUTHORIZATION, value));
+                headers.push((
+                    http::header::AUTHORIZATION,
+                    httpc::sensitive_header(&format!("Bearer {}", token.expose()))?,
+                ));
             }
             Auth::Hmac { access_id, secret } => {
                 let credentials = Credentials::new(access_id, secret.expose(), None, None, "authprobe-gcs-hmac");
@@ -250,15 +250,10 @@ fn refusal(status: StatusCode, body: &[u8]) -> Refusal {
         };
     }
     let text = String::from_utf8_lossy(body);
-    let between = |open: &str, close: &str| {
-        let start = text.find(open)? + open.len();
-        let end = text[start..].find(close)? + start;
-        Some(text[start..end].trim().to_string())
-    };
     Refusal {
         status,
-        code: between("<Code>", "</Code>").unwrap_or_default(),
-        message: between("<Message>", "</Message>").unwrap_or_default(),
+        code: httpc::xml_element(&text, "Code").unwrap_or_default(),
+        message: httpc::xml_element(&text, "Message").unwrap_or_default(),
     }
 }
 
@@ -269,15 +264,7 @@ impl Probe for GcsProbe {
     }
 
     fn stages(&self) -> Vec<Stage> {
-        let mut stages = vec![Stage::Dns, Stage::Connect];
-        if self.endpoint.starts_with("https:") {
-            stages.push(Stage::Tls);
-        }
-        if matches!(self.auth, Auth::Google(_)) {
-            stages.push(Stage::Token);
-        }
-        stages.extend([Stage::Auth, Stage::Check]);
-        stages
+        super::endpoint_stages(&self.endpoint, matches!(self.auth, Auth::Google(_)))
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> super::ProbeFuture<'a> {

@@ -297,16 +297,8 @@ async fn aws_credentials(
     source.resolve(ctx, &sts).await?.ok_or_else(|| Failure::internal("no credentials to sign with"))
 }
 
-fn sensitive(value: &str) -> Result<HeaderValue, Failure> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Failure::new(ErrorClass::Config, "a credential contains characters an HTTP header cannot carry")
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
 fn bearer(token: &Secret) -> Result<HeaderValue, Failure> {
-    sensitive(&format!("Bearer {}", token.expose()))
+    httpc::sensitive_header(&format!("Bearer {}", token.expose()))
 }
 
 impl HttpProbe {
@@ -320,11 +312,11 @@ impl HttpProbe {
                 use base64::Engine;
                 let pair = format!("{username}:{}", password.expose());
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-                headers.push((header::AUTHORIZATION, sensitive(&format!("Basic {encoded}"))?));
+                headers.push((header::AUTHORIZATION, httpc::sensitive_header(&format!("Basic {encoded}"))?));
             }
             Auth::Bearer { token } => headers.push((header::AUTHORIZATION, bearer(token)?)),
             Auth::ApiKey { key, place: ApiKeyPlace::Header(name) } => {
-                headers.push((name.clone(), sensitive(key.expose())?))
+                headers.push((name.clone(), httpc::sensitive_header(key.expose())?))
             }
             Auth::ApiKey { key, place: ApiKeyPlace::Query(param) } => {
                 url.query_pairs_mut().append_pair(param, key.expose());
@@ -478,19 +470,14 @@ fn unauthorized(response: &http::Response<hyper::body::Incoming>, has_auth: bool
 /// `permission_denied` at `check`.
 fn aws_refusal(status: StatusCode, body: &[u8]) -> Failure {
     let text = String::from_utf8_lossy(body);
-    let between = |open: &str, close: &str| {
-        let start = text.find(open)? + open.len();
-        let end = text[start..].find(close)? + start;
-        Some(text[start..end].trim().to_string())
-    };
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let json_field = |name: &str| json.as_ref().and_then(|j| j[name].as_str()).map(str::to_string);
-    let code = between("<Code>", "</Code>")
+    let code = httpc::xml_element(&text, "Code")
         .or_else(|| json_field("__type").map(|t| t.rsplit('#').next().unwrap_or_default().to_string()))
         .or_else(|| json_field("code"))
         .unwrap_or_default();
     let message =
-        between("<Message>", "</Message>").or_else(|| json_field("message")).or_else(|| json_field("Message"));
+        httpc::xml_element(&text, "Message").or_else(|| json_field("message")).or_else(|| json_field("Message"));
     let said = message.map(|m| format!(": {}", crate::oauth2::truncate(&m, 200))).unwrap_or_default();
     let text = format!("HTTP {status} {code}{said}");
     match code.as_str() {

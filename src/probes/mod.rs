@@ -90,6 +90,20 @@ pub fn retarget_endpoint(current: Option<&str>, target: &str) -> Result<String, 
     })
 }
 
+/// The stages of one request to a storage API at `endpoint`: `tls` for https, `token`
+/// when credentials are fetched first.
+pub fn endpoint_stages(endpoint: &str, token: bool) -> Vec<Stage> {
+    let mut stages = vec![Stage::Dns, Stage::Connect];
+    if endpoint.starts_with("https:") {
+        stages.push(Stage::Tls);
+    }
+    if token {
+        stages.push(Stage::Token);
+    }
+    stages.extend([Stage::Auth, Stage::Check]);
+    stages
+}
+
 /// Reads a probe's kind-specific keys. Errors go to the reader; `None` means there were some.
 pub type ParseFn = fn(&TableReader<'_, '_>) -> Option<Arc<dyn Probe>>;
 

@@ -217,13 +217,7 @@ impl Probe for S3Probe {
     }
 
     fn stages(&self) -> Vec<Stage> {
-        let https = self.endpoint.as_deref().is_none_or(|e| e.starts_with("https:"));
-        let mut stages = vec![Stage::Dns, Stage::Connect];
-        if https {
-            stages.push(Stage::Tls);
-        }
-        stages.extend([Stage::Token, Stage::Auth, Stage::Check]);
-        stages
+        super::endpoint_stages(self.endpoint.as_deref().unwrap_or("https:"), true)
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
