@@ -58,7 +58,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let auth = read_auth(t);
     let tls = TlsOptions::read(t, false);
     if let Some(account) = &account
-        && !account.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && !((3..=24).contains(&account.len()) && account.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
     {
         t.error_at("account", "a storage account name is 3-24 lowercase letters and digits");
         return None;
