@@ -63,12 +63,12 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 impl TlsOptions {
-    /// Reads a probe's `tls` table; `modes` is true for kinds that negotiate TLS in-protocol
-    /// (databases), which accept `mode`.
-    pub fn read(probe: &TableReader<'_, '_>, modes: bool) -> Option<TlsOptions> {
+    /// Reads a probe's `tls` table. Kinds that negotiate TLS in-protocol (databases) accept
+    /// `mode` and give the one used when it is absent; the others pass `None`.
+    pub fn read(probe: &TableReader<'_, '_>, default_mode: Option<TlsMode>) -> Option<TlsOptions> {
+        let modes = default_mode.is_some();
         let Some(table) = probe.table("tls") else {
             // A `tls` key of the wrong type was reported already; absent means defaults.
-            let default_mode = modes.then_some(TlsMode::Prefer);
             return (!probe.has("tls")).then(|| TlsOptions { mode: default_mode, ..TlsOptions::default() });
         };
         let mut ok = true;
@@ -131,9 +131,8 @@ impl TlsOptions {
                 }
             }
         }
-        if modes {
-            // libpq's default.
-            opts.mode.get_or_insert(TlsMode::Prefer);
+        if opts.mode.is_none() {
+            opts.mode = default_mode;
         }
         table.finish();
         ok.then_some(opts)

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use crate::aws_creds::{Source, Sts};
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::net::{self, BoxIo, Record};
 use crate::redact::Secret;
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode, TlsOptions};
@@ -128,17 +129,16 @@ impl DbTarget {
             password_ok = false;
         }
         let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
-        let mut tls = TlsOptions::read(t, true);
-        if iam_set && let Some(tls) = &mut tls {
-            // Without a mode the reader chose libpq's `prefer`.
-            let mode_given = t.table("tls").is_some_and(|table| table.has("mode"));
-            if !mode_given {
-                // RDS only accepts IAM tokens over TLS; verified like every other connection.
-                tls.mode = Some(TlsMode::VerifyFull);
-            } else if matches!(tls.mode, Some(TlsMode::Disable | TlsMode::Prefer)) {
-                t.error_at("tls", "rds_iam sends its token only over TLS: use tls.mode = \"require\", \"verify-ca\" or \"verify-full\"");
-                password_ok = false;
-            }
+        // libpq's default, except that RDS only accepts IAM tokens over TLS: verified, like
+        // every other connection.
+        let default_mode = if iam_set { TlsMode::VerifyFull } else { TlsMode::Prefer };
+        let tls = TlsOptions::read(t, Some(default_mode));
+        if iam_set && tls.as_ref().is_some_and(|tls| matches!(tls.mode, Some(TlsMode::Disable | TlsMode::Prefer))) {
+            t.error_at(
+                "tls",
+                "rds_iam sends its token only over TLS: use tls.mode = \"require\", \"verify-ca\" or \"verify-full\"",
+            );
+            password_ok = false;
         }
         if !(port_ok && password_ok) {
             return None;
@@ -153,6 +153,25 @@ impl DbTarget {
             query,
             tls: tls?,
         })
+    }
+
+    /// Connects (stages `dns`, `connect`) and, unless TLS is disabled, runs the kind's TLS
+    /// negotiation as stage `tls`. `Err(stream)` when disabled: the kind then reads the
+    /// server's first message in its `auth` stage.
+    pub async fn connect_then_tls<S, F, Fut>(
+        &self,
+        ctx: &ProbeContext,
+        negotiate: F,
+    ) -> Result<Result<S, BoxIo>, Failure>
+    where
+        F: FnOnce(BoxIo) -> Fut,
+        Fut: std::future::Future<Output = Result<S, Failure>>,
+    {
+        let tcp = net::connect(ctx, &self.host, self.port, Record::Stages).await?.stream;
+        if self.mode() == TlsMode::Disable {
+            return Ok(Err(tcp));
+        }
+        Ok(Ok(ctx.stage(Stage::Tls, negotiate(tcp)).await?))
     }
 
     /// The password for this attempt: the configured one, or a fresh RDS auth token

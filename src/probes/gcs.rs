@@ -52,7 +52,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let endpoint = t.url("endpoint").map(|u| u.as_str().trim_end_matches('/').to_string());
     let endpoint_ok = endpoint.is_some() || !t.has("endpoint");
     let auth = read_auth(t);
-    let tls = TlsOptions::read(t, false);
+    let tls = TlsOptions::read(t, None);
     if !endpoint_ok {
         return None;
     }

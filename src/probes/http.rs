@@ -86,7 +86,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let body = t.secret("body");
     let (expect_status, body_contains) = read_expect(t)?;
     let auth = read_auth(t);
-    let tls = TlsOptions::read(t, false);
+    let tls = TlsOptions::read(t, None);
     Some(Arc::new(HttpProbe {
         url: url?,
         method: method?,

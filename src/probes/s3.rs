@@ -51,7 +51,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         }
         None => (!t.has("auth")).then_some(Source::DefaultChain),
     };
-    let tls = TlsOptions::read(t, false);
+    let tls = TlsOptions::read(t, None);
     if !endpoint_ok {
         return None;
     }
