@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
-use crate::net::{self, BoxIo, Record};
+use crate::net::BoxIo;
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, session_io_failure};
 use crate::stage::ProbeContext;
@@ -147,13 +147,8 @@ impl MssqlProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
         // Without TLS, PRELOGIN is part of the auth stage.
-        let start = if self.db.mode() == TlsMode::Disable {
-            Err(tcp)
-        } else {
-            Ok(ctx.stage(Stage::Tls, self.negotiate_tls(ctx, tcp)).await?)
-        };
+        let start = self.db.connect_then_tls(ctx, |tcp| self.negotiate_tls(ctx, tcp)).await?;
         let (mut session, tls_record) = ctx
             .stage(Stage::Auth, async {
                 let (mut tds, tls) = match start {

@@ -13,11 +13,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
-use crate::net::{self, BoxIo, Record};
+use crate::net::BoxIo;
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, IamSupport, session_io_failure};
 use crate::stage::ProbeContext;
-use crate::tls::{self, Recorder, TlsMode, TlsOptions};
+use crate::tls::{self, Recorder, TlsOptions};
 use wire::{Greeting, Packets, WireError};
 
 pub const DEFAULT_PORT: u16 = 3306;
@@ -96,13 +96,8 @@ impl MysqlProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
         // Without TLS, the greeting is read in the auth stage.
-        let start = if self.db.mode() == TlsMode::Disable {
-            Err(tcp)
-        } else {
-            Ok(ctx.stage(Stage::Tls, self.negotiate_tls(ctx, tcp)).await?)
-        };
+        let start = self.db.connect_then_tls(ctx, |tcp| self.negotiate_tls(ctx, tcp)).await?;
         let password = self.db.login_password(ctx).await?;
         let (mut packets, tls_record) = ctx
             .stage(Stage::Auth, async {
