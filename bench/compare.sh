@@ -29,20 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v aws >/dev/null || pip install -q awscli
 
-scripts/servers.sh up
-set -a
-# shellcheck disable=SC1090
-. "$(scripts/servers.sh env)"
-set +a
-log "building the release binary"
-cargo build --release --quiet
-bin=$PWD/target/release/authprobe
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-ulimit -n 65536 2>/dev/null || true
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+release_setup
 # timed FILE CMD...: appends CMD's wall time in ms to FILE; its output is discarded.
 timed() { local file=$1 t0 t1; shift; t0=$(now_ms); "$@" >/dev/null 2>&1 || true; t1=$(now_ms); echo $((t1 - t0)) >> "$file"; }
 

@@ -11,19 +11,9 @@ N=${1:-1000}
 RUNS=${2:-5}
 
 command -v /usr/bin/time >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-scripts/servers.sh up
-set -a
-# shellcheck disable=SC1090
-. "$(scripts/servers.sh env)"
-set +a
-cargo build --release --quiet
-bin=$PWD/target/release/authprobe
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-ulimit -n 65536 2>/dev/null || true
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+release_setup
 scale_config "$N" 10s > "$work/probes.toml"
 scale_urls "$N" > "$work/urls"
 validate_config > "$work/validate.toml"

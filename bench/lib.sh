@@ -1,6 +1,23 @@
 # Shared by the bench scripts (sourced, not run): timing helpers, the generated configs,
 # and the files the reference clients need.
 
+# release_setup: starts the test servers and exports their endpoints, builds the release
+# binary ($bin), makes a scratch directory removed on exit ($work), and raises the open-file
+# limit for thousands of sockets.
+release_setup() {
+  scripts/servers.sh up
+  set -a
+  # shellcheck disable=SC1090
+  . "$(scripts/servers.sh env)"
+  set +a
+  printf '[bench] building the release binary\n' >&2
+  cargo build --release --quiet
+  bin=$PWD/target/release/authprobe
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  ulimit -n 65536 2>/dev/null || true
+}
+
 now_ms() { date +%s%3N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
