@@ -221,9 +221,11 @@ impl Source {
             return Ok(None);
         };
         let creds = provider.provide_credentials().await.map_err(|e| self.failure(&e))?;
-        redact::register(creds.secret_access_key());
+        // The config's own keys are registered process-wide already; what STS, SSO or a
+        // metadata service issued belongs to this probe.
+        ctx.register_secret(creds.secret_access_key());
         if let Some(token) = creds.session_token() {
-            redact::register(token);
+            ctx.register_secret(token);
         }
         Ok(Some(creds))
     }
@@ -300,8 +302,8 @@ async fn web_identity(
     let Some(c) = answer.credentials() else {
         return Err(Failure::new(ErrorClass::Protocol, "STS answered AssumeRoleWithWebIdentity without credentials"));
     };
-    redact::register(c.secret_access_key());
-    redact::register(c.session_token());
+    ctx.register_secret(c.secret_access_key());
+    ctx.register_secret(c.session_token());
     ctx.diagnostic(format!("sts: assumed {role_arn} with a web identity, credentials until {}", c.expiration()));
     Ok(Credentials::new(
         c.access_key_id(),

@@ -136,7 +136,7 @@ impl Connector {
             within(self.connect_timeout, "connecting", httpc::connect(ctx, &url, &self.http.tls, record)).await?;
         let exchange = async {
             let mut response = conn.send(request.method().clone(), &url, &headers, body).await?;
-            ctx.diagnostic(httpc::describe_response(request.method(), &url, &response));
+            ctx.diagnostic(httpc::describe_response(ctx, request.method(), &url, &response));
             let (bytes, truncated) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
             if truncated {
                 return Err(Failure::new(

@@ -282,7 +282,7 @@ impl CloudIdentity {
                 match token {
                     GoogleToken::Id { .. } => {
                         let jwt = String::from_utf8_lossy(&body).trim().to_string();
-                        redact::register(&jwt);
+                        ctx.register_secret(&jwt);
                         if jwt.split('.').count() != 3 {
                             return Err(Failure::new(
                                 ErrorClass::Protocol,
@@ -290,7 +290,7 @@ impl CloudIdentity {
                             ));
                         }
                         ctx.diagnostic("token: an ID token from the GCP metadata server");
-                        Ok(Secret::new(jwt))
+                        Ok(Secret::issued(jwt))
                     }
                     GoogleToken::Access { .. } => access_token_from_json(ctx, &body, "the GCP metadata server"),
                 }
@@ -351,7 +351,7 @@ async fn metadata_get(
             }
         };
     let mut response = conn.send(Method::GET, url, &[header], Bytes::new()).await?;
-    ctx.diagnostic(format!("metadata server {}", httpc::describe_response(&Method::GET, url, &response)));
+    ctx.diagnostic(format!("metadata server {}", httpc::describe_response(ctx, &Method::GET, url, &response)));
     let status = response.status();
     let (body, _) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
     Ok((status, body))
@@ -370,20 +370,20 @@ fn access_token_from_json(ctx: &ProbeContext, body: &[u8], from: &str) -> Result
     let Some(token) = parsed.access_token.filter(|t| !t.is_empty()) else {
         return Err(Failure::new(ErrorClass::Protocol, format!("{from}'s answer has no access_token")));
     };
-    redact::register(&token);
+    ctx.register_secret(&token);
     let kind = parsed.token_type.unwrap_or_else(|| "(no token_type)".into());
     let expires = parsed
         .expires_in
         .map(|e| format!(", expires in {} s", e.as_str().map(str::to_string).unwrap_or(e.to_string())))
         .unwrap_or_default();
     ctx.diagnostic(format!("token: a {kind} token from {from}{expires}"));
-    Ok(Secret::new(token))
+    Ok(Secret::issued(token))
 }
 
 fn said(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text.lines().next().unwrap_or("").trim();
-    if line.is_empty() { String::new() } else { format!(": {}", oauth2::truncate(line, 200)) }
+    if line.is_empty() { String::new() } else { format!(": {}", crate::redact::excerpt(line, 200)) }
 }
 
 fn gcp_metadata_error(status: http::StatusCode, body: &[u8], account: &str) -> Failure {

@@ -213,12 +213,12 @@ pub fn classify_hyper(err: &hyper::Error) -> Failure {
 
 /// A response's status line and headers for `-vv` diagnostics; cookies show only their
 /// size, and any registered secret a header echoes is scrubbed with the rest of the report.
-pub fn describe_response(method: &Method, url: &Url, response: &Response<Incoming>) -> String {
+pub fn describe_response(ctx: &ProbeContext, method: &Method, url: &Url, response: &Response<Incoming>) -> String {
     let mut parts = vec![format!("{method} {} -> {:?} {}", url.path(), response.version(), response.status())];
     for (name, value) in response.headers().iter().take(30) {
         let shown = match name.as_str() {
             "set-cookie" | "cookie" => format!("({} bytes)", value.len()),
-            _ => value.to_str().map(|v| v.chars().take(160).collect()).unwrap_or_else(|_| "(binary)".into()),
+            _ => value.to_str().map(|v| ctx.server_text(v, 160)).unwrap_or_else(|_| "(binary)".into()),
         };
         parts.push(format!("{name}: {shown}"));
     }

@@ -73,13 +73,17 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
         .map_err(|f| in_token_stage(f, &req.token_url))?;
     let mut response = conn.send(Method::POST, &req.token_url, &headers, Bytes::from(body)).await?;
     let status = response.status();
-    ctx.diagnostic(format!("token endpoint {}", httpc::describe_response(&Method::POST, &req.token_url, &response)));
+    ctx.diagnostic(format!(
+        "token endpoint {}",
+        httpc::describe_response(ctx, &Method::POST, &req.token_url, &response)
+    ));
     let (bytes, _) = httpc::read_capped(response.body_mut(), TOKEN_BODY_CAP).await?;
     let parsed: Option<TokenResponse> = serde_json::from_slice(&bytes).ok();
     if let Some(parsed) = &parsed {
         // Register before any branch can put a piece of the body into a message.
+        // With this probe only: a token the server chose must not mask what others show.
         for token in [&parsed.access_token, &parsed.refresh_token, &parsed.id_token].into_iter().flatten() {
-            redact::register(token);
+            ctx.register_secret(token);
         }
     }
     if status.is_success() {
@@ -95,7 +99,7 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
                 return Err(Failure::new(ErrorClass::Protocol, "the token response has no id_token"));
             };
             ctx.diagnostic("token: an ID token");
-            return Ok(Secret::new(id_token));
+            return Ok(Secret::issued(id_token));
         }
         let Some(token) = parsed.access_token.filter(|t| !t.is_empty()) else {
             return Err(Failure::new(ErrorClass::Protocol, "the token response has no access_token"));
@@ -112,7 +116,7 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
                 format!("the token endpoint issued a `{kind}` token; authprobe can present bearer tokens only"),
             ));
         }
-        return Ok(Secret::new(token));
+        return Ok(Secret::issued(token));
     }
     Err(token_error(status, parsed, &req.grant))
 }
@@ -182,7 +186,7 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
         Some(p) => (p.error.clone(), p.error_description.clone()),
         None => (None, None),
     };
-    let said = description.as_deref().map(|d| format!(": {}", truncate(d, 200))).unwrap_or_default();
+    let said = description.as_deref().map(|d| format!(": {}", redact::excerpt(d, 200))).unwrap_or_default();
     // Entra ID says more in its AADSTS codes than in the OAuth2 error.
     let aadsts = |n: &str| description.as_deref().is_some_and(|d| d.contains(&format!("AADSTS{n}:")));
     if aadsts("700016") {
@@ -239,15 +243,5 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
                 .with_hint("check token_url"),
             _ => Failure::new(ErrorClass::UnexpectedResponse, format!("the token endpoint answered HTTP {status}")),
         },
-    }
-}
-
-/// A server's text on one line, at most `max` characters.
-pub(crate) fn truncate(text: &str, max: usize) -> String {
-    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if one_line.chars().count() <= max {
-        one_line
-    } else {
-        format!("{}…", one_line.chars().take(max).collect::<String>())
     }
 }

@@ -6,6 +6,9 @@
 //! driver or a server echoes back (connection strings, URLs with userinfo, error bodies).
 //! The registry is process-global on purpose: a panic hook or a log line deep inside a
 //! driver callback must be able to scrub without threading a handle through every call.
+//! It holds only what the config (and authprobe's own derivations of it) put there: what a
+//! server issues at run time (access tokens, STS keys) is registered with that probe's
+//! context instead ([`Scrubber`]), so that no server can choose what the others mask.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -49,6 +52,12 @@ impl Secret {
         Secret(value)
     }
 
+    /// Wraps a value a server issued at run time, without registering it process-wide:
+    /// the caller registers it with its probe (`ProbeContext::register_secret`).
+    pub fn issued(value: String) -> Self {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -70,12 +79,7 @@ pub fn register(value: &str) {
     if value.len() < MIN_SCRUB_LEN {
         return;
     }
-    let mut forms = vec![value.to_string()];
-    let encoded = utf8_percent_encode(value, NON_ALPHANUMERIC).to_string();
-    forms.push(encoded);
-    forms.push(form_urlencoded_byte_serialize(value));
-    forms.push(base64::engine::general_purpose::STANDARD.encode(value));
-    forms.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value));
+    let forms = forms(value);
     let mut registry = write_registry();
     let secrets = registry.secrets.get_or_insert_with(HashSet::new);
     let mut added = false;
@@ -108,17 +112,110 @@ fn matcher() -> Option<Arc<AhoCorasick>> {
         return Some(m.clone());
     }
     let patterns: Vec<&String> = registry.secrets.iter().flatten().collect();
-    // Leftmost-longest: a secret that contains another is masked whole.
-    // A contiguous NFA: a DFA over long secrets (PEM keys, JWT assertions) takes megabytes and
-    // tenths of a second to build, and every newly registered token forces a rebuild.
-    let built = AhoCorasick::builder()
+    let built = build_matcher(patterns).map(Arc::new);
+    registry.matcher = built.clone();
+    built
+}
+
+/// A secret and the forms it takes on the wire, each long enough to be scrubbed. Percent
+/// encoding is matched whatever the case of its hex digits (the matchers ignore ASCII case).
+pub fn forms(value: &str) -> Vec<String> {
+    if value.len() < MIN_SCRUB_LEN {
+        return Vec::new();
+    }
+    let mut forms = vec![value.to_string()];
+    forms.push(utf8_percent_encode(value, NON_ALPHANUMERIC).to_string());
+    forms.push(form_urlencoded_byte_serialize(value));
+    forms.push(base64::engine::general_purpose::STANDARD.encode(value));
+    forms.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value));
+    forms.retain(|f| f.len() >= MIN_SCRUB_LEN);
+    forms
+}
+
+fn build_matcher<I, P>(patterns: I) -> Option<AhoCorasick>
+where
+    I: IntoIterator<Item = P>,
+    P: AsRef<[u8]>,
+{
+    // Leftmost-longest: a secret that contains another is masked whole. ASCII case is
+    // ignored so that `%2d` is caught like `%2D`; masking a case variant of a secret
+    // costs nothing. A contiguous NFA: a DFA over long secrets (PEM keys, JWT assertions)
+    // takes megabytes and tenths of a second to build.
+    AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostLongest)
+        .ascii_case_insensitive(true)
         .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
         .build(patterns)
         .ok()
-        .map(Arc::new);
-    registry.matcher = built.clone();
-    built
+}
+
+fn replace_matches(matcher: &AhoCorasick, text: &str) -> Option<String> {
+    if !matcher.is_match(text) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    matcher.replace_all_with(text, &mut out, |_, _, dst| {
+        dst.push_str(MASK);
+        true
+    });
+    Some(out)
+}
+
+/// The registry plus one probe's own run-time secrets (tokens its servers issued).
+pub struct Scrubber {
+    local: Option<AhoCorasick>,
+}
+
+impl Scrubber {
+    pub fn new(local: &[String]) -> Scrubber {
+        Scrubber { local: if local.is_empty() { None } else { build_matcher(local) } }
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        let global = scrub(text);
+        match &self.local {
+            Some(m) => replace_matches(m, &global).unwrap_or(global),
+            None => global,
+        }
+    }
+
+    pub fn scrub_in_place(&self, text: &mut String) {
+        let clean = self.scrub(text);
+        if clean != *text {
+            *text = clean;
+        }
+    }
+}
+
+/// At most `max` characters of `text`; a cut is marked. Scrub before capping, or a
+/// secret cut in two would survive in part.
+pub fn cap(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}… ({} more bytes not shown)", &text[..at], text.len() - at),
+    }
+}
+
+/// A server's text for a message: on one line, scrubbed of every registered secret, then
+/// capped at `max` characters. Probes with run-time secrets use
+/// `ProbeContext::server_text`, which also scrubs those.
+pub fn excerpt(text: &str, max: usize) -> String {
+    cap(&scrub(&one_line(text)), max)
+}
+
+/// Control characters (newlines, escapes a terminal would obey) as spaces.
+pub fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// Caps a string in place (see [`cap`]).
+pub fn cap_in_place(text: &mut String, max: usize) {
+    if text.len() > max {
+        let capped = cap(text, max);
+        if capped.len() < text.len() {
+            *text = capped;
+        }
+    }
 }
 
 fn form_urlencoded_byte_serialize(value: &str) -> String {
@@ -134,17 +231,7 @@ pub fn register_basic_auth(user: &str, password: &str) {
 
 /// Replaces every registered secret (in any registered form) in `text`.
 pub fn scrub(text: &str) -> String {
-    match matcher() {
-        Some(m) if m.is_match(text) => {
-            let mut out = String::with_capacity(text.len());
-            m.replace_all_with(text, &mut out, |_, _, dst| {
-                dst.push_str(MASK);
-                true
-            });
-            out
-        }
-        _ => text.to_string(),
-    }
+    matcher().and_then(|m| replace_matches(&m, text)).unwrap_or_else(|| text.to_string())
 }
 
 /// Scrubs a string in place.
@@ -176,6 +263,28 @@ mod tests {
         let clean = scrub(text);
         assert!(!clean.contains("canary"), "{clean}");
         assert!(!clean.contains("Y2FuYXJ5"), "{clean}");
+    }
+
+    #[test]
+    fn lowercase_percent_encoding_is_scrubbed() {
+        register("canary-lower/case");
+        let clean = scrub("x canary%2dlower%2fcase y canary%2Dlower%2fcase");
+        assert!(!clean.contains("canary"), "{clean}");
+    }
+
+    #[test]
+    fn a_probe_scrubber_masks_its_own_tokens_only_where_asked() {
+        let own = Scrubber::new(&forms("issued-token-7f3a"));
+        assert_eq!(own.scrub("said issued-token-7f3a"), format!("said {MASK}"));
+        assert_eq!(scrub("said issued-token-7f3a"), "said issued-token-7f3a", "not process-wide");
+    }
+
+    #[test]
+    fn caps_cut_on_character_boundaries() {
+        assert_eq!(cap("héllo", 10), "héllo");
+        let capped = cap("héllo wörld", 3);
+        assert!(capped.starts_with("hél…"), "{capped}");
+        assert!(capped.contains("more bytes"), "{capped}");
     }
 
     #[test]

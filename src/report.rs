@@ -151,6 +151,59 @@ pub struct HostKeyReport {
     pub verified: bool,
 }
 
+/// How much of each free-text field a report keeps: server texts (error messages, headers,
+/// certificate names) are hostile until proven otherwise, and a report must stay small
+/// enough to mail, page or post as a CI summary.
+pub mod bounds {
+    pub const MESSAGE: usize = 2_000;
+    pub const HINT: usize = 1_000;
+    pub const LINE: usize = 1_000;
+    pub const LINES: usize = 100;
+    pub const NAMES: usize = 50;
+}
+
+impl ProbeReport {
+    /// Scrubs the fields a server can influence with `scrubber` (the registry plus this
+    /// probe's run-time secrets). Name, kind, target and tags come from the config alone
+    /// and are left to the registry's pass ([`RunReport::scrub_secrets`]).
+    pub fn scrub_free_text(&mut self, scrubber: &crate::redact::Scrubber) {
+        if let Some(error) = &mut self.error {
+            scrubber.scrub_in_place(&mut error.message);
+            scrubber.scrub_in_place(&mut error.hint);
+        }
+        for line in self.warnings.iter_mut().chain(self.details.iter_mut()).chain(self.diagnostics.iter_mut()) {
+            scrubber.scrub_in_place(line);
+        }
+    }
+
+    /// Caps every free-text field and list (after scrubbing).
+    pub fn bound_texts(&mut self) {
+        use crate::redact::cap_in_place;
+        if let Some(error) = &mut self.error {
+            cap_in_place(&mut error.message, bounds::MESSAGE);
+            cap_in_place(&mut error.hint, bounds::HINT);
+        }
+        for lines in [&mut self.warnings, &mut self.details, &mut self.diagnostics] {
+            if lines.len() > bounds::LINES {
+                let dropped = lines.len() - bounds::LINES;
+                lines.truncate(bounds::LINES);
+                lines.push(format!("({dropped} more lines not shown)"));
+            }
+            for line in lines.iter_mut() {
+                cap_in_place(line, bounds::LINE);
+            }
+        }
+        if let Some(tls) = &mut self.tls {
+            cap_in_place(&mut tls.subject, bounds::LINE);
+            cap_in_place(&mut tls.issuer, bounds::LINE);
+            tls.sans.truncate(bounds::NAMES);
+            for san in &mut tls.sans {
+                cap_in_place(san, bounds::LINE);
+            }
+        }
+    }
+}
+
 impl RunReport {
     pub fn summarize(probes: &[ProbeReport]) -> Summary {
         let mut summary = Summary { total: probes.len(), ..Summary::default() };

@@ -278,7 +278,7 @@ fn build_report(
         Outcome::Done(Ok(())) if recorded.warnings.is_empty() => (Status::Pass, None),
         Outcome::Done(Ok(())) => (Status::Warn, None),
     };
-    ProbeReport {
+    let mut report = ProbeReport {
         name: probe.name.clone(),
         kind: probe.kind.to_string(),
         target: probe.probe.target(),
@@ -294,7 +294,11 @@ fn build_report(
         host_key: recorded.host_key,
         details: recorded.details,
         diagnostics: recorded.diagnostics,
-    }
+    };
+    // Scrubbed of this probe's run-time secrets, then capped: server texts are hostile.
+    report.scrub_free_text(&crate::redact::Scrubber::new(&recorded.secrets));
+    report.bound_texts();
+    report
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ struct Progress {
     diagnostics: Vec<String>,
     /// The tunnel connection this attempt uses, once it has one.
     link: Option<Arc<Link>>,
+    /// What this probe's servers issued at run time (tokens, keys), in every wire form:
+    /// scrubbed from this probe's report only.
+    secrets: Vec<String>,
 }
 
 /// Handed to a probe for one attempt. Cheap to share: the runner keeps a handle to read
@@ -166,6 +169,28 @@ impl ProbeContext {
         }
     }
 
+    /// Registers a secret a server issued to this probe (an access token, STS keys): it is
+    /// scrubbed from this probe's output. Not process-wide, so that a hostile server cannot
+    /// make authprobe mask other probes' names, targets or messages.
+    pub fn register_secret(&self, value: &str) {
+        let forms = crate::redact::forms(value);
+        let mut progress = self.lock();
+        for form in forms {
+            if !progress.secrets.contains(&form) {
+                progress.secrets.push(form);
+            }
+        }
+    }
+
+    /// A text a server supplied (an error message, a header, a parameter), scrubbed of
+    /// every known secret and then capped at `max` characters: in that order, so that a
+    /// secret straddling the cut cannot survive in part.
+    pub fn server_text(&self, raw: &str, max: usize) -> String {
+        let secrets = self.lock().secrets.clone();
+        let line = crate::redact::one_line(raw);
+        crate::redact::cap(&crate::redact::Scrubber::new(&secrets).scrub(&line), max)
+    }
+
     /// A line for `-v` output (e.g. the credential source used).
     pub fn detail(&self, line: impl Into<String>) {
         let line = line.into();
@@ -203,6 +228,7 @@ impl ProbeContext {
             warnings: progress.warnings.clone(),
             details: progress.details.clone(),
             diagnostics: progress.diagnostics.clone(),
+            secrets: progress.secrets.clone(),
         }
     }
 }
@@ -215,6 +241,8 @@ pub struct Recorded {
     pub warnings: Vec<String>,
     pub details: Vec<String>,
     pub diagnostics: Vec<String>,
+    /// The run-time secrets to scrub from this probe's report (see `register_secret`).
+    pub secrets: Vec<String>,
 }
 
 fn stage_report(stage: Stage, status: StageStatus, elapsed: Duration) -> StageReport {

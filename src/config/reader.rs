@@ -380,6 +380,15 @@ impl<'r, 's> TableReader<'r, 's> {
         }
     }
 
+    /// A string or an array of strings (`require_auth = "md5"` and `= ["md5"]` alike).
+    pub fn string_or_list(&self, key: &'static str) -> Option<Vec<String>> {
+        let value = self.get(key)?;
+        match value.get_ref().as_str() {
+            Some(raw) => Some(vec![self.expand(key, value, raw)?.value]),
+            None => self.string_list(key),
+        }
+    }
+
     pub fn string_list(&self, key: &'static str) -> Option<Vec<String>> {
         let value = self.get(key)?;
         let Some(array) = value.get_ref().as_array() else {

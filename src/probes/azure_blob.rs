@@ -16,7 +16,6 @@ use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
 use crate::httpc;
 use crate::net::Record;
-use crate::oauth2::truncate;
 use crate::probes::Probe;
 use crate::redact::Secret;
 use crate::stage::ProbeContext;
@@ -165,14 +164,14 @@ impl AzureBlobProbe {
         let outcome = ctx
             .stage(Stage::Auth, async {
                 let mut response = conn.send(Method::GET, &url, &headers, Bytes::new()).await?;
-                ctx.diagnostic(httpc::describe_response(&Method::GET, &url, &response));
+                ctx.diagnostic(httpc::describe_response(ctx, &Method::GET, &url, &response));
                 let status = response.status();
                 let code = response.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_string);
                 let (body, _) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
                 if status.is_success() {
                     return Ok(Ok(body));
                 }
-                let failure = self.classify(status, code, &body);
+                let failure = self.classify(ctx, status, code, &body);
                 if failure.class == ErrorClass::AuthRejected { Err(failure) } else { Ok(Err(failure)) }
             })
             .await?;
@@ -192,12 +191,12 @@ impl AzureBlobProbe {
         .await
     }
 
-    fn classify(&self, status: StatusCode, header_code: Option<String>, body: &[u8]) -> Failure {
+    fn classify(&self, ctx: &ProbeContext, status: StatusCode, header_code: Option<String>, body: &[u8]) -> Failure {
         let text = String::from_utf8_lossy(body);
         let code = header_code.or_else(|| httpc::xml_element(&text, "Code")).unwrap_or_default();
         // The message's first line; the rest is a request id and a time.
         let message = httpc::xml_element(&text, "Message").map(|m| m.lines().next().unwrap_or_default().to_string());
-        let said = message.clone().map(|m| format!(": {}", truncate(&m, 200))).unwrap_or_default();
+        let said = message.clone().map(|m| format!(": {}", ctx.server_text(&m, 200))).unwrap_or_default();
         let what = format!("HTTP {status} {code}{said}");
         let message = message.unwrap_or_default();
         let (class, hint) = match code.as_str() {

@@ -30,7 +30,7 @@ macro_rules! db_probe {
             }
 
             fn retarget(&self, target: &str) -> Result<std::sync::Arc<dyn $crate::probes::Probe>, String> {
-                Ok(std::sync::Arc::new($probe { db: self.db.retarget(target)? }))
+                Ok(std::sync::Arc::new($probe { db: self.db.retarget(target)?, ..self.clone() }))
             }
         }
     };
@@ -49,6 +49,9 @@ pub struct DbTarget {
     pub iam: Option<Arc<RdsIam>>,
     pub query: String,
     pub tls: TlsOptions,
+    /// Send a password in recoverable form (clear text, obfuscated, or encrypted to a key
+    /// nobody vouched for) even when the server's identity is not verified.
+    pub allow_unverified_password: bool,
 }
 
 /// `auth = { type = "rds_iam", region, credentials }`: the password is an RDS auth token,
@@ -129,6 +132,7 @@ impl DbTarget {
             password_ok = false;
         }
         let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
+        let allow_unverified_password = t.bool("allow_unverified_password").unwrap_or(false);
         // libpq's default, except that RDS only accepts IAM tokens over TLS: verified, like
         // every other connection.
         let default_mode = if iam_set { TlsMode::VerifyFull } else { TlsMode::Prefer };
@@ -152,6 +156,7 @@ impl DbTarget {
             iam: iam?,
             query,
             tls: tls?,
+            allow_unverified_password,
         })
     }
 
@@ -255,6 +260,36 @@ impl DbTarget {
     pub fn url(&self, scheme: &str) -> String {
         let db = self.database.as_deref().unwrap_or("");
         format!("{scheme}://{}@{}:{}/{db}", self.user, self.host, self.port)
+    }
+}
+
+/// Whether the session's server is verified: TLS whose certificate a CA or a pin vouched for.
+pub fn peer_verified(tls: Option<&Recorder>) -> bool {
+    tls.is_some_and(|r| r.snapshot().verified)
+}
+
+/// The credential release rule's refusal: the server asked for the password in a
+/// recoverable form (`asked` says how), and its identity is not verified, so the password
+/// was not sent. Names both ways out: verify the server, or allow it for this probe.
+pub fn unverified_peer_refusal(asked: &str, tls: Option<&Recorder>) -> Failure {
+    let fingerprint = tls.and_then(|r| r.snapshot().chain.first().map(|c| tls::sha256_fingerprint(c)));
+    let allow = "or, to send it to an unverified server anyway, set allow_unverified_password = true in the probe";
+    match fingerprint {
+        Some(fp) => Failure::new(
+            ErrorClass::TlsUntrusted,
+            format!("{asked}, and the server's certificate is not verified (sha256 {fp}): authprobe did not send the password"),
+        )
+        .with_hint(format!(
+            "verify the server: set tls.ca to the CA that issued its certificate, or approve this certificate in the probe's tls table: {}; {allow}",
+            tls::pin_line(&fp)
+        )),
+        None => Failure::new(
+            ErrorClass::TlsHandshake,
+            format!("{asked} over an unencrypted connection: authprobe did not send the password"),
+        )
+        .with_hint(format!(
+            "enable TLS with a verified server: tls.mode = \"verify-full\" with tls.ca (or tls.pin_sha256); {allow}"
+        )),
     }
 }
 

@@ -17,7 +17,6 @@ use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
 use crate::httpc;
 use crate::net::Record;
-use crate::oauth2::truncate;
 use crate::probes::Probe;
 use crate::redact::Secret;
 use crate::stage::ProbeContext;
@@ -161,13 +160,13 @@ impl GcsProbe {
         let outcome = ctx
             .stage(Stage::Auth, async {
                 let mut response = conn.send(Method::GET, &url, &headers, Bytes::new()).await?;
-                ctx.diagnostic(httpc::describe_response(&Method::GET, &url, &response));
+                ctx.diagnostic(httpc::describe_response(ctx, &Method::GET, &url, &response));
                 let status = response.status();
                 let (body, _) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
                 if status.is_success() {
                     return Ok(Ok(body));
                 }
-                let failure = self.classify(refusal(status, &body));
+                let failure = self.classify(ctx, refusal(status, &body));
                 if failure.class == ErrorClass::AuthRejected { Err(failure) } else { Ok(Err(failure)) }
             })
             .await?;
@@ -195,9 +194,9 @@ impl GcsProbe {
         .await
     }
 
-    fn classify(&self, refusal: Refusal) -> Failure {
+    fn classify(&self, ctx: &ProbeContext, refusal: Refusal) -> Failure {
         let Refusal { status, code, message } = refusal;
-        let said = if message.is_empty() { String::new() } else { format!(": {}", truncate(&message, 240)) };
+        let said = if message.is_empty() { String::new() } else { format!(": {}", ctx.server_text(&message, 240)) };
         let what = format!("HTTP {status} {code}{said}");
         let (class, hint) = match (status.as_u16(), code.as_str()) {
             (_, "SignatureDoesNotMatch" | "InvalidSecurity") => (

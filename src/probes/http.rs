@@ -348,17 +348,17 @@ impl HttpProbe {
             return ctx
                 .stage(Stage::Check, async {
                     let response = conn.send(self.method.clone(), &url, &headers, body).await?;
-                    ctx.diagnostic(httpc::describe_response(&self.method, &url, &response));
-                    self.check(response, false, conn.client_cert_requested()).await
+                    ctx.diagnostic(httpc::describe_response(ctx, &self.method, &url, &response));
+                    self.check(ctx, response, false, conn.client_cert_requested()).await
                 })
                 .await;
         }
         let response = ctx
             .stage(Stage::Auth, async {
                 let mut response = conn.send(self.method.clone(), &url, &headers, body).await?;
-                ctx.diagnostic(httpc::describe_response(&self.method, &url, &response));
+                ctx.diagnostic(httpc::describe_response(ctx, &self.method, &url, &response));
                 if response.status() == StatusCode::UNAUTHORIZED && !self.status_expected(401) {
-                    return Err(unauthorized(&response, true));
+                    return Err(unauthorized(ctx, &response, true));
                 }
                 // AWS answers a refused signature with 403 (or 400) and says why in the body.
                 let refused = matches!(response.status(), StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST);
@@ -368,13 +368,13 @@ impl HttpProbe {
                 {
                     let status = response.status();
                     let (body, _) = httpc::read_capped(response.body_mut(), 64 * 1024).await?;
-                    return Err(aws_refusal(status, &body));
+                    return Err(aws_refusal(ctx, status, &body));
                 }
                 Ok(response)
             })
             .await?;
         let cert_requested = conn.client_cert_requested();
-        ctx.stage(Stage::Check, self.check(response, true, cert_requested)).await
+        ctx.stage(Stage::Check, self.check(ctx, response, true, cert_requested)).await
     }
 
     fn status_expected(&self, status: u16) -> bool {
@@ -386,6 +386,7 @@ impl HttpProbe {
 
     async fn check(
         &self,
+        ctx: &ProbeContext,
         mut response: http::Response<hyper::body::Incoming>,
         has_auth: bool,
         client_cert_requested: bool,
@@ -395,7 +396,7 @@ impl HttpProbe {
             if status == StatusCode::BAD_REQUEST && client_cert_requested {
                 return Err(self.client_cert_bad_request());
             }
-            return Err(self.status_failure(&response, has_auth));
+            return Err(self.status_failure(ctx, &response, has_auth));
         }
         if let Some(needle) = &self.body_contains {
             let (body, truncated) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
@@ -422,14 +423,19 @@ impl HttpProbe {
         .with_hint("set tls.client_cert and tls.client_key to a certificate from a CA the server trusts")
     }
 
-    fn status_failure(&self, response: &http::Response<hyper::body::Incoming>, has_auth: bool) -> Failure {
+    fn status_failure(
+        &self,
+        ctx: &ProbeContext,
+        response: &http::Response<hyper::body::Incoming>,
+        has_auth: bool,
+    ) -> Failure {
         let status = response.status();
         let expected = match &self.expect_status {
             Some(list) => list.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
             None => "any 2xx".into(),
         };
         match status.as_u16() {
-            401 => unauthorized(response, has_auth),
+            401 => unauthorized(ctx, response, has_auth),
             403 => Failure::new(ErrorClass::PermissionDenied, format!("HTTP {status} (expected {expected})"))
                 .with_hint("the credentials were accepted but lack permission for this resource: ask its owner to grant access"),
             404 | 410 => Failure::new(ErrorClass::NotFound, format!("HTTP {status} (expected {expected})"))
@@ -450,12 +456,12 @@ impl HttpProbe {
 }
 
 /// A 401 with what the server said in WWW-Authenticate (scheme and error code, never a token).
-fn unauthorized(response: &http::Response<hyper::body::Incoming>, has_auth: bool) -> Failure {
+fn unauthorized(ctx: &ProbeContext, response: &http::Response<hyper::body::Incoming>, has_auth: bool) -> Failure {
     let challenge = response
         .headers()
         .get(header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| format!("; server says: {}", redact::scrub(&v.chars().take(200).collect::<String>())))
+        .map(|v| format!("; server says: {}", ctx.server_text(v, 200)))
         .unwrap_or_default();
     let failure = Failure::new(ErrorClass::AuthRejected, format!("HTTP 401 Unauthorized{challenge}"));
     if has_auth {
@@ -468,7 +474,7 @@ fn unauthorized(response: &http::Response<hyper::body::Incoming>, has_auth: bool
 /// A SigV4-signed request refused with AWS's error code (XML `<Code>`, JSON `__type` or
 /// `code`): a bad signature or key is `auth_rejected` at `auth`, a missing permission
 /// `permission_denied` at `check`.
-fn aws_refusal(status: StatusCode, body: &[u8]) -> Failure {
+fn aws_refusal(ctx: &ProbeContext, status: StatusCode, body: &[u8]) -> Failure {
     let text = String::from_utf8_lossy(body);
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let json_field = |name: &str| json.as_ref().and_then(|j| j[name].as_str()).map(str::to_string);
@@ -478,7 +484,7 @@ fn aws_refusal(status: StatusCode, body: &[u8]) -> Failure {
         .unwrap_or_default();
     let message =
         httpc::xml_element(&text, "Message").or_else(|| json_field("message")).or_else(|| json_field("Message"));
-    let said = message.map(|m| format!(": {}", crate::oauth2::truncate(&m, 200))).unwrap_or_default();
+    let said = message.map(|m| format!(": {}", ctx.server_text(&m, 200))).unwrap_or_default();
     let text = format!("HTTP {status} {code}{said}");
     match code.as_str() {
         "SignatureDoesNotMatch" | "IncompleteSignature" | "InvalidSignatureException" => Failure::new(

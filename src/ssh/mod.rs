@@ -569,7 +569,7 @@ impl client::Handler for Callbacks {
         _language: &str,
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
-        self.refusals.park(description.chars().take(200).collect()).await;
+        self.refusals.park(crate::redact::excerpt(description, 200)).await;
         Ok(())
     }
 }

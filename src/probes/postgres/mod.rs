@@ -1,0 +1,292 @@
+//! The `postgres` probe. authprobe performs the SSLRequest and the TLS handshake itself
+//! (stage `tls`), so the certificate is recorded during the real handshake and TLS
+//! failures are classified by rustls, then speaks the startup and authentication (stage
+//! `auth`, see `wire`) and runs the check query with the simple query protocol up to its
+//! first row (stage `check`): one connection, as psql makes.
+//!
+//! The credential release rule lives in the login: a cleartext password request is only
+//! answered when the server is verified (or the probe allows it), `require_auth` limits
+//! the methods as libpq's does, and SCRAM binds to the TLS session when the server offers
+//! SCRAM-SHA-256-PLUS.
+
+pub mod wire;
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::config::TableReader;
+use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
+use crate::net::{self, BoxIo, Record};
+use crate::probes::Probe;
+use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
+use crate::stage::ProbeContext;
+use crate::tls::{self, Recorder, TlsMode};
+use wire::{AuthPolicy, ChannelBindingMode, Method, PgError, Refusal, ServerError};
+
+pub const DEFAULT_PORT: u16 = 5432;
+/// The SSLRequest message: length 8, request code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+#[derive(Debug, Clone)]
+pub struct PostgresProbe {
+    db: DbTarget,
+    /// libpq's `require_auth`: the methods the server may use (`!m` forbids one).
+    allowed: Vec<Method>,
+    forbidden: Vec<Method>,
+    channel_binding: ChannelBindingMode,
+}
+
+pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
+    let require_auth = read_require_auth(t);
+    let channel_binding = match t.string("channel_binding").as_deref() {
+        None | Some("prefer") => Some(ChannelBindingMode::Prefer),
+        Some("require") => Some(ChannelBindingMode::Require),
+        Some("disable") => Some(ChannelBindingMode::Disable),
+        Some(other) => {
+            t.error_at("channel_binding", format!("unknown channel_binding `{other}`; use disable, prefer or require"));
+            None
+        }
+    };
+    if channel_binding == Some(ChannelBindingMode::Require)
+        && t.table("tls").and_then(|tls| tls.string("mode")).as_deref().and_then(tls::parse_mode)
+            == Some(TlsMode::Disable)
+    {
+        t.error_at("channel_binding", "channel binding needs TLS: it cannot be required with tls.mode = \"disable\"");
+        return None;
+    }
+    let mut db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam)?;
+    // libpq's default: the database named after the user.
+    db.database.get_or_insert_with(|| db.user.clone());
+    let (allowed, forbidden) = require_auth?;
+    Some(Arc::new(PostgresProbe { db, allowed, forbidden, channel_binding: channel_binding? }))
+}
+
+/// `require_auth`, as libpq spells it: "scram-sha-256", "md5,scram-sha-256" or "!password"
+/// (a list of the same is accepted too). Methods are either all allowed or all forbidden.
+fn read_require_auth(t: &TableReader<'_, '_>) -> Option<(Vec<Method>, Vec<Method>)> {
+    let items: Vec<String> = if t.has("require_auth") {
+        match t.string_or_list("require_auth") {
+            Some(items) => items.iter().flat_map(|i| i.split(',')).map(|i| i.trim().to_string()).collect(),
+            None => return None,
+        }
+    } else {
+        Vec::new()
+    };
+    let (mut allowed, mut forbidden) = (Vec::new(), Vec::new());
+    for item in items.iter().filter(|i| !i.is_empty()) {
+        let (negated, name) = match item.strip_prefix('!') {
+            Some(name) => (true, name),
+            None => (false, item.as_str()),
+        };
+        let Some(method) = Method::parse(name) else {
+            t.error_at(
+                "require_auth",
+                format!("unknown authentication method `{name}`; use password, md5, scram-sha-256, gss, sspi or none (prefix ! to forbid)"),
+            );
+            return None;
+        };
+        if negated { forbidden.push(method) } else { allowed.push(method) }
+    }
+    if !allowed.is_empty() && !forbidden.is_empty() {
+        t.error_at(
+            "require_auth",
+            "require_auth either lists the methods allowed or (with !) those forbidden, not both",
+        );
+        return None;
+    }
+    Some((allowed, forbidden))
+}
+
+/// What the TLS step left: the stream to continue on, and (for TLS) how to classify a
+/// failure that surfaces later, during authentication.
+struct Session {
+    stream: BoxIo,
+    tls: Option<(Recorder, Arc<Mutex<Option<rustls::Error>>>)>,
+}
+
+impl PostgresProbe {
+    fn database(&self) -> &str {
+        self.db.database.as_deref().unwrap_or(&self.db.user)
+    }
+
+    async fn negotiate_tls(&self, ctx: &ProbeContext, mut tcp: BoxIo) -> Result<Session, Failure> {
+        if self.db.mode() == TlsMode::Disable {
+            return Ok(Session { stream: tcp, tls: None });
+        }
+        ctx.stage(Stage::Tls, async {
+            if ssl_request(&mut tcp).await? {
+                let hs = tls::handshake(ctx, tcp, &self.db.tls, &self.db.host, &[], true).await?;
+                let (tapped, seen) = tls::ErrorTap::new(hs.stream);
+                return Ok(Session { stream: Box::new(tapped), tls: Some((hs.recorder, seen)) });
+            }
+            self.db.without_tls(ctx)?;
+            Ok(Session { stream: tcp, tls: None })
+        })
+        .await
+    }
+
+    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
+        let session = self.negotiate_tls(ctx, tcp).await?;
+        if session.tls.is_none() {
+            ctx.detail("session: not encrypted");
+        }
+        let recorder = session.tls.as_ref().map(|(r, _)| r.clone());
+        let end_point =
+            recorder.as_ref().and_then(|r| r.snapshot().chain.first().map(|c| wire::tls_server_end_point(c)));
+        let policy = AuthPolicy {
+            allowed: self.allowed.clone(),
+            forbidden: self.forbidden.clone(),
+            channel_binding: self.channel_binding,
+            peer_verified: peer_verified(recorder.as_ref()),
+            allow_unverified_password: self.db.allow_unverified_password,
+        };
+        let password = self.db.login_password(ctx).await?;
+        let tls_state = session.tls.clone();
+        let mut client = wire::Client::new(session.stream);
+        let outcome = ctx
+            .stage(Stage::Auth, async {
+                let password = password.as_ref().map(|p| p.expose());
+                client
+                    .login(&self.db.user, self.database(), password, &policy, end_point)
+                    .await
+                    .map_err(|e| self.classify(e, &tls_state))
+            })
+            .await?;
+        let said: Vec<String> =
+            outcome.parameters.iter().map(|(name, value)| format!("{name} {}", ctx.server_text(value, 120))).collect();
+        let method = outcome.method.map_or("none", Method::name);
+        let binding = if outcome.channel_binding { " with channel binding (SCRAM-SHA-256-PLUS)" } else { "" };
+        ctx.diagnostic(format!("postgres: {}, authentication {method}{binding}", said.join(", ")));
+        if policy.allow_unverified_password && !policy.peer_verified && outcome.method == Some(Method::Password) {
+            ctx.warn("the password was sent in clear text to a server whose identity is not verified (allow_unverified_password = true)");
+        }
+        let result = ctx
+            .stage(Stage::Check, async { client.query(&self.db.query).await.map_err(|e| self.classify(e, &tls_state)) })
+            .await;
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), client.terminate()).await;
+        result
+    }
+
+    fn classify(&self, err: PgError, tls_state: &Option<(Recorder, Arc<Mutex<Option<rustls::Error>>>)>) -> Failure {
+        let recorder = tls_state.as_ref().map(|(r, _)| r);
+        match err {
+            PgError::Io(io) => {
+                if let Some((recorder, seen)) = tls_state {
+                    let tapped = seen.lock().ok().and_then(|s| s.clone());
+                    if let Some(tls_err) = tapped {
+                        return tls::classify_post_handshake(&tls_err, recorder, &self.db.tls);
+                    }
+                }
+                session_io_failure(&io, recorder, &self.db.tls, "while talking to the server")
+            }
+            PgError::Server(e) => {
+                let failure = classify_db_error(&e, self.db.tls.identity.is_some(), &self.db.user, self.database());
+                self.db.explain_refusal(failure)
+            }
+            PgError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("PostgreSQL protocol error: {what}"))
+                .with_hint("the server does not speak PostgreSQL's protocol as expected: check the port, and that nothing in between rewrites the connection"),
+            PgError::Refused(refusal) => self.refusal(refusal, recorder),
+        }
+    }
+
+    fn refusal(&self, refusal: Refusal, tls: Option<&Recorder>) -> Failure {
+        let required = || {
+            let names: Vec<&str> = self.allowed.iter().map(|m| m.name()).collect();
+            let forbidden: Vec<String> = self.forbidden.iter().map(|m| format!("!{}", m.name())).collect();
+            if names.is_empty() { forbidden.join(",") } else { names.join(",") }
+        };
+        match refusal {
+            Refusal::UnverifiedPeer { .. } => {
+                unverified_peer_refusal("the server asked for the password in clear text (AuthenticationCleartextPassword)", tls)
+            }
+            Refusal::NotAllowed { method: Method::None } => Failure::new(
+                ErrorClass::UnexpectedResponse,
+                format!("the server let `{}` in without asking for credentials (trust), which require_auth = \"{}\" does not allow", self.db.user, required()),
+            )
+            .with_hint("pg_hba.conf trusts this connection, so the credentials were not tested: ask the DBA, or add none to require_auth"),
+            Refusal::NotAllowed { method } => Failure::new(
+                ErrorClass::UnexpectedResponse,
+                format!("the server asked for {} authentication, which require_auth = \"{}\" does not allow: nothing was sent", method.name(), required()),
+            )
+            .with_hint("the server's pg_hba.conf uses another method than expected: ask the DBA, or change require_auth"),
+            Refusal::ChannelBindingUnavailable { why } => Failure::new(
+                ErrorClass::UnexpectedResponse,
+                format!("channel_binding = \"require\", but {why}"),
+            )
+            .with_hint("channel binding needs TLS and a SCRAM-SHA-256 password on PostgreSQL 11 or newer; set channel_binding = \"prefer\" to allow logins without it"),
+            Refusal::Unsupported { what } => Failure::new(
+                ErrorClass::UnexpectedResponse,
+                format!("the server asked for {what}, which authprobe does not implement"),
+            )
+            .with_hint("authprobe logs in to PostgreSQL with scram-sha-256 (and -PLUS), md5, a cleartext password over a verified server, or a client certificate"),
+            Refusal::NoPassword { method } => Failure::new(
+                ErrorClass::Config,
+                format!("the server asked for a password ({} authentication) and the probe has none", method.name()),
+            )
+            .with_hint("set password (e.g. password = \"${PGPASSWORD}\"), or log in with a client certificate (tls.client_cert, tls.client_key)"),
+        }
+    }
+}
+
+/// Sends the SSLRequest; true when the server agrees to TLS ('S'), false when it declines
+/// ('N'). Anything else is not a PostgreSQL server.
+pub async fn ssl_request(tcp: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Result<bool, Failure> {
+    let io_failure = |err: std::io::Error| {
+        Failure::new(classify_io(&err), format!("while asking for TLS (SSLRequest): {}", describe_io(&err)))
+    };
+    tcp.write_all(&SSL_REQUEST).await.map_err(io_failure)?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await.map_err(io_failure)?;
+    match answer[0] {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        b'E' => Err(Failure::new(
+            ErrorClass::Protocol,
+            "the server answered the SSLRequest with an error: it is very old, or not PostgreSQL",
+        )),
+        _ => Err(Failure::new(ErrorClass::Protocol, "the server did not answer like PostgreSQL")
+            .with_hint("check the port: this does not look like a PostgreSQL server")),
+    }
+}
+
+/// The class of a server error, from its SQLSTATE.
+fn classify_db_error(db: &ServerError, has_client_cert: bool, user: &str, database: &str) -> Failure {
+    let said = format!("{} (SQLSTATE {})", db.message, db.code);
+    match db.code.as_str() {
+        // invalid_password
+        "28P01" => Failure::new(ErrorClass::AuthRejected, said).with_hint(format!(
+            "the password for `{user}` is wrong or expired: check it, and that the role may log in"
+        )),
+        // invalid_authorization_specification: pg_hba rejections, TLS-only lines and
+        // certificate authentication alike; only the server's message tells them apart.
+        "28000" if db.message.ends_with("no encryption") => Failure::new(
+            ErrorClass::TlsHandshake,
+            format!("the server requires TLS for this connection: {said}"),
+        )
+        .with_hint("set tls.mode to require or verify-full (pg_hba.conf only allows this user over TLS)"),
+        "28000" if db.message.contains("certificate") => {
+            let what = if has_client_cert { "refused our client certificate" } else { "requires a client certificate" };
+            Failure::new(ErrorClass::TlsClientCert, format!("the server {what}: {said}"))
+                .with_hint("set tls.client_cert and tls.client_key to a certificate whose CN is the user name, from a CA the server trusts")
+        }
+        "28000" => Failure::new(ErrorClass::AuthRejected, said).with_hint(
+            "pg_hba.conf has no line that lets this user connect from this address with this method (or rejects it): ask the DBA, and check IP allow-lists",
+        ),
+        // invalid_catalog_name
+        "3D000" => Failure::new(ErrorClass::NotFound, said)
+            .with_hint(format!("the credentials work, but database `{database}` does not exist: check `database`")),
+        // insufficient_privilege
+        "42501" => Failure::new(ErrorClass::PermissionDenied, said)
+            .with_hint(format!("`{user}` logged in but may not run the check query: grant it, or change `query`")),
+        // undefined_table, undefined_schema
+        "42P01" | "3F000" => Failure::new(ErrorClass::NotFound, said)
+            .with_hint("the check query names a table that does not exist here"),
+        // too_many_connections
+        "53300" => Failure::new(ErrorClass::UnexpectedResponse, said).with_hint("the server is out of connection slots"),
+        _ => Failure::new(ErrorClass::UnexpectedResponse, said),
+    }
+}
+
+crate::probes::db::db_probe!(PostgresProbe, "postgres");

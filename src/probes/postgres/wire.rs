@@ -1,0 +1,644 @@
+//! The PostgreSQL frontend/backend protocol (v3), as much as a probe needs: the startup
+//! message, authentication (trust, cleartext, MD5, SCRAM-SHA-256 and SCRAM-SHA-256-PLUS
+//! with tls-server-end-point channel binding), one simple query, and terminate.
+//!
+//! Spoken here rather than through a driver so that the probe decides, per request of the
+//! server, whether a password may be handed over (see [`AuthPolicy`]), and so that every
+//! byte read is budgeted: a message's announced length is checked before anything is
+//! allocated, and the check query stops at its first row. Parsing is a pure function of the
+//! bytes ([`parse_backend`]), fuzzed and unit-tested without a server.
+
+use bytes::BytesMut;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest backend message read into memory. Real servers' authentication, parameter
+/// and error messages are a few hundred bytes; a data row is never read whole.
+pub const MESSAGE_CAP: usize = 256 * 1024;
+/// Messages the server may send before it answers what was asked (notices, parameters):
+/// a server that floods them is refused long before the timeout.
+const CHATTER_CAP: usize = 1_000;
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum PgError {
+    Io(std::io::Error),
+    /// An ErrorResponse.
+    Server(ServerError),
+    /// Bytes that are not the protocol, or a step the protocol does not allow.
+    Protocol(String),
+    /// The server asked for a method authprobe will not use here; the policy explains.
+    Refused(Refusal),
+}
+
+impl From<std::io::Error> for PgError {
+    fn from(err: std::io::Error) -> Self {
+        PgError::Io(err)
+    }
+}
+
+fn protocol(what: impl Into<String>) -> PgError {
+    PgError::Protocol(what.into())
+}
+
+/// An ErrorResponse's fields (texts as the server sent them; the probe scrubs and caps).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerError {
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// Authentication methods, with libpq's `require_auth` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The server let the client in without asking (trust, peer, or a client certificate).
+    None,
+    Password,
+    Md5,
+    ScramSha256,
+    Gss,
+    Sspi,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::None => "none",
+            Method::Password => "password",
+            Method::Md5 => "md5",
+            Method::ScramSha256 => "scram-sha-256",
+            Method::Gss => "gss",
+            Method::Sspi => "sspi",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Method> {
+        Some(match name.trim().to_ascii_lowercase().as_str() {
+            "none" => Method::None,
+            "password" => Method::Password,
+            "md5" => Method::Md5,
+            "scram-sha-256" => Method::ScramSha256,
+            "gss" => Method::Gss,
+            "sspi" => Method::Sspi,
+            _ => return None,
+        })
+    }
+}
+
+/// libpq's `channel_binding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBindingMode {
+    Disable,
+    Prefer,
+    Require,
+}
+
+/// Why the client stopped before answering the server's authentication request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The method is not in `require_auth`.
+    NotAllowed { method: Method },
+    /// The server wants the password in recoverable form and its identity is not verified.
+    UnverifiedPeer { method: Method },
+    /// `channel_binding = "require"`, and SCRAM-SHA-256-PLUS could not be used.
+    ChannelBindingUnavailable { why: &'static str },
+    /// A method authprobe does not implement (Kerberos, GSS, SSPI, an unknown SASL one).
+    Unsupported { what: String },
+    /// A password method, and no password is configured.
+    NoPassword { method: Method },
+}
+
+/// What the probe allows during authentication.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    /// Methods the server may use (`require_auth`); empty means any.
+    pub allowed: Vec<Method>,
+    /// Methods the server may not use (`require_auth = "!password"`).
+    pub forbidden: Vec<Method>,
+    pub channel_binding: ChannelBindingMode,
+    /// The server's identity is verified (TLS verified by a CA or a pin).
+    pub peer_verified: bool,
+    /// The probe explicitly allows a recoverable password to an unverified server.
+    pub allow_unverified_password: bool,
+}
+
+impl AuthPolicy {
+    fn check(&self, method: Method) -> Result<(), PgError> {
+        let allowed = self.allowed.is_empty() || self.allowed.contains(&method);
+        if !allowed || self.forbidden.contains(&method) {
+            return Err(PgError::Refused(Refusal::NotAllowed { method }));
+        }
+        Ok(())
+    }
+}
+
+/// What the login learned.
+#[derive(Debug, Clone, Default)]
+pub struct LoginOutcome {
+    pub method: Option<Method>,
+    pub channel_binding: bool,
+    /// ParameterStatus values the probe reports (server_version, server_encoding, TimeZone).
+    pub parameters: Vec<(String, String)>,
+}
+
+/// One backend message, parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Backend {
+    AuthOk,
+    AuthCleartext,
+    AuthMd5 {
+        salt: [u8; 4],
+    },
+    AuthSasl {
+        mechanisms: Vec<String>,
+    },
+    AuthSaslContinue(Vec<u8>),
+    AuthSaslFinal(Vec<u8>),
+    AuthOther {
+        code: i32,
+    },
+    Error(ServerError),
+    Notice,
+    Parameter {
+        name: String,
+        value: String,
+    },
+    BackendKeyData,
+    ReadyForQuery,
+    RowDescription,
+    DataRow,
+    CommandComplete,
+    EmptyQuery,
+    NegotiateProtocolVersion,
+    /// A copy, a notification, or anything else the probe's query never asks for.
+    Other(u8),
+}
+
+fn be_i32(bytes: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(bytes.get(..4)?.try_into().ok()?))
+}
+
+fn cstr(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes.iter().position(|b| *b == 0)?;
+    Some((&bytes[..end], &bytes[end + 1..]))
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Parses one message body. The type byte is known valid only for what is listed; any
+/// malformed body is [`PgError::Protocol`].
+pub fn parse_backend(tag: u8, body: &[u8]) -> Result<Backend, PgError> {
+    let malformed = |what: &str| protocol(format!("malformed {what} message from the server"));
+    Ok(match tag {
+        b'R' => {
+            let code = be_i32(body).ok_or_else(|| malformed("authentication"))?;
+            let rest = &body[4..];
+            match code {
+                0 => Backend::AuthOk,
+                3 => Backend::AuthCleartext,
+                5 => {
+                    let salt = rest.get(..4).and_then(|s| s.try_into().ok()).ok_or_else(|| malformed("MD5 request"))?;
+                    Backend::AuthMd5 { salt }
+                }
+                10 => {
+                    let mut mechanisms = Vec::new();
+                    let mut rest = rest;
+                    loop {
+                        let (name, after) = cstr(rest).ok_or_else(|| malformed("SASL mechanism list"))?;
+                        if name.is_empty() {
+                            break;
+                        }
+                        if mechanisms.len() == 16 {
+                            return Err(malformed("SASL mechanism list (too many mechanisms)"));
+                        }
+                        mechanisms.push(lossy(name));
+                        rest = after;
+                    }
+                    Backend::AuthSasl { mechanisms }
+                }
+                11 => Backend::AuthSaslContinue(rest.to_vec()),
+                12 => Backend::AuthSaslFinal(rest.to_vec()),
+                code => Backend::AuthOther { code },
+            }
+        }
+        b'E' => Backend::Error(parse_fields(body).ok_or_else(|| malformed("error"))?),
+        b'N' => Backend::Notice,
+        b'S' => {
+            let (name, rest) = cstr(body).ok_or_else(|| malformed("parameter status"))?;
+            let (value, _) = cstr(rest).ok_or_else(|| malformed("parameter status"))?;
+            Backend::Parameter { name: lossy(name), value: lossy(value) }
+        }
+        b'K' => Backend::BackendKeyData,
+        b'Z' => Backend::ReadyForQuery,
+        b'T' => Backend::RowDescription,
+        b'D' => Backend::DataRow,
+        b'C' => Backend::CommandComplete,
+        b'I' => Backend::EmptyQuery,
+        b'v' => Backend::NegotiateProtocolVersion,
+        other => Backend::Other(other),
+    })
+}
+
+/// The fields of an ErrorResponse: (type byte, C string) pairs ending in a zero byte.
+fn parse_fields(mut body: &[u8]) -> Option<ServerError> {
+    let mut error = ServerError::default();
+    loop {
+        let (&kind, rest) = body.split_first()?;
+        if kind == 0 {
+            return Some(error);
+        }
+        let (value, rest) = cstr(rest)?;
+        match kind {
+            b'S' => error.severity = lossy(value),
+            b'C' => error.code = lossy(value),
+            b'M' => error.message = lossy(value),
+            _ => {}
+        }
+        body = rest;
+    }
+}
+
+/// The frontend side of one connection, over any stream the connection layer hands it.
+pub struct Client<S> {
+    stream: S,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    pub fn new(stream: S) -> Self {
+        Client { stream }
+    }
+
+    async fn send(&mut self, buf: &BytesMut) -> Result<(), PgError> {
+        self.stream.write_all(buf).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// Reads one message. A data row's body is not read (the probe stops at the first
+    /// row); any other body longer than [`MESSAGE_CAP`] is refused before it is read.
+    pub async fn read(&mut self) -> Result<Backend, PgError> {
+        let mut header = [0u8; 5];
+        self.stream.read_exact(&mut header).await?;
+        let tag = header[0];
+        let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+        if len < 4 {
+            return Err(protocol(format!("the server sent a message with an impossible length ({len})")));
+        }
+        if tag == b'D' {
+            return Ok(Backend::DataRow);
+        }
+        let body_len = usize::try_from(len - 4).unwrap_or(usize::MAX);
+        if body_len > MESSAGE_CAP {
+            return Err(protocol(format!(
+                "the server announced a {}-byte message (type '{}'); authprobe reads at most {} KiB of one",
+                body_len,
+                char::from(tag).escape_default(),
+                MESSAGE_CAP / 1024
+            )));
+        }
+        let mut body = vec![0u8; body_len];
+        self.stream.read_exact(&mut body).await?;
+        parse_backend(tag, &body)
+    }
+
+    /// Reads past notices (bounded), returning the first message that means something.
+    async fn read_meaningful(&mut self, parameters: &mut Vec<(String, String)>) -> Result<Backend, PgError> {
+        for _ in 0..CHATTER_CAP {
+            match self.read().await? {
+                Backend::Notice => {}
+                Backend::Parameter { name, value } => {
+                    if matches!(name.as_str(), "server_version" | "server_encoding" | "TimeZone")
+                        && parameters.len() < 8
+                    {
+                        parameters.push((name, value));
+                    }
+                }
+                other => return Ok(other),
+            }
+        }
+        Err(protocol(format!("the server sent more than {CHATTER_CAP} notices and parameters without answering")))
+    }
+
+    /// Sends the startup message and authenticates. `password` is `None` when none is
+    /// configured; `end_point` is the tls-server-end-point hash of the server's
+    /// certificate when the session is TLS.
+    pub async fn login(
+        &mut self,
+        user: &str,
+        database: &str,
+        password: Option<&str>,
+        policy: &AuthPolicy,
+        end_point: Option<Vec<u8>>,
+    ) -> Result<LoginOutcome, PgError> {
+        let mut buf = BytesMut::new();
+        let params = [("user", user), ("database", database), ("application_name", "authprobe")];
+        frontend::startup_message(params, &mut buf)?;
+        self.send(&buf).await?;
+        let mut outcome = LoginOutcome::default();
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let message = self.read_meaningful(&mut outcome.parameters).await?;
+            buf.clear();
+            match message {
+                Backend::AuthOk => {
+                    if scram.is_some() {
+                        return Err(protocol("the server ended SCRAM authentication without its final message"));
+                    }
+                    let method = *outcome.method.get_or_insert(Method::None);
+                    if method == Method::None {
+                        policy.check(Method::None)?;
+                    }
+                    if policy.channel_binding == ChannelBindingMode::Require && !outcome.channel_binding {
+                        return Err(PgError::Refused(Refusal::ChannelBindingUnavailable {
+                            why: "the server did not authenticate with SCRAM-SHA-256-PLUS",
+                        }));
+                    }
+                    break;
+                }
+                Backend::AuthCleartext => {
+                    policy.check(Method::Password)?;
+                    let password =
+                        password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::Password }))?;
+                    if !policy.peer_verified && !policy.allow_unverified_password {
+                        return Err(PgError::Refused(Refusal::UnverifiedPeer { method: Method::Password }));
+                    }
+                    outcome.method = Some(Method::Password);
+                    frontend::password_message(password.as_bytes(), &mut buf)?;
+                    self.send(&buf).await?;
+                }
+                Backend::AuthMd5 { salt } => {
+                    policy.check(Method::Md5)?;
+                    let password = password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::Md5 }))?;
+                    outcome.method = Some(Method::Md5);
+                    let hashed =
+                        postgres_protocol::authentication::md5_hash(user.as_bytes(), password.as_bytes(), salt);
+                    frontend::password_message(hashed.as_bytes(), &mut buf)?;
+                    self.send(&buf).await?;
+                }
+                Backend::AuthSasl { mechanisms } => {
+                    if scram.is_some() || outcome.method.is_some() {
+                        return Err(protocol("the server restarted authentication"));
+                    }
+                    policy.check(Method::ScramSha256)?;
+                    let plus = mechanisms.iter().any(|m| m == "SCRAM-SHA-256-PLUS");
+                    let plain = mechanisms.iter().any(|m| m == "SCRAM-SHA-256");
+                    let password =
+                        password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::ScramSha256 }))?;
+                    let (mechanism, binding) = match (policy.channel_binding, plus, end_point.clone()) {
+                        (ChannelBindingMode::Disable, _, _) | (_, false, _) | (_, _, None) => {
+                            if policy.channel_binding == ChannelBindingMode::Require {
+                                let why = if end_point.is_none() {
+                                    "the session is not TLS, and channel binding needs it"
+                                } else {
+                                    "the server does not offer SCRAM-SHA-256-PLUS"
+                                };
+                                return Err(PgError::Refused(Refusal::ChannelBindingUnavailable { why }));
+                            }
+                            if !plain {
+                                return Err(PgError::Refused(Refusal::Unsupported {
+                                    what: format!("SASL mechanisms {}", mechanisms.join(", ")),
+                                }));
+                            }
+                            // "y": the client could bind but the server did not offer it,
+                            // so a downgrade by a man in the middle is detected by the server.
+                            let binding = if end_point.is_some() {
+                                ChannelBinding::unrequested()
+                            } else {
+                                ChannelBinding::unsupported()
+                            };
+                            ("SCRAM-SHA-256", binding)
+                        }
+                        (_, true, Some(hash)) => ("SCRAM-SHA-256-PLUS", ChannelBinding::tls_server_end_point(hash)),
+                    };
+                    outcome.channel_binding = mechanism.ends_with("-PLUS");
+                    outcome.method = Some(Method::ScramSha256);
+                    let exchange = ScramSha256::new(password.as_bytes(), binding);
+                    frontend::sasl_initial_response(mechanism, exchange.message(), &mut buf)?;
+                    self.send(&buf).await?;
+                    scram = Some(exchange);
+                }
+                Backend::AuthSaslContinue(data) => {
+                    let exchange = scram.as_mut().ok_or_else(|| protocol("a SCRAM step nobody asked for"))?;
+                    exchange
+                        .update(&data)
+                        .map_err(|e| protocol(format!("the server's SCRAM challenge is invalid ({e})")))?;
+                    frontend::sasl_response(exchange.message(), &mut buf)?;
+                    self.send(&buf).await?;
+                }
+                Backend::AuthSaslFinal(data) => {
+                    let mut exchange = scram.take().ok_or_else(|| protocol("a SCRAM step nobody asked for"))?;
+                    // The server proves it knows the password's verifier (and, with -PLUS,
+                    // that it terminates this TLS session): an impostor fails here.
+                    exchange.finish(&data).map_err(|e| {
+                        protocol(format!("the server's SCRAM signature does not verify ({e}): it does not know this password's verifier"))
+                    })?;
+                    // AuthOk follows; mark the method as completed.
+                    let ok = self.read_meaningful(&mut outcome.parameters).await?;
+                    match ok {
+                        Backend::AuthOk => {
+                            if policy.channel_binding == ChannelBindingMode::Require && !outcome.channel_binding {
+                                return Err(PgError::Refused(Refusal::ChannelBindingUnavailable {
+                                    why: "the server did not offer SCRAM-SHA-256-PLUS",
+                                }));
+                            }
+                            break;
+                        }
+                        Backend::Error(e) => return Err(PgError::Server(e)),
+                        _ => return Err(protocol("unexpected message after SCRAM authentication")),
+                    }
+                }
+                Backend::AuthOther { code } => {
+                    let what = match code {
+                        2 => "Kerberos V5 authentication".to_string(),
+                        7 | 8 => {
+                            policy.check(Method::Gss)?;
+                            "GSSAPI (Kerberos) authentication".to_string()
+                        }
+                        9 => {
+                            policy.check(Method::Sspi)?;
+                            "SSPI authentication".to_string()
+                        }
+                        other => return Err(protocol(format!("unknown authentication request {other}"))),
+                    };
+                    return Err(PgError::Refused(Refusal::Unsupported { what }));
+                }
+                Backend::Error(e) => return Err(PgError::Server(e)),
+                Backend::NegotiateProtocolVersion => {
+                    return Err(protocol("the server does not speak protocol version 3.0"));
+                }
+                _ => return Err(protocol("unexpected message during authentication")),
+            }
+        }
+        // After AuthOk: parameters and key data until ReadyForQuery.
+        loop {
+            match self.read_meaningful(&mut outcome.parameters).await? {
+                Backend::BackendKeyData => {}
+                Backend::ReadyForQuery => return Ok(outcome),
+                Backend::Error(e) => return Err(PgError::Server(e)),
+                _ => return Err(protocol("unexpected message after authentication")),
+            }
+        }
+    }
+
+    /// Runs `sql` with the simple query protocol and stops at the first row or the end of
+    /// the first statement: the probe needs to know that the query runs, not its result.
+    pub async fn query(&mut self, sql: &str) -> Result<(), PgError> {
+        let mut buf = BytesMut::new();
+        frontend::query(sql, &mut buf)?;
+        self.send(&buf).await?;
+        let mut ignored = Vec::new();
+        loop {
+            match self.read_meaningful(&mut ignored).await? {
+                Backend::RowDescription => {}
+                Backend::DataRow | Backend::CommandComplete | Backend::EmptyQuery | Backend::ReadyForQuery => {
+                    return Ok(());
+                }
+                Backend::Error(e) => return Err(PgError::Server(e)),
+                Backend::Other(b'G' | b'H' | b'W') => {
+                    return Err(protocol("the check query started a COPY; use a query that returns rows"));
+                }
+                Backend::Other(b'A') => {}
+                _ => return Err(protocol("unexpected message in the answer to the check query")),
+            }
+        }
+    }
+
+    /// Terminate, best effort.
+    pub async fn terminate(&mut self) {
+        let mut buf = BytesMut::new();
+        frontend::terminate(&mut buf);
+        let _ = self.stream.write_all(&buf).await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+/// The tls-server-end-point channel binding data (RFC 5929): the certificate hashed with
+/// its signature's hash, SHA-256 for MD5 and SHA-1 signatures.
+pub fn tls_server_end_point(cert_der: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::digest;
+    let algorithm = match x509_parser::parse_x509_certificate(cert_der) {
+        Ok((_, cert)) => match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+            // sha384WithRSAEncryption, ecdsa-with-SHA384
+            "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => &digest::SHA384,
+            // sha512WithRSAEncryption, ecdsa-with-SHA512
+            "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => &digest::SHA512,
+            _ => &digest::SHA256,
+        },
+        Err(_) => &digest::SHA256,
+    };
+    digest::digest(algorithm, cert_der).as_ref().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn authentication_requests_are_parsed() {
+        assert_eq!(parse_backend(b'R', &0i32.to_be_bytes()).unwrap(), Backend::AuthOk);
+        assert_eq!(parse_backend(b'R', &3i32.to_be_bytes()).unwrap(), Backend::AuthCleartext);
+        let md5 = [&5i32.to_be_bytes()[..], b"salt"].concat();
+        assert_eq!(parse_backend(b'R', &md5).unwrap(), Backend::AuthMd5 { salt: *b"salt" });
+        let sasl = [&10i32.to_be_bytes()[..], b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0"].concat();
+        assert_eq!(
+            parse_backend(b'R', &sasl).unwrap(),
+            Backend::AuthSasl { mechanisms: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()] }
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_protocol_errors() {
+        for (tag, body) in [
+            (b'R', &b"\0\0"[..]),
+            (b'R', &[0, 0, 0, 5, 1][..]),
+            (b'R', &[0, 0, 0, 10, b'S'][..]),
+            (b'E', &b"Mno terminator"[..]),
+            (b'S', &b"name-only\0"[..]),
+        ] {
+            assert!(matches!(parse_backend(tag, body), Err(PgError::Protocol(_))), "{tag} {body:?}");
+        }
+    }
+
+    #[test]
+    fn error_fields_are_read() {
+        let body = b"SFATAL\0C28P01\0Mpassword authentication failed for user \"x\"\0\0";
+        let Backend::Error(e) = parse_backend(b'E', body).unwrap() else { panic!() };
+        assert_eq!(e.code, "28P01");
+        assert_eq!(e.severity, "FATAL");
+        assert!(e.message.starts_with("password authentication failed"));
+    }
+
+    fn policy() -> AuthPolicy {
+        AuthPolicy {
+            allowed: Vec::new(),
+            forbidden: Vec::new(),
+            channel_binding: ChannelBindingMode::Prefer,
+            peer_verified: false,
+            allow_unverified_password: false,
+        }
+    }
+
+    /// A server that asks for the password in clear text over an unverified session gets
+    /// nothing but the startup message.
+    #[tokio::test]
+    async fn cleartext_is_refused_to_an_unverified_server() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        let mut transcript = Vec::new();
+        let serve = async {
+            let mut buf = [0u8; 1024];
+            let n = server.read(&mut buf).await.unwrap();
+            transcript.extend_from_slice(&buf[..n]);
+            server.write_all(&message(b'R', &3i32.to_be_bytes())).await.unwrap();
+            let mut rest = Vec::new();
+            let _ = server.read_to_end(&mut rest).await;
+            transcript.extend_from_slice(&rest);
+        };
+        let login = async {
+            let mut c = Client::new(client);
+            let r = c.login("u", "db", Some("hunter2-cleartext"), &policy(), None).await;
+            drop(c);
+            r
+        };
+        let (result, ()) = tokio::join!(login, serve);
+        assert!(matches!(result, Err(PgError::Refused(Refusal::UnverifiedPeer { method: Method::Password }))));
+        assert!(!String::from_utf8_lossy(&transcript).contains("hunter2"), "the password was sent");
+    }
+
+    #[tokio::test]
+    async fn lengths_are_checked_before_reading() {
+        let (client, mut server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            server.write_all(&[b'E', 0x7f, 0xff, 0xff, 0xff]).await.unwrap();
+            server.write_all(&[b'E', 0, 0, 0, 1]).await.ok();
+            std::future::pending::<()>().await;
+        });
+        let mut c = Client::new(client);
+        let err = c.read().await.unwrap_err();
+        assert!(matches!(&err, PgError::Protocol(m) if m.contains("reads at most")), "{err:?}");
+        let err = c.read().await.unwrap_err();
+        assert!(matches!(&err, PgError::Protocol(m) if m.contains("impossible length")), "{err:?}");
+    }
+
+    #[test]
+    fn require_auth_lists_are_enforced() {
+        let mut p = policy();
+        p.allowed = vec![Method::ScramSha256];
+        assert!(p.check(Method::ScramSha256).is_ok());
+        assert!(matches!(p.check(Method::Md5), Err(PgError::Refused(Refusal::NotAllowed { method: Method::Md5 }))));
+        let mut p = policy();
+        p.forbidden = vec![Method::Password];
+        assert!(p.check(Method::Md5).is_ok());
+        assert!(p.check(Method::Password).is_err());
+    }
+}
