@@ -223,6 +223,9 @@ pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) 
 /// The class of a plain socket error (no TLS involved).
 pub fn classify_io(err: &io::Error) -> ErrorClass {
     use io::ErrorKind::*;
+    if find_cause::<crate::net::ReadBudgetExceeded>(err).is_some() {
+        return ErrorClass::Protocol;
+    }
     match err.kind() {
         ConnectionRefused => ErrorClass::ConnectRefused,
         TimedOut | WouldBlock => ErrorClass::Timeout,

@@ -65,7 +65,7 @@ where
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     if let Some(link) = tunnel::link(ctx).await? {
-        let work = async { then(link.open(host, port).await?).await };
+        let work = async { then(Box::new(ReadBudget::new(link.open(host, port).await?))).await };
         let value = maybe_stage(ctx, record, Stage::Connect, work).await?;
         return Ok((value, Route::Tunnel(link)));
     }
@@ -75,7 +75,7 @@ where
         let addr = tcp
             .peer_addr()
             .map_err(|e| Failure::new(classify_io(&e), format!("{host}:{port}: {}", describe_io(&e))))?;
-        Ok((then(Box::new(QuickAck::new(tcp))).await?, addr))
+        Ok((then(Box::new(ReadBudget::new(QuickAck::new(tcp)))).await?, addr))
     };
     let (value, addr) = maybe_stage(ctx, record, Stage::Connect, work).await?;
     Ok((value, Route::Direct(addr)))
@@ -140,6 +140,92 @@ pub async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<
 /// (Nagle's algorithm, which e.g. sshd keeps on for non-interactive sessions) and the client
 /// has nothing to send back, every such exchange waits for that delay. Quick-ACK mode does
 /// not stick, so it is re-armed after every read.
+/// Bytes one probe connection may receive. Authentication checks exchange kilobytes; a
+/// server that streams without end is cut off here, long before the timeout, and its
+/// flood costs neither memory nor CPU beyond this.
+pub const READ_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// The error a connection returns once its budget is spent: classified `protocol`.
+#[derive(Debug)]
+pub struct ReadBudgetExceeded;
+
+impl std::fmt::Display for ReadBudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the server sent more than {} MiB on one connection; authprobe stopped reading", READ_BUDGET >> 20)
+    }
+}
+
+impl std::error::Error for ReadBudgetExceeded {}
+
+/// Counts what a connection reads and fails it past [`READ_BUDGET`].
+pub struct ReadBudget<S> {
+    inner: S,
+    left: u64,
+}
+
+impl<S> ReadBudget<S> {
+    pub fn new(inner: S) -> Self {
+        Self::with_limit(inner, READ_BUDGET)
+    }
+
+    pub fn with_limit(inner: S, limit: u64) -> Self {
+        ReadBudget { inner, left: limit }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadBudget<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.left == 0 && buf.remaining() > 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other(ReadBudgetExceeded)));
+        }
+        let before = buf.filled().len();
+        let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.left = self.left.saturating_sub(read);
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ReadBudget<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 pub struct QuickAck(TcpStream);
 
 impl QuickAck {

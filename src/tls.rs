@@ -147,6 +147,17 @@ impl TlsOptions {
     }
 }
 
+/// libpq's name of a mode.
+pub fn mode_name(mode: TlsMode) -> &'static str {
+    match mode {
+        TlsMode::Disable => "disable",
+        TlsMode::Prefer => "prefer",
+        TlsMode::Require => "require",
+        TlsMode::VerifyCa => "verify-ca",
+        TlsMode::VerifyFull => "verify-full",
+    }
+}
+
 /// Accepts libpq's spellings, MySQL's and the common synonyms.
 pub fn parse_mode(raw: &str) -> Option<TlsMode> {
     let norm = raw.trim().to_ascii_lowercase().replace('_', "-");
@@ -483,6 +494,15 @@ where
             {
                 expiry_warnings(ctx, r, opts.insecure);
                 ctx.diagnostic(negotiated(stream.get_ref().1, &recording));
+                if !recording.verified && !opts.insecure {
+                    // Encrypted but not authenticated (database modes prefer and require):
+                    // never a plain pass, and the warning says how to verify.
+                    let mode = opts.mode.map(mode_name).unwrap_or("prefer");
+                    ctx.warn(format!(
+                        "the server's certificate was not verified (tls.mode = {mode}): the session is encrypted, but the server could be an impostor; verify it with tls.ca, or approve this certificate: {}",
+                        pin_line(&r.sha256)
+                    ));
+                }
             }
             if opts.insecure {
                 ctx.warn("TLS certificate verification is off (tls.insecure = true)");

@@ -21,7 +21,10 @@ async fn mssql_login_and_tls_paths() {
         "ok",
         &format!("{pw}\nquery = \"SELECT item FROM orders\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}"),
     );
-    cfg += &ms_probe("ok-default-prefer", pw);
+    // LOGIN7 carries the password reversibly obfuscated: refused to an unverified server
+    // unless the probe allows it.
+    cfg += &ms_probe("default-prefer-unverified", pw);
+    cfg += &ms_probe("prefer-allowed", &format!("{pw}\nallow_unverified_password = true"));
     cfg += &ms_probe("ok-pinned", &format!("{pw}\ntls = {{ pin_sha256 = [\"${{AP_SERVER_SHA256}}\"] }}"));
     cfg += &ms_probe(
         "wrong-password",
@@ -36,10 +39,20 @@ async fn mssql_login_and_tls_paths() {
         &format!("{pw}\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\", server_name = \"db.example.com\" }}"),
     );
     // Encrypt=no: the login packet is still encrypted; the session after it is not.
-    cfg +=
-        &ms_probe("ok-disabled", &format!("{pw}\nquery = \"SELECT item FROM orders\"\ntls = {{ mode = \"disable\" }}"));
-    cfg += &ms_probe("wrong-password-disabled", "password = \"not-the-password\"\ntls = { mode = \"disable\" }");
-    cfg += &ms_probe("no-such-table", &format!("{pw}\nquery = \"SELECT * FROM payroll\""));
+    // With a CA the login-only session is verified; without one, it is refused.
+    cfg += &ms_probe(
+        "ok-disabled",
+        &format!("{pw}\nquery = \"SELECT item FROM orders\"\ntls = {{ mode = \"disable\", ca = \"${{AP_CA}}\" }}"),
+    );
+    cfg += &ms_probe("disabled-unverified", &format!("{pw}\ntls = {{ mode = \"disable\" }}"));
+    cfg += &ms_probe(
+        "wrong-password-disabled",
+        "password = \"not-the-password\"\ntls = { mode = \"disable\", ca = \"${AP_CA}\" }",
+    );
+    cfg += &ms_probe(
+        "no-such-table",
+        &format!("{pw}\nquery = \"SELECT * FROM payroll\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}"),
+    );
     cfg += &ms_probe(
         "verify-ca-ignores-name",
         &format!("{pw}\ntls = {{ mode = \"verify-ca\", ca = \"${{AP_CA}}\", server_name = \"db.example.com\" }}"),
@@ -53,7 +66,13 @@ async fn mssql_login_and_tls_paths() {
     let ok = assert_passed(&report, "ok");
     assert_eq!(ok["tls"]["verified"], true, "{ok:#}");
     assert_eq!(ok["tls"]["sha256"], harness_var(&env, "AP_SERVER_SHA256"));
-    assert_eq!(assert_passed(&report, "ok-default-prefer")["tls"]["verified"], false);
+    let refused = assert_failed(&report, "default-prefer-unverified", "auth", "tls_untrusted");
+    let hint = refused["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains("pin_sha256 = [\"") && hint.contains("allow_unverified_password = true"), "{refused:#}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("did not send the password"), "{refused:#}");
+    let allowed = assert_warned(&report, "prefer-allowed", "allow_unverified_password = true");
+    assert_eq!(allowed["tls"]["verified"], false);
+    assert_failed(&report, "disabled-unverified", "auth", "tls_untrusted");
     assert_eq!(assert_passed(&report, "ok-pinned")["tls"]["pinned"], true);
     let wrong = assert_failed(&report, "wrong-password", "auth", "auth_rejected");
     assert!(wrong["error"]["message"].as_str().unwrap().contains("Msg 18456"), "{wrong:#}");

@@ -586,7 +586,7 @@ async fn every_kind_can_be_aimed_at_another_server_through_module_and_target() {
         "[[probe]]\nname = \"mysql\"\nkind = \"mysql\"\n{nowhere}\nuser = \"${{AP_MYSQL_USER}}\"\npassword = \"${{AP_MYSQL_PASSWORD}}\"\ntls = {{ mode = \"verify-ca\", ca = \"${{AP_CA}}\" }}\nallowed_targets = [\"127.0.0.1:*\"]\n\n"
     );
     cfg += &format!(
-        "[[probe]]\nname = \"mssql\"\nkind = \"mssql\"\n{nowhere}\nuser = \"${{AP_MSSQL_USER}}\"\npassword = \"${{AP_MSSQL_PASSWORD}}\"\ntls = {{ mode = \"disable\" }}\nallowed_targets = [\"localhost:*\"]\n\n"
+        "[[probe]]\nname = \"mssql\"\nkind = \"mssql\"\n{nowhere}\nuser = \"${{AP_MSSQL_USER}}\"\npassword = \"${{AP_MSSQL_PASSWORD}}\"\ntls = {{ mode = \"disable\", ca = \"${{AP_CA}}\" }}\nallowed_targets = [\"localhost:*\"]\n\n"
     );
     cfg += "[[probe]]\nname = \"s3\"\nkind = \"s3\"\nbucket = \"${AP_S3_BUCKET}\"\nendpoint = \"http://127.0.0.9:9\"\nauth = { type = \"static\", access_key_id = \"${AP_S3_ACCESS_KEY}\", secret_access_key = \"${AP_S3_SECRET_KEY}\" }\nallowed_targets = [\"127.0.0.1:*\"]\n\n";
     cfg += &format!(

@@ -30,7 +30,9 @@ macro_rules! db_probe {
             }
 
             fn retarget(&self, target: &str) -> Result<std::sync::Arc<dyn $crate::probes::Probe>, String> {
-                Ok(std::sync::Arc::new($probe { db: self.db.retarget(target)?, ..self.clone() }))
+                let mut aimed = self.clone();
+                aimed.db = self.db.retarget(target)?;
+                Ok(std::sync::Arc::new(aimed))
             }
         }
     };
@@ -242,7 +244,7 @@ impl DbTarget {
     /// failure for every stricter mode.
     pub fn without_tls(&self, ctx: &ProbeContext) -> Result<(), Failure> {
         if self.mode() == TlsMode::Prefer {
-            ctx.detail("tls: the server does not offer TLS; continuing unencrypted (mode prefer)");
+            ctx.warn("the server does not offer TLS: the session is not encrypted (tls.mode = prefer); set tls.mode = \"disable\" if that is expected, or enable TLS on the server");
             return Ok(());
         }
         Err(Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS")

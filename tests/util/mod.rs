@@ -150,6 +150,19 @@ pub fn assert_passed<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde
     p
 }
 
+/// A probe that passed with a warning containing `warning`.
+pub fn assert_warned<'a>(report: &'a serde_json::Value, name: &str, warning: &str) -> &'a serde_json::Value {
+    let p = probe(report, name);
+    assert_eq!(p["status"], "warn", "probe {name}: {p:#}");
+    assert!(p["error"].is_null(), "probe {name}: {p:#}");
+    let warnings = p["warnings"].as_array().map(|w| w.iter().filter_map(|w| w.as_str()).collect::<Vec<_>>());
+    assert!(
+        warnings.unwrap_or_default().iter().any(|w| w.contains(warning)),
+        "probe {name} lacks warning `{warning}`: {p:#}"
+    );
+    p
+}
+
 /// A `[[probe]]` table for an http probe with extra lines.
 pub fn http_probe(name: &str, url: &str, extra: &str) -> String {
     format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\n{extra}\n\n")

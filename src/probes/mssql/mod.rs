@@ -7,6 +7,10 @@
 //! `tls.mode = "disable"` asks for what Microsoft's drivers call Encrypt=no: the server
 //! still encrypts the login packet when it can (so the password never crosses in clear),
 //! and the rest of the session is not encrypted.
+//!
+//! LOGIN7 carries the password only obfuscated (a reversible nibble swap and XOR), so it
+//! goes only to a verified server (TLS verified by a CA or a pin), unless the probe sets
+//! `allow_unverified_password`: the credential release rule.
 
 mod tds;
 
@@ -19,7 +23,7 @@ use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
 use crate::net::BoxIo;
 use crate::probes::Probe;
-use crate::probes::db::{DbTarget, session_io_failure};
+use crate::probes::db::{DbTarget, peer_verified, session_io_failure, unverified_peer_refusal};
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode, TlsOptions};
 pub use tds::TdsTls;
@@ -105,6 +109,21 @@ impl MssqlProbe {
         }
     }
 
+    /// The credential release rule for LOGIN7: `tls` is the session the login would travel in.
+    fn may_send_login(&self, ctx: &ProbeContext, tls: Option<&Recorder>) -> Result<(), Failure> {
+        if peer_verified(tls) {
+            return Ok(());
+        }
+        if self.db.allow_unverified_password {
+            ctx.warn("the login (password reversibly obfuscated) was sent to a server whose identity is not verified (allow_unverified_password = true)");
+            return Ok(());
+        }
+        Err(unverified_peer_refusal(
+            "SQL Server's login packet (LOGIN7) carries the password only reversibly obfuscated",
+            tls,
+        ))
+    }
+
     /// Stage `tls`: PRELOGIN asking for encryption, then the handshake.
     async fn negotiate_tls(&self, ctx: &ProbeContext, mut tcp: BoxIo) -> Result<Session, Failure> {
         if prelogin(ctx, &mut tcp, Encryption::On, true).await? == Encryption::NotSupported {
@@ -123,16 +142,23 @@ impl MssqlProbe {
         match prelogin(ctx, &mut tcp, Encryption::Off, true).await? {
             Encryption::NotSupported => {
                 ctx.detail("session: not encrypted (the server supports no encryption, not even for the login)");
+                self.may_send_login(ctx, None)?;
                 let mut tds = Tds::new(tcp);
                 tds.send_login(&login).await.map_err(|err| self.classify(err, None, "sending the login"))?;
                 Ok(tds)
             }
             Encryption::Off => {
                 ctx.detail("session: not encrypted after the login (the login packet itself was)");
-                // Encrypt=no in Microsoft's drivers: the certificate of a login-only session
-                // is not verified (as with mode prefer).
-                let login_only = TlsOptions { mode: Some(TlsMode::Prefer), ..TlsOptions::default() };
+                // Encrypt=no in Microsoft's drivers: the login-only session is verified when
+                // the probe names a CA or a pin, and is otherwise only encrypted.
+                let verifies = self.db.tls.ca.is_some() || !self.db.tls.pins.is_empty();
+                let login_only = if verifies {
+                    TlsOptions { mode: Some(TlsMode::VerifyFull), ..self.db.tls.clone() }
+                } else {
+                    TlsOptions { mode: Some(TlsMode::Prefer), ..TlsOptions::default() }
+                };
                 let hs = start_tls(ctx, tcp, &login_only, &self.db.host, false).await?;
+                self.may_send_login(ctx, Some(&hs.recorder))?;
                 let mut tds = Tds::new(hs.stream);
                 tds.send_login(&login).await.map_err(|err| self.classify(err, None, "sending the login"))?;
                 let (tds_tls, _) = tds.into_inner().into_inner();
@@ -153,6 +179,7 @@ impl MssqlProbe {
             .stage(Stage::Auth, async {
                 let (mut tds, tls) = match start {
                     Ok(Session { mut tds, tls }) => {
+                        self.may_send_login(ctx, tls.as_ref())?;
                         let host_name = workstation();
                         tds.send_login(&self.login(&host_name))
                             .await

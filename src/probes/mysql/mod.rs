@@ -15,7 +15,7 @@ use crate::config::TableReader;
 use crate::error::{ErrorClass, Failure, Stage};
 use crate::net::BoxIo;
 use crate::probes::Probe;
-use crate::probes::db::{DbTarget, IamSupport, session_io_failure};
+use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsOptions};
 use wire::{Greeting, Packets, WireError};
@@ -25,10 +25,29 @@ pub const DEFAULT_PORT: u16 = 3306;
 #[derive(Debug, Clone)]
 pub struct MysqlProbe {
     db: DbTarget,
+    /// `server_public_key`: the server's RSA key (PEM), so that sha256_password and
+    /// caching_sha2_password's full authentication need not trust a key the server sends.
+    server_public_key: Option<Arc<Vec<u8>>>,
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    Some(Arc::new(MysqlProbe { db: DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam)? }))
+    let key = if t.has("server_public_key") {
+        let (path, pem) = t.file_bytes("server_public_key")?;
+        if !pem.starts_with(b"-----BEGIN PUBLIC KEY-----") {
+            t.error_at(
+                "server_public_key",
+                format!("{} is not a PEM public key (-----BEGIN PUBLIC KEY-----); the server's is its caching_sha2_password_public_key_path", path.display()),
+            );
+            return None;
+        }
+        Some(Arc::new(pem))
+    } else {
+        None
+    };
+    Some(Arc::new(MysqlProbe {
+        db: DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam)?,
+        server_public_key: key,
+    }))
 }
 
 /// The connection after the greeting (and TLS, if negotiated), ready for the login.
@@ -111,8 +130,15 @@ impl MysqlProbe {
                 };
                 let encrypted = tls.is_some();
                 let password = password.as_ref().map(|p| p.expose()).unwrap_or_default();
-                let login =
-                    wire::Login { user: &self.db.user, password, database: self.db.database.as_deref(), encrypted };
+                let login = wire::Login {
+                    user: &self.db.user,
+                    password,
+                    database: self.db.database.as_deref(),
+                    encrypted,
+                    verified: peer_verified(tls.as_ref()),
+                    allow_unverified: self.db.allow_unverified_password,
+                    server_public_key: self.server_public_key.as_deref().map(Vec::as_slice),
+                };
                 let caps = self.capabilities(&greeting, encrypted);
                 let plugin = wire::login(&mut packets, &greeting, caps, &login)
                     .await
@@ -163,6 +189,15 @@ impl MysqlProbe {
                     failure
                 }
             }
+            (WireError::Unverified { plugin, how }, tls) => {
+                let mut failure =
+                    unverified_peer_refusal(&format!("the server asked for the password {how} ({plugin})"), tls);
+                if how.contains("RSA") {
+                    let hint = failure.hint.take().unwrap_or_default();
+                    failure = failure.with_hint(format!("{hint}; or set server_public_key to the server's RSA public key file (PEM), as the mysql client's --server-public-key-path"));
+                }
+                failure
+            }
             (err, _) => plain_failure(err, during),
         }
     }
@@ -181,11 +216,9 @@ fn plain_failure(err: WireError, during: &str) -> Failure {
             format!("the account uses the authentication plugin {plugin}, which authprobe does not implement"),
         )
         .with_hint("authprobe logs in with mysql_native_password, caching_sha2_password, sha256_password, client_ed25519 and (over TLS) mysql_clear_password"),
-        WireError::CleartextRefused(plugin) => Failure::new(
-            ErrorClass::TlsHandshake,
-            format!("the account's authentication plugin ({plugin}) sends the password in clear text, and the session is not encrypted"),
-        )
-        .with_hint("set tls.mode = \"require\" (or stricter) so that the password travels encrypted"),
+        WireError::Unverified { plugin, how } => {
+            unverified_peer_refusal(&format!("the server asked for the password {how} ({plugin})"), None)
+        }
     }
 }
 
@@ -224,8 +257,12 @@ mod tests {
         let greeting = plain_failure(WireError::Protocol("the server did not greet like MySQL or MariaDB".into()), "x");
         assert_eq!(greeting.class, ErrorClass::Protocol);
         assert!(greeting.hint.as_deref().unwrap_or_default().contains("port"));
-        let clear = plain_failure(WireError::CleartextRefused("mysql_clear_password".into()), "during the login");
+        let clear = plain_failure(
+            WireError::Unverified { plugin: "mysql_clear_password".into(), how: "in clear text" },
+            "during the login",
+        );
         assert_eq!(clear.class, ErrorClass::TlsHandshake);
+        assert!(clear.hint.as_deref().unwrap_or_default().contains("allow_unverified_password"));
         let plugin = plain_failure(WireError::UnsupportedPlugin("authentication_kerberos".into()), "during the login");
         assert!(plugin.message.contains("authentication_kerberos"));
     }

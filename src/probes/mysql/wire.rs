@@ -20,6 +20,10 @@ const CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA: u32 = 0x0020_0000;
 /// utf8mb4_general_ci, understood by MySQL 5.5.3+ and every MariaDB.
 const CHARSET: u8 = 45;
 const MAX_PACKET: u32 = 16 * 1024 * 1024;
+/// The largest column definition or status packet of a query's answer that is read.
+const QUERY_PACKET_CAP: usize = 1024 * 1024;
+/// MySQL's own limit on the columns of a table.
+const MAX_COLUMNS: u64 = 4096;
 /// The largest greeting a server sends; anything claiming more is not a MySQL server.
 const GREETING_MAX: usize = 16 * 1024;
 /// A status flag of EOF and OK packets: another result set follows.
@@ -38,8 +42,12 @@ pub enum WireError {
     Protocol(String),
     /// The account uses an authentication plugin authprobe does not implement.
     UnsupportedPlugin(String),
-    /// The server wants the password in clear text, and the session is not encrypted.
-    CleartextRefused(String),
+    /// The server wants the password in a recoverable form (clear text, or encrypted to an
+    /// RSA key it sends itself) and its identity is not verified: nothing was sent.
+    Unverified {
+        plugin: String,
+        how: &'static str,
+    },
 }
 
 impl From<std::io::Error> for WireError {
@@ -229,8 +237,60 @@ pub struct Login<'a> {
     pub user: &'a str,
     pub password: &'a str,
     pub database: Option<&'a str>,
-    /// Whether the session is encrypted: only then does a password travel in clear text.
+    /// Whether the session is encrypted.
     pub encrypted: bool,
+    /// Whether the server's certificate was verified (a CA or a pin): only then does the
+    /// password travel in clear text inside TLS.
+    pub verified: bool,
+    /// The probe allows a recoverable password to an unverified server.
+    pub allow_unverified: bool,
+    /// The server's RSA public key (PEM), configured: the password is encrypted to it
+    /// without asking the server, as the mysql client's --server-public-key-path does.
+    pub server_public_key: Option<&'a [u8]>,
+}
+
+/// How a plugin that needs the password itself (not a hash of it) gets it.
+#[derive(Debug, PartialEq, Eq)]
+enum Release {
+    /// In clear text (inside TLS, or where explicitly allowed).
+    Cleartext,
+    /// Encrypted to the configured public key.
+    PinnedKey,
+    /// Ask the server for its key (only where explicitly allowed: an impostor's key
+    /// decrypts as well as the real one).
+    AskForKey,
+}
+
+impl Login<'_> {
+    fn release(&self, plugin: &str) -> Result<Release, WireError> {
+        let rsa_capable = plugin != "mysql_clear_password";
+        if self.encrypted && self.verified {
+            return Ok(Release::Cleartext);
+        }
+        if rsa_capable && self.server_public_key.is_some() {
+            return Ok(Release::PinnedKey);
+        }
+        if self.allow_unverified {
+            return Ok(if self.encrypted || !rsa_capable { Release::Cleartext } else { Release::AskForKey });
+        }
+        let how = if self.encrypted || !rsa_capable {
+            "in clear text"
+        } else {
+            "encrypted to an RSA public key the server would send itself"
+        };
+        Err(WireError::Unverified { plugin: plugin.to_string(), how })
+    }
+
+    fn cleartext(&self) -> Vec<u8> {
+        let mut out = self.password.as_bytes().to_vec();
+        out.push(0);
+        out
+    }
+
+    fn sealed(&self, scramble: &[u8]) -> Result<Vec<u8>, WireError> {
+        let key = self.server_public_key.ok_or_else(|| protocol("no server public key configured"))?;
+        rsa_password(self.password, scramble, key)
+    }
 }
 
 fn sha1(parts: &[&[u8]]) -> Vec<u8> {
@@ -301,21 +361,17 @@ pub fn rsa_password(password: &str, scramble: &[u8], public_key_pem: &[u8]) -> R
 
 /// The first answer to `plugin`'s challenge.
 fn plugin_answer(plugin: &str, login: &Login<'_>, scramble: &[u8]) -> Result<Vec<u8>, WireError> {
-    let cleartext = || {
-        let mut out = login.password.as_bytes().to_vec();
-        out.push(0);
-        out
-    };
     match plugin {
         "mysql_native_password" => Ok(native_password(login.password, scramble)),
         "caching_sha2_password" => Ok(caching_sha2(login.password, scramble)),
         "client_ed25519" => Ok(ed25519(login.password, scramble)),
         "sha256_password" if login.password.is_empty() => Ok(vec![0]),
-        "sha256_password" if login.encrypted => Ok(cleartext()),
-        // Asks for the server's public key.
-        "sha256_password" => Ok(vec![1]),
-        "mysql_clear_password" if login.encrypted => Ok(cleartext()),
-        "mysql_clear_password" => Err(WireError::CleartextRefused(plugin.to_string())),
+        "sha256_password" | "mysql_clear_password" => match login.release(plugin)? {
+            Release::Cleartext => Ok(login.cleartext()),
+            Release::PinnedKey => login.sealed(scramble),
+            // Asks for the server's public key.
+            Release::AskForKey => Ok(vec![1]),
+        },
         other => Err(WireError::UnsupportedPlugin(other.to_string())),
     }
 }
@@ -362,6 +418,9 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<String, WireError> {
     let mut plugin = greeting.plugin.clone();
     let mut scramble = greeting.scramble.clone();
+    // A public key from the server is used only when it was asked for (and that only
+    // where the probe allows it): an unsolicited one is an impostor's offer.
+    let mut asked_for_key = plugin == "sha256_password" && login.release(&plugin).ok() == Some(Release::AskForKey);
     // The server's default plugin may not be the account's; an unknown default is answered
     // with an empty response and the server switches to the account's plugin.
     let first = plugin_answer(&plugin, login, &scramble).unwrap_or_default();
@@ -394,7 +453,9 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                 plugin = name;
                 let data = packet.get(at..).unwrap_or_default();
                 scramble = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
-                packets.write(&plugin_answer(&plugin, login, &scramble)?).await?;
+                let answer = plugin_answer(&plugin, login, &scramble)?;
+                asked_for_key = plugin == "sha256_password" && answer == [1];
+                packets.write(&answer).await?;
             }
             // AuthMoreData: the next step of a multi-step plugin.
             Some(0x01) => {
@@ -402,13 +463,21 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                 match (plugin.as_str(), data) {
                     // caching_sha2_password: the fast path succeeded; OK follows.
                     ("caching_sha2_password", [3]) => {}
-                    // caching_sha2_password: full authentication.
-                    ("caching_sha2_password", [4]) if login.encrypted => {
-                        packets.write(&[login.password.as_bytes(), &[0]].concat()).await?
-                    }
-                    ("caching_sha2_password", [4]) => packets.write(&[2]).await?,
+                    // caching_sha2_password: full authentication, which needs the password
+                    // itself (the server's cache of it is cold).
+                    ("caching_sha2_password", [4]) => match login.release(&plugin)? {
+                        Release::Cleartext => packets.write(&login.cleartext()).await?,
+                        Release::PinnedKey => packets.write(&login.sealed(&scramble)?).await?,
+                        Release::AskForKey => {
+                            asked_for_key = true;
+                            packets.write(&[2]).await?
+                        }
+                    },
                     // The server's public key, asked for above.
-                    ("caching_sha2_password" | "sha256_password", pem) if pem.starts_with(b"-----BEGIN") => {
+                    ("caching_sha2_password" | "sha256_password", pem)
+                        if asked_for_key && pem.starts_with(b"-----BEGIN") =>
+                    {
+                        asked_for_key = false;
                         packets.write(&rsa_password(login.password, &scramble, pem)?).await?
                     }
                     _ => return Err(protocol(format!("unexpected step of the {plugin} authentication"))),
@@ -419,21 +488,28 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Runs one text query and reads its result sets to the end; returns the rows seen.
+/// An OK packet's status flags: after the header byte, affected rows and insert id
+/// (length-encoded each), then two bytes of status. A short packet has none set.
+fn ok_status(packet: &[u8]) -> u16 {
+    let rest = packet.get(1..).unwrap_or_default();
+    let (_, a) = read_lenenc(rest).unwrap_or((0, 1));
+    let (_, b) = read_lenenc(rest.get(a..).unwrap_or_default()).unwrap_or((0, 1));
+    rest.get(a + b..a + b + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).unwrap_or(0)
+}
+
+/// Runs one text query and reads its answer up to the first row (or the end of a
+/// statement that returns none): the probe needs to know that the query runs, not its
+/// result. Returns the rows seen (0 or 1).
 pub async fn query<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>, sql: &str) -> Result<u64, WireError> {
     packets.reset();
     packets.write(&[&[0x03][..], sql.as_bytes()].concat()).await?;
-    let mut rows = 0u64;
+    let rows = 0u64;
     loop {
-        let first = packets.read(MAX_PACKET as usize).await?;
+        let first = packets.read(QUERY_PACKET_CAP).await?;
         match first.first() {
             Some(0xff) => return Err(server_error(&first)),
             Some(0x00) => {
-                // OK: affected rows, insert id (lenenc each), then status flags.
-                let (_, a) = read_lenenc(&first[1..]).unwrap_or((0, 1));
-                let (_, b) = read_lenenc(&first[1 + a..]).unwrap_or((0, 1));
-                let status = first.get(1 + a + b..3 + a + b).map(|s| u16::from_le_bytes([s[0], s[1]])).unwrap_or(0);
-                if status & SERVER_MORE_RESULTS_EXISTS == 0 {
+                if ok_status(&first) & SERVER_MORE_RESULTS_EXISTS == 0 {
                     return Ok(rows);
                 }
                 continue;
@@ -443,22 +519,26 @@ pub async fn query<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>, 
             Some(_) => {}
         }
         let (columns, _) = read_lenenc(&first).ok_or_else(|| protocol("malformed result set"))?;
-        for _ in 0..columns {
-            packets.read(MAX_PACKET as usize).await?;
+        if columns == 0 || columns > MAX_COLUMNS {
+            return Err(protocol(format!("a result set announced with {columns} columns")));
         }
-        let eof = packets.read(MAX_PACKET as usize).await?;
+        for _ in 0..columns {
+            packets.read(QUERY_PACKET_CAP).await?;
+        }
+        let eof = packets.read(QUERY_PACKET_CAP).await?;
         if eof.first() != Some(&0xfe) {
             return Err(protocol("a result set without the end of its column definitions"));
         }
-        let more = loop {
+        let more = {
             let row = packets.read(MAX_PACKET as usize).await?;
             match row.first() {
                 Some(0xff) => return Err(server_error(&row)),
                 Some(0xfe) if row.len() < 9 => {
                     let status = row.get(3..5).map(|s| u16::from_le_bytes([s[0], s[1]])).unwrap_or(0);
-                    break status & SERVER_MORE_RESULTS_EXISTS != 0;
+                    status & SERVER_MORE_RESULTS_EXISTS != 0
                 }
-                _ => rows += 1,
+                // The first row: enough.
+                _ => return Ok(1),
             }
         };
         if !more {

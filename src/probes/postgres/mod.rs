@@ -154,8 +154,11 @@ impl PostgresProbe {
                     .map_err(|e| self.classify(e, &tls_state))
             })
             .await?;
-        let said: Vec<String> =
-            outcome.parameters.iter().map(|(name, value)| format!("{name} {}", ctx.server_text(value, 120))).collect();
+        let said: Vec<String> = ["server_version", "server_encoding", "TimeZone"]
+            .iter()
+            .filter_map(|name| outcome.parameters.iter().find(|(n, _)| n == name))
+            .map(|(name, value)| format!("{name} {}", ctx.server_text(value, 120)))
+            .collect();
         let method = outcome.method.map_or("none", Method::name);
         let binding = if outcome.channel_binding { " with channel binding (SCRAM-SHA-256-PLUS)" } else { "" };
         ctx.diagnostic(format!("postgres: {}, authentication {method}{binding}", said.join(", ")));
