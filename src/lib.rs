@@ -29,6 +29,7 @@ pub mod runner;
 pub mod serve;
 pub mod ssh;
 pub mod stage;
+pub mod targets;
 pub mod tls;
 pub mod tunnel;
 

@@ -610,3 +610,130 @@ async fn every_kind_can_be_aimed_at_another_server_through_module_and_target() {
         assert_eq!(value(&own, "probe_success"), Some(0.0), "{module}:\n{own}");
     }
 }
+
+fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Every spelling that moved a glob across the parts of a URL (the audit's four and their
+/// relatives) is refused before anything is sent; the probe's bearer token never leaves.
+#[tokio::test]
+async fn every_allow_list_bypass_shape_is_refused() {
+    let catcher = servers::http().await;
+    let port = catcher.port();
+    let ws = Workspace::new();
+    let token = "canary-serve-bearer-3d8f0a";
+    let cfg = http_probe(
+        "api",
+        "https://api.internal.test/health",
+        &format!(
+            "auth = {{ type = \"bearer\", token = \"{token}\" }}\nallowed_targets = [\"http://*.internal.test/health\", \"db-*.internal.test:*\", \"http://127.0.0.1:{port}/health\"]"
+        ),
+    );
+    let config = ws.config(&cfg);
+    let serve = Serve::start(&config, &["--min-interval", "0s"], &[]).await;
+    let shapes = [
+        format!("http://127.0.0.1:{port}/?.internal.test/health"),
+        format!("http://127.0.0.1:{port}/#.internal.test/health"),
+        format!("http://x.internal.test@127.0.0.1:{port}/health"),
+        format!("http://127.0.0.1:{port}/.internal.test/health"),
+        format!("http://127.0.0.1:{port}\\.internal.test/health"),
+        format!("http://127.0.0.1:{port}%2F.internal.test/health"),
+        format!("http://127.0.0.1%3A{port}%2F.internal.test/health"),
+        format!("http://127.0.0.1:{port}/%2e%2e/health"),
+        format!("http://127.0.0.1:{port}/health/..%2Fhealth"),
+        format!("http://127.0.0.1:{port}/health?x=.internal.test"),
+        format!("http://[::ffff:127.0.0.1]:{port}/health"),
+        format!("http://[::1]:{port}/health"),
+        format!("http://2130706433:{port}/health"),
+        format!("http://0x7f.1:{port}/health"),
+        format!("http://127.1:{port}/health"),
+        format!("http://127.0.0.1.:{port}/health/"),
+        format!("http://127.0.0.1:{}/health", port.wrapping_add(1)),
+        format!("http://127.0.0.1:0{port}/health"),
+        format!("https://127.0.0.1:{port}/health"),
+        format!("http://127.0.0.1:{port}/health\n"),
+        format!("127.0.0.1:{port}"),
+        format!("db-1.internal.test.127.0.0.1.nip.io:{port}"),
+        format!("http://127.0.0.1:{port}/health#"),
+        "http://evil.test/.internal.test/health".to_string(),
+        "http://evil.test\\@a.internal.test/health".to_string(),
+    ];
+    for shape in &shapes {
+        // Once decoded by the query string, and once more for shapes that hide encodings.
+        for sent in [encode(shape), encode(&encode(shape))] {
+            let (status, body) = serve.get(&format!("/probe?module=api&target={sent}")).await;
+            assert!(status == 403 || status == 400, "{shape:?} -> {status} {body}");
+            assert!(!body.contains(token), "{body}");
+        }
+    }
+    assert_eq!(catcher.requests(), 0, "a bypass reached the catching server");
+    // The one allowed spelling, in any case, is aimed at its canonical form.
+    let (status, body) =
+        serve.get(&format!("/probe?module=api&target={}", encode(&format!("HTTP://127.0.0.1:{port}/health")))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(catcher.requests(), 1);
+    let (_, page) = serve.get("/").await;
+    assert!(page.contains(&format!("http://127.0.0.1:{port}/health")), "{page}");
+    assert!(!serve.log().contains(token));
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// 100,000 distinct targets (each a real probe run, refused by a loopback address): the
+/// kept results stay within their bound, memory stays flat, and the status page is paged.
+#[tokio::test]
+async fn a_hundred_thousand_targets_keep_memory_and_the_status_page_bounded() {
+    let ws = Workspace::new();
+    let cfg = "[[probe]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = 1\nuser = \"u\"\npassword = \"p\"\ntimeout = \"2s\"\nallowed_targets = [\"127.*:1\"]\n";
+    let config = ws.config(cfg);
+    let serve = Arc::new(Serve::start(&config, &["--min-interval", "0s"], &[]).await);
+    let pid = serve.child.id().unwrap();
+    const TARGETS: u32 = 100_000;
+    const WORKERS: u32 = 16;
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..WORKERS {
+        let serve = serve.clone();
+        workers.spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(&serve.addr).await.unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+            tokio::spawn(conn);
+            let mut ok = 0u32;
+            for n in (w..TARGETS).step_by(WORKERS as usize) {
+                let target = format!("127.{}.{}.{}:1", 1 + n / 65_536, (n / 256) % 256, n % 256);
+                let request = http::Request::builder()
+                    .uri(format!("/probe?module=pg&target={target}"))
+                    .header("host", "serve")
+                    .body(Empty::<Bytes>::new())
+                    .unwrap();
+                sender.ready().await.unwrap();
+                let response = sender.send_request(request).await.unwrap();
+                ok += u32::from(response.status() == 200);
+                response.into_body().collect().await.unwrap();
+            }
+            ok
+        });
+    }
+    let mut answered = 0;
+    while let Some(done) = workers.join_next().await {
+        answered += done.unwrap();
+    }
+    assert_eq!(answered, TARGETS);
+    let (_, metrics) = serve.get("/metrics").await;
+    let slots = value(&metrics, "authprobe_serve_slots").unwrap();
+    assert!(slots <= 10_001.0, "{slots} slots kept");
+    let rss = rss_bytes(pid);
+    assert!(rss < 200 << 20, "serve holds {} MiB after 100,000 targets", rss >> 20);
+    let (status, page) = serve.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.len() < 1 << 20, "status page is {} bytes", page.len());
+    assert!(page.contains("page 1 of"), "{}", &page[page.len().saturating_sub(400)..]);
+    let (status, last) = serve.get("/?page=1000000").await;
+    assert_eq!(status, 200);
+    assert!(last.len() < 1 << 20);
+}

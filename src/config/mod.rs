@@ -55,7 +55,7 @@ pub struct ProbeConfig {
     pub via: Option<Arc<TunnelConfig>>,
     /// Servers `serve` may aim this probe at (`?module=NAME&target=…`), as globs. Empty:
     /// none, so that nobody who can reach `serve` can send the probe's credentials elsewhere.
-    pub allowed_targets: Vec<String>,
+    pub allowed_targets: Vec<crate::targets::Pattern>,
 }
 
 impl ProbeConfig {
@@ -251,7 +251,13 @@ fn read_probe(
     tunnels: &Tunnels,
 ) -> Option<ProbeConfig> {
     let tags = reader.string_list("tags").unwrap_or_default();
-    let allowed_targets = reader.string_list("allowed_targets").unwrap_or_default();
+    let mut allowed_targets = Vec::new();
+    for raw in reader.string_list("allowed_targets").unwrap_or_default() {
+        match crate::targets::Pattern::parse(&raw) {
+            Ok(pattern) => allowed_targets.push(pattern),
+            Err(why) => reader.error_at("allowed_targets", why),
+        }
+    }
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
     let warn_expiry_days =
         reader.integer("warn_expiry_days", 0..=3650).map(|d| d as u32).unwrap_or(defaults.warn_expiry_days);

@@ -306,7 +306,13 @@ impl Server {
             }
             "reload" => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use POST\n".into()),
             _ if !reading => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".into()),
-            "status" => answer(StatusCode::OK, HTML, render::status_page(&self.service)),
+            "status" => {
+                let page = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "page")
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(1);
+                answer(StatusCode::OK, HTML, render::status_page(&self.service, page))
+            }
             "healthz" => answer(StatusCode::OK, TEXT, "ok\n".into()),
             "metrics" => answer(StatusCode::OK, METRICS, render::exporter_metrics(&self.service)),
             "probe" => self.probe(&request).await,

@@ -2,6 +2,7 @@
 //! authprobe's own), its debug log, the exporter's metrics and the HTML status page.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -97,6 +98,12 @@ pub fn exporter_metrics(service: &Service) -> String {
         );
     }
     drop(scrapes);
+    gauge(
+        &mut out,
+        "authprobe_serve_slots",
+        "Probes and targets whose last result is kept (targets beyond the bound are forgotten, least recently scraped first).",
+    );
+    let _ = writeln!(out, "authprobe_serve_slots {}", service.slot_count());
     gauge(&mut out, "authprobe_serve_probes_in_flight", "Probes running now.");
     let _ = writeln!(out, "authprobe_serve_probes_in_flight {}", stats.in_flight.load(Ordering::Relaxed));
     counter(&mut out, "authprobe_serve_http_requests_total", "HTTP requests, by handler and status code.");
@@ -172,11 +179,16 @@ fn query_escape(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// Targets (probes aimed elsewhere) listed per page of the status page.
+pub const TARGETS_PER_PAGE: usize = 200;
+
 /// `/`: every probe of the config with its last result, then targets scraped in the
-/// blackbox style.
-pub fn status_page(service: &Service) -> String {
+/// blackbox style, [`TARGETS_PER_PAGE`] at a time (`?page=N`). Linear in what it shows.
+pub fn status_page(service: &Service, page: usize) -> String {
     let loaded = service.loaded();
     let results = service.last_results();
+    let by_key: std::collections::HashMap<&SlotKey, (Option<&Arc<Finished>>, bool)> =
+        results.iter().map(|(k, last, running)| (k, (last.as_ref(), *running))).collect();
     let mut out = String::new();
     out.push_str(concat!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>authprobe</title>\n",
@@ -203,9 +215,9 @@ pub fn status_page(service: &Service) -> String {
         "<table><tr><th>Probe</th><th>Kind</th><th>Target</th><th>Last result</th><th>Detail</th><th></th></tr>\n",
     );
     let row = |out: &mut String, key: &SlotKey, kind: &str, target: &str| {
-        let found = results.iter().find(|(k, _, _)| k == key);
+        let found = by_key.get(key);
         let (status, detail) =
-            match found.and_then(|(_, last, _)| last.as_ref()).and_then(|f| f.report.probes.first().map(|p| (p, f))) {
+            match found.and_then(|(last, _)| *last).and_then(|f| f.report.probes.first().map(|p| (p, f))) {
                 Some((p, f)) => {
                     let ago = humantime::format_duration(std::time::Duration::from_secs(f.ended.elapsed().as_secs()));
                     let detail = match &p.error {
@@ -227,7 +239,7 @@ pub fn status_page(service: &Service) -> String {
                         detail,
                     )
                 }
-                None if found.is_some_and(|(_, _, running)| *running) => ("running".to_string(), String::new()),
+                None if found.is_some_and(|(_, running)| *running) => ("running".to_string(), String::new()),
                 None => ("<small>not probed yet</small>".to_string(), String::new()),
             };
         let query = match &key.target {
@@ -246,11 +258,27 @@ pub fn status_page(service: &Service) -> String {
         let key = SlotKey { probe: probe.name.clone(), target: None };
         row(&mut out, &key, probe.kind, &probe.probe.target());
     }
-    for (key, last, _) in results.iter().filter(|(k, _, _)| k.target.is_some()) {
+    let targets: Vec<_> = results.iter().filter(|(k, _, _)| k.target.is_some()).collect();
+    let pages = targets.len().div_ceil(TARGETS_PER_PAGE).max(1);
+    let page = page.clamp(1, pages);
+    for (key, last, _) in targets.iter().skip((page - 1) * TARGETS_PER_PAGE).take(TARGETS_PER_PAGE) {
         let kind = last.as_ref().and_then(|f| f.report.probes.first()).map(|p| p.kind.clone()).unwrap_or_default();
         let target = key.target.clone().unwrap_or_default();
         row(&mut out, key, &kind, &target);
     }
-    out.push_str("</table>\n</body></html>\n");
+    out.push_str("</table>\n");
+    if pages > 1 {
+        let link = |n: usize, text: &str| format!("<a href=\"/?page={n}\">{text}</a>");
+        let prev = if page > 1 { link(page - 1, "previous") } else { String::new() };
+        let next = if page < pages { link(page + 1, "next") } else { String::new() };
+        let _ = writeln!(
+            out,
+            "<p>{} targets scraped, page {page} of {pages} (first and last: {}, {}) {prev} {next}</p>",
+            targets.len(),
+            link(1, "1"),
+            link(pages, &pages.to_string())
+        );
+    }
+    out.push_str("</body></html>\n");
     out
 }

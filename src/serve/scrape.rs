@@ -12,10 +12,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ProbeConfig};
-use crate::glob::{self, Wildcards};
 use crate::report::{RunReport, Status};
 use crate::runner::{self, RunOptions};
 use crate::stage::Shared;
+use crate::targets::Target;
 use crate::tls::TrustStore;
 
 /// Locks a mutex, carrying on past a panic elsewhere: every value behind these locks is
@@ -84,6 +84,17 @@ struct SlotState {
     last: Option<Arc<Finished>>,
 }
 
+/// Targets (probe aimed elsewhere) kept at most: beyond this, the least recently scraped
+/// idle ones are forgotten, so that scrapes of ever new targets cannot grow memory or the
+/// status page without bound. The config's own probes are always kept.
+pub const MAX_TARGET_SLOTS: usize = 10_000;
+
+struct Slot {
+    state: Arc<Mutex<SlotState>>,
+    /// Scrape count when last used: the eviction order.
+    used: u64,
+}
+
 /// Which probe, aimed where (`None`: where the config says).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SlotKey {
@@ -109,7 +120,7 @@ pub struct Service {
     pub config_path: PathBuf,
     loaded: RwLock<Arc<Loaded>>,
     pub reload_status: Mutex<ReloadStatus>,
-    slots: Mutex<HashMap<SlotKey, Arc<Mutex<SlotState>>>>,
+    slots: Mutex<Slots>,
     /// Bounds the probes running at once across all scrapes (the config's concurrency,
     /// within the open-file limit); the rest queue.
     permits: Arc<Semaphore>,
@@ -194,26 +205,32 @@ impl Service {
     }
 
     /// The probe a scrape names, aimed at `target` when one is given (blackbox style:
-    /// the probe acts as the module).
-    pub fn resolve(&self, loaded: &Loaded, key: &SlotKey) -> Result<ProbeConfig, ScrapeError> {
+    /// the probe acts as the module), and the key it is kept under (the target in its
+    /// canonical form).
+    pub fn resolve(&self, loaded: &Loaded, key: &SlotKey) -> Result<(ProbeConfig, SlotKey), ScrapeError> {
         let Some(probe) = loaded.config.probes.iter().find(|p| p.name == key.probe) else {
             return Err(ScrapeError::UnknownProbe(key.probe.clone()));
         };
         let Some(target) = &key.target else {
-            return Ok(probe.clone());
+            return Ok((probe.clone(), key.clone()));
         };
-        if !probe.allowed_targets.iter().any(|pattern| glob::matches(pattern, target, Wildcards::Star)) {
+        // Matched on structure and aimed at the canonical form that matched, never at the
+        // raw text: see crate::targets.
+        let parsed = Target::parse(target).map_err(ScrapeError::BadTarget)?;
+        let canonical = parsed.render();
+        if !probe.allowed_targets.iter().any(|pattern| pattern.matches(&parsed)) {
             return Err(ScrapeError::TargetNotAllowed(format!(
-                "probe `{}` may not be aimed at `{target}`: add a matching pattern to its allowed_targets (e.g. allowed_targets = [\"{target}\"]); without one, anyone who can reach this service could send the probe's credentials to a server of their choice",
+                "probe `{}` may not be aimed at `{canonical}`: add a matching pattern to its allowed_targets (e.g. allowed_targets = [\"{canonical}\"]); without one, anyone who can reach this service could send the probe's credentials to a server of their choice",
                 probe.name
             )));
         }
-        let retargeted = probe.probe.retarget(target).map_err(ScrapeError::BadTarget)?;
-        Ok(ProbeConfig { probe: retargeted, ..probe.clone() })
+        let retargeted = probe.probe.retarget(&canonical).map_err(ScrapeError::BadTarget)?;
+        let key = SlotKey { probe: key.probe.clone(), target: Some(canonical) };
+        Ok((ProbeConfig { probe: retargeted, ..probe.clone() }, key))
     }
 
     fn slot(&self, key: &SlotKey) -> Arc<Mutex<SlotState>> {
-        lock(&self.slots).entry(key.clone()).or_default().clone()
+        lock(&self.slots).get_or_insert(key)
     }
 
     /// The result for this scrape: a fresh run, the run already under way, or the last
@@ -225,8 +242,8 @@ impl Service {
         budget: Option<Duration>,
     ) -> Result<(Arc<Finished>, Served), ScrapeError> {
         let loaded = self.loaded();
-        let probe = self.resolve(&loaded, key)?;
-        let slot = self.slot(key);
+        let (probe, key) = self.resolve(&loaded, key)?;
+        let slot = self.slot(&key);
         let (mut receiver, served) = {
             let mut state = lock(&slot);
             if let Some(last) = &state.last
@@ -306,10 +323,15 @@ impl Service {
         *lock(&self.stats.requests).entry((handler, code)).or_default() += 1;
     }
 
+    /// Probes and targets with a slot (a result or a run under way).
+    pub fn slot_count(&self) -> usize {
+        lock(&self.slots).len()
+    }
+
     /// The last result of every probe and target scraped so far, in key order.
     pub fn last_results(&self) -> Vec<(SlotKey, Option<Arc<Finished>>, bool)> {
         let slots: Vec<(SlotKey, Arc<Mutex<SlotState>>)> =
-            lock(&self.slots).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            lock(&self.slots).map.iter().map(|(k, v)| (k.clone(), v.state.clone())).collect();
         let mut out: Vec<_> = slots
             .into_iter()
             .map(|(key, slot)| {
@@ -319,5 +341,89 @@ impl Service {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+/// The slots of every probe and target scraped, bounded (see [`MAX_TARGET_SLOTS`]).
+#[derive(Default)]
+pub(crate) struct Slots {
+    map: HashMap<SlotKey, Slot>,
+    targets: usize,
+    clock: u64,
+}
+
+impl Slots {
+    fn get_or_insert(&mut self, key: &SlotKey) -> Arc<Mutex<SlotState>> {
+        self.clock += 1;
+        let now = self.clock;
+        if let Some(slot) = self.map.get_mut(key) {
+            slot.used = now;
+            return slot.state.clone();
+        }
+        if key.target.is_some() {
+            if self.targets >= MAX_TARGET_SLOTS {
+                self.evict_idle_targets(MAX_TARGET_SLOTS / 10);
+            }
+            self.targets += 1;
+        }
+        let state = Arc::new(Mutex::new(SlotState::default()));
+        self.map.insert(key.clone(), Slot { state: state.clone(), used: now });
+        state
+    }
+
+    /// Forgets up to `count` of the least recently used target slots that no run is
+    /// using; a tenth at a time, so eviction costs O(1) per insertion on average.
+    fn evict_idle_targets(&mut self, count: usize) {
+        let mut idle: Vec<(u64, SlotKey)> = self
+            .map
+            .iter()
+            .filter(|(k, slot)| {
+                k.target.is_some() && Arc::strong_count(&slot.state) == 1 && lock(&slot.state).running.is_none()
+            })
+            .map(|(k, slot)| (slot.used, k.clone()))
+            .collect();
+        let count = count.min(idle.len());
+        if count == 0 {
+            return;
+        }
+        idle.select_nth_unstable_by_key(count - 1, |(used, _)| *used);
+        for (_, key) in idle.into_iter().take(count) {
+            self.map.remove(&key);
+            self.targets -= 1;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(n: usize) -> SlotKey {
+        SlotKey { probe: "p".into(), target: Some(format!("host-{n}:5432")) }
+    }
+
+    #[test]
+    fn target_slots_are_bounded_and_the_oldest_idle_ones_go_first() {
+        let mut slots = Slots::default();
+        let config_probe = SlotKey { probe: "p".into(), target: None };
+        slots.get_or_insert(&config_probe);
+        let busy = slots.get_or_insert(&target(0));
+        for n in 1..30_000 {
+            slots.get_or_insert(&target(n));
+            if n % 1000 == 0 {
+                // Recently used: survives.
+                slots.get_or_insert(&target(1));
+            }
+        }
+        assert!(slots.len() <= MAX_TARGET_SLOTS + 1, "{}", slots.len());
+        assert!(slots.map.contains_key(&config_probe), "the config's own probes stay");
+        assert!(slots.map.contains_key(&target(0)), "a slot in use is never evicted");
+        assert!(slots.map.contains_key(&target(1)), "a recently used slot stays");
+        assert!(!slots.map.contains_key(&target(2)), "an old idle slot went");
+        drop(busy);
     }
 }
