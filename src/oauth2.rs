@@ -65,6 +65,15 @@ const TOKEN_BODY_CAP: usize = 64 * 1024;
 /// Fetches an access token. The token (and any rotated refresh token) is registered as a
 /// secret before anything else can see it.
 pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOptions) -> Result<Secret, Failure> {
+    let secret_sent = match (&req.grant, &req.client_secret) {
+        (Grant::JwtBearer { .. }, _) => Some("the signed token request (a JWT assertion, usable until it expires)"),
+        (Grant::RefreshToken { .. }, _) => Some("the refresh token"),
+        (_, Some(_)) => Some("the client secret"),
+        (Grant::ClientCredentials { .. }, None) => None,
+    };
+    if let Some(what) = secret_sent {
+        ctx.release_over_plain_http(&req.token_url, what)?;
+    }
     let (body, headers) = token_request_parts(req)?;
     redact::register(&body);
 

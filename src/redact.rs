@@ -196,6 +196,10 @@ pub fn cap(text: &str, max: usize) -> String {
     }
 }
 
+/// How much of one server text (an error message) goes into a failure message: enough
+/// for any real server's words, with room left for what authprobe says around it.
+pub const SERVER_TEXT_MAX: usize = 500;
+
 /// A server's text for a message: on one line, scrubbed of every registered secret, then
 /// capped at `max` characters. Probes with run-time secrets use
 /// `ProbeContext::server_text`, which also scrubs those.

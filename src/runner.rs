@@ -151,7 +151,9 @@ async fn run_probe(
     let mut started: Option<Instant> = None;
     let mut attempts = 0u32;
     loop {
-        let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout).with_via(probe.via.clone());
+        let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout)
+            .with_via(probe.via.clone())
+            .allowing_unverified_password(probe.allow_unverified_password);
         let outcome = tokio::select! {
             // A stop wins over a slot that frees up at the same moment: the slot is usually
             // freed by the very failure that stopped the run (--fail-fast).
@@ -341,6 +343,7 @@ mod tests {
             probe: Arc::new(Fake(panic)),
             via: None,
             allowed_targets: vec![],
+            allow_unverified_password: false,
         }
     }
 

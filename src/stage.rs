@@ -60,11 +60,47 @@ pub struct ProbeContext {
     pub timeout: Duration,
     /// The SSH tunnel every connection of this probe goes through (`via`).
     pub via: Option<Arc<TunnelConfig>>,
+    /// `allow_unverified_password`: secrets may go in recoverable form to a server whose
+    /// identity is not verified. Off by default: the credential release rule.
+    pub allow_unverified_password: bool,
 }
 
 impl ProbeContext {
     pub fn new(shared: Arc<Shared>, warn_expiry_days: u32, timeout: Duration) -> Self {
-        ProbeContext { progress: Arc::default(), shared, warn_expiry_days, timeout, via: None }
+        ProbeContext {
+            progress: Arc::default(),
+            shared,
+            warn_expiry_days,
+            timeout,
+            via: None,
+            allow_unverified_password: false,
+        }
+    }
+
+    pub fn allowing_unverified_password(mut self, allow: bool) -> Self {
+        self.allow_unverified_password = allow;
+        self
+    }
+
+    /// The credential release rule for a secret about to leave over plain HTTP (`url` is
+    /// http://): refused, before anything is sent, unless the probe allows it. `what` names
+    /// the secret ("the bearer token").
+    pub fn release_over_plain_http(&self, url: &url::Url, what: &str) -> Result<(), Failure> {
+        if url.scheme() != "http" {
+            return Ok(());
+        }
+        if self.allow_unverified_password {
+            self.detail(format!(
+                "release: {what} was sent over plain HTTP to {} (allow_unverified_password = true)",
+                url.host_str().unwrap_or("the server")
+            ));
+            return Ok(());
+        }
+        Err(Failure::new(
+            crate::error::ErrorClass::TlsHandshake,
+            format!("{what} would go over plain http:// to {}, whose identity nothing verifies: authprobe did not send it", url.host_str().unwrap_or("the server")),
+        )
+        .with_hint("use https:// (the server's certificate then vouches for it); or, to send it over plain HTTP anyway, set allow_unverified_password = true in the probe"))
     }
 
     pub fn with_via(mut self, via: Option<Arc<TunnelConfig>>) -> Self {

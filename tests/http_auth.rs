@@ -175,3 +175,45 @@ async fn mtls_combines_with_bearer_over_https_and_http2() {
     assert_eq!(p["tls"]["sha256"], pki.server.sha256());
     assert!(p["tls"]["subject"].as_str().unwrap().contains("localhost"), "{p:#}");
 }
+
+/// The credential release rule over plain HTTP: a bearer token, a basic-auth password, an
+/// API key or a client secret is not sent to an http:// server unless the probe allows it,
+/// and the refusal says how to verify or allow. SigV4 (a signature) is not held back.
+#[tokio::test]
+async fn secrets_are_not_sent_over_plain_http_without_consent() {
+    let server = servers::http().await;
+    let u = |p: &str| server.url("http", p);
+    let ws = Workspace::new();
+    let plain = |name: &str, path: &str, auth: &str| {
+        format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{}\"\n{auth}\n\n", u(path))
+    };
+    let mut cfg = String::new();
+    cfg += &plain("bearer", "/bearer", "auth = { type = \"bearer\", token = \"${GOOD_TOKEN}\" }");
+    cfg += &plain("basic", "/basic", "auth = { type = \"basic\", username = \"alice\", password = \"${BASIC_PW}\" }");
+    cfg += &plain("api-key", "/apikey", "auth = { type = \"api_key\", key = \"${API_KEY}\", header = \"X-API-Key\" }");
+    cfg += &plain("credential-header", "/bearer", "headers = { Authorization = \"Bearer ${GOOD_TOKEN}\" }");
+    cfg += &plain(
+        "client-secret",
+        "/api",
+        &format!(
+            "auth = {{ type = \"oauth2_client_credentials\", token_url = \"{}\", client_id = \"authprobe\", client_secret = \"${{CLIENT_SECRET}}\" }}",
+            u("/token")
+        ),
+    );
+    cfg += &plain(
+        "bearer-allowed",
+        "/bearer",
+        "auth = { type = \"bearer\", token = \"${GOOD_TOKEN}\" }\nallow_unverified_password = true",
+    );
+    let (out, report) = run_json(&ws.config(&cfg), &env()).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for name in ["bearer", "basic", "api-key", "credential-header", "client-secret"] {
+        let p = assert_failed(&report, name, "auth", "tls_handshake");
+        let hint = p["error"]["hint"].as_str().unwrap();
+        assert!(hint.contains("https://") && hint.contains("allow_unverified_password = true"), "{p:#}");
+        assert!(p["error"]["message"].as_str().unwrap().contains("did not send it"), "{p:#}");
+    }
+    assert_eq!(server.requests(), 1, "only the allowed probe reached the server");
+    let allowed = assert_passed(&report, "bearer-allowed");
+    assert_eq!(allowed["status"], "pass");
+}

@@ -10,7 +10,7 @@ const ACCOUNT: &str = "authprobedemo";
 
 fn blob_probe(name: &str, container: &str, auth: &str) -> String {
     format!(
-        "[[probe]]\nname = \"{name}\"\nkind = \"azure_blob\"\naccount = \"{ACCOUNT}\"\ncontainer = \"{container}\"\nendpoint = \"https://127.0.0.1:${{AP_AZURITE_PORT}}/{ACCOUNT}\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {auth}\n\n"
+        "[[probe]]\nname = \"{name}\"\nkind = \"azure_blob\"\naccount = \"{ACCOUNT}\"\ncontainer = \"{container}\"\nendpoint = \"https://127.0.0.1:${{AP_AZURITE_PORT}}/{ACCOUNT}\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {auth}\n# The harness's token services speak plain HTTP.\nallow_unverified_password = true\n\n"
     )
 }
 

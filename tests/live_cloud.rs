@@ -8,7 +8,7 @@ use crate::util::*;
 
 fn probe(name: &str, path: &str, auth: &str) -> String {
     format!(
-        "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"http://127.0.0.1:${{AP_CLOUD_PORT}}{path}\"\nauth = {{ {auth} }}\n\n"
+        "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"http://127.0.0.1:${{AP_CLOUD_PORT}}{path}\"\nauth = {{ {auth} }}\n# The harness's token services speak plain HTTP.\nallow_unverified_password = true\n\n"
     )
 }
 

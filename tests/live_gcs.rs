@@ -8,7 +8,7 @@ use crate::util::*;
 
 fn gcs_probe(name: &str, bucket: &str, endpoint: &str, auth: &str) -> String {
     format!(
-        "[[probe]]\nname = \"{name}\"\nkind = \"gcs\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nauth = {auth}\n\n"
+        "[[probe]]\nname = \"{name}\"\nkind = \"gcs\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\nauth = {auth}\n# The harness's token services speak plain HTTP.\nallow_unverified_password = true\n\n"
     )
 }
 

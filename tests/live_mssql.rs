@@ -70,7 +70,7 @@ async fn mssql_login_and_tls_paths() {
     let hint = refused["error"]["hint"].as_str().unwrap();
     assert!(hint.contains("pin_sha256 = [\"") && hint.contains("allow_unverified_password = true"), "{refused:#}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("did not send the password"), "{refused:#}");
-    let allowed = assert_warned(&report, "prefer-allowed", "allow_unverified_password = true");
+    let allowed = assert_warned(&report, "prefer-allowed", "tls.mode = prefer");
     assert_eq!(allowed["tls"]["verified"], false);
     assert_failed(&report, "disabled-unverified", "auth", "tls_untrusted");
     assert_eq!(assert_passed(&report, "ok-pinned")["tls"]["pinned"], true);

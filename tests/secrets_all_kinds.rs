@@ -20,7 +20,9 @@ fn forms(secret: &str) -> Vec<String> {
 }
 
 fn probe(name: &str, kind: &str, body: &str) -> String {
-    format!("[[probe]]\nname = \"{name}\"\nkind = \"{kind}\"\n{body}\n\n")
+    // Credentials to the harness's plain-HTTP token services need the probe's consent.
+    let consent = if body.contains("http://") { "\nallow_unverified_password = true" } else { "" };
+    format!("[[probe]]\nname = \"{name}\"\nkind = \"{kind}\"\n{body}{consent}\n\n")
 }
 
 #[tokio::test]

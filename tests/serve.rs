@@ -627,7 +627,7 @@ async fn every_allow_list_bypass_shape_is_refused() {
         "api",
         "https://api.internal.test/health",
         &format!(
-            "auth = {{ type = \"bearer\", token = \"{token}\" }}\nallowed_targets = [\"http://*.internal.test/health\", \"db-*.internal.test:*\", \"http://127.0.0.1:{port}/health\"]"
+            "auth = {{ type = \"bearer\", token = \"{token}\" }}\nallow_unverified_password = true\nallowed_targets = [\"http://*.internal.test/health\", \"db-*.internal.test:*\", \"http://127.0.0.1:{port}/health\"]"
         ),
     );
     let config = ws.config(&cfg);

@@ -9,6 +9,7 @@ mod config_errors;
 mod faults;
 mod formats;
 mod harness_servers;
+mod hostile;
 mod http_auth;
 mod integrations;
 mod live_azure_blob;

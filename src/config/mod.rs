@@ -56,6 +56,9 @@ pub struct ProbeConfig {
     /// Servers `serve` may aim this probe at (`?module=NAME&target=…`), as globs. Empty:
     /// none, so that nobody who can reach `serve` can send the probe's credentials elsewhere.
     pub allowed_targets: Vec<crate::targets::Pattern>,
+    /// `allow_unverified_password`: the credential release rule waived for this probe (a
+    /// secret may go in recoverable form to a server whose identity is not verified).
+    pub allow_unverified_password: bool,
 }
 
 impl ProbeConfig {
@@ -258,6 +261,7 @@ fn read_probe(
             Err(why) => reader.error_at("allowed_targets", why),
         }
     }
+    let allow_unverified_password = reader.bool("allow_unverified_password").unwrap_or(false);
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
     let warn_expiry_days =
         reader.integer("warn_expiry_days", 0..=3650).map(|d| d as u32).unwrap_or(defaults.warn_expiry_days);
@@ -279,7 +283,17 @@ fn read_probe(
     if !via_ok {
         return None;
     }
-    Some(ProbeConfig { name: name?, kind: kind.name, tags, timeout, warn_expiry_days, probe, via, allowed_targets })
+    Some(ProbeConfig {
+        name: name?,
+        kind: kind.name,
+        tags,
+        timeout,
+        warn_expiry_days,
+        probe,
+        via,
+        allowed_targets,
+        allow_unverified_password,
+    })
 }
 
 /// `via = "NAME"`: the tunnel a probe's connections go through (every kind connects

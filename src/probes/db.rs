@@ -51,9 +51,6 @@ pub struct DbTarget {
     pub iam: Option<Arc<RdsIam>>,
     pub query: String,
     pub tls: TlsOptions,
-    /// Send a password in recoverable form (clear text, obfuscated, or encrypted to a key
-    /// nobody vouched for) even when the server's identity is not verified.
-    pub allow_unverified_password: bool,
 }
 
 /// `auth = { type = "rds_iam", region, credentials }`: the password is an RDS auth token,
@@ -134,7 +131,6 @@ impl DbTarget {
             password_ok = false;
         }
         let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
-        let allow_unverified_password = t.bool("allow_unverified_password").unwrap_or(false);
         // libpq's default, except that RDS only accepts IAM tokens over TLS: verified, like
         // every other connection.
         let default_mode = if iam_set { TlsMode::VerifyFull } else { TlsMode::Prefer };
@@ -158,7 +154,6 @@ impl DbTarget {
             iam: iam?,
             query,
             tls: tls?,
-            allow_unverified_password,
         })
     }
 

@@ -302,7 +302,32 @@ fn bearer(token: &Secret) -> Result<HeaderValue, Failure> {
 }
 
 impl HttpProbe {
+    /// The credential this probe sends with its request itself, if any, for the release
+    /// rule. SigV4 sends a signature, from which nothing reusable is recovered.
+    fn credential_sent(&self) -> Option<String> {
+        let what = match &self.auth {
+            Auth::Basic { .. } => "the basic-auth password",
+            Auth::Bearer { .. } => "the bearer token",
+            Auth::ApiKey { .. } => "the API key",
+            Auth::OAuth2(_) | Auth::Cloud(_) => "the access token",
+            Auth::None | Auth::AwsSigV4 { .. } => {
+                return self
+                    .headers
+                    .iter()
+                    .find(|(name, _)| is_credential_header(name.as_str()))
+                    .map(|(name, _)| format!("the `{name}` header"));
+            }
+        };
+        Some(what.to_string())
+    }
+
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        if let Some(what) = self.credential_sent()
+            && let Err(refused) = ctx.release_over_plain_http(&self.url, &what)
+        {
+            ctx.record(Stage::Auth, crate::report::StageStatus::Fail, std::time::Duration::ZERO);
+            return Err(refused.at(Stage::Auth));
+        }
         let mut conn = httpc::connect(ctx, &self.url, &self.tls, Record::Stages).await?;
         let mut headers = self.headers.clone();
         let mut url = self.url.clone();

@@ -142,7 +142,7 @@ fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Fail
         let e = service.err();
         let code = e.code().unwrap_or("");
         let said = match e.message() {
-            Some(message) => format!("{message} ({code})"),
+            Some(message) => format!("{} ({code})", crate::redact::excerpt(message, crate::redact::SERVER_TEXT_MAX)),
             None if code.is_empty() => "the server answered without an S3 error code".to_string(),
             None => format!("the server answered {code}"),
         };

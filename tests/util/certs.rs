@@ -11,6 +11,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A leaf certificate with its key, as PEM files and as rustls values.
+#[derive(Clone)]
 pub struct Leaf {
     pub cert_path: PathBuf,
     pub key_path: PathBuf,

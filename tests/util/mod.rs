@@ -164,7 +164,15 @@ pub fn assert_warned<'a>(report: &'a serde_json::Value, name: &str, warning: &st
 }
 
 /// A `[[probe]]` table for an http probe with extra lines.
+/// A credential sent to a plain `http://` test server needs the probe's explicit consent
+/// (the credential release rule, tested on its own in http_auth and hostile); the in-process
+/// servers and the harness's token services speak plain HTTP, so the helper gives it.
 pub fn http_probe(name: &str, url: &str, extra: &str) -> String {
+    let extra = if url.starts_with("http://") && (extra.contains("auth = ") || extra.contains("headers = ")) {
+        format!("{extra}\nallow_unverified_password = true")
+    } else {
+        extra.to_string()
+    };
     format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\n{extra}\n\n")
 }
 

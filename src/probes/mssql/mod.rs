@@ -114,8 +114,8 @@ impl MssqlProbe {
         if peer_verified(tls) {
             return Ok(());
         }
-        if self.db.allow_unverified_password {
-            ctx.warn("the login (password reversibly obfuscated) was sent to a server whose identity is not verified (allow_unverified_password = true)");
+        if ctx.allow_unverified_password {
+            ctx.detail("release: the login (password reversibly obfuscated) was sent to a server whose identity is not verified (allow_unverified_password = true)");
             return Ok(());
         }
         Err(unverified_peer_refusal(
@@ -242,7 +242,8 @@ fn plain_failure(err: TdsError, during: &str) -> Failure {
 
 /// The class of a SQL Server error, from its message number.
 fn server_error(code: u32, state: u8, message: &str) -> Failure {
-    let said = format!("{message} (Msg {code}, state {state})");
+    let said =
+        format!("{} (Msg {code}, state {state})", crate::redact::excerpt(message, crate::redact::SERVER_TEXT_MAX));
     match code {
         18456 => {
             // The server tells clients state 1 only; other states appear in its log, and

@@ -136,7 +136,7 @@ impl MysqlProbe {
                     database: self.db.database.as_deref(),
                     encrypted,
                     verified: peer_verified(tls.as_ref()),
-                    allow_unverified: self.db.allow_unverified_password,
+                    allow_unverified: ctx.allow_unverified_password,
                     server_public_key: self.server_public_key.as_deref().map(Vec::as_slice),
                 };
                 let caps = self.capabilities(&greeting, encrypted);
@@ -224,7 +224,7 @@ fn plain_failure(err: WireError, during: &str) -> Failure {
 
 /// The class of a MySQL/MariaDB server error, from its error number.
 fn server_error(code: u16, message: &str) -> Failure {
-    let said = format!("{message} (error {code})");
+    let said = format!("{} (error {code})", crate::redact::excerpt(message, crate::redact::SERVER_TEXT_MAX));
     match code {
         1045 => Failure::new(ErrorClass::AuthRejected, said).with_hint("the user name or password is wrong"),
         1130 => Failure::new(ErrorClass::AuthRejected, said).with_hint(

@@ -480,6 +480,13 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                         asked_for_key = false;
                         packets.write(&rsa_password(login.password, &scramble, pem)?).await?
                     }
+                    // A key nobody asked for: an impostor's offer to decrypt the password.
+                    ("caching_sha2_password" | "sha256_password", pem) if pem.starts_with(b"-----BEGIN") => {
+                        return Err(WireError::Unverified {
+                            plugin: plugin.clone(),
+                            how: "encrypted to an RSA public key it sent without being asked",
+                        });
+                    }
                     _ => return Err(protocol(format!("unexpected step of the {plugin} authentication"))),
                 }
             }

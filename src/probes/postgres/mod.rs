@@ -20,6 +20,7 @@ use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::net::{self, BoxIo, Record};
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
+use crate::redact;
 use crate::stage::ProbeContext;
 use crate::tls::{self, Recorder, TlsMode};
 use wire::{AuthPolicy, ChannelBindingMode, Method, PgError, Refusal, ServerError};
@@ -140,7 +141,7 @@ impl PostgresProbe {
             forbidden: self.forbidden.clone(),
             channel_binding: self.channel_binding,
             peer_verified: peer_verified(recorder.as_ref()),
-            allow_unverified_password: self.db.allow_unverified_password,
+            allow_unverified_password: ctx.allow_unverified_password,
         };
         let password = self.db.login_password(ctx).await?;
         let tls_state = session.tls.clone();
@@ -163,7 +164,7 @@ impl PostgresProbe {
         let binding = if outcome.channel_binding { " with channel binding (SCRAM-SHA-256-PLUS)" } else { "" };
         ctx.diagnostic(format!("postgres: {}, authentication {method}{binding}", said.join(", ")));
         if policy.allow_unverified_password && !policy.peer_verified && outcome.method == Some(Method::Password) {
-            ctx.warn("the password was sent in clear text to a server whose identity is not verified (allow_unverified_password = true)");
+            ctx.detail("release: the password was sent in clear text to a server whose identity is not verified (allow_unverified_password = true)");
         }
         let result = ctx
             .stage(Stage::Check, async { client.query(&self.db.query).await.map_err(|e| self.classify(e, &tls_state)) })
@@ -256,7 +257,11 @@ pub async fn ssl_request(tcp: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Res
 
 /// The class of a server error, from its SQLSTATE.
 fn classify_db_error(db: &ServerError, has_client_cert: bool, user: &str, database: &str) -> Failure {
-    let said = format!("{} (SQLSTATE {})", db.message, db.code);
+    let said = format!(
+        "{} (SQLSTATE {})",
+        redact::excerpt(&db.message, redact::SERVER_TEXT_MAX),
+        redact::excerpt(&db.code, 5)
+    );
     match db.code.as_str() {
         // invalid_password
         "28P01" => Failure::new(ErrorClass::AuthRejected, said).with_hint(format!(
