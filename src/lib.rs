@@ -14,6 +14,8 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod glob;
 pub mod httpc;
 pub mod inspect;

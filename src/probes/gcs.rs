@@ -239,6 +239,11 @@ fn not_gcs() -> Failure {
 
 /// GCS's JSON error (`error.errors[0].reason`, `error.message`) or XML error (`Code`,
 /// `Message`).
+/// Reads an error body as the probe does (for fuzzing the reader).
+pub fn read_refusal(body: &[u8]) {
+    let _ = refusal(StatusCode::FORBIDDEN, body);
+}
+
 fn refusal(status: StatusCode, body: &[u8]) -> Refusal {
     if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
         let error = &json["error"];

@@ -724,6 +724,13 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytes<S> {
     }
 }
 
+/// What the connection's first bytes say about the server, as the client reads them:
+/// whether they are another protocol, and the failure to report if they are no banner.
+/// For fuzzing the sniffer.
+pub fn sniff_first_bytes(seen: &[u8]) -> (bool, Option<Failure>) {
+    (foreign(seen), not_ssh(&Mutex::new(seen.to_vec())))
+}
+
 /// Bytes no SSH server sends before its banner: an HTTP status line, or binary data (a
 /// TLS record, a database greeting). Lines before the banner are text.
 fn foreign(seen: &[u8]) -> bool {

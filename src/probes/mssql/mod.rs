@@ -12,7 +12,7 @@
 //! goes only to a verified server (TLS verified by a CA or a pin), unless the probe sets
 //! `allow_unverified_password`: the credential release rule.
 
-mod tds;
+pub mod tds;
 
 use std::sync::Arc;
 use std::time::Duration;

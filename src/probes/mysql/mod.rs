@@ -4,7 +4,7 @@
 //! kind), the login over that same session (stage `auth`), and the check query (stage
 //! `check`): one connection and the round trips the mysql client makes.
 
-mod wire;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
