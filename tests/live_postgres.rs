@@ -96,3 +96,54 @@ async fn postgres_passes_and_fails_with_the_servers_own_codes() {
     assert_eq!(assert_warned(&report, "require-does-not-verify", "tls.mode = require")["tls"]["verified"], false);
     assert_failed(&report, "require-with-ca-verifies", "tls", "tls_untrusted");
 }
+
+/// libpq's require_auth and channel_binding against the real server: SCRAM is bound to the
+/// TLS session (SCRAM-SHA-256-PLUS) when TLS is on, `require` insists on it, and a server
+/// asking for a method require_auth does not list gets nothing.
+#[tokio::test]
+async fn require_auth_and_channel_binding_against_the_real_server() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let full = "tls = { mode = \"verify-full\", ca = \"${AP_CA}\" }";
+    let app = "database = \"appdb\"\nuser = \"${AP_PG_USER}\"\npassword = \"${AP_PG_PASSWORD}\"";
+    let mut cfg = String::new();
+    cfg +=
+        &pg_probe("bound", &format!("{app}\n{full}\nchannel_binding = \"require\"\nrequire_auth = \"scram-sha-256\""));
+    cfg += &pg_probe("scram-allowed", &format!("{app}\n{full}\nrequire_auth = [\"md5\", \"scram-sha-256\"]"));
+    cfg += &pg_probe("scram-not-allowed", &format!("{app}\n{full}\nrequire_auth = \"md5\""));
+    cfg += &pg_probe("password-forbidden", &format!("{app}\n{full}\nrequire_auth = \"!password\""));
+    cfg += &pg_probe("unbound-plain", &format!("{app}\ntls = {{ mode = \"disable\" }}\nchannel_binding = \"disable\""));
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = out.json();
+    assert_passed(&report, "bound");
+    assert_passed(&report, "scram-allowed");
+    assert_passed(&report, "password-forbidden");
+    let refused = assert_failed(&report, "scram-not-allowed", "auth", "unexpected_response");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("scram-sha-256 authentication, which require_auth"),
+        "{refused:#}"
+    );
+    assert_passed(&report, "unbound-plain");
+    let path = path.to_str().unwrap();
+    let out = authprobe_harness(&["run", "-c", path, "-vv", "--only", "bound"], &env).await;
+    assert!(
+        out.stdout.contains("authentication scram-sha-256 with channel binding (SCRAM-SHA-256-PLUS)"),
+        "{}",
+        out.stdout
+    );
+    let out = authprobe_harness(&["run", "-c", path, "-vv", "--only", "unbound-plain"], &env).await;
+    assert!(
+        out.stdout.contains("authentication scram-sha-256") && !out.stdout.contains("channel binding"),
+        "{}",
+        out.stdout
+    );
+
+    // Channel binding needs TLS: required without it is a config error, before any traffic.
+    let bad = ws
+        .config(&pg_probe("no-tls", &format!("{app}\ntls = {{ mode = \"disable\" }}\nchannel_binding = \"require\"")));
+    let out = authprobe_harness(&["validate", "-c", bad.to_str().unwrap()], &env).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("channel binding needs TLS"), "{}", out.stderr);
+}
