@@ -51,6 +51,10 @@ pub struct CheckOptions {
     /// Skip TLS verification (the probe then warns).
     #[arg(long)]
     pub insecure: bool,
+    /// Send a password or token in recoverable form even to a server whose identity is not
+    /// verified (plain http://, a database without verified TLS). Off by default.
+    #[arg(long)]
+    pub allow_unverified_password: bool,
     /// SSH private key for sftp:// (OpenSSH or PEM format).
     #[arg(long, short = 'i', value_name = "KEY")]
     pub identity: Option<PathBuf>,
@@ -96,6 +100,9 @@ pub fn hints_in_flags(report: &mut crate::report::RunReport) {
         if let Some(error) = &mut probe.error {
             error.hint = flag_words(&error.hint);
         }
+        for warning in &mut probe.warnings {
+            *warning = flag_words(warning);
+        }
     }
 }
 
@@ -109,7 +116,11 @@ fn flag_words(hint: &str) -> String {
             out.replace_range(start..value_at + len + close.len(), &format!("{flag}{value}"));
         }
     }
-    out.replace("add to the probe: --", "rerun with --")
+    out.replace("set allow_unverified_password = true in the probe", "rerun with --allow-unverified-password")
+        .replace("set tls.ca to the CA", "pass --ca with the CA")
+        .replace("verify it with tls.ca", "verify it with --ca")
+        .replace("approve this certificate: --", "approve this certificate with --")
+        .replace("add to the probe: --", "rerun with --")
         .replace("in the probe's tls table: --", "with --")
         .replace("update the probe: --", "rerun with --")
 }
@@ -152,6 +163,9 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
     }
     if opts.insecure {
         tls.insert("insecure".into(), Value::Boolean(true));
+    }
+    if opts.allow_unverified_password {
+        probe.insert("allow_unverified_password".into(), Value::Boolean(true));
     }
     let password = match (&opts.password_env, &url_password) {
         (Some(var), _) => Some(reference(var)),

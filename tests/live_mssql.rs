@@ -132,6 +132,18 @@ async fn mssql_check_and_inspect() {
     with_pw.push(("MSSQL_PASSWORD".into(), harness_var(&env, "AP_MSSQL_PASSWORD")));
     let out = authprobe_harness(&["check", &url, "--format", "json"], &with_pw).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // Without a CA the login is held back, and the hint names the flags that verify or allow.
+    let bare = format!("mssql://app_user@localhost:{port}/");
+    let out = authprobe_harness(&["check", &bare], &with_pw).await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("--pin-sha256") && out.stdout.contains("--allow-unverified-password"),
+        "{}",
+        out.stdout
+    );
+    let out = authprobe_harness(&["check", &bare, "--allow-unverified-password"], &with_pw).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("WARN") && out.stdout.contains("not verified"), "{}", out.stdout);
     let out = authprobe_harness(&["inspect", &format!("mssql://localhost:{port}")], &env).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(&format!("sha256   {}", harness_var(&env, "AP_SERVER_SHA256"))), "{}", out.stdout);
