@@ -12,7 +12,9 @@ set -a
 . "$(scripts/servers.sh env)"
 set +a
 cargo build --quiet
-bin=target/debug/authprobe
+# Where cargo put it: CARGO_TARGET_DIR and .cargo/config may move target/.
+target_dir=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
+bin=$target_dir/debug/authprobe
 
 echo
 echo "\$ authprobe run -c probes.toml.example"
@@ -23,7 +25,7 @@ code=0
 # The same run as JSON, checked: every probe passes except the broken-* ones, which fail
 # with the class they demonstrate.
 "$bin" run -c probes.toml.example --format json > /tmp/authprobe-demo.json || true
-python3 - /tmp/authprobe-demo.json <<'PY'
+"$(scripts/servers.sh python-env)/python3" - /tmp/authprobe-demo.json <<'PY'
 import json, sys
 expected = {
     "broken-wrong-token": "auth_rejected",

@@ -60,11 +60,54 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# ---------------------------------------------------------------- Python and Node runtimes
+# Python packages go into a private venv in the cache, made from Debian's python3 (its pip
+# refuses to install outside one, PEP 668); every harness Python runs from it.
+PY_ENV=$CACHE/venv
+PY=$PY_ENV/bin/python
+python_env() {
+  [ -x "$PY" ] && return 0
+  local base=/usr/bin/python3
+  [ -x "$base" ] || apt_install python3
+  "$base" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+  log "creating the harness's Python environment in $PY_ENV"
+  mkdir -p "$CACHE"
+  "$base" -m venv "$PY_ENV" || die "cannot create a venv with $base (install python3-venv)"
+}
+
+# py_need IMPORTS PIP_SPEC...: installs PIP_SPEC into the venv unless `import IMPORTS` works.
+py_need() {
+  local imports=$1; shift
+  python_env
+  "$PY" -c "import $imports" 2>/dev/null && return 0
+  log "installing into the harness's venv: $*"
+  "$PY" -m pip install -q --disable-pip-version-check "$@"
+}
+
+# The Node the harness's npm packages need (oidc-provider 9 and Azurite want 22): the
+# system's when new enough, else Node 22 from npm's node-linux-* package, in the cache.
+NODE_MAJOR=22
+node_dir() {
+  if command -v node >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge "$NODE_MAJOR" ]; then
+    dirname "$(command -v node)"
+    return 0
+  fi
+  local arch dir=$CACHE/node-runtime
+  case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) die "no Node $NODE_MAJOR package for $(uname -m)" ;; esac
+  if [ ! -x "$dir/node_modules/node-linux-$arch/bin/node" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing Node $NODE_MAJOR from npm (node-linux-$arch) into $dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-audit --no-fund --silent "node-linux-$arch@22.23.3") >&2
+  fi
+  echo "$dir/node_modules/node-linux-$arch/bin"
+}
+
 # ---------------------------------------------------------------- certificates
 make_certs() {
-  python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
+  py_need cryptography cryptography
   rm -rf "$CERTS"
-  python3 "$HARNESS/gen_certs.py" "$CERTS"
+  "$PY" "$HARNESS/gen_certs.py" "$CERTS"
 }
 
 # ---------------------------------------------------------------- nginx (HTTP endpoints)
@@ -167,18 +210,18 @@ CONF
 # ---------------------------------------------------------------- OAuth2 (oidc-provider)
 start_oauth2() {
   running oauth2 && return 0
-  command -v node >/dev/null || apt_install nodejs npm
+  local node; node=$(node_dir)
   local dir=$CACHE/node
   mkdir -p "$dir"
   if [ ! -d "$dir/node_modules/oidc-provider" ]; then
     log "installing oidc-provider from npm"
-    (cd "$dir" && npm install --no-audit --no-fund --silent oidc-provider@9.13.3)
+    (cd "$dir" && PATH="$node:$PATH" npm install --no-audit --no-fund --silent oidc-provider@9.13.3)
   fi
   cp "$HARNESS/oauth2_server.mjs" "$dir/oauth2_server.mjs"
   rm -f "$STATE/oauth2-refresh-token"
   port_free oauth2 "$AP_OAUTH2_PORT"
   (cd "$dir" && PORT=$AP_OAUTH2_PORT CLIENT_SECRET=$AP_OAUTH2_CLIENT_SECRET REFRESH_TOKEN_FILE=$STATE/oauth2-refresh-token \
-    exec node oauth2_server.mjs) > "$STATE/logs/oauth2.log" 2>&1 &
+    exec "$node/node" oauth2_server.mjs) > "$STATE/logs/oauth2.log" 2>&1 &
   echo $! > "$PIDS/oauth2.pid"
   wait_tcp oauth2 "$AP_OAUTH2_PORT"
   for _ in $(seq 50); do [ -s "$STATE/oauth2-refresh-token" ] && break; sleep 0.1; done
@@ -473,12 +516,12 @@ start_s3() {
 start_moto() {
   running moto && return 0
   port_free moto "$AP_MOTO_PORT"
-  python3 -c 'import moto.server, boto3' 2>/dev/null || pip install -q "moto[server]==5.2.5" boto3
+  py_need 'moto.server, boto3' "moto[server]==5.2.5" boto3
   # Credentials are checked only after this many unauthenticated set-up calls.
-  INITIAL_NO_AUTH_ACTION_COUNT=8 nohup python3 -m moto.server -H 127.0.0.1 -p "$AP_MOTO_PORT" >"$STATE/logs/moto.log" 2>&1 &
+  INITIAL_NO_AUTH_ACTION_COUNT=8 nohup "$PY" -m moto.server -H 127.0.0.1 -p "$AP_MOTO_PORT" >"$STATE/logs/moto.log" 2>&1 &
   echo $! > "$PIDS/moto.pid"
   wait_tcp moto "$AP_MOTO_PORT" 60
-  python3 "$HARNESS/moto_setup.py" "http://127.0.0.1:$AP_MOTO_PORT" "$AP_MOTO_ALLOWED_BUCKET" "$AP_MOTO_DENIED_BUCKET" > "$STATE/moto.env" \
+  "$PY" "$HARNESS/moto_setup.py" "http://127.0.0.1:$AP_MOTO_PORT" "$AP_MOTO_ALLOWED_BUCKET" "$AP_MOTO_DENIED_BUCKET" > "$STATE/moto.env" \
     || die "moto set-up failed"
 }
 
@@ -486,7 +529,7 @@ start_moto() {
 start_mssql() {
   running mssql && return 0
   port_free mssql "$AP_MSSQL_PORT"
-  python3 -c 'import pysqlbridge' 2>/dev/null || pip install -q pysqlbridge==2.1.3
+  py_need pysqlbridge pysqlbridge==2.1.3
   local dir=$STATE/mssql
   rm -rf "$dir"; mkdir -p "$dir"
   printf 'id,item\n1,widget\n' > "$dir/orders.csv"
@@ -496,7 +539,7 @@ start_mssql() {
   "tables": [ { "name": "orders", "csv": "$dir/orders.csv" } ]
 }
 CONF
-  nohup python3 "$HARNESS/mssql_standin.py" "$dir/bridge.json" "$CERTS/server.crt" "$CERTS/server.key" "$AP_MSSQL_PORT" \
+  nohup "$PY" "$HARNESS/mssql_standin.py" "$dir/bridge.json" "$CERTS/server.crt" "$CERTS/server.key" "$AP_MSSQL_PORT" \
     >"$STATE/logs/mssql.log" 2>&1 &
   echo $! > "$PIDS/mssql.pid"
   wait_tcp mssql "$AP_MSSQL_PORT" 60
@@ -506,23 +549,23 @@ CONF
 start_azurite() {
   running azurite && return 0
   port_free azurite "$AP_AZURITE_PORT"
-  command -v node >/dev/null || apt_install nodejs npm
+  local node; node=$(node_dir)
   local dir=$CACHE/azurite
   mkdir -p "$dir"
   if [ ! -x "$dir/node_modules/.bin/azurite-blob" ]; then
     log "installing azurite from npm"
-    (cd "$dir" && npm install --no-audit --no-fund --silent azurite@3.35.0)
+    (cd "$dir" && PATH="$node:$PATH" npm install --no-audit --no-fund --silent azurite@3.35.0)
   fi
   rm -rf "$STATE/azurite" "$STATE/azurite.env"; mkdir -p "$STATE/azurite"
   # HTTPS with the harness certificate (bearer tokens need it); `--oauth basic` checks a
   # token's issuer, audience and lifetime, not its signature. No telemetry: loopback only.
-  AZURITE_ACCOUNTS="$AP_AZURE_STORAGE_ACCOUNT:$AP_AZURE_STORAGE_KEY" nohup "$dir/node_modules/.bin/azurite-blob" \
+  PATH="$node:$PATH" AZURITE_ACCOUNTS="$AP_AZURE_STORAGE_ACCOUNT:$AP_AZURE_STORAGE_KEY" nohup "$dir/node_modules/.bin/azurite-blob" \
     --blobHost 127.0.0.1 --blobPort "$AP_AZURITE_PORT" --location "$STATE/azurite" \
     --cert "$CERTS/server.crt" --key "$CERTS/server.key" --oauth basic --disableTelemetry \
     --debug "$STATE/logs/azurite-debug.log" >"$STATE/logs/azurite.log" 2>&1 &
   echo $! > "$PIDS/azurite.pid"
   wait_tcp azurite "$AP_AZURITE_PORT" 30
-  python3 "$HARNESS/azurite_setup.py" "https://127.0.0.1:$AP_AZURITE_PORT/$AP_AZURE_STORAGE_ACCOUNT" \
+  "$PY" "$HARNESS/azurite_setup.py" "https://127.0.0.1:$AP_AZURITE_PORT/$AP_AZURE_STORAGE_ACCOUNT" \
     "$AP_AZURE_STORAGE_ACCOUNT" "$AP_AZURE_STORAGE_KEY" "$AP_AZURE_CONTAINER" "$CERTS/ca.crt" "$STATE/azurite.env" \
     || die "Azurite set-up failed"
 }
@@ -532,12 +575,12 @@ start_azurite() {
 start_gcs() {
   running gcs && return 0
   port_free gcs "$AP_GCS_EMULATOR_PORT"
-  command -v gcp-storage-emulator >/dev/null || pip install -q gcp-storage-emulator==2026.7.19
-  nohup gcp-storage-emulator start --host 127.0.0.1 --port "$AP_GCS_EMULATOR_PORT" --in-memory \
+  py_need gcp_storage_emulator gcp-storage-emulator==2026.7.19
+  nohup "$PY_ENV/bin/gcp-storage-emulator" start --host 127.0.0.1 --port "$AP_GCS_EMULATOR_PORT" --in-memory \
     --default-bucket "$AP_GCS_BUCKET" >"$STATE/logs/gcs.log" 2>&1 &
   echo $! > "$PIDS/gcs.pid"
   wait_tcp gcs "$AP_GCS_EMULATOR_PORT" 30
-  python3 - "http://127.0.0.1:$AP_GCS_EMULATOR_PORT" "$AP_GCS_BUCKET" "$AP_GCS_LOCKED_BUCKET" <<'PY' || die "GCS emulator set-up failed"
+  "$PY" - "http://127.0.0.1:$AP_GCS_EMULATOR_PORT" "$AP_GCS_BUCKET" "$AP_GCS_LOCKED_BUCKET" <<'PY' || die "GCS emulator set-up failed"
 import json, sys, urllib.request
 base, bucket, locked = sys.argv[1:]
 def post(path, body, kind):
@@ -551,11 +594,11 @@ PY
 start_cloud() {
   running cloud && return 0
   port_free cloud "$AP_CLOUD_PORT"
-  python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
+  py_need cryptography cryptography
   local dir=$STATE/cloud
   mkdir -p "$dir"
-  [ -f "$dir/gcp-sa.json" ] || python3 "$HARNESS/cloud_tokens.py" keys "$dir" "$AP_CLOUD_PORT" || die "cloud key set-up failed"
-  AP_AZURE_CLIENT_SECRET=$AP_AZURE_CLIENT_SECRET nohup python3 "$HARNESS/cloud_tokens.py" serve "$dir" "$AP_CLOUD_PORT" \
+  [ -f "$dir/gcp-sa.json" ] || "$PY" "$HARNESS/cloud_tokens.py" keys "$dir" "$AP_CLOUD_PORT" || die "cloud key set-up failed"
+  AP_AZURE_CLIENT_SECRET=$AP_AZURE_CLIENT_SECRET nohup "$PY" "$HARNESS/cloud_tokens.py" serve "$dir" "$AP_CLOUD_PORT" \
     >"$STATE/logs/cloud.log" 2>&1 &
   echo $! > "$PIDS/cloud.pid"
   wait_tcp cloud "$AP_CLOUD_PORT" 30
@@ -611,14 +654,22 @@ down() {
     docker compose -f "$ROOT/docker-compose.yml" down -v
   fi
   [ -d "$PIDS" ] || return 0
+  # All at once: asked to stop together, then waited for together (5 s at most), then
+  # whatever still runs is killed.
+  local pids=() pidfile pid
   for pidfile in "$PIDS"/*.pid; do
     [ -e "$pidfile" ] || continue
-    local pid; pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null && pids+=("$pid")
     rm -f "$pidfile"
   done
+  for _ in $(seq 50); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   ip netns del "$AP_BASTION_NETNS" 2>/dev/null || true
   log "stopped"
 }
@@ -664,5 +715,13 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   env) echo "$ENV_FILE" ;;
+  # The harness's Python environment (made if missing), for the tests' own Python tools:
+  #   scripts/servers.sh python-env [PIP_SPEC...]   prints its bin directory
+  python-env)
+    shift
+    python_env
+    [ $# -gt 0 ] && { "$PY" -m pip install -q --disable-pip-version-check "$@" >&2 || die "pip install $* failed"; }
+    echo "$PY_ENV/bin"
+    ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
 esac

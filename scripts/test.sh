@@ -27,10 +27,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The tests' Python tools live in the harness's venv (Debian's python3 refuses a global pip
+# install); its bin directory goes first on PATH, so `python3` in the tests is the venv's.
+venv_bin=$(scripts/servers.sh python-env)
+export PATH="$venv_bin:$PATH"
 python3 -c 'import jsonschema, cryptography, boto3, pytds, OpenSSL, yaml, kubernetes_validate, dockerfile' 2>/dev/null \
   && command -v check-jsonschema >/dev/null \
-  || pip install -q jsonschema cryptography boto3 python-tds pyopenssl pyyaml \
-       kubernetes-validate==1.37.0 check-jsonschema==0.39.0 dockerfile==3.4.0
+  || scripts/servers.sh python-env jsonschema cryptography boto3 python-tds pyopenssl pyyaml \
+       kubernetes-validate==1.37.0 check-jsonschema==0.39.0 dockerfile==3.4.0 >/dev/null
 
 log "cargo fmt --check"
 cargo fmt --check
