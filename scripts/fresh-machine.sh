@@ -64,13 +64,26 @@ git -C "$ROOT_SRC" archive HEAD | tar -x -C "$R/root/authprobe"
 
 # Rust needs a C compiler and linker (aws-lc-sys builds with cc), and cargo fetches over
 # HTTPS: what a new user installs with rustup's instructions.
+# The machine's own network set-up comes along, as it would on any machine of this
+# workplace: the CA certificates it trusts beyond Debian's (a registry proxy's), and the
+# variables that point tools at the system bundle. Nothing else of its environment does.
+passthrough=()
+for var in SSL_CERT_FILE SSL_CERT_DIR PIP_CERT NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE GIT_SSL_CAINFO PIP_DEFAULT_TIMEOUT \
+  http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY; do
+  [ -n "${!var:-}" ] && passthrough+=("$var=${!var}")
+done
 inside() {
-  chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 CI="${CI:-}" \
+  chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 CI="${CI:-}" "${passthrough[@]}" \
     PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     CARGO_HOME=/root/.cargo /bin/bash -c "$1"
 }
 log "installing the Rust prerequisites (gcc, libc6-dev, ca-certificates, git)"
 inside 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev ca-certificates git >/dev/null'
+if compgen -G "/usr/local/share/ca-certificates/*" >/dev/null; then
+  cp -r /usr/local/share/ca-certificates/. "$R/usr/local/share/ca-certificates/"
+  inside 'update-ca-certificates >/dev/null 2>&1'
+fi
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$R/etc/pip.conf"
 
 log "README command 1: scripts/demo.sh"
 inside 'cd /root/authprobe && scripts/demo.sh' > "$WORK/demo.log" 2>&1 || { tail -40 "$WORK/demo.log"; die "scripts/demo.sh failed on a fresh bookworm (log: $WORK/demo.log)"; }
