@@ -41,8 +41,9 @@ pub enum Command {
     Check(Box<CheckArgs>),
     /// Parse and check the config file without any network traffic (exit 0 or 2).
     Validate(ValidateArgs),
-    /// Show the certificate chain a server presents (https, postgres, mysql, mssql), or an SSH
-    /// server's host keys (sftp, ssh), and the line that approves it.
+    /// Show the certificate chain a server presents (https, postgres, mysql, mssql, s3), or an
+    /// SSH server's host keys (sftp, ssh), and the line that approves it (exit 0 trusted,
+    /// 1 not trusted or not reached, 2 usage).
     Inspect(InspectArgs),
     /// Serve the probes to Prometheus: /probe?target=NAME (blackbox-exporter protocol),
     /// /metrics, a status page at /, /healthz; reload with SIGHUP or POST /-/reload.
@@ -111,7 +112,13 @@ pub struct InspectArgs {
 #[derive(Args, Debug)]
 pub struct ConfigArg {
     /// The probes file.
-    #[arg(short = 'c', long = "config", env = "AUTHPROBE_CONFIG", default_value = "probes.toml")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "AUTHPROBE_CONFIG",
+        hide_env_values = true,
+        default_value = "probes.toml"
+    )]
     pub config: PathBuf,
 }
 
@@ -356,9 +363,9 @@ fn inspect_command(args: InspectArgs) -> u8 {
     };
     let trust = crate::inspect::Trust { ca, known_hosts };
     match runtime.block_on(crate::inspect::inspect(&args.target, trust, args.timeout)) {
-        Ok(text) => {
-            let _ = output::write_stdout(&redact::scrub(&text));
-            EXIT_OK
+        Ok(shown) => {
+            let _ = output::write_stdout(&redact::scrub(&shown.text));
+            if shown.verified { EXIT_OK } else { EXIT_FAILED }
         }
         Err(failure) => {
             if failure.class == crate::error::ErrorClass::Config {

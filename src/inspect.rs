@@ -76,7 +76,15 @@ pub struct Trust {
 }
 
 /// Connects and returns the report text.
-pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<String, Failure> {
+/// What `inspect` shows, and whether a probe would trust it: the TLS chain verified
+/// against the CA bundle or the system store, or the SSH key the probe would negotiate
+/// approved by known_hosts. `authprobe inspect` exits 0 when it would, 1 when not.
+pub struct Inspection {
+    pub text: String,
+    pub verified: bool,
+}
+
+pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<Inspection, Failure> {
     let url =
         Url::parse(target).map_err(|e| Failure::new(ErrorClass::Config, format!("`{target}` is not a URL: {e}")))?;
     let (host, port, protocol) = endpoint(&url)?;
@@ -130,7 +138,8 @@ pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<St
     }
     let source = if ca.is_some() { "the given CA bundle" } else { "the system trust store" };
     let name = TlsOptions::default().verify_name(&host)?;
-    match tls::verify_chain(&chain, &name, ca, &shared.trust) {
+    let verified = tls::verify_chain(&chain, &name, ca, &shared.trust);
+    match &verified {
         Ok(()) => {
             let _ = writeln!(out, "verification against {source} for {host}: OK");
         }
@@ -146,12 +155,17 @@ pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<St
         let _ = writeln!(out, "to approve exactly this certificate, add to the probe's tls table:");
         let _ = writeln!(out, "  {}", tls::pin_line(&tls::sha256_fingerprint(leaf)));
     }
-    Ok(out)
+    Ok(Inspection { text: out, verified: verified.is_ok() })
 }
 
 /// The host keys of an SSH server, each with its fingerprint, what known_hosts says of it,
 /// and the lines that approve it.
-async fn inspect_ssh(host: &str, port: u16, known: Option<KnownHosts>, timeout: Duration) -> Result<String, Failure> {
+async fn inspect_ssh(
+    host: &str,
+    port: u16,
+    known: Option<KnownHosts>,
+    timeout: Duration,
+) -> Result<Inspection, Failure> {
     let keys = tokio::time::timeout(timeout, ssh::scan(host, port)).await.map_err(|_| {
         Failure::new(ErrorClass::Timeout, format!("no SSH key exchange within {}", humantime::format_duration(timeout)))
     })??;
@@ -184,5 +198,12 @@ async fn inspect_ssh(host: &str, port: u16, known: Option<KnownHosts>, timeout: 
             let _ = writeln!(out, "  {}", crate::ssh::known_hosts::entry_line(host, port, &key.algorithm, &key.blob));
         }
     }
-    Ok(out)
+    let verified = match (&known, keys.first()) {
+        (Some(file), Some(first)) => matches!(
+            file.verdict(host, port, &first.algorithm, &first.blob),
+            crate::ssh::known_hosts::Verdict::Trusted(_)
+        ),
+        _ => false,
+    };
+    Ok(Inspection { text: out, verified })
 }

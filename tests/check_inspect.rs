@@ -57,17 +57,20 @@ async fn inspect_shows_the_chain_the_verdict_and_the_pin_line() {
         format!("mssql://localhost:{}", harness_var(&env, "AP_MSSQL_PORT")),
         format!("s3://demo-bucket/?endpoint=https://localhost:{}", harness_var(&env, "AP_S3_TLS_PORT")),
     ] {
+        // Shown, but not verified by the system store: exit 1, as `run` for a failed probe.
         let out = authprobe_harness(&["inspect", &target], &env).await;
-        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
         assert!(out.stdout.contains(&format!("sha256   {fp}")), "{}", out.stdout);
         assert!(out.stdout.contains("issuer   CN=authprobe Test CA"), "{}", out.stdout);
         assert!(out.stdout.contains("FAILED: tls_untrusted"), "{}", out.stdout);
         assert!(out.stdout.contains(&format!("pin_sha256 = [\"{fp}\"]")), "{}", out.stdout);
         let out = authprobe_harness(&["inspect", &target, "--ca", &ca], &env).await;
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
         assert!(out.stdout.contains("verification against the given CA bundle for localhost: OK"), "{}", out.stdout);
     }
     let expired = format!("https://localhost:{}", harness_var(&env, "AP_EXPIRED_PORT"));
     let out = authprobe_harness(&["inspect", &expired, "--ca", &ca], &env).await;
+    assert_eq!(out.code, 1);
     assert!(out.stdout.contains("FAILED: tls_expired"), "{}", out.stdout);
     let out = authprobe_harness(&["inspect", "https://127.0.0.1:1"], &env).await;
     assert_eq!(out.code, 1);

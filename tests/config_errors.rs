@@ -84,7 +84,10 @@ async fn the_config_path_comes_from_the_environment_or_the_working_directory() {
     assert_eq!(out.code, 0, "{out:?}");
     let out = authprobe_in(Some(elsewhere.dir.path()), &["validate"], &[]).await;
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("probes.toml") && out.stderr.contains("cannot read the config file"), "{}", out.stderr);
+    // No position for a file that is not there, and the way out: -c, the variable, the example.
+    assert!(out.stderr.contains("error: probes.toml: there is no such config file"), "{}", out.stderr);
+    assert!(out.stderr.contains("-c FILE") && out.stderr.contains("probes.toml.example"), "{}", out.stderr);
+    assert!(!out.stderr.contains(":0:0"), "{}", out.stderr);
 }
 
 #[tokio::test]

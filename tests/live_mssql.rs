@@ -145,6 +145,6 @@ async fn mssql_check_and_inspect() {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("WARN") && out.stdout.contains("not verified"), "{}", out.stdout);
     let out = authprobe_harness(&["inspect", &format!("mssql://localhost:{port}")], &env).await;
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "not verified by the system store: {}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(&format!("sha256   {}", harness_var(&env, "AP_SERVER_SHA256"))), "{}", out.stdout);
 }

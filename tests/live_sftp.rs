@@ -252,8 +252,9 @@ async fn check_and_inspect_sftp_urls() {
     assert!(!out.stdout.contains(&password) && !out.stderr.contains(&password));
 
     // inspect lists every host key with the lines ssh-keyscan would write.
+    // No known_hosts to approve the key: shown, and exit 1 (not verified).
     let out = authprobe_harness(&["inspect", &format!("sftp://127.0.0.1:{port}")], &no_defaults).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stdout.contains(&format!("host_key = \"{host_key}\"")), "{}", out.stdout);
     let scanned = tool("ssh-keyscan", &["-p", &port, "127.0.0.1"], &[]);
     for line in scanned.lines().filter(|l| !l.starts_with('#')) {

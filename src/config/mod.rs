@@ -116,7 +116,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 column: 0,
                 item: None,
                 key: None,
-                message: format!("cannot read the config file: {}", crate::error::describe_io(&err)),
+                message: if err.kind() == std::io::ErrorKind::NotFound {
+                    "there is no such config file: give one with -c FILE (or AUTHPROBE_CONFIG); probes.toml.example shows every kind, or try `authprobe check URL` for one probe without a file".to_string()
+                } else {
+                    format!("cannot read the config file: {}", crate::error::describe_io(&err))
+                },
             }]));
         }
     };

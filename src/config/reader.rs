@@ -62,7 +62,12 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if self.line == 0 {
+            // About the file as a whole: no position to point at.
+            write!(f, "{}: ", self.file)?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        }
         match (&self.item, &self.key) {
             (Some(item), Some(key)) => write!(f, "{item}, key `{key}`: ")?,
             (Some(item), None) => write!(f, "{item}: ")?,

@@ -73,3 +73,9 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 pub fn human_ms(ms: u64) -> String {
     if ms < 1_000 { format!("{ms}ms") } else { format!("{:.1}s", ms as f64 / 1_000.0) }
 }
+
+/// As [`human_ms`], with a decimal below one millisecond (`0.4ms`), where local stages
+/// would otherwise all read `0ms`.
+pub fn human_secs(secs: f64) -> String {
+    if secs < 0.001 { format!("{:.1}ms", secs * 1_000.0) } else { human_ms((secs * 1_000.0) as u64) }
+}

@@ -4,7 +4,7 @@
 use tabled::builder::Builder;
 use tabled::settings::Style as TableStyle;
 
-use super::{Style, human_ms};
+use super::{Style, human_secs};
 use crate::report::{ProbeReport, RunReport, StageStatus, Status};
 
 const RESET: &str = "\x1b[0m";
@@ -39,8 +39,8 @@ fn detail_cell(probe: &ProbeReport, style: Style) -> String {
             .stages
             .iter()
             .map(|s| match s.status {
-                StageStatus::Ok => format!("{} {}", s.name, human_ms(s.duration_ms)),
-                StageStatus::Fail => format!("{} {} (failed)", s.name, human_ms(s.duration_ms)),
+                StageStatus::Ok => format!("{} {}", s.name, human_secs(s.duration_secs)),
+                StageStatus::Fail => format!("{} {} (failed)", s.name, human_secs(s.duration_secs)),
                 StageStatus::Skipped => format!("{} -", s.name),
             })
             .collect();
@@ -80,7 +80,7 @@ pub fn render(report: &RunReport, style: Style) -> String {
             probe.kind.clone(),
             probe.target.clone(),
             status_cell(probe.status, style),
-            human_ms(probe.duration_ms),
+            human_secs(probe.duration_secs),
             detail_cell(probe, style),
         ]);
     }
