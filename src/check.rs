@@ -117,6 +117,9 @@ fn flag_words(hint: &str) -> String {
         }
     }
     out.replace("set allow_unverified_password = true in the probe", "rerun with --allow-unverified-password")
+        .replace("set password (e.g. password = \"${PGPASSWORD}\")", "set PGPASSWORD (or --password-env NAME)")
+        .replace("set password (e.g. password = \"${MYSQL_PWD}\")", "set MYSQL_PWD (or --password-env NAME)")
+        .replace("(tls.client_cert, tls.client_key)", "(--client-cert, --client-key)")
         .replace("set tls.ca to the CA", "pass --ca with the CA")
         .replace("verify it with tls.ca", "verify it with --ca")
         .replace("approve this certificate: --", "approve this certificate with --")
@@ -255,8 +258,13 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
             }
             let conventional = if mssql { "MSSQL_PASSWORD" } else { "MYSQL_PWD" };
             let password = password.or_else(|| std::env::var_os(conventional).map(|_| reference(conventional)));
-            if let Some(p) = password {
-                probe.insert("password".into(), p);
+            match password {
+                Some(p) => drop(probe.insert("password".into(), p)),
+                // SQL Server has no passwordless SQL login: say which variable, not which key.
+                None if mssql => {
+                    return Err("mssql:// needs a password: set MSSQL_PASSWORD (or --password-env NAME)".into());
+                }
+                None => {}
             }
             if let Some(q) = &opts.query {
                 probe.insert("query".into(), literal(q));

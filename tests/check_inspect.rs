@@ -97,3 +97,30 @@ async fn check_probes_a_mysql_url_with_the_password_from_mysql_pwd() {
     let out = authprobe_harness(&["check", &url, "--format", "json"], &env).await;
     assert_failed(&out.json(), "check", "auth", "auth_rejected");
 }
+
+/// Without a password, each database's check says which variable to set (or the flag),
+/// not a config key or a wrong password.
+#[tokio::test]
+async fn check_without_a_database_password_names_the_variable() {
+    let env: Vec<(String, String)> = harness_env()
+        .into_iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "PGPASSWORD" | "MYSQL_PWD" | "MSSQL_PASSWORD"))
+        .collect();
+    let ca = harness_var(&env, "AP_CA");
+    let pg = format!(
+        "postgres://app_user@localhost:{}/appdb?sslmode=verify-full&sslrootcert={ca}",
+        harness_var(&env, "AP_PG_PORT")
+    );
+    let out = authprobe_harness(&["check", &pg], &env).await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("set PGPASSWORD (or --password-env NAME)"), "{}", out.stdout);
+    let my =
+        format!("mysql://app_user@127.0.0.1:{}/?ssl-mode=verify-ca&ssl-ca={ca}", harness_var(&env, "AP_MYSQL_PORT"));
+    let out = authprobe_harness(&["check", &my], &env).await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("set MYSQL_PWD (or --password-env NAME)"), "{}", out.stdout);
+    let ms = format!("mssql://app_user@localhost:{}/", harness_var(&env, "AP_MSSQL_PORT"));
+    let out = authprobe_harness(&["check", &ms], &env).await;
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("set MSSQL_PASSWORD (or --password-env NAME)"), "{}", out.stderr);
+}

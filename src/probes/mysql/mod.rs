@@ -181,6 +181,10 @@ impl MysqlProbe {
                 // 1045 is also how servers refuse a login that lacks TLS or a certificate.
                 if self.db.iam.is_some() {
                     self.db.explain_refusal(failure)
+                } else if self.db.password.is_none() {
+                    failure.with_hint(
+                        "no password was sent (the probe has none): set password (e.g. password = \"${MYSQL_PWD}\")",
+                    )
                 } else if tls.is_none() {
                     failure.with_hint("the password is wrong, or the account requires TLS (REQUIRE SSL, require_secure_transport): try tls.mode = \"require\"")
                 } else if opts.identity.is_none() {
