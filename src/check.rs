@@ -9,6 +9,21 @@ use std::path::PathBuf;
 use toml::{Table, Value};
 use url::Url;
 
+/// A target given on the command line, with a message that shows the expected form when
+/// it is not a URL (`example.com`, `localhost:5432`).
+pub fn parse_target_url(raw: &str) -> Result<Url, String> {
+    let example = |host: &str| {
+        format!("write it as a URL with its scheme, e.g. https://{host}/health or postgres://user@{host}/db")
+    };
+    match Url::parse(raw) {
+        // `localhost:5432` parses as the scheme `localhost`.
+        Ok(url) if url.cannot_be_a_base() => Err(format!("`{raw}` has no scheme: {}", example(raw))),
+        Ok(url) => Ok(url),
+        Err(url::ParseError::RelativeUrlWithoutBase) => Err(format!("`{raw}` is not a URL: {}", example(raw))),
+        Err(err) => Err(format!("`{raw}` is not a URL ({err}): {}", example(raw))),
+    }
+}
+
 /// The flags of `authprobe check` that shape the probe.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CheckOptions {
@@ -146,7 +161,7 @@ fn insert_address(url: &Url, probe: &mut Table, user_vars: &[&str]) -> Result<()
 
 /// Builds the `[[probe]]` table for a URL, or says why it cannot.
 pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, String> {
-    let url = Url::parse(raw_url).map_err(|e| format!("`{raw_url}` is not a URL: {e}"))?;
+    let url = parse_target_url(raw_url)?;
     let url_password = url.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
     if let Some(p) = &url_password {
         crate::redact::register(p);

@@ -32,12 +32,25 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where `check` takes secrets from, for its --help.
+const CHECK_ENVIRONMENT: &str = "Environment:
+  PGPASSWORD       password for postgres:// (or --password-env NAME)
+  MYSQL_PWD        password for mysql://
+  MSSQL_PASSWORD   password for mssql:// (required)
+  SSHPASS          password for sftp:// (else --identity KEY, else the ssh-agent at SSH_AUTH_SOCK)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION
+                   credentials for s3://, as the AWS CLI reads them (else the default chain)
+  --bearer-env NAME, --password-env NAME name any other variable; a password in the URL is
+  accepted but warned about (it stays in shell history).";
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the probes of a config file and report (exit 0 all passed, 1 a probe failed).
     Run(RunArgs),
     /// Probe one URL without a config file (http, https, postgres, mysql, mssql, s3, sftp);
-    /// secrets come from environment variables, never from arguments.
+    /// secrets come from environment variables (a password written in the URL works, with a
+    /// warning), never from other arguments.
+    #[command(after_help = CHECK_ENVIRONMENT)]
     Check(Box<CheckArgs>),
     /// Parse and check the config file without any network traffic (exit 0 or 2).
     Validate(ValidateArgs),
@@ -96,7 +109,7 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// https://, postgres://, mysql://, mssql:// (host[:port]), or sftp:// / ssh:// for SSH host keys
+    /// https://, postgres://, mysql://, mssql://, s3://bucket/?endpoint=… (host[:port]), or sftp:// / ssh:// for SSH host keys
     pub target: String,
     /// Judge the chain against this CA bundle instead of the system trust store.
     #[arg(long, value_name = "PEM")]
@@ -158,7 +171,10 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
     match humantime::parse_duration(raw) {
         Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
         Ok(d) => Ok(d),
-        Err(err) => Err(format!("{err} (write e.g. 500ms, 10s, 2m)")),
+        Err(_) if raw.trim().parse::<f64>().is_ok() => {
+            Err(format!("`{raw}` has no unit: write e.g. {}s, 500ms or 2m", raw.trim()))
+        }
+        Err(_) => Err(format!("`{raw}` is not a duration: write e.g. 500ms, 10s or 2m")),
     }
 }
 

@@ -85,8 +85,7 @@ pub struct Inspection {
 }
 
 pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<Inspection, Failure> {
-    let url =
-        Url::parse(target).map_err(|e| Failure::new(ErrorClass::Config, format!("`{target}` is not a URL: {e}")))?;
+    let url = crate::check::parse_target_url(target).map_err(|why| Failure::new(ErrorClass::Config, why))?;
     let (host, port, protocol) = endpoint(&url)?;
     if protocol == "ssh" {
         let host = host.trim_start_matches('[').trim_end_matches(']');
