@@ -102,3 +102,27 @@ async fn usage_errors_exit_2() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("no probe"), "{}", out.stderr);
 }
+
+/// A config whose environment was not loaded gets one line saying so, and a type error in
+/// one key does not make the keys after it look unknown; a status written as a string is
+/// what it says.
+#[tokio::test]
+async fn a_missing_environment_and_a_bad_value_are_told_plainly() {
+    let ws = Workspace::new();
+    let cfg = "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x.test/${ONE}\"\nheaders = { X-Three = \"${THREE}\" }\nbody = \"${TWO}\"\n";
+    let out = authprobe(&["validate", "-c", ws.config(cfg).to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("hint: 3 environment variables the config refers to are not set (ONE, THREE, TWO)"),
+        "{}",
+        out.stderr
+    );
+    let cfg = "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x.test/\"\nexpect = { status = \"two hundred\" }\ntls = { insecure = true }\nauth = { type = \"none\" }\n";
+    let out = authprobe(&["validate", "-c", ws.config(cfg).to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("expected an integer, e.g. 200"), "{}", out.stderr);
+    assert!(!out.stderr.contains("unknown key"), "{}", out.stderr);
+    let cfg = "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x.test/\"\nexpect = { status = \"204\" }\n";
+    let out = authprobe(&["validate", "-c", ws.config(cfg).to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

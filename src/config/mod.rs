@@ -269,7 +269,8 @@ fn read_probe(
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
     let warn_expiry_days =
         reader.integer("warn_expiry_days", 0..=3650).map(|d| d as u32).unwrap_or(defaults.warn_expiry_days);
-    let kind_name = reader.required_string("kind", "one of: http, postgres, mysql, mssql, s3, sftp")?;
+    let kinds = probes::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ");
+    let kind_name = reader.required_string("kind", &format!("one of: {kinds}"))?;
     let Some(kind) = probes::find_kind(&kind_name) else {
         let known: Vec<&str> = probes::KINDS.iter().map(|k| k.name).collect();
         let mut message = format!("unknown kind `{kind_name}`; known kinds: {}", known.join(", "));

@@ -418,15 +418,20 @@ impl<'r, 's> TableReader<'r, 's> {
         let items: Vec<&Value<'r>> = match value.get_ref() {
             DeValue::Array(array) => array.iter().collect(),
             // A single value is accepted where a list is expected: `status = 200`.
-            DeValue::Integer(_) => vec![value],
+            DeValue::Integer(_) | DeValue::String(_) => vec![value],
             _ => {
-                self.type_error(key, value, "an array of integers");
+                self.type_error(key, value, "an integer or an array of integers, e.g. [200, 204]");
                 return None;
             }
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            match as_i64(item.get_ref()) {
+            // Numbers written as strings (`"200"`) are what they say.
+            let number = match item.get_ref() {
+                DeValue::String(s) => s.trim().parse::<i64>().ok(),
+                other => as_i64(other),
+            };
+            match number {
                 Some(n) if range.contains(&n) => out.push(n),
                 Some(n) => {
                     self.ctx.error(
@@ -437,7 +442,7 @@ impl<'r, 's> TableReader<'r, 's> {
                     return None;
                 }
                 None => {
-                    self.type_error(key, item, "an integer");
+                    self.type_error(key, item, "an integer, e.g. 200");
                     return None;
                 }
             }

@@ -84,9 +84,12 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     };
     let headers = read_headers(t);
     let body = t.secret("body");
-    let (expect_status, body_contains) = read_expect(t)?;
+    // Every key is read before any error returns, so that one bad value does not make the
+    // keys after it look unknown.
+    let expect = read_expect(t);
     let auth = read_auth(t);
     let tls = TlsOptions::read(t, None);
+    let (expect_status, body_contains) = expect?;
     Some(Arc::new(HttpProbe {
         url: url?,
         method: method?,

@@ -31,23 +31,20 @@ pub struct MysqlProbe {
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    let key = if t.has("server_public_key") {
-        let (path, pem) = t.file_bytes("server_public_key")?;
-        if !pem.starts_with(b"-----BEGIN PUBLIC KEY-----") {
+    let key = match t.file_bytes("server_public_key") {
+        Some((_, pem)) if pem.starts_with(b"-----BEGIN PUBLIC KEY-----") => Some(Some(Arc::new(pem))),
+        Some((path, _)) => {
             t.error_at(
                 "server_public_key",
                 format!("{} is not a PEM public key (-----BEGIN PUBLIC KEY-----); the server's is its caching_sha2_password_public_key_path", path.display()),
             );
-            return None;
+            None
         }
-        Some(Arc::new(pem))
-    } else {
-        None
+        None => (!t.has("server_public_key")).then_some(None),
     };
-    Some(Arc::new(MysqlProbe {
-        db: DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam)?,
-        server_public_key: key,
-    }))
+    // Every key is read before returning, so that one error does not hide the others.
+    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam);
+    Some(Arc::new(MysqlProbe { db: db?, server_public_key: key? }))
 }
 
 /// The connection after the greeting (and TLS, if negotiated), ready for the login.

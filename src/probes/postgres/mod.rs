@@ -49,14 +49,15 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
             None
         }
     };
+    // Every key is read before returning, so that one error does not hide the others.
+    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam);
     if channel_binding == Some(ChannelBindingMode::Require)
-        && t.table("tls").and_then(|tls| tls.string("mode")).as_deref().and_then(tls::parse_mode)
-            == Some(TlsMode::Disable)
+        && db.as_ref().is_some_and(|db| db.mode() == TlsMode::Disable)
     {
         t.error_at("channel_binding", "channel binding needs TLS: it cannot be required with tls.mode = \"disable\"");
         return None;
     }
-    let mut db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam)?;
+    let mut db = db?;
     // libpq's default: the database named after the user.
     db.database.get_or_insert_with(|| db.user.clone());
     let (allowed, forbidden) = require_auth?;
