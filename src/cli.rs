@@ -454,7 +454,8 @@ fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArg
     let (mut report, interrupted) = runtime.block_on(run_until_interrupted(probes, opts));
     adjust(&mut report);
     report.scrub_secrets();
-    let style = Style { verbose: args.verbose, color: color_allowed(args) };
+    let width = if args.output.is_none() { output::stdout_terminal_width() } else { None };
+    let style = Style { verbose: args.verbose, color: color_allowed(args), width };
     let text = output::render(&report, args.format, style);
     let exit = exit_code(&report, interrupted);
     match &args.output {

@@ -26,6 +26,27 @@ pub enum Format {
 pub struct Style {
     pub verbose: u8,
     pub color: bool,
+    /// The terminal's width when the table goes to one: its DETAIL column is wrapped to
+    /// fit. `None` (pipes, files): lines stay whole, for grep and diff.
+    pub width: Option<usize>,
+}
+
+/// The width of the terminal standard output goes to, if it goes to one.
+pub fn stdout_terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: TIOCGWINSZ writes a winsize into the struct we pass and nothing else.
+        let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+        if ok && size.ws_col > 0 {
+            return Some(usize::from(size.ws_col));
+        }
+    }
+    None
 }
 
 pub fn render(report: &RunReport, format: Format, style: Style) -> String {

@@ -58,7 +58,7 @@ pub fn probe_debug(key: &SlotKey, finished: &Finished, served: Served, service: 
         ),
     };
     out.push('\n');
-    out.push_str(&output::render(&finished.report, Format::Table, Style { verbose: 2, color: false }));
+    out.push_str(&output::render(&finished.report, Format::Table, Style { verbose: 2, color: false, width: None }));
     out.push_str("\nMetrics a scrape gets:\n\n");
     out.push_str(&probe_metrics(finished));
     out
