@@ -1,4 +1,4 @@
-//! Every `console` example in README.md is real output: each block's `$ ` command runs
+//! Every `console` example in README.md and docs/*.md is real output: each block's `$ ` command runs
 //! against the harness's servers and must print what the block shows, up to what changes
 //! from run to run (timings, certificate and key fingerprints of the per-run test PKI,
 //! dates). `AUTHPROBE_README_UPDATE=1` rewrites the blocks with fresh output instead.
@@ -67,12 +67,35 @@ fn normalize(text: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_console_example_in_the_readme_is_real_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    pages.extend(docs);
+    let mut total = 0;
+    let mut mismatches = Vec::new();
+    for page in &pages {
+        let (count, wrong) = check_page(page).await;
+        total += count;
+        mismatches.extend(wrong);
+    }
+    assert!(total >= 8, "the documentation should show real output ({total} examples)");
+    assert!(mismatches.is_empty(), "documentation examples differ from real output:\n\n{}", mismatches.join("\n\n"));
+}
+
+/// Runs one page's examples; returns how many it has and what differs (or rewrites the
+/// page with `AUTHPROBE_README_UPDATE=1`).
+async fn check_page(page: &Path) -> (usize, Vec<String>) {
     let env = harness_env();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme_path = root.join("README.md");
+    let readme_path = page.to_path_buf();
+    let shown_name = page.strip_prefix(root).unwrap_or(page).display().to_string();
     let readme = std::fs::read_to_string(&readme_path).unwrap();
     let found = examples(&readme);
-    assert!(found.len() >= 8, "the README should show real output ({} examples)", found.len());
     // No ~/.ssh/known_hosts, no ambient credentials: what the README shows is what a
     // fresh shell with the harness's variables sees.
     let home = Workspace::new();
@@ -103,7 +126,7 @@ async fn every_console_example_in_the_readme_is_real_output() {
         if want != got {
             let first = want.iter().zip(&got).position(|(w, g)| w != g).unwrap_or(want.len().min(got.len()));
             mismatches.push(format!(
-                "`{}` (README line {}): first difference at output line {}:\n  README: {:?}\n  actual: {:?}\nwhole output:\n{actual}",
+                "`{}` ({shown_name} line {}): first difference at output line {}:\n  shown:  {:?}\n  actual: {:?}\nwhole output:\n{actual}",
                 example.command,
                 example.fence + 1,
                 first + 1,
@@ -114,9 +137,8 @@ async fn every_console_example_in_the_readme_is_real_output() {
     }
     if update {
         std::fs::write(&readme_path, lines.join("\n") + "\n").unwrap();
-        return;
     }
-    assert!(mismatches.is_empty(), "README examples differ from real output:\n\n{}", mismatches.join("\n\n"));
+    (found.len(), mismatches)
 }
 
 #[test]
