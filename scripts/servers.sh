@@ -98,7 +98,9 @@ node_dir() {
     command -v npm >/dev/null || apt_install nodejs npm
     log "installing Node $NODE_MAJOR from npm (node-linux-$arch) into $dir"
     mkdir -p "$dir"
-    (cd "$dir" && npm install --no-audit --no-fund --silent "node-linux-$arch@22.23.3") >&2
+    (cd "$dir" && npm install --no-audit --no-fund --silent "node-linux-$arch@22.23.3") >&2 \
+      || die "could not install Node $NODE_MAJOR from npm (node-linux-$arch); oidc-provider and Azurite need Node $NODE_MAJOR: install it and put it on PATH"
+    "$dir/node_modules/node-linux-$arch/bin/node" --version >/dev/null 2>&1 || die "the Node $NODE_MAJOR from npm does not run on this machine"
   fi
   echo "$dir/node_modules/node-linux-$arch/bin"
 }
