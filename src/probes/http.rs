@@ -314,11 +314,8 @@ impl HttpProbe {
             Auth::ApiKey { .. } => "the API key",
             Auth::OAuth2(_) | Auth::Cloud(_) => "the access token",
             Auth::None | Auth::AwsSigV4 { .. } => {
-                return self
-                    .headers
-                    .iter()
-                    .find(|(name, _)| is_credential_header(name.as_str()))
-                    .map(|(name, _)| format!("the `{name}` header"));
+                let (name, _) = self.headers.iter().find(|(name, _)| is_credential_header(name.as_str()))?;
+                return Some(format!("the `{name}` header"));
             }
         };
         Some(what.to_string())
@@ -598,13 +595,5 @@ impl Probe for HttpProbe {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn body_search_finds_needles() {
-        assert!(contains(b"hello world", b"o w"));
-        assert!(!contains(b"hello", b"world"));
-        assert!(contains(b"x", b""));
-    }
-}
+#[path = "http_tests.rs"]
+mod tests;

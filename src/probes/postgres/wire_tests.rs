@@ -1,0 +1,107 @@
+//! Unit tests of the parent module, kept beside it.
+use super::*;
+
+fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn authentication_requests_are_parsed() {
+    assert_eq!(parse_backend(b'R', &0i32.to_be_bytes()).unwrap(), Backend::AuthOk);
+    assert_eq!(parse_backend(b'R', &3i32.to_be_bytes()).unwrap(), Backend::AuthCleartext);
+    let md5 = [&5i32.to_be_bytes()[..], b"salt"].concat();
+    assert_eq!(parse_backend(b'R', &md5).unwrap(), Backend::AuthMd5 { salt: *b"salt" });
+    let sasl = [&10i32.to_be_bytes()[..], b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0"].concat();
+    assert_eq!(
+        parse_backend(b'R', &sasl).unwrap(),
+        Backend::AuthSasl { mechanisms: vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()] }
+    );
+}
+
+#[test]
+fn malformed_bodies_are_protocol_errors() {
+    for (tag, body) in [
+        (b'R', &b"\0\0"[..]),
+        (b'R', &[0, 0, 0, 5, 1][..]),
+        (b'R', &[0, 0, 0, 10, b'S'][..]),
+        (b'E', &b"Mno terminator"[..]),
+        (b'S', &b"name-only\0"[..]),
+    ] {
+        assert!(matches!(parse_backend(tag, body), Err(PgError::Protocol(_))), "{tag} {body:?}");
+    }
+}
+
+#[test]
+fn error_fields_are_read() {
+    let body = b"SFATAL\0C28P01\0Mpassword authentication failed for user \"x\"\0\0";
+    let Backend::Error(e) = parse_backend(b'E', body).unwrap() else { panic!() };
+    assert_eq!(e.code, "28P01");
+    assert_eq!(e.severity, "FATAL");
+    assert!(e.message.starts_with("password authentication failed"));
+}
+
+fn policy() -> AuthPolicy {
+    AuthPolicy {
+        allowed: Vec::new(),
+        forbidden: Vec::new(),
+        channel_binding: ChannelBindingMode::Prefer,
+        peer_verified: false,
+        allow_unverified_password: false,
+    }
+}
+
+/// A server that asks for the password in clear text over an unverified session gets
+/// nothing but the startup message.
+#[tokio::test]
+async fn cleartext_is_refused_to_an_unverified_server() {
+    let (client, mut server) = tokio::io::duplex(4096);
+    let mut transcript = Vec::new();
+    let serve = async {
+        let mut buf = [0u8; 1024];
+        let n = server.read(&mut buf).await.unwrap();
+        transcript.extend_from_slice(&buf[..n]);
+        server.write_all(&message(b'R', &3i32.to_be_bytes())).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = server.read_to_end(&mut rest).await;
+        transcript.extend_from_slice(&rest);
+    };
+    let login = async {
+        let mut c = Client::new(client);
+        let r = c.login("u", "db", Some("hunter2-cleartext"), &policy(), None).await;
+        drop(c);
+        r
+    };
+    let (result, ()) = tokio::join!(login, serve);
+    assert!(matches!(result, Err(PgError::Refused(Refusal::UnverifiedPeer { method: Method::Password }))));
+    assert!(!String::from_utf8_lossy(&transcript).contains("hunter2"), "the password was sent");
+}
+
+#[tokio::test]
+async fn lengths_are_checked_before_reading() {
+    let (client, mut server) = tokio::io::duplex(64);
+    tokio::spawn(async move {
+        server.write_all(&[b'E', 0x7f, 0xff, 0xff, 0xff]).await.unwrap();
+        server.write_all(&[b'E', 0, 0, 0, 1]).await.ok();
+        std::future::pending::<()>().await;
+    });
+    let mut c = Client::new(client);
+    let err = c.read().await.unwrap_err();
+    assert!(matches!(&err, PgError::Protocol(m) if m.contains("reads at most")), "{err:?}");
+    let err = c.read().await.unwrap_err();
+    assert!(matches!(&err, PgError::Protocol(m) if m.contains("impossible length")), "{err:?}");
+}
+
+#[test]
+fn require_auth_lists_are_enforced() {
+    let mut p = policy();
+    p.allowed = vec![Method::ScramSha256];
+    assert!(p.check(Method::ScramSha256).is_ok());
+    assert!(matches!(p.check(Method::Md5), Err(PgError::Refused(Refusal::NotAllowed { method: Method::Md5 }))));
+    let mut p = policy();
+    p.forbidden = vec![Method::Password];
+    assert!(p.check(Method::Md5).is_ok());
+    assert!(p.check(Method::Password).is_err());
+}
