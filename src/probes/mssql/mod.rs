@@ -228,7 +228,7 @@ fn plain_failure(err: TdsError, during: &str) -> Failure {
     match err {
         TdsError::Io(io) => session_io_failure(&io, None, &TlsOptions::default(), during),
         TdsError::Server { number, state, message } => server_error(number, state, &message),
-        TdsError::Protocol(what) if what.contains("like SQL Server") || what.contains("PRELOGIN answer") => {
+        TdsError::NotTds(what) => {
             Failure::new(ErrorClass::Protocol, what).with_hint("check the port: this does not look like SQL Server")
         }
         TdsError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("{during}: {what}")),
@@ -291,7 +291,7 @@ mod tests {
         assert!(f.hint.unwrap().contains("password is wrong"));
         assert_eq!(server_error(4060, 1, "Cannot open database").class, ErrorClass::NotFound);
         assert_eq!(server_error(229, 1, "permission denied").class, ErrorClass::PermissionDenied);
-        let not_sql = plain_failure(TdsError::Protocol("the server did not answer like SQL Server".into()), "x");
+        let not_sql = plain_failure(TdsError::NotTds("the server did not answer like SQL Server".into()), "x");
         assert_eq!(not_sql.class, ErrorClass::Protocol);
         assert!(not_sql.hint.unwrap().contains("port"));
         assert_eq!(plain_failure(TdsError::Routed("a:1433".into()), "x").class, ErrorClass::UnexpectedResponse);

@@ -56,6 +56,8 @@ pub enum TdsError {
     },
     /// Bytes that are not TDS.
     Protocol(String),
+    /// The first answer is no TDS: another service listens on the port.
+    NotTds(String),
     /// A gateway redirects the login elsewhere (host:port).
     Routed(String),
 }
@@ -129,7 +131,7 @@ fn prelogin_option(payload: &[u8], option: u8) -> Option<&[u8]> {
 pub fn parse_prelogin(payload: &[u8]) -> Result<PreloginAnswer, TdsError> {
     let encryption = prelogin_option(payload, 0x01)
         .and_then(|v| Encryption::from_byte(v[0]))
-        .ok_or_else(|| protocol("the server's PRELOGIN answer is malformed"))?;
+        .ok_or_else(|| TdsError::NotTds("the server's PRELOGIN answer is malformed".into()))?;
     let version = prelogin_option(payload, 0x00).and_then(|v| {
         let build = u16::from_be_bytes([*v.get(2)?, *v.get(3)?]);
         Some(format!("{}.{}.{build}", v.first()?, v.get(1)?))
@@ -151,7 +153,7 @@ pub async fn prelogin<S: AsyncRead + AsyncWrite + Unpin>(
         stream.read_exact(&mut head).await?;
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         if head[0] != TABULAR_RESULT || len < HEADER || message.len() + len > TOKEN_MAX {
-            return Err(protocol("the server did not answer the PRELOGIN like SQL Server"));
+            return Err(TdsError::NotTds("the server did not answer the PRELOGIN like SQL Server".into()));
         }
         let start = message.len();
         message.resize(start + len - HEADER, 0);
@@ -403,11 +405,11 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
             self.stream.read_exact(&mut head).await?;
             let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
             if head[0] != TABULAR_RESULT || len < HEADER {
-                return Err(protocol(if self.started {
-                    "the server sent a packet that is not a TDS result"
+                return Err(if self.started {
+                    protocol("the server sent a packet that is not a TDS result")
                 } else {
-                    "the server did not answer like SQL Server"
-                }));
+                    TdsError::NotTds("the server did not answer like SQL Server".into())
+                });
             }
             self.started = true;
             self.eom = head[1] & STATUS_EOM != 0;

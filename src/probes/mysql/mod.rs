@@ -209,7 +209,7 @@ fn plain_failure(err: WireError, during: &str) -> Failure {
     match err {
         WireError::Io(io) => session_io_failure(&io, None, &TlsOptions::default(), during),
         WireError::Server { code, message } => server_error(code, &message),
-        WireError::Protocol(what) if what.contains("greet") => Failure::new(ErrorClass::Protocol, what)
+        WireError::NotMysql(what) => Failure::new(ErrorClass::Protocol, what)
             .with_hint("check the port: this does not look like a MySQL server"),
         WireError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("{during}: {what}")),
         WireError::UnsupportedPlugin(plugin) => Failure::new(
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(server_error(1130, "Host is not allowed").class, ErrorClass::AuthRejected);
         assert_eq!(server_error(1049, "Unknown database").class, ErrorClass::NotFound);
         assert_eq!(server_error(1142, "SELECT command denied").class, ErrorClass::PermissionDenied);
-        let greeting = plain_failure(WireError::Protocol("the server did not greet like MySQL or MariaDB".into()), "x");
+        let greeting = plain_failure(WireError::NotMysql("the server did not greet like MySQL or MariaDB".into()), "x");
         assert_eq!(greeting.class, ErrorClass::Protocol);
         assert!(greeting.hint.as_deref().unwrap_or_default().contains("port"));
         let clear = plain_failure(

@@ -40,6 +40,8 @@ pub enum WireError {
     },
     /// Bytes that are not the MySQL protocol.
     Protocol(String),
+    /// The first bytes are no MySQL greeting: another service listens on the port.
+    NotMysql(String),
     /// The account uses an authentication plugin authprobe does not implement.
     UnsupportedPlugin(String),
     /// The server wants the password in a recoverable form (clear text, or encrypted to an
@@ -149,7 +151,7 @@ pub async fn read_greeting<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Pack
     packets.stream.read_exact(&mut header).await?;
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     if header[3] != 0 || len == 0 || len > GREETING_MAX {
-        return Err(protocol("the server did not greet like MySQL or MariaDB"));
+        return Err(WireError::NotMysql("the server did not greet like MySQL or MariaDB".into()));
     }
     let mut payload = vec![0u8; len];
     packets.stream.read_exact(&mut payload).await?;
@@ -167,9 +169,9 @@ pub fn parse_greeting(payload: &[u8]) -> Result<Greeting, WireError> {
     match payload.first() {
         Some(0x0a) => {}
         Some(0xff) => return Err(server_error(payload)),
-        _ => return Err(protocol("the server did not greet like MySQL or MariaDB")),
+        _ => return Err(WireError::NotMysql("the server did not greet like MySQL or MariaDB".into())),
     }
-    let truncated = || protocol("the server's greeting is truncated");
+    let truncated = || WireError::NotMysql("the server's greeting is truncated".into());
     let (version, mut at) = cstring(payload, 1).ok_or_else(truncated)?;
     let connection_id =
         u32::from_le_bytes(payload.get(at..at + 4).ok_or_else(truncated)?.try_into().map_err(|_| truncated())?);

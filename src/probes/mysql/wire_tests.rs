@@ -30,7 +30,7 @@ fn greetings_are_parsed() {
     error.extend_from_slice(&1130u16.to_le_bytes());
     error.extend_from_slice(b"Host '10.0.0.1' is not allowed to connect");
     assert!(matches!(parse_greeting(&error), Err(WireError::Server { code: 1130, .. })));
-    assert!(matches!(parse_greeting(b"SSH-2.0-OpenSSH"), Err(WireError::Protocol(_))));
+    assert!(matches!(parse_greeting(b"SSH-2.0-OpenSSH"), Err(WireError::NotMysql(_))));
 }
 
 /// Reference values computed independently (Python hashlib) for password "secret" and
