@@ -205,6 +205,13 @@ impl ProbeContext {
         }
     }
 
+    /// A failure decided before `stage`'s work began (a refusal to send a credential): the
+    /// stage is recorded as failed, and the failure blames it.
+    pub fn fail_before(&self, stage: Stage, failure: Failure) -> Failure {
+        self.record(stage, StageStatus::Fail, Duration::ZERO);
+        failure.at(stage)
+    }
+
     /// Registers a secret a server issued to this probe (an access token, STS keys): it is
     /// scrubbed from this probe's output. Not process-wide, so that a hostile server cannot
     /// make authprobe mask other probes' names, targets or messages.

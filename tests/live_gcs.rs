@@ -96,3 +96,25 @@ async fn gcs_passes_and_fails_with_the_services_own_answers() {
         assert!(!seen.contains(&secret), "`{secret}` leaked:\n{seen}");
     }
 }
+
+/// A bearer token or a SAS is not sent to a plain http:// storage endpoint without the
+/// probe's consent (the credential release rule); with it, the same probe passes.
+#[tokio::test]
+async fn storage_credentials_are_not_sent_over_plain_http_without_consent() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let cfg = "[[probe]]\nname = \"gcs-plain\"\nkind = \"gcs\"\nbucket = \"${AP_GCS_BUCKET}\"\nendpoint = \"http://127.0.0.1:${AP_CLOUD_PORT}\"\nauth = { type = \"gcp_metadata\", endpoint = \"http://127.0.0.1:${AP_CLOUD_PORT}\" }\n\n\
+               [[probe]]\nname = \"azure-sas-plain\"\nkind = \"azure_blob\"\naccount = \"authprobedemo\"\ncontainer = \"demo\"\nendpoint = \"http://127.0.0.1:${AP_CLOUD_PORT}/authprobedemo\"\nauth = { type = \"sas\", token = \"${AP_AZURE_SAS}\" }\n\n\
+               [[probe]]\nname = \"gcs-consented\"\nkind = \"gcs\"\nbucket = \"${AP_GCS_BUCKET}\"\nendpoint = \"http://127.0.0.1:${AP_CLOUD_PORT}\"\nauth = { type = \"gcp_metadata\", endpoint = \"http://127.0.0.1:${AP_CLOUD_PORT}\" }\nallow_unverified_password = true\n";
+    let out = authprobe_harness(&["run", "-c", ws.config(cfg).to_str().unwrap(), "--format", "json"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = out.json();
+    for (name, what) in [("gcs-plain", "the access token"), ("azure-sas-plain", "the SAS token")] {
+        let p = assert_failed(&report, name, "auth", "tls_handshake");
+        let message = p["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(what) && message.contains("did not send it"), "{p:#}");
+        assert!(p["error"]["hint"].as_str().unwrap().contains("allow_unverified_password = true"), "{p:#}");
+    }
+    assert_passed(&report, "gcs-consented");
+    assert!(!out.stdout.contains("sig="), "{}", out.stdout);
+}

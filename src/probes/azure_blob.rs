@@ -149,10 +149,13 @@ impl AzureBlobProbe {
                 headers.push((http::header::AUTHORIZATION, httpc::sensitive_header(&value)?));
             }
             Auth::Sas { token } => {
+                // The credential release rule: a SAS is a bearer credential.
+                ctx.release_over_plain_http(&url, "the SAS token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
                 let query = format!("{}&{}", url.query().unwrap_or_default(), token.expose());
                 url.set_query(Some(&query));
             }
             Auth::Entra(identity) => {
+                ctx.release_over_plain_http(&url, "the access token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
                 let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
                 headers.push((
                     http::header::AUTHORIZATION,

@@ -138,6 +138,8 @@ impl GcsProbe {
         let mut headers = Vec::new();
         match &self.auth {
             Auth::Google(identity) => {
+                // The credential release rule: a bearer token goes to http:// only with consent.
+                ctx.release_over_plain_http(&url, "the access token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
                 let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
                 headers.push((
                     http::header::AUTHORIZATION,

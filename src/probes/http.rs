@@ -322,11 +322,8 @@ impl HttpProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        if let Some(what) = self.credential_sent()
-            && let Err(refused) = ctx.release_over_plain_http(&self.url, &what)
-        {
-            ctx.record(Stage::Auth, crate::report::StageStatus::Fail, std::time::Duration::ZERO);
-            return Err(refused.at(Stage::Auth));
+        if let Some(what) = self.credential_sent() {
+            ctx.release_over_plain_http(&self.url, &what).map_err(|f| ctx.fail_before(Stage::Auth, f))?;
         }
         let mut conn = httpc::connect(ctx, &self.url, &self.tls, Record::Stages).await?;
         let mut headers = self.headers.clone();
