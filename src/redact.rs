@@ -185,6 +185,12 @@ impl Scrubber {
             *text = clean;
         }
     }
+
+    /// A server's text for a message: on one line, scrubbed, then capped at `max`
+    /// characters (in that order, so that a secret cut in two cannot survive in part).
+    pub fn excerpt(&self, text: &str, max: usize) -> String {
+        cap(&self.scrub(&one_line(text)), max)
+    }
 }
 
 /// At most `max` characters of `text`; a cut is marked. Scrub before capping, or a
@@ -200,11 +206,10 @@ pub fn cap(text: &str, max: usize) -> String {
 /// for any real server's words, with room left for what authprobe says around it.
 pub const SERVER_TEXT_MAX: usize = 500;
 
-/// A server's text for a message: on one line, scrubbed of every registered secret, then
-/// capped at `max` characters. Probes with run-time secrets use
+/// [`Scrubber::excerpt`] with the registry alone. Probes with run-time secrets use
 /// `ProbeContext::server_text`, which also scrubs those.
 pub fn excerpt(text: &str, max: usize) -> String {
-    cap(&scrub(&one_line(text)), max)
+    Scrubber::new(&[]).excerpt(text, max)
 }
 
 /// Control characters (newlines, escapes a terminal would obey) as spaces.

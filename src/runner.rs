@@ -298,7 +298,7 @@ fn build_report(
         diagnostics: recorded.diagnostics,
     };
     // Scrubbed of this probe's run-time secrets, then capped: server texts are hostile.
-    report.scrub_free_text(&crate::redact::Scrubber::new(&recorded.secrets));
+    report.scrub_free_text(&recorded.scrubber);
     report.bound_texts();
     report
 }

@@ -46,6 +46,8 @@ struct Progress {
     /// What this probe's servers issued at run time (tokens, keys), in every wire form:
     /// scrubbed from this probe's report only.
     secrets: Vec<String>,
+    /// The matcher over `secrets`, built on first use after a registration.
+    scrubber: Option<Arc<crate::redact::Scrubber>>,
 }
 
 /// Handed to a probe for one attempt. Cheap to share: the runner keeps a handle to read
@@ -221,6 +223,7 @@ impl ProbeContext {
         for form in forms {
             if !progress.secrets.contains(&form) {
                 progress.secrets.push(form);
+                progress.scrubber = None;
             }
         }
     }
@@ -229,9 +232,15 @@ impl ProbeContext {
     /// every known secret and then capped at `max` characters: in that order, so that a
     /// secret straddling the cut cannot survive in part.
     pub fn server_text(&self, raw: &str, max: usize) -> String {
-        let secrets = self.lock().secrets.clone();
-        let line = crate::redact::one_line(raw);
-        crate::redact::cap(&crate::redact::Scrubber::new(&secrets).scrub(&line), max)
+        self.scrubber().excerpt(raw, max)
+    }
+
+    /// The registry plus this probe's run-time secrets, built once per registration rather
+    /// than per text (a response's headers are scrubbed one by one).
+    fn scrubber(&self) -> Arc<crate::redact::Scrubber> {
+        let mut progress = self.lock();
+        let Progress { secrets, scrubber, .. } = &mut *progress;
+        scrubber.get_or_insert_with(|| Arc::new(crate::redact::Scrubber::new(secrets))).clone()
     }
 
     /// A line for `-v` output (e.g. the credential source used).
@@ -255,6 +264,7 @@ impl ProbeContext {
 
     /// Everything recorded so far, with the planned stages that never ran marked skipped.
     pub fn finish(&self, planned: &[Stage]) -> Recorded {
+        let scrubber = self.scrubber();
         let progress = self.lock();
         let mut stages = progress.stages.clone();
         for &stage in planned {
@@ -271,7 +281,7 @@ impl ProbeContext {
             warnings: progress.warnings.clone(),
             details: progress.details.clone(),
             diagnostics: progress.diagnostics.clone(),
-            secrets: progress.secrets.clone(),
+            scrubber,
         }
     }
 }
@@ -284,8 +294,8 @@ pub struct Recorded {
     pub warnings: Vec<String>,
     pub details: Vec<String>,
     pub diagnostics: Vec<String>,
-    /// The run-time secrets to scrub from this probe's report (see `register_secret`).
-    pub secrets: Vec<String>,
+    /// Scrubs the registry's and this probe's run-time secrets (see `register_secret`).
+    pub scrubber: Arc<crate::redact::Scrubber>,
 }
 
 fn stage_report(stage: Stage, status: StageStatus, elapsed: Duration) -> StageReport {
