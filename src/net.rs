@@ -165,11 +165,7 @@ pub struct ReadBudget<S> {
 
 impl<S> ReadBudget<S> {
     pub fn new(inner: S) -> Self {
-        Self::with_limit(inner, READ_BUDGET)
-    }
-
-    pub fn with_limit(inner: S, limit: u64) -> Self {
-        ReadBudget { inner, left: limit }
+        ReadBudget { inner, left: READ_BUDGET }
     }
 }
 

@@ -420,12 +420,13 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<String, WireError> {
     let mut plugin = greeting.plugin.clone();
     let mut scramble = greeting.scramble.clone();
-    // A public key from the server is used only when it was asked for (and that only
-    // where the probe allows it): an unsolicited one is an impostor's offer.
-    let mut asked_for_key = plugin == "sha256_password" && login.release(&plugin).ok() == Some(Release::AskForKey);
     // The server's default plugin may not be the account's; an unknown default is answered
     // with an empty response and the server switches to the account's plugin.
     let first = plugin_answer(&plugin, login, &scramble).unwrap_or_default();
+    // A public key from the server is used only when it was asked for (sha256_password's
+    // answer [1], sent only where the probe allows it): an unsolicited one is an impostor's.
+    let asks_for_key = |plugin: &str, answer: &[u8]| plugin == "sha256_password" && answer == [1];
+    let mut asked_for_key = asks_for_key(&plugin, &first);
     let mut response = ssl_request(caps);
     response.extend_from_slice(login.user.as_bytes());
     response.push(0);
@@ -456,7 +457,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                 let data = packet.get(at..).unwrap_or_default();
                 scramble = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
                 let answer = plugin_answer(&plugin, login, &scramble)?;
-                asked_for_key = plugin == "sha256_password" && answer == [1];
+                asked_for_key = asks_for_key(&plugin, &answer);
                 packets.write(&answer).await?;
             }
             // AuthMoreData: the next step of a multi-step plugin.
