@@ -250,13 +250,7 @@ pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, u8> {
                 path.display(),
                 if n == 1 { "" } else { "s" }
             ));
-            let mut unset: Vec<&str> = errors
-                .0
-                .iter()
-                .filter_map(|e| {
-                    e.message.strip_prefix("environment variable ")?.split_once(" is not set").map(|(name, _)| name)
-                })
-                .collect();
+            let mut unset: Vec<&str> = errors.0.iter().filter_map(|e| e.unset_var.as_deref()).collect();
             unset.sort_unstable();
             unset.dedup();
             // One or two missing variables are clear from their errors; many mean a whole
@@ -265,10 +259,8 @@ pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, u8> {
                 let shown: Vec<&str> = unset.iter().take(5).copied().collect();
                 let more = if unset.len() > 5 { format!(" and {} more", unset.len() - 5) } else { String::new() };
                 eprint_line(&format!(
-                    "hint: {} environment variable{} the config refers to {} not set ({}{more}): export them first{}",
+                    "hint: {} environment variables the config refers to are not set ({}{more}): export them first{}",
                     unset.len(),
-                    if unset.len() == 1 { "" } else { "s" },
-                    if unset.len() == 1 { "is" } else { "are" },
                     shown.join(", "),
                     if unset.iter().any(|v| v.starts_with("AP_")) {
                         "; the example config's come from the test servers: set -a; . \"$(scripts/servers.sh env)\"; set +a"

@@ -116,6 +116,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
                 column: 0,
                 item: None,
                 key: None,
+                unset_var: None,
                 message: if err.kind() == std::io::ErrorKind::NotFound {
                     "there is no such config file: give one with -c FILE (or AUTHPROBE_CONFIG); probes.toml.example shows every kind, or try `authprobe check URL` for one probe without a file".to_string()
                 } else {
@@ -141,6 +142,7 @@ pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>)
                 column,
                 item: None,
                 key: None,
+                unset_var: None,
                 message: format!("not valid TOML: {}", err.message().trim()),
             }]));
         }

@@ -58,6 +58,17 @@ pub struct ConfigError {
     pub item: Option<String>,
     pub key: Option<String>,
     pub message: String,
+    /// The environment variable whose absence caused the error, if that is what it is.
+    pub unset_var: Option<String>,
+}
+
+/// The variable a failed expansion names as unset, for the one-line hint that a whole
+/// environment was not loaded.
+fn unset_var(err: &SecretError) -> Option<String> {
+    match err {
+        SecretError::MissingVar(name) => Some(name.clone()),
+        _ => None,
+    }
 }
 
 impl std::fmt::Display for ConfigError {
@@ -93,6 +104,10 @@ impl<'s> ReadContext<'s> {
     }
 
     pub fn error(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) {
+        self.push(span, key, message.into(), None);
+    }
+
+    fn push(&self, span: Range<usize>, key: Option<String>, message: String, unset_var: Option<String>) {
         let (line, column) = self.source.position(span.start);
         self.errors.borrow_mut().push(ConfigError {
             file: self.source.path.display().to_string(),
@@ -100,7 +115,8 @@ impl<'s> ReadContext<'s> {
             column,
             item: self.item.borrow().clone(),
             key,
-            message: message.into(),
+            message,
+            unset_var,
         });
     }
 
@@ -191,7 +207,7 @@ impl<'r, 's> TableReader<'r, 's> {
                     }
                     _ => err.to_string(),
                 };
-                self.ctx.error(value.span(), Some(self.key_path(key)), message);
+                self.ctx.push(value.span(), Some(self.key_path(key)), message, unset_var(&err));
                 None
             }
         }
@@ -495,11 +511,8 @@ impl<'r, 's> TableReader<'r, 's> {
                     out.push((name.get_ref().to_string(), expanded.value));
                 }
                 Err(err) => {
-                    self.ctx.error(
-                        item.span(),
-                        Some(format!("{}.{}", self.key_path(key), name.get_ref())),
-                        err.to_string(),
-                    );
+                    let key_path = format!("{}.{}", self.key_path(key), name.get_ref());
+                    self.ctx.push(item.span(), Some(key_path), err.to_string(), unset_var(&err));
                     ok = false;
                 }
             }
