@@ -11,7 +11,7 @@
 
 pub mod wire;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -100,11 +100,12 @@ fn read_require_auth(t: &TableReader<'_, '_>) -> Option<(Vec<Method>, Vec<Method
     Some((allowed, forbidden))
 }
 
-/// What the TLS step left: the stream to continue on, and (for TLS) how to classify a
-/// failure that surfaces later, during authentication.
+/// What the TLS step left: the stream to continue on, and (for TLS) the handshake's
+/// record, to classify a TLS failure that surfaces later (the client speaks the protocol
+/// itself, so rustls's error arrives typed inside the io::Error).
 struct Session {
     stream: BoxIo,
-    tls: Option<(Recorder, Arc<Mutex<Option<rustls::Error>>>)>,
+    tls: Option<Recorder>,
 }
 
 impl PostgresProbe {
@@ -119,8 +120,7 @@ impl PostgresProbe {
         ctx.stage(Stage::Tls, async {
             if ssl_request(&mut tcp).await? {
                 let hs = tls::handshake(ctx, tcp, &self.db.tls, &self.db.host, &[], true).await?;
-                let (tapped, seen) = tls::ErrorTap::new(hs.stream);
-                return Ok(Session { stream: Box::new(tapped), tls: Some((hs.recorder, seen)) });
+                return Ok(Session { stream: Box::new(hs.stream), tls: Some(hs.recorder) });
             }
             self.db.without_tls(ctx)?;
             Ok(Session { stream: tcp, tls: None })
@@ -134,7 +134,7 @@ impl PostgresProbe {
         if session.tls.is_none() {
             ctx.detail("session: not encrypted");
         }
-        let recorder = session.tls.as_ref().map(|(r, _)| r.clone());
+        let recorder = session.tls;
         let end_point =
             recorder.as_ref().and_then(|r| r.snapshot().chain.first().map(|c| wire::tls_server_end_point(c)));
         let policy = AuthPolicy {
@@ -145,7 +145,6 @@ impl PostgresProbe {
             allow_unverified_password: ctx.allow_unverified_password,
         };
         let password = self.db.login_password(ctx).await?;
-        let tls_state = session.tls.clone();
         let mut client = wire::Client::new(session.stream);
         let outcome = ctx
             .stage(Stage::Auth, async {
@@ -153,7 +152,7 @@ impl PostgresProbe {
                 client
                     .login(&self.db.user, self.database(), password, &policy, end_point)
                     .await
-                    .map_err(|e| self.classify(e, &tls_state))
+                    .map_err(|e| self.classify(e, recorder.as_ref()))
             })
             .await?;
         let said: Vec<String> = ["server_version", "server_encoding", "TimeZone"]
@@ -168,24 +167,17 @@ impl PostgresProbe {
             ctx.detail("release: the password was sent in clear text to a server whose identity is not verified (allow_unverified_password = true)");
         }
         let result = ctx
-            .stage(Stage::Check, async { client.query(&self.db.query).await.map_err(|e| self.classify(e, &tls_state)) })
+            .stage(Stage::Check, async {
+                client.query(&self.db.query).await.map_err(|e| self.classify(e, recorder.as_ref()))
+            })
             .await;
         let _ = tokio::time::timeout(std::time::Duration::from_millis(200), client.terminate()).await;
         result
     }
 
-    fn classify(&self, err: PgError, tls_state: &Option<(Recorder, Arc<Mutex<Option<rustls::Error>>>)>) -> Failure {
-        let recorder = tls_state.as_ref().map(|(r, _)| r);
+    fn classify(&self, err: PgError, recorder: Option<&Recorder>) -> Failure {
         match err {
-            PgError::Io(io) => {
-                if let Some((recorder, seen)) = tls_state {
-                    let tapped = seen.lock().ok().and_then(|s| s.clone());
-                    if let Some(tls_err) = tapped {
-                        return tls::classify_post_handshake(&tls_err, recorder, &self.db.tls);
-                    }
-                }
-                session_io_failure(&io, recorder, &self.db.tls, "while talking to the server")
-            }
+            PgError::Io(io) => session_io_failure(&io, recorder, &self.db.tls, "while talking to the server"),
             PgError::Server(e) => {
                 let failure = classify_db_error(&e, self.db.tls.identity.is_some(), &self.db.user, self.database());
                 self.db.explain_refusal(failure)
