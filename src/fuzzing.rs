@@ -108,13 +108,13 @@ pub fn tds(data: &[u8]) {
 
 /// What an SSH client reads before the server's banner.
 pub fn ssh_banner(data: &[u8]) {
-    let _ = crate::ssh::sniff_first_bytes(data);
+    let _ = crate::connect::ssh::sniff_first_bytes(data);
 }
 
 /// A known_hosts file, and a lookup in it.
 pub fn known_hosts(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Ok(file) = crate::ssh::known_hosts::KnownHosts::parse(std::path::Path::new("known_hosts"), &text) {
+    if let Ok(file) = crate::connect::ssh::known_hosts::KnownHosts::parse(std::path::Path::new("known_hosts"), &text) {
         let _ = file.verdict("db.internal", 22, "ssh-ed25519", &[0; 51]);
         let _ = file.algorithms_for("db.internal", 2222);
     }
@@ -125,7 +125,7 @@ pub fn known_hosts(data: &[u8]) {
 pub fn storage_errors(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for name in ["Code", "Message", "BucketName", "AuthenticationErrorDetail"] {
-        let _ = crate::httpc::xml_element(&text, name);
+        let _ = crate::connect::httpc::xml_element(&text, name);
     }
     crate::probes::gcs::read_refusal(data);
 }
@@ -134,9 +134,11 @@ pub fn storage_errors(data: &[u8]) {
 pub fn targets(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (left, right) = text.split_at(text.char_indices().nth(text.chars().count() / 2).map_or(0, |(i, _)| i));
-    if let (Ok(pattern), Ok(target)) = (crate::targets::Pattern::parse(left), crate::targets::Target::parse(right)) {
+    if let (Ok(pattern), Ok(target)) =
+        (crate::model::targets::Pattern::parse(left), crate::model::targets::Target::parse(right))
+    {
         let _ = pattern.matches(&target);
-        let _ = crate::targets::Target::parse(&target.render());
+        let _ = crate::model::targets::Target::parse(&target.render());
     }
 }
 

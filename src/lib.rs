@@ -6,34 +6,16 @@
 //! connection machinery every kind shares, `report` is the result model and `output`
 //! renders it in every format.
 
-pub mod aws_creds;
-pub mod aws_http;
-pub mod aws_sign;
-pub mod check;
-pub mod cli;
-pub mod cloud;
 pub mod config;
-pub mod error;
+pub mod connect;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod glob;
-pub mod httpc;
-pub mod inspect;
-pub mod limits;
-pub mod net;
-pub mod oauth2;
+pub mod identity;
+pub mod model;
 pub mod output;
 pub mod probes;
-pub mod progress;
-pub mod redact;
-pub mod report;
 pub mod runner;
-pub mod serve;
-pub mod ssh;
-pub mod stage;
-pub mod targets;
-pub mod tls;
-pub mod tunnel;
+pub mod surface;
 
 /// Installs the one rustls crypto provider for the whole process.
 ///

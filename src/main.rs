@@ -2,5 +2,5 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     authprobe::install_crypto_provider();
-    authprobe::cli::main()
+    authprobe::surface::cli::main()
 }

@@ -8,6 +8,6 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         authprobe::install_crypto_provider();
-        let _ = authprobe::config::load_str(std::path::Path::new("fuzz.toml"), text.to_string(), &|_| None);
+        let _ = authprobe::runner::suite::load_str(std::path::Path::new("fuzz.toml"), text.to_string(), &|_| None);
     }
 });

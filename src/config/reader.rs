@@ -12,7 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::secrets::{self, SecretError};
-use crate::redact::Secret;
+use crate::model::redact::Secret;
 
 /// The config file's text, with the line index used to turn byte offsets into positions.
 pub struct Source {
@@ -261,13 +261,13 @@ impl<'r, 's> TableReader<'r, 's> {
         for reference in &expanded.referenced {
             let addressing = host.contains(reference.as_str()) || port.as_deref() == Some(reference.as_str());
             if !addressing {
-                crate::redact::register(reference);
+                crate::model::redact::register(reference);
             }
         }
         if let Some(password) = parsed.password() {
-            crate::redact::register(password);
+            crate::model::redact::register(password);
             if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
-                crate::redact::register(&decoded);
+                crate::model::redact::register(&decoded);
             }
         }
         Some(parsed)
@@ -312,7 +312,10 @@ impl<'r, 's> TableReader<'r, 's> {
         match secrets::read_capped(&path, secrets::DATA_FILE_CAP) {
             Ok(bytes) => Some((path, bytes)),
             Err(err) => {
-                self.error_at(key, format!("cannot read {}: {}", path.display(), crate::error::describe_io(&err)));
+                self.error_at(
+                    key,
+                    format!("cannot read {}: {}", path.display(), crate::model::error::describe_io(&err)),
+                );
                 None
             }
         }
@@ -503,10 +506,10 @@ impl<'r, 's> TableReader<'r, 's> {
             match secrets::expand(raw, &self.ctx.base_dir, self.ctx.env) {
                 Ok(expanded) => {
                     if is_secret(name.get_ref()) {
-                        crate::redact::register(&expanded.value);
+                        crate::model::redact::register(&expanded.value);
                     }
                     for r in &expanded.referenced {
-                        crate::redact::register(r);
+                        crate::model::redact::register(r);
                     }
                     out.push((name.get_ref().to_string(), expanded.value));
                 }

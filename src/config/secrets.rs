@@ -99,7 +99,7 @@ fn resolve(reference: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String
         let path = resolve_path(path.trim(), base_dir);
         return match read_text_capped(&path, SECRET_FILE_CAP) {
             Ok(text) => Ok(text.trim_end_matches(['\n', '\r']).to_string()),
-            Err(err) => Err(SecretError::UnreadableFile { path, reason: crate::error::describe_io(&err) }),
+            Err(err) => Err(SecretError::UnreadableFile { path, reason: crate::model::error::describe_io(&err) }),
         };
     }
     let name = reference.trim();

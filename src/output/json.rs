@@ -1,6 +1,6 @@
 //! `--format json`: the report model as the contract's JSON document.
 
-use crate::report::RunReport;
+use crate::model::report::RunReport;
 
 pub fn render(report: &RunReport) -> String {
     // Serializing plain data with string keys cannot fail.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{RunReport, Status};
+use crate::model::report::{RunReport, Status};
 
 /// Escapes text for XML attributes and character data, dropping characters XML 1.0 forbids.
 pub fn escape(text: &str) -> String {

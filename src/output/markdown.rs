@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::human_ms;
-use crate::report::{RunReport, Status};
+use crate::model::report::{RunReport, Status};
 
 /// Makes text safe inside a table cell: no pipes breaking columns, no newlines, no HTML.
 pub fn cell(text: &str) -> String {

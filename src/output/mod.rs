@@ -10,7 +10,7 @@ pub mod table;
 use std::io::Write;
 use std::path::Path;
 
-use crate::report::RunReport;
+use crate::model::report::RunReport;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{ProbeReport, RunReport, StageStatus, Status};
+use crate::model::report::{ProbeReport, RunReport, StageStatus, Status};
 
 /// Escapes a label value: backslash, double quote and newline.
 pub fn label(value: &str) -> String {

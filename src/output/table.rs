@@ -5,7 +5,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style as TableStyle;
 
 use super::{Style, human_secs};
-use crate::report::{ProbeReport, RunReport, StageStatus, Status};
+use crate::model::report::{ProbeReport, RunReport, StageStatus, Status};
 
 const RESET: &str = "\x1b[0m";
 
@@ -213,8 +213,8 @@ pub fn render(report: &RunReport, style: Style) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{ErrorClass, Stage};
-    use crate::report::{ErrorReport, Summary};
+    use crate::model::error::{ErrorClass, Stage};
+    use crate::model::report::{ErrorReport, Summary};
 
     fn report(target: &str) -> RunReport {
         let probe = ProbeReport {

@@ -11,15 +11,15 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use url::Url;
 
-use crate::cloud::CloudIdentity;
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage};
-use crate::httpc;
-use crate::net::Record;
+use crate::connect::context::ProbeContext;
+use crate::connect::httpc;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::identity::cloud::CloudIdentity;
+use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::model::redact::Secret;
 use crate::probes::Probe;
-use crate::redact::Secret;
-use crate::stage::ProbeContext;
-use crate::tls::TlsOptions;
 
 /// A service version every current account and Azurite accept, and ≥ 2017-11-09, which
 /// bearer tokens need.
@@ -93,7 +93,7 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
             Some(Auth::Sas { token: Secret::new(query.to_string()) })
         }),
         cloud @ ("azure_managed_identity" | "azure_client_secret") => {
-            crate::cloud::read(&a, cloud, Some(STORAGE_RESOURCE)).map(Auth::Entra)
+            crate::identity::cloud::read(&a, cloud, Some(STORAGE_RESOURCE)).map(Auth::Entra)
         }
         "anonymous" => Some(Auth::Anonymous),
         other => {

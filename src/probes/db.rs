@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::aws_creds::{Source, Sts};
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
-use crate::net::{self, BoxIo, Record};
-use crate::redact::Secret;
-use crate::stage::ProbeContext;
-use crate::tls::{self, Recorder, TlsMode, TlsOptions};
+use crate::connect::context::ProbeContext;
+use crate::connect::net::{self, BoxIo, Record};
+use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
+use crate::identity::aws::creds::{Source, Sts};
+use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::model::redact::Secret;
 
 /// The `Probe` impl every database kind shares: a struct whose one field `db` is the
 /// [`DbTarget`] and which has `async fn run_once(&self, ctx)`. `$scheme` names the target.
@@ -21,11 +21,11 @@ macro_rules! db_probe {
                 self.db.url($scheme)
             }
 
-            fn stages(&self) -> Vec<$crate::error::Stage> {
+            fn stages(&self) -> Vec<$crate::model::error::Stage> {
                 self.db.stages()
             }
 
-            fn run<'a>(&'a self, ctx: &'a $crate::stage::ProbeContext) -> $crate::probes::ProbeFuture<'a> {
+            fn run<'a>(&'a self, ctx: &'a $crate::connect::context::ProbeContext) -> $crate::probes::ProbeFuture<'a> {
                 Box::pin(self.run_once(ctx))
             }
 
@@ -191,8 +191,14 @@ impl DbTarget {
                 .resolve(ctx, &sts)
                 .await?
                 .ok_or_else(|| Failure::internal("no credentials to sign the RDS token with"))?;
-            let token =
-                crate::aws_sign::rds_token(&creds, &iam.region, &self.host, self.port, &self.user, SystemTime::now())?;
+            let token = crate::identity::aws::sign::rds_token(
+                &creds,
+                &iam.region,
+                &self.host,
+                self.port,
+                &self.user,
+                SystemTime::now(),
+            )?;
             ctx.detail(format!(
                 "token: RDS auth token for {}@{}:{} in {}, signed with {}",
                 self.user,

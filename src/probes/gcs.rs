@@ -12,15 +12,15 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use url::Url;
 
-use crate::cloud::CloudIdentity;
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage};
-use crate::httpc;
-use crate::net::Record;
+use crate::connect::context::ProbeContext;
+use crate::connect::httpc;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::identity::cloud::CloudIdentity;
+use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::model::redact::Secret;
 use crate::probes::Probe;
-use crate::redact::Secret;
-use crate::stage::ProbeContext;
-use crate::tls::TlsOptions;
 
 const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
 const BODY_CAP: usize = 64 * 1024;
@@ -74,7 +74,9 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
     };
     let auth_type = a.required_string("type", &AUTH_TYPES.join(" | "))?;
     let auth = match auth_type.as_str() {
-        google @ ("gcp_service_account" | "gcp_metadata") => crate::cloud::read(&a, google, None).map(Auth::Google),
+        google @ ("gcp_service_account" | "gcp_metadata") => {
+            crate::identity::cloud::read(&a, google, None).map(Auth::Google)
+        }
         "hmac" => {
             let access_id = a.required_string("access_id", "the HMAC key's access id (GOOG1…)");
             let secret = a.required_secret("secret", "the HMAC key's secret");
@@ -149,13 +151,13 @@ impl GcsProbe {
             Auth::Hmac { access_id, secret } => {
                 let credentials = Credentials::new(access_id, secret.expose(), None, None, "authprobe-gcs-hmac");
                 // GCS takes any region in the scope of an interoperability signature; "auto" is its own.
-                let signer = crate::aws_sign::Signer {
+                let signer = crate::identity::aws::sign::Signer {
                     credentials: &credentials,
                     region: "auto",
                     service: "s3",
                     now: SystemTime::now(),
                 };
-                headers.extend(crate::aws_sign::sign_request(&signer, &Method::GET, &url, &headers, &[])?);
+                headers.extend(crate::identity::aws::sign::sign_request(&signer, &Method::GET, &url, &headers, &[])?);
             }
             Auth::Anonymous => {}
         }

@@ -9,14 +9,14 @@ use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use url::Url;
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage};
-use crate::httpc;
-use crate::net::Record;
-use crate::oauth2::{self, ClientAuth, Grant, TokenRequest};
+use crate::connect::context::ProbeContext;
+use crate::connect::httpc;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::identity::oauth2::{self, ClientAuth, Grant, TokenRequest};
+use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::model::redact::{self, Secret};
 use crate::probes::{Probe, ProbeFuture};
-use crate::redact::{self, Secret};
-use crate::stage::ProbeContext;
-use crate::tls::TlsOptions;
 
 /// How much of a body `expect.body_contains` looks at.
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -44,10 +44,10 @@ enum Auth {
     OAuth2(TokenRequest),
     /// A token from a cloud identity (Google service account or metadata server, Azure
     /// managed identity or client secret), sent as a bearer token.
-    Cloud(crate::cloud::CloudIdentity),
+    Cloud(crate::identity::cloud::CloudIdentity),
     /// The request signed with AWS SigV4, with credentials from any AWS source.
     AwsSigV4 {
-        credentials: crate::aws_creds::Source,
+        credentials: crate::identity::aws::creds::Source,
         region: String,
         service: String,
     },
@@ -187,23 +187,23 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
         Some("bearer") => a.required_secret("token", "the bearer token").map(|token| Auth::Bearer { token }),
         Some("api_key") => read_api_key(&a),
         Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => read_oauth2(&a, grant),
-        Some(cloud) if crate::cloud::AUTH_TYPES.contains(&cloud) => {
-            crate::cloud::read(&a, cloud, None).map(Auth::Cloud)
+        Some(cloud) if crate::identity::cloud::AUTH_TYPES.contains(&cloud) => {
+            crate::identity::cloud::read(&a, cloud, None).map(Auth::Cloud)
         }
         Some("aws_sigv4") => {
             let service = a.required_string("service", "the AWS service to sign for, e.g. \"execute-api\"");
             let region = a.required_string("region", "the AWS region, e.g. \"us-east-1\"");
             let credentials = match a.table("credentials") {
                 Some(c) => {
-                    let source = crate::aws_creds::Source::read(&c, false, "aws_sigv4 credentials");
+                    let source = crate::identity::aws::creds::Source::read(&c, false, "aws_sigv4 credentials");
                     if source.is_some() {
                         c.finish();
                     }
                     source
                 }
-                None => (!a.has("credentials")).then_some(crate::aws_creds::Source::DefaultChain),
+                None => (!a.has("credentials")).then_some(crate::identity::aws::creds::Source::DefaultChain),
             };
-            if matches!(credentials, Some(crate::aws_creds::Source::Anonymous)) {
+            if matches!(credentials, Some(crate::identity::aws::creds::Source::Anonymous)) {
                 a.error_at("credentials", "aws_sigv4 signs requests: anonymous has nothing to sign with");
                 return None;
             }
@@ -292,11 +292,11 @@ fn read_oauth2(a: &TableReader<'_, '_>, grant_type: &str) -> Option<Auth> {
 /// (judged against the system trust store).
 async fn aws_credentials(
     ctx: &ProbeContext,
-    source: &crate::aws_creds::Source,
+    source: &crate::identity::aws::creds::Source,
     region: &str,
 ) -> Result<aws_credential_types::Credentials, Failure> {
     let tls = TlsOptions::default();
-    let sts = crate::aws_creds::Sts { region, endpoint: None, tls: &tls };
+    let sts = crate::identity::aws::creds::Sts { region, endpoint: None, tls: &tls };
     source.resolve(ctx, &sts).await?.ok_or_else(|| Failure::internal("no credentials to sign with"))
 }
 
@@ -357,13 +357,13 @@ impl HttpProbe {
         if let Auth::AwsSigV4 { credentials, region, service } = &self.auth {
             ctx.detail(format!("credentials: {}", credentials.describe()));
             let credentials = ctx.stage(Stage::Token, aws_credentials(ctx, credentials, region)).await?;
-            let signer = crate::aws_sign::Signer {
+            let signer = crate::identity::aws::sign::Signer {
                 credentials: &credentials,
                 region,
                 service,
                 now: std::time::SystemTime::now(),
             };
-            let signed = crate::aws_sign::sign_request(&signer, &self.method, &url, &headers, &body)?;
+            let signed = crate::identity::aws::sign::sign_request(&signer, &self.method, &url, &headers, &body)?;
             headers.extend(signed);
         }
         if matches!(self.auth, Auth::None) {

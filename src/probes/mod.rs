@@ -17,8 +17,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::config::TableReader;
-use crate::error::{Failure, Stage};
-use crate::stage::ProbeContext;
+use crate::connect::context::ProbeContext;
+use crate::model::error::{Failure, Stage};
 
 pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
 

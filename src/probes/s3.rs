@@ -1,7 +1,7 @@
 //! The `s3` probe: resolve credentials from the configured source (stage `token`, which
 //! for `assume_role` is the STS call), list at most one object under the prefix (stage
 //! `auth`: the request the credentials sign, over a connection whose `dns`, `connect` and
-//! `tls` stages are authprobe's own, see [`crate::aws_http`]), and judge the answer (stage
+//! `tls` stages are authprobe's own, see [`crate::identity::aws::http`]), and judge the answer (stage
 //! `check`). The SDK does not retry inside an attempt (`--wait` retries whole attempts),
 //! and nothing touches the instance metadata service unless the default chain is asked for.
 
@@ -14,14 +14,14 @@ use aws_sdk_s3::config::Region;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 
-use crate::aws_creds::{Source, Sts, error_chain};
-use crate::aws_http::{self, CarriedFailure};
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
-use crate::net::Record;
+use crate::connect::context::ProbeContext;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::identity::aws::creds::{Source, Sts, error_chain};
+use crate::identity::aws::http::{self as aws_http, CarriedFailure};
+use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::probes::{Probe, ProbeFuture};
-use crate::stage::ProbeContext;
-use crate::tls::TlsOptions;
 
 #[derive(Debug, Clone)]
 pub struct S3Probe {
@@ -142,7 +142,9 @@ fn classify(err: &SdkError<ListObjectsV2Error>, configured_region: &str) -> Fail
         let e = service.err();
         let code = e.code().unwrap_or("");
         let said = match e.message() {
-            Some(message) => format!("{} ({code})", crate::redact::excerpt(message, crate::redact::SERVER_TEXT_MAX)),
+            Some(message) => {
+                format!("{} ({code})", crate::model::redact::excerpt(message, crate::model::redact::SERVER_TEXT_MAX))
+            }
             None if code.is_empty() => "the server answered without an S3 error code".to_string(),
             None => format!("the server answered {code}"),
         };

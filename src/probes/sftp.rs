@@ -10,11 +10,11 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::StatusCode;
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage};
-use crate::net::{self, Record};
+use crate::connect::context::ProbeContext;
+use crate::connect::net::{self, Record};
+use crate::connect::ssh::{self, Role, SshTarget};
+use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::{Probe, ProbeFuture};
-use crate::ssh::{self, Role, SshTarget};
-use crate::stage::ProbeContext;
 
 #[derive(Debug, Clone)]
 pub struct SftpProbe {

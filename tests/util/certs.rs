@@ -25,7 +25,7 @@ impl Leaf {
     }
 
     pub fn sha256(&self) -> String {
-        authprobe::tls::sha256_fingerprint(&self.chain[0])
+        authprobe::connect::tls::sha256_fingerprint(&self.chain[0])
     }
 }
 

@@ -20,12 +20,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage};
-use crate::net::BoxIo;
+use crate::connect::context::ProbeContext;
+use crate::connect::net::BoxIo;
+use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
+use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, peer_verified, session_io_failure, unverified_peer_refusal};
-use crate::stage::ProbeContext;
-use crate::tls::{self, Recorder, TlsMode, TlsOptions};
 pub use tds::TdsTls;
 use tds::{Encryption, Tds, TdsError};
 
@@ -242,8 +242,10 @@ fn plain_failure(err: TdsError, during: &str) -> Failure {
 
 /// The class of a SQL Server error, from its message number.
 fn server_error(code: u32, state: u8, message: &str) -> Failure {
-    let said =
-        format!("{} (Msg {code}, state {state})", crate::redact::excerpt(message, crate::redact::SERVER_TEXT_MAX));
+    let said = format!(
+        "{} (Msg {code}, state {state})",
+        crate::model::redact::excerpt(message, crate::model::redact::SERVER_TEXT_MAX)
+    );
     match code {
         18456 => {
             // The server tells clients state 1 only; other states appear in its log, and

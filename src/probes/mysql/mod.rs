@@ -12,12 +12,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage};
-use crate::net::BoxIo;
+use crate::connect::context::ProbeContext;
+use crate::connect::net::BoxIo;
+use crate::connect::tls::{self, Recorder, TlsOptions};
+use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
-use crate::stage::ProbeContext;
-use crate::tls::{self, Recorder, TlsOptions};
 use wire::{Greeting, Packets, WireError};
 
 pub const DEFAULT_PORT: u16 = 3306;
@@ -225,7 +225,8 @@ fn plain_failure(err: WireError, during: &str) -> Failure {
 
 /// The class of a MySQL/MariaDB server error, from its error number.
 fn server_error(code: u16, message: &str) -> Failure {
-    let said = format!("{} (error {code})", crate::redact::excerpt(message, crate::redact::SERVER_TEXT_MAX));
+    let said =
+        format!("{} (error {code})", crate::model::redact::excerpt(message, crate::model::redact::SERVER_TEXT_MAX));
     match code {
         1045 => Failure::new(ErrorClass::AuthRejected, said).with_hint("the user name or password is wrong"),
         1130 => Failure::new(ErrorClass::AuthRejected, said).with_hint(

@@ -16,13 +16,13 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
-use crate::net::{self, BoxIo, Record};
+use crate::connect::context::ProbeContext;
+use crate::connect::net::{self, BoxIo, Record};
+use crate::connect::tls::{self, Recorder, TlsMode};
+use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
+use crate::model::redact;
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
-use crate::redact;
-use crate::stage::ProbeContext;
-use crate::tls::{self, Recorder, TlsMode};
 use wire::{AuthPolicy, ChannelBindingMode, Method, PgError, Refusal, ServerError};
 
 pub const DEFAULT_PORT: u16 = 5432;

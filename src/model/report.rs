@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::error::{ErrorClass, Failure, Stage};
+use crate::model::error::{ErrorClass, Failure, Stage};
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
@@ -166,7 +166,7 @@ impl ProbeReport {
     /// Scrubs the fields a server can influence with `scrubber` (the registry plus this
     /// probe's run-time secrets). Name, kind, target and tags come from the config alone
     /// and are left to the registry's pass ([`RunReport::scrub_secrets`]).
-    pub fn scrub_free_text(&mut self, scrubber: &crate::redact::Scrubber) {
+    pub fn scrub_free_text(&mut self, scrubber: &crate::model::redact::Scrubber) {
         if let Some(error) = &mut self.error {
             scrubber.scrub_in_place(&mut error.message);
             scrubber.scrub_in_place(&mut error.hint);
@@ -178,7 +178,7 @@ impl ProbeReport {
 
     /// Caps every free-text field and list (after scrubbing).
     pub fn bound_texts(&mut self) {
-        use crate::redact::cap_in_place;
+        use crate::model::redact::cap_in_place;
         if let Some(error) = &mut self.error {
             cap_in_place(&mut error.message, bounds::MESSAGE);
             cap_in_place(&mut error.hint, bounds::HINT);
@@ -221,7 +221,7 @@ impl RunReport {
     /// Scrubs every free-text field. Done once, before any format renders, so that no
     /// format can forget to.
     pub fn scrub_secrets(&mut self) {
-        use crate::redact::scrub_in_place;
+        use crate::model::redact::scrub_in_place;
         for probe in &mut self.probes {
             scrub_in_place(&mut probe.name);
             scrub_in_place(&mut probe.target);

@@ -1,6 +1,6 @@
 //! The failure model every probe shares: stages, stable error classes, and the failure a
 //! probe returns (class, message, hint). Messages and hints never contain secrets; the
-//! report is additionally scrubbed by [`crate::redact`] before it is rendered.
+//! report is additionally scrubbed by [`crate::model::redact`] before it is rendered.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -156,7 +156,7 @@ impl fmt::Display for ErrorClass {
 }
 
 /// A probe failure: which class, a one-line message and a hint. The stage is attached by
-/// [`crate::stage::ProbeContext::stage`] unless the failure sets one itself.
+/// [`crate::connect::context::ProbeContext::stage`] unless the failure sets one itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub stage: Option<Stage>,
@@ -223,7 +223,7 @@ pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) 
 /// The class of a plain socket error (no TLS involved).
 pub fn classify_io(err: &io::Error) -> ErrorClass {
     use io::ErrorKind::*;
-    if find_cause::<crate::net::ReadBudgetExceeded>(err).is_some() {
+    if find_cause::<crate::connect::net::ReadBudgetExceeded>(err).is_some() {
         return ErrorClass::Protocol;
     }
     match err.kind() {

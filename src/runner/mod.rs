@@ -2,6 +2,10 @@
 //! all its stages, `--fail-fast`, `--wait` retries, cancellation (Ctrl-C), and a report in
 //! config order. One probe's failure or panic never affects another.
 
+pub mod limits;
+pub mod progress;
+pub mod suite;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,12 +13,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ProbeConfig;
-use crate::error::{ErrorClass, Failure, Stage};
-use crate::glob::{self, Wildcards};
-use crate::progress::Tracker;
-use crate::report::{ErrorReport, ProbeReport, RunReport, Status};
-use crate::stage::{ProbeContext, Shared};
+use crate::connect::context::{ProbeContext, Shared};
+use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::model::glob::{self, Wildcards};
+use crate::model::report::{ErrorReport, ProbeReport, RunReport, Status};
+use crate::runner::progress::Tracker;
+use crate::runner::suite::ProbeConfig;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -59,8 +63,8 @@ pub async fn run_with(
     let started = Instant::now();
     let started_wall = SystemTime::now();
     // Never more at once than the open-file limit allows: the rest queue.
-    let concurrency = match crate::limits::raise_open_files() {
-        Some(open_files) => crate::limits::concurrency_within(open_files, opts.concurrency),
+    let concurrency = match crate::runner::limits::raise_open_files() {
+        Some(open_files) => crate::runner::limits::concurrency_within(open_files, opts.concurrency),
         None => opts.concurrency.max(1),
     };
     let semaphore = Arc::new(Semaphore::new(concurrency));
@@ -320,7 +324,7 @@ mod tests {
         fn stages(&self) -> Vec<Stage> {
             vec![Stage::Check]
         }
-        fn run<'a>(&'a self, ctx: &'a crate::stage::ProbeContext) -> crate::probes::ProbeFuture<'a> {
+        fn run<'a>(&'a self, ctx: &'a crate::connect::context::ProbeContext) -> crate::probes::ProbeFuture<'a> {
             Box::pin(async move {
                 ctx.stage(Stage::Check, async {
                     if let Some(why) = self.0 {

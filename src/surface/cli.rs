@@ -9,10 +9,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::model::redact;
+use crate::model::report::RunReport;
 use crate::output::{self, Format, Style};
-use crate::redact;
-use crate::report::RunReport;
+use crate::runner::suite::{self as config, Config};
 use crate::runner::{self, RunOptions};
 
 pub const EXIT_OK: u8 = 0;
@@ -60,7 +60,7 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Serve the probes to Prometheus: /probe?target=NAME (blackbox-exporter protocol),
     /// /metrics, a status page at /, /healthz; reload with SIGHUP or POST /-/reload.
-    Serve(crate::serve::ServeArgs),
+    Serve(crate::surface::serve::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -96,7 +96,7 @@ pub struct CheckArgs {
     /// What to probe: http(s)://…, postgres://user@host:port/db?sslmode=…, sftp://user@host:port/path, …
     pub url: String,
     #[command(flatten)]
-    pub probe: crate::check::CheckOptions,
+    pub probe: crate::surface::check::CheckOptions,
     #[command(flatten)]
     pub report: ReportArgs,
     /// Timeout, all stages together.
@@ -212,7 +212,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check_command(*args),
         Command::Validate(args) => validate_command(args),
         Command::Inspect(args) => inspect_command(args),
-        Command::Serve(args) => crate::serve::main(args),
+        Command::Serve(args) => crate::surface::serve::main(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut buf = Vec::new();
@@ -298,7 +298,7 @@ fn validate_command(args: ValidateArgs) -> u8 {
 
 /// A live progress line only for people watching: stderr is a terminal that can redraw,
 /// and they did not ask for quiet.
-fn progress_tracker(args: &ReportArgs) -> Option<std::sync::Arc<crate::progress::Tracker>> {
+fn progress_tracker(args: &ReportArgs) -> Option<std::sync::Arc<crate::runner::progress::Tracker>> {
     let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
     (!args.quiet && !dumb && std::io::stderr().is_terminal()).then(Default::default)
 }
@@ -333,7 +333,7 @@ fn run_command(args: RunArgs) -> u8 {
 }
 
 fn check_command(args: CheckArgs) -> u8 {
-    let synthesized = match crate::check::synthesize(&args.url, &args.probe) {
+    let synthesized = match crate::surface::check::synthesize(&args.url, &args.probe) {
         Ok(s) => s,
         Err(why) => {
             eprint_line(&format!("error: {why}"));
@@ -347,7 +347,7 @@ fn check_command(args: CheckArgs) -> u8 {
     }
     let url_password = synthesized.url_password.clone();
     let env = move |name: &str| {
-        if name == crate::check::URL_PASSWORD_VAR {
+        if name == crate::surface::check::URL_PASSWORD_VAR {
             return url_password.clone();
         }
         std::env::var(name).ok()
@@ -368,19 +368,21 @@ fn check_command(args: CheckArgs) -> u8 {
         wait: args.wait,
         tracker: progress_tracker(&args.report),
     };
-    execute(cfg.probes, &opts, &args.report, crate::check::hints_in_flags)
+    execute(cfg.probes, &opts, &args.report, crate::surface::check::hints_in_flags)
 }
 
 fn inspect_command(args: InspectArgs) -> u8 {
     let ca = match &args.ca {
         None => None,
-        Some(path) => match std::fs::read(path).map_err(|e| e.to_string()).and_then(|pem| crate::tls::parse_ca(&pem)) {
-            Ok(store) => Some(std::sync::Arc::new(store)),
-            Err(why) => {
-                eprint_line(&format!("error: --ca {}: {why}", path.display()));
-                return EXIT_USAGE;
+        Some(path) => {
+            match std::fs::read(path).map_err(|e| e.to_string()).and_then(|pem| crate::connect::tls::parse_ca(&pem)) {
+                Ok(store) => Some(std::sync::Arc::new(store)),
+                Err(why) => {
+                    eprint_line(&format!("error: --ca {}: {why}", path.display()));
+                    return EXIT_USAGE;
+                }
             }
-        },
+        }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -396,14 +398,14 @@ fn inspect_command(args: InspectArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let trust = crate::inspect::Trust { ca, known_hosts };
-    match runtime.block_on(crate::inspect::inspect(&args.target, trust, args.timeout)) {
+    let trust = crate::surface::inspect::Trust { ca, known_hosts };
+    match runtime.block_on(crate::surface::inspect::inspect(&args.target, trust, args.timeout)) {
         Ok(shown) => {
             let _ = output::write_stdout(&redact::scrub(&shown.text));
             if shown.verified { EXIT_OK } else { EXIT_FAILED }
         }
         Err(failure) => {
-            if failure.class == crate::error::ErrorClass::Config {
+            if failure.class == crate::model::error::ErrorClass::Config {
                 eprint_line(&format!("error: {}", failure.message));
                 return EXIT_USAGE;
             }
@@ -416,7 +418,9 @@ fn inspect_command(args: InspectArgs) -> u8 {
 
 /// The known_hosts file to judge SSH keys against: the one named, else the user's own if
 /// there is one.
-fn load_known_hosts(path: Option<&std::path::Path>) -> Result<Option<crate::ssh::known_hosts::KnownHosts>, String> {
+fn load_known_hosts(
+    path: Option<&std::path::Path>,
+) -> Result<Option<crate::connect::ssh::known_hosts::KnownHosts>, String> {
     let (path, explicit) = match path {
         Some(p) => (p.to_path_buf(), true),
         None => match std::env::var_os("HOME") {
@@ -425,11 +429,11 @@ fn load_known_hosts(path: Option<&std::path::Path>) -> Result<Option<crate::ssh:
         },
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => crate::ssh::known_hosts::KnownHosts::parse(&path, &text)
+        Ok(text) => crate::connect::ssh::known_hosts::KnownHosts::parse(&path, &text)
             .map(Some)
             .map_err(|why| format!("--known-hosts {}: {why}", path.display())),
         Err(_) if !explicit => Ok(None),
-        Err(err) => Err(format!("--known-hosts {}: {}", path.display(), crate::error::describe_io(&err))),
+        Err(err) => Err(format!("--known-hosts {}: {}", path.display(), crate::model::error::describe_io(&err))),
     }
 }
 
@@ -487,7 +491,7 @@ fn exit_code(report: &RunReport, interrupted: bool) -> u8 {
 async fn run_until_interrupted(probes: Vec<config::ProbeConfig>, opts: &RunOptions) -> (RunReport, bool) {
     let cancel = CancellationToken::new();
     // Cleared when dropped, before the report is printed.
-    let _display = opts.tracker.clone().map(crate::progress::Display::start);
+    let _display = opts.tracker.clone().map(crate::runner::progress::Display::start);
     let run = runner::run(probes, opts, cancel.clone());
     tokio::pin!(run);
     tokio::select! {

@@ -16,11 +16,11 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use http::{HeaderName, HeaderValue};
 
-use crate::error::{ErrorClass, Failure};
-use crate::httpc;
-use crate::net::Record;
-use crate::stage::ProbeContext;
-use crate::tls::TlsOptions;
+use crate::connect::context::ProbeContext;
+use crate::connect::httpc;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::model::error::{ErrorClass, Failure};
 
 /// The most of a response body the SDK is handed: S3 listings of one key and STS answers
 /// are a few KiB.

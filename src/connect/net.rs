@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
-use crate::stage::ProbeContext;
-use crate::tunnel::{self, Link};
+use crate::connect::context::ProbeContext;
+use crate::connect::tunnel::{self, Link};
+use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 
 /// Whether the connection steps are recorded as stages of their own (the probe's main
 /// connection) or are part of an enclosing stage (the connection to an OAuth2 token URL).

@@ -13,13 +13,13 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure};
-use crate::httpc;
-use crate::net::Record;
-use crate::oauth2::{self, ClientAuth, Grant, TokenRequest};
-use crate::redact::{self, Secret};
-use crate::stage::ProbeContext;
-use crate::tls::TlsOptions;
+use crate::connect::context::ProbeContext;
+use crate::connect::httpc;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::identity::oauth2::{self, ClientAuth, Grant, TokenRequest};
+use crate::model::error::{ErrorClass, Failure};
+use crate::model::redact::{self, Secret};
 
 const GOOGLE_DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const GCP_METADATA: &str = "http://metadata.google.internal";
@@ -383,7 +383,7 @@ fn access_token_from_json(ctx: &ProbeContext, body: &[u8], from: &str) -> Result
 fn said(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text.lines().next().unwrap_or("").trim();
-    if line.is_empty() { String::new() } else { format!(": {}", crate::redact::excerpt(line, 200)) }
+    if line.is_empty() { String::new() } else { format!(": {}", crate::model::redact::excerpt(line, 200)) }
 }
 
 fn gcp_metadata_error(status: http::StatusCode, body: &[u8], account: &str) -> Failure {
@@ -427,7 +427,7 @@ fn azure_imds_error(status: http::StatusCode, body: &[u8], client_id: Option<&st
 mod tests {
     use super::*;
 
-    const KEY: &str = include_str!("../tests/data/gcp-test-key.json");
+    const KEY: &str = include_str!("../../tests/data/gcp-test-key.json");
 
     #[test]
     fn a_service_account_assertion_is_an_rs256_jwt_with_the_key_id_and_claims() {

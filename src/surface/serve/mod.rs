@@ -20,8 +20,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::cli::{EXIT_OK, EXIT_USAGE, eprint_line};
-use crate::redact::{self, Secret};
+use crate::model::redact::{self, Secret};
+use crate::surface::cli::{EXIT_OK, EXIT_USAGE, eprint_line};
 use scrape::{ScrapeError, Service, SlotKey};
 
 /// The default address: loopback only, and not the blackbox exporter's 9115, so both can
@@ -35,7 +35,7 @@ const TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub config: crate::cli::ConfigArg,
+    pub config: crate::surface::cli::ConfigArg,
     /// Address to listen on. Anything but loopback exposes the probes to the network:
     /// combine it with --basic-auth-user or --client-ca.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
@@ -76,7 +76,7 @@ struct Server {
 }
 
 pub fn main(args: ServeArgs) -> u8 {
-    let config = match crate::cli::load_config(&args.config.config) {
+    let config = match crate::surface::cli::load_config(&args.config.config) {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };
@@ -112,7 +112,7 @@ pub fn main(args: ServeArgs) -> u8 {
         let listener = match TcpListener::bind(&args.listen).await {
             Ok(l) => l,
             Err(err) => {
-                eprint_line(&format!("error: cannot listen on {}: {}", args.listen, crate::error::describe_io(&err)));
+                eprint_line(&format!("error: cannot listen on {}: {}", args.listen, crate::model::error::describe_io(&err)));
                 return EXIT_USAGE;
             }
         };
@@ -134,7 +134,7 @@ pub fn main(args: ServeArgs) -> u8 {
         reload_on_sighup(server.service.clone());
         tokio::select! {
             code = accept_loop(listener, tls, server) => code,
-            _ = crate::cli::interrupt_signal() => {
+            _ = crate::surface::cli::interrupt_signal() => {
                 eprint_line("authprobe serve: stopping");
                 EXIT_OK
             }
@@ -162,18 +162,20 @@ fn server_tls(args: &ServeArgs) -> Result<Option<TlsAcceptor>, String> {
     }
     let private_key = PrivateKeyDer::from_pem_slice(read(key, "--tls-key")?.as_bytes())
         .map_err(|e| format!("--tls-key {}: no usable private key ({e})", key.display()))?;
-    let builder = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+    let builder = rustls::ServerConfig::builder_with_provider(crate::connect::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
     let builder = match &args.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let roots = crate::tls::parse_ca(read(ca, "--client-ca")?.as_bytes())
+            let roots = crate::connect::tls::parse_ca(read(ca, "--client-ca")?.as_bytes())
                 .map_err(|why| format!("--client-ca {}: {why}", ca.display()))?;
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
-                    .build()
-                    .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                crate::connect::tls::provider(),
+            )
+            .build()
+            .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -213,7 +215,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, server: Ar
             Ok(accepted) => accepted,
             // Out of descriptors or a connection reset before accept: keep serving.
             Err(err) => {
-                eprint_line(&format!("authprobe serve: accept failed: {}", crate::error::describe_io(&err)));
+                eprint_line(&format!("authprobe serve: accept failed: {}", crate::model::error::describe_io(&err)));
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

@@ -110,7 +110,7 @@ fn reference(var: &str) -> Value {
 
 /// Hints name config lines (`host_key = "…"`, `pin_sha256 = ["…"]`); for `check`, which
 /// has no config file, they name the flags that do the same.
-pub fn hints_in_flags(report: &mut crate::report::RunReport) {
+pub fn hints_in_flags(report: &mut crate::model::report::RunReport) {
     for probe in &mut report.probes {
         if let Some(error) = &mut probe.error {
             error.hint = flag_words(&error.hint);
@@ -164,7 +164,7 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
     let url = parse_target_url(raw_url)?;
     let url_password = url.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
     if let Some(p) = &url_password {
-        crate::redact::register(p);
+        crate::model::redact::register(p);
     }
     let mut probe = Table::new();
     probe.insert("name".into(), literal(&opts.name));

@@ -6,10 +6,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::error::{Failure, Stage};
-use crate::report::{HostKeyReport, StageReport, StageStatus, TlsReport};
-use crate::tls::TrustStore;
-use crate::tunnel::{Link, TunnelConfig, TunnelPool};
+use crate::connect::tls::TrustStore;
+use crate::connect::tunnel::{Link, TunnelConfig, TunnelPool};
+use crate::model::error::{Failure, Stage};
+use crate::model::report::{HostKeyReport, StageReport, StageStatus, TlsReport};
 
 /// Resources shared by every probe of a run, loaded once.
 #[derive(Default)]
@@ -20,7 +20,7 @@ pub struct Shared {
     pub tunnels: TunnelPool,
     /// Keeps the logins to each SSH server under its MaxStartups.
     /// Shared beyond one run by `serve` too: concurrent scrapes must stay under the limit.
-    pub ssh_logins: Arc<crate::ssh::LoginGate>,
+    pub ssh_logins: Arc<crate::connect::ssh::LoginGate>,
 }
 
 struct OpenStage {
@@ -47,7 +47,7 @@ struct Progress {
     /// scrubbed from this probe's report only.
     secrets: Vec<String>,
     /// The matcher over `secrets`, built on first use after a registration.
-    scrubber: Option<Arc<crate::redact::Scrubber>>,
+    scrubber: Option<Arc<crate::model::redact::Scrubber>>,
 }
 
 /// Handed to a probe for one attempt. Cheap to share: the runner keeps a handle to read
@@ -99,7 +99,7 @@ impl ProbeContext {
             return Ok(());
         }
         Err(Failure::new(
-            crate::error::ErrorClass::TlsHandshake,
+            crate::model::error::ErrorClass::TlsHandshake,
             format!("{what} would go over plain http:// to {}, whose identity nothing verifies: authprobe did not send it", url.host_str().unwrap_or("the server")),
         )
         .with_hint("use https:// (the server's certificate then vouches for it); or, to send it over plain HTTP anyway, set allow_unverified_password = true in the probe"))
@@ -218,7 +218,7 @@ impl ProbeContext {
     /// scrubbed from this probe's output. Not process-wide, so that a hostile server cannot
     /// make authprobe mask other probes' names, targets or messages.
     pub fn register_secret(&self, value: &str) {
-        let forms = crate::redact::forms(value);
+        let forms = crate::model::redact::forms(value);
         let mut progress = self.lock();
         for form in forms {
             if !progress.secrets.contains(&form) {
@@ -237,10 +237,10 @@ impl ProbeContext {
 
     /// The registry plus this probe's run-time secrets, built once per registration rather
     /// than per text (a response's headers are scrubbed one by one).
-    fn scrubber(&self) -> Arc<crate::redact::Scrubber> {
+    fn scrubber(&self) -> Arc<crate::model::redact::Scrubber> {
         let mut progress = self.lock();
         let Progress { secrets, scrubber, .. } = &mut *progress;
-        scrubber.get_or_insert_with(|| Arc::new(crate::redact::Scrubber::new(secrets))).clone()
+        scrubber.get_or_insert_with(|| Arc::new(crate::model::redact::Scrubber::new(secrets))).clone()
     }
 
     /// A line for `-v` output (e.g. the credential source used).
@@ -295,7 +295,7 @@ pub struct Recorded {
     pub details: Vec<String>,
     pub diagnostics: Vec<String>,
     /// Scrubs the registry's and this probe's run-time secrets (see `register_secret`).
-    pub scrubber: Arc<crate::redact::Scrubber>,
+    pub scrubber: Arc<crate::model::redact::Scrubber>,
 }
 
 fn stage_report(stage: Stage, status: StageStatus, elapsed: Duration) -> StageReport {
@@ -305,7 +305,7 @@ fn stage_report(stage: Stage, status: StageStatus, elapsed: Duration) -> StageRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorClass;
+    use crate::model::error::ErrorClass;
 
     #[tokio::test]
     async fn stages_are_recorded_and_failures_tagged() {

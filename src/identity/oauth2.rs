@@ -6,12 +6,12 @@ use http::{HeaderValue, Method, header};
 use serde::Deserialize;
 use url::Url;
 
-use crate::error::{ErrorClass, Failure};
-use crate::httpc;
-use crate::net::Record;
-use crate::redact::{self, Secret};
-use crate::stage::ProbeContext;
-use crate::tls::TlsOptions;
+use crate::connect::context::ProbeContext;
+use crate::connect::httpc;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::model::error::{ErrorClass, Failure};
+use crate::model::redact::{self, Secret};
 
 /// How the client authenticates to the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,8 @@ pub enum Grant {
     /// RFC 7523 JWT bearer, as Google service accounts use it: a signed assertion instead of
     /// client authentication; an ID token instead of an access token when asked for one.
     JwtBearer {
-        account: std::sync::Arc<crate::cloud::ServiceAccount>,
-        token: crate::cloud::GoogleToken,
+        account: std::sync::Arc<crate::identity::cloud::ServiceAccount>,
+        token: crate::identity::cloud::GoogleToken,
     },
 }
 
@@ -103,7 +103,7 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
             )
             .with_hint("check token_url: it should be the authorization server's token endpoint"));
         };
-        if let Grant::JwtBearer { token: crate::cloud::GoogleToken::Id { .. }, .. } = &req.grant {
+        if let Grant::JwtBearer { token: crate::identity::cloud::GoogleToken::Id { .. }, .. } = &req.grant {
             let Some(id_token) = parsed.id_token.filter(|t| !t.is_empty()) else {
                 return Err(Failure::new(ErrorClass::Protocol, "the token response has no id_token"));
             };

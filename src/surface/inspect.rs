@@ -10,12 +10,12 @@ use std::time::Duration;
 use rustls::RootCertStore;
 use url::Url;
 
-use crate::error::{ErrorClass, Failure};
-use crate::net::{self, Record};
+use crate::connect::context::{ProbeContext, Shared};
+use crate::connect::net::{self, Record};
+use crate::connect::ssh::{self, known_hosts::KnownHosts};
+use crate::connect::tls::{self, TlsOptions};
+use crate::model::error::{ErrorClass, Failure};
 use crate::probes::{mssql, mysql, postgres};
-use crate::ssh::{self, known_hosts::KnownHosts};
-use crate::stage::{ProbeContext, Shared};
-use crate::tls::{self, TlsOptions};
 
 /// The schemes inspect understands and their default ports.
 fn endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
@@ -85,7 +85,7 @@ pub struct Inspection {
 }
 
 pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<Inspection, Failure> {
-    let url = crate::check::parse_target_url(target).map_err(|why| Failure::new(ErrorClass::Config, why))?;
+    let url = crate::surface::check::parse_target_url(target).map_err(|why| Failure::new(ErrorClass::Config, why))?;
     let (host, port, protocol) = endpoint(&url)?;
     if protocol == "ssh" {
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -169,16 +169,18 @@ async fn inspect_ssh(
         Failure::new(ErrorClass::Timeout, format!("no SSH key exchange within {}", humantime::format_duration(timeout)))
     })??;
     let mut out = String::new();
-    let _ = writeln!(out, "{} (ssh)", crate::ssh::known_hosts::host_entry_name(host, port));
+    let _ = writeln!(out, "{} (ssh)", crate::connect::ssh::known_hosts::host_entry_name(host, port));
     let _ = writeln!(out, "host keys (the first is the one a probe negotiates unless known_hosts prefers another):");
     let width = keys.iter().map(|k| k.algorithm.len()).max().unwrap_or(0);
     for key in &keys {
         let verdict = match &known {
             None => String::new(),
             Some(file) => match file.verdict(host, port, &key.algorithm, &key.blob) {
-                crate::ssh::known_hosts::Verdict::Trusted(line) => format!("  known_hosts: OK (line {line})"),
-                crate::ssh::known_hosts::Verdict::Revoked(line) => format!("  known_hosts: REVOKED (line {line})"),
-                crate::ssh::known_hosts::Verdict::Changed(lines) => {
+                crate::connect::ssh::known_hosts::Verdict::Trusted(line) => format!("  known_hosts: OK (line {line})"),
+                crate::connect::ssh::known_hosts::Verdict::Revoked(line) => {
+                    format!("  known_hosts: REVOKED (line {line})")
+                }
+                crate::connect::ssh::known_hosts::Verdict::Changed(lines) => {
                     format!("  known_hosts: CHANGED (line {} holds another key)", lines[0])
                 }
                 _ => "  known_hosts: not listed".into(),
@@ -194,13 +196,17 @@ async fn inspect_ssh(
         let _ = writeln!(out, "  {}", ssh::host_key_line(&first.sha256));
         let _ = writeln!(out, "or append to a known_hosts file:");
         for key in &keys {
-            let _ = writeln!(out, "  {}", crate::ssh::known_hosts::entry_line(host, port, &key.algorithm, &key.blob));
+            let _ = writeln!(
+                out,
+                "  {}",
+                crate::connect::ssh::known_hosts::entry_line(host, port, &key.algorithm, &key.blob)
+            );
         }
     }
     let verified = match (&known, keys.first()) {
         (Some(file), Some(first)) => matches!(
             file.verdict(host, port, &first.algorithm, &first.blob),
-            crate::ssh::known_hosts::Verdict::Trusted(_)
+            crate::connect::ssh::known_hosts::Verdict::Trusted(_)
         ),
         _ => false,
     };

@@ -140,7 +140,9 @@ impl Pattern {
             // A pattern of digits, dots and stars (`10.0.0.*`) is about addresses: it must
             // not admit the name `10.0.0.7.evil.test`.
             (HostPattern::Glob(glob), Host::Name(_)) if address_glob(glob) => false,
-            (HostPattern::Glob(glob), host) => crate::glob::matches(glob, &host.text(), crate::glob::Wildcards::Star),
+            (HostPattern::Glob(glob), host) => {
+                crate::model::glob::matches(glob, &host.text(), crate::model::glob::Wildcards::Star)
+            }
         };
         let port = match (self.port, target.port) {
             (None, None) | (Some(PortPattern::Any), Some(_)) => true,
@@ -149,7 +151,7 @@ impl Pattern {
         };
         let path = match (&self.path, &target.path) {
             (None, None) => true,
-            (Some(glob), Some(path)) => crate::glob::matches(glob, path, crate::glob::Wildcards::Star),
+            (Some(glob), Some(path)) => crate::model::glob::matches(glob, path, crate::model::glob::Wildcards::Star),
             _ => false,
         };
         host && port && path

@@ -17,9 +17,9 @@ use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedSt
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, describe_io, find_cause};
-use crate::report::TlsReport;
-use crate::stage::ProbeContext;
+use crate::connect::context::ProbeContext;
+use crate::model::error::{ErrorClass, Failure, describe_io, find_cause};
+use crate::model::report::TlsReport;
 
 /// How a database session negotiates TLS (libpq's names; drivers' spellings map onto them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -688,7 +688,7 @@ pub fn classify_handshake_error(
             Failure::new(ErrorClass::Network, "the server closed the connection during the TLS handshake")
                 .with_hint("the server may not speak TLS on this port, or a proxy cut the connection")
         }
-        _ => Failure::new(crate::error::classify_io(err), format!("TLS handshake: {}", describe_io(err))),
+        _ => Failure::new(crate::model::error::classify_io(err), format!("TLS handshake: {}", describe_io(err))),
     }
 }
 

@@ -12,8 +12,8 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderName, HeaderValue, Method};
 use url::Url;
 
-use crate::error::{ErrorClass, Failure};
-use crate::redact;
+use crate::model::error::{ErrorClass, Failure};
+use crate::model::redact;
 
 /// How long an RDS IAM token is valid: AWS's fixed 15 minutes.
 const RDS_TOKEN_LIFETIME: Duration = Duration::from_secs(900);

@@ -12,10 +12,10 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use url::Url;
 
-use crate::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
-use crate::net::{self, Record};
-use crate::stage::ProbeContext;
-use crate::tls::{self, Recorder, TlsOptions};
+use crate::connect::context::ProbeContext;
+use crate::connect::net::{self, Record};
+use crate::connect::tls::{self, Recorder, TlsOptions};
+use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 
 pub const USER_AGENT: &str = concat!("authprobe/", env!("CARGO_PKG_VERSION"));
 

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, ProbeConfig};
-use crate::report::{RunReport, Status};
+use crate::connect::context::Shared;
+use crate::connect::tls::TrustStore;
+use crate::model::report::{RunReport, Status};
+use crate::model::targets::Target;
+use crate::runner::suite::{self as config, Config, ProbeConfig};
 use crate::runner::{self, RunOptions};
-use crate::stage::Shared;
-use crate::targets::Target;
-use crate::tls::TrustStore;
 
 /// Locks a mutex, carrying on past a panic elsewhere: every value behind these locks is
 /// consistent between statements.
@@ -31,7 +31,7 @@ pub struct Loaded {
     /// System roots, loaded on first need and kept until the next reload.
     pub trust: Arc<TrustStore>,
     /// SSH logins per server, limited across all scrapes (sshd's MaxStartups).
-    pub ssh_logins: Arc<crate::ssh::LoginGate>,
+    pub ssh_logins: Arc<crate::connect::ssh::LoginGate>,
     pub loaded_at: SystemTime,
 }
 
@@ -145,8 +145,8 @@ pub enum ScrapeError {
 impl Service {
     pub fn new(config_path: PathBuf, config: Config, min_interval: Duration) -> Service {
         let wanted = config.defaults.concurrency;
-        let concurrency = match crate::limits::raise_open_files() {
-            Some(open_files) => crate::limits::concurrency_within(open_files, wanted),
+        let concurrency = match crate::runner::limits::raise_open_files() {
+            Some(open_files) => crate::runner::limits::concurrency_within(open_files, wanted),
             None => wanted.max(1),
         };
         let now = SystemTime::now();
@@ -215,7 +215,7 @@ impl Service {
             return Ok((probe.clone(), key.clone()));
         };
         // Matched on structure and aimed at the canonical form that matched, never at the
-        // raw text: see crate::targets.
+        // raw text: see crate::model::targets.
         let parsed = Target::parse(target).map_err(ScrapeError::BadTarget)?;
         let canonical = parsed.render();
         if !probe.allowed_targets.iter().any(|pattern| pattern.matches(&parsed)) {

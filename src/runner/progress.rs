@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::stage::ProbeContext;
+use crate::connect::context::ProbeContext;
 
 /// What every probe of a run is doing; shared between the runner and the display.
 #[derive(Default)]
@@ -118,7 +118,7 @@ impl Display {
             let mut tick = tokio::time::interval(REFRESH);
             loop {
                 tick.tick().await;
-                let line = crate::redact::scrub(&tracker.line());
+                let line = crate::model::redact::scrub(&tracker.line());
                 let fitted: String = line.chars().take(terminal_width().saturating_sub(1)).collect();
                 let mut err = std::io::stderr().lock();
                 let _ = write!(err, "\r\x1b[2K{fitted}");
@@ -165,7 +165,7 @@ mod tests {
         let tracker = Tracker::default();
         tracker.set_total(3);
         let ctx = ProbeContext::new(Arc::default(), 14, Duration::from_secs(1));
-        ctx.begin(crate::error::Stage::Tls);
+        ctx.begin(crate::model::error::Stage::Tls);
         tracker.started(0, "orders-db", &ctx);
         tracker.started(1, "api", &ProbeContext::new(Arc::default(), 14, Duration::from_secs(1)));
         tracker.finished(1, true);

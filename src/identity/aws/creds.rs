@@ -13,13 +13,13 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_s3::config::Region;
 
-use crate::aws_http;
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure};
-use crate::net::Record;
-use crate::redact::{self, Secret};
-use crate::stage::ProbeContext;
-use crate::tls::TlsOptions;
+use crate::connect::context::ProbeContext;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::identity::aws::http as aws_http;
+use crate::model::error::{ErrorClass, Failure};
+use crate::model::redact::{self, Secret};
 
 /// Where credentials come from.
 #[derive(Debug, Clone)]
@@ -283,7 +283,7 @@ async fn web_identity(
     let token = crate::config::secrets::read_text_capped(token_file, 64 * 1024).map_err(|err| {
         Failure::new(
             ErrorClass::Config,
-            format!("cannot read the web identity token {}: {}", token_file.display(), crate::error::describe_io(&err)),
+            format!("cannot read the web identity token {}: {}", token_file.display(), crate::model::error::describe_io(&err)),
         )
         .with_hint("on Kubernetes the token is projected into the pod (AWS_WEB_IDENTITY_TOKEN_FILE); check the service account's eks.amazonaws.com/role-arn annotation")
     })?;

@@ -17,11 +17,11 @@ use russh::keys::{
 use russh::{ChannelOpenFailure, MethodKind};
 
 use crate::config::TableReader;
-use crate::error::{ErrorClass, Failure, classify_io, describe_io, find_cause};
-use crate::net::BoxIo;
-use crate::redact::Secret;
-use crate::report::HostKeyReport;
-use crate::stage::ProbeContext;
+use crate::connect::context::ProbeContext;
+use crate::connect::net::BoxIo;
+use crate::model::error::{ErrorClass, Failure, classify_io, describe_io, find_cause};
+use crate::model::redact::Secret;
+use crate::model::report::HostKeyReport;
 use known_hosts::{KnownHosts, Verdict};
 
 pub const DEFAULT_PORT: u16 = 22;
@@ -569,7 +569,7 @@ impl client::Handler for Callbacks {
         _language: &str,
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
-        self.refusals.park(crate::redact::excerpt(description, 200)).await;
+        self.refusals.park(crate::model::redact::excerpt(description, 200)).await;
         Ok(())
     }
 }
@@ -700,7 +700,7 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytes<S> {
     }
 }
 
-crate::net::forward_async_write!(FirstBytes);
+crate::connect::net::forward_async_write!(FirstBytes);
 
 /// What the connection's first bytes say about the server, as the client reads them:
 /// whether they are another protocol, and the failure to report if they are no banner.
@@ -998,10 +998,10 @@ const SCAN_ORDER: [Algorithm; 5] = [
 /// authenticating. The first is the one a probe without known_hosts negotiates.
 pub async fn scan(host: &str, port: u16) -> Result<Vec<ScannedKey>, Failure> {
     let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-    let addrs = crate::net::resolve(host, port).await?;
+    let addrs = crate::connect::net::resolve(host, port).await?;
     let mut keys = Vec::new();
     for algorithm in SCAN_ORDER {
-        let tcp = crate::net::connect_any(host, port, &addrs).await?;
+        let tcp = crate::connect::net::connect_any(host, port, &addrs).await?;
         let presented = Arc::new(Mutex::new(None));
         let callbacks = Callbacks {
             host: host.to_string(),

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::TableReader;
-use crate::error::{Failure, Stage};
-use crate::net::{self, BoxIo};
-use crate::report::StageStatus;
-use crate::ssh::{self, Role, SshTarget};
-use crate::stage::ProbeContext;
+use crate::connect::context::ProbeContext;
+use crate::connect::net::{self, BoxIo};
+use crate::connect::ssh::{self, Role, SshTarget};
+use crate::model::error::{Failure, Stage};
+use crate::model::report::StageStatus;
 
 /// One checked `[[tunnel]]`.
 #[derive(Debug)]

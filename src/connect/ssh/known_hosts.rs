@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::glob::{Wildcards, matches};
+use crate::model::glob::{Wildcards, matches};
 
 /// One usable key line.
 #[derive(Debug, Clone, PartialEq, Eq)]

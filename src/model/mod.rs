@@ -1,0 +1,10 @@
+//! The core model: the failure model (stages, error classes, failures and their advice),
+//! the report every output renders, secret scrubbing, and the small pure helpers
+//! (wildcards, serve's target patterns). It knows nothing of connections, identities or
+//! probe kinds.
+
+pub mod error;
+pub mod glob;
+pub mod redact;
+pub mod report;
+pub mod targets;

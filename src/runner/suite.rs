@@ -1,0 +1,424 @@
+//! `probes.toml`: loading, secret references, and validation. Everything past this module
+//! works with checked values only; every problem found here is reported with file, line
+//! and column, and the run stops with exit code 2 before any network traffic.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+
+pub use crate::config::{ConfigError, ReadContext, Source, TableReader};
+use crate::config::{reader, secrets};
+
+use crate::connect::tunnel::{self, TunnelConfig};
+use crate::model::error::Stage;
+use crate::probes::{self, Probe};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_WARN_EXPIRY_DAYS: u32 = 14;
+
+/// `[defaults]`: values every probe inherits unless it sets its own.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Per probe, all stages together.
+    pub timeout: Duration,
+    /// How many probes run at once.
+    pub concurrency: usize,
+    /// A certificate expiring within this many days makes the probe WARN.
+    pub warn_expiry_days: u32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: DEFAULT_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+            warn_expiry_days: DEFAULT_WARN_EXPIRY_DAYS,
+        }
+    }
+}
+
+/// One checked `[[probe]]`.
+#[derive(Clone)]
+pub struct ProbeConfig {
+    pub name: String,
+    pub kind: &'static str,
+    pub tags: Vec<String>,
+    pub timeout: Duration,
+    pub warn_expiry_days: u32,
+    pub probe: Arc<dyn Probe>,
+    /// The tunnel the probe's connections go through (`via`).
+    pub via: Option<Arc<TunnelConfig>>,
+    /// Servers `serve` may aim this probe at (`?module=NAME&target=…`), as globs. Empty:
+    /// none, so that nobody who can reach `serve` can send the probe's credentials elsewhere.
+    pub allowed_targets: Vec<crate::model::targets::Pattern>,
+    /// `allow_unverified_password`: the credential release rule waived for this probe (a
+    /// secret may go in recoverable form to a server whose identity is not verified).
+    pub allow_unverified_password: bool,
+}
+
+impl ProbeConfig {
+    /// The stages this probe goes through, its tunnel's included.
+    pub fn stages(&self) -> Vec<Stage> {
+        let stages = self.probe.stages();
+        if self.via.is_some() { tunnel::stages_via(stages) } else { stages }
+    }
+}
+
+impl std::fmt::Debug for ProbeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("target", &self.probe.target())
+            .finish()
+    }
+}
+
+/// The checked config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub defaults: Defaults,
+    pub probes: Vec<ProbeConfig>,
+}
+
+/// Everything wrong with a config file.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, err) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{err}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and checks a config file, resolving references from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = match secrets::read_text_capped(path, secrets::DATA_FILE_CAP) {
+        Ok(text) => text,
+        Err(err) => {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: path.display().to_string(),
+                line: 0,
+                column: 0,
+                item: None,
+                key: None,
+                unset_var: None,
+                message: if err.kind() == std::io::ErrorKind::NotFound {
+                    "there is no such config file: give one with -c FILE (or AUTHPROBE_CONFIG); probes.toml.example shows every kind, or try `authprobe check URL` for one probe without a file".to_string()
+                } else {
+                    format!("cannot read the config file: {}", crate::model::error::describe_io(&err))
+                },
+            }]));
+        }
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    load_str(path, text, &env)
+}
+
+/// Checks config text; `env` resolves `${NAME}` references.
+pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let source = Source::new(path.to_path_buf(), text);
+    let document = match DeTable::parse(&source.text) {
+        Ok(doc) => doc,
+        Err(err) => {
+            let (line, column) = err.span().map(|s| source.position(s.start)).unwrap_or((0, 0));
+            return Err(ConfigErrors(vec![ConfigError {
+                file: path.display().to_string(),
+                line,
+                column,
+                item: None,
+                key: None,
+                unset_var: None,
+                message: format!("not valid TOML: {}", err.message().trim()),
+            }]));
+        }
+    };
+    let ctx = ReadContext::new(&source, env);
+    let root = TableReader::new(&ctx, document.get_ref(), document.span(), "");
+    let defaults = read_defaults(&root);
+    let tunnels = read_tunnels(&root);
+    let probes = read_probes(&root, &defaults, &tunnels);
+    root.finish();
+    let mut errors = ctx.into_errors();
+    // In the order of the file, as an editor would walk them.
+    errors.sort_by_key(|e| (e.line, e.column));
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Config { path: path.to_path_buf(), defaults, probes })
+}
+
+fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
+    let mut defaults = Defaults::default();
+    let Some(table) = root.table("defaults") else {
+        return defaults;
+    };
+    if let Some(timeout) = table.duration("timeout") {
+        defaults.timeout = timeout;
+    }
+    if let Some(n) = table.integer("concurrency", 1..=100_000) {
+        defaults.concurrency = n as usize;
+    }
+    if let Some(days) = table.integer("warn_expiry_days", 0..=3650) {
+        defaults.warn_expiry_days = days as u32;
+    }
+    table.finish();
+    defaults
+}
+
+/// Walks the tables of a `[[key]]` array: each is read with its `name` (`naming` says what
+/// the name is for), and errors are attributed to it ("probe `x`", "tunnel `x`"). Wrong
+/// shapes and empty or duplicate names are reported here. False when the key is absent.
+fn each_named_table<'r, 's>(
+    root: &TableReader<'r, 's>,
+    key: &'static str,
+    naming: &str,
+    mut read: impl FnMut(TableReader<'r, 's>, Option<String>),
+) -> bool {
+    let ctx = root.context();
+    let Some(value) = root.get(key) else {
+        return false;
+    };
+    let DeValue::Array(array) = value.get_ref() else {
+        ctx.error(
+            value.span(),
+            Some(key.into()),
+            format!("`{key}` must be an array of tables: write [[{key}]], not [{key}]"),
+        );
+        return true;
+    };
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::with_capacity(array.len());
+    for item in array.iter() {
+        let DeValue::Table(table) = item.get_ref() else {
+            ctx.error(item.span(), Some(key.into()), format!("each {key} must be a table"));
+            continue;
+        };
+        ctx.set_item(None);
+        let reader = TableReader::new(ctx, table, item.span(), "");
+        let name = reader.required_string("name", naming);
+        if let Some(name) = &name {
+            ctx.set_item(Some(format!("{key} `{name}`")));
+            let line = ctx.source.position(item.span().start).0;
+            if name.trim().is_empty() {
+                reader.error_at("name", "the name must not be empty");
+            } else if let Some(first) = seen.insert(name.clone(), line) {
+                reader.error_at("name", format!("duplicate {key} name (first defined at line {first})"));
+            }
+        }
+        read(reader, name);
+    }
+    ctx.set_item(None);
+    true
+}
+
+/// A `[[tunnel]]` by name; `None` when its table has errors (reported already).
+type Tunnels = Vec<(String, Option<Arc<TunnelConfig>>)>;
+
+fn read_tunnels(root: &TableReader<'_, '_>) -> Tunnels {
+    let mut tunnels = Vec::new();
+    each_named_table(root, "tunnel", "a unique name that probes refer to with `via`", |reader, name| {
+        let tunnel = name.clone().and_then(|name| TunnelConfig::read(&reader, name));
+        reader.finish();
+        if let Some(name) = name {
+            tunnels.push((name, tunnel.map(Arc::new)));
+        }
+    });
+    tunnels
+}
+
+fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults, tunnels: &Tunnels) -> Vec<ProbeConfig> {
+    let mut probes = Vec::new();
+    let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
+        probes.extend(read_probe(reader, name, defaults, tunnels));
+    });
+    if !present {
+        root.error_here("no probes defined: add at least one [[probe]] table");
+    }
+    probes
+}
+
+/// Reads one probe and checks its keys. The unknown-key check is skipped when the kind is
+/// unknown: every kind-specific key would be reported and bury the real problem.
+fn read_probe(
+    reader: TableReader<'_, '_>,
+    name: Option<String>,
+    defaults: &Defaults,
+    tunnels: &Tunnels,
+) -> Option<ProbeConfig> {
+    let tags = reader.string_list("tags").unwrap_or_default();
+    let mut allowed_targets = Vec::new();
+    for raw in reader.string_list("allowed_targets").unwrap_or_default() {
+        match crate::model::targets::Pattern::parse(&raw) {
+            Ok(pattern) => allowed_targets.push(pattern),
+            Err(why) => reader.error_at("allowed_targets", why),
+        }
+    }
+    let allow_unverified_password = reader.bool("allow_unverified_password").unwrap_or(false);
+    let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
+    let warn_expiry_days =
+        reader.integer("warn_expiry_days", 0..=3650).map(|d| d as u32).unwrap_or(defaults.warn_expiry_days);
+    let kinds = probes::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ");
+    let kind_name = reader.required_string("kind", &format!("one of: {kinds}"))?;
+    let Some(kind) = probes::find_kind(&kind_name) else {
+        let known: Vec<&str> = probes::KINDS.iter().map(|k| k.name).collect();
+        let mut message = format!("unknown kind `{kind_name}`; known kinds: {}", known.join(", "));
+        if let Some(s) = reader::did_you_mean(&kind_name, &known) {
+            message = format!("unknown kind `{kind_name}` (did you mean `{s}`?)");
+        }
+        reader.error_at("kind", message);
+        return None;
+    };
+    let via = read_via(&reader, tunnels);
+    let via_ok = via.is_some() || !reader.has("via");
+    let probe = (kind.parse)(&reader);
+    reader.finish();
+    let probe = probe?;
+    if !via_ok {
+        return None;
+    }
+    Some(ProbeConfig {
+        name: name?,
+        kind: kind.name,
+        tags,
+        timeout,
+        warn_expiry_days,
+        probe,
+        via,
+        allowed_targets,
+        allow_unverified_password,
+    })
+}
+
+/// `via = "NAME"`: the tunnel a probe's connections go through (every kind connects
+/// through [`crate::connect::net`], so every kind can).
+fn read_via(reader: &TableReader<'_, '_>, tunnels: &Tunnels) -> Option<Arc<TunnelConfig>> {
+    let name = reader.string("via")?;
+    if let Some((_, tunnel)) = tunnels.iter().find(|(n, _)| *n == name) {
+        // A tunnel with errors of its own has them reported at its table.
+        return tunnel.clone();
+    }
+    let known: Vec<&str> = tunnels.iter().map(|(n, _)| n.as_str()).collect();
+    let message = match reader::did_you_mean(&name, &known) {
+        Some(s) => format!("no [[tunnel]] named `{name}` (did you mean `{s}`?)"),
+        None if known.is_empty() => {
+            format!("no [[tunnel]] named `{name}`: define one with [[tunnel]] name = \"{name}\"")
+        }
+        None => format!("no [[tunnel]] named `{name}`; defined tunnels: {}", known.join(", ")),
+    };
+    reader.error_at("via", message);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "API_TOKEN").then(|| "tok-123456".to_string())
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigErrors> {
+        crate::install_crypto_provider();
+        load_str(Path::new("probes.toml"), text.to_string(), &env)
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        load(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn a_minimal_probe_loads_with_defaults() {
+        let cfg = load("[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://example.com/\"\n").unwrap();
+        assert_eq!(cfg.probes.len(), 1);
+        assert_eq!(cfg.probes[0].timeout, DEFAULT_TIMEOUT);
+        assert_eq!(cfg.defaults.concurrency, DEFAULT_CONCURRENCY);
+    }
+
+    #[test]
+    fn defaults_apply_and_probes_override_them() {
+        let cfg = load(
+            "[defaults]\ntimeout = \"3s\"\nwarn_expiry_days = 30\n\n[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"http://x/\"\n\n[[probe]]\nname = \"b\"\nkind = \"http\"\nurl = \"http://x/\"\ntimeout = \"500ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.probes[0].timeout, Duration::from_secs(3));
+        assert_eq!(cfg.probes[0].warn_expiry_days, 30);
+        assert_eq!(cfg.probes[1].timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_column_probe_and_suggestion() {
+        let errs = errors("[[probe]]\nname = \"orders\"\nkind = \"http\"\nurll = \"https://x/\"\n");
+        assert!(
+            errs.contains(
+                &"probes.toml:4:1: probe `orders`, key `urll`: unknown key `urll` (did you mean `url`?)".to_string()
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("probes.toml:1:1: probe `orders`, key `url`: missing required key")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn nested_unknown_keys_have_their_path() {
+        let errs = errors(
+            "[[probe]]\nname = \"o\"\nkind = \"http\"\nurl = \"https://x/\"\nauth = { type = \"bearer\", tokn = \"${API_TOKEN}\" }\n",
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("key `auth.tokn`: unknown key `tokn` (did you mean `token`?)")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_duplicates_and_missing_vars_are_reported_together() {
+        let errs = errors(
+            "[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x/\"\ntimeout = 5\n\n[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"https://x/\"\nauth = { type = \"bearer\", token = \"${MISSING_TOKEN}\" }\n",
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("probes.toml:5:11: probe `a`, key `timeout`: expected a duration")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e
+                .starts_with("probes.toml:8:8: probe `a`, key `name`: duplicate probe name (first defined at line 1)")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("key `auth.token`: environment variable MISSING_TOKEN is not set")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let errs = errors("[[probe]]\nname = \"a\nkind = 1\n");
+        assert!(errs[0].starts_with("probes.toml:2:"), "{errs:?}");
+        assert!(errs[0].contains("not valid TOML"), "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_kind_gets_a_suggestion() {
+        let errs = errors("[[probe]]\nname = \"a\"\nkind = \"htpp\"\n");
+        assert!(errs.iter().any(|e| e.contains("unknown kind `htpp` (did you mean `http`?)")), "{errs:?}");
+    }
+
+    #[test]
+    fn probe_must_be_an_array_of_tables() {
+        let errs = errors("[probe]\nname = \"a\"\n");
+        assert!(errs.iter().any(|e| e.contains("write [[probe]], not [probe]")), "{errs:?}");
+    }
+}

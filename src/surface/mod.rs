@@ -1,0 +1,7 @@
+//! The surfaces people use: the command line (`cli`), `check URL` (`check`), `inspect`
+//! (`inspect`) and the blackbox-style exporter (`serve`).
+
+pub mod check;
+pub mod cli;
+pub mod inspect;
+pub mod serve;
