@@ -3,6 +3,7 @@
 
 mod util;
 
+mod architecture;
 mod check_inspect;
 mod config_corpus;
 mod config_errors;

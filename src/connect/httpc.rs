@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use url::Url;
 
 use crate::connect::context::ProbeContext;
+use crate::connect::dial;
 use crate::connect::net::{self, Record};
 use crate::connect::tls::{self, Recorder, TlsOptions};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
@@ -68,7 +69,7 @@ pub async fn connect(
     record: Record,
 ) -> Result<Connection, Failure> {
     let (host, port, https) = endpoint(url)?;
-    let tcp = net::connect(ctx, &host, port, record).await?.stream;
+    let tcp = dial::connect(ctx, &host, port, record).await?.stream;
     let authority = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
         None => url.host_str().unwrap_or(&host).to_string(),
@@ -78,7 +79,16 @@ pub async fn connect(
         return Ok(Connection { sender, driver: Some(driver), authority, tls: None });
     }
     let work = async {
-        let hs = tls::handshake(ctx, tcp, tls_opts, &host, &[b"h2", b"http/1.1"], record == Record::Stages).await?;
+        let hs = tls::handshake(
+            ctx,
+            &ctx.shared.trust,
+            tcp,
+            tls_opts,
+            &host,
+            &[b"h2", b"http/1.1"],
+            record == Record::Stages,
+        )
+        .await?;
         let h2 = hs.stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let (tapped, seen) = tls::ErrorTap::new(hs.stream);
         let io = TokioIo::new(tapped);

@@ -5,6 +5,7 @@
 //! every kind.
 
 pub mod context;
+pub mod dial;
 pub mod httpc;
 pub mod net;
 pub mod ssh;

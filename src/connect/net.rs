@@ -1,16 +1,13 @@
-//! Name resolution and TCP connection, as the `dns` and `connect` stages, directly or
-//! through the probe's SSH tunnel. Every TCP-based probe connects through here, so that
-//! timing, classification and tunnelling are the same for all.
+//! Name resolution and TCP connection, and what every stream is wrapped in (a read budget,
+//! quick ACKs). Choosing the route (direct or through a tunnel) is [`crate::connect::dial`]'s.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::connect::context::ProbeContext;
-use crate::connect::tunnel::{self, Link};
-use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
+use crate::model::error::{ErrorClass, Failure, ReadBudgetExceeded, Stage, classify_io, describe_io};
+use crate::model::stages::StageLog;
 
 /// Whether the connection steps are recorded as stages of their own (the probe's main
 /// connection) or are part of an enclosing stage (the connection to an OAuth2 token URL).
@@ -21,7 +18,7 @@ pub enum Record {
 }
 
 /// Runs `work` as its own stage, or inline when `record` is `Quietly`.
-pub async fn maybe_stage<T, F>(ctx: &ProbeContext, record: Record, stage: Stage, work: F) -> Result<T, Failure>
+pub async fn maybe_stage<T, F>(ctx: &StageLog, record: Record, stage: Stage, work: F) -> Result<T, Failure>
 where
     F: std::future::Future<Output = Result<T, Failure>>,
 {
@@ -29,56 +26,6 @@ where
         Record::Stages => ctx.stage(stage, work).await,
         Record::Quietly => work.await,
     }
-}
-
-/// Where a probe's connection went: to an address, or through its tunnel.
-#[derive(Clone)]
-pub enum Route {
-    Direct(SocketAddr),
-    Tunnel(Arc<Link>),
-}
-
-/// A probe's open connection.
-pub struct Connection {
-    pub stream: BoxIo,
-    pub route: Route,
-}
-
-/// Opens the probe's connection to `host:port`: directly (stages `dns` and `connect`), or
-/// through the probe's tunnel (stage `connect`: the SSH server resolves and connects).
-pub async fn connect(ctx: &ProbeContext, host: &str, port: u16, record: Record) -> Result<Connection, Failure> {
-    let (stream, route) = connect_then(ctx, host, port, record, |stream| async { Ok(stream) }).await?;
-    Ok(Connection { stream, route })
-}
-
-/// As [`connect`], and `then` runs on the new stream inside the `connect` stage: for
-/// protocols whose connection setup is part of connecting (SSH's key exchange).
-pub async fn connect_then<T, F, Fut>(
-    ctx: &ProbeContext,
-    host: &str,
-    port: u16,
-    record: Record,
-    then: F,
-) -> Result<(T, Route), Failure>
-where
-    F: FnOnce(BoxIo) -> Fut,
-    Fut: std::future::Future<Output = Result<T, Failure>>,
-{
-    if let Some(link) = tunnel::link(ctx).await? {
-        let work = async { then(Box::new(ReadBudget::new(link.open(host, port).await?))).await };
-        let value = maybe_stage(ctx, record, Stage::Connect, work).await?;
-        return Ok((value, Route::Tunnel(link)));
-    }
-    let addrs = maybe_stage(ctx, record, Stage::Dns, resolve(host, port)).await?;
-    let work = async {
-        let tcp = connect_any(host, port, &addrs).await?;
-        let addr = tcp
-            .peer_addr()
-            .map_err(|e| Failure::new(classify_io(&e), format!("{host}:{port}: {}", describe_io(&e))))?;
-        Ok((then(Box::new(ReadBudget::new(QuickAck::new(tcp)))).await?, addr))
-    };
-    let (value, addr) = maybe_stage(ctx, record, Stage::Connect, work).await?;
-    Ok((value, Route::Direct(addr)))
 }
 
 pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
@@ -145,18 +92,6 @@ pub async fn connect_any(host: &str, port: u16, addrs: &[SocketAddr]) -> Result<
 /// flood costs neither memory nor CPU beyond this.
 pub const READ_BUDGET: u64 = 64 * 1024 * 1024;
 
-/// The error a connection returns once its budget is spent: classified `protocol`.
-#[derive(Debug)]
-pub struct ReadBudgetExceeded;
-
-impl std::fmt::Display for ReadBudgetExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the server sent more than {} MiB on one connection; authprobe stopped reading", READ_BUDGET >> 20)
-    }
-}
-
-impl std::error::Error for ReadBudgetExceeded {}
-
 /// Counts what a connection reads and fails it past [`READ_BUDGET`].
 pub struct ReadBudget<S> {
     inner: S,
@@ -176,7 +111,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadBudget<S> {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         if self.left == 0 && buf.remaining() > 0 {
-            return std::task::Poll::Ready(Err(std::io::Error::other(ReadBudgetExceeded)));
+            return std::task::Poll::Ready(Err(std::io::Error::other(ReadBudgetExceeded { limit: READ_BUDGET })));
         }
         let before = buf.filled().len();
         let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);

@@ -17,9 +17,9 @@ use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedSt
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TableReader;
-use crate::connect::context::ProbeContext;
 use crate::model::error::{ErrorClass, Failure, describe_io, find_cause};
 use crate::model::report::TlsReport;
+use crate::model::stages::StageLog;
 
 /// How a database session negotiates TLS (libpq's names; drivers' spellings map onto them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,7 +421,7 @@ impl ResolvesClientCert for RecordingClientCert {
 /// A rustls client configuration for one connection, and the recorder it writes to.
 pub fn client_config(
     opts: &TlsOptions,
-    ctx: &ProbeContext,
+    trust: &TrustStore,
     alpn: &[&[u8]],
 ) -> Result<(Arc<ClientConfig>, Recorder), Failure> {
     let provider = provider();
@@ -436,7 +436,7 @@ pub fn client_config(
                 .build()
                 .map_err(|e| Failure::new(ErrorClass::Config, format!("unusable tls.ca: {e}")))?,
         ),
-        None => Some(ctx.shared.trust.system_verifier()?),
+        None => Some(trust.system_verifier()?),
     };
     let recorder = Recorder::default();
     let verifier = RecordingVerifier {
@@ -467,7 +467,8 @@ pub struct Handshake<IO> {
 /// Performs the TLS handshake over `io`. With `report`, the presented certificate goes into
 /// the probe's report (also when the handshake fails) and expiry warnings are raised.
 pub async fn handshake<IO>(
-    ctx: &ProbeContext,
+    ctx: &StageLog,
+    trust: &TrustStore,
     io: IO,
     opts: &TlsOptions,
     host: &str,
@@ -477,7 +478,7 @@ pub async fn handshake<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let (config, recorder) = client_config(opts, ctx, alpn)?;
+    let (config, recorder) = client_config(opts, trust, alpn)?;
     let name = opts.verify_name(host)?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let result = connector.connect(name.clone(), io).await;
@@ -532,7 +533,7 @@ fn negotiated(conn: &rustls::ClientConnection, recording: &Recording) -> String 
     format!("tls: {}", parts.join(", "))
 }
 
-fn expiry_warnings(ctx: &ProbeContext, r: &TlsReport, insecure: bool) {
+fn expiry_warnings(ctx: &StageLog, r: &TlsReport, insecure: bool) {
     if r.days_left < 0 {
         // Only reachable when trust came from a pin or verification is off.
         let why = if insecure { "" } else { " (trusted because it is pinned)" };

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::TableReader;
-use crate::connect::context::ProbeContext;
 use crate::connect::net::{self, BoxIo};
 use crate::connect::ssh::{self, Role, SshTarget};
 use crate::model::error::{Failure, Stage};
 use crate::model::report::StageStatus;
+use crate::model::stages::StageLog;
 
 /// One checked `[[tunnel]]`.
 #[derive(Debug)]
@@ -78,20 +78,6 @@ enum State {
     },
 }
 
-/// The tunnel connection of this probe attempt, if it uses one: opened on first use in a
-/// run (recorded as the `tunnel_connect` and `tunnel_auth` stages), shared afterwards.
-pub async fn link(ctx: &ProbeContext) -> Result<Option<Arc<Link>>, Failure> {
-    let Some(tunnel) = ctx.via.clone() else {
-        return Ok(None);
-    };
-    if let Some(link) = ctx.tunnel_link() {
-        return Ok(Some(link));
-    }
-    let link = ctx.shared.tunnels.acquire(ctx, &tunnel).await?;
-    ctx.set_tunnel_link(link.clone());
-    Ok(Some(link))
-}
-
 impl TunnelPool {
     fn slot(&self, name: &str) -> Arc<Slot> {
         let mut slots = match self.slots.lock() {
@@ -101,7 +87,14 @@ impl TunnelPool {
         slots.entry(name.to_string()).or_default().clone()
     }
 
-    async fn acquire(&self, ctx: &ProbeContext, tunnel: &TunnelConfig) -> Result<Arc<Link>, Failure> {
+    /// The tunnel connection for an attempt: opened on first use in a run (recorded as the
+    /// `tunnel_connect` and `tunnel_auth` stages), shared afterwards.
+    pub async fn acquire(
+        &self,
+        ctx: &StageLog,
+        logins: &ssh::LoginGate,
+        tunnel: &TunnelConfig,
+    ) -> Result<Arc<Link>, Failure> {
         let slot = self.slot(&tunnel.name);
         // Waiting for another probe that is opening the tunnel counts as connecting.
         let asked = ctx.begin(Stage::TunnelConnect);
@@ -129,7 +122,7 @@ impl TunnelPool {
             }
             _ => {}
         }
-        let result = establish(ctx, tunnel, asked).await;
+        let result = establish(ctx, logins, tunnel, asked).await;
         *state = match &result {
             Ok(link) => State::Up(link.clone()),
             Err(failure) => State::Failed { failure: failure.clone(), at: Instant::now() },
@@ -140,11 +133,16 @@ impl TunnelPool {
 
 /// Connects to the bastion, checks its host key and logs in; `started` is when the
 /// `tunnel_connect` stage began.
-async fn establish(ctx: &ProbeContext, tunnel: &TunnelConfig, started: Instant) -> Result<Arc<Link>, Failure> {
+async fn establish(
+    ctx: &StageLog,
+    logins: &ssh::LoginGate,
+    tunnel: &TunnelConfig,
+    started: Instant,
+) -> Result<Arc<Link>, Failure> {
     let target = &tunnel.ssh;
     let role = Role::Tunnel(tunnel.name.clone());
     ctx.detail(format!("tunnel {}: {}", tunnel.name, tunnel.describe()));
-    let login = ctx.shared.ssh_logins.admit(&target.address()).await;
+    let login = logins.admit(&target.address()).await;
     let connected = async {
         let addrs = net::resolve(&target.host, target.port).await.map_err(|f| role.label(f))?;
         let tcp = net::connect_any(&target.host, target.port, &addrs).await.map_err(|f| role.label(f))?;

@@ -220,10 +220,25 @@ pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) 
     None
 }
 
+/// A connection read more than its budget (`connect::net::ReadBudget`): the peer is
+/// flooding, which is a protocol failure, not a network one.
+#[derive(Debug)]
+pub struct ReadBudgetExceeded {
+    pub limit: u64,
+}
+
+impl fmt::Display for ReadBudgetExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the server sent more than {} MiB on one connection; authprobe stopped reading", self.limit >> 20)
+    }
+}
+
+impl StdError for ReadBudgetExceeded {}
+
 /// The class of a plain socket error (no TLS involved).
 pub fn classify_io(err: &io::Error) -> ErrorClass {
     use io::ErrorKind::*;
-    if find_cause::<crate::connect::net::ReadBudgetExceeded>(err).is_some() {
+    if find_cause::<ReadBudgetExceeded>(err).is_some() {
         return ErrorClass::Protocol;
     }
     match err.kind() {

@@ -7,4 +7,5 @@ pub mod error;
 pub mod glob;
 pub mod redact;
 pub mod report;
+pub mod stages;
 pub mod targets;

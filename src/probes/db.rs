@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
-use crate::connect::net::{self, BoxIo, Record};
+use crate::connect::dial;
+use crate::connect::net::{BoxIo, Record};
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::identity::aws::creds::{Source, Sts};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
@@ -169,7 +170,7 @@ impl DbTarget {
         F: FnOnce(BoxIo) -> Fut,
         Fut: std::future::Future<Output = Result<S, Failure>>,
     {
-        let tcp = net::connect(ctx, &self.host, self.port, Record::Stages).await?.stream;
+        let tcp = dial::connect(ctx, &self.host, self.port, Record::Stages).await?.stream;
         if self.mode() == TlsMode::Disable {
             return Ok(Err(tcp));
         }

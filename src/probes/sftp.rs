@@ -11,7 +11,8 @@ use russh_sftp::protocol::StatusCode;
 
 use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
-use crate::connect::net::{self, Record};
+use crate::connect::dial;
+use crate::connect::net::Record;
 use crate::connect::ssh::{self, Role, SshTarget};
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::{Probe, ProbeFuture};
@@ -39,7 +40,7 @@ impl SftpProbe {
         // Held to the end: the server counts a login as finished only some time after it
         // told us, and a short SFTP session is over soon after that anyway.
         let _login = ctx.shared.ssh_logins.admit(&target.address()).await;
-        let (mut session, _route) = net::connect_then(ctx, &target.host, target.port, Record::Stages, |stream| {
+        let (mut session, _route) = dial::connect_then(ctx, &target.host, target.port, Record::Stages, |stream| {
             ssh::handshake(ctx, stream, target, Role::Probe)
         })
         .await?;

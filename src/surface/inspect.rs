@@ -11,7 +11,8 @@ use rustls::RootCertStore;
 use url::Url;
 
 use crate::connect::context::{ProbeContext, Shared};
-use crate::connect::net::{self, Record};
+use crate::connect::dial;
+use crate::connect::net::Record;
 use crate::connect::ssh::{self, known_hosts::KnownHosts};
 use crate::connect::tls::{self, TlsOptions};
 use crate::model::error::{ErrorClass, Failure};
@@ -95,7 +96,7 @@ pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<In
     let shared = Arc::new(Shared::default());
     let ctx = ProbeContext::new(shared.clone(), 0, timeout);
     let work = async {
-        let mut tcp = net::connect(&ctx, &host, port, Record::Quietly).await?.stream;
+        let mut tcp = dial::connect(&ctx, &host, port, Record::Quietly).await?.stream;
         let no_tls = || Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS");
         let accept_all = TlsOptions { insecure: true, ..TlsOptions::default() };
         let shown = match protocol {
@@ -105,9 +106,11 @@ pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<In
                 if !postgres::ssl_request(&mut tcp).await? {
                     return Err(no_tls());
                 }
-                summary(tls::handshake(&ctx, tcp, &accept_all, &host, &[], false).await?)
+                summary(tls::handshake(&ctx, &ctx.shared.trust, tcp, &accept_all, &host, &[], false).await?)
             }
-            _ => summary(tls::handshake(&ctx, tcp, &accept_all, &host, &[b"h2", b"http/1.1"], false).await?),
+            _ => summary(
+                tls::handshake(&ctx, &ctx.shared.trust, tcp, &accept_all, &host, &[b"h2", b"http/1.1"], false).await?,
+            ),
         };
         Ok::<_, Failure>(shown)
     };

@@ -17,11 +17,11 @@ use russh::keys::{
 use russh::{ChannelOpenFailure, MethodKind};
 
 use crate::config::TableReader;
-use crate::connect::context::ProbeContext;
 use crate::connect::net::BoxIo;
 use crate::model::error::{ErrorClass, Failure, classify_io, describe_io, find_cause};
 use crate::model::redact::Secret;
 use crate::model::report::HostKeyReport;
+use crate::model::stages::StageLog;
 use known_hosts::{KnownHosts, Verdict};
 
 pub const DEFAULT_PORT: u16 = 22;
@@ -594,7 +594,7 @@ fn client_config(preferred_keys: Vec<Algorithm>) -> Arc<client::Config> {
 
 /// The key exchange over `stream`, with the host key checked against the target's policy.
 /// The key goes into the report (also when it is refused).
-pub async fn handshake(ctx: &ProbeContext, stream: BoxIo, target: &SshTarget, role: Role) -> Result<Session, Failure> {
+pub async fn handshake(ctx: &StageLog, stream: BoxIo, target: &SshTarget, role: Role) -> Result<Session, Failure> {
     let presented = Arc::new(Mutex::new(None));
     let refusals = Arc::new(Refusals::default());
     let negotiated = Arc::new(Mutex::new(None));
@@ -792,7 +792,7 @@ fn method_names(methods: &russh::MethodSet) -> String {
 
 impl Session {
     /// Logs in as the target's user with its credentials.
-    pub async fn authenticate(&mut self, ctx: &ProbeContext, target: &SshTarget) -> Result<(), Failure> {
+    pub async fn authenticate(&mut self, ctx: &StageLog, target: &SshTarget) -> Result<(), Failure> {
         let user = target.user.as_str();
         let result = match &target.auth {
             SshAuth::Password(password) => self

@@ -62,7 +62,7 @@ async fn start_tls<IO: AsyncRead + AsyncWrite + Unpin>(
     host: &str,
     report: bool,
 ) -> Result<tls::Handshake<TdsTls<IO>>, Failure> {
-    let mut hs = tls::handshake(ctx, TdsTls::new(tcp), opts, host, &[], report).await?;
+    let mut hs = tls::handshake(ctx, &ctx.shared.trust, TdsTls::new(tcp), opts, host, &[], report).await?;
     hs.stream.get_mut().0.handshake_done();
     Ok(hs)
 }

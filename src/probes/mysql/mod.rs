@@ -72,7 +72,7 @@ async fn start_tls<IO: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(tls::Handshake<IO>, u8), Failure> {
     packets.write(&wire::ssl_request(caps)).await.map_err(|err| plain_failure(err, "while asking for TLS"))?;
     let (tcp, seq) = packets.into_parts();
-    Ok((tls::handshake(ctx, tcp, opts, host, &[], report).await?, seq))
+    Ok((tls::handshake(ctx, &ctx.shared.trust, tcp, opts, host, &[], report).await?, seq))
 }
 
 /// Connects and upgrades to TLS the way the protocol does, up to (not including) login;

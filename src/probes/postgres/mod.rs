@@ -17,7 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
-use crate::connect::net::{self, BoxIo, Record};
+use crate::connect::dial;
+use crate::connect::net::{BoxIo, Record};
 use crate::connect::tls::{self, Recorder, TlsMode};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::redact;
@@ -119,7 +120,7 @@ impl PostgresProbe {
         }
         ctx.stage(Stage::Tls, async {
             if ssl_request(&mut tcp).await? {
-                let hs = tls::handshake(ctx, tcp, &self.db.tls, &self.db.host, &[], true).await?;
+                let hs = tls::handshake(ctx, &ctx.shared.trust, tcp, &self.db.tls, &self.db.host, &[], true).await?;
                 return Ok(Session { stream: Box::new(hs.stream), tls: Some(hs.recorder) });
             }
             self.db.without_tls(ctx)?;
@@ -129,7 +130,7 @@ impl PostgresProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let tcp = net::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
+        let tcp = dial::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
         let session = self.negotiate_tls(ctx, tcp).await?;
         if session.tls.is_none() {
             ctx.detail("session: not encrypted");
