@@ -46,7 +46,7 @@ fn block_on<F: std::future::Future>(future: F) -> Option<F::Output> {
 /// The PostgreSQL client (startup, authentication of every kind, the check query) against
 /// `data` as everything the server says, and each message body parsed alone.
 pub fn postgres(data: &[u8]) {
-    use crate::probes::postgres::wire::{AuthPolicy, ChannelBindingMode, Client, parse_backend};
+    use pg_wire::{AuthPolicy, ChannelBindingMode, Client, parse_backend};
     if let Some((&tag, body)) = data.split_first() {
         let _ = parse_backend(tag, body);
     }
@@ -68,7 +68,7 @@ pub fn postgres(data: &[u8]) {
 /// The MySQL client (greeting, login with every plugin, the check query) against `data`,
 /// and the greeting parser alone.
 pub fn mysql(data: &[u8]) {
-    use crate::probes::mysql::wire;
+    use mysql_wire as wire;
     let _ = wire::parse_greeting(data);
     block_on(async {
         let mut packets = wire::Packets::new(Scripted { data });
@@ -92,7 +92,7 @@ pub fn mysql(data: &[u8]) {
 /// The TDS client (PRELOGIN, the login answer's token stream, a batch's results) against
 /// `data`, and the PRELOGIN parser alone.
 pub fn tds(data: &[u8]) {
-    use crate::probes::mssql::tds;
+    use tds_wire as tds;
     let _ = tds::parse_prelogin(data);
     block_on(async {
         let mut stream = Scripted { data };

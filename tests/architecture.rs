@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+const MAX_LINES: usize = 600;
+
 /// Each top-level module of `src/`, its layer, and the layers it may use (besides itself).
 const LAYERS: &[(&str, &[&str])] = &[
     ("model", &[]),
@@ -101,7 +103,6 @@ fn segments(text: &str) -> (Vec<String>, &str) {
 struct Source {
     module: Vec<String>,
     path: PathBuf,
-    lines: usize,
     uses: Vec<Vec<String>>,
 }
 
@@ -116,7 +117,6 @@ fn sources() -> Vec<Source> {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             Source {
                 module: module_of(&root, &path),
-                lines: text.lines().count(),
                 uses: crate_paths(&production_code(&text)),
                 path,
             }
@@ -145,6 +145,39 @@ fn each_layer_uses_only_the_layers_below_it() {
     breaks.sort();
     breaks.dedup();
     assert!(breaks.is_empty(), "layering breaks (see ARCHITECTURE.md):\n{}", breaks.join("\n"));
+}
+
+#[test]
+fn no_source_file_is_over_600_lines() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crates"), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(path).ok()?.lines().count();
+            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", path.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these files:\n{}", long.join("\n"));
+}
+
+/// The wire crates are the protocol alone: they may not know authprobe.
+#[test]
+fn wire_crates_do_not_depend_on_authprobe() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&crates).expect("crates/").flatten() {
+        let manifest = std::fs::read_to_string(entry.path().join("Cargo.toml")).unwrap_or_default();
+        if manifest.is_empty() {
+            continue;
+        }
+        checked += 1;
+        let depends = manifest.lines().any(|l| l.trim_start().starts_with("authprobe") || l.contains("path = \"../.."));
+        assert!(!depends, "{} depends on authprobe", entry.path().display());
+        assert!(entry.path().join("README.md").is_file(), "{} has no README.md", entry.path().display());
+    }
+    assert!(checked >= 3, "expected the wire crates under crates/");
 }
 
 /// Files that import each other in a cycle must be few: a loop over more than 3 files is

@@ -12,8 +12,6 @@
 //! goes only to a verified server (TLS verified by a CA or a pin), unless the probe sets
 //! `allow_unverified_password`: the credential release rule.
 
-pub mod tds;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +26,7 @@ use crate::probes::Probe;
 use crate::probes::db::{DbTarget, peer_verified, session_io_failure, unverified_peer_refusal};
 pub use tds::TdsTls;
 use tds::{Encryption, Tds, TdsError};
+use tds_wire as tds;
 
 pub const DEFAULT_PORT: u16 = 1433;
 

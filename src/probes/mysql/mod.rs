@@ -4,8 +4,6 @@
 //! kind), the login over that same session (stage `auth`), and the check query (stage
 //! `check`): one connection and the round trips the mysql client makes.
 
-pub mod wire;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +16,7 @@ use crate::connect::tls::{self, Recorder, TlsOptions};
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
+use mysql_wire as wire;
 use wire::{Greeting, Packets, WireError};
 
 pub const DEFAULT_PORT: u16 = 3306;
@@ -193,7 +192,7 @@ impl MysqlProbe {
             (WireError::Unverified { plugin, how }, tls) => {
                 let mut failure =
                     unverified_peer_refusal(&format!("the server asked for the password {how} ({plugin})"), tls);
-                if how.contains("RSA") {
+                if how.avoided_by_a_configured_key() {
                     let hint = failure.hint.take().unwrap_or_default();
                     failure = failure.with_hint(format!("{hint}; or set server_public_key to the server's RSA public key file (PEM), as the mysql client's --server-public-key-path"));
                 }
@@ -260,7 +259,7 @@ mod tests {
         assert_eq!(greeting.class, ErrorClass::Protocol);
         assert!(greeting.hint.as_deref().unwrap_or_default().contains("port"));
         let clear = plain_failure(
-            WireError::Unverified { plugin: "mysql_clear_password".into(), how: "in clear text" },
+            WireError::Unverified { plugin: "mysql_clear_password".into(), how: wire::Exposure::ClearText },
             "during the login",
         );
         assert_eq!(clear.class, ErrorClass::TlsHandshake);

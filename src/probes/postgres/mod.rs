@@ -9,8 +9,6 @@
 //! the methods as libpq's does, and SCRAM binds to the TLS session when the server offers
 //! SCRAM-SHA-256-PLUS.
 
-pub mod wire;
-
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -24,6 +22,7 @@ use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::redact;
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
+use pg_wire as wire;
 use wire::{AuthPolicy, ChannelBindingMode, Method, PgError, Refusal, ServerError};
 
 pub const DEFAULT_PORT: u16 = 5432;

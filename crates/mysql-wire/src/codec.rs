@@ -1,33 +1,28 @@
-//! The MySQL/MariaDB client protocol, as much of it as a probe needs: the server's
-//! greeting, the TLS upgrade request, the login with the common authentication plugins
-//! (mysql_native_password, caching_sha2_password and sha256_password with their RSA path
-//! for unencrypted sessions, mysql_clear_password over TLS, MariaDB's client_ed25519),
-//! one text query, and quit. Speaking it here lets the probe log in over the one
-//! connection whose TLS handshake it recorded, as the mysql client does.
-
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+//! The pure part of the protocol: the greeting, capabilities, the SSLRequest, the
+//! authentication computations of each plugin and when a password may be released, and
+//! the small encodings they share. Bytes in, values out; no I/O.
 
 pub const CLIENT_LONG_PASSWORD: u32 = 0x0000_0001;
 const CLIENT_LONG_FLAG: u32 = 0x0000_0004;
-const CLIENT_CONNECT_WITH_DB: u32 = 0x0000_0008;
+pub(crate) const CLIENT_CONNECT_WITH_DB: u32 = 0x0000_0008;
 pub const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
 pub const CLIENT_SSL: u32 = 0x0000_0800;
 const CLIENT_TRANSACTIONS: u32 = 0x0000_2000;
 pub const CLIENT_SECURE_CONNECTION: u32 = 0x0000_8000;
 const CLIENT_MULTI_RESULTS: u32 = 0x0002_0000;
-const CLIENT_PLUGIN_AUTH: u32 = 0x0008_0000;
-const CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA: u32 = 0x0020_0000;
+pub(crate) const CLIENT_PLUGIN_AUTH: u32 = 0x0008_0000;
+pub(crate) const CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA: u32 = 0x0020_0000;
 /// utf8mb4_general_ci, understood by MySQL 5.5.3+ and every MariaDB.
 const CHARSET: u8 = 45;
-const MAX_PACKET: u32 = 16 * 1024 * 1024;
+pub(crate) const MAX_PACKET: u32 = 16 * 1024 * 1024;
 /// The largest column definition or status packet of a query's answer that is read.
-const QUERY_PACKET_CAP: usize = 1024 * 1024;
+pub(crate) const QUERY_PACKET_CAP: usize = 1024 * 1024;
 /// MySQL's own limit on the columns of a table.
-const MAX_COLUMNS: u64 = 4096;
+pub(crate) const MAX_COLUMNS: u64 = 4096;
 /// The largest greeting a server sends; anything claiming more is not a MySQL server.
-const GREETING_MAX: usize = 16 * 1024;
+pub(crate) const GREETING_MAX: usize = 16 * 1024;
 /// A status flag of EOF and OK packets: another result set follows.
-const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
+pub(crate) const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 
 /// Why an exchange failed, for the probe to classify.
 #[derive(Debug)]
@@ -48,8 +43,37 @@ pub enum WireError {
     /// RSA key it sends itself) and its identity is not verified: nothing was sent.
     Unverified {
         plugin: String,
-        how: &'static str,
+        how: Exposure,
     },
+}
+
+/// The recoverable form a server asked for the password in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// In clear text (inside an unverified TLS session, or without TLS).
+    ClearText,
+    /// Encrypted to an RSA public key the server would send itself.
+    ServerKey,
+    /// Encrypted to an RSA public key the server sent without being asked.
+    UnsolicitedKey,
+}
+
+impl Exposure {
+    /// Whether configuring the server's public key (`server_public_key`) avoids the
+    /// exposure: the RSA path with a key nobody has to take from the server.
+    pub fn avoided_by_a_configured_key(self) -> bool {
+        matches!(self, Exposure::ServerKey | Exposure::UnsolicitedKey)
+    }
+}
+
+impl std::fmt::Display for Exposure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Exposure::ClearText => "in clear text",
+            Exposure::ServerKey => "encrypted to an RSA public key the server would send itself",
+            Exposure::UnsolicitedKey => "encrypted to an RSA public key it sent without being asked",
+        })
+    }
 }
 
 impl From<std::io::Error> for WireError {
@@ -58,72 +82,8 @@ impl From<std::io::Error> for WireError {
     }
 }
 
-fn protocol(what: impl Into<String>) -> WireError {
+pub(crate) fn protocol(what: impl Into<String>) -> WireError {
     WireError::Protocol(what.into())
-}
-
-/// Packets over a byte stream: 3-byte length, sequence number, payload.
-pub struct Packets<S> {
-    stream: S,
-    seq: u8,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Packets<S> {
-    pub fn new(stream: S) -> Self {
-        Packets { stream, seq: 0 }
-    }
-
-    /// The stream and the next sequence number, to carry on over a TLS session on the
-    /// same connection with [`Packets::resume`].
-    pub fn into_parts(self) -> (S, u8) {
-        (self.stream, self.seq)
-    }
-
-    pub fn resume(stream: S, seq: u8) -> Self {
-        Packets { stream, seq }
-    }
-
-    /// A new command starts a new sequence.
-    pub fn reset(&mut self) {
-        self.seq = 0;
-    }
-
-    /// Reads one logical packet (joining the 16 MiB pieces of a larger one), refusing one
-    /// longer than `cap`.
-    pub async fn read(&mut self, cap: usize) -> Result<Vec<u8>, WireError> {
-        let mut payload = Vec::new();
-        loop {
-            let mut header = [0u8; 4];
-            self.stream.read_exact(&mut header).await?;
-            let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
-            if header[3] != self.seq {
-                return Err(protocol(format!("packet out of order (sequence {}, expected {})", header[3], self.seq)));
-            }
-            self.seq = self.seq.wrapping_add(1);
-            if payload.len() + len > cap {
-                return Err(protocol(format!("the server sent a packet larger than {} KiB", cap / 1024)));
-            }
-            let start = payload.len();
-            payload.resize(start + len, 0);
-            self.stream.read_exact(&mut payload[start..]).await?;
-            if len < 0xff_ffff {
-                return Ok(payload);
-            }
-        }
-    }
-
-    pub async fn write(&mut self, payload: &[u8]) -> Result<(), WireError> {
-        let len =
-            u32::try_from(payload.len()).ok().filter(|l| *l < 0xff_ffff).ok_or_else(|| protocol("packet too long"))?;
-        let mut packet = Vec::with_capacity(4 + payload.len());
-        packet.extend_from_slice(&len.to_le_bytes()[..3]);
-        packet.push(self.seq);
-        packet.extend_from_slice(payload);
-        self.seq = self.seq.wrapping_add(1);
-        self.stream.write_all(&packet).await?;
-        self.stream.flush().await?;
-        Ok(())
-    }
 }
 
 /// What the server's greeting says.
@@ -144,22 +104,7 @@ impl Greeting {
     }
 }
 
-/// Reads the greeting, refusing a header that cannot be one before waiting for a payload
-/// that will not come (a server speaking another protocol).
-pub async fn read_greeting<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) -> Result<Greeting, WireError> {
-    let mut header = [0u8; 4];
-    packets.stream.read_exact(&mut header).await?;
-    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
-    if header[3] != 0 || len == 0 || len > GREETING_MAX {
-        return Err(WireError::NotMysql("the server did not greet like MySQL or MariaDB".into()));
-    }
-    let mut payload = vec![0u8; len];
-    packets.stream.read_exact(&mut payload).await?;
-    packets.seq = 1;
-    parse_greeting(&payload)
-}
-
-fn cstring(bytes: &[u8], at: usize) -> Option<(String, usize)> {
+pub(crate) fn cstring(bytes: &[u8], at: usize) -> Option<(String, usize)> {
     let rest = bytes.get(at..)?;
     let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
     Some((String::from_utf8_lossy(&rest[..end]).into_owned(), at + end + 1))
@@ -253,7 +198,7 @@ pub struct Login<'a> {
 
 /// How a plugin that needs the password itself (not a hash of it) gets it.
 #[derive(Debug, PartialEq, Eq)]
-enum Release {
+pub(crate) enum Release {
     /// In clear text (inside TLS, or where explicitly allowed).
     Cleartext,
     /// Encrypted to the configured public key.
@@ -264,7 +209,7 @@ enum Release {
 }
 
 impl Login<'_> {
-    fn release(&self, plugin: &str) -> Result<Release, WireError> {
+    pub(crate) fn release(&self, plugin: &str) -> Result<Release, WireError> {
         let rsa_capable = plugin != "mysql_clear_password";
         if self.encrypted && self.verified {
             return Ok(Release::Cleartext);
@@ -275,21 +220,17 @@ impl Login<'_> {
         if self.allow_unverified {
             return Ok(if self.encrypted || !rsa_capable { Release::Cleartext } else { Release::AskForKey });
         }
-        let how = if self.encrypted || !rsa_capable {
-            "in clear text"
-        } else {
-            "encrypted to an RSA public key the server would send itself"
-        };
+        let how = if self.encrypted || !rsa_capable { Exposure::ClearText } else { Exposure::ServerKey };
         Err(WireError::Unverified { plugin: plugin.to_string(), how })
     }
 
-    fn cleartext(&self) -> Vec<u8> {
+    pub(crate) fn cleartext(&self) -> Vec<u8> {
         let mut out = self.password.as_bytes().to_vec();
         out.push(0);
         out
     }
 
-    fn sealed(&self, scramble: &[u8]) -> Result<Vec<u8>, WireError> {
+    pub(crate) fn sealed(&self, scramble: &[u8]) -> Result<Vec<u8>, WireError> {
         let key = self.server_public_key.ok_or_else(|| protocol("no server public key configured"))?;
         rsa_password(self.password, scramble, key)
     }
@@ -307,7 +248,7 @@ fn sha256(parts: &[&[u8]]) -> Vec<u8> {
     ctx.finish().as_ref().to_vec()
 }
 
-fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+pub(crate) fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
     a.iter().zip(b.iter().cycle()).map(|(x, y)| x ^ y).collect()
 }
 
@@ -344,8 +285,8 @@ pub fn ed25519(password: &str, scramble: &[u8]) -> Vec<u8> {
 /// The password for the RSA path (unencrypted sessions): XOR-ed with the scramble, then
 /// RSA-OAEP encrypted with the server's public key (PEM).
 pub fn rsa_password(password: &str, scramble: &[u8], public_key_pem: &[u8]) -> Result<Vec<u8>, WireError> {
-    use rustls::pki_types::SubjectPublicKeyInfoDer;
-    use rustls::pki_types::pem::PemObject;
+    use rustls_pki_types::SubjectPublicKeyInfoDer;
+    use rustls_pki_types::pem::PemObject;
     let der = SubjectPublicKeyInfoDer::from_pem_slice(public_key_pem)
         .map_err(|e| protocol(format!("the server's RSA public key is not PEM ({e})")))?;
     let key = aws_lc_rs::rsa::PublicEncryptingKey::from_der(der.as_ref())
@@ -362,7 +303,7 @@ pub fn rsa_password(password: &str, scramble: &[u8], public_key_pem: &[u8]) -> R
 }
 
 /// The first answer to `plugin`'s challenge.
-fn plugin_answer(plugin: &str, login: &Login<'_>, scramble: &[u8]) -> Result<Vec<u8>, WireError> {
+pub(crate) fn plugin_answer(plugin: &str, login: &Login<'_>, scramble: &[u8]) -> Result<Vec<u8>, WireError> {
     match plugin {
         "mysql_native_password" => Ok(native_password(login.password, scramble)),
         "caching_sha2_password" => Ok(caching_sha2(login.password, scramble)),
@@ -378,7 +319,7 @@ fn plugin_answer(plugin: &str, login: &Login<'_>, scramble: &[u8]) -> Result<Vec
     }
 }
 
-fn lenenc(value: usize) -> Vec<u8> {
+pub(crate) fn lenenc(value: usize) -> Vec<u8> {
     match value {
         0..=250 => vec![value as u8],
         251..=0xffff => [&[0xfc][..], &(value as u16).to_le_bytes()].concat(),
@@ -387,7 +328,7 @@ fn lenenc(value: usize) -> Vec<u8> {
     }
 }
 
-fn read_lenenc(bytes: &[u8]) -> Option<(u64, usize)> {
+pub(crate) fn read_lenenc(bytes: &[u8]) -> Option<(u64, usize)> {
     match *bytes.first()? {
         n @ 0..=250 => Some((u64::from(n), 1)),
         0xfc => Some((u64::from(u16::from_le_bytes(bytes.get(1..3)?.try_into().ok()?)), 3)),
@@ -401,7 +342,7 @@ fn read_lenenc(bytes: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// An ERR packet's error number and message.
-fn server_error(payload: &[u8]) -> WireError {
+pub(crate) fn server_error(payload: &[u8]) -> WireError {
     let code = payload.get(1..3).map(|b| u16::from_le_bytes([b[0], b[1]])).unwrap_or(0);
     let mut message = payload.get(3..).unwrap_or_default();
     if message.first() == Some(&b'#') {
@@ -411,159 +352,11 @@ fn server_error(payload: &[u8]) -> WireError {
     WireError::Server { code, message: String::from_utf8_lossy(message).into_owned() }
 }
 
-/// Logs in; returns the plugin the server settled on.
-pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
-    packets: &mut Packets<S>,
-    greeting: &Greeting,
-    caps: u32,
-    login: &Login<'_>,
-) -> Result<String, WireError> {
-    let mut plugin = greeting.plugin.clone();
-    let mut scramble = greeting.scramble.clone();
-    // The server's default plugin may not be the account's; an unknown default is answered
-    // with an empty response and the server switches to the account's plugin.
-    let first = plugin_answer(&plugin, login, &scramble).unwrap_or_default();
-    // A public key from the server is used only when it was asked for (sha256_password's
-    // answer [1], sent only where the probe allows it): an unsolicited one is an impostor's.
-    let asks_for_key = |plugin: &str, answer: &[u8]| plugin == "sha256_password" && answer == [1];
-    let mut asked_for_key = asks_for_key(&plugin, &first);
-    let mut response = ssl_request(caps);
-    response.extend_from_slice(login.user.as_bytes());
-    response.push(0);
-    if caps & CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
-        response.extend(lenenc(first.len()));
-    } else {
-        response.push(u8::try_from(first.len()).map_err(|_| protocol("authentication data too long"))?);
-    }
-    response.extend_from_slice(&first);
-    if caps & CLIENT_CONNECT_WITH_DB != 0 {
-        response.extend_from_slice(login.database.unwrap_or_default().as_bytes());
-        response.push(0);
-    }
-    if caps & CLIENT_PLUGIN_AUTH != 0 {
-        response.extend_from_slice(plugin.as_bytes());
-        response.push(0);
-    }
-    packets.write(&response).await?;
-    loop {
-        let packet = packets.read(64 * 1024).await?;
-        match packet.first() {
-            Some(0x00) => return Ok(plugin),
-            Some(0xff) => return Err(server_error(&packet)),
-            // AuthSwitchRequest: the account's plugin, with a fresh scramble.
-            Some(0xfe) => {
-                let (name, at) = cstring(&packet, 1).ok_or_else(|| protocol("malformed authentication switch"))?;
-                plugin = name;
-                let data = packet.get(at..).unwrap_or_default();
-                scramble = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
-                let answer = plugin_answer(&plugin, login, &scramble)?;
-                asked_for_key = asks_for_key(&plugin, &answer);
-                packets.write(&answer).await?;
-            }
-            // AuthMoreData: the next step of a multi-step plugin.
-            Some(0x01) => {
-                let data = &packet[1..];
-                match (plugin.as_str(), data) {
-                    // caching_sha2_password: the fast path succeeded; OK follows.
-                    ("caching_sha2_password", [3]) => {}
-                    // caching_sha2_password: full authentication, which needs the password
-                    // itself (the server's cache of it is cold).
-                    ("caching_sha2_password", [4]) => match login.release(&plugin)? {
-                        Release::Cleartext => packets.write(&login.cleartext()).await?,
-                        Release::PinnedKey => packets.write(&login.sealed(&scramble)?).await?,
-                        Release::AskForKey => {
-                            asked_for_key = true;
-                            packets.write(&[2]).await?
-                        }
-                    },
-                    // The server's public key, asked for above.
-                    ("caching_sha2_password" | "sha256_password", pem)
-                        if asked_for_key && pem.starts_with(b"-----BEGIN") =>
-                    {
-                        asked_for_key = false;
-                        packets.write(&rsa_password(login.password, &scramble, pem)?).await?
-                    }
-                    // A key nobody asked for: an impostor's offer to decrypt the password.
-                    ("caching_sha2_password" | "sha256_password", pem) if pem.starts_with(b"-----BEGIN") => {
-                        return Err(WireError::Unverified {
-                            plugin: plugin.clone(),
-                            how: "encrypted to an RSA public key it sent without being asked",
-                        });
-                    }
-                    _ => return Err(protocol(format!("unexpected step of the {plugin} authentication"))),
-                }
-            }
-            _ => return Err(protocol("unexpected answer to the login")),
-        }
-    }
-}
-
 /// An OK packet's status flags: after the header byte, affected rows and insert id
 /// (length-encoded each), then two bytes of status. A short packet has none set.
-fn ok_status(packet: &[u8]) -> u16 {
+pub(crate) fn ok_status(packet: &[u8]) -> u16 {
     let rest = packet.get(1..).unwrap_or_default();
     let (_, a) = read_lenenc(rest).unwrap_or((0, 1));
     let (_, b) = read_lenenc(rest.get(a..).unwrap_or_default()).unwrap_or((0, 1));
     rest.get(a + b..a + b + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).unwrap_or(0)
 }
-
-/// Runs one text query and reads its answer up to the first row (or the end of a
-/// statement that returns none): the probe needs to know that the query runs, not its
-/// result. Returns the rows seen (0 or 1).
-pub async fn query<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>, sql: &str) -> Result<u64, WireError> {
-    packets.reset();
-    packets.write(&[&[0x03][..], sql.as_bytes()].concat()).await?;
-    let rows = 0u64;
-    loop {
-        let first = packets.read(QUERY_PACKET_CAP).await?;
-        match first.first() {
-            Some(0xff) => return Err(server_error(&first)),
-            Some(0x00) => {
-                if ok_status(&first) & SERVER_MORE_RESULTS_EXISTS == 0 {
-                    return Ok(rows);
-                }
-                continue;
-            }
-            Some(0xfb) => return Err(protocol("the server asked to read a local file; refused")),
-            None => return Err(protocol("empty answer to the query")),
-            Some(_) => {}
-        }
-        let (columns, _) = read_lenenc(&first).ok_or_else(|| protocol("malformed result set"))?;
-        if columns == 0 || columns > MAX_COLUMNS {
-            return Err(protocol(format!("a result set announced with {columns} columns")));
-        }
-        for _ in 0..columns {
-            packets.read(QUERY_PACKET_CAP).await?;
-        }
-        let eof = packets.read(QUERY_PACKET_CAP).await?;
-        if eof.first() != Some(&0xfe) {
-            return Err(protocol("a result set without the end of its column definitions"));
-        }
-        let more = {
-            let row = packets.read(MAX_PACKET as usize).await?;
-            match row.first() {
-                Some(0xff) => return Err(server_error(&row)),
-                Some(0xfe) if row.len() < 9 => {
-                    let status = row.get(3..5).map(|s| u16::from_le_bytes([s[0], s[1]])).unwrap_or(0);
-                    status & SERVER_MORE_RESULTS_EXISTS != 0
-                }
-                // The first row: enough.
-                _ => return Ok(1),
-            }
-        };
-        if !more {
-            return Ok(rows);
-        }
-    }
-}
-
-/// COM_QUIT; the server closes without answering.
-pub async fn quit<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) {
-    packets.reset();
-    let _ = packets.write(&[0x01]).await;
-    let _ = packets.stream.shutdown().await;
-}
-
-#[cfg(test)]
-#[path = "wire_tests.rs"]
-mod tests;

@@ -534,5 +534,4 @@ pub fn tls_server_end_point(cert_der: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[path = "wire_tests.rs"]
 mod tests;

@@ -1,5 +1,5 @@
-//! Unit tests of the parent module, kept beside it.
-use super::*;
+//! Unit tests of the message parser and the client, against scripted servers.
+use crate::*;
 
 fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];

@@ -1,5 +1,6 @@
-//! Unit tests of the parent module, kept beside it.
-use super::*;
+//! Unit tests of the codec and the exchanges, without a server.
+use crate::codec::xor;
+use crate::*;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()

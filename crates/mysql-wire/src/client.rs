@@ -1,0 +1,126 @@
+//! The exchanges pumped over any `AsyncRead + AsyncWrite` stream (a TCP socket, a TLS
+//! session, an SSH channel): packet framing, and nothing else to decide.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::codec::{GREETING_MAX, Greeting, Login, WireError, parse_greeting, protocol};
+use crate::exchange::{LOGIN_PACKET_CAP, LoginExchange, LoginStep, QueryExchange, query_packet};
+
+/// Packets over a byte stream: 3-byte length, sequence number, payload.
+pub struct Packets<S> {
+    stream: S,
+    seq: u8,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Packets<S> {
+    pub fn new(stream: S) -> Self {
+        Packets { stream, seq: 0 }
+    }
+
+    /// The stream and the next sequence number, to carry on over a TLS session on the
+    /// same connection with [`Packets::resume`].
+    pub fn into_parts(self) -> (S, u8) {
+        (self.stream, self.seq)
+    }
+
+    pub fn resume(stream: S, seq: u8) -> Self {
+        Packets { stream, seq }
+    }
+
+    /// A new command starts a new sequence.
+    pub fn reset(&mut self) {
+        self.seq = 0;
+    }
+
+    /// Reads one logical packet (joining the 16 MiB pieces of a larger one), refusing one
+    /// longer than `cap`.
+    pub async fn read(&mut self, cap: usize) -> Result<Vec<u8>, WireError> {
+        let mut payload = Vec::new();
+        loop {
+            let mut header = [0u8; 4];
+            self.stream.read_exact(&mut header).await?;
+            let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+            if header[3] != self.seq {
+                return Err(protocol(format!("packet out of order (sequence {}, expected {})", header[3], self.seq)));
+            }
+            self.seq = self.seq.wrapping_add(1);
+            if payload.len() + len > cap {
+                return Err(protocol(format!("the server sent a packet larger than {} KiB", cap / 1024)));
+            }
+            let start = payload.len();
+            payload.resize(start + len, 0);
+            self.stream.read_exact(&mut payload[start..]).await?;
+            if len < 0xff_ffff {
+                return Ok(payload);
+            }
+        }
+    }
+
+    pub async fn write(&mut self, payload: &[u8]) -> Result<(), WireError> {
+        let len =
+            u32::try_from(payload.len()).ok().filter(|l| *l < 0xff_ffff).ok_or_else(|| protocol("packet too long"))?;
+        let mut packet = Vec::with_capacity(4 + payload.len());
+        packet.extend_from_slice(&len.to_le_bytes()[..3]);
+        packet.push(self.seq);
+        packet.extend_from_slice(payload);
+        self.seq = self.seq.wrapping_add(1);
+        self.stream.write_all(&packet).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+}
+
+/// Reads the greeting, refusing a header that cannot be one before waiting for a payload
+/// that will not come (a server speaking another protocol).
+pub async fn read_greeting<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) -> Result<Greeting, WireError> {
+    let mut header = [0u8; 4];
+    packets.stream.read_exact(&mut header).await?;
+    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+    if header[3] != 0 || len == 0 || len > GREETING_MAX {
+        return Err(WireError::NotMysql("the server did not greet like MySQL or MariaDB".into()));
+    }
+    let mut payload = vec![0u8; len];
+    packets.stream.read_exact(&mut payload).await?;
+    packets.seq = 1;
+    parse_greeting(&payload)
+}
+
+/// Logs in; returns the plugin the server settled on.
+pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    packets: &mut Packets<S>,
+    greeting: &Greeting,
+    caps: u32,
+    login: &Login<'_>,
+) -> Result<String, WireError> {
+    let (mut exchange, response) = LoginExchange::start(greeting, caps, login)?;
+    packets.write(&response).await?;
+    loop {
+        let packet = packets.read(LOGIN_PACKET_CAP).await?;
+        match exchange.on_packet(&packet)? {
+            LoginStep::Send(answer) => packets.write(&answer).await?,
+            LoginStep::Read => {}
+            LoginStep::Done(plugin) => return Ok(plugin),
+        }
+    }
+}
+
+/// Runs one text query and reads its answer up to the first row; returns the rows seen
+/// (0 or 1).
+pub async fn query<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>, sql: &str) -> Result<u64, WireError> {
+    packets.reset();
+    packets.write(&query_packet(sql)).await?;
+    let mut exchange = QueryExchange::default();
+    loop {
+        let packet = packets.read(exchange.packet_cap()).await?;
+        if let Some(rows) = exchange.on_packet(&packet)? {
+            return Ok(rows);
+        }
+    }
+}
+
+/// COM_QUIT; the server closes without answering.
+pub async fn quit<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) {
+    packets.reset();
+    let _ = packets.write(&[0x01]).await;
+    let _ = packets.stream.shutdown().await;
+}

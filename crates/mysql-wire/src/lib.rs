@@ -1,0 +1,19 @@
+//! The MySQL/MariaDB client protocol, as much of it as authprobe's probe needs: the
+//! server's greeting, the TLS upgrade request, the login with the common authentication
+//! plugins (mysql_native_password, caching_sha2_password and sha256_password with their
+//! RSA path, mysql_clear_password, MariaDB's client_ed25519), one text query read to its
+//! first row, and quit. See README.md for what it refuses and why it exists.
+//!
+//! Sans-I/O where it decides anything: [`codec`] and [`exchange`] are pure functions and
+//! state machines over packets; [`client`] only frames packets over a stream.
+
+pub mod client;
+pub mod codec;
+pub mod exchange;
+
+pub use client::{Packets, login, query, quit, read_greeting};
+pub use codec::*;
+pub use exchange::{LoginExchange, LoginStep, QueryExchange, query_packet};
+
+#[cfg(test)]
+mod tests;

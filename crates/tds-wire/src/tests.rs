@@ -1,0 +1,103 @@
+//! Unit tests of the codec, the carrier and the token walker, against scripted servers.
+use crate::codec::*;
+use crate::*;
+use tokio::io::AsyncWriteExt;
+
+#[test]
+fn prelogin_round_trip() {
+    let request = prelogin_request(Encryption::On);
+    assert_eq!(request[0], PRELOGIN);
+    assert_eq!(usize::from(u16::from_be_bytes([request[2], request[3]])), request.len());
+    let answer = parse_prelogin(&request[HEADER..]).unwrap();
+    assert_eq!(answer.encryption, Encryption::On);
+    assert_eq!(answer.version.as_deref(), Some("16.0.0"));
+    assert!(parse_prelogin(&[0x00, 0x00]).is_err());
+}
+
+#[test]
+fn login7_lays_out_the_documented_fields() {
+    let login = Login {
+        user: "app",
+        password: "pw",
+        database: Some("appdb"),
+        server: "db",
+        app: "authprobe",
+        workstation: "ws",
+    };
+    let packet = login7(&login);
+    assert_eq!(u32::from_le_bytes(packet[0..4].try_into().unwrap()) as usize, packet.len());
+    assert_eq!(&packet[4..8], &[0x04, 0x00, 0x00, 0x74]);
+    // the user name's offset and length
+    let at = usize::from(u16::from_le_bytes([packet[40], packet[41]]));
+    assert_eq!(u16::from_le_bytes([packet[42], packet[43]]), 3);
+    assert_eq!(utf16_text(&packet[at..at + 6]), "app");
+    // the password, obfuscated: 'p' 0x70 -> 0x07 ^ 0xA5; 'w' 0x77 -> 0x77 ^ 0xA5; 0x00 -> 0xA5
+    let at = usize::from(u16::from_le_bytes([packet[44], packet[45]]));
+    assert_eq!(&packet[at..at + 4], &[0xA2, 0xA5, 0xD2, 0xA5]);
+    let at = usize::from(u16::from_le_bytes([packet[68], packet[69]]));
+    assert_eq!(utf16_text(&packet[at..at + 10]), "appdb");
+    // the plain password appears nowhere
+    assert!(!packet.windows(4).any(|w| w == utf16("pw").as_slice()));
+}
+
+#[test]
+fn large_messages_are_split_into_packets() {
+    let out = packets(SQL_BATCH, &vec![7u8; 5000], 4096);
+    assert_eq!(out[1], 0);
+    assert_eq!(u16::from_be_bytes([out[2], out[3]]), 4096);
+    assert_eq!(out[4096], SQL_BATCH);
+    assert_eq!(out[4097], STATUS_EOM);
+    assert_eq!(out.len(), 5000 + 2 * HEADER);
+}
+
+fn answer(tokens: &[u8]) -> Vec<u8> {
+    packets(TABULAR_RESULT, tokens, 512).into_iter().collect()
+}
+
+fn error_token(number: u32, state: u8, text: &str) -> Vec<u8> {
+    let mut body = number.to_le_bytes().to_vec();
+    body.extend_from_slice(&[state, 14]);
+    body.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    body.extend(utf16(text));
+    body.extend_from_slice(&[0, 0]); // server name, procedure
+    body.extend_from_slice(&1u32.to_le_bytes());
+    let mut token = vec![0xAA];
+    token.extend_from_slice(&(body.len() as u16).to_le_bytes());
+    token.extend(body);
+    token
+}
+
+fn done(status: u16) -> Vec<u8> {
+    let mut token = vec![0xFD];
+    token.extend_from_slice(&status.to_le_bytes());
+    token.extend_from_slice(&[0; 10]);
+    token
+}
+
+#[tokio::test]
+async fn results_are_walked_and_errors_kept() {
+    // An int column and a nvarchar(max) column; a ROW and an NBCROW with the second NULL.
+    let mut tokens = vec![0x81, 2, 0];
+    tokens.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x26, 4, 1, b'a', 0]);
+    tokens.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xE7, 0xFF, 0xFF, 9, 4, 0xD0, 0, 0x34, 1, b'b', 0]);
+    tokens.extend_from_slice(&[0xD1, 4, 1, 0, 0, 0]);
+    tokens.extend_from_slice(&6u64.to_le_bytes());
+    tokens.extend_from_slice(&6u32.to_le_bytes());
+    tokens.extend(utf16("abc"));
+    tokens.extend_from_slice(&0u32.to_le_bytes());
+    tokens.extend_from_slice(&[0xD2, 0b10, 4, 2, 0, 0, 0]);
+    tokens.extend(done(0x10));
+    let (client, mut server) = tokio::io::duplex(1 << 16);
+    server.write_all(&answer(&tokens)).await.unwrap();
+    let mut tds = Tds::new(client);
+    assert_eq!(tds.walk().await.unwrap().rows, 2);
+
+    let mut tokens = error_token(229, 5, "The SELECT permission was denied");
+    tokens.extend(error_token(1, 1, "a consequence"));
+    tokens.extend(done(0x02));
+    server.write_all(&answer(&tokens)).await.unwrap();
+    match tds.walk().await.unwrap().error {
+        Some(TdsError::Server { number: 229, state: 5, message }) => assert!(message.contains("SELECT")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,131 @@
+//! What a certificate says, for reports and `inspect`: names, validity, key, fingerprints,
+//! and the config line that pins it.
+
+use super::*;
+
+pub fn version_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        rustls::ProtocolVersion::TLSv1_1 => "TLSv1.1".into(),
+        rustls::ProtocolVersion::TLSv1_0 => "TLSv1.0".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Everything a person needs to recognise (and approve) a certificate.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key: String,
+    pub sha1: String,
+    pub sha256: String,
+}
+
+pub fn cert_info(der: &[u8]) -> CertInfo {
+    let sha1 = sha1_fingerprint(der);
+    let sha256 = sha256_fingerprint(der);
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => {
+            let mut sans = Vec::new();
+            if let Ok(Some(ext)) = cert.subject_alternative_name() {
+                for name in &ext.value.general_names {
+                    match name {
+                        x509_parser::extensions::GeneralName::DNSName(d) => sans.push(d.to_string()),
+                        x509_parser::extensions::GeneralName::IPAddress(ip) => {
+                            if let Ok(v4) = <[u8; 4]>::try_from(*ip) {
+                                sans.push(std::net::Ipv4Addr::from(v4).to_string());
+                            } else if let Ok(v6) = <[u8; 16]>::try_from(*ip) {
+                                sans.push(std::net::Ipv6Addr::from(v6).to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            CertInfo {
+                subject: non_empty(cert.subject().to_string()),
+                issuer: non_empty(cert.issuer().to_string()),
+                sans,
+                not_before: cert.validity().not_before.timestamp(),
+                not_after: cert.validity().not_after.timestamp(),
+                key: key_description(&cert),
+                sha1,
+                sha256,
+            }
+        }
+        Err(_) => CertInfo {
+            subject: "(unparsable certificate)".into(),
+            issuer: String::new(),
+            sans: Vec::new(),
+            not_before: 0,
+            not_after: 0,
+            key: String::new(),
+            sha1,
+            sha256,
+        },
+    }
+}
+
+pub(super) fn non_empty(s: String) -> String {
+    if s.is_empty() { "(empty)".into() } else { s }
+}
+
+pub(super) fn key_description(cert: &x509_parser::certificate::X509Certificate<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    match cert.public_key().parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
+        Ok(PublicKey::EC(ec)) => format!("EC {}", ec.key_size()),
+        Ok(PublicKey::DSA(_)) => "DSA".into(),
+        Ok(_) => {
+            let oid = cert.public_key().algorithm.algorithm.to_id_string();
+            match oid.as_str() {
+                "1.3.101.112" => "Ed25519".into(),
+                "1.3.101.113" => "Ed448".into(),
+                other => other.to_string(),
+            }
+        }
+        Err(_) => "unknown".into(),
+    }
+}
+
+pub fn rfc3339(unix: i64) -> String {
+    let time = if unix >= 0 {
+        UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)
+    } else {
+        UNIX_EPOCH - std::time::Duration::from_secs(unix.unsigned_abs())
+    };
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub fn certificate_report(leaf: &CertificateDer<'_>, version: Option<String>, recording: &Recording) -> TlsReport {
+    let info = cert_info(leaf);
+    let days_left = (info.not_after - now_unix()).div_euclid(86_400);
+    TlsReport {
+        version,
+        subject: info.subject,
+        issuer: info.issuer,
+        sans: info.sans,
+        not_before: rfc3339(info.not_before),
+        not_after: rfc3339(info.not_after),
+        days_left,
+        sha1: info.sha1,
+        sha256: info.sha256,
+        pinned: recording.pinned,
+        verified: recording.verified,
+        not_after_unix: info.not_after,
+    }
+}
+
+/// The config line that approves a certificate by its fingerprint.
+pub fn pin_line(sha256: &str) -> String {
+    format!("pin_sha256 = [\"{sha256}\"]")
+}
