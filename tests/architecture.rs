@@ -115,11 +115,7 @@ fn sources() -> Vec<Source> {
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            Source {
-                module: module_of(&root, &path),
-                uses: crate_paths(&production_code(&text)),
-                path,
-            }
+            Source { module: module_of(&root, &path), uses: crate_paths(&production_code(&text)), path }
         })
         .collect()
 }

@@ -27,6 +27,7 @@ mod live_tunnel;
 mod network_classes;
 mod operator;
 mod readme;
+mod registry;
 mod run_control;
 mod secrets_all_kinds;
 mod secrets_leak;

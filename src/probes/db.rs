@@ -12,6 +12,8 @@ use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::identity::aws::creds::{Source, Sts};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::model::redact::Secret;
+use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
+use url::Url;
 
 /// The `Probe` impl every database kind shares: a struct whose one field `db` is the
 /// [`DbTarget`] and which has `async fn run_once(&self, ctx)`. `$scheme` names the target.
@@ -315,4 +317,48 @@ pub fn session_io_failure(io: &std::io::Error, tls: Option<&Recorder>, opts: &Tl
         }
     }
     Failure::new(classify_io(io), format!("{during}: {}", describe_io(io)))
+}
+
+/// `check mysql://…` and `check mssql://…`: address, database, query and the TLS URL
+/// parameters the clients use; the password from the flags, the URL or `password_var`
+/// (which SQL Server requires: it has no passwordless SQL login).
+pub fn from_url(
+    url: &Url,
+    opts: &UrlOptions,
+    out: &mut UrlProbe,
+    password_var: &str,
+    password_required: bool,
+) -> Result<(), String> {
+    let UrlProbe { probe, tls, password } = out;
+    insert_address(url, probe, &["USER"])?;
+    let database = url.path().trim_start_matches('/');
+    if !database.is_empty() {
+        probe.insert("database".into(), literal(database));
+    }
+    let password = password.take().or_else(|| std::env::var_os(password_var).map(|_| reference(password_var)));
+    match password {
+        Some(p) => drop(probe.insert("password".into(), p)),
+        // SQL Server has no passwordless SQL login: say which variable, not which key.
+        None if password_required => {
+            return Err(format!("{}:// needs a password: set {password_var} (or --password-env NAME)", url.scheme()));
+        }
+        None => {}
+    }
+    if let Some(q) = &opts.query {
+        probe.insert("query".into(), literal(q));
+    }
+    for (key, value) in url.query_pairs() {
+        match key.replace('_', "-").to_ascii_lowercase().as_str() {
+            "ssl-mode" | "sslmode" | "encrypt" => drop(tls.insert("mode".into(), literal(&value))),
+            "ssl-ca" | "trustservercertificateca" => drop(tls.insert("ca".into(), literal(&value))),
+            "ssl-cert" => drop(tls.insert("client_cert".into(), literal(&value))),
+            "ssl-key" => drop(tls.insert("client_key".into(), literal(&value))),
+            other => {
+                return Err(format!(
+                    "unsupported URL parameter `{other}` (supported: ssl-mode, ssl-ca, ssl-cert, ssl-key)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }

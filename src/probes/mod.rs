@@ -4,6 +4,7 @@
 
 pub mod azure_blob;
 pub mod db;
+pub mod from_url;
 pub mod gcs;
 pub mod http;
 pub mod mssql;
@@ -16,9 +17,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use url::Url;
+
 use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
+use crate::connect::net::BoxIo;
+use crate::connect::tls::{Presented, TlsOptions};
 use crate::model::error::{Failure, Stage};
+use crate::probes::from_url::FromUrl;
 
 pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
 
@@ -107,22 +113,150 @@ pub fn endpoint_stages(endpoint: &str, token: bool) -> Vec<Stage> {
 /// Reads a probe's kind-specific keys. Errors go to the reader; `None` means there were some.
 pub type ParseFn = fn(&TableReader<'_, '_>) -> Option<Arc<dyn Probe>>;
 
-pub struct Kind {
-    pub name: &'static str,
-    pub parse: ParseFn,
+/// What `inspect` found: the chain and TLS version, or `None` when the server does not
+/// offer TLS.
+pub type InspectFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<Presented>, Failure>> + Send + 'a>>;
+
+/// The protocol's own way to TLS, up to (not including) the login: for `inspect`.
+pub type TlsUpgrade = for<'a> fn(&'a ProbeContext, BoxIo, &'a TlsOptions, &'a str) -> InspectFuture<'a>;
+
+/// How `inspect` reaches what a kind's server presents.
+#[derive(Clone, Copy)]
+pub enum InspectHow {
+    /// Connect and upgrade to TLS the protocol's way.
+    Tls(TlsUpgrade),
+    /// Every SSH host key, one key exchange per key type.
+    SshHostKeys,
+    /// Requests go to another URL (an object store's endpoint), inspected in its place.
+    Endpoint(fn(&Url) -> Result<Url, String>),
 }
 
-/// Every probe kind authprobe knows.
+/// `inspect`'s view of a kind.
+pub struct Inspect {
+    pub schemes: &'static [&'static str],
+    /// How the report names the protocol (`https`, `postgres`, `ssh`).
+    pub label: &'static str,
+    pub how: InspectHow,
+}
+
+/// `check`'s view of a kind: the URL schemes that become its probe, and how.
+pub struct CheckUrl {
+    pub schemes: &'static [&'static str],
+    pub build: FromUrl,
+}
+
+/// A probe kind: everything config, `check`, `inspect`, the docs and the error messages
+/// know about it.
+pub struct Kind {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The port when a probe names none; `None` for kinds addressed by URL.
+    pub default_port: Option<u16>,
+    pub parse: ParseFn,
+    pub check: Option<CheckUrl>,
+    pub inspect: Option<Inspect>,
+}
+
+/// Every probe kind authprobe knows: adding a kind is one file in `probes/` and one entry
+/// here.
 pub const KINDS: &[Kind] = &[
-    Kind { name: "http", parse: http::parse },
-    Kind { name: "postgres", parse: postgres::parse },
-    Kind { name: "mysql", parse: mysql::parse },
-    Kind { name: "mssql", parse: mssql::parse },
-    Kind { name: "s3", parse: s3::parse },
-    Kind { name: "sftp", parse: sftp::parse },
-    Kind { name: "azure_blob", parse: azure_blob::parse },
-    Kind { name: "gcs", parse: gcs::parse },
+    Kind {
+        name: "http",
+        description: "an HTTP(S) API: one request with bearer, basic, API key, OAuth2, cloud identity or SigV4 credentials",
+        default_port: None,
+        parse: http::parse,
+        check: Some(CheckUrl { schemes: &["http", "https"], build: http::from_url }),
+        inspect: Some(Inspect { schemes: &["https"], label: "https", how: InspectHow::Tls(http::inspect_tls) }),
+    },
+    Kind {
+        name: "postgres",
+        description: "a PostgreSQL login (password, SCRAM, client certificate, RDS IAM) and a check query",
+        default_port: Some(postgres::DEFAULT_PORT),
+        parse: postgres::parse,
+        check: Some(CheckUrl { schemes: &["postgres", "postgresql"], build: postgres::from_url }),
+        inspect: Some(Inspect {
+            schemes: &["postgres", "postgresql"],
+            label: "postgres",
+            how: InspectHow::Tls(postgres::inspect_tls),
+        }),
+    },
+    Kind {
+        name: "mysql",
+        description: "a MySQL or MariaDB login (every common plugin, client certificate, RDS IAM) and a check query",
+        default_port: Some(mysql::DEFAULT_PORT),
+        parse: mysql::parse,
+        check: Some(CheckUrl { schemes: &["mysql", "mariadb"], build: mysql::from_url }),
+        inspect: Some(Inspect {
+            schemes: &["mysql", "mariadb"],
+            label: "mysql",
+            how: InspectHow::Tls(mysql::inspect_tls),
+        }),
+    },
+    Kind {
+        name: "mssql",
+        description: "a SQL Server login (SQL authentication over TDS 7.4) and a check query",
+        default_port: Some(mssql::DEFAULT_PORT),
+        parse: mssql::parse,
+        check: Some(CheckUrl { schemes: &["mssql", "sqlserver"], build: mssql::from_url }),
+        inspect: Some(Inspect {
+            schemes: &["mssql", "sqlserver"],
+            label: "mssql",
+            how: InspectHow::Tls(mssql::inspect_tls),
+        }),
+    },
+    Kind {
+        name: "s3",
+        description: "an S3 bucket (AWS or compatible): list one object with any AWS credential source",
+        default_port: None,
+        parse: s3::parse,
+        check: Some(CheckUrl { schemes: &["s3"], build: s3::from_url }),
+        inspect: Some(Inspect { schemes: &["s3"], label: "https", how: InspectHow::Endpoint(s3::inspect_endpoint) }),
+    },
+    Kind {
+        name: "sftp",
+        description: "an SFTP login (password, key, agent) with the host key checked, and a directory listing",
+        default_port: Some(crate::connect::ssh::DEFAULT_PORT),
+        parse: sftp::parse,
+        check: Some(CheckUrl { schemes: &["sftp"], build: sftp::from_url }),
+        inspect: Some(Inspect { schemes: &["sftp", "ssh"], label: "ssh", how: InspectHow::SshHostKeys }),
+    },
+    Kind {
+        name: "azure_blob",
+        description: "an Azure Blob container: list with a SAS, a shared key or an Entra identity",
+        default_port: None,
+        parse: azure_blob::parse,
+        check: None,
+        inspect: None,
+    },
+    Kind {
+        name: "gcs",
+        description: "a Google Cloud Storage bucket: list with a service account, the metadata server or HMAC keys",
+        default_port: None,
+        parse: gcs::parse,
+        check: None,
+        inspect: None,
+    },
 ];
+
+/// The kind `check` builds for a URL scheme.
+pub fn kind_for_check(scheme: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.check.as_ref().is_some_and(|c| c.schemes.contains(&scheme)))
+}
+
+/// The kind `inspect` uses for a URL scheme.
+pub fn kind_for_inspect(scheme: &str) -> Option<(&'static Kind, &'static Inspect)> {
+    KINDS.iter().find_map(|k| k.inspect.as_ref().filter(|i| i.schemes.contains(&scheme)).map(|i| (k, i)))
+}
+
+/// `a://, b:// and c://`, for messages.
+pub fn scheme_list(schemes: impl Iterator<Item = &'static str>) -> String {
+    let all: Vec<String> = schemes.map(|s| format!("{s}://")).collect();
+    match all.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
 
 pub fn find_kind(name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.name == name)

@@ -21,7 +21,10 @@ use crate::connect::tls::TlsOptions;
 use crate::identity::aws::creds::{Source, Sts, error_chain};
 use crate::identity::aws::http::{self as aws_http, CarriedFailure};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::probes::from_url::{UrlOptions, UrlProbe, literal};
 use crate::probes::{Probe, ProbeFuture};
+use toml::{Table, Value};
+use url::Url;
 
 #[derive(Debug, Clone)]
 pub struct S3Probe {
@@ -231,6 +234,57 @@ impl Probe for S3Probe {
         let endpoint = super::retarget_endpoint(self.endpoint.as_deref(), target)?;
         Ok(Arc::new(S3Probe { endpoint: Some(endpoint), ..self.clone() }))
     }
+}
+
+/// `check s3://bucket/prefix`: region, endpoint and profile from URL parameters; the
+/// credentials as the AWS CLI finds them.
+pub fn from_url(url: &Url, _opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), String> {
+    let UrlProbe { probe, .. } = out;
+    probe.insert("bucket".into(), literal(url.host_str().ok_or("the URL names no bucket")?));
+    let prefix = url.path().trim_start_matches('/');
+    if !prefix.is_empty() {
+        probe.insert("prefix".into(), literal(prefix));
+    }
+    for (key, value) in url.query_pairs() {
+        match key.as_ref() {
+            "region" => drop(probe.insert("region".into(), literal(&value))),
+            "endpoint" => drop(probe.insert("endpoint".into(), literal(&value))),
+            "profile" => {
+                let mut auth = Table::new();
+                auth.insert("type".into(), literal("profile"));
+                auth.insert("profile".into(), literal(&value));
+                probe.insert("auth".into(), Value::Table(auth));
+            }
+            other => {
+                return Err(format!("unsupported URL parameter `{other}` (supported: region, endpoint, profile)"));
+            }
+        }
+    }
+    if !probe.contains_key("auth") {
+        // The AWS CLI's order: environment variables when set, else the default chain.
+        let source = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() { "env" } else { "default_chain" };
+        let mut auth = Table::new();
+        auth.insert("type".into(), literal(source));
+        probe.insert("auth".into(), Value::Table(auth));
+    }
+    Ok(())
+}
+
+/// `inspect s3://bucket/…`: where the probe's requests go, as an https URL: its `endpoint`
+/// parameter, else AWS's virtual-hosted address for the bucket in `region` (us-east-1 when
+/// not given).
+pub fn inspect_endpoint(url: &Url) -> Result<Url, String> {
+    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    if let Some(raw) = param("endpoint") {
+        let given = Url::parse(&raw).map_err(|e| format!("endpoint `{raw}` is not a URL: {e}"))?;
+        if given.scheme() != "https" {
+            return Err(format!("the endpoint {raw} does not use TLS: nothing to inspect"));
+        }
+        return Ok(given);
+    }
+    let bucket = url.host_str().ok_or("the URL names no bucket")?;
+    let region = param("region").unwrap_or_else(|| "us-east-1".into());
+    Url::parse(&format!("https://{bucket}.s3.{region}.amazonaws.com/")).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

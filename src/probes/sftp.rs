@@ -15,7 +15,11 @@ use crate::connect::dial;
 use crate::connect::net::Record;
 use crate::connect::ssh::{self, Role, SshTarget};
 use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, path_string, reference};
 use crate::probes::{Probe, ProbeFuture};
+use std::path::PathBuf;
+use toml::{Table, Value};
+use url::Url;
 
 #[derive(Debug, Clone)]
 pub struct SftpProbe {
@@ -131,5 +135,75 @@ impl Probe for SftpProbe {
         let (host, port) = super::host_and_port(target)?;
         let ssh = SshTarget { host, port: port.unwrap_or(self.ssh.port), ..self.ssh.clone() };
         Ok(Arc::new(SftpProbe { ssh, ..self.clone() }))
+    }
+}
+
+/// `check sftp://user@host/path`: a key, a password or the agent; the host key from the
+/// flags or known_hosts.
+pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), String> {
+    let UrlProbe { probe, tls, password } = out;
+    insert_address(url, probe, &["USER"])?;
+    probe.insert("path".into(), literal(&sftp_path(url.path())));
+    let mut auth = Table::new();
+    let password = password.take().or_else(|| std::env::var_os("SSHPASS").map(|_| reference("SSHPASS")));
+    if let Some(key) = &opts.identity {
+        auth.insert("type".into(), literal("key"));
+        auth.insert("private_key".into(), path_string(key));
+        if let Some(var) = &opts.passphrase_env {
+            auth.insert("passphrase".into(), reference(var));
+        }
+    } else if let Some(password) = password {
+        auth.insert("type".into(), literal("password"));
+        auth.insert("password".into(), password);
+    } else if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        auth.insert("type".into(), literal("agent"));
+    } else {
+        return Err(
+            "no SSH credentials: pass --identity KEY, set SSHPASS (or --password-env NAME), or run an ssh-agent".into(),
+        );
+    }
+    probe.insert("auth".into(), Value::Table(auth));
+    if let Some(fingerprint) = &opts.host_key {
+        probe.insert("host_key".into(), literal(fingerprint));
+    } else if let Some(path) = opts.known_hosts.clone().or_else(default_known_hosts) {
+        probe.insert("known_hosts".into(), path_string(&path));
+    }
+    if !tls.is_empty() {
+        return Err("TLS options (--ca, --client-cert, --pin-sha256, --insecure) do not apply to sftp://".into());
+    }
+    Ok(())
+}
+
+/// The directory an sftp:// URL names, as curl reads it: `/path` is absolute, `/~/path`
+/// is relative to the login directory, and no path at all is the login directory.
+fn sftp_path(url_path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(url_path).decode_utf8_lossy().into_owned();
+    match decoded.as_str() {
+        "" | "/~" | "/~/" => ".".into(),
+        path => match path.strip_prefix("/~/") {
+            Some(relative) => relative.to_string(),
+            None => path.to_string(),
+        },
+    }
+}
+
+/// `~/.ssh/known_hosts`, where ssh looks, when it exists.
+fn default_known_hosts() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("HOME")?).join(".ssh/known_hosts");
+    path.is_file().then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sftp_paths_follow_curl() {
+        assert_eq!(sftp_path(""), ".");
+        assert_eq!(sftp_path("/~/"), ".");
+        assert_eq!(sftp_path("/~/data/in"), "data/in");
+        assert_eq!(sftp_path("/srv/data"), "/srv/data");
+        assert_eq!(sftp_path("/"), "/");
+        assert_eq!(sftp_path("/with%20space"), "/with space");
     }
 }

@@ -14,59 +14,29 @@ use crate::connect::context::{ProbeContext, Shared};
 use crate::connect::dial;
 use crate::connect::net::Record;
 use crate::connect::ssh::{self, known_hosts::KnownHosts};
-use crate::connect::tls::{self, TlsOptions};
+use crate::connect::tls::{self, Presented, TlsOptions};
 use crate::model::error::{ErrorClass, Failure};
-use crate::probes::{mssql, mysql, postgres};
+use crate::probes::{self, Inspect, InspectHow};
 
-/// The schemes inspect understands and their default ports.
-fn endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
-    if url.scheme() == "s3" {
-        return s3_endpoint(url);
-    }
-    let (port, protocol) = match url.scheme() {
-        "https" => (443, "https"),
-        "postgres" | "postgresql" => (postgres::DEFAULT_PORT, "postgres"),
-        "mysql" | "mariadb" => (mysql::DEFAULT_PORT, "mysql"),
-        "mssql" | "sqlserver" => (mssql::DEFAULT_PORT, "mssql"),
-        "sftp" | "ssh" => (ssh::DEFAULT_PORT, "ssh"),
-        other => {
-            return Err(Failure::new(
-                ErrorClass::Config,
-                format!(
-                    "inspect supports https://, postgres://, mysql://, mssql://, s3://, sftp:// and ssh:// targets, not {other}://"
-                ),
-            ));
-        }
+/// Where `inspect` goes for a target URL, and how: from the kind registry. A kind whose
+/// requests go to another endpoint (s3) is resolved to that endpoint first.
+fn endpoint(url: &Url) -> Result<(String, u16, &'static Inspect), Failure> {
+    let config = |why: String| Failure::new(ErrorClass::Config, why);
+    let Some((kind, inspect)) = probes::kind_for_inspect(url.scheme()) else {
+        let schemes = probes::KINDS.iter().filter_map(|k| k.inspect.as_ref()).flat_map(|i| i.schemes.iter().copied());
+        return Err(config(format!(
+            "inspect supports {} targets, not {}://",
+            probes::scheme_list(schemes),
+            url.scheme()
+        )));
     };
-    let host = url.host_str().ok_or_else(|| Failure::new(ErrorClass::Config, "the target has no host"))?;
-    Ok((host.to_string(), url.port().unwrap_or(port), protocol))
-}
-
-/// Where an s3:// URL's requests go: its `endpoint` parameter, else AWS's virtual-hosted
-/// address for the bucket in `region` (us-east-1 when not given).
-fn s3_endpoint(url: &Url) -> Result<(String, u16, &'static str), Failure> {
-    let query: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    if let Some(raw) = param("endpoint") {
-        let given = Url::parse(&raw)
-            .map_err(|e| Failure::new(ErrorClass::Config, format!("endpoint `{raw}` is not a URL: {e}")))?;
-        if given.scheme() != "https" {
-            return Err(Failure::new(
-                ErrorClass::Config,
-                format!("the endpoint {raw} does not use TLS: nothing to inspect"),
-            ));
-        }
-        return endpoint(&given);
+    if let InspectHow::Endpoint(resolve) = inspect.how {
+        return endpoint(&resolve(url).map_err(config)?);
     }
-    let bucket = url.host_str().ok_or_else(|| Failure::new(ErrorClass::Config, "the URL names no bucket"))?;
-    let region = param("region").unwrap_or_else(|| "us-east-1".into());
-    Ok((format!("{bucket}.s3.{region}.amazonaws.com"), 443, "https"))
-}
-
-/// The chain and protocol version a completed handshake showed.
-fn summary<IO>(hs: tls::Handshake<IO>) -> (Vec<rustls::pki_types::CertificateDer<'static>>, Option<String>) {
-    let version = hs.stream.get_ref().1.protocol_version().map(tls::version_name);
-    (hs.recorder.snapshot().chain, version)
+    let host = url.host_str().ok_or_else(|| config("the target has no host".into()))?;
+    let port = url.port().or(kind.default_port).or_else(|| url.port_or_known_default());
+    let port = port.ok_or_else(|| config(format!("{url} names no port")))?;
+    Ok((host.to_string(), port, inspect))
 }
 
 /// What the verdict is judged against: a CA bundle for TLS, a known_hosts file for SSH.
@@ -87,34 +57,27 @@ pub struct Inspection {
 
 pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<Inspection, Failure> {
     let url = crate::surface::check::parse_target_url(target).map_err(|why| Failure::new(ErrorClass::Config, why))?;
-    let (host, port, protocol) = endpoint(&url)?;
-    if protocol == "ssh" {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        return inspect_ssh(host, port, trust.known_hosts, timeout).await;
-    }
+    let (host, port, inspect) = endpoint(&url)?;
+    let protocol = inspect.label;
+    let upgrade = match inspect.how {
+        InspectHow::Tls(upgrade) => upgrade,
+        _ => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            return inspect_ssh(host, port, trust.known_hosts, timeout).await;
+        }
+    };
     let ca = trust.ca;
     let shared = Arc::new(Shared::default());
     let ctx = ProbeContext::new(shared.clone(), 0, timeout);
     let work = async {
-        let mut tcp = dial::connect(&ctx, &host, port, Record::Quietly).await?.stream;
-        let no_tls = || Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS");
+        let tcp = dial::connect(&ctx, &host, port, Record::Quietly).await?.stream;
+        // Everything is accepted here: the verdict is judged below, against the chain.
         let accept_all = TlsOptions { insecure: true, ..TlsOptions::default() };
-        let shown = match protocol {
-            "mysql" => summary(mysql::tls_upgrade(&ctx, tcp, &accept_all, &host, false).await?.ok_or_else(no_tls)?),
-            "mssql" => summary(mssql::tls_upgrade(&ctx, tcp, &accept_all, &host, false).await?.ok_or_else(no_tls)?),
-            "postgres" => {
-                if !postgres::ssl_request(&mut tcp).await? {
-                    return Err(no_tls());
-                }
-                summary(tls::handshake(&ctx, &ctx.shared.trust, tcp, &accept_all, &host, &[], false).await?)
-            }
-            _ => summary(
-                tls::handshake(&ctx, &ctx.shared.trust, tcp, &accept_all, &host, &[b"h2", b"http/1.1"], false).await?,
-            ),
-        };
-        Ok::<_, Failure>(shown)
+        upgrade(&ctx, tcp, &accept_all, &host)
+            .await?
+            .ok_or_else(|| Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS"))
     };
-    let (chain, version) = tokio::time::timeout(timeout, work).await.map_err(|_| {
+    let Presented { chain, version } = tokio::time::timeout(timeout, work).await.map_err(|_| {
         Failure::new(ErrorClass::Timeout, format!("no TLS handshake within {}", humantime::format_duration(timeout)))
     })??;
     let mut out = String::new();

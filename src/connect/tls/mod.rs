@@ -37,6 +37,21 @@ pub struct Handshake<IO> {
     pub recorder: Recorder,
 }
 
+/// What a server presented in a handshake, for `inspect`.
+pub struct Presented {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub version: Option<String>,
+}
+
+impl<IO> Handshake<IO> {
+    pub fn presented(&self) -> Presented {
+        Presented {
+            chain: self.recorder.snapshot().chain,
+            version: self.stream.get_ref().1.protocol_version().map(version_name),
+        }
+    }
+}
+
 /// Performs the TLS handshake over `io`. With `report`, the presented certificate goes into
 /// the probe's report (also when the handshake fails) and expiry warnings are raised.
 pub async fn handshake<IO>(

@@ -22,11 +22,14 @@ use crate::connect::context::ProbeContext;
 use crate::connect::net::BoxIo;
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::probes::InspectFuture;
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, peer_verified, session_io_failure, unverified_peer_refusal};
+use crate::probes::from_url::{UrlOptions, UrlProbe};
 pub use tds::TdsTls;
 use tds::{Encryption, Tds, TdsError};
 use tds_wire as tds;
+use url::Url;
 
 pub const DEFAULT_PORT: u16 = 1433;
 
@@ -280,6 +283,16 @@ fn server_error(code: u32, state: u8, message: &str) -> Failure {
 }
 
 crate::probes::db::db_probe!(MssqlProbe, "mssql");
+
+/// `check mssql://…` (and `sqlserver://`): SQL Server has no passwordless SQL login.
+pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), String> {
+    crate::probes::db::from_url(url, opts, out, "MSSQL_PASSWORD", true)
+}
+
+/// `inspect mssql://…`: PRELOGIN, then the handshake inside TDS packets.
+pub fn inspect_tls<'a>(ctx: &'a ProbeContext, io: BoxIo, opts: &'a TlsOptions, host: &'a str) -> InspectFuture<'a> {
+    Box::pin(async move { Ok(tls_upgrade(ctx, io, opts, host, false).await?.map(|hs| hs.presented())) })
+}
 
 #[cfg(test)]
 mod tests {

@@ -14,9 +14,12 @@ use crate::connect::context::ProbeContext;
 use crate::connect::net::BoxIo;
 use crate::connect::tls::{self, Recorder, TlsOptions};
 use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::probes::InspectFuture;
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
+use crate::probes::from_url::{UrlOptions, UrlProbe};
 use mysql_wire as wire;
+use url::Url;
 use wire::{Greeting, Packets, WireError};
 
 pub const DEFAULT_PORT: u16 = 3306;
@@ -245,6 +248,16 @@ fn server_error(code: u16, message: &str) -> Failure {
 }
 
 crate::probes::db::db_probe!(MysqlProbe, "mysql");
+
+/// `check mysql://…` (and `mariadb://`).
+pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), String> {
+    crate::probes::db::from_url(url, opts, out, "MYSQL_PWD", false)
+}
+
+/// `inspect mysql://…`: the greeting and the SSLRequest, then the handshake.
+pub fn inspect_tls<'a>(ctx: &'a ProbeContext, io: BoxIo, opts: &'a TlsOptions, host: &'a str) -> InspectFuture<'a> {
+    Box::pin(async move { Ok(tls_upgrade(ctx, io, opts, host, false).await?.map(|hs| hs.presented())) })
+}
 
 #[cfg(test)]
 mod tests {

@@ -17,12 +17,16 @@ use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::dial;
 use crate::connect::net::{BoxIo, Record};
+use crate::connect::tls::TlsOptions;
 use crate::connect::tls::{self, Recorder, TlsMode};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::redact;
+use crate::probes::InspectFuture;
 use crate::probes::Probe;
 use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
+use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
 use pg_wire as wire;
+use url::Url;
 use wire::{AuthPolicy, ChannelBindingMode, Method, PgError, Refusal, ServerError};
 
 pub const DEFAULT_PORT: u16 = 5432;
@@ -291,3 +295,46 @@ fn classify_db_error(db: &ServerError, has_client_cert: bool, user: &str, databa
 }
 
 crate::probes::db::db_probe!(PostgresProbe, "postgres");
+
+/// `check postgres://…`: libpq's URL parameters; the password from the flags, the URL or
+/// PGPASSWORD.
+pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), String> {
+    let UrlProbe { probe, tls, password } = out;
+    insert_address(url, probe, &["PGUSER", "USER"])?;
+    let database = url.path().trim_start_matches('/');
+    if !database.is_empty() {
+        probe.insert("database".into(), literal(database));
+    }
+    let password = password.take().or_else(|| std::env::var_os("PGPASSWORD").map(|_| reference("PGPASSWORD")));
+    if let Some(p) = password {
+        probe.insert("password".into(), p);
+    }
+    if let Some(q) = &opts.query {
+        probe.insert("query".into(), literal(q));
+    }
+    for (key, value) in url.query_pairs() {
+        match key.as_ref() {
+            "sslmode" => drop(tls.insert("mode".into(), literal(&value))),
+            "sslrootcert" => drop(tls.insert("ca".into(), literal(&value))),
+            "sslcert" => drop(tls.insert("client_cert".into(), literal(&value))),
+            "sslkey" => drop(tls.insert("client_key".into(), literal(&value))),
+            other => {
+                return Err(format!(
+                    "unsupported URL parameter `{other}` (supported: sslmode, sslrootcert, sslcert, sslkey)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `inspect postgres://…`: the SSLRequest, then the handshake; `None` when the server
+/// does not offer TLS.
+pub fn inspect_tls<'a>(ctx: &'a ProbeContext, mut io: BoxIo, opts: &'a TlsOptions, host: &'a str) -> InspectFuture<'a> {
+    Box::pin(async move {
+        if !ssl_request(&mut io).await? {
+            return Ok(None);
+        }
+        Ok(Some(tls::handshake(ctx, &ctx.shared.trust, io, opts, host, &[], false).await?.presented()))
+    })
+}

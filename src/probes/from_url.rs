@@ -1,0 +1,110 @@
+//! What `authprobe check URL` asks of a kind: its URL and the check flags turned into the
+//! same `[[probe]]` table a config file would hold. Each kind that has URL schemes says
+//! how in its own file (`from_url`), registered in [`crate::probes::KINDS`].
+
+use std::path::PathBuf;
+
+use toml::{Table, Value};
+use url::Url;
+
+/// The flags of `authprobe check` that shape the probe (clap reads them; the kinds read
+/// the values).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct UrlOptions {
+    /// Name of the probe in the report.
+    #[arg(long, default_value = "check")]
+    pub name: String,
+    /// Send `Authorization: Bearer` with the token from this environment variable.
+    #[arg(long, value_name = "ENV")]
+    pub bearer_env: Option<String>,
+    /// HTTP basic auth user (the password comes from --password-env or the URL).
+    #[arg(long, value_name = "USER")]
+    pub basic_user: Option<String>,
+    /// Environment variable holding the password (HTTP basic, databases).
+    #[arg(long, value_name = "ENV")]
+    pub password_env: Option<String>,
+    /// Extra HTTP header, `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Accepted HTTP status; repeatable [default: any 2xx].
+    #[arg(long, value_name = "CODE")]
+    pub expect_status: Vec<u16>,
+    /// Text the HTTP response body must contain.
+    #[arg(long, value_name = "TEXT")]
+    pub expect_body: Option<String>,
+    /// Check query for databases [default: SELECT 1].
+    #[arg(long, value_name = "SQL")]
+    pub query: Option<String>,
+    /// CA bundle to trust instead of the system store.
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (mTLS, PostgreSQL cert auth).
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Client key for --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Trust exactly this certificate (SHA-256 fingerprint); repeatable.
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub pin_sha256: Vec<String>,
+    /// Skip TLS verification (the probe then warns).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Send a password or token in recoverable form even to a server whose identity is not
+    /// verified (plain http://, a database without verified TLS). Off by default.
+    #[arg(long)]
+    pub allow_unverified_password: bool,
+    /// SSH private key for sftp:// (OpenSSH or PEM format).
+    #[arg(long, short = 'i', value_name = "KEY")]
+    pub identity: Option<PathBuf>,
+    /// Environment variable holding the passphrase of --identity.
+    #[arg(long, value_name = "ENV", requires = "identity")]
+    pub passphrase_env: Option<String>,
+    /// Approve exactly this SSH host key (SHA256:… as `ssh-keygen -lf` prints it).
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub host_key: Option<String>,
+    /// known_hosts file for sftp:// [default: ~/.ssh/known_hosts if it exists].
+    #[arg(long, value_name = "PATH", conflicts_with = "host_key")]
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// The probe table being built, the `tls` table beside it, and the password reference the
+/// flags or the URL gave (never the password itself).
+#[derive(Debug, Default)]
+pub struct UrlProbe {
+    pub probe: Table,
+    pub tls: Table,
+    pub password: Option<Value>,
+}
+
+/// Builds a kind's part of the probe table from a URL, or says why it cannot.
+pub type FromUrl = fn(&Url, &UrlOptions, &mut UrlProbe) -> Result<(), String>;
+
+pub fn path_string(p: &std::path::Path) -> Value {
+    // `$` would start a reference when the text is read back as config.
+    Value::String(p.display().to_string().replace("${", "$${"))
+}
+
+pub fn literal(s: &str) -> Value {
+    Value::String(s.replace("${", "$${"))
+}
+
+pub fn reference(var: &str) -> Value {
+    Value::String(format!("${{{var}}}"))
+}
+
+/// `host`, `port` and `user` from a URL; without a user in it, the first of `user_vars`
+/// that is set (as the protocol's own client would take it).
+pub fn insert_address(url: &Url, probe: &mut Table, user_vars: &[&str]) -> Result<(), String> {
+    let host = url.host_str().ok_or("the URL has no host")?;
+    probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
+    if let Some(port) = url.port() {
+        probe.insert("port".into(), Value::Integer(i64::from(port)));
+    }
+    let user = match url.username() {
+        "" => user_vars.iter().find_map(|var| std::env::var(var).ok()).ok_or("the URL names no user")?,
+        u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
+    };
+    probe.insert("user".into(), literal(&user));
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! `check https://…`: the URL and the check flags as an `http` probe's table; and what
+//! `inspect https://…` does (the TLS handshake with the ALPN a probe offers).
+
+use toml::{Table, Value};
+use url::Url;
+
+use crate::connect::context::ProbeContext;
+use crate::connect::net::BoxIo;
+use crate::connect::tls::{self, TlsOptions};
+use crate::probes::InspectFuture;
+use crate::probes::from_url::{UrlOptions, UrlProbe, literal, reference};
+
+/// `check https://…`: the URL, bearer or basic auth, headers and expectations from the flags.
+pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), String> {
+    let UrlProbe { probe, password, .. } = out;
+    let mut shown = url.clone();
+    let url_user = (!url.username().is_empty()).then(|| url.username().to_string());
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    probe.insert("url".into(), literal(shown.as_str()));
+    let mut auth = Table::new();
+    if let Some(var) = &opts.bearer_env {
+        auth.insert("type".into(), literal("bearer"));
+        auth.insert("token".into(), reference(var));
+    } else if let Some(user) = opts.basic_user.clone().or(url_user) {
+        let Some(password) = password.take() else {
+            return Err("basic auth needs a password: name its environment variable with --password-env".into());
+        };
+        auth.insert("type".into(), literal("basic"));
+        auth.insert("username".into(), literal(&user));
+        auth.insert("password".into(), password);
+    }
+    if !auth.is_empty() {
+        probe.insert("auth".into(), Value::Table(auth));
+    }
+    if !opts.headers.is_empty() {
+        let mut headers = Table::new();
+        for h in &opts.headers {
+            let (k, v) = h.split_once(':').ok_or_else(|| format!("header `{h}` is not `Name: value`"))?;
+            headers.insert(k.trim().into(), literal(v.trim()));
+        }
+        probe.insert("headers".into(), Value::Table(headers));
+    }
+    let mut expect = Table::new();
+    if !opts.expect_status.is_empty() {
+        expect.insert(
+            "status".into(),
+            Value::Array(opts.expect_status.iter().map(|s| Value::Integer(i64::from(*s))).collect()),
+        );
+    }
+    if let Some(body) = &opts.expect_body {
+        expect.insert("body_contains".into(), literal(body));
+    }
+    if !expect.is_empty() {
+        probe.insert("expect".into(), Value::Table(expect));
+    }
+    Ok(())
+}
+
+/// `inspect https://…`: the handshake a probe makes, with the ALPN it offers.
+pub fn inspect_tls<'a>(ctx: &'a ProbeContext, io: BoxIo, opts: &'a TlsOptions, host: &'a str) -> InspectFuture<'a> {
+    Box::pin(async move {
+        let hs = tls::handshake(ctx, &ctx.shared.trust, io, opts, host, &[b"h2", b"http/1.1"], false).await?;
+        Ok(Some(hs.presented()))
+    })
+}
