@@ -24,8 +24,11 @@ async fn every_kind_has_a_validating_example() {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
 
+/// A `check` URL, the flags and the environment variables it needs.
+type CheckTarget = (String, Vec<String>, Vec<(String, String)>);
+
 /// A `check` URL against the harness for a scheme, with the flags and variables it needs.
-fn check_target(scheme: &str, env: &[(String, String)]) -> Option<(String, Vec<String>, Vec<(String, String)>)> {
+fn check_target(scheme: &str, env: &[(String, String)]) -> Option<CheckTarget> {
     let var = |name: &str| harness_var(env, name);
     let ca = var("AP_CA");
     let tls_args = vec!["--ca".to_string(), ca.clone()];
