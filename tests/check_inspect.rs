@@ -124,3 +124,44 @@ async fn check_without_a_database_password_names_the_variable() {
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("set MSSQL_PASSWORD (or --password-env NAME)"), "{}", out.stderr);
 }
+
+/// The same failure, said for where the user is: `run` names config lines, `check` names
+/// its flags (hints carry the step as a value, not as text to reword).
+#[tokio::test]
+async fn hints_name_config_lines_for_run_and_flags_for_check() {
+    let env = harness_env();
+    let url = format!("https://localhost:{}/health", harness_var(&env, "AP_UNTRUSTED_PORT"));
+    let fp = harness_var(&env, "AP_UNTRUSTED_SHA256");
+    let out = authprobe_harness(&["check", &url, "--format", "json"], &env).await;
+    let report = out.json();
+    let failed = assert_failed(&report, "check", "tls", "tls_untrusted");
+    let hint = failed["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains(&format!("approve this exact certificate with --pin-sha256 {fp}")), "{hint}");
+    assert!(hint.contains("pass --ca with the CA"), "{hint}");
+    assert!(!hint.contains("pin_sha256 = [") && !hint.contains("tls.ca"), "{hint}");
+    let out = authprobe_harness(&["check", &url, "--pin-sha256", &fp], &env).await;
+    assert_eq!(out.code, 0, "the flag the hint names works: {}{}", out.stdout, out.stderr);
+
+    let ws = Workspace::new();
+    let config = ws.config(&http_probe("check", &url, ""));
+    let config = config.display().to_string();
+    let out = authprobe_harness(&["run", "-c", &config, "--format", "json"], &env).await;
+    let report = out.json();
+    let hint = assert_failed(&report, "check", "tls", "tls_untrusted")["error"]["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains(&format!("pin_sha256 = [\"{fp}\"]")) && hint.contains("set tls.ca"), "{hint}");
+    assert!(!hint.contains("--pin-sha256"), "{hint}");
+
+    // An unknown SSH host key: `check` names --host-key, `run` the host_key line.
+    let port = harness_var(&env, "AP_SSH_PORT");
+    let host_key = harness_var(&env, "AP_SSH_HOST_KEY");
+    let home = Workspace::new();
+    let mut no_known_hosts = env.clone();
+    no_known_hosts.push(("HOME".into(), home.dir.path().display().to_string()));
+    no_known_hosts.push(("SSHPASS".into(), harness_var(&env, "AP_SFTP_PASSWORD")));
+    let sftp = format!("sftp://sftp_pw@127.0.0.1:{port}/");
+    let out = authprobe_harness(&["check", &sftp, "--format", "json"], &no_known_hosts).await;
+    let report = out.json();
+    let hint = assert_failed(&report, "check", "connect", "host_key")["error"]["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains(&format!("rerun with --host-key {host_key}")), "{hint}");
+    assert!(!hint.contains("host_key = "), "{hint}");
+}

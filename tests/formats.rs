@@ -107,7 +107,10 @@ async fn markdown_shows_failures_hints_and_fingerprints_to_approve() {
     assert!(md.starts_with("## ❌ authprobe: 1 passed, 2 failed, 1 warned"), "{md}");
     assert!(md.contains("| Probe | Kind | Target | Status | Time | Details |"), "{md}");
     assert!(md.contains("**tls: tls_untrusted**"), "{md}");
-    assert!(md.contains("Hint: set tls.ca to the CA that issued it, or approve this exact certificate"), "{md}");
+    assert!(
+        md.contains("Hint: set tls.ca to the CA that issued the certificate, or approve this exact certificate"),
+        "{md}"
+    );
     assert!(md.contains("cert \"soon\" &lt;expiring&gt; & odd\\|name"), "{md}");
     assert!(md.contains("### Certificates and host keys seen"), "{md}");
     assert!(md.contains("| **no** |"), "{md}");

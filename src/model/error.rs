@@ -8,6 +8,8 @@ use std::io;
 
 use serde::Serialize;
 
+use crate::model::advice::{Advice, Fix, Key};
+
 /// A step of a probe, recorded in this order in every report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,8 +112,8 @@ impl ErrorClass {
     }
 
     /// What to do next when a probe fails with this class and nothing more specific is known.
-    pub fn default_hint(self) -> &'static str {
-        match self {
+    pub fn default_hint(self) -> Advice {
+        let text = match self {
             ErrorClass::Config => "fix the probe's settings; `authprobe validate` checks the file",
             ErrorClass::Dns => "check the host name for typos, and that this machine's resolver knows it",
             ErrorClass::ConnectRefused => {
@@ -124,7 +126,7 @@ impl ErrorClass {
                 "the connection broke: check proxies, load balancers and firewalls between here and the server"
             }
             ErrorClass::TlsUntrusted => {
-                "set tls.ca to the CA that issued the certificate, or pin it with tls.pin_sha256"
+                return crate::advice![Fix::TrustIssuingCa, ", or pin it with ", Fix::Key(Key::PinSha256)];
             }
             ErrorClass::TlsExpired => {
                 "the server's certificate is outside its validity period: renew it (or check this machine's clock)"
@@ -132,7 +134,9 @@ impl ErrorClass {
             ErrorClass::TlsHostname => {
                 "connect with a name the certificate covers, or set tls.server_name to one of its names"
             }
-            ErrorClass::TlsClientCert => "set tls.client_cert and tls.client_key to a certificate the server trusts",
+            ErrorClass::TlsClientCert => {
+                return crate::advice![Fix::ClientCertificate, " to a certificate the server trusts"];
+            }
             ErrorClass::TlsHandshake => "the TLS versions or ciphers do not match, or TLS is not enabled on both sides",
             ErrorClass::HostKey => "verify the host key fingerprint out of band, then set host_key",
             ErrorClass::AuthRejected => {
@@ -145,7 +149,8 @@ impl ErrorClass {
             }
             ErrorClass::Protocol => "the server does not speak the expected protocol: check the port and the scheme",
             ErrorClass::Internal => "this is a bug in authprobe; please report it with the output of -vv",
-        }
+        };
+        Advice::from(text)
     }
 }
 
@@ -162,7 +167,7 @@ pub struct Failure {
     pub stage: Option<Stage>,
     pub class: ErrorClass,
     pub message: String,
-    pub hint: Option<String>,
+    pub hint: Option<Advice>,
 }
 
 impl Failure {
@@ -170,7 +175,7 @@ impl Failure {
         Failure { stage: None, class, message: message.into(), hint: None }
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub fn with_hint(mut self, hint: impl Into<Advice>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -180,8 +185,8 @@ impl Failure {
         self
     }
 
-    pub fn hint_or_default(&self) -> String {
-        self.hint.clone().unwrap_or_else(|| self.class.default_hint().to_string())
+    pub fn hint_or_default(&self) -> Advice {
+        self.hint.clone().unwrap_or_else(|| self.class.default_hint())
     }
 
     /// A failure inside authprobe itself.

@@ -3,6 +3,7 @@
 //! (wildcards, serve's target patterns). It knows nothing of connections, identities or
 //! probe kinds.
 
+pub mod advice;
 pub mod error;
 pub mod glob;
 pub mod redact;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::model::advice::Dialect;
 use crate::model::error::{ErrorClass, Failure, Stage};
 
 /// The whole run.
@@ -106,12 +107,13 @@ pub struct ErrorReport {
 }
 
 impl ErrorReport {
-    pub fn from_failure(failure: &Failure, fallback_stage: Stage) -> Self {
+    /// The failure as reported, its hint said in `dialect`.
+    pub fn from_failure(failure: &Failure, fallback_stage: Stage, dialect: Dialect) -> Self {
         ErrorReport {
             stage: failure.stage.unwrap_or(fallback_stage),
             class: failure.class,
             message: failure.message.clone(),
-            hint: failure.hint_or_default(),
+            hint: failure.hint_or_default().render(dialect),
         }
     }
 }

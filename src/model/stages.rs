@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::model::advice::Advice;
+use crate::model::advice::Fix;
 use crate::model::error::{Failure, Stage};
 use crate::model::report::{HostKeyReport, StageReport, StageStatus, TlsReport};
 
@@ -26,7 +28,7 @@ struct Progress {
     open: Vec<OpenStage>,
     tls: Option<TlsReport>,
     host_key: Option<HostKeyReport>,
-    warnings: Vec<String>,
+    warnings: Vec<Advice>,
     details: Vec<String>,
     diagnostics: Vec<String>,
     /// What this probe's servers issued at run time (tokens, keys), in every wire form:
@@ -71,9 +73,15 @@ impl StageLog {
         }
         Err(Failure::new(
             crate::model::error::ErrorClass::TlsHandshake,
-            format!("{what} would go over plain http:// to {}, whose identity nothing verifies: authprobe did not send it", url.host_str().unwrap_or("the server")),
+            format!(
+                "{what} would go over plain http:// to {}, whose identity nothing verifies: authprobe did not send it",
+                url.host_str().unwrap_or("the server")
+            ),
         )
-        .with_hint("use https:// (the server's certificate then vouches for it); or, to send it over plain HTTP anyway, set allow_unverified_password = true in the probe"))
+        .with_hint(crate::advice![
+            "use https:// (the server's certificate then vouches for it); or, to send it over plain HTTP anyway, ",
+            Fix::AllowUnverifiedPassword
+        ]))
     }
 
     fn lock(&self) -> MutexGuard<'_, Progress> {
@@ -157,7 +165,7 @@ impl StageLog {
         self.lock().host_key = Some(key);
     }
 
-    pub fn warn(&self, warning: impl Into<String>) {
+    pub fn warn(&self, warning: impl Into<Advice>) {
         let warning = warning.into();
         let mut progress = self.lock();
         if !progress.warnings.contains(&warning) {
@@ -249,7 +257,7 @@ pub struct Recorded {
     pub stages: Vec<StageReport>,
     pub tls: Option<TlsReport>,
     pub host_key: Option<HostKeyReport>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Advice>,
     pub details: Vec<String>,
     pub diagnostics: Vec<String>,
     /// Scrubs the registry's and this probe's run-time secrets (see `register_secret`).

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::advice;
 use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::dial;
 use crate::connect::net::{BoxIo, Record};
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::identity::aws::creds::{Source, Sts};
+use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::model::redact::Secret;
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
@@ -279,23 +281,27 @@ pub fn peer_verified(tls: Option<&Recorder>) -> bool {
 /// was not sent. Names both ways out: verify the server, or allow it for this probe.
 pub fn unverified_peer_refusal(asked: &str, tls: Option<&Recorder>) -> Failure {
     let fingerprint = tls.and_then(|r| r.snapshot().chain.first().map(|c| tls::sha256_fingerprint(c)));
-    let allow = "or, to send it to an unverified server anyway, set allow_unverified_password = true in the probe";
+    let allow = advice!["or, to send it to an unverified server anyway, ", Fix::AllowUnverifiedPassword];
     match fingerprint {
         Some(fp) => Failure::new(
             ErrorClass::TlsUntrusted,
             format!("{asked}, and the server's certificate is not verified (sha256 {fp}): authprobe did not send the password"),
         )
-        .with_hint(format!(
-            "verify the server: set tls.ca to the CA that issued its certificate, or approve this certificate in the probe's tls table: {}; {allow}",
-            tls::pin_line(&fp)
-        )),
+        .with_hint(advice!["verify the server: ", Fix::TrustIssuingCa, ", or ", Fix::PinCertificate(fp), "; "].then(allow)),
         None => Failure::new(
             ErrorClass::TlsHandshake,
             format!("{asked} over an unencrypted connection: authprobe did not send the password"),
         )
-        .with_hint(format!(
-            "enable TLS with a verified server: tls.mode = \"verify-full\" with tls.ca (or tls.pin_sha256); {allow}"
-        )),
+        .with_hint(
+            advice![
+                "enable TLS with a verified server: tls.mode = \"verify-full\" with ",
+                Fix::Key(Key::TlsCa),
+                " (or ",
+                Fix::Key(Key::PinSha256),
+                "); "
+            ]
+            .then(allow),
+        ),
     }
 }
 

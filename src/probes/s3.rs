@@ -313,7 +313,7 @@ mod tests {
             let failure = classify(&wrong_region(code), "us-east-1");
             assert_eq!(failure.class, ErrorClass::UnexpectedResponse, "{code}");
             assert!(failure.message.contains("the bucket is not in us-east-1"), "{}", failure.message);
-            assert_eq!(failure.hint.as_deref(), Some("set region = \"eu-west-1\""));
+            assert_eq!(failure.hint.map(|h| h.to_string()).as_deref(), Some("set region = \"eu-west-1\""));
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::context::{ProbeContext, Shared};
+use crate::model::advice::Dialect;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::model::glob::{self, Wildcards};
 use crate::model::report::{ErrorReport, ProbeReport, RunReport, Status};
@@ -30,6 +31,8 @@ pub struct RunOptions {
     pub wait: Option<Duration>,
     /// Where to report what each probe is doing (the live progress line).
     pub tracker: Option<Arc<Tracker>>,
+    /// How hints and warnings name what to change: config lines, or `check`'s flags.
+    pub advice: Dialect,
 }
 
 fn matches(probe: &ProbeConfig, pattern: &str) -> bool {
@@ -125,7 +128,7 @@ fn lost_report() -> ProbeReport {
             stage: Stage::Check,
             class: ErrorClass::Internal,
             message: "authprobe lost this probe's result (a bug)".into(),
-            hint: ErrorClass::Internal.default_hint().into(),
+            hint: ErrorClass::Internal.default_hint().to_string(),
         }),
         warnings: Vec::new(),
         tls: None,
@@ -194,7 +197,7 @@ async fn run_probe(
             }
         }
         let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
-        return build_report(probe, &ctx, outcome, elapsed, attempts);
+        return build_report(probe, &ctx, outcome, Attempts { elapsed, count: attempts }, opts.advice);
     }
 }
 
@@ -266,12 +269,18 @@ fn panic_message(err: tokio::task::JoinError) -> String {
     }
 }
 
+/// How long a probe's attempts took, and how many there were.
+struct Attempts {
+    elapsed: Duration,
+    count: u32,
+}
+
 fn build_report(
     probe: &ProbeConfig,
     ctx: &ProbeContext,
     outcome: Outcome,
-    elapsed: Duration,
-    attempts: u32,
+    Attempts { elapsed, count: attempts }: Attempts,
+    dialect: Dialect,
 ) -> ProbeReport {
     let planned = probe.stages();
     let recorded = ctx.finish(&planned);
@@ -279,7 +288,7 @@ fn build_report(
         Outcome::Cancelled => (Status::Cancelled, None),
         Outcome::Done(Err(failure)) => {
             let fallback = ctx.last_stage().or_else(|| planned.first().copied()).unwrap_or(Stage::Check);
-            (Status::Fail, Some(ErrorReport::from_failure(failure, fallback)))
+            (Status::Fail, Some(ErrorReport::from_failure(failure, fallback, dialect)))
         }
         Outcome::Done(Ok(())) if recorded.warnings.is_empty() => (Status::Pass, None),
         Outcome::Done(Ok(())) => (Status::Warn, None),
@@ -295,7 +304,7 @@ fn build_report(
         attempts,
         stages: recorded.stages,
         error,
-        warnings: recorded.warnings,
+        warnings: recorded.warnings.iter().map(|w| w.render(dialect)).collect(),
         tls: recorded.tls,
         host_key: recorded.host_key,
         details: recorded.details,
@@ -353,7 +362,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_probe_is_reported_as_internal_and_the_others_still_run() {
-        let opts = RunOptions { concurrency: 4, timeout: None, fail_fast: false, wait: None, tracker: None };
+        let opts = RunOptions {
+            concurrency: 4,
+            timeout: None,
+            fail_fast: false,
+            wait: None,
+            tracker: None,
+            advice: Dialect::Config,
+        };
         let probes = vec![fake("before", None), fake("boom", Some("probe exploded")), fake("after", None)];
         let report = run(probes, &opts, CancellationToken::new()).await;
         let statuses: Vec<Status> = report.probes.iter().map(|p| p.status).collect();

@@ -39,41 +39,6 @@ pub struct Synthesized {
     pub url_password: Option<String>,
 }
 
-/// Hints name config lines (`host_key = "…"`, `pin_sha256 = ["…"]`); for `check`, which
-/// has no config file, they name the flags that do the same.
-pub fn hints_in_flags(report: &mut crate::model::report::RunReport) {
-    for probe in &mut report.probes {
-        if let Some(error) = &mut probe.error {
-            error.hint = flag_words(&error.hint);
-        }
-        for warning in &mut probe.warnings {
-            *warning = flag_words(warning);
-        }
-    }
-}
-
-fn flag_words(hint: &str) -> String {
-    let mut out = hint.to_string();
-    for (open, close, flag) in [("host_key = \"", "\"", "--host-key "), ("pin_sha256 = [\"", "\"]", "--pin-sha256 ")] {
-        while let Some(start) = out.find(open) {
-            let value_at = start + open.len();
-            let Some(len) = out[value_at..].find(close) else { break };
-            let value = out[value_at..value_at + len].to_string();
-            out.replace_range(start..value_at + len + close.len(), &format!("{flag}{value}"));
-        }
-    }
-    out.replace("set allow_unverified_password = true in the probe", "rerun with --allow-unverified-password")
-        .replace("set password (e.g. password = \"${PGPASSWORD}\")", "set PGPASSWORD (or --password-env NAME)")
-        .replace("set password (e.g. password = \"${MYSQL_PWD}\")", "set MYSQL_PWD (or --password-env NAME)")
-        .replace("(tls.client_cert, tls.client_key)", "(--client-cert, --client-key)")
-        .replace("set tls.ca to the CA", "pass --ca with the CA")
-        .replace("verify it with tls.ca", "verify it with --ca")
-        .replace("approve this certificate: --", "approve this certificate with --")
-        .replace("add to the probe: --", "rerun with --")
-        .replace("in the probe's tls table: --", "with --")
-        .replace("update the probe: --", "rerun with --")
-}
-
 /// Builds the `[[probe]]` table for a URL, or says why it cannot.
 pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, String> {
     let url = parse_target_url(raw_url)?;
@@ -141,21 +106,6 @@ mod tests {
         assert!(s.toml.contains("mode = \"verify-full\""), "{}", s.toml);
         assert!(s.toml.contains(&format!("password = \"${{{URL_PASSWORD_VAR}}}\"")), "{}", s.toml);
         assert_eq!(s.url_password.as_deref(), Some("s3cret-in-url"));
-    }
-
-    #[test]
-    fn hints_name_flags_instead_of_config_lines() {
-        assert_eq!(
-            flag_words("verify it, then add to the probe: host_key = \"SHA256:abc\""),
-            "verify it, then rerun with --host-key SHA256:abc"
-        );
-        assert_eq!(
-            flag_words(
-                "set tls.ca, or approve this exact certificate in the probe's tls table: pin_sha256 = [\"AB:CD\"]"
-            ),
-            "set tls.ca, or approve this exact certificate with --pin-sha256 AB:CD"
-        );
-        assert_eq!(flag_words("no lines here"), "no lines here");
     }
 
     #[test]

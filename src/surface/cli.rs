@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::model::advice::Dialect;
 use crate::model::redact;
 use crate::model::report::RunReport;
 use crate::output::{self, Format, Style};
@@ -328,8 +329,9 @@ fn run_command(args: RunArgs) -> u8 {
         fail_fast: args.fail_fast,
         wait: args.wait,
         tracker: progress_tracker(&args.report),
+        advice: Dialect::Config,
     };
-    execute(selected, &opts, &args.report, |_| {})
+    execute(selected, &opts, &args.report)
 }
 
 fn check_command(args: CheckArgs) -> u8 {
@@ -367,8 +369,10 @@ fn check_command(args: CheckArgs) -> u8 {
         fail_fast: false,
         wait: args.wait,
         tracker: progress_tracker(&args.report),
+        // `check` has no config file: its hints name the flags that do the same.
+        advice: Dialect::Flags,
     };
-    execute(cfg.probes, &opts, &args.report, crate::surface::check::hints_in_flags)
+    execute(cfg.probes, &opts, &args.report)
 }
 
 fn inspect_command(args: InspectArgs) -> u8 {
@@ -439,7 +443,7 @@ fn load_known_hosts(
 
 /// Runs probes and writes the report as asked; returns the exit code. `adjust` edits the
 /// report before it is rendered (`check` words its hints as flags).
-fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArgs, adjust: fn(&mut RunReport)) -> u8 {
+fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArgs) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -448,7 +452,6 @@ fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArg
         }
     };
     let (mut report, interrupted) = runtime.block_on(run_until_interrupted(probes, opts));
-    adjust(&mut report);
     report.scrub_secrets();
     let width = if args.output.is_none() { output::stdout_terminal_width() } else { None };
     let style = Style { verbose: args.verbose, color: color_allowed(args), width };

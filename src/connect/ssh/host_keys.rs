@@ -2,6 +2,7 @@
 //! and config line shown for a key nobody approved, and the algorithms asked of the server.
 
 use super::*;
+use crate::model::advice::Fix;
 
 /// A host key as `ssh-keygen -l` shows it: `SHA256:` and unpadded base64.
 pub fn sha256_fingerprint(blob: &[u8]) -> String {
@@ -9,10 +10,7 @@ pub fn sha256_fingerprint(blob: &[u8]) -> String {
     format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest.as_ref()))
 }
 
-/// The config line that approves a host key.
-pub fn host_key_line(fingerprint: &str) -> String {
-    format!("host_key = \"{fingerprint}\"")
-}
+pub use crate::model::advice::host_key_line;
 
 /// One approved key: its fingerprint, and optionally the algorithm it was pinned with
 /// (`"ssh-ed25519 SHA256:…"`), which then is the only one asked of the server.
@@ -155,8 +153,7 @@ impl HostKeyPolicy {
             return Ok("shown, not judged".into());
         }
         let sha256 = sha256_fingerprint(blob);
-        let approve = host_key_line(&sha256);
-        let where_ = role.settings();
+        let approve = Fix::ApproveHostKey { fingerprint: sha256.clone(), holder: role.settings() };
         let known_line = known_hosts::entry_line(host, port, algorithm, blob);
         if self.pins.iter().any(|p| p.sha256 == sha256) {
             return Ok("pinned by host_key".into());
@@ -182,9 +179,11 @@ impl HostKeyPolicy {
                             lines.join(", ")
                         ),
                     )
-                    .with_hint(format!(
-                        "someone may be intercepting the connection, or the server was rebuilt: verify the new key with its owner, then run `ssh-keygen -R '{name}' -f {path}` and add `{known_line}` (or set {approve} in {where_})"
-                    )));
+                    .with_hint(crate::advice![
+                        format!("someone may be intercepting the connection, or the server was rebuilt: verify the new key with its owner, then run `ssh-keygen -R '{name}' -f {path}` and add `{known_line}` (or "),
+                        approve,
+                        ")"
+                    ]));
                 }
                 Verdict::OtherAlgorithms(known) if self.pins.is_empty() => {
                     return Err(Failure::new(
@@ -194,9 +193,11 @@ impl HostKeyPolicy {
                             known.join(", ")
                         ),
                     )
-                    .with_hint(format!(
-                        "the server no longer offers the known key type: verify the new key with its owner, then add `{known_line}` to {path} (or set {approve} in {where_})"
-                    )));
+                    .with_hint(crate::advice![
+                        format!("the server no longer offers the known key type: verify the new key with its owner, then add `{known_line}` to {path} (or "),
+                        approve,
+                        ")"
+                    ]));
                 }
                 Verdict::OtherAlgorithms(_) | Verdict::Unknown => {}
             }
@@ -204,9 +205,11 @@ impl HostKeyPolicy {
         let (message, hint) = if !self.pins.is_empty() {
             (
                 format!("the server presented {algorithm} {sha256}, which matches no pinned host_key"),
-                format!(
-                    "if the key changed on purpose (server rebuilt), verify it with the server's owner and update {where_}: {approve}; otherwise someone may be intercepting the connection"
-                ),
+                crate::advice![
+                    "if the key changed on purpose (server rebuilt), verify it with the server's owner, then ",
+                    approve,
+                    "; otherwise someone may be intercepting the connection"
+                ],
             )
         } else if let Some(file) = &self.known_hosts {
             (
@@ -215,19 +218,23 @@ impl HostKeyPolicy {
                     known_hosts::host_entry_name(host, port),
                     file.path.display()
                 ),
-                format!(
-                    "verify the fingerprint with the server's owner (`ssh-keygen -lf` on its host key), then add `{known_line}` to {} or set {approve} in {where_}",
-                    file.path.display()
-                ),
+                crate::advice![
+                    format!(
+                        "verify the fingerprint with the server's owner (`ssh-keygen -lf` on its host key), then add `{known_line}` to {}, or ",
+                        file.path.display()
+                    ),
+                    approve,
+                ],
             )
         } else {
             (
                 format!(
                     "the server's host key is not approved: it presented {algorithm} {sha256} and no host_key or known_hosts is configured"
                 ),
-                format!(
-                    "verify the fingerprint with the server's owner (`ssh-keygen -lf` on its host key), then add to {where_}: {approve}"
-                ),
+                crate::advice![
+                    "verify the fingerprint with the server's owner (`ssh-keygen -lf` on its host key), then ",
+                    approve,
+                ],
             )
         };
         Err(Failure::new(ErrorClass::HostKey, message).with_hint(hint))

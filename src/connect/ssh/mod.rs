@@ -141,9 +141,9 @@ mod tests {
         let fp = sha256_fingerprint(&blob);
         assert!(failure.message.contains(&fp), "{}", failure.message);
         assert!(
-            failure.hint_or_default().contains(&format!("[[tunnel]] `bastion`: host_key = \"{fp}\"")),
+            failure.hint_or_default().to_string().contains(&format!("[[tunnel]] `bastion`: host_key = \"{fp}\"")),
             "{}",
-            failure.hint_or_default()
+            failure.hint_or_default().to_string()
         );
         let pinned = HostKeyPolicy { pins: vec![parse_pin(&fp).unwrap()], ..HostKeyPolicy::default() };
         assert_eq!(pinned.judge("h", 22, "ssh-ed25519", &blob, &Role::Probe), Ok("pinned by host_key".into()));

@@ -125,7 +125,4 @@ pub fn certificate_report(leaf: &CertificateDer<'_>, version: Option<String>, re
     }
 }
 
-/// The config line that approves a certificate by its fingerprint.
-pub fn pin_line(sha256: &str) -> String {
-    format!("pin_sha256 = [\"{sha256}\"]")
-}
+pub use crate::model::advice::pin_line;

@@ -2,6 +2,7 @@
 //! handshake (a client certificate refused late).
 
 use super::*;
+use crate::model::advice::Fix;
 
 /// Turns a failed handshake (or a failure right after it) into a class, message and hint.
 pub fn classify_handshake_error(
@@ -42,7 +43,7 @@ pub fn client_cert_refused_silently(presented: bool) -> Failure {
 
 pub(super) fn client_cert_missing() -> Failure {
     Failure::new(ErrorClass::TlsClientCert, "the server requires a client certificate and none is configured")
-        .with_hint("set tls.client_cert and tls.client_key to a certificate the server trusts")
+        .with_hint(crate::advice![Fix::ClientCertificate, " to a certificate the server trusts"])
 }
 
 /// Classifies a rustls error, with the recorded chain for fingerprints and names.
@@ -77,18 +78,17 @@ pub fn classify_tls_error(
                 ErrorClass::TlsUntrusted,
                 format!("the certificate matches no pinned fingerprint: it has sha256 {fp}"),
             )
-            .with_hint(format!("if the certificate changed on purpose, update the pin: {}", pin_line(&fp))),
+            .with_hint(crate::advice!["if the certificate changed on purpose, ", Fix::UpdatePin(fp)]),
             CertificateError::UnknownIssuer | CertificateError::BadSignature | CertificateError::BadEncoding | _ => {
                 let issuer = leaf.as_ref().map(|l| l.issuer.clone()).unwrap_or_else(|| "an unknown issuer".into());
                 let source = if opts.ca.is_some() { "tls.ca" } else { "the system trust store" };
                 Failure::new(
                     ErrorClass::TlsUntrusted,
-                    format!("the certificate is not trusted by {source} ({cert_err:?}): issued by {issuer}, sha256 {fp}"),
+                    format!(
+                        "the certificate is not trusted by {source} ({cert_err:?}): issued by {issuer}, sha256 {fp}"
+                    ),
                 )
-                .with_hint(format!(
-                    "set tls.ca to the CA that issued it, or approve this exact certificate in the probe's tls table: {}",
-                    pin_line(&fp)
-                ))
+                .with_hint(crate::advice![Fix::TrustIssuingCa, ", or ", Fix::PinCertificate(fp)])
             }
         },
         rustls::Error::AlertReceived(alert) => classify_alert(*alert, recording, opts),

@@ -17,6 +17,7 @@ use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedSt
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TableReader;
+use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, describe_io, find_cause};
 use crate::model::report::TlsReport;
 use crate::model::stages::StageLog;
@@ -87,10 +88,12 @@ where
                     // Encrypted but not authenticated (database modes prefer and require):
                     // never a plain pass, and the warning says how to verify.
                     let mode = opts.mode.map(mode_name).unwrap_or("prefer");
-                    ctx.warn(format!(
-                        "the server's certificate was not verified (tls.mode = {mode}): the session is encrypted, but the server could be an impostor; verify it with tls.ca, or approve this certificate: {}",
-                        pin_line(&r.sha256)
-                    ));
+                    ctx.warn(crate::advice![
+                        format!("the server's certificate was not verified (tls.mode = {mode}): the session is encrypted, but the server could be an impostor; verify it with "),
+                        Fix::Key(Key::TlsCa),
+                        ", or ",
+                        Fix::PinCertificate(r.sha256.clone()),
+                    ]);
                 }
             }
             if opts.insecure {

@@ -14,6 +14,7 @@ use crate::connect::httpc;
 use crate::connect::net::Record;
 use crate::connect::tls::TlsOptions;
 use crate::identity::oauth2::{self, ClientAuth, Grant, TokenRequest};
+use crate::model::advice::Fix;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::model::redact::{self, Secret};
 use crate::probes::{Probe, ProbeFuture};
@@ -178,7 +179,7 @@ impl HttpProbe {
             ErrorClass::TlsClientCert,
             format!("HTTP 400 Bad Request after the server asked for a client certificate: {what}"),
         )
-        .with_hint("set tls.client_cert and tls.client_key to a certificate from a CA the server trusts")
+        .with_hint(crate::advice![Fix::ClientCertificate, " to a certificate from a CA the server trusts"])
     }
 
     fn status_failure(

@@ -21,6 +21,7 @@ use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::net::BoxIo;
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
+use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::InspectFuture;
 use crate::probes::Probe;
@@ -170,7 +171,11 @@ impl MssqlProbe {
                 ErrorClass::TlsHandshake,
                 "the server requires encryption (Force Encryption) and tls.mode is disable",
             )
-            .with_hint("set tls.mode = \"verify-full\" with tls.ca (or \"require\") for this server")),
+            .with_hint(crate::advice![
+                "set tls.mode = \"verify-full\" with ",
+                Fix::Key(Key::TlsCa),
+                " (or \"require\") for this server"
+            ])),
         }
     }
 
@@ -302,12 +307,12 @@ mod tests {
     fn login_failures_explain_known_states() {
         let f = server_error(18456, 8, "Login failed for user 'x'.");
         assert_eq!(f.class, ErrorClass::AuthRejected);
-        assert!(f.hint.unwrap().contains("password is wrong"));
+        assert!(f.hint.unwrap().to_string().contains("password is wrong"));
         assert_eq!(server_error(4060, 1, "Cannot open database").class, ErrorClass::NotFound);
         assert_eq!(server_error(229, 1, "permission denied").class, ErrorClass::PermissionDenied);
         let not_sql = plain_failure(TdsError::NotTds("the server did not answer like SQL Server".into()), "x");
         assert_eq!(not_sql.class, ErrorClass::Protocol);
-        assert!(not_sql.hint.unwrap().contains("port"));
+        assert!(not_sql.hint.unwrap().to_string().contains("port"));
         assert_eq!(plain_failure(TdsError::Routed("a:1433".into()), "x").class, ErrorClass::UnexpectedResponse);
     }
 }

@@ -13,6 +13,7 @@ use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::net::BoxIo;
 use crate::connect::tls::{self, Recorder, TlsOptions};
+use crate::model::advice::Fix;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::InspectFuture;
 use crate::probes::Probe;
@@ -181,9 +182,10 @@ impl MysqlProbe {
                 if self.db.iam.is_some() {
                     self.db.explain_refusal(failure)
                 } else if self.db.password.is_none() {
-                    failure.with_hint(
-                        "no password was sent (the probe has none): set password (e.g. password = \"${MYSQL_PWD}\")",
-                    )
+                    failure.with_hint(crate::advice![
+                        "no password was sent (the probe has none): ",
+                        Fix::SetPassword { variable: "MYSQL_PWD" }
+                    ])
                 } else if tls.is_none() {
                     failure.with_hint("the password is wrong, or the account requires TLS (REQUIRE SSL, require_secure_transport): try tls.mode = \"require\"")
                 } else if opts.identity.is_none() {
@@ -197,7 +199,7 @@ impl MysqlProbe {
                     unverified_peer_refusal(&format!("the server asked for the password {how} ({plugin})"), tls);
                 if how.avoided_by_a_configured_key() {
                     let hint = failure.hint.take().unwrap_or_default();
-                    failure = failure.with_hint(format!("{hint}; or set server_public_key to the server's RSA public key file (PEM), as the mysql client's --server-public-key-path"));
+                    failure = failure.with_hint(hint.then("; or set server_public_key to the server's RSA public key file (PEM), as the mysql client's --server-public-key-path"));
                 }
                 failure
             }
@@ -270,13 +272,13 @@ mod tests {
         assert_eq!(server_error(1142, "SELECT command denied").class, ErrorClass::PermissionDenied);
         let greeting = plain_failure(WireError::NotMysql("the server did not greet like MySQL or MariaDB".into()), "x");
         assert_eq!(greeting.class, ErrorClass::Protocol);
-        assert!(greeting.hint.as_deref().unwrap_or_default().contains("port"));
+        assert!(greeting.hint.clone().unwrap_or_default().to_string().contains("port"));
         let clear = plain_failure(
             WireError::Unverified { plugin: "mysql_clear_password".into(), how: wire::Exposure::ClearText },
             "during the login",
         );
         assert_eq!(clear.class, ErrorClass::TlsHandshake);
-        assert!(clear.hint.as_deref().unwrap_or_default().contains("allow_unverified_password"));
+        assert!(clear.hint.clone().unwrap_or_default().to_string().contains("allow_unverified_password"));
         let plugin = plain_failure(WireError::UnsupportedPlugin("authentication_kerberos".into()), "during the login");
         assert!(plugin.message.contains("authentication_kerberos"));
     }

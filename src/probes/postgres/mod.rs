@@ -19,6 +19,7 @@ use crate::connect::dial;
 use crate::connect::net::{BoxIo, Record};
 use crate::connect::tls::TlsOptions;
 use crate::connect::tls::{self, Recorder, TlsMode};
+use crate::model::advice::Fix;
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::redact;
 use crate::probes::InspectFuture;
@@ -226,7 +227,12 @@ impl PostgresProbe {
                 ErrorClass::Config,
                 format!("the server asked for a password ({} authentication) and the probe has none", method.name()),
             )
-            .with_hint("set password (e.g. password = \"${PGPASSWORD}\"), or log in with a client certificate (tls.client_cert, tls.client_key)"),
+            .with_hint(crate::advice![
+                Fix::SetPassword { variable: "PGPASSWORD" },
+                ", or log in with a client certificate (",
+                Fix::ClientCertificate,
+                ")"
+            ]),
         }
     }
 }
@@ -274,7 +280,10 @@ fn classify_db_error(db: &ServerError, has_client_cert: bool, user: &str, databa
         "28000" if db.message.contains("certificate") => {
             let what = if has_client_cert { "refused our client certificate" } else { "requires a client certificate" };
             Failure::new(ErrorClass::TlsClientCert, format!("the server {what}: {said}"))
-                .with_hint("set tls.client_cert and tls.client_key to a certificate whose CN is the user name, from a CA the server trusts")
+                .with_hint(crate::advice![
+                    Fix::ClientCertificate,
+                    " to a certificate whose CN is the user name, from a CA the server trusts"
+                ])
         }
         "28000" => Failure::new(ErrorClass::AuthRejected, said).with_hint(
             "pg_hba.conf has no line that lets this user connect from this address with this method (or rejects it): ask the DBA, and check IP allow-lists",

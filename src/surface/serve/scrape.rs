@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connect::context::Shared;
 use crate::connect::tls::TrustStore;
+use crate::model::advice::Dialect;
 use crate::model::report::{RunReport, Status};
 use crate::model::targets::Target;
 use crate::runner::suite::{self as config, Config, ProbeConfig};
@@ -285,7 +286,14 @@ impl Service {
         let name = probe.name.clone();
         let permit = self.permits.clone().acquire_owned().await.ok();
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        let opts = RunOptions { concurrency: 1, timeout: Some(timeout), fail_fast: false, wait: None, tracker: None };
+        let opts = RunOptions {
+            concurrency: 1,
+            timeout: Some(timeout),
+            fail_fast: false,
+            wait: None,
+            tracker: None,
+            advice: Dialect::Config,
+        };
         // Tunnels are opened per run: a connection kept between scrapes could have died.
         let shared = Arc::new(Shared {
             trust: loaded.trust.clone(),
