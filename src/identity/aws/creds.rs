@@ -247,7 +247,7 @@ impl Source {
             }
             _ => "check the configured credentials".into(),
         };
-        let class = if matches!(self, Source::AssumeRole { .. }) && why.contains("AccessDenied") {
+        let class = if matches!(self, Source::AssumeRole { .. }) && assume_role_code(err) == Some("AccessDenied") {
             ErrorClass::PermissionDenied
         } else if matches!(self, Source::AssumeRole { .. }) {
             ErrorClass::AuthRejected
@@ -333,6 +333,15 @@ where
     }
 }
 
+/// The error code STS answered an AssumeRole with, found in the typed cause the credential
+/// provider wraps (the provider's own text is not a contract).
+fn assume_role_code(err: &aws_credential_types::provider::error::CredentialsError) -> Option<&str> {
+    use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    let sdk = crate::model::error::find_cause::<SdkError<AssumeRoleError>>(err)?;
+    sdk.as_service_error()?.code()
+}
+
 /// An SDK error with its causes, on one line: the SDK's top-level text alone rarely says
 /// what happened, and the default chain lists what it tried one provider per line.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
@@ -349,6 +358,31 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_assume_role_refusal_is_classified_from_its_sts_code() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_sdk_sts::error::{ErrorMetadata, SdkError};
+        use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        let refusal = |code: &str| {
+            let status = StatusCode::try_from(403).unwrap();
+            let service = AssumeRoleError::generic(ErrorMetadata::builder().code(code).message("no").build());
+            CredentialsError::provider_error(SdkError::service_error(service, Response::new(status, SdkBody::empty())))
+        };
+        let source = Source::AssumeRole {
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            external_id: None,
+            session_name: "s".into(),
+            source: Box::new(Source::DefaultChain),
+        };
+        assert_eq!(source.failure(&refusal("AccessDenied")).class, ErrorClass::PermissionDenied);
+        assert_eq!(source.failure(&refusal("InvalidClientTokenId")).class, ErrorClass::AuthRejected);
+        // The code in text only (a message quoting it) decides nothing.
+        let text_only = CredentialsError::provider_error(std::io::Error::other("AccessDenied"));
+        assert_eq!(source.failure(&text_only).class, ErrorClass::AuthRejected);
+    }
 
     #[test]
     fn the_default_chains_report_is_one_line() {
