@@ -36,8 +36,8 @@ python3 -c 'import jsonschema, cryptography, boto3, pytds, OpenSSL, yaml, kubern
   || scripts/servers.sh python-env jsonschema cryptography boto3 python-tds pyopenssl pyyaml \
        kubernetes-validate==1.37.0 check-jsonschema==0.39.0 dockerfile==3.4.0 >/dev/null
 
-log "cargo fmt --check"
-cargo fmt --check
+log "cargo fmt --all --check"
+cargo fmt --all --check
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 

@@ -87,6 +87,48 @@ pub fn mysql(data: &[u8]) {
             let _ = wire::query(&mut packets, "SELECT 1").await;
         }
     });
+    mysql_release_rule(data);
+}
+
+/// The login exchange fed `data` directly (sans I/O), as packets of one length byte each,
+/// for a session nobody verified: whatever the server asks, the password never leaves in
+/// clear text. A panic here is a finding against the credential release rule.
+fn mysql_release_rule(data: &[u8]) {
+    use mysql_wire as wire;
+    const PASSWORD: &str = "fuzz-password-never-in-clear";
+    let plugins = ["caching_sha2_password", "sha256_password", "mysql_clear_password", "mysql_native_password"];
+    let greeting = wire::Greeting {
+        version: "8.4.0".into(),
+        connection_id: 1,
+        capabilities: u32::MAX,
+        scramble: vec![0x2a; 20],
+        plugin: plugins[usize::from(data.first().copied().unwrap_or(0)) % plugins.len()].into(),
+    };
+    let login = wire::Login {
+        user: "user",
+        password: PASSWORD,
+        database: None,
+        encrypted: false,
+        verified: false,
+        allow_unverified: false,
+        server_public_key: None,
+    };
+    let leaks = |payload: &[u8]| payload.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes());
+    let caps = wire::client_capabilities(greeting.capabilities, false, false);
+    let Ok((mut exchange, response)) = wire::LoginExchange::start(&greeting, caps, &login) else { return };
+    assert!(!leaks(&response), "the handshake response carries the password in clear");
+    let mut rest = data.get(1..).unwrap_or_default();
+    while let Some((&len, after)) = rest.split_first() {
+        let (packet, next) = after.split_at(usize::from(len).min(after.len()));
+        rest = next;
+        match exchange.on_packet(packet) {
+            Ok(wire::LoginStep::Send(payload)) => {
+                assert!(!leaks(&payload), "the password left in clear for {}", exchange.plugin());
+            }
+            Ok(wire::LoginStep::Read) => {}
+            Ok(wire::LoginStep::Done(_)) | Err(_) => return,
+        }
+    }
 }
 
 /// The TDS client (PRELOGIN, the login answer's token stream, a batch's results) against
@@ -196,6 +238,23 @@ mod tests {
     #[test]
     fn postgres_client_survives_mutated_transcripts() {
         run("postgres", postgres, 3_000);
+    }
+
+    #[test]
+    fn mysql_release_rule_holds_when_a_server_asks_for_the_password_every_way() {
+        let packet = |bytes: &[u8]| [&[bytes.len() as u8][..], bytes].concat();
+        let switch = |plugin: &str| packet(&[&[0xfe][..], plugin.as_bytes(), b"\0", &[0x2a; 20], b"\0"].concat());
+        let key = packet(&[&[0x01][..], b"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"].concat());
+        for (first, steps) in [
+            (0u8, vec![packet(&[0x01, 4]), key.clone()]),
+            (0, vec![switch("mysql_clear_password")]),
+            (3, vec![switch("sha256_password"), key.clone()]),
+            (2, vec![packet(&[0x01, 4])]),
+            (1, vec![key]),
+        ] {
+            let data: Vec<u8> = std::iter::once(first).chain(steps.concat()).collect();
+            mysql_release_rule(&data);
+        }
     }
 
     #[test]
