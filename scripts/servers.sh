@@ -606,6 +606,76 @@ start_cloud() {
   wait_tcp cloud "$AP_CLOUD_PORT" 30
 }
 
+# ---------------------------------------------------------------- proxies
+# squid: HTTP CONNECT and absolute-form with basic auth (an ncsa password file); a rule
+# refuses AP_PROXY_DENIED_PORT before authentication, so that port answers 403 to anyone.
+start_squid() {
+  running squid && return 0
+  port_free squid "$AP_SQUID_PORT"
+  command -v squid >/dev/null || apt_install squid
+  local dir=$STATE/squid
+  rm -rf "$dir"; mkdir -p "$dir"
+  printf '%s:%s\n' "$AP_PROXY_USER" "$(openssl passwd -apr1 "$AP_PROXY_PASSWORD")" > "$dir/passwd"
+  cat > "$dir/squid.conf" <<CONF
+http_port 127.0.0.1:$AP_SQUID_PORT
+pid_filename $dir/squid.pid
+cache_effective_user proxy
+cache deny all
+access_log stdio:$dir/access.log
+cache_log $dir/cache.log
+cache_store_log none
+coredump_dir $dir
+shutdown_lifetime 0 seconds
+auth_param basic program /usr/lib/squid/basic_ncsa_auth $dir/passwd
+auth_param basic realm authprobe test proxy
+acl authenticated proxy_auth REQUIRED
+acl denied_port port $AP_PROXY_DENIED_PORT
+http_access deny denied_port
+http_access allow authenticated
+http_access deny all
+CONF
+  chown -R proxy:proxy "$dir"
+  squid -k parse -f "$dir/squid.conf" >"$STATE/logs/squid-parse.log" 2>&1 || die "squid config invalid (see $STATE/logs/squid-parse.log)"
+  nohup squid -N -f "$dir/squid.conf" >"$STATE/logs/squid.log" 2>&1 &
+  echo $! > "$PIDS/squid.pid"
+  wait_tcp squid "$AP_SQUID_PORT"
+}
+
+# danted: SOCKS5 with username/password checked against a system user; a rule refuses
+# AP_PROXY_DENIED_PORT (SOCKS reply 2, "not allowed by ruleset").
+start_socks() {
+  running socks && return 0
+  port_free socks "$AP_SOCKS_PORT"
+  command -v danted >/dev/null || apt_install dante-server
+  local dir=$STATE/socks
+  rm -rf "$dir"; mkdir -p "$dir"
+  ensure_user "$AP_PROXY_USER" "$AP_PROXY_PASSWORD"
+  cat > "$dir/danted.conf" <<CONF
+logoutput: $dir/danted.log
+internal: 127.0.0.1 port = $AP_SOCKS_PORT
+external: 127.0.0.1
+socksmethod: username
+user.privileged: root
+user.unprivileged: nobody
+client pass {
+  from: 127.0.0.0/8 to: 0.0.0.0/0
+}
+socks block {
+  from: 0.0.0.0/0 to: 0.0.0.0/0 port = $AP_PROXY_DENIED_PORT
+  log: connect error
+}
+socks pass {
+  from: 127.0.0.0/8 to: 0.0.0.0/0
+  command: connect
+  log: connect error
+}
+CONF
+  danted -V -f "$dir/danted.conf" >"$STATE/logs/socks-parse.log" 2>&1 || die "danted config invalid (see $STATE/logs/socks-parse.log)"
+  nohup danted -f "$dir/danted.conf" -p "$dir/danted.pid" -N 1 >"$STATE/logs/socks.log" 2>&1 &
+  echo $! > "$PIDS/socks.pid"
+  wait_tcp socks "$AP_SOCKS_PORT"
+}
+
 write_env() {
   {
     grep -E '^[A-Z0-9_]+=' "$HARNESS/defaults.env"
@@ -647,6 +717,8 @@ up_native() {
   start_gcs
   start_cloud
   start_azurite
+  start_squid
+  start_socks
   write_env
   log "all servers up in $((SECONDS - started))s; env: $ENV_FILE"
 }

@@ -7,6 +7,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::connect::proxy::ProxyPolicy;
 use crate::connect::ssh::LoginGate;
 use crate::connect::tls::TrustStore;
 use crate::connect::tunnel::{Link, TunnelConfig, TunnelPool};
@@ -35,6 +36,8 @@ pub struct ProbeContext {
     pub via: Option<Arc<TunnelConfig>>,
     /// The tunnel connection this attempt uses, once it has one.
     link: Arc<Mutex<Option<Arc<Link>>>>,
+    /// Which proxy each connection goes through (keys, flags, environment).
+    pub proxy: Arc<ProxyPolicy>,
 }
 
 impl Deref for ProbeContext {
@@ -47,7 +50,13 @@ impl Deref for ProbeContext {
 
 impl ProbeContext {
     pub fn new(shared: Arc<Shared>, warn_expiry_days: u32, timeout: Duration) -> Self {
-        ProbeContext { log: StageLog::new(warn_expiry_days, timeout), shared, via: None, link: Arc::default() }
+        ProbeContext {
+            log: StageLog::new(warn_expiry_days, timeout),
+            shared,
+            via: None,
+            link: Arc::default(),
+            proxy: Arc::default(),
+        }
     }
 
     pub fn allowing_unverified_password(mut self, allow: bool) -> Self {
@@ -57,6 +66,11 @@ impl ProbeContext {
 
     pub fn with_via(mut self, via: Option<Arc<TunnelConfig>>) -> Self {
         self.via = via;
+        self
+    }
+
+    pub fn with_proxy(mut self, proxy: Arc<ProxyPolicy>) -> Self {
+        self.proxy = proxy;
         self
     }
 
@@ -73,7 +87,7 @@ impl ProbeContext {
         if let Some(link) = self.current_link() {
             return Ok(Some(link));
         }
-        let link = self.shared.tunnels.acquire(&self.log, &self.shared.ssh_logins, &tunnel).await?;
+        let link = self.shared.tunnels.acquire(&self.log, &self.shared.ssh_logins, &self.proxy, &tunnel).await?;
         *self.link.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(link.clone());
         Ok(Some(link))
     }

@@ -1,20 +1,27 @@
-//! A probe's connection to `host:port`, as the `dns` and `connect` stages: directly, or
-//! through the probe's SSH tunnel. Every kind connects through here, so that timing,
-//! classification and tunnelling (and the proxies to come) are the same for all.
+//! A probe's connection to `host:port`, as the `dns` and `connect` stages: directly,
+//! through the probe's SSH tunnel, or through a proxy (the `proxy` stage). Every kind
+//! connects through here, so that timing, classification, tunnelling and proxies are the
+//! same for all.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::connect::context::ProbeContext;
 use crate::connect::net::{BoxIo, QuickAck, ReadBudget, Record, connect_any, maybe_stage, resolve};
+use crate::connect::proxy::through::{self, Via};
+use crate::connect::proxy::{ProxyScheme, ProxySource, ProxyUrl, Traffic};
 use crate::connect::tunnel::Link;
-use crate::model::error::{Failure, Stage, classify_io, describe_io};
+use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 
-/// Where a probe's connection went: to an address, or through its tunnel.
+/// Where a probe's connection went: to an address, through its tunnel, or through a proxy.
 #[derive(Clone)]
 pub enum Route {
     Direct(SocketAddr),
     Tunnel(Arc<Link>),
+    /// A tunnel through the proxy (CONNECT or SOCKS5) to the target.
+    Proxy(ProxyUrl, ProxySource),
+    /// To an HTTP proxy itself, which takes plain-http requests in absolute-form.
+    Forward(ProxyUrl, ProxySource),
 }
 
 /// A probe's open connection.
@@ -23,10 +30,19 @@ pub struct Connection {
     pub route: Route,
 }
 
-/// Opens the probe's connection to `host:port`: directly (stages `dns` and `connect`), or
-/// through the probe's tunnel (stage `connect`: the SSH server resolves and connects).
-pub async fn connect(ctx: &ProbeContext, host: &str, port: u16, record: Record) -> Result<Connection, Failure> {
-    let (stream, route) = connect_then(ctx, host, port, record, |stream| async { Ok(stream) }).await?;
+/// Opens the probe's connection to `host:port`: directly (stages `dns` and `connect`),
+/// through the probe's tunnel (stage `connect`: the SSH server resolves and connects), or
+/// through a proxy (stage `proxy`, then `connect`). `traffic` says which proxy variables
+/// apply; plain http to an HTTP proxy returns the connection to the proxy itself
+/// ([`Route::Forward`]).
+pub async fn connect(
+    ctx: &ProbeContext,
+    host: &str,
+    port: u16,
+    traffic: Traffic,
+    record: Record,
+) -> Result<Connection, Failure> {
+    let (stream, route) = connect_then(ctx, host, port, traffic, record, |stream| async { Ok(stream) }).await?;
     Ok(Connection { stream, route })
 }
 
@@ -36,6 +52,7 @@ pub async fn connect_then<T, F, Fut>(
     ctx: &ProbeContext,
     host: &str,
     port: u16,
+    traffic: Traffic,
     record: Record,
     then: F,
 ) -> Result<(T, Route), Failure>
@@ -47,6 +64,32 @@ where
         let work = async { then(Box::new(ReadBudget::new(link.open(host, port).await?))).await };
         let value = maybe_stage(ctx, record, Stage::Connect, work).await?;
         return Ok((value, Route::Tunnel(link)));
+    }
+    let choice = ctx.proxy.choose(traffic, host, port).map_err(|why| {
+        let failure = Failure::new(ErrorClass::Config, format!("the proxy setting {why}"))
+            .with_hint("fix the proxy URL (http://, socks5:// or socks5h://), or unset the variable");
+        match record {
+            Record::Stages => ctx.fail_before(Stage::Proxy, failure),
+            Record::Quietly => failure,
+        }
+    })?;
+    if choice.proxy.is_some() || !choice.why.ends_with("(no proxy configured)") {
+        ctx.detail(format!("proxy for {host}:{port}: {}", choice.why));
+    }
+    if let Some((proxy, source)) = choice.proxy {
+        let via = Via { proxy: &proxy, source: &source };
+        if proxy.scheme == ProxyScheme::Http && traffic == Traffic::Http {
+            let stream = through::open_forward(ctx, &via, record).await?;
+            let value = maybe_stage(ctx, record, Stage::Connect, then(stream)).await?;
+            return Ok((value, Route::Forward(proxy, source)));
+        }
+        if proxy.scheme == ProxyScheme::Socks5 {
+            // The name is resolved here (socks5h leaves it to the proxy): the `dns` stage.
+            maybe_stage(ctx, record, Stage::Dns, resolve(host, port)).await?;
+        }
+        let stream = through::open(ctx, &via, host, port, record).await?;
+        let value = maybe_stage(ctx, record, Stage::Connect, then(stream)).await?;
+        return Ok((value, Route::Proxy(proxy, source)));
     }
     let addrs = maybe_stage(ctx, record, Stage::Dns, resolve(host, port)).await?;
     let work = async {

@@ -15,10 +15,12 @@ use url::Url;
 use crate::connect::context::ProbeContext;
 use crate::connect::dial;
 use crate::connect::net::{self, Record};
+use crate::connect::proxy::through::{self, Via};
+use crate::connect::proxy::{ProxySource, ProxyUrl, Traffic};
 use crate::connect::tls::{self, Recorder, TlsOptions};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 
-pub const USER_AGENT: &str = concat!("authprobe/", env!("CARGO_PKG_VERSION"));
+pub use crate::connect::net::USER_AGENT;
 
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
@@ -34,6 +36,8 @@ pub struct Connection {
     driver: Option<Driver>,
     authority: String,
     tls: Option<TlsState>,
+    /// Plain http through an HTTP proxy: requests go to the proxy in absolute-form.
+    forward: Option<(ProxyUrl, ProxySource)>,
 }
 
 /// What a TLS connection needs to classify failures that surface after the handshake.
@@ -69,14 +73,20 @@ pub async fn connect(
     record: Record,
 ) -> Result<Connection, Failure> {
     let (host, port, https) = endpoint(url)?;
-    let tcp = dial::connect(ctx, &host, port, record).await?.stream;
+    let traffic = if https { Traffic::Https } else { Traffic::Http };
+    let connection = dial::connect(ctx, &host, port, traffic, record).await?;
+    let forward = match connection.route {
+        dial::Route::Forward(proxy, source) => Some((proxy, source)),
+        _ => None,
+    };
+    let tcp = connection.stream;
     let authority = match url.port() {
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
         None => url.host_str().unwrap_or(&host).to_string(),
     };
     if !https {
         let (sender, driver) = handshake_h1(TokioIo::new(tcp)).await?;
-        return Ok(Connection { sender, driver: Some(driver), authority, tls: None });
+        return Ok(Connection { sender, driver: Some(driver), authority, tls: None, forward });
     }
     let work = async {
         let hs = tls::handshake(
@@ -104,7 +114,7 @@ pub async fn connect(
         Ok::<_, Failure>((sender, driver, state))
     };
     let (sender, driver, state) = net::maybe_stage(ctx, record, Stage::Tls, work).await?;
-    Ok(Connection { sender, driver: Some(driver), authority, tls: Some(state) })
+    Ok(Connection { sender, driver: Some(driver), authority, tls: Some(state), forward: None })
 }
 
 async fn handshake_h1<IO>(io: TokioIo<IO>) -> Result<(Sender, Driver), Failure>
@@ -129,11 +139,17 @@ impl Connection {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let uri = match &self.sender {
-            Sender::H1(_) => path,
-            Sender::H2(_) => format!("{}://{}{}", url.scheme(), self.authority, path),
+        let uri = match (&self.sender, &self.forward) {
+            (Sender::H1(_), None) => path,
+            _ => format!("{}://{}{}", url.scheme(), self.authority, path),
         };
         let mut builder = Request::builder().method(method).uri(uri);
+        if let Some((proxy, _)) = &self.forward
+            && let Some(value) = proxy.basic_authorization()
+        {
+            crate::model::redact::register(value.trim_start_matches("Basic "));
+            builder = builder.header(header::PROXY_AUTHORIZATION, sensitive_header(&value)?);
+        }
         if let Sender::H1(_) = self.sender {
             builder = builder.header(header::HOST, self.authority.as_str());
         }
@@ -152,6 +168,19 @@ impl Connection {
             Sender::H2(s) => s.send_request(request).await,
         };
         match result {
+            Ok(response) if response.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
+                // Only a proxy answers 407; the origin was never asked.
+                let Some((proxy, source)) = &self.forward else { return Ok(response) };
+                let schemes: Vec<String> = response
+                    .headers()
+                    .get_all(header::PROXY_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()?.split_whitespace().next().map(str::to_string))
+                    .collect();
+                let via = Via { proxy, source };
+                let said = format!("{}", response.status());
+                Err(through::proxy_auth_refused(&via, &schemes, proxy.user.is_some(), &said).at(Stage::Proxy))
+            }
             Ok(response) => Ok(response),
             Err(err) => Err(self.classify(&err).await),
         }

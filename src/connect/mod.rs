@@ -8,6 +8,7 @@ pub mod context;
 pub mod dial;
 pub mod httpc;
 pub mod net;
+pub mod proxy;
 pub mod ssh;
 pub mod tls;
 pub mod tunnel;

@@ -9,6 +9,9 @@ use tokio::net::TcpStream;
 use crate::model::error::{ErrorClass, Failure, ReadBudgetExceeded, Stage, classify_io, describe_io};
 use crate::model::stages::StageLog;
 
+/// How authprobe names itself to servers and proxies.
+pub const USER_AGENT: &str = concat!("authprobe/", env!("CARGO_PKG_VERSION"));
+
 /// Whether the connection steps are recorded as stages of their own (the probe's main
 /// connection) or are part of an enclosing stage (the connection to an OAuth2 token URL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::TableReader;
 use crate::connect::net::{self, BoxIo};
+use crate::connect::proxy::through::{self, Via};
+use crate::connect::proxy::{ProxyPolicy, Traffic};
 use crate::connect::ssh::{self, Role, SshTarget};
-use crate::model::error::{Failure, Stage};
+use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::model::report::StageStatus;
 use crate::model::stages::StageLog;
 
@@ -93,6 +95,7 @@ impl TunnelPool {
         &self,
         ctx: &StageLog,
         logins: &ssh::LoginGate,
+        proxy: &ProxyPolicy,
         tunnel: &TunnelConfig,
     ) -> Result<Arc<Link>, Failure> {
         let slot = self.slot(&tunnel.name);
@@ -122,7 +125,7 @@ impl TunnelPool {
             }
             _ => {}
         }
-        let result = establish(ctx, logins, tunnel, asked).await;
+        let result = establish(ctx, logins, proxy, tunnel, asked).await;
         *state = match &result {
             Ok(link) => State::Up(link.clone()),
             Err(failure) => State::Failed { failure: failure.clone(), at: Instant::now() },
@@ -136,6 +139,7 @@ impl TunnelPool {
 async fn establish(
     ctx: &StageLog,
     logins: &ssh::LoginGate,
+    proxy: &ProxyPolicy,
     tunnel: &TunnelConfig,
     started: Instant,
 ) -> Result<Arc<Link>, Failure> {
@@ -144,9 +148,25 @@ async fn establish(
     ctx.detail(format!("tunnel {}: {}", tunnel.name, tunnel.describe()));
     let login = logins.admit(&target.address()).await;
     let connected = async {
-        let addrs = net::resolve(&target.host, target.port).await.map_err(|f| role.label(f))?;
-        let tcp = net::connect_any(&target.host, target.port, &addrs).await.map_err(|f| role.label(f))?;
-        ssh::handshake(ctx, Box::new(net::QuickAck::new(tcp)), target, role.clone()).await
+        // As ssh's ProxyCommand: the bastion is reached through the proxy, if one applies.
+        let choice = proxy
+            .choose(Traffic::Other, &target.host, target.port)
+            .map_err(|why| role.label(Failure::new(ErrorClass::Config, format!("the proxy setting {why}"))))?;
+        let stream: net::BoxIo = match &choice.proxy {
+            Some((url, source)) => {
+                ctx.detail(format!("tunnel {}: proxy {}", tunnel.name, choice.why));
+                let via = Via { proxy: url, source };
+                through::open(ctx, &via, &target.host, target.port, net::Record::Quietly)
+                    .await
+                    .map_err(|f| role.label(f))?
+            }
+            None => {
+                let addrs = net::resolve(&target.host, target.port).await.map_err(|f| role.label(f))?;
+                let tcp = net::connect_any(&target.host, target.port, &addrs).await.map_err(|f| role.label(f))?;
+                Box::new(net::QuickAck::new(tcp))
+            }
+        };
+        ssh::handshake(ctx, stream, target, role.clone()).await
     }
     .await;
     ctx.end(Stage::TunnelConnect, started, connected.is_ok());

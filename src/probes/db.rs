@@ -9,6 +9,7 @@ use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::dial;
 use crate::connect::net::{BoxIo, Record};
+use crate::connect::proxy::Traffic;
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::identity::aws::creds::{Source, Sts};
 use crate::model::advice::{Fix, Key};
@@ -174,7 +175,7 @@ impl DbTarget {
         F: FnOnce(BoxIo) -> Fut,
         Fut: std::future::Future<Output = Result<S, Failure>>,
     {
-        let tcp = dial::connect(ctx, &self.host, self.port, Record::Stages).await?.stream;
+        let tcp = dial::connect(ctx, &self.host, self.port, Traffic::Other, Record::Stages).await?.stream;
         if self.mode() == TlsMode::Disable {
             return Ok(Err(tcp));
         }

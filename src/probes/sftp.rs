@@ -13,6 +13,7 @@ use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::dial;
 use crate::connect::net::Record;
+use crate::connect::proxy::Traffic;
 use crate::connect::ssh::{self, Role, SshTarget};
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, path_string, reference};
@@ -44,10 +45,11 @@ impl SftpProbe {
         // Held to the end: the server counts a login as finished only some time after it
         // told us, and a short SFTP session is over soon after that anyway.
         let _login = ctx.shared.ssh_logins.admit(&target.address()).await;
-        let (mut session, _route) = dial::connect_then(ctx, &target.host, target.port, Record::Stages, |stream| {
-            ssh::handshake(ctx, stream, target, Role::Probe)
-        })
-        .await?;
+        let (mut session, _route) =
+            dial::connect_then(ctx, &target.host, target.port, Traffic::Other, Record::Stages, |stream| {
+                ssh::handshake(ctx, stream, target, Role::Probe)
+            })
+            .await?;
         ctx.stage(Stage::Auth, session.authenticate(ctx, target)).await?;
         let result = ctx.stage(Stage::Check, self.list(ctx, &session)).await;
         session.close().await;

@@ -160,7 +160,8 @@ async fn run_probe(
     loop {
         let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout)
             .with_via(probe.via.clone())
-            .allowing_unverified_password(probe.allow_unverified_password);
+            .allowing_unverified_password(probe.allow_unverified_password)
+            .with_proxy(probe.proxy.clone());
         let outcome = tokio::select! {
             // A stop wins over a slot that frees up at the same moment: the slot is usually
             // freed by the very failure that stopped the run (--fail-fast).
@@ -250,6 +251,9 @@ fn timeout_hint(stage: Stage) -> &'static str {
         }
         Stage::Tls => {
             "the server accepted the connection but did not complete TLS: is this port TLS, and is the server overloaded?"
+        }
+        Stage::Proxy => {
+            "the proxy did not answer in time: check the proxy's address, and that it runs and is not overloaded"
         }
         _ => "the server accepted the connection but did not answer in time: check its health, or raise `timeout`",
     }
@@ -357,6 +361,7 @@ mod tests {
             via: None,
             allowed_targets: vec![],
             allow_unverified_password: false,
+            proxy: Arc::default(),
         }
     }
 

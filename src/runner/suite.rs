@@ -11,6 +11,7 @@ use toml::de::{DeTable, DeValue};
 pub use crate::config::{ConfigError, ReadContext, Source, TableReader};
 use crate::config::{reader, secrets};
 
+use crate::connect::proxy::{EnvProxies, ProxyPolicy, ProxySource, Setting};
 use crate::connect::tunnel::{self, TunnelConfig};
 use crate::model::error::Stage;
 use crate::probes::{self, Probe};
@@ -28,6 +29,10 @@ pub struct Defaults {
     pub concurrency: usize,
     /// A certificate expiring within this many days makes the probe WARN.
     pub warn_expiry_days: u32,
+    /// `proxy`: for every probe that sets none (`NO_PROXY` applies to it).
+    pub proxy: Option<Setting>,
+    /// The proxy variables of the environment the config was read in.
+    pub env_proxies: Arc<EnvProxies>,
 }
 
 impl Default for Defaults {
@@ -36,6 +41,8 @@ impl Default for Defaults {
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
             warn_expiry_days: DEFAULT_WARN_EXPIRY_DAYS,
+            proxy: None,
+            env_proxies: Arc::default(),
         }
     }
 }
@@ -57,6 +64,8 @@ pub struct ProbeConfig {
     /// `allow_unverified_password`: the credential release rule waived for this probe (a
     /// secret may go in recoverable form to a server whose identity is not verified).
     pub allow_unverified_password: bool,
+    /// Which proxy each of its connections goes through.
+    pub proxy: Arc<ProxyPolicy>,
 }
 
 impl ProbeConfig {
@@ -147,7 +156,8 @@ pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>)
     };
     let ctx = ReadContext::new(&source, env);
     let root = TableReader::new(&ctx, document.get_ref(), document.span(), "");
-    let defaults = read_defaults(&root);
+    let mut defaults = read_defaults(&root);
+    defaults.env_proxies = Arc::new(EnvProxies::from_env(env));
     let tunnels = read_tunnels(&root);
     let probes = read_probes(&root, &defaults, &tunnels);
     root.finish();
@@ -174,6 +184,7 @@ fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
     if let Some(days) = table.integer("warn_expiry_days", 0..=3650) {
         defaults.warn_expiry_days = days as u32;
     }
+    defaults.proxy = read_proxy(&table);
     table.finish();
     defaults
 }
@@ -266,6 +277,11 @@ fn read_probe(
         }
     }
     let allow_unverified_password = reader.bool("allow_unverified_password").unwrap_or(false);
+    let proxy = Arc::new(ProxyPolicy {
+        probe: read_proxy(&reader).map(|setting| (setting, ProxySource::ProbeKey)),
+        defaults: defaults.proxy.clone(),
+        env: defaults.env_proxies.clone(),
+    });
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
     let warn_expiry_days =
         reader.integer("warn_expiry_days", 0..=3650).map(|d| d as u32).unwrap_or(defaults.warn_expiry_days);
@@ -298,7 +314,20 @@ fn read_probe(
         via,
         allowed_targets,
         allow_unverified_password,
+        proxy,
     })
+}
+
+/// `proxy = "http://user:${PASS}@host:port"`, `"socks5://…"`, `"socks5h://…"` or `"none"`.
+fn read_proxy(reader: &TableReader<'_, '_>) -> Option<Setting> {
+    let raw = reader.string("proxy")?;
+    match Setting::parse(&raw) {
+        Ok(setting) => Some(setting),
+        Err(why) => {
+            reader.error_at("proxy", why);
+            None
+        }
+    }
 }
 
 /// `via = "NAME"`: the tunnel a probe's connections go through (every kind connects

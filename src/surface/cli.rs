@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use crate::connect::proxy::{EnvProxies, ProxyPolicy, ProxySource, Setting};
 use crate::model::advice::Dialect;
 use crate::model::redact;
 use crate::model::report::RunReport;
@@ -100,6 +101,8 @@ pub struct CheckArgs {
     pub probe: crate::surface::check::CheckOptions,
     #[command(flatten)]
     pub report: ReportArgs,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     /// Timeout, all stages together.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
@@ -121,6 +124,48 @@ pub struct InspectArgs {
     /// Give up after this long.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+}
+
+/// A proxy for this command, over the environment's (HTTPS_PROXY, ALL_PROXY, NO_PROXY).
+#[derive(Args, Debug, Default)]
+pub struct ProxyArgs {
+    /// Connect through this proxy: http://[user:pass@]host:port, socks5://… or socks5h://… (the proxy resolves names).
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Connect directly, whatever HTTPS_PROXY, HTTP_PROXY or ALL_PROXY say.
+    #[arg(long)]
+    pub no_proxy: bool,
+}
+
+impl ProxyArgs {
+    /// The setting the flags make, if any; a password in the URL is warned about.
+    fn setting(&self, quiet: bool) -> Result<Option<Setting>, String> {
+        if self.no_proxy {
+            return Ok(Some(Setting::Direct));
+        }
+        let Some(raw) = &self.proxy else { return Ok(None) };
+        let setting = Setting::parse(raw).map_err(|why| format!("--proxy: {why}"))?;
+        if let Setting::Through(url) = &setting
+            && url.password.is_some()
+            && !quiet
+        {
+            eprint_line(
+                "warning: the --proxy URL contains a password, which ends up in shell history and process lists; put the proxy in HTTPS_PROXY or ALL_PROXY instead",
+            );
+        }
+        Ok(Some(setting))
+    }
+
+    /// The policy for one command: the flags over the process environment.
+    fn policy(&self, quiet: bool) -> Result<ProxyPolicy, String> {
+        Ok(ProxyPolicy {
+            probe: self.setting(quiet)?.map(|s| (s, ProxySource::Flag)),
+            defaults: None,
+            env: std::sync::Arc::new(EnvProxies::process()),
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -354,7 +399,7 @@ fn check_command(args: CheckArgs) -> u8 {
         }
         std::env::var(name).ok()
     };
-    let cfg = match config::load_str(std::path::Path::new("<check URL>"), synthesized.toml, &env) {
+    let mut cfg = match config::load_str(std::path::Path::new("<check URL>"), synthesized.toml, &env) {
         Ok(cfg) => cfg,
         Err(errors) => {
             for err in &errors.0 {
@@ -363,6 +408,20 @@ fn check_command(args: CheckArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    match args.proxy.setting(args.report.quiet) {
+        Ok(Some(setting)) => {
+            for probe in &mut cfg.probes {
+                let policy =
+                    ProxyPolicy { probe: Some((setting.clone(), ProxySource::Flag)), ..(*probe.proxy).clone() };
+                probe.proxy = std::sync::Arc::new(policy);
+            }
+        }
+        Ok(None) => {}
+        Err(why) => {
+            eprint_line(&format!("error: {why}"));
+            return EXIT_USAGE;
+        }
+    }
     let opts = RunOptions {
         concurrency: 1,
         timeout: Some(args.timeout),
@@ -403,7 +462,14 @@ fn inspect_command(args: InspectArgs) -> u8 {
         }
     };
     let trust = crate::surface::inspect::Trust { ca, known_hosts };
-    match runtime.block_on(crate::surface::inspect::inspect(&args.target, trust, args.timeout)) {
+    let proxy = match args.proxy.policy(false) {
+        Ok(policy) => std::sync::Arc::new(policy),
+        Err(why) => {
+            eprint_line(&format!("error: {why}"));
+            return EXIT_USAGE;
+        }
+    };
+    match runtime.block_on(crate::surface::inspect::inspect(&args.target, trust, proxy, args.timeout)) {
         Ok(shown) => {
             let _ = output::write_stdout(&redact::scrub(&shown.text));
             if shown.verified { EXIT_OK } else { EXIT_FAILED }

@@ -13,6 +13,7 @@ use url::Url;
 use crate::connect::context::{ProbeContext, Shared};
 use crate::connect::dial;
 use crate::connect::net::Record;
+use crate::connect::proxy::{ProxyPolicy, Traffic};
 use crate::connect::ssh::{self, known_hosts::KnownHosts};
 use crate::connect::tls::{self, Presented, TlsOptions};
 use crate::model::error::{ErrorClass, Failure};
@@ -55,7 +56,13 @@ pub struct Inspection {
     pub verified: bool,
 }
 
-pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<Inspection, Failure> {
+/// `proxy` is used for TLS targets; SSH host keys are scanned directly.
+pub async fn inspect(
+    target: &str,
+    trust: Trust,
+    proxy: Arc<ProxyPolicy>,
+    timeout: Duration,
+) -> Result<Inspection, Failure> {
     let url = crate::surface::check::parse_target_url(target).map_err(|why| Failure::new(ErrorClass::Config, why))?;
     let (host, port, inspect) = endpoint(&url)?;
     let protocol = inspect.label;
@@ -68,9 +75,10 @@ pub async fn inspect(target: &str, trust: Trust, timeout: Duration) -> Result<In
     };
     let ca = trust.ca;
     let shared = Arc::new(Shared::default());
-    let ctx = ProbeContext::new(shared.clone(), 0, timeout);
+    let ctx = ProbeContext::new(shared.clone(), 0, timeout).with_proxy(proxy);
+    let traffic = if protocol == "https" { Traffic::Https } else { Traffic::Other };
     let work = async {
-        let tcp = dial::connect(&ctx, &host, port, Record::Quietly).await?.stream;
+        let tcp = dial::connect(&ctx, &host, port, traffic, Record::Quietly).await?.stream;
         // Everything is accepted here: the verdict is judged below, against the chain.
         let accept_all = TlsOptions { insecure: true, ..TlsOptions::default() };
         upgrade(&ctx, tcp, &accept_all, &host)

@@ -17,6 +17,7 @@ use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::dial;
 use crate::connect::net::{BoxIo, Record};
+use crate::connect::proxy::Traffic;
 use crate::connect::tls::TlsOptions;
 use crate::connect::tls::{self, Recorder, TlsMode};
 use crate::model::advice::Fix;
@@ -134,7 +135,7 @@ impl PostgresProbe {
     }
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let tcp = dial::connect(ctx, &self.db.host, self.db.port, Record::Stages).await?.stream;
+        let tcp = dial::connect(ctx, &self.db.host, self.db.port, Traffic::Other, Record::Stages).await?.stream;
         let session = self.negotiate_tls(ctx, tcp).await?;
         if session.tls.is_none() {
             ctx.detail("session: not encrypted");
