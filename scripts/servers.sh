@@ -696,6 +696,8 @@ write_env() {
     echo "AP_GCP_DELETED_KEY_FILE=$STATE/cloud/gcp-sa-deleted.json"
     echo "AP_CLOUD_ISSUED=$STATE/cloud/issued.log"
     echo "AP_WEB_IDENTITY_DIR=$STATE/cloud/web-identity"
+    echo "AP_SQUID_LOG=$STATE/squid/access.log"
+    echo "AP_SOCKS_LOG=$STATE/socks/danted.log"
     echo "AP_SERVERS=native"
   } > "$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"

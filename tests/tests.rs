@@ -26,6 +26,7 @@ mod live_sftp;
 mod live_tunnel;
 mod network_classes;
 mod operator;
+mod proxies;
 mod readme;
 mod registry;
 mod run_control;
