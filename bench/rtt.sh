@@ -102,12 +102,12 @@ run_pair() { # NAME MIN REF_CMD... -- AP_CMD...
   local ap_rounds=FAILED ref_rounds=FAILED
   in_ns "${ap[@]}" >/dev/null 2>&1 && ap_rounds=$(printf '%.1f' "$(rounds "${ap[@]}")")
   in_ns "${ref[@]}" >/dev/null 2>&1 && ref_rounds=$(printf '%.1f' "$(rounds "${ref[@]}")")
-  printf '%-10s %7s %10s %10s %8s\n' "$name" "$rtt" "$ap_rounds" "$ref_rounds" "$min"
+  printf '%-16s %7s %10s %10s %8s\n' "$name" "$rtt" "$ap_rounds" "$ref_rounds" "$min"
   [ "$ap_rounds" != FAILED ] && [ "$ref_rounds" != FAILED ] || failed=1
 }
 
 echo
-printf '%-10s %7s %10s %10s %8s\n' kind "RTT ms" authprobe reference minimum
+printf '%-16s %7s %10s %10s %8s\n' kind "RTT ms" authprobe reference minimum
 run_pair https 3 curl -sf -o /dev/null --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
   "$bin" check "https://localhost:$AP_HTTPS_PORT/bearer" --bearer-env AP_BEARER_TOKEN --ca "$AP_CA"
 run_pair postgres 7 env PGPASSWORD="$AP_PG_PASSWORD" psql -X -tA "host=localhost port=$AP_PG_PORT dbname=appdb user=app_user sslmode=verify-full sslrootcert=$AP_CA" -c 'SELECT 1' -- \
@@ -121,6 +121,14 @@ run_pair s3 2 env AWS_ACCESS_KEY_ID="$AP_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$
   env AWS_ACCESS_KEY_ID="$AP_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$AP_S3_SECRET_KEY" "$bin" check "s3://demo-bucket/?endpoint=http://127.0.0.1:$AP_S3_PORT"
 run_pair sftp 9 sh -c "echo 'ls data' | sftp -q -b - -i $work/id_ed25519 -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -P $AP_SSH_PORT sftp_key@127.0.0.1" -- \
   "$bin" check "sftp://sftp_key@127.0.0.1:$AP_SSH_PORT/~/data" -i "$work/id_ed25519" --known-hosts "$work/known_hosts"
+# Through the proxies (everything on the delayed loopback, so every hop the proxy makes
+# counts too): next to curl through the same proxy, which makes the same hops.
+squid_url="http://$AP_PROXY_USER:$AP_PROXY_PASSWORD@127.0.0.1:$AP_SQUID_PORT"
+socks_url="socks5h://$AP_PROXY_USER:$AP_PROXY_PASSWORD@127.0.0.1:$AP_SOCKS_PORT"
+run_pair https+http-proxy - curl -sf -o /dev/null -x "$squid_url" --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
+  "$bin" check "https://localhost:$AP_HTTPS_PORT/bearer" --bearer-env AP_BEARER_TOKEN --ca "$AP_CA" --proxy "$squid_url" -q
+run_pair https+socks5h - curl -sf -o /dev/null -x "$socks_url" --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
+  "$bin" check "https://localhost:$AP_HTTPS_PORT/bearer" --bearer-env AP_BEARER_TOKEN --ca "$AP_CA" --proxy "$socks_url" -q
 echo
 echo "Round trips waited for per check: (median delayed − median undelayed wall time) ÷ RTT, $RUNS runs"
 echo "each, so process start-up and CPU time cancel out. Minimum: the protocol's round trips for the"

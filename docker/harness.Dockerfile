@@ -9,7 +9,7 @@ FROM node:20-bookworm-slim AS node
 FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      nginx postgresql mariadb-server mariadb-client openssh-server openssh-client sshpass socat iproute2 \
+      nginx postgresql mariadb-server mariadb-client openssh-server openssh-client sshpass socat iproute2 squid dante-server \
       python3 python3-venv ca-certificates openssl procps \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=node /usr/local/bin/node /usr/local/bin/node

@@ -42,6 +42,8 @@ const CHECK_ENVIRONMENT: &str = "Environment:
   SSHPASS          password for sftp:// (else --identity KEY, else the ssh-agent at SSH_AUTH_SOCK)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION
                    credentials for s3://, as the AWS CLI reads them (else the default chain)
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY
+                   proxies, as curl reads them (--proxy URL and --no-proxy override)
   --bearer-env NAME, --password-env NAME name any other variable; a password in the URL is
   accepted but warned about (it stays in shell history).";
 
