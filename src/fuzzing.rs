@@ -1,7 +1,7 @@
 //! Entry points for fuzzing every parser of server bytes: the PostgreSQL, MySQL and TDS
 //! clients driven to the end against arbitrary server bytes, the SSH pre-banner sniffer,
-//! known_hosts files, the storage services' XML and JSON error readers, and serve's target
-//! parser. Used by the cargo-fuzz targets in `fuzz/` and, over seed transcripts and
+//! known_hosts files, the storage services' XML and JSON error readers, serve's target
+//! parser, and the HTTP CONNECT and SOCKS5 negotiations with a proxy. Used by the cargo-fuzz targets in `fuzz/` and, over seed transcripts and
 //! deterministic mutations of them, by this module's tests (so CI runs them every time).
 //! Each function must return for any input: no panic, no hang, no unbounded allocation.
 
@@ -184,6 +184,26 @@ pub fn targets(data: &[u8]) {
     }
 }
 
+/// A proxy's answers: the HTTP CONNECT negotiation and the SOCKS5 one (with and without
+/// credentials) against `data` as everything the proxy says, and the answer-head parser on
+/// every prefix.
+pub fn proxy(data: &[u8]) {
+    use crate::connect::proxy::through::{Via, negotiate};
+    use crate::connect::proxy::{ProxySource, ProxyUrl, wire};
+    for end in 0..data.len().min(wire::HEAD_MAX + 8) {
+        let _ = wire::parse_connect_answer(&data[..end]);
+    }
+    let source = ProxySource::Flag;
+    for url in ["http://u:p@proxy:3128", "http://proxy:3128", "socks5h://u:p@proxy:1080", "socks5h://proxy:1080"] {
+        let Ok(proxy) = ProxyUrl::parse(url) else { continue };
+        let via = Via { proxy: &proxy, source: &source };
+        block_on(async {
+            let mut stream = Scripted { data };
+            let _ = negotiate(&mut stream, &via, "db.example", 5432).await;
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,5 +293,6 @@ mod tests {
         run("known_hosts", known_hosts, 2_000);
         run("storage_errors", storage_errors, 2_000);
         run("targets", targets, 2_000);
+        run("proxy", proxy, 2_000);
     }
 }

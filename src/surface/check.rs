@@ -7,6 +7,7 @@
 use toml::{Table, Value};
 use url::Url;
 
+use crate::connect::proxy::{EnvProxies, ProxyPolicy, ProxySource, Setting};
 use crate::probes::from_url::{literal, path_string, reference};
 use crate::probes::{self, from_url::UrlProbe};
 
@@ -37,6 +38,46 @@ pub struct Synthesized {
     pub toml: String,
     /// The password written into the URL, if any (to warn about and to resolve).
     pub url_password: Option<String>,
+}
+
+/// A proxy for this command, over the environment's (HTTPS_PROXY, ALL_PROXY, NO_PROXY).
+#[derive(clap::Args, Debug, Default)]
+pub struct ProxyArgs {
+    /// Connect through this proxy: http://[user:pass@]host:port, socks5://… or socks5h://… (the proxy resolves names).
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Connect directly, whatever HTTPS_PROXY, HTTP_PROXY or ALL_PROXY say.
+    #[arg(long)]
+    pub no_proxy: bool,
+}
+
+impl ProxyArgs {
+    /// The setting the flags make, if any; a password in the URL is warned about.
+    pub fn setting(&self, quiet: bool) -> Result<Option<Setting>, String> {
+        if self.no_proxy {
+            return Ok(Some(Setting::Direct));
+        }
+        let Some(raw) = &self.proxy else { return Ok(None) };
+        let setting = Setting::parse(raw).map_err(|why| format!("--proxy: {why}"))?;
+        if let Setting::Through(url) = &setting
+            && url.password.is_some()
+            && !quiet
+        {
+            crate::surface::cli::eprint_line(
+                "warning: the --proxy URL contains a password, which ends up in shell history and process lists; put the proxy in HTTPS_PROXY or ALL_PROXY instead",
+            );
+        }
+        Ok(Some(setting))
+    }
+
+    /// The policy for one command: the flags over the process environment.
+    pub fn policy(&self, quiet: bool) -> Result<ProxyPolicy, String> {
+        Ok(ProxyPolicy {
+            probe: self.setting(quiet)?.map(|s| (s, ProxySource::Flag)),
+            defaults: None,
+            env: std::sync::Arc::new(EnvProxies::process()),
+        })
+    }
 }
 
 /// Builds the `[[probe]]` table for a URL, or says why it cannot.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::connect::proxy::{EnvProxies, ProxyPolicy, ProxySource, Setting};
+use crate::connect::proxy::{ProxyPolicy, ProxySource};
 use crate::model::advice::Dialect;
 use crate::model::redact;
 use crate::model::report::RunReport;
@@ -104,7 +104,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub report: ReportArgs,
     #[command(flatten)]
-    pub proxy: ProxyArgs,
+    pub proxy: crate::surface::check::ProxyArgs,
     /// Timeout, all stages together.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
@@ -127,47 +127,7 @@ pub struct InspectArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
     #[command(flatten)]
-    pub proxy: ProxyArgs,
-}
-
-/// A proxy for this command, over the environment's (HTTPS_PROXY, ALL_PROXY, NO_PROXY).
-#[derive(Args, Debug, Default)]
-pub struct ProxyArgs {
-    /// Connect through this proxy: http://[user:pass@]host:port, socks5://… or socks5h://… (the proxy resolves names).
-    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
-    pub proxy: Option<String>,
-    /// Connect directly, whatever HTTPS_PROXY, HTTP_PROXY or ALL_PROXY say.
-    #[arg(long)]
-    pub no_proxy: bool,
-}
-
-impl ProxyArgs {
-    /// The setting the flags make, if any; a password in the URL is warned about.
-    fn setting(&self, quiet: bool) -> Result<Option<Setting>, String> {
-        if self.no_proxy {
-            return Ok(Some(Setting::Direct));
-        }
-        let Some(raw) = &self.proxy else { return Ok(None) };
-        let setting = Setting::parse(raw).map_err(|why| format!("--proxy: {why}"))?;
-        if let Setting::Through(url) = &setting
-            && url.password.is_some()
-            && !quiet
-        {
-            eprint_line(
-                "warning: the --proxy URL contains a password, which ends up in shell history and process lists; put the proxy in HTTPS_PROXY or ALL_PROXY instead",
-            );
-        }
-        Ok(Some(setting))
-    }
-
-    /// The policy for one command: the flags over the process environment.
-    fn policy(&self, quiet: bool) -> Result<ProxyPolicy, String> {
-        Ok(ProxyPolicy {
-            probe: self.setting(quiet)?.map(|s| (s, ProxySource::Flag)),
-            defaults: None,
-            env: std::sync::Arc::new(EnvProxies::process()),
-        })
-    }
+    pub proxy: crate::surface::check::ProxyArgs,
 }
 
 #[derive(Args, Debug)]

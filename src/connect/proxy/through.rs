@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::wire::{self, ConnectAnswer, SocksMethod, SocksReply};
 use super::{ProxyScheme, ProxySource, ProxyUrl};
-use crate::connect::net::{BoxIo, QuickAck, ReadBudget, Record, connect_any, resolve};
+use crate::connect::net::{BoxIo, Io, QuickAck, ReadBudget, Record, connect_any, resolve};
 use crate::model::advice::Advice;
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::report::StageStatus;
@@ -69,10 +69,7 @@ pub async fn open(log: &StageLog, via: &Via<'_>, host: &str, port: u16, record: 
     let started = (record == Record::Stages).then(|| log.begin(Stage::Proxy));
     let result = async {
         let mut stream = reach(via).await.map_err(Fault::Proxy)?;
-        match via.proxy.scheme {
-            ProxyScheme::Http => http_connect(&mut stream, via, host, port).await?,
-            ProxyScheme::Socks5 | ProxyScheme::Socks5h => socks5_connect(&mut stream, via, host, port).await?,
-        }
+        ask(&mut stream, via, host, port).await?;
         Ok::<_, Fault>(stream)
     }
     .await;
@@ -98,6 +95,22 @@ pub async fn open(log: &StageLog, via: &Via<'_>, host: &str, port: u16, record: 
     }
 }
 
+/// Asks the proxy, over a stream already connected to it, for a tunnel to `host:port`.
+async fn ask<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
+    match via.proxy.scheme {
+        ProxyScheme::Http => http_connect(stream, via, host, port).await,
+        ProxyScheme::Socks5 | ProxyScheme::Socks5h => socks5_connect(stream, via, host, port).await,
+    }
+}
+
+/// [`ask`] with the fault flattened to a failure: what the fuzzer drives over arbitrary
+/// proxy bytes.
+pub async fn negotiate<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: u16) -> Result<(), Failure> {
+    ask(stream, via, host, port).await.map_err(|fault| match fault {
+        Fault::Proxy(f) | Fault::Target(f) => f,
+    })
+}
+
 /// A plain connection to an HTTP proxy, for requests in absolute-form: the `proxy` stage.
 pub async fn open_forward(log: &StageLog, via: &Via<'_>, record: Record) -> Result<BoxIo, Failure> {
     crate::connect::net::maybe_stage(log, record, Stage::Proxy, reach(via)).await
@@ -105,7 +118,7 @@ pub async fn open_forward(log: &StageLog, via: &Via<'_>, record: Record) -> Resu
 
 /// Reads the answer head one byte at a time, so that nothing of the tunnel is consumed (a
 /// MySQL or SSH server speaks first, and its greeting may follow the head at once).
-async fn read_head(stream: &mut BoxIo, via: &Via<'_>) -> Result<ConnectAnswer, Fault> {
+async fn read_head<S: Io>(stream: &mut S, via: &Via<'_>) -> Result<ConnectAnswer, Fault> {
     let mut head = Vec::with_capacity(256);
     let mut byte = [0u8; 1];
     loop {
@@ -137,12 +150,12 @@ fn io_failure(via: &Via<'_>, err: &std::io::Error) -> Failure {
     Failure::new(classify_io(err), format!("{}: {}", via.name(), describe_io(err)))
 }
 
-async fn send(stream: &mut BoxIo, via: &Via<'_>, bytes: &[u8]) -> Result<(), Fault> {
+async fn send<S: Io>(stream: &mut S, via: &Via<'_>, bytes: &[u8]) -> Result<(), Fault> {
     stream.write_all(bytes).await.map_err(|e| Fault::Proxy(io_failure(via, &e)))?;
     stream.flush().await.map_err(|e| Fault::Proxy(io_failure(via, &e)))
 }
 
-async fn http_connect(stream: &mut BoxIo, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
+async fn http_connect<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
     let authorization = via.proxy.basic_authorization();
     if let Some(value) = &authorization {
         crate::model::redact::register(value.trim_start_matches("Basic "));
@@ -225,7 +238,7 @@ pub fn proxy_auth_refused(via: &Via<'_>, schemes: &[String], sent_credentials: b
     Failure::new(ErrorClass::AuthRejected, message).with_hint(Advice::from(hint))
 }
 
-async fn socks5_connect(stream: &mut BoxIo, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
+async fn socks5_connect<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
     let password = via.proxy.user.is_some();
     send(stream, via, &wire::socks_greeting(password)).await?;
     let mut method = [0u8; 2];
