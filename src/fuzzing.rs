@@ -190,18 +190,18 @@ pub fn targets(data: &[u8]) {
 pub fn proxy(data: &[u8]) {
     use crate::connect::proxy::through::{Via, negotiate};
     use crate::connect::proxy::{ProxySource, ProxyUrl, wire};
-    for end in 0..data.len().min(wire::HEAD_MAX + 8) {
+    for end in (0..data.len().min(wire::HEAD_MAX + 8)).step_by(61).chain([data.len()]) {
         let _ = wire::parse_connect_answer(&data[..end]);
     }
     let source = ProxySource::Flag;
-    for url in ["http://u:p@proxy:3128", "http://proxy:3128", "socks5h://u:p@proxy:1080", "socks5h://proxy:1080"] {
-        let Ok(proxy) = ProxyUrl::parse(url) else { continue };
-        let via = Via { proxy: &proxy, source: &source };
-        block_on(async {
+    block_on(async {
+        for url in ["http://u:p@proxy:3128", "http://proxy:3128", "socks5h://u:p@proxy:1080", "socks5h://proxy:1080"] {
+            let Ok(proxy) = ProxyUrl::parse(url) else { continue };
+            let via = Via { proxy: &proxy, source: &source };
             let mut stream = Scripted { data };
             let _ = negotiate(&mut stream, &via, "db.example", 5432).await;
-        });
-    }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -233,3 +233,63 @@ async fn each_proxy_failure_is_blamed_on_whoever_caused_it() {
     let out = authprobe_harness(&["check", &plain, "--proxy", &squid(&env, true), "-q"], &env).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
+
+/// A fake proxy on a free port that does `behave` with every connection.
+async fn fake_proxy(behave: fn(tokio::net::TcpStream) -> tokio::task::JoinHandle<()>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            behave(stream);
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn hostile_proxies_end_at_the_proxy_stage_within_the_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = harness_env();
+    let target = format!("https://localhost:{}/health", harness_var(&env, "AP_HTTPS_PORT"));
+    let silent = fake_proxy(|mut s| {
+        tokio::spawn(async move {
+            let mut sink = [0u8; 1024];
+            while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+    })
+    .await;
+    let endless = fake_proxy(|mut s| {
+        tokio::spawn(async move {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n").await;
+            let line = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+            for _ in 0..100_000 {
+                if s.write_all(line).await.is_err() {
+                    break;
+                }
+            }
+        })
+    })
+    .await;
+    let ssh = fake_proxy(|mut s| {
+        tokio::spawn(async move {
+            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        })
+    })
+    .await;
+    for (port, scheme, class) in [
+        (silent, "http", "timeout"),
+        (silent, "socks5h", "timeout"),
+        (endless, "http", "protocol"),
+        (ssh, "http", "protocol"),
+        (ssh, "socks5h", "protocol"),
+    ] {
+        let proxy = format!("{scheme}://127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        let out =
+            authprobe_harness(&["check", &target, "--proxy", &proxy, "--timeout", "2s", "--format", "json"], &env)
+                .await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{proxy}: took {:?}", started.elapsed());
+        assert_failed(&out.json(), "check", "proxy", class);
+    }
+}

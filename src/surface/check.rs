@@ -52,28 +52,24 @@ pub struct ProxyArgs {
 }
 
 impl ProxyArgs {
-    /// The setting the flags make, if any; a password in the URL is warned about.
-    pub fn setting(&self, quiet: bool) -> Result<Option<Setting>, String> {
+    /// The setting the flags make, if any.
+    pub fn setting(&self) -> Result<Option<Setting>, String> {
         if self.no_proxy {
             return Ok(Some(Setting::Direct));
         }
         let Some(raw) = &self.proxy else { return Ok(None) };
-        let setting = Setting::parse(raw).map_err(|why| format!("--proxy: {why}"))?;
-        if let Setting::Through(url) = &setting
-            && url.password.is_some()
-            && !quiet
-        {
-            crate::surface::cli::eprint_line(
-                "warning: the --proxy URL contains a password, which ends up in shell history and process lists; put the proxy in HTTPS_PROXY or ALL_PROXY instead",
-            );
-        }
-        Ok(Some(setting))
+        Setting::parse(raw).map(Some).map_err(|why| format!("--proxy: {why}"))
+    }
+
+    /// Whether the --proxy URL carries a password (shell history, process lists).
+    pub fn has_password(&self) -> bool {
+        matches!(self.setting(), Ok(Some(Setting::Through(url))) if url.password.is_some())
     }
 
     /// The policy for one command: the flags over the process environment.
-    pub fn policy(&self, quiet: bool) -> Result<ProxyPolicy, String> {
+    pub fn policy(&self) -> Result<ProxyPolicy, String> {
         Ok(ProxyPolicy {
-            probe: self.setting(quiet)?.map(|s| (s, ProxySource::Flag)),
+            probe: self.setting()?.map(|s| (s, ProxySource::Flag)),
             defaults: None,
             env: std::sync::Arc::new(EnvProxies::process()),
         })

@@ -130,6 +130,14 @@ pub struct InspectArgs {
     pub proxy: crate::surface::check::ProxyArgs,
 }
 
+fn warn_proxy_password(proxy: &crate::surface::check::ProxyArgs, quiet: bool) {
+    if proxy.has_password() && !quiet {
+        eprint_line(
+            "warning: the --proxy URL contains a password, which ends up in shell history and process lists; put the proxy in HTTPS_PROXY or ALL_PROXY instead",
+        );
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ConfigArg {
     /// The probes file.
@@ -370,7 +378,8 @@ fn check_command(args: CheckArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match args.proxy.setting(args.report.quiet) {
+    warn_proxy_password(&args.proxy, args.report.quiet);
+    match args.proxy.setting() {
         Ok(Some(setting)) => {
             for probe in &mut cfg.probes {
                 let policy =
@@ -424,7 +433,8 @@ fn inspect_command(args: InspectArgs) -> u8 {
         }
     };
     let trust = crate::surface::inspect::Trust { ca, known_hosts };
-    let proxy = match args.proxy.policy(false) {
+    warn_proxy_password(&args.proxy, false);
+    let proxy = match args.proxy.policy() {
         Ok(policy) => std::sync::Arc::new(policy),
         Err(why) => {
             eprint_line(&format!("error: {why}"));

@@ -138,6 +138,11 @@ async fn read_head<S: Io>(stream: &mut S, via: &Via<'_>) -> Result<ConnectAnswer
             Ok(_) => head.push(byte[0]),
             Err(err) => return Err(Fault::Proxy(io_failure(via, &err))),
         }
+        // Parsed only where it can decide something: the end of the head, the first bytes
+        // (another protocol), or the cap; a byte-by-byte re-parse would be quadratic.
+        if !(head.ends_with(b"\r\n\r\n") || head.len() == 5 || head.len() > wire::HEAD_MAX) {
+            continue;
+        }
         match wire::parse_connect_answer(&head) {
             Ok(Some((answer, _))) => return Ok(answer),
             Ok(None) => {}
