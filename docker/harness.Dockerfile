@@ -16,7 +16,7 @@ COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules /usr/local/lib/node_modules
 RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir cryptography "moto[server]==5.2.5" boto3 pysqlbridge==2.1.3 gcp-storage-emulator==2026.7.19
+ && /opt/venv/bin/pip install --no-cache-dir cryptography "moto[server]==5.2.5" boto3 pysqlbridge==2.1.3 PyMySQL==1.2.4 gcp-storage-emulator==2026.7.19
 ENV PATH=/opt/venv/bin:$PATH AUTHPROBE_CACHE=/opt/authprobe-cache
 COPY --from=s3s /opt/s3s /opt/authprobe-cache/s3s
 RUN mkdir -p /opt/authprobe-cache/node && cd /opt/authprobe-cache/node \

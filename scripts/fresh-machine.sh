@@ -27,7 +27,13 @@ toolchain=$(rustc --print sysroot) || die "no Rust toolchain on this machine"
 nextest=$(command -v cargo-nextest || true)
 
 cleanup() {
-  for m in "$WORK/root/opt/rust" "$WORK/root/dev/pts" "$WORK/root/dev" "$WORK/root/proc" "$WORK/root/sys" "$WORK/root"; do
+  # Servers the root started (a failed run leaves them up): stopped, so the ports are free.
+  local pidfile
+  for pidfile in "$WORK"/root/tmp/authprobe-servers/pids/*.pid; do
+    [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  ip netns del authprobe-bastion 2>/dev/null || true
+  for m in "$WORK/root/opt/rust" "$WORK/root/dev/shm" "$WORK/root/dev/pts" "$WORK/root/dev" "$WORK/root/proc" "$WORK/root/sys" "$WORK/root"; do
     mountpoint -q "$m" 2>/dev/null && umount -l "$m" || true
   done
 }
@@ -52,6 +58,9 @@ mount -t proc proc "$R/proc"
 mount -t sysfs sys "$R/sys"
 mount --bind /dev "$R/dev"
 mount --bind /dev/pts "$R/dev/pts"
+# A Debian machine has a tmpfs on /dev/shm (squid's shared memory needs it); the bind of
+# /dev does not carry this machine's.
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$R/dev/shm"
 # apt must not start services on this machine's network.
 printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
 chmod +x "$R/usr/sbin/policy-rc.d"

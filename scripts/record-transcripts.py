@@ -88,6 +88,19 @@ def main():
            'user = "${AP_MYSQL_ED25519_USER}"\npassword = "${AP_MYSQL_ED25519_PASSWORD}"\ntls = { mode = "disable" }')
     record(seeds, "mysql", "wrong-password", int(env["AP_MYSQL_PORT"]),
            'user = "${AP_MYSQL_USER}"\npassword = "not-the-password"\ntls = { mode = "disable" }')
+    # The MySQL 8 stand-in: caching_sha2_password's full authentication by RSA (the key
+    # configured, and asked of the server), sha256_password, an expired password, 3159.
+    mysql8 = 'password = "${AP_MYSQL8_PASSWORD}"\ntls = { mode = "disable" }'
+    record(seeds, "mysql", "caching-sha2-rsa-pinned-key", int(env["AP_MYSQL8_PORT"]),
+           f'user = "${{AP_MYSQL8_COLD_USER}}"\n{mysql8}\nserver_public_key = "${{AP_MYSQL8_PUBLIC_KEY}}"')
+    record(seeds, "mysql", "caching-sha2-rsa-asked", int(env["AP_MYSQL8_PORT"]),
+           f'user = "${{AP_MYSQL8_COLD_USER}}"\n{mysql8}\nallow_unverified_password = true')
+    record(seeds, "mysql", "sha256-rsa-pinned-key", int(env["AP_MYSQL8_PORT"]),
+           f'user = "${{AP_MYSQL8_SHA256_USER}}"\n{mysql8}\nserver_public_key = "${{AP_MYSQL8_PUBLIC_KEY}}"')
+    record(seeds, "mysql", "expired-password", int(env["AP_MYSQL8_PORT"]),
+           f'user = "${{AP_MYSQL8_EXPIRED_USER}}"\n{mysql8}\nallow_unverified_password = true')
+    record(seeds, "mysql", "insecure-transport-3159", int(env["AP_MYSQL8_SECURE_PORT"]),
+           f'user = "${{AP_MYSQL8_USER}}"\n{mysql8}')
     record(seeds, "tds", "prelogin-answer", int(env["AP_MSSQL_PORT"]),
            'user = "${AP_MSSQL_USER}"\npassword = "${AP_MSSQL_PASSWORD}"\ntls = { mode = "disable" }')
 

@@ -547,6 +547,22 @@ CONF
   wait_tcp mssql "$AP_MSSQL_PORT" 60
 }
 
+# ---------------------------------------------------------------- MySQL 8 stand-in
+start_mysql8() {
+  running mysql8 && return 0
+  port_free mysql8 "$AP_MYSQL8_PORT"
+  port_free mysql8 "$AP_MYSQL8_SECURE_PORT"
+  py_need cryptography cryptography
+  py_need pymysql PyMySQL==1.2.4
+  local dir=$STATE/mysql8
+  rm -rf "$dir"; mkdir -p "$dir"
+  nohup "$PY" "$HARNESS/mysql8_standin.py" serve "$AP_MYSQL8_PORT" "$AP_MYSQL8_SECURE_PORT" \
+    "$CERTS/server.crt" "$CERTS/server.key" "$dir" >"$STATE/logs/mysql8.log" 2>&1 &
+  echo $! > "$PIDS/mysql8.pid"
+  wait_tcp mysql8 "$AP_MYSQL8_PORT"
+  wait_tcp mysql8 "$AP_MYSQL8_SECURE_PORT"
+}
+
 # ---------------------------------------------------------------- Azurite (Azure Blob Storage)
 start_azurite() {
   running azurite && return 0
@@ -618,6 +634,7 @@ start_squid() {
   printf '%s:%s\n' "$AP_PROXY_USER" "$(openssl passwd -apr1 "$AP_PROXY_PASSWORD")" > "$dir/passwd"
   cat > "$dir/squid.conf" <<CONF
 http_port 127.0.0.1:$AP_SQUID_PORT
+visible_hostname authprobe-test-proxy
 pid_filename $dir/squid.pid
 cache_effective_user proxy
 cache deny all
@@ -696,6 +713,8 @@ write_env() {
     echo "AP_GCP_DELETED_KEY_FILE=$STATE/cloud/gcp-sa-deleted.json"
     echo "AP_CLOUD_ISSUED=$STATE/cloud/issued.log"
     echo "AP_WEB_IDENTITY_DIR=$STATE/cloud/web-identity"
+    echo "AP_MYSQL8_PUBLIC_KEY=$STATE/mysql8/public_key.pem"
+    echo "AP_MYSQL8_LOG=$STATE/mysql8/mysql8.log"
     echo "AP_SQUID_LOG=$STATE/squid/access.log"
     echo "AP_SOCKS_LOG=$STATE/socks/danted.log"
     echo "AP_SERVERS=native"
@@ -721,6 +740,7 @@ up_native() {
   start_azurite
   start_squid
   start_socks
+  start_mysql8
   write_env
   log "all servers up in $((SECONDS - started))s; env: $ENV_FILE"
 }

@@ -220,3 +220,56 @@ fn docker_compose_file_is_valid() {
         .expect("run docker-compose");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The MySQL 8 stand-in, held to what two clients not written here do against it: the
+/// MariaDB client (Connector/C's caching_sha2_password and sha256_password plugins) and
+/// PyMySQL. Only what both see is what authprobe is then required to match.
+#[test]
+fn mysql8_standin_behaves_as_mysql_8_for_independent_clients() {
+    let env = harness_env();
+    let m = "mariadb -h 127.0.0.1 -N -e 'SELECT 1' -p\"$AP_MYSQL8_PASSWORD\"";
+    let tls = "--ssl --ssl-ca=\"$AP_CA\" --ssl-verify-server-cert";
+    // Cold cache over TLS (full authentication, the password in clear inside TLS), which
+    // warms the cache; then the fast path without TLS.
+    ok(&env, &format!("{m} -P $AP_MYSQL8_PORT -u $AP_MYSQL8_USER {tls}"), "1");
+    ok(&env, &format!("{m} -P $AP_MYSQL8_PORT -u $AP_MYSQL8_USER --skip-ssl"), "1");
+    // Never cached: full authentication without TLS goes by RSA with the server's key.
+    ok(&env, &format!("{m} -P $AP_MYSQL8_PORT -u $AP_MYSQL8_COLD_USER --skip-ssl"), "1");
+    ok(&env, &format!("{m} -P $AP_MYSQL8_PORT -u $AP_MYSQL8_SHA256_USER {tls}"), "1");
+    ok(&env, &format!("{m} -P $AP_MYSQL8_PORT -u $AP_MYSQL8_SHA256_USER --skip-ssl"), "1");
+    refused(
+        &env,
+        &format!("mariadb -h 127.0.0.1 -P $AP_MYSQL8_PORT -u $AP_MYSQL8_USER -pwrong {tls} -e 'SELECT 1'"),
+        "ERROR 1045 (28000)",
+    );
+    refused(&env, &format!("{m} -P $AP_MYSQL8_PORT -u $AP_MYSQL8_EXPIRED_USER {tls}"), "ERROR 1862");
+    refused(
+        &env,
+        &format!("{m} -P $AP_MYSQL8_PORT -u $AP_MYSQL8_EXPIRED_USER {tls} --connect-expired-password"),
+        "ERROR 1820",
+    );
+    refused(&env, &format!("{m} -P $AP_MYSQL8_SECURE_PORT -u $AP_MYSQL8_USER --skip-ssl"), "ERROR 3159");
+    ok(&env, &format!("{m} -P $AP_MYSQL8_SECURE_PORT -u $AP_MYSQL8_USER {tls}"), "1");
+
+    let py = |user: &str, port: &str, extra: &str| {
+        format!(
+            "python3 -c \"import pymysql, os\ntry:\n  c = pymysql.connect(host='127.0.0.1', port=int(os.environ['{port}']), user=os.environ['{user}'], password=os.environ['AP_MYSQL8_PASSWORD'], {extra})\n  cur = c.cursor(); cur.execute('SELECT 1'); print(cur.fetchall())\nexcept Exception as e:\n  print('error', e.args[0]); raise SystemExit(1)\""
+        )
+    };
+    let ssl = "ssl={'ca': os.environ['AP_CA']}";
+    let plain = "ssl_disabled=True";
+    let key = "ssl_disabled=True, server_public_key=open(os.environ['AP_MYSQL8_PUBLIC_KEY'], 'rb').read()";
+    ok(&env, &py("AP_MYSQL8_COLD_USER", "AP_MYSQL8_PORT", ssl), "((1,),)");
+    ok(&env, &py("AP_MYSQL8_COLD_USER", "AP_MYSQL8_PORT", plain), "((1,),)");
+    ok(&env, &py("AP_MYSQL8_COLD_USER", "AP_MYSQL8_PORT", key), "((1,),)");
+    ok(&env, &py("AP_MYSQL8_USER", "AP_MYSQL8_PORT", plain), "((1,),)");
+    ok(&env, &py("AP_MYSQL8_SHA256_USER", "AP_MYSQL8_PORT", ssl), "((1,),)");
+    ok(&env, &py("AP_MYSQL8_SHA256_USER", "AP_MYSQL8_PORT", key), "((1,),)");
+    refused(&env, &py("AP_MYSQL8_EXPIRED_USER", "AP_MYSQL8_PORT", ssl), "error 1862");
+    refused(
+        &env,
+        &py("AP_MYSQL8_EXPIRED_USER", "AP_MYSQL8_PORT", &format!("{ssl}, client_flag=0x400000")),
+        "error 1820",
+    );
+    refused(&env, &py("AP_MYSQL8_USER", "AP_MYSQL8_SECURE_PORT", plain), "error 3159");
+}

@@ -19,6 +19,7 @@ mod live_gcs;
 mod live_http;
 mod live_mssql;
 mod live_mysql;
+mod live_mysql8;
 mod live_postgres;
 mod live_rds_iam;
 mod live_s3;

@@ -242,6 +242,11 @@ fn server_error(code: u16, message: &str) -> Failure {
         1142 | 1143 | 1227 => Failure::new(ErrorClass::PermissionDenied, said)
             .with_hint("the user logged in but may not run the check query: grant it, or change `query`"),
         1146 => Failure::new(ErrorClass::NotFound, said).with_hint("the check query names a table that does not exist"),
+        // ER_MUST_CHANGE_PASSWORD_LOGIN at login, ER_MUST_CHANGE_PASSWORD for a client that
+        // logged into the sandbox: the password is right but expired either way.
+        1862 | 1820 => Failure::new(ErrorClass::AuthRejected, said).with_hint(
+            "the account's password has expired: set a new one (ALTER USER … IDENTIFIED BY …) and update the probe's password",
+        ),
         3159 => Failure::new(ErrorClass::TlsHandshake, said)
             .with_hint("the server requires TLS (require_secure_transport): set tls.mode to require or verify-full"),
         1040 => Failure::new(ErrorClass::UnexpectedResponse, said).with_hint("the server is out of connections"),
@@ -270,6 +275,7 @@ mod tests {
         assert_eq!(server_error(1130, "Host is not allowed").class, ErrorClass::AuthRejected);
         assert_eq!(server_error(1049, "Unknown database").class, ErrorClass::NotFound);
         assert_eq!(server_error(1142, "SELECT command denied").class, ErrorClass::PermissionDenied);
+        assert_eq!(server_error(1862, "Your password has expired").class, ErrorClass::AuthRejected);
         let greeting = plain_failure(WireError::NotMysql("the server did not greet like MySQL or MariaDB".into()), "x");
         assert_eq!(greeting.class, ErrorClass::Protocol);
         assert!(greeting.hint.clone().unwrap_or_default().to_string().contains("port"));
