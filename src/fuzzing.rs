@@ -63,6 +63,39 @@ pub fn postgres(data: &[u8]) {
             let _ = client.query("SELECT 1").await;
         }
     });
+    postgres_release_rule(data);
+}
+
+/// pg-wire's login exchange fed `data` directly (sans I/O), message by message, for a
+/// server nobody verified: whatever it asks, the password never leaves in clear. A panic
+/// here is a finding against the credential release rule.
+fn postgres_release_rule(data: &[u8]) {
+    use pg_wire::{AuthPolicy, ChannelBindingMode, LoginExchange, LoginStep, parse_backend};
+    const PASSWORD: &str = "fuzz-pg-password-never-in-clear";
+    let policy = AuthPolicy {
+        allowed: Vec::new(),
+        forbidden: Vec::new(),
+        channel_binding: ChannelBindingMode::Prefer,
+        peer_verified: false,
+        allow_unverified_password: false,
+    };
+    let leaks = |bytes: &[u8]| bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes());
+    let Ok((mut exchange, startup)) = LoginExchange::start("user", "db", Some(PASSWORD), &policy, None) else { return };
+    assert!(!leaks(&startup));
+    let mut rest = data;
+    while rest.len() >= 5 {
+        let tag = rest[0];
+        let len = i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]);
+        let body_len = usize::try_from(len).unwrap_or(0).saturating_sub(4).min(rest.len() - 5);
+        let body = &rest[5..5 + body_len];
+        rest = &rest[5 + body_len..];
+        let Ok(message) = parse_backend(tag, body) else { return };
+        match exchange.on_message(message) {
+            Ok(LoginStep::Send(bytes)) => assert!(!leaks(&bytes), "the password left in clear to an unverified server"),
+            Ok(LoginStep::Read) => {}
+            Ok(LoginStep::Done(_)) | Err(_) => return,
+        }
+    }
 }
 
 /// The MySQL client (greeting, login with every plugin, the check query) against `data`,
@@ -258,6 +291,16 @@ mod tests {
     #[test]
     fn postgres_client_survives_mutated_transcripts() {
         run("postgres", postgres, 3_000);
+    }
+
+    #[test]
+    fn postgres_release_rule_holds_when_an_impostor_asks_for_cleartext() {
+        // AuthenticationCleartextPassword (R, code 3), then AuthenticationOk and
+        // ReadyForQuery: the exchange must refuse at the first.
+        let message = |tag: u8, body: &[u8]| [&[tag][..], &((body.len() + 4) as i32).to_be_bytes(), body].concat();
+        let data =
+            [message(b'R', &3i32.to_be_bytes()), message(b'R', &0i32.to_be_bytes()), message(b'Z', b"I")].concat();
+        postgres_release_rule(&data);
     }
 
     #[test]

@@ -8,17 +8,18 @@
 //! allocated, and the check query stops at its first row. Parsing is a pure function of the
 //! bytes ([`parse_backend`]), fuzzed and unit-tested without a server.
 
-use bytes::BytesMut;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-use postgres_protocol::message::frontend;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+pub mod client;
+pub mod exchange;
+
+pub use client::Client;
+pub use exchange::{LoginExchange, LoginStep};
 
 /// The largest backend message read into memory. Real servers' authentication, parameter
 /// and error messages are a few hundred bytes; a data row is never read whole.
 pub const MESSAGE_CAP: usize = 256 * 1024;
 /// Messages the server may send before it answers what was asked (notices, parameters):
 /// a server that floods them is refused long before the timeout.
-const CHATTER_CAP: usize = 1_000;
+pub(crate) const CHATTER_CAP: usize = 1_000;
 
 /// Why an exchange failed.
 #[derive(Debug)]
@@ -38,7 +39,7 @@ impl From<std::io::Error> for PgError {
     }
 }
 
-fn protocol(what: impl Into<String>) -> PgError {
+pub(crate) fn protocol(what: impl Into<String>) -> PgError {
     PgError::Protocol(what.into())
 }
 
@@ -125,7 +126,7 @@ pub struct AuthPolicy {
 }
 
 impl AuthPolicy {
-    fn check(&self, method: Method) -> Result<(), PgError> {
+    pub(crate) fn check(&self, method: Method) -> Result<(), PgError> {
         let allowed = self.allowed.is_empty() || self.allowed.contains(&method);
         if !allowed || self.forbidden.contains(&method) {
             return Err(PgError::Refused(Refusal::NotAllowed { method }));
@@ -259,260 +260,6 @@ fn parse_fields(mut body: &[u8]) -> Option<ServerError> {
             _ => {}
         }
         body = rest;
-    }
-}
-
-/// The frontend side of one connection, over any stream the connection layer hands it.
-pub struct Client<S> {
-    stream: S,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    pub fn new(stream: S) -> Self {
-        Client { stream }
-    }
-
-    async fn send(&mut self, buf: &BytesMut) -> Result<(), PgError> {
-        self.stream.write_all(buf).await?;
-        self.stream.flush().await?;
-        Ok(())
-    }
-
-    /// Reads one message. A data row's body is not read (the probe stops at the first
-    /// row); any other body longer than [`MESSAGE_CAP`] is refused before it is read.
-    pub async fn read(&mut self) -> Result<Backend, PgError> {
-        let mut header = [0u8; 5];
-        self.stream.read_exact(&mut header).await?;
-        let tag = header[0];
-        let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-        if len < 4 {
-            return Err(protocol(format!("the server sent a message with an impossible length ({len})")));
-        }
-        if tag == b'D' {
-            return Ok(Backend::DataRow);
-        }
-        let body_len = usize::try_from(len - 4).unwrap_or(usize::MAX);
-        if body_len > MESSAGE_CAP {
-            return Err(protocol(format!(
-                "the server announced a {}-byte message (type '{}'); authprobe reads at most {} KiB of one",
-                body_len,
-                char::from(tag).escape_default(),
-                MESSAGE_CAP / 1024
-            )));
-        }
-        let mut body = vec![0u8; body_len];
-        self.stream.read_exact(&mut body).await?;
-        parse_backend(tag, &body)
-    }
-
-    /// Reads past notices (bounded), returning the first message that means something.
-    async fn read_meaningful(&mut self, parameters: &mut Vec<(String, String)>) -> Result<Backend, PgError> {
-        for _ in 0..CHATTER_CAP {
-            match self.read().await? {
-                Backend::Notice => {}
-                Backend::Parameter { name, value } => {
-                    if matches!(name.as_str(), "server_version" | "server_encoding" | "TimeZone")
-                        && parameters.len() < 8
-                    {
-                        parameters.push((name, value));
-                    }
-                }
-                other => return Ok(other),
-            }
-        }
-        Err(protocol(format!("the server sent more than {CHATTER_CAP} notices and parameters without answering")))
-    }
-
-    /// Sends the startup message and authenticates. `password` is `None` when none is
-    /// configured; `end_point` is the tls-server-end-point hash of the server's
-    /// certificate when the session is TLS.
-    pub async fn login(
-        &mut self,
-        user: &str,
-        database: &str,
-        password: Option<&str>,
-        policy: &AuthPolicy,
-        end_point: Option<Vec<u8>>,
-    ) -> Result<LoginOutcome, PgError> {
-        let mut buf = BytesMut::new();
-        let params = [("user", user), ("database", database), ("application_name", "authprobe")];
-        frontend::startup_message(params, &mut buf)?;
-        self.send(&buf).await?;
-        let mut outcome = LoginOutcome::default();
-        let mut scram: Option<ScramSha256> = None;
-        loop {
-            let message = self.read_meaningful(&mut outcome.parameters).await?;
-            buf.clear();
-            match message {
-                Backend::AuthOk => {
-                    if scram.is_some() {
-                        return Err(protocol("the server ended SCRAM authentication without its final message"));
-                    }
-                    let method = *outcome.method.get_or_insert(Method::None);
-                    if method == Method::None {
-                        policy.check(Method::None)?;
-                    }
-                    if policy.channel_binding == ChannelBindingMode::Require && !outcome.channel_binding {
-                        return Err(PgError::Refused(Refusal::ChannelBindingUnavailable {
-                            why: "the server did not authenticate with SCRAM-SHA-256-PLUS",
-                        }));
-                    }
-                    break;
-                }
-                Backend::AuthCleartext => {
-                    policy.check(Method::Password)?;
-                    let password =
-                        password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::Password }))?;
-                    if !policy.peer_verified && !policy.allow_unverified_password {
-                        return Err(PgError::Refused(Refusal::UnverifiedPeer { method: Method::Password }));
-                    }
-                    outcome.method = Some(Method::Password);
-                    frontend::password_message(password.as_bytes(), &mut buf)?;
-                    self.send(&buf).await?;
-                }
-                Backend::AuthMd5 { salt } => {
-                    policy.check(Method::Md5)?;
-                    let password = password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::Md5 }))?;
-                    outcome.method = Some(Method::Md5);
-                    let hashed =
-                        postgres_protocol::authentication::md5_hash(user.as_bytes(), password.as_bytes(), salt);
-                    frontend::password_message(hashed.as_bytes(), &mut buf)?;
-                    self.send(&buf).await?;
-                }
-                Backend::AuthSasl { mechanisms } => {
-                    if scram.is_some() || outcome.method.is_some() {
-                        return Err(protocol("the server restarted authentication"));
-                    }
-                    policy.check(Method::ScramSha256)?;
-                    let plus = mechanisms.iter().any(|m| m == "SCRAM-SHA-256-PLUS");
-                    let plain = mechanisms.iter().any(|m| m == "SCRAM-SHA-256");
-                    let password =
-                        password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::ScramSha256 }))?;
-                    let (mechanism, binding) = match (policy.channel_binding, plus, end_point.clone()) {
-                        (ChannelBindingMode::Disable, _, _) | (_, false, _) | (_, _, None) => {
-                            if policy.channel_binding == ChannelBindingMode::Require {
-                                let why = if end_point.is_none() {
-                                    "the session is not TLS, and channel binding needs it"
-                                } else {
-                                    "the server does not offer SCRAM-SHA-256-PLUS"
-                                };
-                                return Err(PgError::Refused(Refusal::ChannelBindingUnavailable { why }));
-                            }
-                            if !plain {
-                                return Err(PgError::Refused(Refusal::Unsupported {
-                                    what: format!("SASL mechanisms {}", mechanisms.join(", ")),
-                                }));
-                            }
-                            // "y": the client could bind but the server did not offer it,
-                            // so a downgrade by a man in the middle is detected by the server.
-                            let binding = if end_point.is_some() {
-                                ChannelBinding::unrequested()
-                            } else {
-                                ChannelBinding::unsupported()
-                            };
-                            ("SCRAM-SHA-256", binding)
-                        }
-                        (_, true, Some(hash)) => ("SCRAM-SHA-256-PLUS", ChannelBinding::tls_server_end_point(hash)),
-                    };
-                    outcome.channel_binding = mechanism.ends_with("-PLUS");
-                    outcome.method = Some(Method::ScramSha256);
-                    let exchange = ScramSha256::new(password.as_bytes(), binding);
-                    frontend::sasl_initial_response(mechanism, exchange.message(), &mut buf)?;
-                    self.send(&buf).await?;
-                    scram = Some(exchange);
-                }
-                Backend::AuthSaslContinue(data) => {
-                    let exchange = scram.as_mut().ok_or_else(|| protocol("a SCRAM step nobody asked for"))?;
-                    exchange
-                        .update(&data)
-                        .map_err(|e| protocol(format!("the server's SCRAM challenge is invalid ({e})")))?;
-                    frontend::sasl_response(exchange.message(), &mut buf)?;
-                    self.send(&buf).await?;
-                }
-                Backend::AuthSaslFinal(data) => {
-                    let mut exchange = scram.take().ok_or_else(|| protocol("a SCRAM step nobody asked for"))?;
-                    // The server proves it knows the password's verifier (and, with -PLUS,
-                    // that it terminates this TLS session): an impostor fails here.
-                    exchange.finish(&data).map_err(|e| {
-                        protocol(format!("the server's SCRAM signature does not verify ({e}): it does not know this password's verifier"))
-                    })?;
-                    // AuthOk follows; mark the method as completed.
-                    let ok = self.read_meaningful(&mut outcome.parameters).await?;
-                    match ok {
-                        Backend::AuthOk => {
-                            if policy.channel_binding == ChannelBindingMode::Require && !outcome.channel_binding {
-                                return Err(PgError::Refused(Refusal::ChannelBindingUnavailable {
-                                    why: "the server did not offer SCRAM-SHA-256-PLUS",
-                                }));
-                            }
-                            break;
-                        }
-                        Backend::Error(e) => return Err(PgError::Server(e)),
-                        _ => return Err(protocol("unexpected message after SCRAM authentication")),
-                    }
-                }
-                Backend::AuthOther { code } => {
-                    let what = match code {
-                        2 => "Kerberos V5 authentication".to_string(),
-                        7 | 8 => {
-                            policy.check(Method::Gss)?;
-                            "GSSAPI (Kerberos) authentication".to_string()
-                        }
-                        9 => {
-                            policy.check(Method::Sspi)?;
-                            "SSPI authentication".to_string()
-                        }
-                        other => return Err(protocol(format!("unknown authentication request {other}"))),
-                    };
-                    return Err(PgError::Refused(Refusal::Unsupported { what }));
-                }
-                Backend::Error(e) => return Err(PgError::Server(e)),
-                Backend::NegotiateProtocolVersion => {
-                    return Err(protocol("the server does not speak protocol version 3.0"));
-                }
-                _ => return Err(protocol("unexpected message during authentication")),
-            }
-        }
-        // After AuthOk: parameters and key data until ReadyForQuery.
-        loop {
-            match self.read_meaningful(&mut outcome.parameters).await? {
-                Backend::BackendKeyData => {}
-                Backend::ReadyForQuery => return Ok(outcome),
-                Backend::Error(e) => return Err(PgError::Server(e)),
-                _ => return Err(protocol("unexpected message after authentication")),
-            }
-        }
-    }
-
-    /// Runs `sql` with the simple query protocol and stops at the first row or the end of
-    /// the first statement: the probe needs to know that the query runs, not its result.
-    pub async fn query(&mut self, sql: &str) -> Result<(), PgError> {
-        let mut buf = BytesMut::new();
-        frontend::query(sql, &mut buf)?;
-        self.send(&buf).await?;
-        let mut ignored = Vec::new();
-        loop {
-            match self.read_meaningful(&mut ignored).await? {
-                Backend::RowDescription => {}
-                Backend::DataRow | Backend::CommandComplete | Backend::EmptyQuery | Backend::ReadyForQuery => {
-                    return Ok(());
-                }
-                Backend::Error(e) => return Err(PgError::Server(e)),
-                Backend::Other(b'G' | b'H' | b'W') => {
-                    return Err(protocol("the check query started a COPY; use a query that returns rows"));
-                }
-                Backend::Other(b'A') => {}
-                _ => return Err(protocol("unexpected message in the answer to the check query")),
-            }
-        }
-    }
-
-    /// Terminate, best effort.
-    pub async fn terminate(&mut self) {
-        let mut buf = BytesMut::new();
-        frontend::terminate(&mut buf);
-        let _ = self.stream.write_all(&buf).await;
-        let _ = self.stream.shutdown().await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! Unit tests of the message parser and the client, against scripted servers.
 use crate::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
