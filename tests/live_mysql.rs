@@ -131,7 +131,7 @@ async fn mysql_passes_and_fails_with_the_servers_own_error_numbers() {
     assert!(p["error"]["message"].as_str().unwrap().contains("error 1045"), "{p:#}");
     let only = ws.config(&my_probe("ed25519", "${AP_MYSQL_ED25519_USER}", &format!("{ed25519}\n{full}")));
     let out = authprobe_harness(&["run", "-c", only.to_str().unwrap(), "-vv"], &env).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("authentication client_ed25519, session encrypted"), "{}", out.stdout);
     assert!(out.stdout.contains("server version 10.11"), "{}", out.stdout);
 }
