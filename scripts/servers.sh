@@ -636,9 +636,13 @@ start_squid() {
   local dir=$STATE/squid
   rm -rf "$dir"; mkdir -p "$dir"
   printf '%s:%s\n' "$AP_PROXY_USER" "$(openssl passwd -apr1 "$AP_PROXY_PASSWORD")" > "$dir/passwd"
+  # The test servers listen on 127.0.0.1 only; Debian's /etc/hosts also maps localhost to
+  # ::1, which squid then tries alone (503) on a fresh machine.
+  printf '127.0.0.1 localhost\n' > "$dir/hosts"
   cat > "$dir/squid.conf" <<CONF
 http_port 127.0.0.1:$AP_SQUID_PORT
 visible_hostname authprobe-test-proxy
+hosts_file $dir/hosts
 pid_filename $dir/squid.pid
 cache_effective_user proxy
 cache deny all

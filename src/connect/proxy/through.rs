@@ -286,8 +286,13 @@ async fn socks5_connect<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: 
         }
     }
     let target = match via.proxy.scheme {
+        // An IPv4 address when the name has one: a proxy's egress is IPv4 far more often
+        // than not (danted here, as many, is configured with an IPv4 external address).
         ProxyScheme::Socks5 => match resolve(host, port).await {
-            Ok(addrs) => wire::SocksTarget::Ip(addrs[0].ip()),
+            Ok(addrs) => {
+                let chosen = addrs.iter().find(|a| a.is_ipv4()).unwrap_or(&addrs[0]);
+                wire::SocksTarget::Ip(chosen.ip())
+            }
             Err(failure) => return Err(Fault::Target(failure)),
         },
         _ => wire::socks_target(host),
