@@ -83,10 +83,6 @@ where
             let value = maybe_stage(ctx, record, Stage::Connect, then(stream)).await?;
             return Ok((value, Route::Forward(proxy, source)));
         }
-        if proxy.scheme == ProxyScheme::Socks5 {
-            // The name is resolved here (socks5h leaves it to the proxy): the `dns` stage.
-            maybe_stage(ctx, record, Stage::Dns, resolve(host, port)).await?;
-        }
         let stream = through::open(ctx, &via, host, port, record).await?;
         let value = maybe_stage(ctx, record, Stage::Connect, then(stream)).await?;
         return Ok((value, Route::Proxy(proxy, source)));

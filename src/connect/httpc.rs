@@ -147,7 +147,6 @@ impl Connection {
         if let Some((proxy, _)) = &self.forward
             && let Some(value) = proxy.basic_authorization()
         {
-            crate::model::redact::register(value.trim_start_matches("Basic "));
             builder = builder.header(header::PROXY_AUTHORIZATION, sensitive_header(&value)?);
         }
         if let Sender::H1(_) = self.sender {

@@ -37,7 +37,7 @@ pub struct ProxyUrl {
 impl ProxyUrl {
     /// `http://[user:pass@]host[:port]`, `socks5://…`, `socks5h://…`; without a scheme, HTTP
     /// (as curl reads `HTTPS_PROXY=proxy:3128`); the port defaults to 1080, as curl's. The
-    /// password is registered as a secret.
+    /// password, and the Basic credentials made of it, are registered as secrets.
     pub fn parse(raw: &str) -> Result<ProxyUrl, String> {
         let text = raw.trim();
         let with_scheme = if text.contains("://") { text.to_string() } else { format!("http://{text}") };
@@ -63,13 +63,21 @@ impl ProxyUrl {
             crate::model::redact::register(&password);
             Secret::new(password)
         });
-        Ok(ProxyUrl {
+        let proxy = ProxyUrl {
             scheme,
             host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
             port: url.port().unwrap_or(default_port),
             user,
             password,
-        })
+        };
+        // The Proxy-Authorization token is user:password in base64: a form the password's
+        // own registration does not cover.
+        if proxy.password.is_some()
+            && let Some(value) = proxy.basic_authorization()
+        {
+            crate::model::redact::register(value.trim_start_matches("Basic "));
+        }
+        Ok(proxy)
     }
 
     /// As shown in messages: the scheme, user, host and port, never the password.

@@ -10,8 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::wire::{self, ConnectAnswer, SocksMethod, SocksReply};
 use super::{ProxyScheme, ProxySource, ProxyUrl};
-use crate::connect::net::{BoxIo, Io, QuickAck, ReadBudget, Record, connect_any, resolve};
-use crate::model::advice::Advice;
+use crate::connect::net::{BoxIo, Io, QuickAck, ReadBudget, Record, connect_any, maybe_stage, resolve};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::report::StageStatus;
 use crate::model::stages::StageLog;
@@ -50,6 +49,41 @@ impl Via<'_> {
         Failure::new(failure.class, format!("{} is unreachable: {}", self.name(), failure.message)).with_hint(hint)
     }
 
+    /// The proxy's rules refuse the target (HTTP 403, SOCKS "not allowed by ruleset").
+    fn refused_by_rule(&self, target: &str, said: &str) -> Failure {
+        Failure::new(ErrorClass::PermissionDenied, format!("{} refused to connect you to {target} ({said})", self.name()))
+            .with_hint(format!(
+                "the proxy's rules do not allow {target}: ask its owner to allow it, or, if it is reachable without the proxy, {}",
+                self.go_direct()
+            ))
+    }
+
+    /// The proxy answered but could not reach the target: the target's failure.
+    fn could_not_reach(&self, class: ErrorClass, target: &str, said: &str) -> Failure {
+        Failure::new(class, format!("{} could not reach {target} ({said})", self.name())).with_hint(format!(
+            "the proxy answered, but not the target: check the host and port, and that {target} is reachable from the proxy's network"
+        ))
+    }
+
+    /// The proxy wants credentials and the URL has none; `scheme` is the URL's, for the example.
+    fn credentials_needed(&self, said: &str, scheme: &str) -> Failure {
+        Failure::new(
+            ErrorClass::AuthRejected,
+            format!("{} requires authentication{said} and none was given", self.name()),
+        )
+        .with_hint(format!(
+            "put the proxy's user and password in the proxy URL ({}), e.g. {scheme}://USER:${{PROXY_PASSWORD}}@{}:{}",
+            self.source.describe(),
+            self.proxy.host,
+            self.proxy.port
+        ))
+    }
+
+    fn credentials_refused(&self, what: &str) -> Failure {
+        Failure::new(ErrorClass::AuthRejected, format!("{} {what}", self.name()))
+            .with_hint(format!("check the user and password in the proxy URL ({})", self.source.describe()))
+    }
+
     fn protocol(&self, what: impl std::fmt::Display) -> Failure {
         Failure::new(ErrorClass::Protocol, format!("{}: {what}", self.name()))
             .with_hint(format!("check that {} is a proxy of the scheme its URL says", self.proxy.display()))
@@ -66,10 +100,21 @@ async fn reach(via: &Via<'_>) -> Result<BoxIo, Failure> {
 /// A stream to `host:port` through the proxy, the `proxy` stage recorded when `record` says
 /// so (a failure the target causes is recorded as `connect`).
 pub async fn open(log: &StageLog, via: &Via<'_>, host: &str, port: u16, record: Record) -> Result<BoxIo, Failure> {
+    let target = match via.proxy.scheme {
+        // socks5:// resolves the name here (socks5h leaves it to the proxy): the `dns` stage.
+        // An IPv4 address when the name has one: a proxy's egress is IPv4 far more often
+        // than not (danted here, as many, is configured with an IPv4 external address).
+        ProxyScheme::Socks5 => {
+            let addrs = maybe_stage(log, record, Stage::Dns, resolve(host, port)).await?;
+            let chosen = addrs.iter().find(|a| a.is_ipv4()).unwrap_or(&addrs[0]);
+            wire::SocksTarget::Ip(chosen.ip())
+        }
+        _ => wire::socks_target(host),
+    };
     let started = (record == Record::Stages).then(|| log.begin(Stage::Proxy));
     let result = async {
         let mut stream = reach(via).await.map_err(Fault::Proxy)?;
-        ask(&mut stream, via, host, port).await?;
+        ask(&mut stream, via, host, port, &target).await?;
         Ok::<_, Fault>(stream)
     }
     .await;
@@ -95,25 +140,32 @@ pub async fn open(log: &StageLog, via: &Via<'_>, host: &str, port: u16, record: 
     }
 }
 
-/// Asks the proxy, over a stream already connected to it, for a tunnel to `host:port`.
-async fn ask<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
+/// Asks the proxy, over a stream already connected to it, for a tunnel to `host:port`
+/// (`target` is what a SOCKS5 request names: the address, or the name for the proxy).
+async fn ask<S: Io>(
+    stream: &mut S,
+    via: &Via<'_>,
+    host: &str,
+    port: u16,
+    target: &wire::SocksTarget,
+) -> Result<(), Fault> {
     match via.proxy.scheme {
         ProxyScheme::Http => http_connect(stream, via, host, port).await,
-        ProxyScheme::Socks5 | ProxyScheme::Socks5h => socks5_connect(stream, via, host, port).await,
+        ProxyScheme::Socks5 | ProxyScheme::Socks5h => socks5_connect(stream, via, host, port, target).await,
     }
 }
 
 /// [`ask`] with the fault flattened to a failure: what the fuzzer drives over arbitrary
 /// proxy bytes.
 pub async fn negotiate<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: u16) -> Result<(), Failure> {
-    ask(stream, via, host, port).await.map_err(|fault| match fault {
+    ask(stream, via, host, port, &wire::socks_target(host)).await.map_err(|fault| match fault {
         Fault::Proxy(f) | Fault::Target(f) => f,
     })
 }
 
 /// A plain connection to an HTTP proxy, for requests in absolute-form: the `proxy` stage.
 pub async fn open_forward(log: &StageLog, via: &Via<'_>, record: Record) -> Result<BoxIo, Failure> {
-    crate::connect::net::maybe_stage(log, record, Stage::Proxy, reach(via)).await
+    maybe_stage(log, record, Stage::Proxy, reach(via)).await
 }
 
 /// Reads the answer head one byte at a time, so that nothing of the tunnel is consumed (a
@@ -162,9 +214,6 @@ async fn send<S: Io>(stream: &mut S, via: &Via<'_>, bytes: &[u8]) -> Result<(), 
 
 async fn http_connect<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
     let authorization = via.proxy.basic_authorization();
-    if let Some(value) = &authorization {
-        crate::model::redact::register(value.trim_start_matches("Basic "));
-    }
     send(stream, via, &wire::connect_request(host, port, authorization.as_deref())).await?;
     let answer = read_head(stream, via).await?;
     classify_connect_answer(&answer, via, host, port, authorization.is_some())
@@ -186,31 +235,21 @@ fn classify_connect_answer(
     match answer.status {
         200..=299 => Ok(()),
         407 => Err(Fault::Proxy(proxy_auth_refused(via, &answer.auth_schemes, sent_credentials, &said))),
-        403 => Err(Fault::Proxy(
-            Failure::new(
-                ErrorClass::PermissionDenied,
-                format!("{} refused to connect you to {target} ({said})", via.name()),
-            )
-            .with_hint(format!(
-                "the proxy's rules do not allow {target}: ask its owner to allow it, or, if it is reachable without the proxy, {}",
-                via.go_direct()
-            )),
-        )),
+        403 => Err(Fault::Proxy(via.refused_by_rule(&target, &said))),
         502..=504 => {
             let class = match (answer.status, answer.proxy_error.as_deref()) {
                 (504, _) => ErrorClass::Timeout,
                 (_, Some("ERR_DNS_FAIL")) => ErrorClass::Dns,
                 _ => ErrorClass::Network,
             };
-            Err(Fault::Target(
-                Failure::new(class, format!("{} could not reach {target} ({said})", via.name())).with_hint(format!(
-                    "the proxy answered, but not the target: check the host and port, and that {target} is reachable from the proxy's network"
-                )),
-            ))
+            Err(Fault::Target(via.could_not_reach(class, &target, &said)))
         }
         _ => Err(Fault::Proxy(
-            Failure::new(ErrorClass::UnexpectedResponse, format!("{} answered CONNECT {target} with {said}", via.name()))
-                .with_hint("check that the proxy allows CONNECT to this port"),
+            Failure::new(
+                ErrorClass::UnexpectedResponse,
+                format!("{} answered CONNECT {target} with {said}", via.name()),
+            )
+            .with_hint("check that the proxy allows CONNECT to this port"),
         )),
     }
 }
@@ -219,58 +258,37 @@ fn classify_connect_answer(
 pub fn proxy_auth_refused(via: &Via<'_>, schemes: &[String], sent_credentials: bool, said: &str) -> Failure {
     let asked = if schemes.is_empty() { "no scheme named".to_string() } else { schemes.join(", ") };
     let basic = schemes.is_empty() || schemes.iter().any(|s| s.eq_ignore_ascii_case("basic"));
-    let message = if sent_credentials {
-        format!(
-            "{} refused the credentials for {} ({said}; it asks for {asked})",
-            via.name(),
-            via.proxy.user.as_deref().unwrap_or("?")
-        )
+    let failure = if sent_credentials {
+        let user = via.proxy.user.as_deref().unwrap_or("?");
+        via.credentials_refused(&format!("refused the credentials for {user} ({said}; it asks for {asked})"))
     } else {
-        format!("{} requires authentication ({said}; it asks for {asked}) and none was given", via.name())
+        via.credentials_needed(&format!(" ({said}; it asks for {asked})"), "http")
     };
-    let hint = if !basic {
-        format!("the proxy accepts only {asked}; authprobe authenticates to proxies with Basic only")
-    } else if sent_credentials {
-        format!("check the user and password in the proxy URL ({})", via.source.describe())
-    } else {
-        format!(
-            "put the proxy's user and password in the proxy URL ({}), e.g. http://USER:${{PROXY_PASSWORD}}@{}:{}",
-            via.source.describe(),
-            via.proxy.host,
-            via.proxy.port
-        )
-    };
-    Failure::new(ErrorClass::AuthRejected, message).with_hint(Advice::from(hint))
+    if basic {
+        return failure;
+    }
+    failure.with_hint(format!("the proxy accepts only {asked}; authprobe authenticates to proxies with Basic only"))
 }
 
-async fn socks5_connect<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
+async fn socks5_connect<S: Io>(
+    stream: &mut S,
+    via: &Via<'_>,
+    host: &str,
+    port: u16,
+    target: &wire::SocksTarget,
+) -> Result<(), Fault> {
     let password = via.proxy.user.is_some();
     send(stream, via, &wire::socks_greeting(password)).await?;
     let mut method = [0u8; 2];
     stream.read_exact(&mut method).await.map_err(|e| Fault::Proxy(socks_io(via, &e)))?;
-    let auth_refused = |what: String| {
-        Fault::Proxy(
-            Failure::new(ErrorClass::AuthRejected, format!("{} {what}", via.name()))
-                .with_hint(format!("check the user and password in the proxy URL ({})", via.source.describe())),
-        )
-    };
     match wire::parse_socks_method(method).map_err(|e| Fault::Proxy(via.protocol(e)))? {
         SocksMethod::NoAuth => {}
         SocksMethod::NoneAcceptable if !password => {
-            return Err(Fault::Proxy(
-                Failure::new(
-                    ErrorClass::AuthRejected,
-                    format!("{} requires authentication and none was given", via.name()),
-                )
-                .with_hint(format!(
-                    "put the proxy's user and password in the proxy URL ({}), e.g. socks5h://USER:${{PROXY_PASSWORD}}@{}:{}",
-                    via.source.describe(),
-                    via.proxy.host,
-                    via.proxy.port
-                )),
-            ));
+            return Err(Fault::Proxy(via.credentials_needed("", "socks5h")));
         }
-        SocksMethod::NoneAcceptable => return Err(auth_refused("accepts none of the methods offered".into())),
+        SocksMethod::NoneAcceptable => {
+            return Err(Fault::Proxy(via.credentials_refused("accepts none of the methods offered")));
+        }
         SocksMethod::Password => {
             let user = via.proxy.user.as_deref().unwrap_or_default();
             let secret = via.proxy.password.as_ref().map(|p| p.expose()).unwrap_or_default();
@@ -281,23 +299,13 @@ async fn socks5_connect<S: Io>(stream: &mut S, via: &Via<'_>, host: &str, port: 
             let mut status = [0u8; 2];
             stream.read_exact(&mut status).await.map_err(|e| Fault::Proxy(socks_io(via, &e)))?;
             if status[1] != 0 {
-                return Err(auth_refused(format!("refused the user name and password of `{user}`")));
+                return Err(Fault::Proxy(
+                    via.credentials_refused(&format!("refused the user name and password of `{user}`")),
+                ));
             }
         }
     }
-    let target = match via.proxy.scheme {
-        // An IPv4 address when the name has one: a proxy's egress is IPv4 far more often
-        // than not (danted here, as many, is configured with an IPv4 external address).
-        ProxyScheme::Socks5 => match resolve(host, port).await {
-            Ok(addrs) => {
-                let chosen = addrs.iter().find(|a| a.is_ipv4()).unwrap_or(&addrs[0]);
-                wire::SocksTarget::Ip(chosen.ip())
-            }
-            Err(failure) => return Err(Fault::Target(failure)),
-        },
-        _ => wire::socks_target(host),
-    };
-    let request = wire::socks_connect_request(&target, port)
+    let request = wire::socks_connect_request(target, port)
         .ok_or_else(|| Fault::Proxy(via.protocol("the host name is longer than SOCKS5 allows (255 bytes)")))?;
     send(stream, via, &request).await?;
     let mut head = [0u8; 5];
@@ -321,25 +329,10 @@ fn socks_io(via: &Via<'_>, err: &std::io::Error) -> Failure {
 
 fn classify_socks_reply(reply: SocksReply, via: &Via<'_>, host: &str, port: u16) -> Result<(), Fault> {
     let target = format!("{host}:{port}");
-    let unreachable = |class: ErrorClass| {
-        Fault::Target(
-            Failure::new(class, format!("{} could not reach {target} ({})", via.name(), reply.describe())).with_hint(format!(
-                "the proxy answered, but not the target: check the host and port, and that {target} is reachable from the proxy's network"
-            )),
-        )
-    };
+    let unreachable = |class: ErrorClass| Fault::Target(via.could_not_reach(class, &target, &reply.describe()));
     match reply {
         SocksReply::Succeeded => Ok(()),
-        SocksReply::NotAllowedByRuleset => Err(Fault::Proxy(
-            Failure::new(
-                ErrorClass::PermissionDenied,
-                format!("{} refused to connect you to {target} ({})", via.name(), reply.describe()),
-            )
-            .with_hint(format!(
-                "the proxy's rules do not allow {target}: ask its owner to allow it, or, if it is reachable without the proxy, {}",
-                via.go_direct()
-            )),
-        )),
+        SocksReply::NotAllowedByRuleset => Err(Fault::Proxy(via.refused_by_rule(&target, &reply.describe()))),
         SocksReply::ConnectionRefused => Err(unreachable(ErrorClass::ConnectRefused)),
         SocksReply::TtlExpired => Err(unreachable(ErrorClass::Timeout)),
         SocksReply::HostUnreachable | SocksReply::NetworkUnreachable | SocksReply::GeneralFailure => {
