@@ -534,20 +534,51 @@ start_moto() {
 # ---------------------------------------------------------------- SQL Server stand-in
 start_mssql() {
   running mssql && return 0
-  port_free mssql "$AP_MSSQL_PORT"
+  local port
+  for port in "$AP_MSSQL_PORT" "$AP_MSSQL_GATEWAY_PORT" "$AP_MSSQL_ROUTED_PORT" "$AP_MSSQL_STRICT_PORT" "$AP_MSSQL_MISROUTE_PORT" "$AP_MSSQL_WRONG_NAME_PORT"; do
+    port_free mssql "$port"
+  done
   py_need pysqlbridge pysqlbridge==2.1.3
+  # Microsoft's own client (the ODBC driver inside mssql-python), for checking the stand-in
+  py_need mssql_python mssql-python==1.16.0
+  # ... and tedious, the Node client (TDS 8 strict, which FreeTDS 1.3 and python-tds lack)
+  if [ ! -d "$CACHE/node/node_modules/tedious" ]; then
+    log "installing tedious from npm"
+    mkdir -p "$CACHE/node"
+    (cd "$CACHE/node" && PATH="$(node_dir):$PATH" npm install --no-audit --no-fund --silent tedious@18.6.2) >&2 \
+      || die "could not install tedious from npm"
+  fi
   local dir=$STATE/mssql
   rm -rf "$dir"; mkdir -p "$dir"
   printf 'id,item\n1,widget\n' > "$dir/orders.csv"
+  printf 'id,salary\n1,100\n' > "$dir/$AP_MSSQL_DENIED_TABLE.csv"
   cat > "$dir/bridge.json" <<CONF
 {
   "logins": [ { "user": "$AP_MSSQL_USER", "password": "\${env:AP_MSSQL_PASSWORD}" } ],
-  "tables": [ { "name": "orders", "csv": "$dir/orders.csv" } ]
+  "tables": [ { "name": "orders", "csv": "$dir/orders.csv" },
+              { "name": "$AP_MSSQL_DENIED_TABLE", "csv": "$dir/$AP_MSSQL_DENIED_TABLE.csv" } ]
 }
 CONF
-  nohup "$PY" "$HARNESS/mssql_standin.py" "$dir/bridge.json" "$CERTS/server.crt" "$CERTS/server.key" "$AP_MSSQL_PORT" \
+  cat > "$dir/standin.json" <<CONF
+{
+  "database": "$AP_MSSQL_DATABASE",
+  "denied": { "$AP_MSSQL_USER": [ "$AP_MSSQL_DENIED_TABLE" ] },
+  "listeners": [
+    { "port": $AP_MSSQL_PORT },
+    { "port": $AP_MSSQL_GATEWAY_PORT, "route_to": "localhost:$AP_MSSQL_ROUTED_PORT" },
+    { "port": $AP_MSSQL_ROUTED_PORT, "packet_size_limit": 512 },
+    { "port": $AP_MSSQL_STRICT_PORT, "strict": true },
+    { "port": $AP_MSSQL_MISROUTE_PORT, "route_to": "localhost:$AP_MSSQL_WRONG_NAME_PORT" },
+    { "port": $AP_MSSQL_WRONG_NAME_PORT, "cert": "$CERTS/wrong-host.crt", "key": "$CERTS/wrong-host.key" }
+  ]
+}
+CONF
+  nohup "$PY" "$HARNESS/mssql_standin.py" "$dir/bridge.json" "$dir/standin.json" "$CERTS/server.crt" "$CERTS/server.key" \
     >"$STATE/logs/mssql.log" 2>&1 &
   echo $! > "$PIDS/mssql.pid"
+  for port in "$AP_MSSQL_GATEWAY_PORT" "$AP_MSSQL_ROUTED_PORT" "$AP_MSSQL_STRICT_PORT" "$AP_MSSQL_MISROUTE_PORT" "$AP_MSSQL_WRONG_NAME_PORT"; do
+    wait_tcp mssql "$port" 60
+  done
   wait_tcp mssql "$AP_MSSQL_PORT" 60
 }
 
@@ -725,6 +756,8 @@ write_env() {
     echo "AP_MYSQL8_LOG=$STATE/mysql8/mysql8.log"
     echo "AP_SQUID_LOG=$STATE/squid/access.log"
     echo "AP_SOCKS_LOG=$STATE/socks/danted.log"
+    echo "AP_NODE_BIN=$(node_dir)"
+    echo "AP_NODE_MODULES=$CACHE/node/node_modules"
     echo "AP_SERVERS=native"
   } > "$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"

@@ -112,12 +112,14 @@ fn read_rds_iam(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<A
 }
 
 impl DbTarget {
-    /// Reads the shared keys; `password_required` for kinds without passwordless logins.
+    /// Reads the shared keys; `password_required` for kinds without passwordless logins,
+    /// `tls_strict` for the kind that has a TLS-first mode (SQL Server's TDS 8).
     pub fn read(
         t: &TableReader<'_, '_>,
         default_port: u16,
         password_required: bool,
         iam_support: IamSupport,
+        tls_strict: bool,
     ) -> Option<DbTarget> {
         let host = t.required_string("host", "the server's host name or address");
         let port = t.port("port");
@@ -141,6 +143,10 @@ impl DbTarget {
         // every other connection.
         let default_mode = if iam_set { TlsMode::VerifyFull } else { TlsMode::Prefer };
         let tls = TlsOptions::read(t, Some(default_mode));
+        let strict_ok = tls_strict || !tls.as_ref().is_some_and(|tls| tls.mode == Some(TlsMode::Strict));
+        if !strict_ok {
+            t.error_at("tls", "tls.mode = \"strict\" is SQL Server's TDS 8; this kind uses verify-full for verified TLS");
+        }
         if iam_set && tls.as_ref().is_some_and(|tls| matches!(tls.mode, Some(TlsMode::Disable | TlsMode::Prefer))) {
             t.error_at(
                 "tls",
@@ -148,7 +154,7 @@ impl DbTarget {
             );
             password_ok = false;
         }
-        if !(port_ok && password_ok) {
+        if !(port_ok && password_ok && strict_ok) {
             return None;
         }
         Some(DbTarget {

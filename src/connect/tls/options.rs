@@ -10,6 +10,8 @@ pub enum TlsMode {
     Require,
     VerifyCa,
     VerifyFull,
+    /// SQL Server's TDS 8 (Encrypt=Strict): TLS before any TDS, verified as verify-full.
+    Strict,
 }
 
 /// The checked `tls` table of a probe.
@@ -106,7 +108,7 @@ impl TlsOptions {
                 None => {
                     table.error_at(
                         "mode",
-                        format!("unknown TLS mode `{raw}`; use disable, prefer, require, verify-ca or verify-full"),
+                        format!("unknown TLS mode `{raw}`; use disable, prefer, require, verify-ca or verify-full (mssql also: strict)"),
                     );
                     ok = false;
                 }
@@ -136,6 +138,7 @@ pub fn mode_name(mode: TlsMode) -> &'static str {
         TlsMode::Require => "require",
         TlsMode::VerifyCa => "verify-ca",
         TlsMode::VerifyFull => "verify-full",
+        TlsMode::Strict => "strict",
     }
 }
 
@@ -148,6 +151,7 @@ pub fn parse_mode(raw: &str) -> Option<TlsMode> {
         "require" | "required" | "on" | "true" => TlsMode::Require,
         "verify-ca" => TlsMode::VerifyCa,
         "verify-full" | "verify-identity" => TlsMode::VerifyFull,
+        "strict" => TlsMode::Strict,
         _ => return None,
     })
 }

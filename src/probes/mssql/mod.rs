@@ -8,6 +8,15 @@
 //! still encrypts the login packet when it can (so the password never crosses in clear),
 //! and the rest of the session is not encrypted.
 //!
+//! `tls.mode = "strict"` is TDS 8 (SQL Server 2022, Azure SQL; Microsoft's Encrypt=Strict):
+//! the TLS handshake comes first on the bare connection, with ALPN `tds/8.0`, and PRELOGIN,
+//! LOGIN7 and everything after travel inside it; verified like verify-full.
+//!
+//! A gateway may route the login (ENVCHANGE 20: Azure SQL's Redirect connection policy, the
+//! default from inside Azure): the probe then connects to the routed host and logs in again
+//! there, once, verifying that server's certificate against the routed name, as Microsoft's
+//! drivers do.
+//!
 //! LOGIN7 carries the password only obfuscated (a reversible nibble swap and XOR), so it
 //! goes only to a verified server (TLS verified by a CA or a pin), unless the probe sets
 //! `allow_unverified_password`: the credential release rule.
@@ -19,7 +28,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
-use crate::connect::net::BoxIo;
+use crate::connect::dial;
+use crate::connect::net::{BoxIo, Record};
+use crate::connect::proxy::Traffic;
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage};
@@ -40,7 +51,7 @@ pub struct MssqlProbe {
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    Some(Arc::new(MssqlProbe { db: DbTarget::read(t, DEFAULT_PORT, true, crate::probes::db::IamSupport::None)? }))
+    Some(Arc::new(MssqlProbe { db: DbTarget::read(t, DEFAULT_PORT, true, crate::probes::db::IamSupport::None, true)? }))
 }
 
 /// PRELOGIN, noting the version the server announces.
@@ -50,7 +61,15 @@ async fn prelogin<IO: AsyncRead + AsyncWrite + Unpin>(
     encryption: Encryption,
     report: bool,
 ) -> Result<Encryption, Failure> {
-    let answer = tds::prelogin(tcp, encryption).await.map_err(|err| plain_failure(err, "during PRELOGIN"))?;
+    let answer = tds::prelogin(tcp, encryption).await.map_err(|err| {
+        let closed = matches!(&err, TdsError::Io(io) if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset));
+        let failure = plain_failure(err, "during PRELOGIN");
+        if closed && encryption != Encryption::NotSupported {
+            failure.with_hint("the server closed the connection at PRELOGIN: one that enforces TDS 8 strict encryption (SQL Server 2022 or Azure SQL with Force Strict Encryption) does this; set tls.mode = \"strict\"")
+        } else {
+            failure
+        }
+    })?;
     if report && let Some(version) = &answer.version {
         ctx.diagnostic(format!("mssql: the server announces version {version}"));
     }
@@ -100,13 +119,19 @@ struct Session {
     tls: Option<Recorder>,
 }
 
+/// A session past its login.
+struct LoggedIn {
+    tds: Tds<BoxIo>,
+    tls: Option<Recorder>,
+}
+
 impl MssqlProbe {
-    fn login<'a>(&'a self, workstation: &'a str) -> tds::Login<'a> {
+    fn login<'a>(&'a self, db: &'a DbTarget, workstation: &'a str) -> tds::Login<'a> {
         tds::Login {
-            user: &self.db.user,
-            password: self.db.password.as_ref().map(|p| p.expose()).unwrap_or_default(),
-            database: self.db.database.as_deref(),
-            server: &self.db.host,
+            user: &db.user,
+            password: db.password.as_ref().map(|p| p.expose()).unwrap_or_default(),
+            database: db.database.as_deref(),
+            server: &db.host,
             app: "authprobe",
             workstation,
         }
@@ -127,21 +152,43 @@ impl MssqlProbe {
         ))
     }
 
-    /// Stage `tls`: PRELOGIN asking for encryption, then the handshake.
-    async fn negotiate_tls(&self, ctx: &ProbeContext, mut tcp: BoxIo) -> Result<Session, Failure> {
+    /// Stage `tls`: PRELOGIN asking for encryption, then the handshake; under TDS 8, the
+    /// handshake first and PRELOGIN inside it.
+    async fn negotiate_tls(&self, ctx: &ProbeContext, db: &DbTarget, mut tcp: BoxIo) -> Result<Session, Failure> {
+        if db.mode() == TlsMode::Strict {
+            let hs = tls::handshake(ctx, &ctx.shared.trust, tcp, &db.tls, &db.host, &[b"tds/8.0"], true)
+                .await
+                .map_err(|failure| match failure.class {
+                    // A TDS 7 server reads the ClientHello as a broken TDS packet and hangs up.
+                    ErrorClass::Network | ErrorClass::TlsHandshake | ErrorClass::Protocol => failure.with_hint(
+                        "tls.mode = \"strict\" is TDS 8 (SQL Server 2022 and later, Azure SQL), which this server did not answer: use tls.mode = \"verify-full\" for an older server",
+                    ),
+                    _ => failure,
+                })?;
+            let alpn = hs.stream.get_ref().1.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
+            ctx.detail(format!(
+                "session: TDS 8 strict: TLS first, ALPN {}",
+                alpn.as_deref().unwrap_or("not selected by the server")
+            ));
+            let mut stream: BoxIo = Box::new(hs.stream);
+            // Inside TLS the ENCRYPTION option has nothing left to negotiate; Microsoft's
+            // ODBC driver sends "not supported" there, and so does this.
+            prelogin(ctx, &mut stream, Encryption::NotSupported, true).await?;
+            return Ok(Session { tds: Tds::new(stream), tls: Some(hs.recorder) });
+        }
         if prelogin(ctx, &mut tcp, Encryption::On, true).await? == Encryption::NotSupported {
-            self.db.without_tls(ctx)?;
+            db.without_tls(ctx)?;
             return Ok(Session { tds: Tds::new(tcp), tls: None });
         }
-        let hs = start_tls(ctx, tcp, &self.db.tls, &self.db.host, true).await?;
+        let hs = start_tls(ctx, tcp, &db.tls, &db.host, true).await?;
         Ok(Session { tds: Tds::new(Box::new(hs.stream)), tls: Some(hs.recorder) })
     }
 
     /// With `tls.mode = "disable"`: PRELOGIN with encryption off, LOGIN7 through a TLS
     /// session that covers only it when the server offers one, the rest in the clear.
-    async fn login_unencrypted(&self, ctx: &ProbeContext, mut tcp: BoxIo) -> Result<Tds<BoxIo>, Failure> {
+    async fn login_unencrypted(&self, ctx: &ProbeContext, db: &DbTarget, mut tcp: BoxIo) -> Result<Tds<BoxIo>, Failure> {
         let host_name = workstation();
-        let login = self.login(&host_name);
+        let login = self.login(db, &host_name);
         match prelogin(ctx, &mut tcp, Encryption::Off, true).await? {
             Encryption::NotSupported => {
                 ctx.detail("session: not encrypted (the server supports no encryption, not even for the login)");
@@ -154,13 +201,13 @@ impl MssqlProbe {
                 ctx.detail("session: not encrypted after the login (the login packet itself was)");
                 // Encrypt=no in Microsoft's drivers: the login-only session is verified when
                 // the probe names a CA or a pin, and is otherwise only encrypted.
-                let verifies = self.db.tls.ca.is_some() || !self.db.tls.pins.is_empty();
+                let verifies = db.tls.ca.is_some() || !db.tls.pins.is_empty();
                 let login_only = if verifies {
-                    TlsOptions { mode: Some(TlsMode::VerifyFull), ..self.db.tls.clone() }
+                    TlsOptions { mode: Some(TlsMode::VerifyFull), ..db.tls.clone() }
                 } else {
                     TlsOptions { mode: Some(TlsMode::Prefer), ..TlsOptions::default() }
                 };
-                let hs = start_tls(ctx, tcp, &login_only, &self.db.host, false).await?;
+                let hs = start_tls(ctx, tcp, &login_only, &db.host, false).await?;
                 self.may_send_login(ctx, Some(&hs.recorder))?;
                 let mut tds = Tds::new(hs.stream);
                 tds.send_login(&login).await.map_err(|err| self.classify(err, None, "sending the login"))?;
@@ -179,32 +226,82 @@ impl MssqlProbe {
         }
     }
 
+    /// LOGIN7 and its answer on a connection `start` prepared for `db`. `Ok(Err(target))`
+    /// when the server routes the login elsewhere.
+    async fn log_in(&self, ctx: &ProbeContext, db: &DbTarget, start: Result<Session, BoxIo>) -> Result<Result<LoggedIn, String>, Failure> {
+        let (mut tds, tls) = match start {
+            Ok(Session { mut tds, tls }) => {
+                self.may_send_login(ctx, tls.as_ref())?;
+                let host_name = workstation();
+                tds.send_login(&self.login(db, &host_name))
+                    .await
+                    .map_err(|err| self.classify(err, tls.as_ref(), "sending the login"))?;
+                (tds, tls)
+            }
+            Err(tcp) => (self.login_unencrypted(ctx, db, tcp).await?, None),
+        };
+        let ack = match tds.login_answer().await {
+            Ok(ack) => ack,
+            Err(TdsError::Routed(target)) => return Ok(Err(target)),
+            Err(err) => return Err(self.classify(err, tls.as_ref(), "during the login")),
+        };
+        ctx.diagnostic(format!(
+            "mssql: logged in to {}, TDS {}, database {}, session {}",
+            ack.server,
+            ack.tds_version,
+            ack.database.as_deref().unwrap_or("(default)"),
+            if tls.is_some() { "encrypted" } else { "not encrypted" }
+        ));
+        Ok(Ok(LoggedIn { tds, tls }))
+    }
+
+    /// One routing hop: the routed server gets a connection and a login of its own, its
+    /// certificate verified against the routed name (a `server_name` set for the gateway
+    /// does not carry over: it named the gateway).
+    async fn follow_route(&self, ctx: &ProbeContext, target: &str) -> Result<LoggedIn, Failure> {
+        let routed = self.db.retarget(target).map_err(|why| {
+            Failure::new(ErrorClass::UnexpectedResponse, format!("the server routed the login to `{target}`, which is no host and port: {why}"))
+        })?;
+        let routed = DbTarget { tls: TlsOptions { server_name: None, ..routed.tls.clone() }, ..routed };
+        ctx.detail(format!(
+            "routing: {}:{} routed the login to {}:{} (Azure SQL's redirect connection policy); logging in there",
+            self.db.host, self.db.port, routed.host, routed.port
+        ));
+        let hop = async {
+            let tcp = dial::connect(ctx, &routed.host, routed.port, Traffic::Other, Record::Quietly).await?.stream;
+            let start = match routed.mode() {
+                TlsMode::Disable => Err(tcp),
+                _ => Ok(self.negotiate_tls(ctx, &routed, tcp).await?),
+            };
+            match self.log_in(ctx, &routed, start).await? {
+                Ok(logged_in) => Ok(logged_in),
+                Err(again) => Err(Failure::new(
+                    ErrorClass::UnexpectedResponse,
+                    format!("it routed the login again, to {again}; authprobe follows one redirect, as SQL Server's drivers do"),
+                )),
+            }
+        };
+        hop.await.map_err(|mut failure| {
+            failure.message = format!("at {}:{}, where the gateway routed the login: {}", routed.host, routed.port, failure.message);
+            if failure.class == ErrorClass::TlsHostname {
+                failure = failure.with_hint(format!(
+                    "the routed server's certificate must cover the name the gateway routed to ({}): the gateway's routing or that server's certificate is wrong (tls.server_name applies to the gateway only)",
+                    routed.host
+                ));
+            }
+            failure
+        })
+    }
+
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
         // Without TLS, PRELOGIN is part of the auth stage.
-        let start = self.db.connect_then_tls(ctx, |tcp| self.negotiate_tls(ctx, tcp)).await?;
-        let (mut session, tls_record) = ctx
+        let start = self.db.connect_then_tls(ctx, |tcp| self.negotiate_tls(ctx, &self.db, tcp)).await?;
+        let LoggedIn { tds: mut session, tls: tls_record } = ctx
             .stage(Stage::Auth, async {
-                let (mut tds, tls) = match start {
-                    Ok(Session { mut tds, tls }) => {
-                        self.may_send_login(ctx, tls.as_ref())?;
-                        let host_name = workstation();
-                        tds.send_login(&self.login(&host_name))
-                            .await
-                            .map_err(|err| self.classify(err, tls.as_ref(), "sending the login"))?;
-                        (tds, tls)
-                    }
-                    Err(tcp) => (self.login_unencrypted(ctx, tcp).await?, None),
-                };
-                let ack =
-                    tds.login_answer().await.map_err(|err| self.classify(err, tls.as_ref(), "during the login"))?;
-                ctx.diagnostic(format!(
-                    "mssql: logged in to {}, TDS {}, database {}, session {}",
-                    ack.server,
-                    ack.tds_version,
-                    ack.database.as_deref().unwrap_or("(default)"),
-                    if tls.is_some() { "encrypted" } else { "not encrypted" }
-                ));
-                Ok((tds, tls))
+                match self.log_in(ctx, &self.db, start).await? {
+                    Ok(logged_in) => Ok(logged_in),
+                    Err(target) => self.follow_route(ctx, &target).await,
+                }
             })
             .await?;
         let result = ctx
@@ -239,11 +336,11 @@ fn plain_failure(err: TdsError, during: &str) -> Failure {
             Failure::new(ErrorClass::Protocol, what).with_hint("check the port: this does not look like SQL Server")
         }
         TdsError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("{during}: {what}")),
+        // Routing is followed where the login is answered; anywhere else it makes no sense.
         TdsError::Routed(target) => Failure::new(
             ErrorClass::UnexpectedResponse,
-            format!("the server redirects the login to {target} (a gateway's routing)"),
-        )
-        .with_hint("point the probe at that host and port, or use the gateway's proxy connection policy"),
+            format!("{during}: the server sent a routing redirect (to {target}) outside the login"),
+        ),
     }
 }
 
