@@ -126,3 +126,24 @@ async fn a_missing_environment_and_a_bad_value_are_told_plainly() {
     let out = authprobe(&["validate", "-c", ws.config(cfg).to_str().unwrap()], &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// `tls.mode = "strict"` is SQL Server's TDS 8: accepted for mssql, a config error elsewhere.
+#[tokio::test]
+async fn strict_tls_mode_belongs_to_mssql_only() {
+    let ws = Workspace::new();
+    let db = |kind: &str| {
+        format!(
+            "[[probe]]\nname = \"{kind}\"\nkind = \"{kind}\"\nhost = \"127.0.0.1\"\nuser = \"u\"\npassword = \"p\"\ntls = {{ mode = \"strict\" }}\n\n"
+        )
+    };
+    let path = ws.config(&format!("{}{}{}", db("mssql"), db("postgres"), db("mysql")));
+    let out = authprobe(&["validate", "-c", path.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("probe `postgres`, key `tls`: tls.mode = \"strict\" is SQL Server's TDS 8"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("probe `mysql`, key `tls`"), "{}", out.stderr);
+    assert!(!out.stderr.contains("probe `mssql`") && out.stderr.contains("2 errors found"), "{}", out.stderr);
+}

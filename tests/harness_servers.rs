@@ -209,6 +209,53 @@ fn sql_server_stand_in_checks_logins_over_tls() {
     refused(&env, &py("'wrong-password'"), "error 18456");
 }
 
+/// The SQL Server stand-in's additions (routing, TDS 8 strict, packet size, 4060, 229), held
+/// to what clients not written here do against it: Microsoft's ODBC driver 18 (inside
+/// mssql-python), tedious (Node), python-tds and FreeTDS `tsql`. authprobe is then held to
+/// the same outcomes in live_mssql.rs.
+#[test]
+fn mssql_standin_behaves_as_sql_server_for_independent_clients() {
+    let env = harness_env();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let odbc = |args: &str| format!("python3 {root}/scripts/harness/mssql_clients.py odbc {args}");
+    let pytds = |args: &str| format!("python3 {root}/scripts/harness/mssql_clients.py pytds {args}");
+    let tedious = |args: &str| format!("\"$AP_NODE_BIN/node\" {root}/scripts/harness/mssql_tedious.mjs {args}");
+    let tsql = |args: &str, sql: &str| {
+        format!(
+            "printf '{sql}\\ngo\\nexit\\n' | tsql -H localhost -U \"$AP_MSSQL_USER\" -P \"$AP_MSSQL_PASSWORD\" {args} 2>&1; exit ${{PIPESTATUS[1]}}"
+        )
+    };
+    let big = format!("'SELECT 1 /* {} */'", "x".repeat(3000));
+    for client in [&odbc as &dyn Fn(&str) -> String, &pytds, &tedious] {
+        ok(&env, &client("$AP_MSSQL_PORT yes"), "ok 1");
+        // Wrong password: 18456. Unknown database: 4060 first, then 18456 (the clients show
+        // one or both; the stand-in's log and tsql below show the order).
+        refused(&env, &client("$AP_MSSQL_PORT yes '' '' wrong-password"), "Login failed for user");
+        refused(&env, &client("$AP_MSSQL_PORT yes no_such_db"), "Login failed for user");
+        refused(&env, &client("$AP_MSSQL_PORT yes appdb 'SELECT * FROM payroll'"), "The SELECT permission was denied");
+        // Routing: every client follows ENVCHANGE 20 to the second listener, which agrees a
+        // 512-byte packet size; a batch of 3 kB must then be split to be answered.
+        ok(&env, &client("$AP_MSSQL_GATEWAY_PORT yes"), "ok 1");
+        ok(&env, &client(&format!("$AP_MSSQL_GATEWAY_PORT yes appdb {big}")), "ok 1");
+    }
+    // The routed server's certificate is verified against the routed name.
+    refused(&env, &odbc("$AP_MSSQL_MISROUTE_PORT yes"), "subject name does not match host name");
+    refused(&env, &tedious("$AP_MSSQL_MISROUTE_PORT yes"), "is not in the cert's altnames: DNS:wrong.example.com");
+    // TDS 8 strict (python-tds and FreeTDS 1.3 have none): TLS first, and only that.
+    ok(&env, &odbc("$AP_MSSQL_STRICT_PORT strict"), "ok 1");
+    ok(&env, &tedious("$AP_MSSQL_STRICT_PORT strict"), "ok 1");
+    refused(&env, &odbc("$AP_MSSQL_STRICT_PORT yes"), "error");
+    refused(&env, &tedious("$AP_MSSQL_STRICT_PORT yes"), "error");
+    refused(&env, &odbc("$AP_MSSQL_PORT strict"), "error");
+    refused(&env, &tedious("$AP_MSSQL_PORT strict"), "error");
+    // FreeTDS: routing followed, and the server's own words for 4060 then 18456, and 229.
+    ok(&env, &tsql("-p $AP_MSSQL_GATEWAY_PORT", "SELECT 1"), "(1 row affected)");
+    let (_, out) = sh(&env, &tsql("-p $AP_MSSQL_PORT -D no_such_db", "SELECT 1"));
+    let (db, login) = (out.find("Msg 4060 (severity 11, state 1)"), out.find("Msg 18456 (severity 14, state 1)"));
+    assert!(db.is_some() && login.is_some() && db < login, "expected 4060 then 18456:\n{out}");
+    ok(&env, &tsql("-p $AP_MSSQL_PORT", "SELECT * FROM payroll"), "Msg 229 (severity 14, state 5)");
+}
+
 #[test]
 fn docker_compose_file_is_valid() {
     let compose = require_tool("docker-compose");

@@ -1,6 +1,9 @@
 //! The mssql probe against the harness's SQL Server: the official image where Docker runs,
-//! the pysqlbridge stand-in here (TDS PRELOGIN, TLS inside TDS, SQL logins, Msg 18456).
-//! Unknown database (4060) and permission (229) need the real server; see the README.
+//! the pysqlbridge stand-in here (TDS PRELOGIN, TLS inside TDS, SQL logins, Msg 18456),
+//! extended with an Azure-style routing gateway, a TDS 8 strict listener, packet-size
+//! negotiation and Msgs 4060 and 229 (scripts/harness/mssql_standin.py; each behaviour
+//! checked first with Microsoft's ODBC driver, tedious, python-tds and tsql in
+//! harness_servers.rs).
 
 use crate::util::servers;
 use crate::util::*;
@@ -51,7 +54,9 @@ async fn mssql_login_and_tls_paths() {
     );
     cfg += &ms_probe(
         "no-such-table",
-        &format!("{pw}\nquery = \"SELECT * FROM payroll\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}"),
+        &format!(
+            "{pw}\nquery = \"SELECT * FROM no_such_table\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}"
+        ),
     );
     cfg += &ms_probe(
         "verify-ca-ignores-name",
@@ -93,6 +98,79 @@ async fn mssql_login_and_tls_paths() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("TDS 7.4") && out.stdout.contains("session encrypted"), "{}", out.stdout);
     assert!(out.stdout.contains("the check query returned 1 row(s)"), "{}", out.stdout);
+}
+
+fn ms_at(name: &str, port_var: &str, password: &str, extra: &str) -> String {
+    format!(
+        "[[probe]]\nname = \"{name}\"\nkind = \"mssql\"\nhost = \"localhost\"\nport = \"${{{port_var}}}\"\nuser = \"${{AP_MSSQL_USER}}\"\npassword = \"{password}\"\n{extra}\n\n"
+    )
+}
+
+/// What SQL Server and Azure SQL do beyond a plain login, against the stand-in's listeners.
+#[tokio::test]
+async fn mssql_routing_strict_packet_size_and_server_errors() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let pw = "${AP_MSSQL_PASSWORD}";
+    let tls = "tls = { mode = \"verify-full\", ca = \"${AP_CA}\" }";
+    let strict = "tls = { mode = \"strict\", ca = \"${AP_CA}\" }";
+    let big = format!("query = \"SELECT 1 /* {} */\"", "x".repeat(3000));
+    let mut cfg = String::new();
+    // The gateway routes to a server that agrees 512-byte packets: a 3 kB batch must be split.
+    cfg += &ms_at("routed", "AP_MSSQL_GATEWAY_PORT", pw, &format!("{tls}\n{big}"));
+    cfg += &ms_at("routed-wrong-password", "AP_MSSQL_GATEWAY_PORT", "nope", tls);
+    cfg += &ms_at("misrouted", "AP_MSSQL_MISROUTE_PORT", pw, tls);
+    cfg += &ms_at("strict", "AP_MSSQL_STRICT_PORT", pw, &format!("{strict}\n{big}"));
+    cfg += &ms_at("strict-required", "AP_MSSQL_STRICT_PORT", pw, tls);
+    cfg += &ms_at("strict-unsupported", "AP_MSSQL_PORT", pw, strict);
+    cfg += &ms_at(
+        "strict-untrusted",
+        "AP_MSSQL_STRICT_PORT",
+        pw,
+        "tls = { mode = \"strict\", ca = \"${AP_CERTS}/rogue-ca.crt\" }",
+    );
+    cfg += &ms_at("no-such-database", "AP_MSSQL_PORT", pw, &format!("{tls}\ndatabase = \"no_such_db\""));
+    cfg += &ms_at("denied-table", "AP_MSSQL_PORT", pw, &format!("{tls}\nquery = \"SELECT * FROM payroll\""));
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json", "-v"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let secret = harness_var(&env, "AP_MSSQL_PASSWORD");
+    assert!(!out.stdout.contains(&secret) && !out.stderr.contains(&secret));
+    let report = out.json();
+    let routed = assert_passed(&report, "routed");
+    assert_eq!(routed["tls"]["verified"], true, "{routed:#}");
+    let wrong = assert_failed(&report, "routed-wrong-password", "auth", "auth_rejected");
+    assert!(wrong["error"]["message"].as_str().unwrap().contains("Msg 18456"), "{wrong:#}");
+    // The routed server's certificate is verified against the routed name, not the gateway's.
+    let misrouted = assert_failed(&report, "misrouted", "auth", "tls_hostname");
+    let message = misrouted["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("where the gateway routed the login") && message.contains("wrong.example.com"),
+        "{misrouted:#}"
+    );
+    assert_eq!(assert_passed(&report, "strict")["tls"]["verified"], true);
+    let required = assert_failed(&report, "strict-required", "tls", "network");
+    assert!(required["error"]["hint"].as_str().unwrap().contains("tls.mode = \"strict\""), "{required:#}");
+    let unsupported = assert_failed(&report, "strict-unsupported", "tls", "network");
+    assert!(unsupported["error"]["hint"].as_str().unwrap().contains("verify-full"), "{unsupported:#}");
+    assert_failed(&report, "strict-untrusted", "tls", "tls_untrusted");
+    let db = assert_failed(&report, "no-such-database", "auth", "not_found");
+    assert!(db["error"]["message"].as_str().unwrap().contains("Msg 4060"), "{db:#}");
+    let denied = assert_failed(&report, "denied-table", "check", "permission_denied");
+    assert!(denied["error"]["message"].as_str().unwrap().contains("Msg 229"), "{denied:#}");
+    // -v says where the login was routed, and that TDS 8 agreed its ALPN protocol.
+    let out =
+        authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "routed", "--only", "strict", "-v"], &env)
+            .await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let gateway = harness_var(&env, "AP_MSSQL_GATEWAY_PORT");
+    let routed_port = harness_var(&env, "AP_MSSQL_ROUTED_PORT");
+    assert!(
+        out.stdout.contains(&format!("localhost:{gateway} routed the login to localhost:{routed_port}")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("TDS 8 strict: TLS first, ALPN tds/8.0"), "{}", out.stdout);
 }
 
 /// A server with Force Encryption answers a client that asks for none with REQUIRED; with

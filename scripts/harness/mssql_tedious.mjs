@@ -28,6 +28,7 @@ const fail = (err) => {
   console.log('error', inner.number ?? err.number ?? '-', err.message);
   process.exit(1);
 };
+connection.on('error', fail);
 connection.on('connect', (err) => {
   if (err) fail(err);
   let rows = 0;

@@ -145,7 +145,10 @@ impl DbTarget {
         let tls = TlsOptions::read(t, Some(default_mode));
         let strict_ok = tls_strict || !tls.as_ref().is_some_and(|tls| tls.mode == Some(TlsMode::Strict));
         if !strict_ok {
-            t.error_at("tls", "tls.mode = \"strict\" is SQL Server's TDS 8; this kind uses verify-full for verified TLS");
+            t.error_at(
+                "tls",
+                "tls.mode = \"strict\" is SQL Server's TDS 8; this kind uses verify-full for verified TLS",
+            );
         }
         if iam_set && tls.as_ref().is_some_and(|tls| matches!(tls.mode, Some(TlsMode::Disable | TlsMode::Prefer))) {
             t.error_at(

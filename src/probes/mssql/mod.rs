@@ -186,7 +186,12 @@ impl MssqlProbe {
 
     /// With `tls.mode = "disable"`: PRELOGIN with encryption off, LOGIN7 through a TLS
     /// session that covers only it when the server offers one, the rest in the clear.
-    async fn login_unencrypted(&self, ctx: &ProbeContext, db: &DbTarget, mut tcp: BoxIo) -> Result<Tds<BoxIo>, Failure> {
+    async fn login_unencrypted(
+        &self,
+        ctx: &ProbeContext,
+        db: &DbTarget,
+        mut tcp: BoxIo,
+    ) -> Result<Tds<BoxIo>, Failure> {
         let host_name = workstation();
         let login = self.login(db, &host_name);
         match prelogin(ctx, &mut tcp, Encryption::Off, true).await? {
@@ -228,7 +233,12 @@ impl MssqlProbe {
 
     /// LOGIN7 and its answer on a connection `start` prepared for `db`. `Ok(Err(target))`
     /// when the server routes the login elsewhere.
-    async fn log_in(&self, ctx: &ProbeContext, db: &DbTarget, start: Result<Session, BoxIo>) -> Result<Result<LoggedIn, String>, Failure> {
+    async fn log_in(
+        &self,
+        ctx: &ProbeContext,
+        db: &DbTarget,
+        start: Result<Session, BoxIo>,
+    ) -> Result<Result<LoggedIn, String>, Failure> {
         let (mut tds, tls) = match start {
             Ok(Session { mut tds, tls }) => {
                 self.may_send_login(ctx, tls.as_ref())?;
@@ -260,7 +270,10 @@ impl MssqlProbe {
     /// does not carry over: it named the gateway).
     async fn follow_route(&self, ctx: &ProbeContext, target: &str) -> Result<LoggedIn, Failure> {
         let routed = self.db.retarget(target).map_err(|why| {
-            Failure::new(ErrorClass::UnexpectedResponse, format!("the server routed the login to `{target}`, which is no host and port: {why}"))
+            Failure::new(
+                ErrorClass::UnexpectedResponse,
+                format!("the server routed the login to `{target}`, which is no host and port: {why}"),
+            )
         })?;
         let routed = DbTarget { tls: TlsOptions { server_name: None, ..routed.tls.clone() }, ..routed };
         ctx.detail(format!(
@@ -277,7 +290,9 @@ impl MssqlProbe {
                 Ok(logged_in) => Ok(logged_in),
                 Err(again) => Err(Failure::new(
                     ErrorClass::UnexpectedResponse,
-                    format!("it routed the login again, to {again}; authprobe follows one redirect, as SQL Server's drivers do"),
+                    format!(
+                        "it routed the login again, to {again}; authprobe follows one redirect, as SQL Server's drivers do"
+                    ),
                 )),
             }
         };
