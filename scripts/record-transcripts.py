@@ -60,7 +60,20 @@ def relay(target_port, out_path):
     return port, thread
 
 
-def record(seeds, kind, name, target_port, probe_body):
+def tds_answers_after_login(recorded):
+    """The server's cleartext TDS packets after the login-only TLS handshake: the answer to
+    LOGIN7 and to the check query, as the wire crate's token walker reads them."""
+    packets, at = [], 0
+    while at + 8 <= len(recorded):
+        length = int.from_bytes(recorded[at + 2:at + 4], "big")
+        packets.append(recorded[at:at + length])
+        at += length
+    # PRELOGIN answer (0x04), the handshake inside PRELOGIN packets (0x12), then answers.
+    last_handshake = max((i for i, p in enumerate(packets) if p[0] == 0x12), default=0)
+    return b"".join(packets[last_handshake + 1:])
+
+
+def record(seeds, kind, name, target_port, probe_body, fixture_dir=None):
     os.makedirs(os.path.join(seeds, kind), exist_ok=True)
     out = os.path.join(seeds, kind, name + ".bin")
     port, thread = relay(target_port, out)
@@ -71,6 +84,12 @@ def record(seeds, kind, name, target_port, probe_body):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     thread.join(timeout=10)
     print(f"{out}: {os.path.getsize(out)} bytes")
+    if fixture_dir:
+        os.makedirs(fixture_dir, exist_ok=True)
+        fixture = os.path.join(fixture_dir, name + ".bin")
+        with open(out, "rb") as f, open(fixture, "wb") as g:
+            g.write(tds_answers_after_login(f.read()))
+        print(f"{fixture}: {os.path.getsize(fixture)} bytes")
 
 
 def main():
@@ -103,6 +122,20 @@ def main():
            f'user = "${{AP_MYSQL8_USER}}"\n{mysql8}')
     record(seeds, "tds", "prelogin-answer", int(env["AP_MSSQL_PORT"]),
            'user = "${AP_MSSQL_USER}"\npassword = "${AP_MSSQL_PASSWORD}"\ntls = { mode = "disable" }')
+    # The SQL Server stand-in's answers beyond a login (held to Microsoft's ODBC driver,
+    # tedious, python-tds and tsql in tests/harness_servers.rs; the bytes are the server's,
+    # whichever client asks). Encrypt=no, verified: the login travels in a login-only TLS
+    # session and the answers after it in clear; those are also kept as the tds-wire
+    # crate's fixtures.
+    fixtures = "crates/tds-wire/fixtures"
+    mssql = 'user = "${AP_MSSQL_USER}"\npassword = "${AP_MSSQL_PASSWORD}"\ntls = { mode = "disable", ca = "${AP_CA}" }'
+    record(seeds, "tds", "routing-envchange", int(env["AP_MSSQL_GATEWAY_PORT"]), mssql, fixtures)
+    record(seeds, "tds", "cannot-open-database-4060", int(env["AP_MSSQL_PORT"]),
+           f'{mssql}\ndatabase = "no_such_db"', fixtures)
+    record(seeds, "tds", "permission-denied-229", int(env["AP_MSSQL_PORT"]),
+           f'{mssql}\nquery = "SELECT * FROM payroll"', fixtures)
+    record(seeds, "tds", "packet-size-512", int(env["AP_MSSQL_ROUTED_PORT"]),
+           f'''{mssql}\nquery = "SELECT REPLICATE('x', 1500) AS filler"''', fixtures)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Tds<S> {
         &mut self.stream
     }
 
+    /// The packet size requests are split at: 4096 until the login's ENVCHANGE agrees
+    /// another.
+    pub fn packet_size(&self) -> usize {
+        self.packet_size
+    }
+
     async fn send(&mut self, kind: u8, payload: &[u8]) -> Result<(), TdsError> {
         self.stream.write_all(&packets(kind, payload, self.packet_size)).await?;
         self.stream.flush().await?;
