@@ -4,6 +4,7 @@
 #   scripts/servers.sh down     stop them
 #   scripts/servers.sh status   show what runs
 #   scripts/servers.sh env      print the env file path (source it to reach the servers)
+#   scripts/servers.sh clients  install the reference SQL Server clients the tests use (ODBC driver 18, tedious)
 #
 # Native path: installs what is missing (Debian packages, npm, PyPI), generates a fresh
 # test PKI, and starts private instances on 127.0.0.1 and non-standard ports, with state in
@@ -531,23 +532,33 @@ start_moto() {
     || die "moto set-up failed"
 }
 
-# ---------------------------------------------------------------- SQL Server stand-in
-start_mssql() {
-  running mssql && return 0
-  local port
-  for port in "$AP_MSSQL_PORT" "$AP_MSSQL_GATEWAY_PORT" "$AP_MSSQL_ROUTED_PORT" "$AP_MSSQL_STRICT_PORT" "$AP_MSSQL_MISROUTE_PORT" "$AP_MSSQL_WRONG_NAME_PORT"; do
-    port_free mssql "$port"
-  done
-  py_need pysqlbridge pysqlbridge==2.1.3
-  # Microsoft's own client (the ODBC driver inside mssql-python), for checking the stand-in
+# ---------------------------------------------------------------- reference clients
+# SQL Server clients not written here, which tests/harness_servers.rs holds the stand-in to:
+# Microsoft's ODBC driver 18 (inside mssql-python, from PyPI) and tedious (Node, from npm;
+# TDS 8 strict, which FreeTDS 1.3 and python-tds lack). On the host, whichever way the
+# servers run.
+install_clients() {
   py_need mssql_python mssql-python==1.16.0
-  # ... and tedious, the Node client (TDS 8 strict, which FreeTDS 1.3 and python-tds lack)
   if [ ! -d "$CACHE/node/node_modules/tedious" ]; then
     log "installing tedious from npm"
     mkdir -p "$CACHE/node"
     (cd "$CACHE/node" && PATH="$(node_dir):$PATH" npm install --no-audit --no-fund --silent tedious@18.6.2) >&2 \
       || die "could not install tedious from npm"
   fi
+}
+
+# ---------------------------------------------------------------- SQL Server stand-in
+start_mssql() {
+  running mssql && return 0
+  local port
+  # Under docker-compose (AP_MSSQL_EXTRAS_ONLY) real SQL Server holds AP_MSSQL_PORT and
+  # this serves only the listeners it cannot be.
+  local ports=("$AP_MSSQL_GATEWAY_PORT" "$AP_MSSQL_ROUTED_PORT" "$AP_MSSQL_STRICT_PORT" "$AP_MSSQL_MISROUTE_PORT" "$AP_MSSQL_WRONG_NAME_PORT")
+  [ -n "${AP_MSSQL_EXTRAS_ONLY:-}" ] || ports+=("$AP_MSSQL_PORT")
+  for port in "${ports[@]}"; do
+    port_free mssql "$port"
+  done
+  py_need pysqlbridge pysqlbridge==2.1.3
   local dir=$STATE/mssql
   rm -rf "$dir"; mkdir -p "$dir"
   printf 'id,item\n1,widget\n' > "$dir/orders.csv"
@@ -564,7 +575,7 @@ CONF
   "database": "$AP_MSSQL_DATABASE",
   "denied": { "$AP_MSSQL_USER": [ "$AP_MSSQL_DENIED_TABLE" ] },
   "listeners": [
-    { "port": $AP_MSSQL_PORT },
+$( [ -n "${AP_MSSQL_EXTRAS_ONLY:-}" ] || echo "    { \"port\": $AP_MSSQL_PORT },")
     { "port": $AP_MSSQL_GATEWAY_PORT, "route_to": "localhost:$AP_MSSQL_ROUTED_PORT" },
     { "port": $AP_MSSQL_ROUTED_PORT, "packet_size_limit": 512 },
     { "port": $AP_MSSQL_STRICT_PORT, "strict": true },
@@ -576,10 +587,9 @@ CONF
   nohup "$PY" "$HARNESS/mssql_standin.py" "$dir/bridge.json" "$dir/standin.json" "$CERTS/server.crt" "$CERTS/server.key" \
     >"$STATE/logs/mssql.log" 2>&1 &
   echo $! > "$PIDS/mssql.pid"
-  for port in "$AP_MSSQL_GATEWAY_PORT" "$AP_MSSQL_ROUTED_PORT" "$AP_MSSQL_STRICT_PORT" "$AP_MSSQL_MISROUTE_PORT" "$AP_MSSQL_WRONG_NAME_PORT"; do
+  for port in "${ports[@]}"; do
     wait_tcp mssql "$port" 60
   done
-  wait_tcp mssql "$AP_MSSQL_PORT" 60
 }
 
 # ---------------------------------------------------------------- MySQL 8 stand-in
@@ -754,6 +764,7 @@ write_env() {
     echo "AP_WEB_IDENTITY_DIR=$STATE/cloud/web-identity"
     echo "AP_MYSQL8_PUBLIC_KEY=$STATE/mysql8/public_key.pem"
     echo "AP_MYSQL8_LOG=$STATE/mysql8/mysql8.log"
+    echo "AP_MYSQL84_PUBLIC_KEY=$STATE/mysql84/public_key.pem"
     echo "AP_SQUID_LOG=$STATE/squid/access.log"
     echo "AP_SOCKS_LOG=$STATE/socks/danted.log"
     echo "AP_NODE_BIN=$(node_dir)"
@@ -838,6 +849,7 @@ case "${1:-}" in
   certs) mkdir -p "$STATE/logs"; make_certs; chmod -R a+rX "$CERTS" ;;
   serve) serve_one "${2:?usage: serve NAME}" ;;
   write-env) write_env ;;
+  clients) mkdir -p "$CACHE"; install_clients ;;
   up)
     if [ "${AUTHPROBE_SERVERS:-auto}" != native ] && docker_engine; then
       log "Docker engine found: using docker-compose.yml"

@@ -42,6 +42,7 @@ log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 
 scripts/servers.sh up
+scripts/servers.sh clients
 if [ "${CI:-}" = true ]; then trap 'scripts/servers.sh down' EXIT; fi
 set -a
 # shellcheck disable=SC1090
@@ -55,4 +56,13 @@ if command -v cargo-nextest >/dev/null; then
 else
   log "cargo-nextest not found; falling back to cargo test"
   cargo test "$@"
+fi
+
+# tests/docker_real.rs: the same cases against MySQL 8.4 and SQL Server 2022, which only
+# docker-compose.yml provides. Run when the servers came up that way; otherwise said.
+if [ "${AP_SERVERS:-}" = compose ]; then
+  log "real MySQL 8.4 and SQL Server 2022 (docker-compose): running tests/docker_real.rs"
+  cargo nextest run --profile "$profile" --run-ignored only -E 'test(/^docker_real::/)'
+else
+  log "NOT RUN: tests/docker_real.rs (MySQL 8.4 and SQL Server 2022 need a Docker engine; the stand-ins' cases above ran)"
 fi

@@ -246,8 +246,11 @@ fn mssql_standin_behaves_as_sql_server_for_independent_clients() {
     ok(&env, &tedious("$AP_MSSQL_STRICT_PORT strict"), "ok 1");
     refused(&env, &odbc("$AP_MSSQL_STRICT_PORT yes"), "error");
     refused(&env, &tedious("$AP_MSSQL_STRICT_PORT yes"), "error");
-    refused(&env, &odbc("$AP_MSSQL_PORT strict"), "error");
-    refused(&env, &tedious("$AP_MSSQL_PORT strict"), "error");
+    // The stand-in's own port speaks TDS 7 only (SQL Server 2022 under compose speaks both).
+    if harness_var(&env, "AP_SERVERS") != "compose" {
+        refused(&env, &odbc("$AP_MSSQL_PORT strict"), "error");
+        refused(&env, &tedious("$AP_MSSQL_PORT strict"), "error");
+    }
     // FreeTDS: routing followed, and the server's own words for 4060 then 18456, and 229.
     ok(&env, &tsql("-p $AP_MSSQL_GATEWAY_PORT", "SELECT 1"), "(1 row affected)");
     let (_, out) = sh(&env, &tsql("-p $AP_MSSQL_PORT -D no_such_db", "SELECT 1"));

@@ -194,7 +194,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "mssql",
-        description: "a SQL Server login (SQL authentication over TDS 7.4) and a check query",
+        description: "a SQL Server login (SQL authentication over TDS 7.4, or TDS 8 strict) and a check query",
         default_port: Some(mssql::DEFAULT_PORT),
         parse: mssql::parse,
         check: Some(CheckUrl { schemes: &["mssql", "sqlserver"], build: mssql::from_url }),
