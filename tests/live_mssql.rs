@@ -230,3 +230,69 @@ async fn mssql_check_and_inspect() {
     assert_eq!(out.code, 1, "not verified by the system store: {}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(&format!("sha256   {}", harness_var(&env, "AP_SERVER_SHA256"))), "{}", out.stdout);
 }
+
+/// A gateway whose routed server routes again: followed once, then refused, naming both hops.
+#[tokio::test]
+async fn mssql_routing_is_followed_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    fn routing_answer(port: u16) -> Vec<u8> {
+        // LOGINACK: interface, TDS 7.4, an empty program name, version 16.0.0
+        let mut tokens = vec![0xAD, 10, 0, 0x01, 0x74, 0x00, 0x00, 0x04, 0x00, 16, 0, 0, 0];
+        let host: Vec<u8> = "127.0.0.1".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut value = vec![0u8];
+        value.extend_from_slice(&port.to_le_bytes());
+        value.extend_from_slice(&9u16.to_le_bytes());
+        value.extend(host);
+        let mut body = vec![20u8];
+        body.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        body.extend(value);
+        body.extend_from_slice(&[0, 0]);
+        tokens.push(0xE3);
+        tokens.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        tokens.extend(body);
+        tokens.extend_from_slice(&[0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut packet = vec![0x04, 0x01, 0x00, (8 + tokens.len()) as u8, 0, 0, 1, 0];
+        packet.extend(tokens);
+        packet
+    }
+    let route = |to: Arc<AtomicU16>| {
+        move |mut tcp: tokio::net::TcpStream| {
+            let to = to.clone();
+            async move {
+                let mut request = [0u8; 1024];
+                let _ = tcp.read(&mut request).await;
+                // PRELOGIN answer: version 16.0, encryption not supported.
+                let payload =
+                    [0x00, 0x00, 0x0b, 0x00, 0x06, 0x01, 0x00, 0x11, 0x00, 0x01, 0xff, 16, 0, 0, 0, 0, 0, 0x02];
+                let mut answer = vec![0x04, 0x01, 0x00, (8 + payload.len()) as u8, 0, 0, 1, 0];
+                answer.extend_from_slice(&payload);
+                let _ = tcp.write_all(&answer).await;
+                let _ = tcp.read(&mut request).await; // LOGIN7
+                let _ = tcp.write_all(&routing_answer(to.load(Ordering::SeqCst))).await;
+                let _ = tcp.read(&mut request).await;
+            }
+        }
+    };
+    let (to_b, to_a) = (Arc::new(AtomicU16::new(0)), Arc::new(AtomicU16::new(0)));
+    let a = servers::raw(route(to_b.clone())).await;
+    let b = servers::raw(route(to_a.clone())).await;
+    to_b.store(b.port(), Ordering::SeqCst);
+    to_a.store(a.port(), Ordering::SeqCst);
+    let ws = Workspace::new();
+    let cfg = format!(
+        "[[probe]]\nname = \"loop\"\nkind = \"mssql\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"u\"\npassword = \"p\"\nallow_unverified_password = true\n",
+        a.port()
+    );
+    let path = ws.config(&cfg);
+    let out = authprobe(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &[]).await;
+    let report = out.json();
+    let p = assert_failed(&report, "loop", "auth", "unexpected_response");
+    let message = p["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("at 127.0.0.1:{}", b.port())) && message.contains("routed the login again"),
+        "{p:#}"
+    );
+    assert_eq!((a.requests(), b.requests()), (1, 1), "one hop, then stop");
+}
