@@ -538,6 +538,8 @@ start_moto() {
 # TDS 8 strict, which FreeTDS 1.3 and python-tds lack). On the host, whichever way the
 # servers run.
 install_clients() {
+  # The ODBC driver's own shared-library needs (it loads OpenSSL at run time).
+  apt_install libltdl7 libgssapi-krb5-2 libssl3
   py_need mssql_python mssql-python==1.16.0
   if [ ! -d "$CACHE/node/node_modules/tedious" ]; then
     log "installing tedious from npm"
