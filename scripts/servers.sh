@@ -594,6 +594,149 @@ CONF
   done
 }
 
+# ---------------------------------------------------------------- Kerberos KDC
+# An MIT KDC with a private realm made at each start (database, principals, keytabs in
+# $STATE/kdc), listening on loopback only; a second one on the same database whose clock
+# runs 10 minutes ahead (libfaketime), for clock-skew failures.
+start_kdc() {
+  running kdc && return 0
+  port_free kdc "$AP_KDC_PORT"
+  port_free kdc-skewed "$AP_KDC_SKEWED_PORT"
+  apt_install krb5-kdc krb5-admin-server krb5-user faketime
+  local dir=$STATE/kdc realm=$AP_KRB_REALM
+  rm -rf "$dir"; mkdir -p "$dir"
+  local kdc_conf
+  kdc_conf() {
+    cat <<CONF
+[kdcdefaults]
+  kdc_listen = 127.0.0.1:$1
+  kdc_tcp_listen = 127.0.0.1:$1
+[realms]
+  $realm = {
+    database_name = $dir/principal
+    key_stash_file = $dir/stash
+    acl_file = $dir/kadm5.acl
+    max_life = 10h
+    max_renewable_life = 1d
+    default_principal_flags = +preauth
+    supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
+  }
+[logging]
+  kdc = FILE:$dir/kdc$2.log
+CONF
+  }
+  kdc_conf "$AP_KDC_PORT" "" > "$dir/kdc.conf"
+  kdc_conf "$AP_KDC_SKEWED_PORT" "-skewed" > "$dir/kdc-skewed.conf"
+  local client_conf
+  client_conf() {
+    cat <<CONF
+[libdefaults]
+  default_realm = $realm
+  dns_lookup_kdc = false
+  dns_lookup_realm = false
+  rdns = false
+  dns_canonicalize_hostname = false
+  kdc_timesync = $2
+[realms]
+  $realm = {
+    kdc = 127.0.0.1:$1
+  }
+[domain_realm]
+  localhost = $realm
+CONF
+  }
+  client_conf "$AP_KDC_PORT" 1 > "$dir/krb5.conf"
+  client_conf "$AP_KDC_SKEWED_PORT" 0 > "$dir/krb5-skewed.conf"
+  : > "$dir/kadm5.acl"
+  (
+    export KRB5_CONFIG=$dir/krb5.conf KRB5_KDC_PROFILE=$dir/kdc.conf
+    kdb5_util create -s -r "$realm" -P "kdc-master-$$" >/dev/null 2>&1 || die "kdb5_util could not make the realm"
+    local q=(kadmin.local -r "$realm" -q)
+    exec 2>>"$STATE/logs/kdc-setup.log"
+    "${q[@]}" "addprinc -pw $AP_KRB_PASSWORD $AP_KRB_USER" >/dev/null
+    "${q[@]}" "addprinc -pw $AP_KRB_PASSWORD -maxlife \"5 seconds\" $AP_KRB_SHORT_USER" >/dev/null
+    "${q[@]}" "addprinc -randkey $AP_KRB_KEYTAB_USER" >/dev/null
+    # The stale keytab holds the key before the next ktadd changed it (kvno 2 vs 3).
+    "${q[@]}" "ktadd -k $dir/stale.keytab $AP_KRB_KEYTAB_USER" >/dev/null
+    "${q[@]}" "ktadd -k $dir/client.keytab $AP_KRB_KEYTAB_USER" >/dev/null
+    "${q[@]}" "addprinc -randkey HTTP/localhost" >/dev/null
+    "${q[@]}" "ktadd -k $dir/http.keytab HTTP/localhost" >/dev/null
+    "${q[@]}" "addprinc -randkey postgres/localhost" >/dev/null
+    "${q[@]}" "ktadd -k $dir/postgres.keytab postgres/localhost" >/dev/null
+  ) || die "could not make the Kerberos principals"
+  # The services run as other users (Apache's workers, PostgreSQL): test keytabs only.
+  chmod 644 "$dir"/*.keytab
+  KRB5_CONFIG=$dir/krb5.conf KRB5_KDC_PROFILE=$dir/kdc.conf nohup krb5kdc -n -r "$realm" \
+    >"$STATE/logs/kdc.log" 2>&1 &
+  echo $! > "$PIDS/kdc.pid"
+  KRB5_CONFIG=$dir/krb5.conf KRB5_KDC_PROFILE=$dir/kdc-skewed.conf FAKETIME=+10m \
+    LD_PRELOAD=$(dpkg -L libfaketime | grep -m1 '/libfaketime.so.1$') nohup krb5kdc -n -r "$realm" \
+    >"$STATE/logs/kdc-skewed.log" 2>&1 &
+  echo $! > "$PIDS/kdc-skewed.pid"
+  wait_tcp kdc "$AP_KDC_PORT" 30
+  wait_tcp kdc-skewed "$AP_KDC_SKEWED_PORT" 30
+  # A user's cache (kinit, as people have one) and one whose TGT lasts 5 seconds: expired
+  # by the time a test reads it.
+  printf '%s\n' "$AP_KRB_PASSWORD" | KRB5_CONFIG=$dir/krb5.conf kinit -c "FILE:$dir/user.ccache" "$AP_KRB_USER" >/dev/null \
+    || die "kinit against the harness KDC failed"
+  printf '%s\n' "$AP_KRB_PASSWORD" | KRB5_CONFIG=$dir/krb5.conf kinit -c "FILE:$dir/expired.ccache" "$AP_KRB_SHORT_USER" >/dev/null \
+    || die "kinit against the harness KDC failed"
+}
+
+# ---------------------------------------------------------------- HTTP Negotiate (Apache)
+# Apache with mod_auth_gssapi over HTTPS (the harness certificate): /krb/ admits any
+# principal of the realm with a valid ticket, /krb/admin/ only one that does not exist
+# (403 after a valid ticket).
+start_negotiate() {
+  running negotiate && return 0
+  port_free negotiate "$AP_NEGOTIATE_PORT"
+  apt_install apache2 libapache2-mod-auth-gssapi
+  local dir=$STATE/negotiate modules=/usr/lib/apache2/modules
+  rm -rf "$dir"; mkdir -p "$dir/www/krb/admin"
+  echo "kerberos ok" > "$dir/www/krb/ok.txt"
+  echo "admin" > "$dir/www/krb/admin/ok.txt"
+  cat > "$dir/httpd.conf" <<CONF
+ServerRoot "$dir"
+ServerName localhost
+Listen 127.0.0.1:$AP_NEGOTIATE_PORT
+PidFile $dir/httpd.pid
+DefaultRuntimeDir $dir
+ErrorLog $dir/error.log
+LogLevel warn
+LoadModule mpm_event_module $modules/mod_mpm_event.so
+LoadModule authn_core_module $modules/mod_authn_core.so
+LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule authz_user_module $modules/mod_authz_user.so
+LoadModule auth_gssapi_module $modules/mod_auth_gssapi.so
+LoadModule ssl_module $modules/mod_ssl.so
+LoadModule socache_shmcb_module $modules/mod_socache_shmcb.so
+User nobody
+Group nogroup
+SSLEngine on
+SSLCertificateFile $CERTS/server.crt
+SSLCertificateKeyFile $CERTS/server.key
+DocumentRoot $dir/www
+<Directory $dir/www>
+  Require all granted
+</Directory>
+<Location /krb>
+  AuthType GSSAPI
+  AuthName "authprobe"
+  GssapiCredStore keytab:$STATE/kdc/http.keytab
+  GssapiAllowedMech krb5
+  GssapiBasicAuth Off
+  Require valid-user
+</Location>
+<Location /krb/admin>
+  Require user nobody-in-particular@$AP_KRB_REALM
+</Location>
+CONF
+  chmod -R a+rX "$dir"
+  KRB5_CONFIG=$STATE/kdc/krb5.conf nohup apache2 -f "$dir/httpd.conf" -DFOREGROUND >"$STATE/logs/negotiate.log" 2>&1 &
+  echo $! > "$PIDS/negotiate.pid"
+  wait_tcp negotiate "$AP_NEGOTIATE_PORT" 30
+}
+
 # ---------------------------------------------------------------- MySQL 8 stand-in
 start_mysql8() {
   running mysql8 && return 0
@@ -767,6 +910,12 @@ write_env() {
     echo "AP_MYSQL8_PUBLIC_KEY=$STATE/mysql8/public_key.pem"
     echo "AP_MYSQL8_LOG=$STATE/mysql8/mysql8.log"
     echo "AP_MYSQL84_PUBLIC_KEY=$STATE/mysql84/public_key.pem"
+    echo "AP_KRB5_CONFIG=$STATE/kdc/krb5.conf"
+    echo "AP_KRB5_SKEWED_CONFIG=$STATE/kdc/krb5-skewed.conf"
+    echo "AP_KRB_KEYTAB=$STATE/kdc/client.keytab"
+    echo "AP_KRB_STALE_KEYTAB=$STATE/kdc/stale.keytab"
+    echo "AP_KRB_CCACHE=FILE:$STATE/kdc/user.ccache"
+    echo "AP_KRB_EXPIRED_CCACHE=FILE:$STATE/kdc/expired.ccache"
     echo "AP_SQUID_LOG=$STATE/squid/access.log"
     echo "AP_SOCKS_LOG=$STATE/socks/danted.log"
     echo "AP_NODE_BIN=$(node_dir)"
@@ -795,6 +944,8 @@ up_native() {
   start_squid
   start_socks
   start_mysql8
+  start_kdc
+  start_negotiate
   write_env
   log "all servers up in $((SECONDS - started))s; env: $ENV_FILE"
 }

@@ -298,7 +298,15 @@ fn read_probe(
     };
     let via = read_via(&reader, tunnels);
     let via_ok = via.is_some() || !reader.has("via");
+    let errors_before = reader.context().error_count();
     let probe = (kind.parse)(&reader);
+    if probe.is_none() && reader.context().error_count() == errors_before {
+        // A probe is never dropped in silence: a parser that refuses must have said why.
+        reader.error_here(format!(
+            "this {} probe could not be read and no reason was given: a bug in authprobe, please report it",
+            kind.name
+        ));
+    }
     reader.finish();
     let probe = probe?;
     if !via_ok {

@@ -30,6 +30,8 @@ pub(super) enum Auth {
     /// A token from a cloud identity (Google service account or metadata server, Azure
     /// managed identity or client secret), sent as a bearer token.
     Cloud(crate::identity::cloud::CloudIdentity),
+    /// HTTP Negotiate (SPNEGO) with a Kerberos ticket for HTTP/host.
+    Kerberos(crate::identity::kerberos::KerberosAuth),
     /// The request signed with AWS SigV4, with credentials from any AWS source.
     AwsSigV4 {
         credentials: crate::identity::aws::creds::Source,
@@ -147,6 +149,7 @@ pub(super) const AUTH_TYPES: &[&str] = &[
     "azure_managed_identity",
     "azure_client_secret",
     "aws_sigv4",
+    "kerberos",
 ];
 
 pub(super) fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
@@ -171,6 +174,7 @@ pub(super) fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
         }
         Some("bearer") => a.required_secret("token", "the bearer token").map(|token| Auth::Bearer { token }),
         Some("api_key") => read_api_key(&a),
+        Some("kerberos") => crate::identity::kerberos::KerberosAuth::read(&a).map(Auth::Kerberos),
         Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => read_oauth2(&a, grant),
         Some(cloud) if crate::identity::cloud::AUTH_TYPES.contains(&cloud) => {
             crate::identity::cloud::read(&a, cloud, None).map(Auth::Cloud)

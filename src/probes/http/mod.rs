@@ -13,6 +13,7 @@ use crate::connect::context::ProbeContext;
 use crate::connect::httpc;
 use crate::connect::net::Record;
 use crate::connect::tls::TlsOptions;
+use crate::identity::kerberos;
 use crate::identity::oauth2::{self, ClientAuth, Grant, TokenRequest};
 use crate::model::advice::Fix;
 use crate::model::error::{ErrorClass, Failure, Stage};
@@ -50,7 +51,9 @@ impl HttpProbe {
             Auth::Bearer { .. } => "the bearer token",
             Auth::ApiKey { .. } => "the API key",
             Auth::OAuth2(_) | Auth::Cloud(_) => "the access token",
-            Auth::None | Auth::AwsSigV4 { .. } => {
+            // A Kerberos AP-REQ is bound to the service's key and the moment: nothing in it
+            // is reusable elsewhere.
+            Auth::None | Auth::AwsSigV4 { .. } | Auth::Kerberos(_) => {
                 let (name, _) = self.headers.iter().find(|(name, _)| is_credential_header(name.as_str()))?;
                 return Some(format!("the `{name}` header"));
             }
@@ -65,6 +68,7 @@ impl HttpProbe {
         let mut conn = httpc::connect(ctx, &self.url, &self.tls, Record::Stages).await?;
         let mut headers = self.headers.clone();
         let mut url = self.url.clone();
+        let mut negotiate: Option<kerberos::Initiator> = None;
         match &self.auth {
             Auth::None => {}
             Auth::Basic { username, password } => {
@@ -89,6 +93,22 @@ impl HttpProbe {
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
             }
             Auth::AwsSigV4 { .. } => {}
+            Auth::Kerberos(kerberos) => {
+                ctx.detail(format!("credentials: Kerberos, {}", kerberos.describe()));
+                let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+                let (initiator, token) = ctx
+                    .stage(Stage::Token, async {
+                        let ticket = kerberos::acquire::ticket(ctx, kerberos, "HTTP", &host).await?;
+                        let mut initiator = kerberos::Initiator::new(ticket, kerberos::Mechanism::Spnego)?;
+                        let token = initiator.step(None)?;
+                        Ok((initiator, token))
+                    })
+                    .await?;
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&token);
+                headers.push((header::AUTHORIZATION, httpc::sensitive_header(&format!("Negotiate {encoded}"))?));
+                negotiate = Some(initiator);
+            }
         }
         let body = self.body.as_ref().map(|b| Bytes::copy_from_slice(b.expose().as_bytes())).unwrap_or_default();
         if let Auth::AwsSigV4 { credentials, region, service } = &self.auth {
@@ -117,7 +137,25 @@ impl HttpProbe {
                 let mut response = conn.send(self.method.clone(), &url, &headers, body).await?;
                 ctx.diagnostic(httpc::describe_response(ctx, &self.method, &url, &response));
                 if response.status() == StatusCode::UNAUTHORIZED && !self.status_expected(401) {
+                    if let Some(initiator) = negotiate.as_mut()
+                        && mutual_authentication(ctx, initiator, &response).is_ok()
+                        && initiator.is_complete()
+                    {
+                        // The server accepted the ticket (and proved itself) but refuses this
+                        // principal: an authorization answer, not a credential one.
+                        return Err(Failure::new(
+                            ErrorClass::PermissionDenied,
+                            format!(
+                                "HTTP 401: the server accepted the Kerberos ticket of {} but does not let it in",
+                                initiator.ticket().client
+                            ),
+                        )
+                        .with_hint("the server's authorization refuses this principal (Apache: Require user/group; IIS: the URL's permissions)"));
+                    }
                     return Err(unauthorized(ctx, &response, true));
+                }
+                if let Some(initiator) = negotiate.as_mut() {
+                    mutual_authentication(ctx, initiator, &response)?;
                 }
                 // AWS answers a refused signature with 403 (or 400) and says why in the body.
                 let refused = matches!(response.status(), StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST);
@@ -215,6 +253,45 @@ impl HttpProbe {
 }
 
 /// A 401 with what the server said in WWW-Authenticate (scheme and error code, never a token).
+/// HTTP Negotiate's last step: the server's token (the Kerberos AP-REP) proves it holds the
+/// service's key. Without one the exchange still worked, but Kerberos did not confirm who
+/// answered: said, and a warning unless TLS verified the server.
+fn mutual_authentication(
+    ctx: &ProbeContext,
+    initiator: &mut kerberos::Initiator,
+    response: &http::Response<hyper::body::Incoming>,
+) -> Result<(), Failure> {
+    use base64::Engine;
+    let token = response
+        .headers()
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("Negotiate ").map(str::trim));
+    let Some(token) = token else {
+        if ctx.tls().is_some_and(|tls| tls.verified) {
+            ctx.detail("kerberos: the server sent no token back (mutual authentication not done; TLS verified it)");
+        } else {
+            ctx.warn("the server sent no Negotiate token back: Kerberos did not confirm its identity (mutual authentication), and TLS did not either");
+        }
+        return Ok(());
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| Failure::new(ErrorClass::Protocol, "the server's Negotiate token is not base64"))?;
+    if let Err(failure) = initiator.step(Some(&bytes)) {
+        return Err(Failure::new(
+            ErrorClass::UnexpectedResponse,
+            format!("the server's answer did not prove it holds the key of {}: {}", initiator.ticket().service, failure.message),
+        )
+        .with_hint("something other than the service answered with its name, or its keytab does not match the KDC: check the service's keytab"));
+    }
+    if initiator.is_complete() {
+        ctx.detail(format!("kerberos: mutual authentication: the server proved it is {}", initiator.ticket().service));
+    }
+    Ok(())
+}
+
 fn unauthorized(ctx: &ProbeContext, response: &http::Response<hyper::body::Incoming>, has_auth: bool) -> Failure {
     let challenge = response
         .headers()
@@ -294,7 +371,9 @@ impl Probe for HttpProbe {
         }
         match self.auth {
             Auth::None => {}
-            Auth::OAuth2(_) | Auth::Cloud(_) | Auth::AwsSigV4 { .. } => stages.extend([Stage::Token, Stage::Auth]),
+            Auth::OAuth2(_) | Auth::Cloud(_) | Auth::AwsSigV4 { .. } | Auth::Kerberos(_) => {
+                stages.extend([Stage::Token, Stage::Auth])
+            }
             _ => stages.push(Stage::Auth),
         }
         stages.push(Stage::Check);

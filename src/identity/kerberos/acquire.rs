@@ -1,0 +1,699 @@
+//! The `token` stage of a Kerberos probe: a TGT (from the cache, a keytab or a password)
+//! and a ticket for the service, in a memory cache, by authprobe's own krb5 context. The
+//! calls block (they talk to the KDC), so they run on a blocking thread; the stage's
+//! timeout still bounds the probe.
+
+use std::ffi::{c_char, c_void};
+use std::path::PathBuf;
+use std::ptr::null_mut;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::ffi::{self, Libraries, krb5_ccache, krb5_context, krb5_creds, krb5_principal};
+use super::kdc_error;
+use super::{Credentials, KerberosAuth};
+use crate::model::error::{ErrorClass, Failure};
+use crate::model::stages::StageLog;
+
+/// A service ticket in a memory cache, with what -v reports about it. Dropping it destroys
+/// the cache and the context.
+pub struct Ticket {
+    pub(super) libs: &'static Libraries,
+    pub(super) context: krb5_context,
+    pub(super) ccache: krb5_ccache,
+    /// The client principal, as the KDC issued the ticket to it.
+    pub client: String,
+    /// The service principal the ticket is for.
+    pub service: String,
+    pub expires: SystemTime,
+    pub enctype: String,
+    override_file: Option<PathBuf>,
+}
+
+// SAFETY: a krb5 context and its caches may be used from any thread, one at a time; a
+// Ticket is owned by one probe and never shared.
+unsafe impl Send for Ticket {}
+
+impl Ticket {
+    /// The memory cache's full name, "MEMORY:…".
+    pub fn cache_name(&self) -> String {
+        // SAFETY: live context and cache; the strings are copied out.
+        unsafe {
+            format!(
+                "{}:{}",
+                ffi::text((self.libs.krb5.krb5_cc_get_type)(self.context, self.ccache)),
+                ffi::text((self.libs.krb5.krb5_cc_get_name)(self.context, self.ccache))
+            )
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // SAFETY: the handles were made by this context and are released once, cache first.
+        unsafe {
+            (self.libs.krb5.krb5_cc_destroy)(self.context, self.ccache);
+            (self.libs.krb5.krb5_free_context)(self.context);
+        }
+        if let Some(file) = &self.override_file {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// What the krb5 library said while it worked: the KDCs it sent to and heard from, and the
+/// clock of a KDC that refused a request for skew.
+#[derive(Default)]
+struct Watch {
+    sent_to: Vec<String>,
+    answered_by: Option<String>,
+    kdc_time: Option<i64>,
+}
+
+/// MIT's trace lines name the KDC's address ("Sending TCP request to stream 127.0.0.1:88",
+/// "Received answer (123 bytes) from stream 127.0.0.1:88"); nothing else in them is kept
+/// (some carry key fingerprints).
+unsafe extern "C" fn trace(_: krb5_context, info: *const ffi::krb5_trace_info, data: *mut c_void) {
+    if info.is_null() || data.is_null() {
+        return;
+    }
+    // SAFETY: MIT passes a valid trace_info whose message lives during the call; data is
+    // the Mutex<Watch> installed below, alive while the context traces.
+    let (full, watch) = unsafe { (ffi::text((*info).message), &*(data as *const Mutex<Watch>)) };
+    // "[pid] seconds.micros: message"
+    let line = match full.strip_prefix('[') {
+        Some(rest) => rest.split_once(": ").map_or(full.as_str(), |(_, message)| message).trim_end(),
+        None => full.trim_end(),
+    };
+    let address = |after: &str| {
+        line.split_once(after)
+            .map(|(_, rest): (&str, &str)| rest.split_whitespace().next().unwrap_or_default().to_string())
+    };
+    let Ok(mut watch) = watch.lock() else { return };
+    if line.starts_with("Sending") || line.starts_with("Initiating TCP") {
+        for marker in [" to stream ", " to dgram ", " connection to stream "] {
+            if let Some(at) = address(marker)
+                && !watch.sent_to.contains(&at)
+            {
+                watch.sent_to.push(at);
+            }
+        }
+    } else if line.starts_with("Received answer") {
+        watch.answered_by = address(" from stream ").or_else(|| address(" from dgram "));
+    }
+}
+
+/// Reads a KDC's KRB-ERROR for its clock when it refused for skew.
+unsafe extern "C" fn received(
+    _: krb5_context,
+    data: *mut c_void,
+    code: ffi::krb5_error_code,
+    _realm: *const ffi::krb5_data,
+    _message: *const ffi::krb5_data,
+    reply: *const ffi::krb5_data,
+    _new_reply: *mut *mut ffi::krb5_data,
+) -> ffi::krb5_error_code {
+    if code == 0 && !reply.is_null() && !data.is_null() {
+        // SAFETY: MIT passes the reply it received, valid during the call.
+        let bytes = unsafe {
+            let reply = &*reply;
+            if reply.data.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(reply.data as *const u8, reply.length as usize)
+            }
+        };
+        if let Some(err) = kdc_error::parse(bytes)
+            && err.code == 37
+        {
+            // SAFETY: data is the Mutex<Watch> installed below.
+            if let Ok(mut watch) = unsafe { &*(data as *const Mutex<Watch>) }.lock() {
+                watch.kdc_time = Some(err.server_time);
+            }
+        }
+    }
+    code
+}
+
+const BASE: i32 = -1_765_328_384;
+const C_PRINCIPAL_UNKNOWN: i32 = BASE + 6;
+const S_PRINCIPAL_UNKNOWN: i32 = BASE + 7;
+const NAME_EXP: i32 = BASE + 1;
+const CLIENT_REVOKED: i32 = BASE + 18;
+const KEY_EXP: i32 = BASE + 23;
+const PREAUTH_FAILED: i32 = BASE + 24;
+const BAD_INTEGRITY: i32 = BASE + 31;
+const TKT_EXPIRED: i32 = BASE + 32;
+const SKEW: i32 = BASE + 37;
+const SKEW_IN_REPLY: i32 = BASE + 148;
+const CC_NOTFOUND: i32 = BASE + 141;
+const REALM_UNKNOWN: i32 = BASE + 154;
+const KDC_UNREACH: i32 = BASE + 156;
+const KT_NOTFOUND: i32 = BASE + 181;
+const FCC_NOFILE: i32 = BASE + 195;
+const NO_HOST_REALM: i32 = BASE + 217;
+const KDC_ADDRESS_UNRESOLVED: i32 = BASE + 220;
+const NO_DEFAULT_REALM: i32 = BASE + 224;
+
+/// One acquisition in progress: the context, what it watched, and the names it is about.
+struct Work<'a> {
+    libs: &'static Libraries,
+    context: krb5_context,
+    watch: Box<Mutex<Watch>>,
+    auth: &'a KerberosAuth,
+    client: String,
+    service: String,
+    host: &'a str,
+    /// Whether dropping this frees the context (not once a Ticket took it over).
+    owns_context: bool,
+}
+
+impl Drop for Work<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the callbacks point into `watch`, which goes away with this; the context
+        // is freed once, unless a Ticket owns it now.
+        unsafe {
+            (self.libs.krb5.krb5_set_trace_callback)(self.context, None, null_mut());
+            (self.libs.krb5.krb5_set_kdc_recv_hook)(self.context, None, null_mut());
+            if self.owns_context {
+                (self.libs.krb5.krb5_free_context)(self.context);
+            }
+        }
+    }
+}
+
+impl Work<'_> {
+    fn message(&self, code: i32) -> String {
+        // SAFETY: the context is live; MIT returns a string to free with its own call.
+        unsafe {
+            let raw = (self.libs.krb5.krb5_get_error_message)(self.context, code);
+            let text = ffi::text(raw);
+            (self.libs.krb5.krb5_free_error_message)(self.context, raw);
+            text
+        }
+    }
+
+    fn kdcs(&self) -> String {
+        let watch = self.watch.lock().map(|w| w.sent_to.clone()).unwrap_or_default();
+        if watch.is_empty() { "none found".into() } else { watch.join(", ") }
+    }
+
+    /// A krb5 failure as authprobe reports it: the class from the code, what was being
+    /// done, and the library's own words.
+    fn failure(&self, code: i32, doing: &str) -> Failure {
+        let said = self.message(code);
+        let at = format!("{doing}: {said}");
+        let client = &self.client;
+        match code {
+            C_PRINCIPAL_UNKNOWN => Failure::new(ErrorClass::AuthRejected, format!("{at} (the KDC does not know {client})"))
+                .with_hint("check `principal` and its realm (names are case-sensitive)"),
+            PREAUTH_FAILED | BAD_INTEGRITY => {
+                let (what, hint) = match &self.auth.credentials {
+                    Credentials::Keytab { .. } => (
+                        "the keytab's key is not the KDC's (a stale keytab: the key or its version changed)",
+                        "export the keytab again (kadmin ktadd, or ktpass on Active Directory) after the password or key changed",
+                    ),
+                    _ => ("the password is wrong", "check the password (the account may also be locked out after failures)"),
+                };
+                Failure::new(ErrorClass::AuthRejected, format!("{at}: {what} for {client}")).with_hint(hint)
+            }
+            KEY_EXP => Failure::new(ErrorClass::AuthRejected, format!("{at} ({client})"))
+                .with_hint("change the password (kpasswd), then update it where the probe reads it"),
+            NAME_EXP | CLIENT_REVOKED => Failure::new(ErrorClass::AuthRejected, format!("{at} ({client})"))
+                .with_hint("the account is expired, disabled or locked: ask the KDC's administrators"),
+            S_PRINCIPAL_UNKNOWN => Failure::new(
+                ErrorClass::NotFound,
+                format!("{at}: the KDC knows no service principal {}", self.service),
+            )
+            .with_hint(format!(
+                "authprobe derived {} from the host name `{}`, as clients do: connect with the name the service is registered under (an alias or an IP address usually is not; reverse DNS and dns_canonicalize_hostname change the name), or set service_principal",
+                self.service, self.host
+            )),
+            SKEW | SKEW_IN_REPLY => {
+                let kdc_time = self.watch.lock().ok().and_then(|w| w.kdc_time);
+                let measured = match kdc_time {
+                    Some(kdc) => {
+                        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+                        let skew = kdc - now;
+                        format!(
+                            "; the KDC's clock is {} s {} this machine's",
+                            skew.abs(),
+                            if skew > 0 { "ahead of" } else { "behind" }
+                        )
+                    }
+                    None => String::new(),
+                };
+                Failure::new(ErrorClass::AuthRejected, format!("{at}{measured} (Kerberos allows 5 minutes by default)"))
+                    .with_hint("synchronise the clocks of this machine, the KDC and the service (NTP)")
+            }
+            TKT_EXPIRED => Failure::new(ErrorClass::AuthRejected, at).with_hint("get a new ticket (kinit)"),
+            KDC_UNREACH => Failure::new(
+                ErrorClass::Network,
+                format!("{at} (tried: {})", self.kdcs()),
+            )
+            .with_hint("check the KDC's address (`kdc`, krb5.conf or DNS SRV records) and that it is reachable on port 88, TCP and UDP"),
+            KDC_ADDRESS_UNRESOLVED => Failure::new(ErrorClass::Dns, at)
+                .with_hint("the KDC's host name does not resolve: check `kdc` or krb5.conf"),
+            REALM_UNKNOWN | NO_DEFAULT_REALM | NO_HOST_REALM => Failure::new(ErrorClass::Config, at)
+                .with_hint("name the realm and its KDC: `realm` and `kdc` on the probe, or krb5.conf ([libdefaults] default_realm, [realms])"),
+            FCC_NOFILE | CC_NOTFOUND => Failure::new(ErrorClass::Config, at)
+                .with_hint("get a ticket first (kinit), point `ccache` (or KRB5CCNAME) at the cache, or use `keytab` or `password`"),
+            KT_NOTFOUND => Failure::new(ErrorClass::Config, format!("{at} (no key for {client})"))
+                .with_hint("export the principal's key into the keytab (kadmin ktadd), or check `principal`"),
+            2 | 13 => Failure::new(ErrorClass::Config, at).with_hint("check the path and that this user may read it"),
+            _ => Failure::new(ErrorClass::AuthRejected, at),
+        }
+    }
+
+    fn check(&self, code: i32, doing: &str) -> Result<(), Failure> {
+        if code == 0 { Ok(()) } else { Err(self.failure(code, doing)) }
+    }
+
+    fn principal(&self, name: &str, what: &str) -> Result<krb5_principal, Failure> {
+        let c = ffi::c_string(name, what).map_err(|e| Failure::new(ErrorClass::Config, e))?;
+        let mut principal = null_mut();
+        // SAFETY: live context, NUL-terminated name, out-pointer to a local.
+        let code = unsafe { (self.libs.krb5.krb5_parse_name)(self.context, c.as_ptr(), &mut principal) };
+        self.check(code, &format!("reading the principal {name}"))?;
+        Ok(principal)
+    }
+
+    fn unparse(&self, principal: krb5_principal) -> String {
+        let mut raw: *mut c_char = null_mut();
+        // SAFETY: live context and principal; the string is freed with MIT's call.
+        unsafe {
+            if (self.libs.krb5.krb5_unparse_name)(self.context, principal, &mut raw) != 0 {
+                return "?".into();
+            }
+            let text = ffi::text(raw);
+            (self.libs.krb5.krb5_free_unparsed_name)(self.context, raw);
+            text
+        }
+    }
+
+    fn free_principal(&self, principal: krb5_principal) {
+        // SAFETY: a principal this context made, freed once.
+        unsafe { (self.libs.krb5.krb5_free_principal)(self.context, principal) }
+    }
+
+    fn memory_cache(&self, client: krb5_principal) -> Result<krb5_ccache, Failure> {
+        let mut ccache = null_mut();
+        // SAFETY: live context; "MEMORY" is a NUL-terminated literal.
+        let code =
+            unsafe { (self.libs.krb5.krb5_cc_new_unique)(self.context, c"MEMORY".as_ptr(), null_mut(), &mut ccache) };
+        self.check(code, "making a memory ticket cache")?;
+        // SAFETY: the cache was just made by this context.
+        let code = unsafe { (self.libs.krb5.krb5_cc_initialize)(self.context, ccache, client) };
+        self.check(code, "making a memory ticket cache")?;
+        Ok(ccache)
+    }
+}
+
+/// The krb5.conf files this probe reads, first wins: its overrides (realm, KDCs), its
+/// `krb5_conf` or `KRB5_CONFIG` or the system's.
+fn profile_path(auth: &KerberosAuth) -> Result<(String, Option<PathBuf>), Failure> {
+    let base = match &auth.krb5_conf {
+        Some(path) => path.display().to_string(),
+        None => std::env::var("KRB5_CONFIG").unwrap_or_else(|_| "/etc/krb5.conf".into()),
+    };
+    if auth.realm.is_none() && auth.kdc.is_empty() {
+        return Ok((base, None));
+    }
+    let principal_realm = match &auth.credentials {
+        Credentials::Keytab { principal, .. } | Credentials::Password { principal, .. } => {
+            principal.rsplit_once('@').map(|(_, realm)| realm.to_string())
+        }
+        Credentials::Cache { .. } => None,
+    };
+    let mut text = String::new();
+    if let Some(realm) = &auth.realm {
+        text += &format!("[libdefaults]\n  default_realm = {realm}\n");
+    }
+    if let Some(realm) = auth.realm.clone().or(principal_realm)
+        && !auth.kdc.is_empty()
+    {
+        text += &format!("[realms]\n  {realm} = {{\n");
+        for kdc in &auth.kdc {
+            text += &format!("    kdc = {kdc}\n");
+        }
+        // `}*`: final, so that the base file's KDCs for the realm are not added to these.
+        text += "  }*\n";
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = std::env::temp_dir().join(format!("authprobe-krb5-{}-{n}.conf", std::process::id()));
+    std::fs::write(&file, text).map_err(|e| {
+        Failure::new(ErrorClass::Internal, format!("cannot write the realm settings to {}: {e}", file.display()))
+    })?;
+    Ok((format!("{}:{base}", file.display()), Some(file)))
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn seconds(t: i32) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0))
+}
+
+/// Runs the acquisition on a blocking thread; `details` get -v's lines.
+pub async fn ticket(ctx: &StageLog, auth: &KerberosAuth, service: &str, host: &str) -> Result<Ticket, Failure> {
+    let (auth, service, host) = (auth.clone(), service.to_string(), host.to_string());
+    let (result, details) = tokio::task::spawn_blocking(move || {
+        let mut details = Vec::new();
+        let result = acquire(&auth, &service, &host, &mut details);
+        (result, details)
+    })
+    .await
+    .map_err(|e| Failure::internal(format!("the Kerberos thread failed: {e}")))?;
+    for line in details {
+        ctx.detail(line);
+    }
+    result
+}
+
+fn acquire(auth: &KerberosAuth, service: &str, host: &str, details: &mut Vec<String>) -> Result<Ticket, Failure> {
+    let libs = ffi::libraries().map_err(|e| Failure::new(ErrorClass::Config, e))?;
+    let (path, override_file) = profile_path(auth)?;
+    let c_path = ffi::c_string(&path, "the krb5.conf path").map_err(|e| Failure::new(ErrorClass::Config, e))?;
+    let mut profile = null_mut();
+    let mut context = null_mut();
+    // SAFETY: NUL-terminated path list, out-pointers to locals; the profile is released
+    // once the context holds its own copy.
+    let code = unsafe {
+        let code = (libs.krb5.profile_init_path)(c_path.as_ptr(), &mut profile);
+        if code != 0 {
+            code as i32
+        } else {
+            let code = (libs.krb5.krb5_init_context_profile)(profile, 0, &mut context);
+            (libs.krb5.profile_release)(profile);
+            code
+        }
+    };
+    if code != 0 {
+        if let Some(file) = &override_file {
+            let _ = std::fs::remove_file(file);
+        }
+        return Err(Failure::new(
+            ErrorClass::Config,
+            format!("cannot read the Kerberos configuration ({path}): error {code}"),
+        )
+        .with_hint("check `krb5_conf` (or KRB5_CONFIG)"));
+    }
+    let work = Work {
+        libs,
+        context,
+        watch: Box::default(),
+        auth,
+        client: String::new(),
+        service: String::new(),
+        host,
+        owns_context: true,
+    };
+    let watch_ptr = &*work.watch as *const Mutex<Watch> as *mut c_void;
+    // SAFETY: the callbacks only read what they are given and the watch outlives their
+    // installation (they are removed before `work` is dropped).
+    unsafe {
+        (libs.krb5.krb5_set_trace_callback)(context, Some(trace), watch_ptr);
+        (libs.krb5.krb5_set_kdc_recv_hook)(context, Some(received), watch_ptr);
+    }
+    let result = obtain(work, service, host, details, override_file.clone());
+    if result.is_err()
+        && let Some(file) = &override_file
+    {
+        let _ = std::fs::remove_file(file);
+    }
+    result
+}
+
+fn obtain(
+    mut work: Work<'_>,
+    service: &str,
+    host: &str,
+    details: &mut Vec<String>,
+    override_file: Option<PathBuf>,
+) -> Result<Ticket, Failure> {
+    let libs = work.libs;
+    let context = work.context;
+    let (client, ccache) = initial_ticket(&mut work, details)?;
+    let outcome = service_ticket(&mut work, client, ccache, service, host);
+    work.free_principal(client);
+    let (service_name, expires, enctype) = match outcome {
+        Ok(issued) => issued,
+        Err(failure) => {
+            // SAFETY: the memory cache is ours; it must not outlive the attempt.
+            unsafe { (libs.krb5.krb5_cc_destroy)(context, ccache) };
+            return Err(failure);
+        }
+    };
+    let answered = work.watch.lock().ok().and_then(|w| w.answered_by.clone());
+    details.push(format!(
+        "kerberos: service ticket for {service_name} ({enctype}), valid until {}{}",
+        rfc3339(expires),
+        answered.map(|kdc| format!(", from the KDC at {kdc}")).unwrap_or_default()
+    ));
+    work.owns_context = false;
+    Ok(Ticket {
+        libs,
+        context,
+        ccache,
+        client: std::mem::take(&mut work.client),
+        service: service_name,
+        expires,
+        enctype,
+        override_file,
+    })
+}
+
+/// The service ticket, into the memory cache: its principal, expiry and encryption type.
+fn service_ticket(
+    work: &mut Work<'_>,
+    client: krb5_principal,
+    ccache: krb5_ccache,
+    service: &str,
+    host: &str,
+) -> Result<(String, SystemTime, String), Failure> {
+    let libs = work.libs;
+    let context = work.context;
+    let server = match &work.auth.service_principal {
+        Some(name) => work.principal(name, "service_principal")?,
+        None => {
+            let config = |e| Failure::new(ErrorClass::Config, e);
+            let (h, s) = (
+                ffi::c_string(host, "the host name").map_err(config)?,
+                ffi::c_string(service, "the service").map_err(config)?,
+            );
+            let mut server = null_mut();
+            // SAFETY: live context, NUL-terminated strings, out-pointer to a local.
+            let code = unsafe {
+                (libs.krb5.krb5_sname_to_principal)(context, h.as_ptr(), s.as_ptr(), ffi::KRB5_NT_SRV_HST, &mut server)
+            };
+            work.check(code, &format!("naming the service {service}/{host}"))?;
+            server
+        }
+    };
+    work.service = work.unparse(server);
+    if work.service.ends_with('@') {
+        // The referral realm (none from krb5.conf): the KDC of the client's realm is asked.
+        let realm = work.client.rsplit_once('@').map(|(_, realm)| realm.to_string()).unwrap_or_default();
+        work.service.push_str(&realm);
+    }
+    let mut request = krb5_creds::zeroed();
+    request.client = client;
+    request.server = server;
+    let mut issued: *mut krb5_creds = null_mut();
+    // SAFETY: live context and cache; the request borrows the two principals (the server
+    // is freed after); the issued credentials are freed with MIT's call.
+    let code = unsafe { (libs.krb5.krb5_get_credentials)(context, 0, ccache, &mut request, &mut issued) };
+    work.free_principal(server);
+    if code != 0 {
+        return Err(work.failure(code, &format!("getting a ticket for {}", work.service)));
+    }
+    // SAFETY: `issued` is a valid krb5_creds from MIT until freed here.
+    unsafe {
+        let creds = &*issued;
+        let name = work.unparse(creds.server);
+        let mut buf = [0 as c_char; 64];
+        let enctype = if (libs.krb5.krb5_enctype_to_name)(creds.keyblock.enctype, 0, buf.as_mut_ptr(), buf.len()) == 0 {
+            ffi::text(buf.as_ptr())
+        } else {
+            format!("enctype {}", creds.keyblock.enctype)
+        };
+        let expires = seconds(creds.times.endtime);
+        (libs.krb5.krb5_free_creds)(context, issued);
+        Ok((name, expires, enctype))
+    }
+}
+
+/// The TGT, in a fresh memory cache: obtained with the keytab or password, or copied from
+/// the user's cache (after checking it is still valid). Returns the client principal.
+fn initial_ticket(work: &mut Work<'_>, details: &mut Vec<String>) -> Result<(krb5_principal, krb5_ccache), Failure> {
+    let libs = work.libs;
+    let context = work.context;
+    match &work.auth.credentials {
+        Credentials::Password { principal, password } => {
+            work.client = principal.clone();
+            let client = work.principal(principal, "principal")?;
+            let secret =
+                ffi::c_string(password.expose(), "the password").map_err(|e| Failure::new(ErrorClass::Config, e))?;
+            let mut creds = krb5_creds::zeroed();
+            // SAFETY: live context and principal; the password string lives during the call;
+            // no prompter; the credentials' contents are freed after storing.
+            let code = unsafe {
+                (libs.krb5.krb5_get_init_creds_password)(
+                    context,
+                    &mut creds,
+                    client,
+                    secret.as_ptr(),
+                    null_mut(),
+                    null_mut(),
+                    0,
+                    std::ptr::null(),
+                    null_mut(),
+                )
+            };
+            drop(secret);
+            store_initial(work, client, creds, code, "getting a TGT with the password", details)
+        }
+        Credentials::Keytab { principal, keytab } => {
+            work.client = principal.clone();
+            let client = work.principal(principal, "principal")?;
+            let name = ffi::c_string(&format!("FILE:{}", keytab.display()), "the keytab path")
+                .map_err(|e| Failure::new(ErrorClass::Config, e))?;
+            if !keytab.is_file() {
+                work.free_principal(client);
+                return Err(Failure::new(
+                    ErrorClass::Config,
+                    format!("the keytab {} does not exist", keytab.display()),
+                )
+                .with_hint("check `keytab`"));
+            }
+            let mut kt = null_mut();
+            // SAFETY: live context, NUL-terminated name, out-pointer to a local.
+            let code = unsafe { (libs.krb5.krb5_kt_resolve)(context, name.as_ptr(), &mut kt) };
+            work.check(code, &format!("opening the keytab {}", keytab.display()))?;
+            let mut creds = krb5_creds::zeroed();
+            // SAFETY: live context, principal and keytab; the keytab is closed after.
+            let code = unsafe {
+                let code = (libs.krb5.krb5_get_init_creds_keytab)(
+                    context,
+                    &mut creds,
+                    client,
+                    kt,
+                    0,
+                    std::ptr::null(),
+                    null_mut(),
+                );
+                (libs.krb5.krb5_kt_close)(context, kt);
+                code
+            };
+            store_initial(work, client, creds, code, "getting a TGT with the keytab", details)
+        }
+        Credentials::Cache { ccache } => {
+            let mut user_cache = null_mut();
+            // SAFETY: live context; out-pointer to a local; a NUL-terminated name.
+            let code = unsafe {
+                match ccache {
+                    Some(name) => {
+                        let c = ffi::c_string(name, "ccache").map_err(|e| Failure::new(ErrorClass::Config, e))?;
+                        (libs.krb5.krb5_cc_resolve)(context, c.as_ptr(), &mut user_cache)
+                    }
+                    None => (libs.krb5.krb5_cc_default)(context, &mut user_cache),
+                }
+            };
+            work.check(code, "opening the ticket cache")?;
+            // SAFETY: the cache handle is live; its name is copied out.
+            let cache_name = unsafe {
+                format!(
+                    "{}:{}",
+                    ffi::text((libs.krb5.krb5_cc_get_type)(context, user_cache)),
+                    ffi::text((libs.krb5.krb5_cc_get_name)(context, user_cache))
+                )
+            };
+            let close = || {
+                // SAFETY: the user's cache is closed, never destroyed.
+                unsafe { (libs.krb5.krb5_cc_close)(context, user_cache) };
+            };
+            let mut client = null_mut();
+            // SAFETY: live cache; out-pointer to a local.
+            let code = unsafe { (libs.krb5.krb5_cc_get_principal)(context, user_cache, &mut client) };
+            if code != 0 {
+                close();
+                return Err(work.failure(code, &format!("reading the ticket cache {cache_name}")));
+            }
+            work.client = work.unparse(client);
+            let realm = work.client.rsplit_once('@').map(|(_, r)| r.to_string()).unwrap_or_default();
+            let tgt_name = work.principal(&format!("krbtgt/{realm}@{realm}"), "the TGT's name")?;
+            let mut wanted = krb5_creds::zeroed();
+            wanted.client = client;
+            wanted.server = tgt_name;
+            let mut tgt = krb5_creds::zeroed();
+            // SAFETY: live cache; `wanted` borrows the two principals; the retrieved
+            // credentials' contents are freed after being copied.
+            let code = unsafe { (libs.krb5.krb5_cc_retrieve_cred)(context, user_cache, 0, &mut wanted, &mut tgt) };
+            work.free_principal(tgt_name);
+            close();
+            if code != 0 {
+                work.free_principal(client);
+                return Err(work.failure(code, &format!("finding a TGT for {} in {cache_name}", work.client)));
+            }
+            let expires = seconds(tgt.times.endtime);
+            if expires <= SystemTime::now() {
+                // SAFETY: contents of credentials MIT filled in.
+                unsafe { (libs.krb5.krb5_free_cred_contents)(context, &mut tgt) };
+                work.free_principal(client);
+                return Err(Failure::new(
+                    ErrorClass::AuthRejected,
+                    format!("the TGT of {} in {cache_name} expired at {}", work.client, rfc3339(expires)),
+                )
+                .with_hint("renew it (kinit -R, within its renewable life) or get a new one (kinit)"));
+            }
+            details.push(format!(
+                "kerberos: TGT of {} from {cache_name}, valid until {}",
+                work.client,
+                rfc3339(expires)
+            ));
+            let memory = work.memory_cache(client)?;
+            // SAFETY: live memory cache; the TGT is copied into it, then its contents freed.
+            let code = unsafe {
+                let code = (libs.krb5.krb5_cc_store_cred)(context, memory, &mut tgt);
+                (libs.krb5.krb5_free_cred_contents)(context, &mut tgt);
+                code
+            };
+            work.check(code, "copying the TGT into memory")?;
+            Ok((client, memory))
+        }
+    }
+}
+
+/// Stores a TGT just obtained in a memory cache (or reports why it was not obtained).
+fn store_initial(
+    work: &Work<'_>,
+    client: krb5_principal,
+    mut creds: krb5_creds,
+    code: i32,
+    doing: &str,
+    details: &mut Vec<String>,
+) -> Result<(krb5_principal, krb5_ccache), Failure> {
+    if code != 0 {
+        work.free_principal(client);
+        return Err(work.failure(code, doing));
+    }
+    let libs = work.libs;
+    let answered = work.watch.lock().ok().and_then(|w| w.answered_by.clone());
+    details.push(format!(
+        "kerberos: TGT for {}, valid until {}{}",
+        work.client,
+        rfc3339(seconds(creds.times.endtime)),
+        answered.map(|kdc| format!(", from the KDC at {kdc}")).unwrap_or_default()
+    ));
+    let memory = work.memory_cache(client)?;
+    // SAFETY: live memory cache; the TGT is stored, then the local contents freed.
+    let code = unsafe {
+        let code = (libs.krb5.krb5_cc_store_cred)(work.context, memory, &mut creds);
+        (libs.krb5.krb5_free_cred_contents)(work.context, &mut creds);
+        code
+    };
+    work.check(code, "keeping the TGT in memory")?;
+    Ok((client, memory))
+}
