@@ -18,6 +18,7 @@ mod live_azure_blob;
 mod live_cloud;
 mod live_gcs;
 mod live_http;
+mod live_kerberos;
 mod live_mssql;
 mod live_mysql;
 mod live_mysql8;

@@ -1,0 +1,139 @@
+//! Kerberos against the harness's MIT KDC (a realm made at each start) and Apache with
+//! mod_auth_gssapi: every credential source, and every failure class the KDC and the
+//! service produce for real (wrong password, stale keytab, unknown client, unknown service
+//! principal, an expired cache, a KDC that is down or silent, a KDC whose clock is 10
+//! minutes ahead, a refusal after a valid ticket).
+
+use crate::util::servers;
+use crate::util::*;
+
+fn negotiate(name: &str, path: &str, host: &str, auth: &str) -> String {
+    format!(
+        "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"https://{host}:${{AP_NEGOTIATE_PORT}}{path}\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"kerberos\", {auth} }}\n\n"
+    )
+}
+
+#[tokio::test]
+async fn kerberos_http_negotiate_every_source_and_failure() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let conf = "krb5_conf = \"${AP_KRB5_CONFIG}\"";
+    let user = "principal = \"${AP_KRB_USER}@${AP_KRB_REALM}\"";
+    let password = format!("{user}, password = \"${{AP_KRB_PASSWORD}}\", {conf}");
+    let keytab_user = "principal = \"${AP_KRB_KEYTAB_USER}@${AP_KRB_REALM}\"";
+    let silent = servers::silent().await;
+    let ok = "/krb/ok.txt";
+    let mut cfg = String::new();
+    cfg += &negotiate("password", ok, "localhost", &password);
+    cfg += &negotiate("keytab", ok, "localhost", &format!("{keytab_user}, keytab = \"${{AP_KRB_KEYTAB}}\", {conf}"));
+    cfg += &negotiate("cache", ok, "localhost", &format!("ccache = \"${{AP_KRB_CCACHE}}\", {conf}"));
+    cfg += &negotiate(
+        "explicit-spn",
+        ok,
+        "127.0.0.1",
+        &format!("{password}, service_principal = \"HTTP/localhost@${{AP_KRB_REALM}}\""),
+    );
+    cfg += &negotiate(
+        "realm-and-kdc-on-the-probe",
+        ok,
+        "localhost",
+        &format!("{user}, password = \"${{AP_KRB_PASSWORD}}\", realm = \"${{AP_KRB_REALM}}\", kdc = \"127.0.0.1:${{AP_KDC_PORT}}\", krb5_conf = \"/nonexistent/krb5.conf\""),
+    );
+    cfg += &negotiate(
+        "wrong-password",
+        ok,
+        "localhost",
+        &format!("{user}, password = \"CANARY-krb-wrong-3d1\", {conf}"),
+    );
+    cfg += &negotiate("stale-keytab", ok, "localhost", &format!("{keytab_user}, keytab = \"${{AP_KRB_STALE_KEYTAB}}\", {conf}"));
+    cfg += &negotiate(
+        "unknown-client",
+        ok,
+        "localhost",
+        &format!("principal = \"nobody@${{AP_KRB_REALM}}\", password = \"x\", {conf}"),
+    );
+    cfg += &negotiate("unknown-spn", ok, "127.0.0.1", &password);
+    cfg += &negotiate("expired-cache", ok, "localhost", &format!("ccache = \"${{AP_KRB_EXPIRED_CCACHE}}\", {conf}"));
+    cfg += &negotiate("no-cache", ok, "localhost", &format!("ccache = \"FILE:/nonexistent/krb5cc\", {conf}"));
+    cfg += &negotiate(
+        "kdc-down",
+        ok,
+        "localhost",
+        &format!("{password}, realm = \"${{AP_KRB_REALM}}\", kdc = \"127.0.0.1:1\""),
+    );
+    cfg += &negotiate(
+        "clock-skew",
+        ok,
+        "localhost",
+        &format!("{user}, password = \"${{AP_KRB_PASSWORD}}\", krb5_conf = \"${{AP_KRB5_SKEWED_CONFIG}}\""),
+    );
+    cfg += &negotiate("refused-after-a-valid-ticket", "/krb/admin/ok.txt", "localhost", &password);
+    cfg += &format!(
+        "[[probe]]\nname = \"kdc-silent\"\nkind = \"http\"\nurl = \"https://localhost:${{AP_NEGOTIATE_PORT}}{ok}\"\ntimeout = \"2s\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"kerberos\", {password}, realm = \"${{AP_KRB_REALM}}\", kdc = \"127.0.0.1:{}\" }}\n\n",
+        silent.port()
+    );
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json", "-vv"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let secret = harness_var(&env, "AP_KRB_PASSWORD");
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(!all.contains(&secret) && !all.contains("CANARY-krb-wrong-3d1"), "a password leaked:\n{all}");
+    let keytab = std::fs::read(harness_var(&env, "AP_KRB_KEYTAB")).unwrap();
+    assert!(!all.contains(&String::from_utf8_lossy(&keytab[keytab.len() - 16..]).to_string()));
+    let report = out.json();
+    for name in ["password", "keytab", "cache", "explicit-spn", "realm-and-kdc-on-the-probe"] {
+        let p = assert_passed(&report, name);
+        let stages: Vec<&str> = p["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(stages, ["dns", "connect", "tls", "token", "auth", "check"], "{p:#}");
+    }
+    let wrong = assert_failed(&report, "wrong-password", "token", "auth_rejected");
+    assert!(wrong["error"]["message"].as_str().unwrap().contains("the password is wrong"), "{wrong:#}");
+    let stale = assert_failed(&report, "stale-keytab", "token", "auth_rejected");
+    assert!(stale["error"]["hint"].as_str().unwrap().contains("export the keytab again"), "{stale:#}");
+    assert_failed(&report, "unknown-client", "token", "auth_rejected");
+    let spn = assert_failed(&report, "unknown-spn", "token", "not_found");
+    assert!(spn["error"]["message"].as_str().unwrap().contains("HTTP/127.0.0.1@AUTHPROBE.TEST"), "{spn:#}");
+    assert!(spn["error"]["hint"].as_str().unwrap().contains("service_principal"), "{spn:#}");
+    let expired = assert_failed(&report, "expired-cache", "token", "auth_rejected");
+    assert!(expired["error"]["message"].as_str().unwrap().contains("expired at"), "{expired:#}");
+    assert_failed(&report, "no-cache", "token", "config");
+    let down = assert_failed(&report, "kdc-down", "token", "network");
+    assert!(down["error"]["message"].as_str().unwrap().contains("127.0.0.1:1"), "{down:#}");
+    let skew = assert_failed(&report, "clock-skew", "token", "auth_rejected");
+    let message = skew["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Clock skew") && message.contains("ahead of this machine's"), "{skew:#}");
+    let refused = assert_failed(&report, "refused-after-a-valid-ticket", "auth", "permission_denied");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("accepted the Kerberos ticket"), "{refused:#}");
+    assert_failed(&report, "kdc-silent", "token", "timeout");
+
+    // -v names the KDC that answered, the lifetimes, the encryption type and the proof.
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "password", "-v"], &env).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let kdc = format!("from the KDC at 127.0.0.1:{}", harness_var(&env, "AP_KDC_PORT"));
+    for said in [&kdc as &str, "service ticket for HTTP/localhost@AUTHPROBE.TEST (aes256-cts", "valid until", "mutual authentication: the server proved it is HTTP/localhost@AUTHPROBE.TEST"] {
+        assert!(out.stdout.contains(said), "missing `{said}`:\n{}", out.stdout);
+    }
+}
+
+#[tokio::test]
+async fn kerberos_config_errors_name_the_key() {
+    let ws = Workspace::new();
+    let probe = |name: &str, auth: &str| {
+        format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"https://localhost/\"\nauth = {{ type = \"kerberos\", {auth} }}\n\n")
+    };
+    let cfg = probe("keytab-without-principal", "keytab = \"/etc/krb5.keytab\"")
+        + &probe("two-sources", "principal = \"a@R\", keytab = \"/k\", password = \"p\"")
+        + &probe("kdc-without-realm", "kdc = \"kdc.example.com\"")
+        + &probe("principal-with-cache", "principal = \"a@R\"");
+    let path = ws.config(&cfg);
+    let out = authprobe(&["validate", "-c", path.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    for said in [
+        "probe `keytab-without-principal`, key `auth.keytab`: a keytab needs `principal`",
+        "probe `two-sources`, key `auth`: use one of `ccache`, `keytab` or `password`",
+        "probe `kdc-without-realm`, key `auth.kdc`: a `kdc` needs the realm it serves",
+        "probe `principal-with-cache`, key `auth.principal`: with a ticket cache",
+    ] {
+        assert!(out.stderr.contains(said), "missing `{said}`:\n{}", out.stderr);
+    }
+}
