@@ -181,6 +181,11 @@ pub fn tds(data: &[u8]) {
     });
 }
 
+/// A KDC's reply, read for a KRB-ERROR's code and clock (the Kerberos token stage).
+pub fn kdc_error(data: &[u8]) {
+    let _ = crate::identity::kerberos::kdc_error::parse(data);
+}
+
 /// What an SSH client reads before the server's banner.
 pub fn ssh_banner(data: &[u8]) {
     let _ = crate::connect::ssh::sniff_first_bytes(data);
@@ -250,6 +255,12 @@ mod tests {
         assert!(!out.is_empty(), "no seeds in {}", dir.display());
         out.push(Vec::new());
         out
+    }
+
+    fn seed(kind: &str, name: &str) -> Vec<u8> {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(kind).join(format!("{name}.bin"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     /// Deterministic mutations: flips, truncations, insertions of length-like bytes and
@@ -337,5 +348,14 @@ mod tests {
         run("storage_errors", storage_errors, 2_000);
         run("targets", targets, 2_000);
         run("proxy", proxy, 2_000);
+        run("kdc_error", kdc_error, 3_000);
+    }
+
+    #[test]
+    fn recorded_kdc_errors_read_as_the_kdc_meant_them() {
+        let skew = crate::identity::kerberos::kdc_error::parse(&seed("kdc_error", "clock-skew")).unwrap();
+        assert_eq!(skew.code, 37);
+        let failed = crate::identity::kerberos::kdc_error::parse(&seed("kdc_error", "preauth-failed")).unwrap();
+        assert_eq!(failed.code, 24);
     }
 }

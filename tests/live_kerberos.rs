@@ -37,15 +37,18 @@ async fn kerberos_http_negotiate_every_source_and_failure() {
         "realm-and-kdc-on-the-probe",
         ok,
         "localhost",
-        &format!("{user}, password = \"${{AP_KRB_PASSWORD}}\", realm = \"${{AP_KRB_REALM}}\", kdc = \"127.0.0.1:${{AP_KDC_PORT}}\", krb5_conf = \"/nonexistent/krb5.conf\""),
+        &format!(
+            "{user}, password = \"${{AP_KRB_PASSWORD}}\", realm = \"${{AP_KRB_REALM}}\", kdc = \"127.0.0.1:${{AP_KDC_PORT}}\", krb5_conf = \"/nonexistent/krb5.conf\""
+        ),
     );
+    cfg +=
+        &negotiate("wrong-password", ok, "localhost", &format!("{user}, password = \"CANARY-krb-wrong-3d1\", {conf}"));
     cfg += &negotiate(
-        "wrong-password",
+        "stale-keytab",
         ok,
         "localhost",
-        &format!("{user}, password = \"CANARY-krb-wrong-3d1\", {conf}"),
+        &format!("{keytab_user}, keytab = \"${{AP_KRB_STALE_KEYTAB}}\", {conf}"),
     );
-    cfg += &negotiate("stale-keytab", ok, "localhost", &format!("{keytab_user}, keytab = \"${{AP_KRB_STALE_KEYTAB}}\", {conf}"));
     cfg += &negotiate(
         "unknown-client",
         ok,
@@ -110,7 +113,12 @@ async fn kerberos_http_negotiate_every_source_and_failure() {
     let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "password", "-v"], &env).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let kdc = format!("from the KDC at 127.0.0.1:{}", harness_var(&env, "AP_KDC_PORT"));
-    for said in [&kdc as &str, "service ticket for HTTP/localhost@AUTHPROBE.TEST (aes256-cts", "valid until", "mutual authentication: the server proved it is HTTP/localhost@AUTHPROBE.TEST"] {
+    for said in [
+        &kdc as &str,
+        "service ticket for HTTP/localhost@AUTHPROBE.TEST (aes256-cts",
+        "valid until",
+        "mutual authentication: the server proved it is HTTP/localhost@AUTHPROBE.TEST",
+    ] {
         assert!(out.stdout.contains(said), "missing `{said}`:\n{}", out.stdout);
     }
 }
@@ -119,7 +127,9 @@ async fn kerberos_http_negotiate_every_source_and_failure() {
 async fn kerberos_config_errors_name_the_key() {
     let ws = Workspace::new();
     let probe = |name: &str, auth: &str| {
-        format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"https://localhost/\"\nauth = {{ type = \"kerberos\", {auth} }}\n\n")
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"https://localhost/\"\nauth = {{ type = \"kerberos\", {auth} }}\n\n"
+        )
     };
     let cfg = probe("keytab-without-principal", "keytab = \"/etc/krb5.keytab\"")
         + &probe("two-sources", "principal = \"a@R\", keytab = \"/k\", password = \"p\"")
