@@ -281,6 +281,7 @@ ssl_cert_file = '$dir/server.crt'
 ssl_key_file = '$dir/server.key'
 ssl_ca_file = '$dir/ca.crt'
 password_encryption = 'scram-sha-256'
+krb_server_keyfile = '$STATE/kdc/postgres.keytab'
 CONF
   cat > "$dir/data/pg_hba.conf" <<CONF
 # TYPE    DATABASE  USER            ADDRESS        METHOD
@@ -291,9 +292,11 @@ hostssl   all       $AP_IAM_DB_USER   127.0.0.1/32 pam pamservice=authprobe-rds-
 hostnossl all       $AP_IAM_DB_USER   127.0.0.1/32 reject
 host      all       $AP_PG_USER       127.0.0.1/32 scram-sha-256
 host      appdb     $AP_PG_LIMITED_USER 127.0.0.1/32 scram-sha-256
+host      all       $AP_KRB_USER      127.0.0.1/32 gss include_realm=0 krb_realm=$AP_KRB_REALM
+host      all       $AP_PG_KRB_UNMAPPED 127.0.0.1/32 gss include_realm=0 krb_realm=$AP_KRB_REALM
 CONF
   rds_pam authprobe-rds-pg "$AP_PG_PORT"
-  runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null \
+  runuser -u postgres -- env KRB5_CONFIG="$STATE/kdc/krb5.conf" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null \
     || die "PostgreSQL did not start: $(tail -5 "$dir/postgres.log")"
   head -1 "$dir/data/postmaster.pid" > "$PIDS/postgres.pid"
   runuser -u postgres -- "$bin/psql" -q -h "$dir/sock" -p "$AP_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL
@@ -301,13 +304,15 @@ CREATE USER $AP_PG_USER PASSWORD '$AP_PG_PASSWORD';
 CREATE USER $AP_PG_LIMITED_USER PASSWORD '$AP_PG_LIMITED_PASSWORD';
 CREATE USER $AP_PG_CERT_USER;
 CREATE USER $AP_IAM_DB_USER;
+CREATE USER $AP_KRB_USER;
+CREATE USER $AP_PG_KRB_UNMAPPED;
 CREATE DATABASE $AP_PG_DATABASE OWNER $AP_PG_USER;
 \c $AP_PG_DATABASE
 SET ROLE $AP_PG_USER;
 CREATE TABLE orders (id int PRIMARY KEY, item text);
 INSERT INTO orders VALUES (1, 'widget');
 CREATE TABLE payroll (id int PRIMARY KEY, salary int);
-GRANT SELECT ON orders TO $AP_PG_LIMITED_USER, $AP_PG_CERT_USER, $AP_IAM_DB_USER;
+GRANT SELECT ON orders TO $AP_PG_LIMITED_USER, $AP_PG_CERT_USER, $AP_IAM_DB_USER, $AP_KRB_USER;
 RESET ROLE;
 SQL
 }
@@ -931,6 +936,7 @@ up_native() {
   if [ ! -f "$CERTS/ca.crt" ] || ! ls "$PIDS"/*.pid >/dev/null 2>&1; then make_certs; fi
   start_nginx
   start_oauth2
+  start_kdc
   start_postgres
   start_mysql
   start_sshd
@@ -944,7 +950,6 @@ up_native() {
   start_squid
   start_socks
   start_mysql8
-  start_kdc
   start_negotiate
   write_env
   log "all servers up in $((SECONDS - started))s; env: $ENV_FILE"

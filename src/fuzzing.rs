@@ -59,7 +59,7 @@ pub fn postgres(data: &[u8]) {
     };
     block_on(async {
         let mut client = Client::new(Scripted { data });
-        if client.login("user", "db", Some("password"), &policy, Some(vec![7; 32])).await.is_ok() {
+        if client.login("user", "db", Some("password"), &policy, Some(vec![7; 32]), None).await.is_ok() {
             let _ = client.query("SELECT 1").await;
         }
     });

@@ -147,3 +147,47 @@ async fn kerberos_config_errors_name_the_key() {
         assert!(out.stderr.contains(said), "missing `{said}`:\n{}", out.stderr);
     }
 }
+
+/// PostgreSQL's GSSAPI authentication (pg_hba `gss`): the ticket for postgres/localhost,
+/// the server's proof (mutual authentication), and the server's own refusal of a valid
+/// ticket for a role it does not map to the principal.
+#[tokio::test]
+async fn kerberos_postgres_gssapi() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let probe = |name: &str, user: &str, auth: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${{AP_PG_PORT}}\"\nuser = \"{user}\"\ndatabase = \"${{AP_PG_DATABASE}}\"\nquery = \"SELECT item FROM orders\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"kerberos\", {auth} }}\n\n"
+        )
+    };
+    let password = "principal = \"${AP_KRB_USER}@${AP_KRB_REALM}\", password = \"${AP_KRB_PASSWORD}\", krb5_conf = \"${AP_KRB5_CONFIG}\"";
+    let cfg = probe("gss", "${AP_KRB_USER}", password)
+        + &probe(
+            "gss-from-cache",
+            "${AP_KRB_USER}",
+            "ccache = \"${AP_KRB_CCACHE}\", krb5_conf = \"${AP_KRB5_CONFIG}\"",
+        )
+        + &probe("role-not-mapped", "${AP_PG_KRB_UNMAPPED}", password)
+        + &probe(
+            "wrong-password",
+            "${AP_KRB_USER}",
+            "principal = \"${AP_KRB_USER}@${AP_KRB_REALM}\", password = \"nope\", krb5_conf = \"${AP_KRB5_CONFIG}\"",
+        );
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!out.stdout.contains(&harness_var(&env, "AP_KRB_PASSWORD")));
+    let report = out.json();
+    for name in ["gss", "gss-from-cache"] {
+        let p = assert_passed(&report, name);
+        let stages: Vec<&str> = p["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(stages, ["dns", "connect", "tls", "token", "auth", "check"], "{p:#}");
+    }
+    let unmapped = assert_failed(&report, "role-not-mapped", "auth", "auth_rejected");
+    assert!(unmapped["error"]["message"].as_str().unwrap().contains("GSSAPI authentication failed"), "{unmapped:#}");
+    assert_failed(&report, "wrong-password", "token", "auth_rejected");
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "gss", "-v"], &env).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("authentication gss"), "{}", out.stdout);
+    assert!(out.stdout.contains("the server proved it is postgres/localhost@AUTHPROBE.TEST"), "{}", out.stdout);
+}

@@ -55,6 +55,8 @@ pub struct DbTarget {
     pub password: Option<Secret>,
     /// Log in with an RDS IAM token instead of a password.
     pub iam: Option<Arc<RdsIam>>,
+    /// Log in with a Kerberos ticket (GSSAPI) instead of a password.
+    pub kerberos: Option<Arc<crate::identity::kerberos::KerberosAuth>>,
     pub query: String,
     pub tls: TlsOptions,
 }
@@ -71,19 +73,38 @@ pub struct RdsIam {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum IamSupport {
     RdsIam,
+    /// RDS IAM, and Kerberos (`auth = { type = "kerberos" }`).
+    RdsIamAndKerberos,
     None,
 }
 
-fn read_rds_iam(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<Arc<RdsIam>>> {
+/// What an `auth` table on a database probe asked for.
+enum DbAuth {
+    RdsIam(Arc<RdsIam>),
+    Kerberos(Arc<crate::identity::kerberos::KerberosAuth>),
+}
+
+fn read_db_auth(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<DbAuth>> {
     let Some(a) = t.table("auth") else {
         return (!t.has("auth")).then_some(None);
     };
-    let auth_type = a.required_string("type", "rds_iam")?;
+    let types = if support == IamSupport::RdsIamAndKerberos { "rds_iam | kerberos" } else { "rds_iam" };
+    let auth_type = a.required_string("type", types)?;
+    if auth_type == "kerberos" {
+        if support != IamSupport::RdsIamAndKerberos {
+            a.error_at("type", "kerberos is supported on postgres and http probes so far (MySQL's, SQL Server's and SFTP's are not implemented yet)");
+            return None;
+        }
+        let kerberos = crate::identity::kerberos::KerberosAuth::read(&a);
+        a.finish();
+        return Some(Some(DbAuth::Kerberos(Arc::new(kerberos?))));
+    }
     if auth_type != "rds_iam" {
         a.error_at(
             "type",
             format!(
-                "unknown database auth type `{auth_type}`: the only one is `rds_iam` (a password goes in `password`)"
+                "unknown database auth type `{auth_type}`: use {} (a password goes in `password`)",
+                types.replace(" | ", " or ")
             ),
         );
         return None;
@@ -108,7 +129,7 @@ fn read_rds_iam(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<A
         return None;
     }
     a.finish();
-    Some(Some(Arc::new(RdsIam { region: region?, credentials: credentials? })))
+    Some(Some(DbAuth::RdsIam(Arc::new(RdsIam { region: region?, credentials: credentials? }))))
 }
 
 impl DbTarget {
@@ -126,16 +147,23 @@ impl DbTarget {
         let port_ok = port.is_some() || !t.has("port");
         let user = t.required_string("user", "the database user");
         let database = t.string("database");
-        let iam = read_rds_iam(t, iam_support);
-        let iam_set = matches!(iam, Some(Some(_))) || t.has("auth");
-        let password = if password_required && !iam_set {
+        let auth = read_db_auth(t, iam_support);
+        let kerberos_set = matches!(auth, Some(Some(DbAuth::Kerberos(_))));
+        let iam_set = matches!(auth, Some(Some(DbAuth::RdsIam(_)))) || (t.has("auth") && !kerberos_set);
+        let password = if password_required && !iam_set && !kerberos_set {
             t.required_secret("password", "the password")
         } else {
             t.secret("password")
         };
-        let mut password_ok = password.is_some() || !((password_required && !iam_set) || t.has("password"));
-        if iam_set && t.has("password") {
-            t.error_at("password", "rds_iam logs in with a token made at each attempt: leave `password` out");
+        let password_needed = password_required && !iam_set && !kerberos_set;
+        let mut password_ok = password.is_some() || (!password_needed && !t.has("password"));
+        if (iam_set || kerberos_set) && t.has("password") {
+            let what = if kerberos_set {
+                "Kerberos logs in with a ticket"
+            } else {
+                "rds_iam logs in with a token made at each attempt"
+            };
+            t.error_at("password", format!("{what}: leave `password` out"));
             password_ok = false;
         }
         let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
@@ -166,7 +194,14 @@ impl DbTarget {
             database,
             user: user?,
             password,
-            iam: iam?,
+            iam: match &auth {
+                Some(Some(DbAuth::RdsIam(iam))) => Some(iam.clone()),
+                _ => None,
+            },
+            kerberos: match auth? {
+                Some(DbAuth::Kerberos(kerberos)) => Some(kerberos),
+                _ => None,
+            },
             query,
             tls: tls?,
         })
@@ -249,7 +284,7 @@ impl DbTarget {
         if self.mode() != TlsMode::Disable {
             stages.push(Stage::Tls);
         }
-        if self.iam.is_some() {
+        if self.iam.is_some() || self.kerberos.is_some() {
             stages.push(Stage::Token);
         }
         stages.extend([Stage::Auth, Stage::Check]);

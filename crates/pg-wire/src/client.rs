@@ -78,8 +78,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         password: Option<&str>,
         policy: &AuthPolicy,
         end_point: Option<Vec<u8>>,
+        gss: Option<&mut dyn crate::GssInitiator>,
     ) -> Result<LoginOutcome, PgError> {
         let (mut exchange, startup) = LoginExchange::start(user, database, password, policy, end_point)?;
+        if let Some(gss) = gss {
+            exchange = exchange.with_gss(gss);
+        }
         self.send(&startup).await?;
         loop {
             let message = self.read().await?;

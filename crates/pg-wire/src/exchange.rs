@@ -8,7 +8,10 @@ use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 
-use crate::{AuthPolicy, Backend, CHATTER_CAP, ChannelBindingMode, LoginOutcome, Method, PgError, Refusal, protocol};
+use crate::{
+    AuthPolicy, Backend, CHATTER_CAP, ChannelBindingMode, GssInitiator, LoginOutcome, Method, PgError, Refusal,
+    protocol,
+};
 
 /// What to do after a message of the login.
 #[derive(Debug)]
@@ -39,6 +42,7 @@ pub struct LoginExchange<'a> {
     end_point: Option<Vec<u8>>,
     outcome: LoginOutcome,
     scram: Option<ScramSha256>,
+    gss: Option<&'a mut dyn GssInitiator>,
     phase: Phase,
     chatter: usize,
 }
@@ -64,10 +68,17 @@ impl<'a> LoginExchange<'a> {
             end_point,
             outcome: LoginOutcome::default(),
             scram: None,
+            gss: None,
             phase: Phase::Authenticating,
             chatter: 0,
         };
         Ok((exchange, buf))
+    }
+
+    /// Lets the exchange answer AuthenticationGSS with this initiator's tokens.
+    pub fn with_gss(mut self, gss: &'a mut dyn GssInitiator) -> Self {
+        self.gss = Some(gss);
+        self
     }
 
     /// The next message of the server.
@@ -128,6 +139,12 @@ impl<'a> LoginExchange<'a> {
             Backend::AuthOk => {
                 if self.scram.is_some() {
                     return Err(protocol("the server ended SCRAM authentication without its final message"));
+                }
+                if self.outcome.method == Some(Method::Gss) && !self.gss.as_deref().is_some_and(|gss| gss.is_complete())
+                {
+                    return Err(protocol(
+                        "the server accepted the login before its GSSAPI exchange proved who it is (mutual authentication)",
+                    ));
                 }
                 let method = *self.outcome.method.get_or_insert(Method::None);
                 if method == Method::None {
@@ -219,13 +236,36 @@ impl<'a> LoginExchange<'a> {
                 self.phase = Phase::ScramVerified;
                 Ok(LoginStep::Read)
             }
+            Backend::AuthGss | Backend::AuthGssContinue(_) => {
+                policy.check(Method::Gss)?;
+                let input = match &message {
+                    Backend::AuthGssContinue(token) => Some(token.as_slice()),
+                    _ => None,
+                };
+                if input.is_none() && self.outcome.method == Some(Method::Gss) {
+                    return Err(protocol("the server started GSSAPI authentication twice"));
+                }
+                if input.is_some() && self.outcome.method != Some(Method::Gss) {
+                    return Err(protocol("the server continued a GSSAPI exchange that was not started"));
+                }
+                let Some(gss) = self.gss.as_deref_mut() else {
+                    return Err(PgError::Refused(Refusal::Unsupported {
+                        what: "GSSAPI (Kerberos) authentication, and the probe has no Kerberos credentials (auth = { type = \"kerberos\" })".into(),
+                    }));
+                };
+                self.outcome.method = Some(Method::Gss);
+                // A Kerberos token is bound to the service's key and the moment: nothing in it
+                // is reusable elsewhere, so no release rule applies.
+                let token = gss.step(input).map_err(PgError::Gss)?;
+                if token.is_empty() {
+                    return Ok(LoginStep::Read);
+                }
+                frontend::sasl_response(&token, &mut buf)?;
+                Ok(LoginStep::Send(buf))
+            }
             Backend::AuthOther { code } => {
                 let what = match code {
                     2 => "Kerberos V5 authentication".to_string(),
-                    7 | 8 => {
-                        policy.check(Method::Gss)?;
-                        "GSSAPI (Kerberos) authentication".to_string()
-                    }
                     9 => {
                         policy.check(Method::Sspi)?;
                         "SSPI authentication".to_string()

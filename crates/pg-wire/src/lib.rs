@@ -31,6 +31,17 @@ pub enum PgError {
     Protocol(String),
     /// The server asked for a method authprobe will not use here; the policy explains.
     Refused(Refusal),
+    /// The caller's GSS-API initiator failed; its own error, to be taken back by the caller.
+    Gss(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The GSS-API side of a Kerberos login, supplied by the caller (which owns the ticket):
+/// `step(None)` makes the first token, `step(Some(token))` reads the server's next one;
+/// each returns the token to send (empty: nothing to send).
+pub trait GssInitiator: Send {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
+    /// Whether the context is established (the server proved itself).
+    fn is_complete(&self) -> bool;
 }
 
 impl From<std::io::Error> for PgError {
@@ -157,6 +168,10 @@ pub enum Backend {
     },
     AuthSaslContinue(Vec<u8>),
     AuthSaslFinal(Vec<u8>),
+    /// AuthenticationGSS: the client starts a GSS-API (Kerberos) exchange.
+    AuthGss,
+    /// AuthenticationGSSContinue: the server's next GSS-API token.
+    AuthGssContinue(Vec<u8>),
     AuthOther {
         code: i32,
     },
@@ -221,6 +236,8 @@ pub fn parse_backend(tag: u8, body: &[u8]) -> Result<Backend, PgError> {
                     }
                     Backend::AuthSasl { mechanisms }
                 }
+                7 => Backend::AuthGss,
+                8 => Backend::AuthGssContinue(rest.to_vec()),
                 11 => Backend::AuthSaslContinue(rest.to_vec()),
                 12 => Backend::AuthSaslFinal(rest.to_vec()),
                 code => Backend::AuthOther { code },

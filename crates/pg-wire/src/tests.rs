@@ -71,7 +71,7 @@ async fn cleartext_is_refused_to_an_unverified_server() {
     };
     let login = async {
         let mut c = Client::new(client);
-        let r = c.login("u", "db", Some("hunter2-cleartext"), &policy(), None).await;
+        let r = c.login("u", "db", Some("hunter2-cleartext"), &policy(), None, None).await;
         drop(c);
         r
     };
@@ -105,4 +105,62 @@ fn require_auth_lists_are_enforced() {
     p.forbidden = vec![Method::Password];
     assert!(p.check(Method::Md5).is_ok());
     assert!(p.check(Method::Password).is_err());
+}
+
+/// A scripted GSS-API initiator: the first token, then completion on the server's reply.
+struct ScriptedGss {
+    complete: bool,
+    seen: Vec<Option<Vec<u8>>>,
+}
+
+impl GssInitiator for ScriptedGss {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+        self.seen.push(input.map(<[u8]>::to_vec));
+        match input {
+            None => Ok(b"AP-REQ".to_vec()),
+            Some(b"AP-REP") => {
+                self.complete = true;
+                Ok(Vec::new())
+            }
+            Some(_) => Err("the server's token does not verify".into()),
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        self.complete
+    }
+}
+
+#[test]
+fn gssapi_tokens_go_through_the_exchange_and_mutual_authentication_is_required() {
+    use crate::exchange::{LoginExchange, LoginStep};
+    let policy = policy();
+    let run = |continue_with: &[u8]| {
+        let mut gss = ScriptedGss { complete: false, seen: Vec::new() };
+        let result = {
+            let (exchange, _) = LoginExchange::start("u", "db", None, &policy, None).unwrap();
+            let mut exchange = exchange.with_gss(&mut gss);
+            let first = exchange.on_message(Backend::AuthGss).unwrap();
+            // GSSResponse: 'p', length, the token
+            assert!(matches!(&first, LoginStep::Send(b) if b[0] == b'p' && b.ends_with(b"AP-REQ")), "{first:?}");
+            exchange
+                .on_message(Backend::AuthGssContinue(continue_with.to_vec()))
+                .and_then(|_| exchange.on_message(Backend::AuthOk))
+                .map(|step| matches!(step, LoginStep::Read))
+        };
+        (result, gss.seen)
+    };
+    let (ok, seen) = run(b"AP-REP");
+    assert!(ok.unwrap());
+    assert_eq!(seen, vec![None, Some(b"AP-REP".to_vec())]);
+    assert!(matches!(run(b"forged").0, Err(PgError::Gss(_))));
+    // A server that lets the client in before proving itself is refused.
+    let mut gss = ScriptedGss { complete: false, seen: Vec::new() };
+    let (exchange, _) = LoginExchange::start("u", "db", None, &policy, None).unwrap();
+    let mut exchange = exchange.with_gss(&mut gss);
+    exchange.on_message(Backend::AuthGss).unwrap();
+    assert!(matches!(exchange.on_message(Backend::AuthOk), Err(PgError::Protocol(_))));
+    // Without Kerberos credentials, AuthenticationGSS is a refusal that says how to add them.
+    let (mut bare, _) = LoginExchange::start("u", "db", None, &policy, None).unwrap();
+    assert!(matches!(bare.on_message(Backend::AuthGss), Err(PgError::Refused(Refusal::Unsupported { .. }))));
 }

@@ -20,6 +20,7 @@ use crate::connect::net::{BoxIo, Record};
 use crate::connect::proxy::Traffic;
 use crate::connect::tls::TlsOptions;
 use crate::connect::tls::{self, Recorder, TlsMode};
+use crate::identity::kerberos;
 use crate::model::advice::Fix;
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::redact;
@@ -56,7 +57,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         }
     };
     // Every key is read before returning, so that one error does not hide the others.
-    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam, false);
+    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIamAndKerberos, false);
     if channel_binding == Some(ChannelBindingMode::Require)
         && db.as_ref().is_some_and(|db| db.mode() == TlsMode::Disable)
     {
@@ -106,6 +107,33 @@ fn read_require_auth(t: &TableReader<'_, '_>) -> Option<(Vec<Method>, Vec<Method
     Some((allowed, forbidden))
 }
 
+/// The Kerberos initiator, as pg-wire's GSS-API step (pg-wire knows nothing of tickets).
+struct GssTokens<'a>(&'a mut kerberos::Initiator);
+
+/// A Kerberos failure carried through pg-wire and taken back unchanged.
+#[derive(Debug)]
+struct KerberosFailure(Failure);
+
+impl std::fmt::Display for KerberosFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for KerberosFailure {}
+
+impl wire::GssInitiator for GssTokens<'_> {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+        self.0
+            .step(input)
+            .map_err(|failure| Box::new(KerberosFailure(failure)) as Box<dyn std::error::Error + Send + Sync>)
+    }
+
+    fn is_complete(&self) -> bool {
+        self.0.is_complete()
+    }
+}
+
 /// What the TLS step left: the stream to continue on, and (for TLS) the handshake's
 /// record, to classify a TLS failure that surfaces later (the client speaks the protocol
 /// itself, so rustls's error arrives typed inside the io::Error).
@@ -151,16 +179,40 @@ impl PostgresProbe {
             allow_unverified_password: ctx.allow_unverified_password,
         };
         let password = self.db.login_password(ctx).await?;
+        let mut initiator = match &self.db.kerberos {
+            Some(kerberos) => {
+                ctx.detail(format!("credentials: Kerberos, {}", kerberos.describe()));
+                Some(
+                    ctx.stage(Stage::Token, async {
+                        // libpq's krbsrvname: "postgres"
+                        let ticket = kerberos::acquire::ticket(ctx, kerberos, "postgres", &self.db.host).await?;
+                        kerberos::Initiator::new(ticket, kerberos::Mechanism::Krb5)
+                    })
+                    .await?,
+                )
+            }
+            None => None,
+        };
+        let mut gss = initiator.as_mut().map(GssTokens);
         let mut client = wire::Client::new(session.stream);
         let outcome = ctx
             .stage(Stage::Auth, async {
                 let password = password.as_ref().map(|p| p.expose());
+                let gss = gss.as_mut().map(|g| g as &mut dyn wire::GssInitiator);
                 client
-                    .login(&self.db.user, self.database(), password, &policy, end_point)
+                    .login(&self.db.user, self.database(), password, &policy, end_point, gss)
                     .await
                     .map_err(|e| self.classify(e, recorder.as_ref()))
             })
             .await?;
+        if let Some(initiator) = &initiator
+            && initiator.is_complete()
+        {
+            ctx.detail(format!(
+                "kerberos: mutual authentication: the server proved it is {}",
+                initiator.ticket().service
+            ));
+        }
         let said: Vec<String> = ["server_version", "server_encoding", "TimeZone"]
             .iter()
             .filter_map(|name| outcome.parameters.iter().find(|(n, _)| n == name))
@@ -191,6 +243,10 @@ impl PostgresProbe {
             PgError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("PostgreSQL protocol error: {what}"))
                 .with_hint("the server does not speak PostgreSQL's protocol as expected: check the port, and that nothing in between rewrites the connection"),
             PgError::Refused(refusal) => self.refusal(refusal, recorder),
+            PgError::Gss(err) => match err.downcast::<KerberosFailure>() {
+                Ok(failure) => failure.0,
+                Err(other) => Failure::internal(format!("GSSAPI: {other}")),
+            },
         }
     }
 
