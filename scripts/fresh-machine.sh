@@ -63,6 +63,10 @@ mount --bind /dev/pts "$R/dev/pts"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$R/dev/shm"
 # apt must not start services on this machine's network.
 printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
+# An installed Debian names itself in /etc/hosts (the installer writes "127.0.1.1 NAME");
+# a debootstrapped root does not, and clients that resolve their own host name (Microsoft's
+# ODBC driver does) then fail where they would not on a real machine.
+grep -qw "$(hostname)" "$R/etc/hosts" 2>/dev/null || printf '127.0.1.1\t%s\n' "$(hostname)" >> "$R/etc/hosts"
 chmod +x "$R/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 mkdir -p "$R/opt/rust" "$R/root/authprobe"

@@ -186,7 +186,7 @@ async fn kerberos_postgres_gssapi() {
     let unmapped = assert_failed(&report, "role-not-mapped", "auth", "auth_rejected");
     assert!(unmapped["error"]["message"].as_str().unwrap().contains("GSSAPI authentication failed"), "{unmapped:#}");
     assert_failed(&report, "wrong-password", "token", "auth_rejected");
-    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "gss", "-v"], &env).await;
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "gss", "-vv"], &env).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("authentication gss"), "{}", out.stdout);
     assert!(out.stdout.contains("the server proved it is postgres/localhost@AUTHPROBE.TEST"), "{}", out.stdout);

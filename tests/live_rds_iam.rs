@@ -113,7 +113,11 @@ async fn rds_iam_misconfigurations_are_refused_before_any_traffic() {
             "nothing to sign with",
         ),
         ("no region", probe("noregion", "postgres", "auth = { type = \"rds_iam\" }"), "`region`"),
-        ("unknown type", probe("typo", "postgres", "auth = { type = \"rds-iam\" }"), "only one is `rds_iam`"),
+        (
+            "unknown type",
+            probe("typo", "postgres", "auth = { type = \"rds-iam\" }"),
+            "unknown database auth type `rds-iam`: use rds_iam or kerberos",
+        ),
     ];
     for (what, cfg, expected) in cases {
         let config = ws.config(&cfg);

@@ -276,6 +276,17 @@ class Listener(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
+class Listener6(Listener):
+    """The same port on ::1: clients that resolve localhost to ::1 first (Microsoft's ODBC
+    driver does, and does not fall back) find the server there too."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
 def main() -> None:
     bridge_config, standin_config, cert, key = sys.argv[1:5]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s")
@@ -286,8 +297,22 @@ def main() -> None:
     logins = load_logins(bridge_config)
     handler = guarded(catalog.answer, policy["database"], policy.get("denied", {}))
     servers = []
-    for listener in policy["listeners"]:
-        server = Listener(("127.0.0.1", int(listener["port"])), Handler)
+    # Microsoft's ODBC driver takes "localhost" to mean this machine and connects to the
+    # address of its host name, which Debian maps to 127.0.1.1: the stand-in listens on every
+    # loopback address that name has, as well as on 127.0.0.1 and ::1.
+    try:
+        own = {a for a in socket.gethostbyname_ex(socket.gethostname())[2] if a.startswith("127.")}
+    except OSError:
+        own = set()
+    addresses = [(Listener, "127.0.0.1")] + [(Listener, a) for a in sorted(own - {"127.0.0.1"})] + [(Listener6, "::1")]
+    for listener, (family, address) in [(l, a) for l in policy["listeners"] for a in addresses]:
+        try:
+            server = family((address, int(listener["port"])), Handler)
+        except OSError as exc:
+            if address == "127.0.0.1":
+                raise
+            log.warning("no listener on %s port %s: %s", address, listener["port"], exc)
+            continue
         server.listener = listener
         server.policy = policy
         server.logins = logins
@@ -300,7 +325,7 @@ def main() -> None:
             server.outer_tls = outer
         servers.append(server)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        log.info("listening on 127.0.0.1:%s %s", listener["port"],
+        log.info("listening on %s:%s %s", server.server_address[0], listener["port"],
                  {k: v for k, v in listener.items() if k not in ("port", "cert", "key")})
     threading.Event().wait()
 

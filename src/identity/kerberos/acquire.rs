@@ -9,8 +9,9 @@ use std::ptr::null_mut;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::classify;
 use super::ffi::{self, Libraries, krb5_ccache, krb5_context, krb5_creds, krb5_principal};
-use super::kdc_error;
+use super::watch::{Watch, received, trace};
 use super::{Credentials, KerberosAuth};
 use crate::model::error::{ErrorClass, Failure};
 use crate::model::stages::StageLog;
@@ -61,100 +62,6 @@ impl Drop for Ticket {
     }
 }
 
-/// What the krb5 library said while it worked: the KDCs it sent to and heard from, and the
-/// clock of a KDC that refused a request for skew.
-#[derive(Default)]
-struct Watch {
-    sent_to: Vec<String>,
-    answered_by: Option<String>,
-    kdc_time: Option<i64>,
-}
-
-/// MIT's trace lines name the KDC's address ("Sending TCP request to stream 127.0.0.1:88",
-/// "Received answer (123 bytes) from stream 127.0.0.1:88"); nothing else in them is kept
-/// (some carry key fingerprints).
-unsafe extern "C" fn trace(_: krb5_context, info: *const ffi::krb5_trace_info, data: *mut c_void) {
-    if info.is_null() || data.is_null() {
-        return;
-    }
-    // SAFETY: MIT passes a valid trace_info whose message lives during the call; data is
-    // the Mutex<Watch> installed below, alive while the context traces.
-    let (full, watch) = unsafe { (ffi::text((*info).message), &*(data as *const Mutex<Watch>)) };
-    // "[pid] seconds.micros: message"
-    let line = match full.strip_prefix('[') {
-        Some(rest) => rest.split_once(": ").map_or(full.as_str(), |(_, message)| message).trim_end(),
-        None => full.trim_end(),
-    };
-    let address = |after: &str| {
-        line.split_once(after)
-            .map(|(_, rest): (&str, &str)| rest.split_whitespace().next().unwrap_or_default().to_string())
-    };
-    let Ok(mut watch) = watch.lock() else { return };
-    if line.starts_with("Sending") || line.starts_with("Initiating TCP") {
-        for marker in [" to stream ", " to dgram ", " connection to stream "] {
-            if let Some(at) = address(marker)
-                && !watch.sent_to.contains(&at)
-            {
-                watch.sent_to.push(at);
-            }
-        }
-    } else if line.starts_with("Received answer") {
-        watch.answered_by = address(" from stream ").or_else(|| address(" from dgram "));
-    }
-}
-
-/// Reads a KDC's KRB-ERROR for its clock when it refused for skew.
-unsafe extern "C" fn received(
-    _: krb5_context,
-    data: *mut c_void,
-    code: ffi::krb5_error_code,
-    _realm: *const ffi::krb5_data,
-    _message: *const ffi::krb5_data,
-    reply: *const ffi::krb5_data,
-    _new_reply: *mut *mut ffi::krb5_data,
-) -> ffi::krb5_error_code {
-    if code == 0 && !reply.is_null() && !data.is_null() {
-        // SAFETY: MIT passes the reply it received, valid during the call.
-        let bytes = unsafe {
-            let reply = &*reply;
-            if reply.data.is_null() {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(reply.data as *const u8, reply.length as usize)
-            }
-        };
-        if let Some(err) = kdc_error::parse(bytes)
-            && err.code == 37
-        {
-            // SAFETY: data is the Mutex<Watch> installed below.
-            if let Ok(mut watch) = unsafe { &*(data as *const Mutex<Watch>) }.lock() {
-                watch.kdc_time = Some(err.server_time);
-            }
-        }
-    }
-    code
-}
-
-const BASE: i32 = -1_765_328_384;
-const C_PRINCIPAL_UNKNOWN: i32 = BASE + 6;
-const S_PRINCIPAL_UNKNOWN: i32 = BASE + 7;
-const NAME_EXP: i32 = BASE + 1;
-const CLIENT_REVOKED: i32 = BASE + 18;
-const KEY_EXP: i32 = BASE + 23;
-const PREAUTH_FAILED: i32 = BASE + 24;
-const BAD_INTEGRITY: i32 = BASE + 31;
-const TKT_EXPIRED: i32 = BASE + 32;
-const SKEW: i32 = BASE + 37;
-const SKEW_IN_REPLY: i32 = BASE + 148;
-const CC_NOTFOUND: i32 = BASE + 141;
-const REALM_UNKNOWN: i32 = BASE + 154;
-const KDC_UNREACH: i32 = BASE + 156;
-const KT_NOTFOUND: i32 = BASE + 181;
-const FCC_NOFILE: i32 = BASE + 195;
-const NO_HOST_REALM: i32 = BASE + 217;
-const KDC_ADDRESS_UNRESOLVED: i32 = BASE + 220;
-const NO_DEFAULT_REALM: i32 = BASE + 224;
-
 /// One acquisition in progress: the context, what it watched, and the names it is about.
 struct Work<'a> {
     libs: &'static Libraries,
@@ -198,71 +105,16 @@ impl Work<'_> {
         if watch.is_empty() { "none found".into() } else { watch.join(", ") }
     }
 
-    /// A krb5 failure as authprobe reports it: the class from the code, what was being
-    /// done, and the library's own words.
+    /// A krb5 failure as authprobe reports it (see `classify`).
     fn failure(&self, code: i32, doing: &str) -> Failure {
-        let said = self.message(code);
-        let at = format!("{doing}: {said}");
-        let client = &self.client;
-        match code {
-            C_PRINCIPAL_UNKNOWN => Failure::new(ErrorClass::AuthRejected, format!("{at} (the KDC does not know {client})"))
-                .with_hint("check `principal` and its realm (names are case-sensitive)"),
-            PREAUTH_FAILED | BAD_INTEGRITY => {
-                let (what, hint) = match &self.auth.credentials {
-                    Credentials::Keytab { .. } => (
-                        "the keytab's key is not the KDC's (a stale keytab: the key or its version changed)",
-                        "export the keytab again (kadmin ktadd, or ktpass on Active Directory) after the password or key changed",
-                    ),
-                    _ => ("the password is wrong", "check the password (the account may also be locked out after failures)"),
-                };
-                Failure::new(ErrorClass::AuthRejected, format!("{at}: {what} for {client}")).with_hint(hint)
-            }
-            KEY_EXP => Failure::new(ErrorClass::AuthRejected, format!("{at} ({client})"))
-                .with_hint("change the password (kpasswd), then update it where the probe reads it"),
-            NAME_EXP | CLIENT_REVOKED => Failure::new(ErrorClass::AuthRejected, format!("{at} ({client})"))
-                .with_hint("the account is expired, disabled or locked: ask the KDC's administrators"),
-            S_PRINCIPAL_UNKNOWN => Failure::new(
-                ErrorClass::NotFound,
-                format!("{at}: the KDC knows no service principal {}", self.service),
-            )
-            .with_hint(format!(
-                "authprobe derived {} from the host name `{}`, as clients do: connect with the name the service is registered under (an alias or an IP address usually is not; reverse DNS and dns_canonicalize_hostname change the name), or set service_principal",
-                self.service, self.host
-            )),
-            SKEW | SKEW_IN_REPLY => {
-                let kdc_time = self.watch.lock().ok().and_then(|w| w.kdc_time);
-                let measured = match kdc_time {
-                    Some(kdc) => {
-                        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-                        let skew = kdc - now;
-                        format!(
-                            "; the KDC's clock is {} s {} this machine's",
-                            skew.abs(),
-                            if skew > 0 { "ahead of" } else { "behind" }
-                        )
-                    }
-                    None => String::new(),
-                };
-                Failure::new(ErrorClass::AuthRejected, format!("{at}{measured} (Kerberos allows 5 minutes by default)"))
-                    .with_hint("synchronise the clocks of this machine, the KDC and the service (NTP)")
-            }
-            TKT_EXPIRED => Failure::new(ErrorClass::AuthRejected, at).with_hint("get a new ticket (kinit)"),
-            KDC_UNREACH => Failure::new(
-                ErrorClass::Network,
-                format!("{at} (tried: {})", self.kdcs()),
-            )
-            .with_hint("check the KDC's address (`kdc`, krb5.conf or DNS SRV records) and that it is reachable on port 88, TCP and UDP"),
-            KDC_ADDRESS_UNRESOLVED => Failure::new(ErrorClass::Dns, at)
-                .with_hint("the KDC's host name does not resolve: check `kdc` or krb5.conf"),
-            REALM_UNKNOWN | NO_DEFAULT_REALM | NO_HOST_REALM => Failure::new(ErrorClass::Config, at)
-                .with_hint("name the realm and its KDC: `realm` and `kdc` on the probe, or krb5.conf ([libdefaults] default_realm, [realms])"),
-            FCC_NOFILE | CC_NOTFOUND => Failure::new(ErrorClass::Config, at)
-                .with_hint("get a ticket first (kinit), point `ccache` (or KRB5CCNAME) at the cache, or use `keytab` or `password`"),
-            KT_NOTFOUND => Failure::new(ErrorClass::Config, format!("{at} (no key for {client})"))
-                .with_hint("export the principal's key into the keytab (kadmin ktadd), or check `principal`"),
-            2 | 13 => Failure::new(ErrorClass::Config, at).with_hint("check the path and that this user may read it"),
-            _ => Failure::new(ErrorClass::AuthRejected, at),
-        }
+        let kdc_time = self.watch.lock().ok().and_then(|w| w.kdc_time);
+        classify::failure(
+            code,
+            &format!("{doing}: {}", self.message(code)),
+            &classify::Names { client: &self.client, service: &self.service, host: self.host, kdcs: &self.kdcs() },
+            matches!(self.auth.credentials, Credentials::Keytab { .. }),
+            kdc_time,
+        )
     }
 
     fn check(&self, code: i32, doing: &str) -> Result<(), Failure> {

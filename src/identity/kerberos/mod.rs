@@ -12,9 +12,11 @@
 //! protocol's tokens from that memory cache without talking to the KDC again.
 
 pub mod acquire;
+pub mod classify;
 pub mod ffi;
 pub mod gss;
 pub mod kdc_error;
+mod watch;
 
 use std::path::PathBuf;
 
