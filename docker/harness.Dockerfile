@@ -11,6 +11,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       nginx postgresql mariadb-server mariadb-client openssh-server openssh-client sshpass socat iproute2 squid dante-server \
       python3 python3-venv ca-certificates openssl procps \
+      krb5-kdc krb5-admin-server krb5-user faketime apache2 libapache2-mod-auth-gssapi \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules /usr/local/lib/node_modules

@@ -185,9 +185,38 @@ async fn kerberos_postgres_gssapi() {
     }
     let unmapped = assert_failed(&report, "role-not-mapped", "auth", "auth_rejected");
     assert!(unmapped["error"]["message"].as_str().unwrap().contains("GSSAPI authentication failed"), "{unmapped:#}");
+    assert!(unmapped["error"]["hint"].as_str().unwrap().contains("pg_ident.conf"), "{unmapped:#}");
     assert_failed(&report, "wrong-password", "token", "auth_rejected");
     let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "gss", "-vv"], &env).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("authentication gss"), "{}", out.stdout);
     assert!(out.stdout.contains("the server proved it is postgres/localhost@AUTHPROBE.TEST"), "{}", out.stdout);
+}
+
+/// `check` takes the user's ticket cache (--kerberos) or a keytab (--keytab, --principal).
+#[tokio::test]
+async fn kerberos_check_flags() {
+    let env = harness_env();
+    let mut with_krb = env.clone();
+    with_krb.push(("KRB5_CONFIG".into(), harness_var(&env, "AP_KRB5_CONFIG")));
+    with_krb.push(("KRB5CCNAME".into(), harness_var(&env, "AP_KRB_CCACHE")));
+    let ca = harness_var(&env, "AP_CA");
+    let url = format!("https://localhost:{}/krb/ok.txt", harness_var(&env, "AP_NEGOTIATE_PORT"));
+    let out = authprobe_harness(&["check", &url, "--kerberos", "--ca", &ca, "-v"], &with_krb).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("TGT of ap_krb_user@AUTHPROBE.TEST from FILE:"), "{}", out.stdout);
+    let pg = format!(
+        "postgres://ap_krb_user@localhost:{}/appdb?sslmode=verify-full&sslrootcert={ca}",
+        harness_var(&env, "AP_PG_PORT")
+    );
+    let keytab = harness_var(&env, "AP_KRB_KEYTAB");
+    let principal = format!("ap_krb_keytab@{}", harness_var(&env, "AP_KRB_REALM"));
+    let out = authprobe_harness(&["check", &pg, "--keytab", &keytab, "--principal", &principal], &with_krb).await;
+    // The ticket is good; the server maps no role to this principal: its own refusal.
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("GSSAPI authentication failed"), "{}", out.stdout);
+    let out =
+        authprobe_harness(&["check", &url, "--keytab", &keytab, "--principal", &principal, "--ca", &ca], &with_krb)
+            .await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }

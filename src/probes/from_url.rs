@@ -66,6 +66,31 @@ pub struct UrlOptions {
     /// known_hosts file for sftp:// [default: ~/.ssh/known_hosts if it exists].
     #[arg(long, value_name = "PATH", conflicts_with = "host_key")]
     pub known_hosts: Option<PathBuf>,
+    /// Kerberos with the ticket cache (KRB5CCNAME or the default), for http(s):// (Negotiate)
+    /// and postgres://.
+    #[arg(long, conflicts_with_all = ["keytab", "bearer_env", "basic_user"])]
+    pub kerberos: bool,
+    /// Kerberos with this keytab's key for --principal.
+    #[arg(long, value_name = "PATH", requires = "principal", conflicts_with_all = ["bearer_env", "basic_user"])]
+    pub keytab: Option<PathBuf>,
+    /// The Kerberos client principal (name@REALM) for --keytab.
+    #[arg(long, value_name = "NAME", requires = "keytab")]
+    pub principal: Option<String>,
+}
+
+/// `auth = { type = "kerberos", … }` from --kerberos or --keytab/--principal, if given.
+pub fn kerberos_auth(opts: &UrlOptions) -> Option<Table> {
+    let mut auth = Table::new();
+    match (&opts.keytab, &opts.principal) {
+        (Some(keytab), Some(principal)) => {
+            auth.insert("keytab".into(), path_string(keytab));
+            auth.insert("principal".into(), literal(principal));
+        }
+        _ if opts.kerberos => {}
+        _ => return None,
+    }
+    auth.insert("type".into(), literal("kerberos"));
+    Some(auth)
 }
 
 /// The probe table being built, the `tls` table beside it, and the password reference the

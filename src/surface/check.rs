@@ -112,6 +112,12 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
         return Err(format!("check supports {} URLs, not {}://", probes::scheme_list(schemes), url.scheme()));
     };
     probe.insert("kind".into(), literal(kind.name));
+    if (opts.kerberos || opts.keytab.is_some()) && !matches!(kind.name, "http" | "postgres") {
+        return Err(format!(
+            "--kerberos and --keytab work with http(s):// and postgres:// URLs so far, not {}://",
+            url.scheme()
+        ));
+    }
     let mut built = UrlProbe { probe, tls, password };
     if let Some(check) = &kind.check {
         (check.build)(&url, opts, &mut built)?;

@@ -19,7 +19,9 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
     let _ = shown.set_username("");
     probe.insert("url".into(), literal(shown.as_str()));
     let mut auth = Table::new();
-    if let Some(var) = &opts.bearer_env {
+    if let Some(kerberos) = crate::probes::from_url::kerberos_auth(opts) {
+        auth = kerberos;
+    } else if let Some(var) = &opts.bearer_env {
         auth.insert("type".into(), literal("bearer"));
         auth.insert("token".into(), reference(var));
     } else if let Some(user) = opts.basic_user.clone().or(url_user) {

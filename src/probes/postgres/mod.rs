@@ -238,6 +238,14 @@ impl PostgresProbe {
             PgError::Io(io) => session_io_failure(&io, recorder, &self.db.tls, "while talking to the server"),
             PgError::Server(e) => {
                 let failure = classify_db_error(&e, self.db.tls.identity.is_some(), &self.db.user, self.database());
+                if self.db.kerberos.is_some() && e.message.contains("GSSAPI authentication failed") {
+                    // The ticket was good (the KDC issued it for this server): the server's
+                    // mapping of principal to role refused it.
+                    return failure.with_hint(format!(
+                        "the server accepted the Kerberos ticket but does not let its principal in as `{}`: check pg_hba.conf's gss line (include_realm, krb_realm, map=) and pg_ident.conf",
+                        self.db.user
+                    ));
+                }
                 self.db.explain_refusal(failure)
             }
             PgError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("PostgreSQL protocol error: {what}"))
@@ -371,9 +379,13 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
     if !database.is_empty() {
         probe.insert("database".into(), literal(database));
     }
-    let password = password.take().or_else(|| std::env::var_os("PGPASSWORD").map(|_| reference("PGPASSWORD")));
-    if let Some(p) = password {
-        probe.insert("password".into(), p);
+    if let Some(kerberos) = crate::probes::from_url::kerberos_auth(opts) {
+        probe.insert("auth".into(), toml::Value::Table(kerberos));
+    } else {
+        let password = password.take().or_else(|| std::env::var_os("PGPASSWORD").map(|_| reference("PGPASSWORD")));
+        if let Some(p) = password {
+            probe.insert("password".into(), p);
+        }
     }
     if let Some(q) = &opts.query {
         probe.insert("query".into(), literal(q));
