@@ -259,6 +259,56 @@ fn mssql_standin_behaves_as_sql_server_for_independent_clients() {
     ok(&env, &tsql("-p $AP_MSSQL_PORT", "SELECT * FROM payroll"), "Msg 229 (severity 14, state 5)");
 }
 
+/// The Kerberos realm, Apache's Negotiate and PostgreSQL's gss, with MIT's own kinit, curl
+/// --negotiate and psql.
+#[test]
+fn kerberos_realm_negotiate_and_postgres_gss_for_reference_clients() {
+    let env = harness_env();
+    let krb = "export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=FILE:/tmp/authprobe-harness-ccache-$$; trap \"rm -f /tmp/authprobe-harness-ccache-$$\" EXIT;";
+    ok(
+        &env,
+        &format!("{krb} echo \"$AP_KRB_PASSWORD\" | kinit $AP_KRB_USER && klist"),
+        "krbtgt/AUTHPROBE.TEST@AUTHPROBE.TEST",
+    );
+    refused(&env, &format!("{krb} echo wrong | kinit $AP_KRB_USER"), "Password incorrect");
+    ok(&env, &format!("{krb} kinit -k -t $AP_KRB_KEYTAB $AP_KRB_KEYTAB_USER && klist"), "krbtgt/");
+    refused(&env, &format!("{krb} kinit -k -t $AP_KRB_STALE_KEYTAB $AP_KRB_KEYTAB_USER"), "Preauthentication failed");
+    refused(
+        &env,
+        &format!(
+            "export KRB5_CONFIG=$AP_KRB5_SKEWED_CONFIG KRB5CCNAME=MEMORY:h; echo \"$AP_KRB_PASSWORD\" | kinit $AP_KRB_USER"
+        ),
+        "Clock skew too great",
+    );
+    refused(
+        &env,
+        "export KRB5_CONFIG=$AP_KRB5_CONFIG; klist -c $AP_KRB_EXPIRED_CCACHE -s || echo expired; false",
+        "expired",
+    );
+    let curl = "curl -s -o /dev/null -w '%{http_code}' --negotiate -u : --cacert $AP_CA";
+    ok(
+        &env,
+        &format!(
+            "export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {curl} https://localhost:$AP_NEGOTIATE_PORT/krb/ok.txt"
+        ),
+        "200",
+    );
+    ok(
+        &env,
+        &format!(
+            "export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {curl} https://localhost:$AP_NEGOTIATE_PORT/krb/admin/ok.txt"
+        ),
+        "401",
+    );
+    let psql = "psql -X -A -t -c 'SELECT 1' \"host=localhost port=$AP_PG_PORT dbname=appdb sslmode=verify-full sslrootcert=$AP_CA gssencmode=disable";
+    ok(&env, &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {psql} user=$AP_KRB_USER\""), "1");
+    refused(
+        &env,
+        &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {psql} user=$AP_PG_KRB_UNMAPPED\""),
+        "GSSAPI authentication failed",
+    );
+}
+
 #[test]
 fn docker_compose_file_is_valid() {
     let compose = require_tool("docker-compose");
