@@ -275,9 +275,7 @@ fn kerberos_realm_negotiate_and_postgres_gss_for_reference_clients() {
     refused(&env, &format!("{krb} kinit -k -t $AP_KRB_STALE_KEYTAB $AP_KRB_KEYTAB_USER"), "Preauthentication failed");
     refused(
         &env,
-        &format!(
-            "export KRB5_CONFIG=$AP_KRB5_SKEWED_CONFIG KRB5CCNAME=MEMORY:h; echo \"$AP_KRB_PASSWORD\" | kinit $AP_KRB_USER"
-        ),
+        "export KRB5_CONFIG=$AP_KRB5_SKEWED_CONFIG KRB5CCNAME=MEMORY:h; echo \"$AP_KRB_PASSWORD\" | kinit $AP_KRB_USER",
         "Clock skew too great",
     );
     refused(
