@@ -322,6 +322,8 @@ start_mysql() {
   running mysql && return 0
   port_free mysql "$AP_MYSQL_PORT"
   command -v mariadbd >/dev/null || apt_install mariadb-server mariadb-client
+  # MariaDB's Kerberos (auth_gssapi), server and client plugins
+  apt_install mariadb-plugin-gssapi-server mariadb-plugin-gssapi-client
   local dir=$STATE/mysql
   rm -rf "$dir"; mkdir -p "$dir/data" "$dir/tmp"
   install -m 644 "$CERTS/server.crt" "$dir/server.crt"
@@ -353,6 +355,9 @@ max_connections = 1000
 # AWSAuthenticationPlugin does.
 plugin-load-add = auth_pam.so
 pam-use-cleartext-plugin = ON
+plugin-load-add = auth_gssapi.so
+gssapi-keytab-path = $STATE/kdc/mariadb.keytab
+gssapi-principal-name = mariadb/localhost@$AP_KRB_REALM
 CONF
   rds_pam authprobe-rds-mysql "$AP_MYSQL_PORT"
   mariadb-install-db --defaults-file="$dir/my.cnf" --auth-root-authentication-method=socket --skip-test-db \
@@ -376,6 +381,9 @@ CREATE USER '$AP_MYSQL_ED25519_USER'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PA
 GRANT SELECT ON $AP_MYSQL_DATABASE.* TO '$AP_MYSQL_ED25519_USER'@'127.0.0.1';
 CREATE USER '$AP_IAM_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-rds-mysql' REQUIRE SSL;
 GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_IAM_DB_USER'@'127.0.0.1';
+CREATE USER '$AP_KRB_USER'@'127.0.0.1' IDENTIFIED VIA gssapi AS '$AP_KRB_USER@$AP_KRB_REALM';
+GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_KRB_USER'@'127.0.0.1';
+CREATE USER '$AP_PG_KRB_UNMAPPED'@'127.0.0.1' IDENTIFIED VIA gssapi AS 'someone-else@$AP_KRB_REALM';
 CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '$AP_MYSQL_ROOT_PASSWORD';
 GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 SQL
@@ -666,6 +674,8 @@ CONF
     "${q[@]}" "ktadd -k $dir/client.keytab $AP_KRB_KEYTAB_USER" >/dev/null
     "${q[@]}" "addprinc -randkey HTTP/localhost" >/dev/null
     "${q[@]}" "ktadd -k $dir/http.keytab HTTP/localhost" >/dev/null
+    "${q[@]}" "addprinc -randkey mariadb/localhost" >/dev/null
+    "${q[@]}" "ktadd -k $dir/mariadb.keytab mariadb/localhost" >/dev/null
     "${q[@]}" "addprinc -randkey postgres/localhost" >/dev/null
     "${q[@]}" "ktadd -k $dir/postgres.keytab postgres/localhost" >/dev/null
   ) || die "could not make the Kerberos principals"

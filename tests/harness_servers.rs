@@ -305,6 +305,13 @@ fn kerberos_realm_negotiate_and_postgres_gss_for_reference_clients() {
         &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {psql} user=$AP_PG_KRB_UNMAPPED\""),
         "GSSAPI authentication failed",
     );
+    let mariadb = "mariadb -h 127.0.0.1 -P $AP_MYSQL_PORT --ssl --ssl-ca=$AP_CA -N -e 'SELECT 1'";
+    ok(&env, &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {mariadb} -u $AP_KRB_USER"), "1");
+    refused(
+        &env,
+        &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {mariadb} -u $AP_PG_KRB_UNMAPPED"),
+        "ERROR 1045",
+    );
 }
 
 #[test]

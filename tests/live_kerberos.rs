@@ -220,3 +220,43 @@ async fn kerberos_check_flags() {
             .await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
+
+/// MariaDB's Kerberos login (auth_gssapi): the server names its service principal, the
+/// ticket for it is fetched then, and the server proves itself before OK.
+#[tokio::test]
+async fn kerberos_mariadb_gssapi() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let probe = |name: &str, user: &str, auth: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"mysql\"\nhost = \"localhost\"\nport = \"${{AP_MYSQL_PORT}}\"\nuser = \"{user}\"\nquery = \"SELECT item FROM appdb.orders\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"kerberos\", {auth} }}\n\n"
+        )
+    };
+    let password = "principal = \"${AP_KRB_USER}@${AP_KRB_REALM}\", password = \"${AP_KRB_PASSWORD}\", krb5_conf = \"${AP_KRB5_CONFIG}\"";
+    let cfg = probe("gssapi", "${AP_KRB_USER}", password)
+        + &probe(
+            "gssapi-from-cache",
+            "${AP_KRB_USER}",
+            "ccache = \"${AP_KRB_CCACHE}\", krb5_conf = \"${AP_KRB5_CONFIG}\"",
+        )
+        + &probe("principal-not-the-accounts", "${AP_PG_KRB_UNMAPPED}", password);
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = out.json();
+    for name in ["gssapi", "gssapi-from-cache"] {
+        let p = assert_passed(&report, name);
+        let stages: Vec<&str> = p["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(stages, ["dns", "connect", "tls", "token", "auth", "check"], "{p:#}");
+    }
+    assert_failed(&report, "principal-not-the-accounts", "auth", "auth_rejected");
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "gssapi", "-vv"], &env).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    for said in [
+        "the server asks for a ticket for mariadb/localhost@AUTHPROBE.TEST",
+        "authentication auth_gssapi_client",
+        "the server proved it is mariadb/localhost@AUTHPROBE.TEST",
+    ] {
+        assert!(out.stdout.contains(said), "missing `{said}`:\n{}", out.stdout);
+    }
+}

@@ -78,6 +78,33 @@ pub enum IamSupport {
     None,
 }
 
+/// A Kerberos failure carried through a wire crate (as its boxed GSS error) and taken back
+/// unchanged by the probe.
+#[derive(Debug)]
+pub struct KerberosFailure(pub Failure);
+
+impl std::fmt::Display for KerberosFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for KerberosFailure {}
+
+impl KerberosFailure {
+    pub fn boxed(failure: Failure) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(KerberosFailure(failure))
+    }
+
+    /// The failure back from a wire crate's boxed error.
+    pub fn unbox(err: Box<dyn std::error::Error + Send + Sync>) -> Failure {
+        match err.downcast::<KerberosFailure>() {
+            Ok(failure) => failure.0,
+            Err(other) => Failure::internal(format!("GSSAPI: {other}")),
+        }
+    }
+}
+
 /// What an `auth` table on a database probe asked for.
 enum DbAuth {
     RdsIam(Arc<RdsIam>),
@@ -92,7 +119,7 @@ fn read_db_auth(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<D
     let auth_type = a.required_string("type", types)?;
     if auth_type == "kerberos" {
         if support != IamSupport::RdsIamAndKerberos {
-            a.error_at("type", "kerberos is supported on postgres and http probes so far (MySQL's, SQL Server's and SFTP's are not implemented yet)");
+            a.error_at("type", "kerberos is supported on http, postgres and mysql (MariaDB's auth_gssapi) probes; SQL Server's integrated authentication and SFTP's gssapi-with-mic are not implemented");
             return None;
         }
         let kerberos = crate::identity::kerberos::KerberosAuth::read(&a);

@@ -4,7 +4,9 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::{GREETING_MAX, Greeting, Login, WireError, parse_greeting, protocol};
-use crate::exchange::{LOGIN_PACKET_CAP, LoginExchange, LoginStep, QueryExchange, query_packet};
+use crate::exchange::{
+    GSSAPI_PLUGIN, GssInitiator, LOGIN_PACKET_CAP, LoginExchange, LoginStep, QueryExchange, query_packet,
+};
 
 /// Packets over a byte stream: 3-byte length, sequence number, payload.
 pub struct Packets<S> {
@@ -91,17 +93,38 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     greeting: &Greeting,
     caps: u32,
     login: &Login<'_>,
+    mut gss: Option<&mut dyn GssProvider>,
 ) -> Result<String, WireError> {
     let (mut exchange, response) = LoginExchange::start(greeting, caps, login)?;
     packets.write(&response).await?;
     loop {
         let packet = packets.read(LOGIN_PACKET_CAP).await?;
-        match exchange.on_packet(&packet)? {
+        let mut step = exchange.on_packet(&packet)?;
+        if let LoginStep::GssStart { service_principal } = &step {
+            let provider = gss.as_deref_mut().ok_or_else(|| WireError::UnsupportedPlugin(GSSAPI_PLUGIN.into()))?;
+            let initiator = provider.initiator(service_principal).await.map_err(WireError::Gss)?;
+            step = exchange.begin_gss(initiator)?;
+        }
+        match step {
             LoginStep::Send(answer) => packets.write(&answer).await?,
             LoginStep::Read => {}
             LoginStep::Done(plugin) => return Ok(plugin),
+            LoginStep::GssStart { .. } => return Err(crate::codec::protocol("Kerberos login started twice")),
         }
     }
+}
+
+/// A caller's error, carried through unchanged.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What [`GssProvider::initiator`] returns: the initiator, once the ticket is there.
+pub type InitiatorFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn GssInitiator>, BoxError>> + Send + 'a>>;
+
+/// Makes the GSS-API initiator for a Kerberos login, once the server named its service
+/// principal (getting the ticket may talk to the KDC, hence async).
+pub trait GssProvider: Send {
+    fn initiator<'a>(&'a mut self, service_principal: &'a str) -> InitiatorFuture<'a>;
 }
 
 /// Runs one text query and reads its answer up to the first row; returns the rows seen

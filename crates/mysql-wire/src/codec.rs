@@ -45,6 +45,8 @@ pub enum WireError {
         plugin: String,
         how: Exposure,
     },
+    /// The caller's GSS-API initiator failed; its own error, to be taken back by the caller.
+    Gss(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The recoverable form a server asked for the password in.

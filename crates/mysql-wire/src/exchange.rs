@@ -10,6 +10,9 @@ use crate::codec::{
     ok_status, plugin_answer, protocol, read_lenenc, rsa_password, server_error, ssl_request,
 };
 
+/// MariaDB's Kerberos plugin (auth_gssapi), as the client names it.
+pub const GSSAPI_PLUGIN: &str = "auth_gssapi_client";
+
 /// The largest packet read during the login.
 pub const LOGIN_PACKET_CAP: usize = 64 * 1024;
 
@@ -22,6 +25,19 @@ pub enum LoginStep {
     Read,
     /// Logged in with this plugin.
     Done(String),
+    /// The server asks for a Kerberos login (MariaDB's `auth_gssapi_client`) with a ticket
+    /// for this service principal: give the exchange a GSS-API initiator for it
+    /// ([`LoginExchange::begin_gss`]), which answers with the first token.
+    GssStart { service_principal: String },
+}
+
+/// The GSS-API side of a Kerberos login, supplied by the caller (which owns the ticket):
+/// `step(None)` makes the first token, `step(Some(token))` reads the server's next one;
+/// each returns the token to send (empty: nothing to send).
+pub trait GssInitiator: Send {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
+    /// Whether the context is established (the server proved itself).
+    fn is_complete(&self) -> bool;
 }
 
 /// One login, from the handshake response to OK or ERR.
@@ -33,6 +49,8 @@ pub struct LoginExchange<'a> {
     /// answer [1], or caching_sha2's [2], sent only where the probe allows it): an
     /// unsolicited one is an impostor's.
     asked_for_key: bool,
+    /// The Kerberos login in progress (`auth_gssapi_client`).
+    gss: Option<Box<dyn GssInitiator>>,
 }
 
 fn asks_for_key(plugin: &str, answer: &[u8]) -> bool {
@@ -65,7 +83,7 @@ impl<'a> LoginExchange<'a> {
             response.extend_from_slice(plugin.as_bytes());
             response.push(0);
         }
-        Ok((LoginExchange { login, plugin, scramble, asked_for_key }, response))
+        Ok((LoginExchange { login, plugin, scramble, asked_for_key, gss: None }, response))
     }
 
     /// The plugin the exchange is at (the greeting's, or the one the server switched to).
@@ -73,9 +91,24 @@ impl<'a> LoginExchange<'a> {
         &self.plugin
     }
 
+    /// Answers [`LoginStep::GssStart`]: the initiator's first token, to send.
+    pub fn begin_gss(&mut self, mut gss: Box<dyn GssInitiator>) -> Result<LoginStep, WireError> {
+        let token = gss.step(None).map_err(WireError::Gss)?;
+        self.gss = Some(gss);
+        Ok(LoginStep::Send(token))
+    }
+
+    /// Whether a Kerberos login's server proved who it is.
+    pub fn gss_complete(&self) -> bool {
+        self.gss.as_ref().is_some_and(|gss| gss.is_complete())
+    }
+
     /// The next packet of the server.
     pub fn on_packet(&mut self, packet: &[u8]) -> Result<LoginStep, WireError> {
         match packet.first() {
+            Some(0x00) if self.plugin == GSSAPI_PLUGIN && !self.gss_complete() => {
+                Err(protocol("the server accepted the Kerberos login before proving who it is (mutual authentication)"))
+            }
             Some(0x00) => Ok(LoginStep::Done(self.plugin.clone())),
             Some(0xff) => Err(server_error(packet)),
             // AuthSwitchRequest: the account's plugin, with a fresh scramble.
@@ -83,6 +116,18 @@ impl<'a> LoginExchange<'a> {
                 let (name, at) = cstring(packet, 1).ok_or_else(|| protocol("malformed authentication switch"))?;
                 self.plugin = name;
                 let data = packet.get(at..).unwrap_or_default();
+                if self.plugin == GSSAPI_PLUGIN {
+                    if self.gss.is_some() {
+                        return Err(protocol("the server switched to Kerberos twice"));
+                    }
+                    // The plugin's data: the service principal, then the mechanism.
+                    let (service_principal, _) =
+                        cstring(data, 0).ok_or_else(|| protocol("malformed Kerberos plugin data"))?;
+                    if service_principal.is_empty() {
+                        return Err(protocol("the server named no service principal for its Kerberos login"));
+                    }
+                    return Ok(LoginStep::GssStart { service_principal });
+                }
                 self.scramble = data.strip_suffix(&[0]).unwrap_or(data).to_vec();
                 let answer = plugin_answer(&self.plugin, self.login, &self.scramble)?;
                 self.asked_for_key = asks_for_key(&self.plugin, &answer);
@@ -95,6 +140,12 @@ impl<'a> LoginExchange<'a> {
     }
 
     fn more_data(&mut self, data: &[u8]) -> Result<LoginStep, WireError> {
+        if self.plugin == GSSAPI_PLUGIN {
+            // The server's next GSS-API token (its proof, with mutual authentication).
+            let gss = self.gss.as_mut().ok_or_else(|| protocol("a Kerberos token before the Kerberos login began"))?;
+            let token = gss.step(Some(data)).map_err(WireError::Gss)?;
+            return Ok(if token.is_empty() { LoginStep::Read } else { LoginStep::Send(token) });
+        }
         match (self.plugin.as_str(), data) {
             // caching_sha2_password: the fast path succeeded; OK follows.
             ("caching_sha2_password", [3]) => Ok(LoginStep::Read),

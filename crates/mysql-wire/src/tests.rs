@@ -62,3 +62,66 @@ fn the_rsa_path_encrypts_the_scrambled_password_for_the_server_key() {
     let opened = key.decrypt(&aws_lc_rs::rsa::OAEP_SHA1_MGF1SHA1, &sealed, &mut out, None).unwrap();
     assert_eq!(xor(opened, scramble), b"secret\0");
 }
+
+/// A scripted GSS-API initiator: the first token, then completion on the server's reply.
+struct ScriptedGss {
+    complete: bool,
+}
+
+impl GssInitiator for ScriptedGss {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, BoxError> {
+        match input {
+            None => Ok(b"AP-REQ".to_vec()),
+            Some(b"AP-REP") => {
+                self.complete = true;
+                Ok(Vec::new())
+            }
+            Some(_) => Err("the server's token does not verify".into()),
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        self.complete
+    }
+}
+
+#[test]
+fn mariadb_gssapi_names_the_servers_principal_and_requires_its_proof() {
+    let greeting = Greeting {
+        version: "10.11.6-MariaDB".into(),
+        connection_id: 1,
+        capabilities: CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH,
+        scramble: b"0123456789abcdefghij".to_vec(),
+        plugin: "mysql_native_password".into(),
+    };
+    let login = Login {
+        user: "ap_krb_user",
+        password: "",
+        database: None,
+        encrypted: true,
+        verified: true,
+        allow_unverified: false,
+        server_public_key: None,
+    };
+    let switch = [&[0xfe][..], b"auth_gssapi_client\0", b"mariadb/db@R\0", b"Kerberos\0"].concat();
+    let run = |reply: &[u8], ok_early: bool| -> Result<String, WireError> {
+        let (mut exchange, _) = LoginExchange::start(&greeting, greeting.capabilities, &login)?;
+        let LoginStep::GssStart { service_principal } = exchange.on_packet(&switch)? else { panic!("no GssStart") };
+        assert_eq!(service_principal, "mariadb/db@R");
+        let LoginStep::Send(first) = exchange.begin_gss(Box::new(ScriptedGss { complete: false }))? else {
+            panic!("no first token")
+        };
+        assert_eq!(first, b"AP-REQ");
+        if !ok_early {
+            assert!(matches!(exchange.on_packet(&[&[0x01][..], reply].concat())?, LoginStep::Read));
+        }
+        match exchange.on_packet(&[0x00, 0, 0, 2, 0, 0, 0])? {
+            LoginStep::Done(plugin) => Ok(plugin),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(run(b"AP-REP", false).unwrap(), "auth_gssapi_client");
+    assert!(matches!(run(b"forged", false), Err(WireError::Gss(_))));
+    // OK before the server proved itself is refused.
+    assert!(matches!(run(b"", true), Err(WireError::Protocol(_))));
+}

@@ -13,11 +13,14 @@ use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::net::BoxIo;
 use crate::connect::tls::{self, Recorder, TlsOptions};
+use crate::identity::kerberos::{self, KerberosAuth};
 use crate::model::advice::Fix;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::InspectFuture;
 use crate::probes::Probe;
-use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
+use crate::probes::db::{
+    DbTarget, IamSupport, KerberosFailure, peer_verified, session_io_failure, unverified_peer_refusal,
+};
 use crate::probes::from_url::{UrlOptions, UrlProbe};
 use mysql_wire as wire;
 use url::Url;
@@ -46,7 +49,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         None => (!t.has("server_public_key")).then_some(None),
     };
     // Every key is read before returning, so that one error does not hide the others.
-    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIam, false);
+    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIamAndKerberos, false);
     Some(Arc::new(MysqlProbe { db: db?, server_public_key: key? }))
 }
 
@@ -140,9 +143,19 @@ impl MysqlProbe {
                     server_public_key: self.server_public_key.as_deref().map(Vec::as_slice),
                 };
                 let caps = self.capabilities(&greeting, encrypted);
-                let plugin = wire::login(&mut packets, &greeting, caps, &login)
+                let mut kerberos = self.db.kerberos.as_deref().map(|auth| KerberosLogin {
+                    ctx,
+                    auth,
+                    host: &self.db.host,
+                    service: None,
+                });
+                let gss = kerberos.as_mut().map(|k| k as &mut dyn wire::GssProvider);
+                let plugin = wire::login(&mut packets, &greeting, caps, &login, gss)
                     .await
                     .map_err(|err| self.classify(err, tls.as_ref(), "during the login"))?;
+                if let Some(service) = kerberos.and_then(|k| k.service) {
+                    ctx.detail(format!("kerberos: mutual authentication: the server proved it is {service}"));
+                }
                 ctx.diagnostic(format!(
                     "mysql: server version {}, connection id {}, authentication {plugin}, session {}",
                     // MariaDB prefixes its version with 5.5.5- for old clients.
@@ -208,6 +221,55 @@ impl MysqlProbe {
     }
 }
 
+/// MariaDB's Kerberos login (auth_gssapi): the server names the service principal it
+/// accepts, and the ticket for it is fetched then (stage `token`, inside `auth`), as
+/// MariaDB's client does; a `service_principal` on the probe wins.
+struct KerberosLogin<'a> {
+    ctx: &'a ProbeContext,
+    auth: &'a KerberosAuth,
+    host: &'a str,
+    /// The service principal of the ticket, once fetched.
+    service: Option<String>,
+}
+
+/// The Kerberos initiator, owned, as mysql-wire's GSS-API step.
+struct GssTokens(kerberos::Initiator);
+
+impl wire::GssInitiator for GssTokens {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, wire::BoxError> {
+        self.0.step(input).map_err(KerberosFailure::boxed)
+    }
+
+    fn is_complete(&self) -> bool {
+        self.0.is_complete()
+    }
+}
+
+impl wire::GssProvider for KerberosLogin<'_> {
+    fn initiator<'b>(&'b mut self, service_principal: &'b str) -> wire::InitiatorFuture<'b> {
+        Box::pin(async move {
+            let ctx = self.ctx;
+            ctx.detail(format!(
+                "credentials: Kerberos, {}; the server asks for a ticket for {service_principal}",
+                self.auth.describe()
+            ));
+            let auth = KerberosAuth {
+                service_principal: self.auth.service_principal.clone().or_else(|| Some(service_principal.to_string())),
+                ..self.auth.clone()
+            };
+            let initiator = ctx
+                .stage(Stage::Token, async {
+                    let ticket = kerberos::acquire::ticket(ctx, &auth, "mariadb", self.host).await?;
+                    kerberos::Initiator::new(ticket, kerberos::Mechanism::Krb5)
+                })
+                .await
+                .map_err(KerberosFailure::boxed)?;
+            self.service = Some(initiator.ticket().service.clone());
+            Ok(Box::new(GssTokens(initiator)) as Box<dyn wire::GssInitiator>)
+        })
+    }
+}
+
 /// Classifies a protocol failure that owes nothing to TLS.
 fn plain_failure(err: WireError, during: &str) -> Failure {
     match err {
@@ -220,10 +282,11 @@ fn plain_failure(err: WireError, during: &str) -> Failure {
             ErrorClass::UnexpectedResponse,
             format!("the account uses the authentication plugin {plugin}, which authprobe does not implement"),
         )
-        .with_hint("authprobe logs in with mysql_native_password, caching_sha2_password, sha256_password, client_ed25519 and (over TLS) mysql_clear_password"),
+        .with_hint("authprobe logs in with mysql_native_password, caching_sha2_password, sha256_password, client_ed25519, (over TLS) mysql_clear_password, and auth_gssapi_client with auth = { type = \"kerberos\" }"),
         WireError::Unverified { plugin, how } => {
             unverified_peer_refusal(&format!("the server asked for the password {how} ({plugin})"), None)
         }
+        WireError::Gss(err) => KerberosFailure::unbox(err),
     }
 }
 

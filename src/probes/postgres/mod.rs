@@ -26,7 +26,9 @@ use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::redact;
 use crate::probes::InspectFuture;
 use crate::probes::Probe;
-use crate::probes::db::{DbTarget, IamSupport, peer_verified, session_io_failure, unverified_peer_refusal};
+use crate::probes::db::{
+    DbTarget, IamSupport, KerberosFailure, peer_verified, session_io_failure, unverified_peer_refusal,
+};
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
 use pg_wire as wire;
 use url::Url;
@@ -109,18 +111,6 @@ fn read_require_auth(t: &TableReader<'_, '_>) -> Option<(Vec<Method>, Vec<Method
 
 /// The Kerberos initiator, as pg-wire's GSS-API step (pg-wire knows nothing of tickets).
 struct GssTokens<'a>(&'a mut kerberos::Initiator);
-
-/// A Kerberos failure carried through pg-wire and taken back unchanged.
-#[derive(Debug)]
-struct KerberosFailure(Failure);
-
-impl std::fmt::Display for KerberosFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0.message)
-    }
-}
-
-impl std::error::Error for KerberosFailure {}
 
 impl wire::GssInitiator for GssTokens<'_> {
     fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
@@ -251,10 +241,7 @@ impl PostgresProbe {
             PgError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("PostgreSQL protocol error: {what}"))
                 .with_hint("the server does not speak PostgreSQL's protocol as expected: check the port, and that nothing in between rewrites the connection"),
             PgError::Refused(refusal) => self.refusal(refusal, recorder),
-            PgError::Gss(err) => match err.downcast::<KerberosFailure>() {
-                Ok(failure) => failure.0,
-                Err(other) => Failure::internal(format!("GSSAPI: {other}")),
-            },
+            PgError::Gss(err) => KerberosFailure::unbox(err),
         }
     }
 
