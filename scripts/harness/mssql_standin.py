@@ -99,16 +99,24 @@ class FaithfulConnection(Connection):
         self._login_database = kwargs.get("database") or "master"
         self.routed = False
 
+    @staticmethod
+    def _expect(source: bytearray, kind: PacketType):
+        """The next whole message in `source`, if one is there; it must be a `kind`."""
+        message = reassemble(source)
+        if message is None:
+            return None
+        del source[: message.consumed]
+        if message.type is not kind:
+            raise TdsProtocolError(f"expected {kind.name}, got {message.type.name}")
+        return message
+
     # -- TDS 8: PRELOGIN inside the TLS the socket already carries, no inner handshake
     def _step_prelogin(self, responses):
         if not self._listener.get("strict"):
             return super()._step_prelogin(responses)
-        message = reassemble(self._buffer)
+        message = self._expect(self._buffer, PacketType.PRELOGIN)
         if message is None:
             return False
-        del self._buffer[: message.consumed]
-        if message.type is not PacketType.PRELOGIN:
-            raise TdsProtocolError(f"expected PRELOGIN, got {message.type.name}")
         self._client_prelogin = Prelogin.parse(message.payload)
         log.info("strict: PRELOGIN inside TLS, client ENCRYPTION=%s", self._client_prelogin.encryption)
         # The ENCRYPTION option means nothing once TLS came first; SQL Server answers it
@@ -149,12 +157,9 @@ class FaithfulConnection(Connection):
             self._plaintext += self._tunnel.unwrap(bytes(self._buffer))
             self._buffer.clear()
             moved = True
-        message = reassemble(self._plaintext)
+        message = self._expect(self._plaintext, PacketType.LOGIN7)
         if message is None:
             return moved
-        del self._plaintext[: message.consumed]
-        if message.type is not PacketType.LOGIN7:
-            raise TdsProtocolError(f"expected LOGIN7, got {message.type.name}")
         self._login = Login7.parse(message.payload)
         self._tds_version = negotiate(self._login.tds_version)
         if self._login.uses_integrated_auth:
