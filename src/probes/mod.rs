@@ -162,7 +162,7 @@ pub struct Kind {
 pub const KINDS: &[Kind] = &[
     Kind {
         name: "http",
-        description: "an HTTP(S) API: one request with bearer, basic, API key, OAuth2, cloud identity or SigV4 credentials",
+        description: "an HTTP(S) API: one request with bearer, basic, API key, OAuth2, cloud identity, SigV4 or Kerberos (Negotiate) credentials",
         default_port: None,
         parse: http::parse,
         check: Some(CheckUrl { schemes: &["http", "https"], build: http::from_url }),
@@ -170,7 +170,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "postgres",
-        description: "a PostgreSQL login (password, SCRAM, client certificate, RDS IAM) and a check query",
+        description: "a PostgreSQL login (password, SCRAM, client certificate, RDS IAM, Kerberos) and a check query",
         default_port: Some(postgres::DEFAULT_PORT),
         parse: postgres::parse,
         check: Some(CheckUrl { schemes: &["postgres", "postgresql"], build: postgres::from_url }),
@@ -182,7 +182,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "mysql",
-        description: "a MySQL or MariaDB login (every common plugin, client certificate, RDS IAM) and a check query",
+        description: "a MySQL or MariaDB login (every common plugin, client certificate, RDS IAM, MariaDB Kerberos) and a check query",
         default_port: Some(mysql::DEFAULT_PORT),
         parse: mysql::parse,
         check: Some(CheckUrl { schemes: &["mysql", "mariadb"], build: mysql::from_url }),
