@@ -63,10 +63,16 @@ mount --bind /dev/pts "$R/dev/pts"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$R/dev/shm"
 # apt must not start services on this machine's network.
 printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
-# An installed Debian names itself in /etc/hosts (the installer writes "127.0.1.1 NAME");
-# a debootstrapped root does not, and clients that resolve their own host name (Microsoft's
-# ODBC driver does) then fail where they would not on a real machine.
-grep -qw "$(hostname)" "$R/etc/hosts" 2>/dev/null || printf '127.0.1.1\t%s\n' "$(hostname)" >> "$R/etc/hosts"
+# An installed Debian has the installer's /etc/hosts, which names the machine itself
+# ("127.0.1.1 NAME"); a debootstrapped root has none (netbase writes one without the name
+# later), and clients that resolve their own host name (Microsoft's ODBC driver does) then
+# fail where they would not on a real machine.
+if [ -f "$R/etc/hosts" ]; then
+  grep -qw "$(hostname)" "$R/etc/hosts" || printf '127.0.1.1\t%s\n' "$(hostname)" >> "$R/etc/hosts"
+else
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n' \
+    "$(hostname)" > "$R/etc/hosts"
+fi
 chmod +x "$R/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 mkdir -p "$R/opt/rust" "$R/root/authprobe"
