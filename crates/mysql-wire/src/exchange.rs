@@ -135,6 +135,9 @@ impl<'a> LoginExchange<'a> {
             }
             // AuthMoreData: the next step of a multi-step plugin.
             Some(0x01) => self.more_data(&packet[1..]),
+            // A plugin's data sent as it is: MariaDB prefixes it with 0x01 only when it
+            // begins with 0x01, 0xfe or 0xff (a GSS-API token begins with 0x60).
+            Some(_) if self.plugin == GSSAPI_PLUGIN && self.gss.is_some() => self.more_data(packet),
             _ => Err(protocol("unexpected answer to the login")),
         }
     }
