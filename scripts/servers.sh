@@ -429,9 +429,11 @@ start_sshd() {
   ssh-keygen -q -t ed25519 -N '' -C stranger -f "$dir/stranger_ed25519"
   ensure_user "$AP_SFTP_USER" "$AP_SFTP_PASSWORD"
   ensure_user "$AP_SFTP_KEY_USER" -
+  # Kerberos (gssapi-with-mic): ap_krb_user@REALM maps to the account of the same name.
+  ensure_user "$AP_KRB_USER" -
   cat "$dir/client_ed25519.pub" "$dir/client_ed25519_encrypted.pub" "$dir/client_rsa_pem.pub" > "$dir/authorized_keys/$AP_SFTP_KEY_USER"
   chmod 644 "$dir/authorized_keys/"*
-  for user in "$AP_SFTP_USER" "$AP_SFTP_KEY_USER"; do
+  for user in "$AP_SFTP_USER" "$AP_SFTP_KEY_USER" "$AP_KRB_USER"; do
     local home; home=$(getent passwd "$user" | cut -d: -f6)
     mkdir -p "$home/data" "$home/private"
     printf 'hello from %s\n' "$user" > "$home/data/hello.txt"
@@ -439,17 +441,21 @@ start_sshd() {
     chown root:root "$home/private"; chmod 700 "$home/private"
   done
   {
-    sshd_logins "$dir" "$AP_SFTP_USER $AP_SFTP_KEY_USER"
+    sshd_logins "$dir" "$AP_SFTP_USER $AP_SFTP_KEY_USER $AP_KRB_USER"
     cat <<CONF
 Port $AP_SSH_PORT
 ListenAddress 127.0.0.1
 HostKey $dir/host_ed25519
 PidFile $dir/sshd.pid
 Subsystem sftp internal-sftp
+# Kerberos: host/localhost's key (KRB5_KTNAME below), whatever this machine's name is.
+GSSAPIAuthentication yes
+GSSAPIStrictAcceptorCheck no
 CONF
   } > "$dir/sshd_config"
   /usr/sbin/sshd -t -f "$dir/sshd_config" || die "sshd config invalid"
-  nohup /usr/sbin/sshd -D -e -f "$dir/sshd_config" >"$STATE/logs/sshd.log" 2>&1 &
+  KRB5_CONFIG=$STATE/kdc/krb5.conf KRB5_KTNAME=FILE:$STATE/kdc/host.keytab \
+    nohup /usr/sbin/sshd -D -e -f "$dir/sshd_config" >"$STATE/logs/sshd.log" 2>&1 &
   echo $! > "$PIDS/sshd.pid"
   wait_tcp sshd "$AP_SSH_PORT"
 }
@@ -674,6 +680,8 @@ CONF
     "${q[@]}" "ktadd -k $dir/client.keytab $AP_KRB_KEYTAB_USER" >/dev/null
     "${q[@]}" "addprinc -randkey HTTP/localhost" >/dev/null
     "${q[@]}" "ktadd -k $dir/http.keytab HTTP/localhost" >/dev/null
+    "${q[@]}" "addprinc -randkey host/localhost" >/dev/null
+    "${q[@]}" "ktadd -k $dir/host.keytab host/localhost" >/dev/null
     "${q[@]}" "addprinc -randkey mariadb/localhost" >/dev/null
     "${q[@]}" "ktadd -k $dir/mariadb.keytab mariadb/localhost" >/dev/null
     "${q[@]}" "addprinc -randkey postgres/localhost" >/dev/null

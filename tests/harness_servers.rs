@@ -305,6 +305,17 @@ fn kerberos_realm_negotiate_and_postgres_gss_for_reference_clients() {
         &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {psql} user=$AP_PG_KRB_UNMAPPED\""),
         "GSSAPI authentication failed",
     );
+    let ssh = "ssh -o BatchMode=yes -o GSSAPIAuthentication=yes -o PreferredAuthentications=gssapi-with-mic -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p $AP_SSH_PORT";
+    ok(
+        &env,
+        &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {ssh} $AP_KRB_USER@localhost echo in"),
+        "in",
+    );
+    refused(
+        &env,
+        &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {ssh} $AP_SFTP_USER@localhost echo in"),
+        "Permission denied",
+    );
     let mariadb = "mariadb -h 127.0.0.1 -P $AP_MYSQL_PORT --ssl --ssl-ca=$AP_CA -N -e 'SELECT 1'";
     ok(&env, &format!("export KRB5_CONFIG=$AP_KRB5_CONFIG KRB5CCNAME=$AP_KRB_CCACHE; {mariadb} -u $AP_KRB_USER"), "1");
     refused(

@@ -260,3 +260,36 @@ async fn kerberos_mariadb_gssapi() {
         assert!(out.stdout.contains(said), "missing `{said}`:\n{}", out.stdout);
     }
 }
+
+/// SFTP with gssapi-with-mic (RFC 4462) against OpenSSH: a ticket for host/localhost, the
+/// server's proof, then a MIC over the session; a principal that maps to another account
+/// is refused by sshd.
+#[tokio::test]
+async fn kerberos_sftp_gssapi_with_mic() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let probe = |name: &str, user: &str, auth: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"sftp\"\nhost = \"localhost\"\nport = \"${{AP_SSH_PORT}}\"\nuser = \"{user}\"\nhost_key = \"${{AP_SSH_HOST_KEY}}\"\npath = \"data\"\nauth = {{ type = \"kerberos\", {auth} }}\n\n"
+        )
+    };
+    let password = "principal = \"${AP_KRB_USER}@${AP_KRB_REALM}\", password = \"${AP_KRB_PASSWORD}\", krb5_conf = \"${AP_KRB5_CONFIG}\"";
+    let cfg = probe("gssapi", "${AP_KRB_USER}", password)
+        + &probe("from-cache", "${AP_KRB_USER}", "ccache = \"${AP_KRB_CCACHE}\", krb5_conf = \"${AP_KRB5_CONFIG}\"")
+        + &probe("another-account", "${AP_SFTP_USER}", password);
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = out.json();
+    for name in ["gssapi", "from-cache"] {
+        let p = assert_passed(&report, name);
+        let stages: Vec<&str> = p["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert_eq!(stages, ["dns", "connect", "token", "auth", "check"], "{p:#}");
+    }
+    let refused = assert_failed(&report, "another-account", "auth", "auth_rejected");
+    assert!(refused["error"]["hint"].as_str().unwrap().contains(".k5login"), "{refused:#}");
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "gssapi", "-v"], &env).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("service ticket for host/localhost@AUTHPROBE.TEST"), "{}", out.stdout);
+    assert!(out.stdout.contains("the server proved it is host/localhost@AUTHPROBE.TEST"), "{}", out.stdout);
+}

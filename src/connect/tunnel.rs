@@ -28,6 +28,10 @@ impl TunnelConfig {
     /// Reads the keys of a `[[tunnel]]` table other than `name`.
     pub fn read(t: &TableReader<'_, '_>, name: String) -> Option<TunnelConfig> {
         let ssh = SshTarget::read(t)?;
+        if matches!(ssh.auth, crate::connect::ssh::SshAuth::Gssapi) {
+            t.error_at("auth", "a tunnel logs in with a password, a key or the agent; Kerberos is for sftp probes");
+            return None;
+        }
         Some(TunnelConfig { name, ssh })
     }
 

@@ -119,7 +119,7 @@ fn read_db_auth(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<D
     let auth_type = a.required_string("type", types)?;
     if auth_type == "kerberos" {
         if support != IamSupport::RdsIamAndKerberos {
-            a.error_at("type", "kerberos is supported on http, postgres and mysql (MariaDB's auth_gssapi) probes; SQL Server's integrated authentication and SFTP's gssapi-with-mic are not implemented");
+            a.error_at("type", "kerberos is supported on postgres and mysql (MariaDB's auth_gssapi); SQL Server's integrated authentication is not implemented");
             return None;
         }
         let kerberos = crate::identity::kerberos::KerberosAuth::read(&a);
@@ -414,6 +414,11 @@ pub fn from_url(
         probe.insert("database".into(), literal(database));
     }
     let password = password.take().or_else(|| std::env::var_os(password_var).map(|_| reference(password_var)));
+    let kerberos = crate::probes::from_url::kerberos_auth(opts);
+    let password = if kerberos.is_some() { None } else { password };
+    if let Some(kerberos) = kerberos {
+        probe.insert("auth".into(), toml::Value::Table(kerberos));
+    }
     match password {
         Some(p) => drop(probe.insert("password".into(), p)),
         // SQL Server has no passwordless SQL login: say which variable, not which key.

@@ -15,6 +15,7 @@ use crate::connect::dial;
 use crate::connect::net::Record;
 use crate::connect::proxy::Traffic;
 use crate::connect::ssh::{self, Role, SshTarget};
+use crate::identity::kerberos::{self, KerberosAuth};
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, path_string, reference};
 use crate::probes::{Probe, ProbeFuture};
@@ -27,16 +28,71 @@ pub struct SftpProbe {
     ssh: SshTarget,
     /// The directory to list; relative paths start in the user's login directory.
     path: String,
+    /// `auth = { type = "kerberos", … }`: gssapi-with-mic with a ticket for host/HOST.
+    kerberos: Option<Arc<KerberosAuth>>,
+}
+
+/// The Kerberos context as russh's gssapi-with-mic step (RFC 4462): the first token, the
+/// server's answer (its proof), then a MIC over the session's data.
+struct GssapiLogin(kerberos::Initiator);
+
+/// A failure inside russh's GSS-API loop, taken back unchanged.
+struct GssFailure(Failure);
+
+impl From<russh::SendError> for GssFailure {
+    fn from(_: russh::SendError) -> Self {
+        GssFailure(Failure::new(ErrorClass::Network, "the SSH connection closed during the Kerberos login"))
+    }
+}
+
+impl From<GssFailure> for Failure {
+    fn from(failure: GssFailure) -> Self {
+        failure.0
+    }
+}
+
+impl russh::GssapiAuthenticator for GssapiLogin {
+    type Error = GssFailure;
+
+    async fn gssapi_step(
+        &mut self,
+        selected_mechanism: Option<Vec<u8>>,
+        input_token: Option<Vec<u8>>,
+        mic_data: Vec<u8>,
+    ) -> Result<russh::GssapiStep, GssFailure> {
+        if let Some(mechanism) = &selected_mechanism
+            && !mechanism.ends_with(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02])
+        {
+            return Err(GssFailure(Failure::new(
+                ErrorClass::Protocol,
+                "the SSH server selected a GSS-API mechanism authprobe did not offer (only Kerberos 5 was)",
+            )));
+        }
+        let token = self.0.step(input_token.as_deref()).map_err(GssFailure)?;
+        if !self.0.is_complete() {
+            return Ok(russh::GssapiStep::Continue { token });
+        }
+        let mic = self.0.mic(&mic_data).map_err(GssFailure)?;
+        Ok(russh::GssapiStep::Complete { token: (!token.is_empty()).then_some(token), mic: Some(mic) })
+    }
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let ssh = SshTarget::read(t);
+    let kerberos = match (&ssh, t.table("auth")) {
+        (Some(SshTarget { auth: ssh::SshAuth::Gssapi, .. }), Some(a)) => {
+            let kerberos = KerberosAuth::read(&a);
+            a.finish();
+            Some(Arc::new(kerberos?))
+        }
+        _ => None,
+    };
     let path = t.string("path").unwrap_or_else(|| ".".into());
     if path.is_empty() {
         t.error_at("path", "the directory must not be empty; use \".\" for the login directory");
         return None;
     }
-    Some(Arc::new(SftpProbe { ssh: ssh?, path }))
+    Some(Arc::new(SftpProbe { ssh: ssh?, path, kerberos }))
 }
 
 impl SftpProbe {
@@ -50,7 +106,27 @@ impl SftpProbe {
                 ssh::handshake(ctx, stream, target, Role::Probe)
             })
             .await?;
-        ctx.stage(Stage::Auth, session.authenticate(ctx, target)).await?;
+        match &self.kerberos {
+            Some(kerberos) => {
+                ctx.detail(format!("credentials: Kerberos, {}", kerberos.describe()));
+                let initiator = ctx
+                    .stage(Stage::Token, async {
+                        // OpenSSH's service principal: host/HOST@REALM
+                        let ticket = kerberos::acquire::ticket(ctx, kerberos, "host", &target.host).await?;
+                        kerberos::Initiator::new(ticket, kerberos::Mechanism::Krb5)
+                    })
+                    .await?;
+                let mut login = GssapiLogin(initiator);
+                ctx.stage(Stage::Auth, session.authenticate_gssapi(target, &mut login)).await?;
+                if login.0.is_complete() {
+                    ctx.detail(format!(
+                        "kerberos: mutual authentication: the server proved it is {}",
+                        login.0.ticket().service
+                    ));
+                }
+            }
+            None => ctx.stage(Stage::Auth, session.authenticate(ctx, target)).await?,
+        }
         let result = ctx.stage(Stage::Check, self.list(ctx, &session)).await;
         session.close().await;
         result
@@ -126,7 +202,10 @@ impl Probe for SftpProbe {
     }
 
     fn stages(&self) -> Vec<Stage> {
-        vec![Stage::Dns, Stage::Connect, Stage::Auth, Stage::Check]
+        match self.kerberos {
+            Some(_) => vec![Stage::Dns, Stage::Connect, Stage::Token, Stage::Auth, Stage::Check],
+            None => vec![Stage::Dns, Stage::Connect, Stage::Auth, Stage::Check],
+        }
     }
 
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
@@ -148,7 +227,9 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
     probe.insert("path".into(), literal(&sftp_path(url.path())));
     let mut auth = Table::new();
     let password = password.take().or_else(|| std::env::var_os("SSHPASS").map(|_| reference("SSHPASS")));
-    if let Some(key) = &opts.identity {
+    if let Some(kerberos) = crate::probes::from_url::kerberos_auth(opts) {
+        auth = kerberos;
+    } else if let Some(key) = &opts.identity {
         auth.insert("type".into(), literal("key"));
         auth.insert("private_key".into(), path_string(key));
         if let Some(var) = &opts.passphrase_env {

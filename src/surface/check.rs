@@ -112,9 +112,9 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
         return Err(format!("check supports {} URLs, not {}://", probes::scheme_list(schemes), url.scheme()));
     };
     probe.insert("kind".into(), literal(kind.name));
-    if (opts.kerberos || opts.keytab.is_some()) && !matches!(kind.name, "http" | "postgres") {
+    if (opts.kerberos || opts.keytab.is_some()) && !matches!(kind.name, "http" | "postgres" | "mysql" | "sftp") {
         return Err(format!(
-            "--kerberos and --keytab work with http(s):// and postgres:// URLs so far, not {}://",
+            "--kerberos and --keytab work with http(s)://, postgres://, mysql:// (MariaDB) and sftp:// URLs, not {}://",
             url.scheme()
         ));
     }

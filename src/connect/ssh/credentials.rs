@@ -10,6 +10,9 @@ pub enum SshAuth {
     Key(Arc<KeyFile>),
     /// Every identity the agent at `SSH_AUTH_SOCK` holds, in its order.
     Agent,
+    /// GSS-API (`gssapi-with-mic`): the probe brings the Kerberos credentials (its own
+    /// `auth` keys) and calls [`super::Session::authenticate_gssapi`].
+    Gssapi,
 }
 
 /// A decoded private key and where it came from.
@@ -34,7 +37,7 @@ impl std::fmt::Debug for KeyFile {
     }
 }
 
-pub(super) const AUTH_TYPES: &[&str] = &["password", "key", "agent"];
+pub(super) const AUTH_TYPES: &[&str] = &["password", "key", "agent", "kerberos"];
 
 impl SshAuth {
     pub fn read(t: &TableReader<'_, '_>) -> Option<SshAuth> {
@@ -52,6 +55,8 @@ impl SshAuth {
             Some("password") => a.required_secret("password", "the password").map(SshAuth::Password),
             Some("agent") => Some(SshAuth::Agent),
             Some("key") => read_key(&a).map(|k| SshAuth::Key(Arc::new(k))),
+            // The rest of the table is the probe's to read (identity layer).
+            Some("kerberos") => return Some(SshAuth::Gssapi),
             Some(other) => {
                 let hint = crate::config::reader::did_you_mean(other, AUTH_TYPES)
                     .map(|s| format!(" (did you mean `{s}`?)"))

@@ -119,7 +119,30 @@ impl Session {
                     .map_err(|e| self.lost(&e, "public key authentication"))
             }
             SshAuth::Agent => self.authenticate_with_agent(user).await,
+            SshAuth::Gssapi => {
+                return Err(Failure::internal("a Kerberos SSH login goes through authenticate_gssapi"));
+            }
         }?;
+        match result {
+            russh::client::AuthResult::Success => Ok(()),
+            russh::client::AuthResult::Failure { remaining_methods, partial_success } => {
+                Err(self.role.label(self.refused(target, &remaining_methods, partial_success)))
+            }
+        }
+    }
+
+    /// `gssapi-with-mic` (RFC 4462) with the probe's GSS-API context (Kerberos 5 offered).
+    pub async fn authenticate_gssapi<G>(&mut self, target: &SshTarget, gss: &mut G) -> Result<(), Failure>
+    where
+        G: russh::GssapiAuthenticator,
+        G::Error: Into<Failure>,
+    {
+        const KRB5_MECH: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+        let result = self
+            .handle
+            .authenticate_gssapi_with_mic(target.user.as_str(), vec![KRB5_MECH.to_vec()], gss)
+            .await
+            .map_err(Into::into)?;
         match result {
             russh::client::AuthResult::Success => Ok(()),
             russh::client::AuthResult::Failure { remaining_methods, partial_success } => {
@@ -204,6 +227,13 @@ impl Session {
                 "every key the SSH agent holds".to_string(),
                 MethodKind::PublicKey,
                 format!("none of the agent's keys (ssh-add -l) is in ~{user}/.ssh/authorized_keys on the server"),
+            ),
+            SshAuth::Gssapi => (
+                "the Kerberos ticket".to_string(),
+                MethodKind::GssapiWithMic,
+                format!(
+                    "the server refused the principal as `{user}`: it must map to the account (~{user}/.k5login, or the principal is {user}@ its default realm), and sshd needs GSSAPIAuthentication yes"
+                ),
             ),
         };
         let not_offered = !remaining.is_empty() && !remaining.contains(&method);
