@@ -214,7 +214,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "sftp",
-        description: "an SFTP login (password, key, agent) with the host key checked, and a directory listing",
+        description: "an SFTP login (password, key, agent, Kerberos) with the host key checked, and a directory listing",
         default_port: Some(crate::connect::ssh::DEFAULT_PORT),
         parse: sftp::parse,
         check: Some(CheckUrl { schemes: &["sftp"], build: sftp::from_url }),

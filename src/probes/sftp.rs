@@ -81,6 +81,8 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let ssh = SshTarget::read(t);
     let kerberos = match (&ssh, t.table("auth")) {
         (Some(SshTarget { auth: ssh::SshAuth::Gssapi, .. }), Some(a)) => {
+            // `type` was read by SshAuth; this reader reports the keys nobody read.
+            let _ = a.string("type");
             let kerberos = KerberosAuth::read(&a);
             a.finish();
             Some(Arc::new(kerberos?))
