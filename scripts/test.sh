@@ -21,6 +21,7 @@ command -v sshpass >/dev/null || missing+=(sshpass)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v curl >/dev/null || missing+=(curl)
 command -v kinit >/dev/null || missing+=(krb5-user)
+command -v tsql >/dev/null || missing+=(freetds-bin)
 # The integrations in examples/: a real node_exporter serves the cron recipe's metrics.
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 command -v flock >/dev/null || missing+=(util-linux)
