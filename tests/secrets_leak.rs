@@ -193,3 +193,32 @@ async fn config_errors_never_show_secret_values() {
     assert!(out.stderr.contains("unknown key `tokne`"), "{}", out.stderr);
     assert_clean("config error output", &format!("{}{}", out.stdout, out.stderr));
 }
+
+/// A presigned or signed URL is a bearer credential: its signature and credential
+/// parameters never appear, in the target column or anywhere else, in any format.
+#[tokio::test]
+async fn signed_url_parameters_are_masked_everywhere() {
+    let server = servers::http().await;
+    let signature = "9f2c4e1d7a0b3c5e6f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e";
+    let credential = "AKIAEXAMPLESIGNEDURL7/20261124/us-east-1/s3/aws4_request";
+    let token = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN1234";
+    let sas = "sv%3D2022-sig-Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA";
+    let url = format!(
+        "{}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={}&X-Amz-Date=20261124T000000Z&X-Amz-Expires=3600&X-Amz-Security-Token={token}&X-Amz-Signature={signature}&sig={sas}",
+        server.url("http", "/health"),
+        credential.replace('/', "%2F"),
+    );
+    for format in ["table", "json", "markdown", "junit", "prometheus"] {
+        let out = authprobe(&["check", &url, "--format", format, "-vv"], &[]).await;
+        assert_eq!(out.code, 0, "{format}: {}{}", out.stdout, out.stderr);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        for secret in
+            [signature, credential, &credential.replace('/', "%2F"), token, sas, "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA"]
+        {
+            assert!(!all.contains(secret), "{format}: `{secret}` shows in:\n{all}");
+        }
+        if format == "table" {
+            assert!(all.contains("X-Amz-Signature="), "the parameter names stay: {all}");
+        }
+    }
+}

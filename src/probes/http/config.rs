@@ -59,6 +59,9 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     {
         t.error_at("url", format!("an http probe needs an http:// or https:// URL, not {}://", u.scheme()));
     }
+    if let Some(u) = &url {
+        register_url_credentials(u);
+    }
     let method = match t.string("method") {
         Some(m) => match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
             Ok(method) => Some(method),
@@ -110,6 +113,20 @@ pub(super) fn read_headers(t: &TableReader<'_, '_>) -> Option<Vec<(HeaderName, H
 }
 
 /// Headers whose values are credentials even when written literally in the config.
+/// Query parameters that carry a credential in signed or keyed URLs (S3 SigV4 and SigV2
+/// presigned links, GCS V4 signed URLs, Azure SAS, CloudFront, `?token=`, `?api_key=`):
+/// their values are secrets wherever the URL is shown, as a presigned link is a bearer
+/// credential.
+pub(super) fn register_url_credentials(url: &Url) {
+    for (name, value) in url.query_pairs() {
+        let name = name.to_ascii_lowercase();
+        let signed = matches!(name.as_str(), "sig" | "x-amz-credential" | "x-goog-credential" | "policy");
+        if signed || is_credential_header(&name) {
+            redact::register(&value);
+        }
+    }
+}
+
 pub(super) fn is_credential_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     ["authorization", "cookie", "token", "key", "secret", "auth", "session", "password", "signature"]
