@@ -91,13 +91,11 @@ def routing_envchange(host: str, port: int) -> bytes:
 
 
 class FaithfulConnection(Connection):
-    def __init__(self, certificate, *, listener: dict, policy: dict, **kwargs) -> None:
+    def __init__(self, certificate, *, listener: dict, **kwargs) -> None:
         super().__init__(certificate, **kwargs)
         self._listener = listener
-        self._policy = policy
         self._packet_size = DEFAULT_PACKET_SIZE
         self._login_database = kwargs.get("database") or "master"
-        self.routed = False
 
     @staticmethod
     def _expect(source: bytearray, kind: PacketType):
@@ -196,7 +194,6 @@ class FaithfulConnection(Connection):
             self._send(responses, login_ack(version=(self._version.major, self._version.minor, self._version.build),
                                             tds_version=self._tds_version)
                        + routing_envchange(host, int(port)) + done(tds_version=self._tds_version))
-            self.routed = True
             self._state = ConnectionState.FAILED
             return True
 
@@ -255,7 +252,7 @@ class Handler(socketserver.BaseRequestHandler):
                 return
             log.info("strict: TLS %s, ALPN %r", sock.version(), sock.selected_alpn_protocol())
         connection = FaithfulConnection(
-            server.certificate, listener=server.listener, policy=server.policy,
+            server.certificate, listener=server.listener,
             query_handler=server.query_handler, database=server.policy["database"],
             reached_at=f"127.0.0.1,{server.server_address[1]}", logins=server.logins)
         try:

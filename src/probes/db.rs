@@ -236,21 +236,23 @@ impl DbTarget {
 
     /// Connects (stages `dns`, `connect`) and, unless TLS is disabled, runs the kind's TLS
     /// negotiation as stage `tls`. `Err(stream)` when disabled: the kind then reads the
-    /// server's first message in its `auth` stage.
+    /// server's first message in its `auth` stage. With `Record::Quietly` no stage is
+    /// recorded (a second connection inside another stage, such as a routed login).
     pub async fn connect_then_tls<S, F, Fut>(
         &self,
         ctx: &ProbeContext,
+        record: Record,
         negotiate: F,
     ) -> Result<Result<S, BoxIo>, Failure>
     where
         F: FnOnce(BoxIo) -> Fut,
         Fut: std::future::Future<Output = Result<S, Failure>>,
     {
-        let tcp = dial::connect(ctx, &self.host, self.port, Traffic::Other, Record::Stages).await?.stream;
+        let tcp = dial::connect(ctx, &self.host, self.port, Traffic::Other, record).await?.stream;
         if self.mode() == TlsMode::Disable {
             return Ok(Err(tcp));
         }
-        Ok(Ok(ctx.stage(Stage::Tls, negotiate(tcp)).await?))
+        Ok(Ok(crate::connect::net::maybe_stage(ctx, record, Stage::Tls, negotiate(tcp)).await?))
     }
 
     /// The password for this attempt: the configured one, or a fresh RDS auth token

@@ -61,7 +61,7 @@ impl russh::GssapiAuthenticator for GssapiLogin {
         mic_data: Vec<u8>,
     ) -> Result<russh::GssapiStep, GssFailure> {
         if let Some(mechanism) = &selected_mechanism
-            && !mechanism.ends_with(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02])
+            && !mechanism.ends_with(kerberos::ffi::KRB5_MECH)
         {
             return Err(GssFailure(Failure::new(
                 ErrorClass::Protocol,
@@ -111,21 +111,16 @@ impl SftpProbe {
         match &self.kerberos {
             Some(kerberos) => {
                 ctx.detail(format!("credentials: Kerberos, {}", kerberos.describe()));
+                // OpenSSH's service principal: host/HOST@REALM
                 let initiator = ctx
-                    .stage(Stage::Token, async {
-                        // OpenSSH's service principal: host/HOST@REALM
-                        let ticket = kerberos::acquire::ticket(ctx, kerberos, "host", &target.host).await?;
-                        kerberos::Initiator::new(ticket, kerberos::Mechanism::Krb5)
-                    })
+                    .stage(
+                        Stage::Token,
+                        kerberos::acquire::initiator(ctx, kerberos, "host", &target.host, kerberos::Mechanism::Krb5),
+                    )
                     .await?;
                 let mut login = GssapiLogin(initiator);
                 ctx.stage(Stage::Auth, session.authenticate_gssapi(target, &mut login)).await?;
-                if login.0.is_complete() {
-                    ctx.detail(format!(
-                        "kerberos: mutual authentication: the server proved it is {}",
-                        login.0.ticket().service
-                    ));
-                }
+                login.0.report_proof(ctx);
             }
             None => ctx.stage(Stage::Auth, session.authenticate(ctx, target)).await?,
         }

@@ -26,8 +26,6 @@ pub struct Ticket {
     pub client: String,
     /// The service principal the ticket is for.
     pub service: String,
-    pub expires: SystemTime,
-    pub enctype: String,
     override_file: Option<PathBuf>,
 }
 
@@ -208,6 +206,18 @@ fn seconds(t: i32) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0))
 }
 
+/// The GSS-API initiator for `service` on `host` (or the probe's `service_principal`):
+/// the ticket, then the context that will carry it. Callers run it as their `token` stage.
+pub async fn initiator(
+    ctx: &StageLog,
+    auth: &KerberosAuth,
+    service: &str,
+    host: &str,
+    mechanism: super::Mechanism,
+) -> Result<super::Initiator, Failure> {
+    super::Initiator::new(ticket(ctx, auth, service, host).await?, mechanism)
+}
+
 /// Runs the acquisition on a blocking thread; `details` get -v's lines.
 pub async fn ticket(ctx: &StageLog, auth: &KerberosAuth, service: &str, host: &str) -> Result<Ticket, Failure> {
     let (auth, service, host) = (auth.clone(), service.to_string(), host.to_string());
@@ -305,16 +315,7 @@ fn obtain(
         answered.map(|kdc| format!(", from the KDC at {kdc}")).unwrap_or_default()
     ));
     work.owns_context = false;
-    Ok(Ticket {
-        libs,
-        context,
-        ccache,
-        client: std::mem::take(&mut work.client),
-        service: service_name,
-        expires,
-        enctype,
-        override_file,
-    })
+    Ok(Ticket { libs, context, ccache, client: std::mem::take(&mut work.client), service: service_name, override_file })
 }
 
 /// The service ticket, into the memory cache: its principal, expiry and encryption type.

@@ -7,6 +7,7 @@ use std::ptr::null_mut;
 use super::acquire::Ticket;
 use super::ffi::{self, OM_uint32, gss_buffer_desc, gss_cred_id_t, gss_ctx_id_t, gss_name_t};
 use crate::model::error::{ErrorClass, Failure};
+use crate::model::stages::StageLog;
 
 /// Which GSS mechanism the protocol speaks: SPNEGO for HTTP Negotiate, Kerberos 5 itself
 /// for the databases and SSH.
@@ -139,6 +140,13 @@ impl Initiator {
     /// Whether the server proved its identity (mutual authentication completed).
     pub fn is_complete(&self) -> bool {
         self.complete
+    }
+
+    /// Says in -v that the server proved who it is, once it has.
+    pub fn report_proof(&self, ctx: &StageLog) {
+        if self.complete {
+            ctx.detail(format!("kerberos: mutual authentication: the server proved it is {}", self.ticket.service));
+        }
     }
 
     fn failure(&self, major: OM_uint32, minor: OM_uint32, doing: &str) -> Failure {

@@ -98,8 +98,9 @@ impl HttpProbe {
                 let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
                 let (initiator, token) = ctx
                     .stage(Stage::Token, async {
-                        let ticket = kerberos::acquire::ticket(ctx, kerberos, "HTTP", &host).await?;
-                        let mut initiator = kerberos::Initiator::new(ticket, kerberos::Mechanism::Spnego)?;
+                        let mut initiator =
+                            kerberos::acquire::initiator(ctx, kerberos, "HTTP", &host, kerberos::Mechanism::Spnego)
+                                .await?;
                         let token = initiator.step(None)?;
                         Ok((initiator, token))
                     })
@@ -286,9 +287,7 @@ fn mutual_authentication(
         )
         .with_hint("something other than the service answered with its name, or its keytab does not match the KDC: check the service's keytab"));
     }
-    if initiator.is_complete() {
-        ctx.detail(format!("kerberos: mutual authentication: the server proved it is {}", initiator.ticket().service));
-    }
+    initiator.report_proof(ctx);
     Ok(())
 }
 

@@ -28,9 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
-use crate::connect::dial;
 use crate::connect::net::{BoxIo, Record};
-use crate::connect::proxy::Traffic;
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage};
@@ -113,14 +111,8 @@ fn workstation() -> String {
     if rc != 0 || end == 0 { "authprobe".into() } else { String::from_utf8_lossy(&buf[..end]).into_owned() }
 }
 
-/// The connection ready for LOGIN7, and whether (and how) it is encrypted.
+/// The connection (ready for LOGIN7, or past it), and whether (and how) it is encrypted.
 struct Session {
-    tds: Tds<BoxIo>,
-    tls: Option<Recorder>,
-}
-
-/// A session past its login.
-struct LoggedIn {
     tds: Tds<BoxIo>,
     tls: Option<Recorder>,
 }
@@ -238,7 +230,7 @@ impl MssqlProbe {
         ctx: &ProbeContext,
         db: &DbTarget,
         start: Result<Session, BoxIo>,
-    ) -> Result<Result<LoggedIn, String>, Failure> {
+    ) -> Result<Result<Session, String>, Failure> {
         let (mut tds, tls) = match start {
             Ok(Session { mut tds, tls }) => {
                 self.may_send_login(ctx, tls.as_ref())?;
@@ -262,13 +254,13 @@ impl MssqlProbe {
             ack.database.as_deref().unwrap_or("(default)"),
             if tls.is_some() { "encrypted" } else { "not encrypted" }
         ));
-        Ok(Ok(LoggedIn { tds, tls }))
+        Ok(Ok(Session { tds, tls }))
     }
 
     /// One routing hop: the routed server gets a connection and a login of its own, its
     /// certificate verified against the routed name (a `server_name` set for the gateway
     /// does not carry over: it named the gateway).
-    async fn follow_route(&self, ctx: &ProbeContext, target: &str) -> Result<LoggedIn, Failure> {
+    async fn follow_route(&self, ctx: &ProbeContext, target: &str) -> Result<Session, Failure> {
         let routed = self.db.retarget(target).map_err(|why| {
             Failure::new(
                 ErrorClass::UnexpectedResponse,
@@ -281,11 +273,8 @@ impl MssqlProbe {
             self.db.host, self.db.port, routed.host, routed.port
         ));
         let hop = async {
-            let tcp = dial::connect(ctx, &routed.host, routed.port, Traffic::Other, Record::Quietly).await?.stream;
-            let start = match routed.mode() {
-                TlsMode::Disable => Err(tcp),
-                _ => Ok(self.negotiate_tls(ctx, &routed, tcp).await?),
-            };
+            let start =
+                routed.connect_then_tls(ctx, Record::Quietly, |tcp| self.negotiate_tls(ctx, &routed, tcp)).await?;
             match self.log_in(ctx, &routed, start).await? {
                 Ok(logged_in) => Ok(logged_in),
                 Err(again) => Err(Failure::new(
@@ -310,8 +299,8 @@ impl MssqlProbe {
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
         // Without TLS, PRELOGIN is part of the auth stage.
-        let start = self.db.connect_then_tls(ctx, |tcp| self.negotiate_tls(ctx, &self.db, tcp)).await?;
-        let LoggedIn { tds: mut session, tls: tls_record } = ctx
+        let start = self.db.connect_then_tls(ctx, Record::Stages, |tcp| self.negotiate_tls(ctx, &self.db, tcp)).await?;
+        let Session { tds: mut session, tls: tls_record } = ctx
             .stage(Stage::Auth, async {
                 match self.log_in(ctx, &self.db, start).await? {
                     Ok(logged_in) => Ok(logged_in),

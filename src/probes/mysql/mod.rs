@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
-use crate::connect::net::BoxIo;
+use crate::connect::net::{BoxIo, Record};
 use crate::connect::tls::{self, Recorder, TlsOptions};
 use crate::identity::kerberos::{self, KerberosAuth};
 use crate::model::advice::Fix;
@@ -119,7 +119,7 @@ impl MysqlProbe {
 
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
         // Without TLS, the greeting is read in the auth stage.
-        let start = self.db.connect_then_tls(ctx, |tcp| self.negotiate_tls(ctx, tcp)).await?;
+        let start = self.db.connect_then_tls(ctx, Record::Stages, |tcp| self.negotiate_tls(ctx, tcp)).await?;
         let password = self.db.login_password(ctx).await?;
         let (mut packets, tls_record) = ctx
             .stage(Stage::Auth, async {
@@ -258,10 +258,10 @@ impl wire::GssProvider for KerberosLogin<'_> {
                 ..self.auth.clone()
             };
             let initiator = ctx
-                .stage(Stage::Token, async {
-                    let ticket = kerberos::acquire::ticket(ctx, &auth, "mariadb", self.host).await?;
-                    kerberos::Initiator::new(ticket, kerberos::Mechanism::Krb5)
-                })
+                .stage(
+                    Stage::Token,
+                    kerberos::acquire::initiator(ctx, &auth, "mariadb", self.host, kerberos::Mechanism::Krb5),
+                )
                 .await
                 .map_err(KerberosFailure::boxed)?;
             self.service = Some(initiator.ticket().service.clone());

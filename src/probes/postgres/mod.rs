@@ -114,9 +114,7 @@ struct GssTokens<'a>(&'a mut kerberos::Initiator);
 
 impl wire::GssInitiator for GssTokens<'_> {
     fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
-        self.0
-            .step(input)
-            .map_err(|failure| Box::new(KerberosFailure(failure)) as Box<dyn std::error::Error + Send + Sync>)
+        self.0.step(input).map_err(KerberosFailure::boxed)
     }
 
     fn is_complete(&self) -> bool {
@@ -173,11 +171,17 @@ impl PostgresProbe {
             Some(kerberos) => {
                 ctx.detail(format!("credentials: Kerberos, {}", kerberos.describe()));
                 Some(
-                    ctx.stage(Stage::Token, async {
-                        // libpq's krbsrvname: "postgres"
-                        let ticket = kerberos::acquire::ticket(ctx, kerberos, "postgres", &self.db.host).await?;
-                        kerberos::Initiator::new(ticket, kerberos::Mechanism::Krb5)
-                    })
+                    // libpq's krbsrvname: "postgres"
+                    ctx.stage(
+                        Stage::Token,
+                        kerberos::acquire::initiator(
+                            ctx,
+                            kerberos,
+                            "postgres",
+                            &self.db.host,
+                            kerberos::Mechanism::Krb5,
+                        ),
+                    )
                     .await?,
                 )
             }
@@ -195,13 +199,8 @@ impl PostgresProbe {
                     .map_err(|e| self.classify(e, recorder.as_ref()))
             })
             .await?;
-        if let Some(initiator) = &initiator
-            && initiator.is_complete()
-        {
-            ctx.detail(format!(
-                "kerberos: mutual authentication: the server proved it is {}",
-                initiator.ticket().service
-            ));
+        if let Some(initiator) = &initiator {
+            initiator.report_proof(ctx);
         }
         let said: Vec<String> = ["server_version", "server_encoding", "TimeZone"]
             .iter()
