@@ -201,6 +201,17 @@ $(server_block "$AP_UNTRUSTED_PORT" untrusted)
             proxy_buffering off;
         }
     }
+    # TLS in front of the cloud token service, for Cloud Storage signed URLs over HTTPS.
+    server {
+        listen 127.0.0.1:$AP_CLOUD_TLS_PORT ssl;
+        ssl_certificate $CERTS/server.crt;
+        ssl_certificate_key $CERTS/server.key;
+        location / {
+            proxy_pass http://127.0.0.1:$AP_CLOUD_PORT;
+            proxy_set_header Host \$http_host;
+            proxy_http_version 1.1;
+        }
+    }
 }
 CONF
   nginx -t -q -c "$dir/nginx.conf" -p "$dir" -g 'user root;' 2> "$STATE/logs/nginx.log" || die "nginx config: $(cat "$STATE/logs/nginx.log")"
@@ -533,6 +544,7 @@ start_s3() {
   fi
   rm -rf "$data"; mkdir -p "$data/$AP_S3_BUCKET/reports" "$data/empty-bucket"
   printf 'id,total\n1,42\n' > "$data/$AP_S3_BUCKET/reports/daily.csv"
+  : > "$data/$AP_S3_BUCKET/reports/empty.csv"
   nohup "$bin" --host 127.0.0.1 --port "$AP_S3_PORT" --access-key "$AP_S3_ACCESS_KEY" --secret-key "$AP_S3_SECRET_KEY" "$data" \
     >"$STATE/logs/s3.log" 2>&1 &
   echo $! > "$PIDS/s3.pid"
@@ -910,7 +922,14 @@ CONF
   wait_tcp socks "$AP_SOCKS_PORT"
 }
 
+# Signed links for the storage servers, made by the services' SDKs (signed_links.py).
+signed_links() {
+  py_need 'boto3, azure.storage.blob, google.cloud.storage' boto3 azure-storage-blob==12.31.1 google-cloud-storage==3.17.1 >&2
+  "$PY" "$HARNESS/signed_links.py" "$STATE" || die "signing the harness's links failed"
+}
+
 write_env() {
+  local links; links=$(signed_links)
   {
     grep -E '^[A-Z0-9_]+=' "$HARNESS/defaults.env"
     echo "AP_BASTION_NETNS=$AP_BASTION_NETNS"
@@ -943,6 +962,7 @@ write_env() {
     echo "AP_SOCKS_LOG=$STATE/socks/danted.log"
     echo "AP_NODE_BIN=$(node_dir)"
     echo "AP_NODE_MODULES=$CACHE/node/node_modules"
+    echo "$links"
     echo "AP_SERVERS=native"
   } > "$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"

@@ -209,6 +209,11 @@ pub fn storage_errors(data: &[u8]) {
         let _ = crate::connect::httpc::xml_element(&text, name);
     }
     crate::probes::gcs::read_refusal(data);
+    let _ = crate::probes::http::classify_signed_link_answer(data);
+    if let Ok(url) = url::Url::parse(&text) {
+        let _ = crate::model::signed_link::SignedLink::recognise(&url);
+        let _ = crate::model::signed_link::secret_query_values(&url);
+    }
 }
 
 /// serve's `target` parameter and `allowed_targets` patterns.

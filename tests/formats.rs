@@ -31,11 +31,10 @@ fn tool_output(cmd: &mut std::process::Command) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-#[tokio::test]
-async fn json_matches_the_shipped_schema() {
+/// Validates a JSON report against schemas/report.schema.json with python-jsonschema.
+pub fn assert_matches_schema(ws: &Workspace, report_json: &str) {
     let python = require_tool("python3");
-    let (out, ws, _servers) = mixed_run("json").await;
-    let report = ws.write("report.json", &out.stdout);
+    let report = ws.write("report.json", report_json);
     let check = "import json, sys, jsonschema\n\
                  schema = json.load(open(sys.argv[2]))\n\
                  jsonschema.Draft202012Validator.check_schema(schema)\n\
@@ -51,6 +50,12 @@ async fn json_matches_the_shipped_schema() {
         ok && text.contains("valid"),
         "JSON report does not match schemas/report.schema.json (is python jsonschema installed? scripts/test.sh installs it):\n{text}"
     );
+}
+
+#[tokio::test]
+async fn json_matches_the_shipped_schema() {
+    let (out, ws, _servers) = mixed_run("json").await;
+    assert_matches_schema(&ws, &out.stdout);
     let json = out.json();
     assert_eq!(json["summary"], serde_json::json!({"total": 4, "passed": 1, "warned": 1, "failed": 2, "cancelled": 0}));
 }

@@ -26,6 +26,7 @@ mod live_postgres;
 mod live_rds_iam;
 mod live_s3;
 mod live_sftp;
+mod live_signed_urls;
 mod live_tunnel;
 mod network_classes;
 mod operator;

@@ -24,6 +24,8 @@ they receive the way the real services do:
   with one not issued here, 403 when the service account has no storage.objects.list on
   the bucket (GCS_DENIED), and otherwise the emulator's own answer
   (the listing, or 404 for a bucket that does not exist), with GCS's error bodies.
+- Google Cloud Storage's XML API for signed URLs (V4 and V2), in gcs_signed.py: GET/HEAD
+  /BUCKET/OBJECT with the signature checked against the service account's registered key.
 - Protected resources that accept only tokens issued here: /gcp/api (access tokens),
   /gcp/id-api (ID tokens for the audience https://api.authprobe.test), /azure/api.
 
@@ -50,6 +52,8 @@ from xml.sax.saxutils import escape as xml_escape
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+import gcs_signed
 
 PROJECT = "authprobe-test"
 SA_EMAIL = f"probe@{PROJECT}.iam.gserviceaccount.com"
@@ -350,9 +354,23 @@ class Handler(BaseHTTPRequestHandler):
         token = state.issue(state.azure, state.entra_token(scope[: -len(".default")], form["client_id"]))
         self.reply(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
 
+    def signed_gcs(self, url, head):
+        public_keys = list(self.state.registered.values())
+        gcs_signed.serve(self, url, public_keys, SA_EMAIL, GCS_DENIED, GCS_EMULATOR, head)
+
+    def do_HEAD(self):
+        url = urllib.parse.urlsplit(self.path)
+        if "X-Goog-Signature=" in url.query or "GoogleAccessId=" in url.query:
+            return self.signed_gcs(url, head=True)
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
+        if "X-Goog-Signature=" in url.query or "GoogleAccessId=" in url.query:
+            return self.signed_gcs(url, head=False)
         path = url.path
         state = self.state
         if path.startswith("/storage/v1/b/"):

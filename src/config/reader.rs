@@ -260,7 +260,7 @@ impl<'r, 's> TableReader<'r, 's> {
         let port = parsed.port().map(|p| p.to_string());
         for reference in &expanded.referenced {
             let addressing = host.contains(reference.as_str()) || port.as_deref() == Some(reference.as_str());
-            if !addressing {
+            if !addressing && !crate::model::signed_link::register_whole_link(&parsed, reference) {
                 crate::model::redact::register(reference);
             }
         }

@@ -8,5 +8,6 @@ pub mod error;
 pub mod glob;
 pub mod redact;
 pub mod report;
+pub mod signed_link;
 pub mod stages;
 pub mod targets;

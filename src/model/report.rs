@@ -72,6 +72,8 @@ pub struct ProbeReport {
     pub warnings: Vec<String>,
     pub tls: Option<TlsReport>,
     pub host_key: Option<HostKeyReport>,
+    /// A credential that carries its own expiry (a signed link).
+    pub credential: Option<CredentialReport>,
     /// Details for `-v`, one line each (stage timings are rendered from `stages`).
     #[serde(skip)]
     pub details: Vec<String>,
@@ -137,6 +139,19 @@ pub struct TlsReport {
     /// True when the certificate passed verification (CA or pin); false when it failed or
     /// verification was switched off.
     pub verified: bool,
+    #[serde(skip)]
+    pub not_after_unix: i64,
+}
+
+/// A credential whose expiry authprobe read from the credential itself.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CredentialReport {
+    /// What it is ("an S3 presigned URL (SigV4)").
+    pub what: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// Negative once expired.
+    pub seconds_left: i64,
     #[serde(skip)]
     pub not_after_unix: i64,
 }

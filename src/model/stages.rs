@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::model::advice::Advice;
 use crate::model::advice::Fix;
 use crate::model::error::{Failure, Stage};
-use crate::model::report::{HostKeyReport, StageReport, StageStatus, TlsReport};
+use crate::model::report::{CredentialReport, HostKeyReport, StageReport, StageStatus, TlsReport};
 
 struct OpenStage {
     stage: Stage,
@@ -28,6 +28,7 @@ struct Progress {
     open: Vec<OpenStage>,
     tls: Option<TlsReport>,
     host_key: Option<HostKeyReport>,
+    credential: Option<CredentialReport>,
     warnings: Vec<Advice>,
     details: Vec<String>,
     diagnostics: Vec<String>,
@@ -165,6 +166,10 @@ impl StageLog {
         self.lock().host_key = Some(key);
     }
 
+    pub fn set_credential(&self, credential: CredentialReport) {
+        self.lock().credential = Some(credential);
+    }
+
     pub fn warn(&self, warning: impl Into<Advice>) {
         let warning = warning.into();
         let mut progress = self.lock();
@@ -244,6 +249,7 @@ impl StageLog {
             stages,
             tls: progress.tls.clone(),
             host_key: progress.host_key.clone(),
+            credential: progress.credential.clone(),
             warnings: progress.warnings.clone(),
             details: progress.details.clone(),
             diagnostics: progress.diagnostics.clone(),
@@ -257,6 +263,7 @@ pub struct Recorded {
     pub stages: Vec<StageReport>,
     pub tls: Option<TlsReport>,
     pub host_key: Option<HostKeyReport>,
+    pub credential: Option<CredentialReport>,
     pub warnings: Vec<Advice>,
     pub details: Vec<String>,
     pub diagnostics: Vec<String>,

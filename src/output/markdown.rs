@@ -98,7 +98,23 @@ pub fn render(report: &RunReport) -> String {
             }
         }
     }
+    let with_expiry: Vec<_> = report.probes.iter().filter_map(|p| Some((p, p.credential.as_ref()?))).collect();
+    if !with_expiry.is_empty() {
+        out.push_str("\n### Credentials that expire\n\n| Probe | Credential | Expires |\n|---|---|---|\n");
+        for (p, c) in with_expiry {
+            let left = if c.seconds_left < 0 {
+                "expired".to_string()
+            } else {
+                format!("in {}", human_seconds(c.seconds_left))
+            };
+            let _ = writeln!(out, "| {} | {} | {} ({left}) |", cell(&p.name), cell(&c.what), cell(&c.not_after));
+        }
+    }
     out
+}
+
+fn human_seconds(seconds: i64) -> String {
+    crate::model::signed_link::approx(std::time::Duration::from_secs(seconds.unsigned_abs()))
 }
 
 #[cfg(test)]

@@ -104,6 +104,26 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
+    let with_credential: Vec<_> = finished().filter(|p| p.credential.is_some()).collect();
+    if !with_credential.is_empty() {
+        gauge(
+            &mut out,
+            "authprobe_credential_not_after_timestamp_seconds",
+            "Expiry a credential carries itself (a signed link), in seconds since the Unix epoch.",
+        );
+    }
+    for p in with_credential {
+        if let Some(credential) = &p.credential {
+            let _ = writeln!(
+                out,
+                "authprobe_credential_not_after_timestamp_seconds{{probe=\"{}\",kind=\"{}\"}} {}",
+                label(&p.name),
+                label(&p.kind),
+                credential.not_after_unix
+            );
+        }
+    }
+
     gauge(&mut out, "authprobe_last_run_timestamp_seconds", "When this run started, in seconds since the Unix epoch.");
     let _ = writeln!(out, "authprobe_last_run_timestamp_seconds {:.3}", report.started_unix);
     out

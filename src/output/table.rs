@@ -237,6 +237,7 @@ mod tests {
             warnings: vec![],
             tls: None,
             host_key: None,
+            credential: None,
             details: vec![],
             diagnostics: vec![],
         };

@@ -133,6 +133,7 @@ fn lost_report() -> ProbeReport {
         warnings: Vec::new(),
         tls: None,
         host_key: None,
+        credential: None,
         details: Vec::new(),
         diagnostics: Vec::new(),
     }
@@ -311,6 +312,7 @@ fn build_report(
         warnings: recorded.warnings.iter().map(|w| w.render(dialect)).collect(),
         tls: recorded.tls,
         host_key: recorded.host_key,
+        credential: recorded.credential,
         details: recorded.details,
         diagnostics: recorded.diagnostics,
     };

@@ -2,6 +2,7 @@
 //! credentials (`auth`) in each of their forms.
 
 use super::*;
+use crate::model::signed_link::SignedLink;
 
 /// How much of a body `expect.body_contains` looks at.
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -50,6 +51,10 @@ pub struct HttpProbe {
     pub(super) body_contains: Option<String>,
     pub(super) auth: Auth,
     pub(super) tls: TlsOptions,
+    /// Set when the URL is a signed link and no other credential is configured.
+    pub(super) signed_link: Option<crate::model::signed_link::SignedLink>,
+    /// The method was written in the config (otherwise a signed link is fetched ranged).
+    pub(super) method_given: bool,
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
@@ -80,14 +85,18 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let auth = read_auth(t);
     let tls = TlsOptions::read(t, None);
     let (expect_status, body_contains) = expect?;
+    let (url, auth) = (url?, auth?);
+    let signed_link = matches!(auth, Auth::None).then(|| SignedLink::recognise(&url)).flatten();
     Some(Arc::new(HttpProbe {
-        url: url?,
+        url,
+        signed_link,
+        method_given: t.has("method"),
         method: method?,
         headers: headers?,
         body,
         expect_status,
         body_contains,
-        auth: auth?,
+        auth,
         tls: tls?,
     }))
 }
@@ -112,21 +121,16 @@ pub(super) fn read_headers(t: &TableReader<'_, '_>) -> Option<Vec<(HeaderName, H
     Some(out)
 }
 
-/// Headers whose values are credentials even when written literally in the config.
-/// Query parameters that carry a credential in signed or keyed URLs (S3 SigV4 and SigV2
-/// presigned links, GCS V4 signed URLs, Azure SAS, CloudFront, `?token=`, `?api_key=`):
-/// their values are secrets wherever the URL is shown, as a presigned link is a bearer
-/// credential.
+/// The query values that carry a credential (a signed link's signature and credential,
+/// `?token=`, `?api_key=`) are secrets wherever the URL is shown: a presigned link is a
+/// bearer credential.
 pub(super) fn register_url_credentials(url: &Url) {
-    for (name, value) in url.query_pairs() {
-        let name = name.to_ascii_lowercase();
-        let signed = matches!(name.as_str(), "sig" | "x-amz-credential" | "x-goog-credential" | "policy");
-        if signed || is_credential_header(&name) {
-            redact::register(&value);
-        }
+    for value in crate::model::signed_link::secret_query_values(url) {
+        redact::register(&value);
     }
 }
 
+/// Headers whose values are credentials even when written literally in the config.
 pub(super) fn is_credential_header(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     ["authorization", "cookie", "token", "key", "secret", "auth", "session", "password", "signature"]

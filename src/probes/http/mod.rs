@@ -22,6 +22,7 @@ use crate::probes::{Probe, ProbeFuture};
 
 mod check_url;
 mod config;
+mod signed;
 
 pub use check_url::*;
 pub use config::*;
@@ -53,6 +54,7 @@ impl HttpProbe {
             Auth::OAuth2(_) | Auth::Cloud(_) => "the access token",
             // A Kerberos AP-REQ is bound to the service's key and the moment: nothing in it
             // is reusable elsewhere.
+            Auth::None if self.signed_link.is_some() => "the signed link's signature",
             Auth::None | Auth::AwsSigV4 { .. } | Auth::Kerberos(_) => {
                 let (name, _) = self.headers.iter().find(|(name, _)| is_credential_header(name.as_str()))?;
                 return Some(format!("the `{name}` header"));
@@ -67,6 +69,13 @@ impl HttpProbe {
         }
         let mut conn = httpc::connect(ctx, &self.url, &self.tls, Record::Stages).await?;
         let mut headers = self.headers.clone();
+        if let Some(link) = &self.signed_link {
+            signed::check_times(ctx, link, std::time::SystemTime::now())
+                .map_err(|f| ctx.fail_before(Stage::Auth, f))?;
+            if self.ranged() {
+                headers.push((header::RANGE, HeaderValue::from_static(signed::FIRST_BYTE)));
+            }
+        }
         let mut url = self.url.clone();
         let mut negotiate: Option<kerberos::Initiator> = None;
         match &self.auth {
@@ -124,7 +133,7 @@ impl HttpProbe {
             let signed = crate::identity::aws::sign::sign_request(&signer, &self.method, &url, &headers, &body)?;
             headers.extend(signed);
         }
-        if matches!(self.auth, Auth::None) {
+        if matches!(self.auth, Auth::None) && self.signed_link.is_none() {
             return ctx
                 .stage(Stage::Check, async {
                     let response = conn.send(self.method.clone(), &url, &headers, body).await?;
@@ -158,6 +167,15 @@ impl HttpProbe {
                 if let Some(initiator) = negotiate.as_mut() {
                     mutual_authentication(ctx, initiator, &response)?;
                 }
+                if let Some(link) = &self.signed_link
+                    && response.status().as_u16() >= 400
+                    && !self.status_expected(response.status().as_u16())
+                {
+                    let status = response.status();
+                    let (body, _) = httpc::read_capped(response.body_mut(), 64 * 1024).await?;
+                    let answer = signed::ErrorAnswer::read(response.headers(), &body);
+                    return Err(signed::refusal(ctx, link, status, &answer));
+                }
                 // AWS answers a refused signature with 403 (or 400) and says why in the body.
                 let refused = matches!(response.status(), StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST);
                 if let Auth::AwsSigV4 { .. } = &self.auth
@@ -166,7 +184,7 @@ impl HttpProbe {
                 {
                     let status = response.status();
                     let (body, _) = httpc::read_capped(response.body_mut(), 64 * 1024).await?;
-                    return Err(aws_refusal(ctx, status, &body));
+                    return Err(aws_refusal(ctx, status, response.headers(), &body));
                 }
                 Ok(response)
             })
@@ -178,8 +196,15 @@ impl HttpProbe {
     fn status_expected(&self, status: u16) -> bool {
         match &self.expect_status {
             Some(list) => list.contains(&status),
+            // 416: the object is empty, so it has no first byte.
+            None if self.ranged() => (200..300).contains(&status) || status == 416,
             None => (200..300).contains(&status),
         }
+    }
+
+    /// A signed link is fetched as its first byte unless the probe says how to fetch it.
+    fn ranged(&self) -> bool {
+        self.signed_link.is_some() && !self.method_given && self.expect_status.is_none() && self.body_contains.is_none()
     }
 
     async fn check(
@@ -195,6 +220,9 @@ impl HttpProbe {
                 return Err(self.client_cert_bad_request());
             }
             return Err(self.status_failure(ctx, &response, has_auth));
+        }
+        if self.ranged() {
+            signed::describe_object(ctx, status, response.headers());
         }
         if let Some(needle) = &self.body_contains {
             let (body, truncated) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
@@ -309,18 +337,10 @@ fn unauthorized(ctx: &ProbeContext, response: &http::Response<hyper::body::Incom
 /// A SigV4-signed request refused with AWS's error code (XML `<Code>`, JSON `__type` or
 /// `code`): a bad signature or key is `auth_rejected` at `auth`, a missing permission
 /// `permission_denied` at `check`.
-fn aws_refusal(ctx: &ProbeContext, status: StatusCode, body: &[u8]) -> Failure {
-    let text = String::from_utf8_lossy(body);
-    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let json_field = |name: &str| json.as_ref().and_then(|j| j[name].as_str()).map(str::to_string);
-    let code = httpc::xml_element(&text, "Code")
-        .or_else(|| json_field("__type").map(|t| t.rsplit('#').next().unwrap_or_default().to_string()))
-        .or_else(|| json_field("code"))
-        .unwrap_or_default();
-    let message =
-        httpc::xml_element(&text, "Message").or_else(|| json_field("message")).or_else(|| json_field("Message"));
-    let said = message.map(|m| format!(": {}", ctx.server_text(&m, 200))).unwrap_or_default();
-    let text = format!("HTTP {status} {code}{said}");
+fn aws_refusal(ctx: &ProbeContext, status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> Failure {
+    let answer = signed::ErrorAnswer::read(headers, body);
+    let text = answer.summary(ctx, status);
+    let code = answer.code;
     match code.as_str() {
         "SignatureDoesNotMatch" | "IncompleteSignature" | "InvalidSignatureException" => Failure::new(
             ErrorClass::AuthRejected,
@@ -354,6 +374,24 @@ fn aws_refusal(ctx: &ProbeContext, status: StatusCode, body: &[u8]) -> Failure {
     }
 }
 
+/// For the fuzzer: a storage service's answer to a signed link (`body`, and the same bytes
+/// as an x-ms-error-code header when they can be one), read and classified.
+pub fn classify_signed_link_answer(body: &[u8]) -> ErrorClass {
+    let link = crate::model::signed_link::SignedLink {
+        scheme: crate::model::signed_link::Scheme::AzureSas,
+        valid_from: None,
+        expires: Some(std::time::SystemTime::now()),
+        unreadable: None,
+    };
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_bytes(&body[..body.len().min(64)]) {
+        headers.insert("x-ms-error-code", value);
+    }
+    let ctx = ProbeContext::new(Arc::default(), 14, std::time::Duration::from_secs(1));
+    let answer = signed::ErrorAnswer::read(&headers, body);
+    signed::refusal(&ctx, &link, StatusCode::FORBIDDEN, &answer).class
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -369,6 +407,7 @@ impl Probe for HttpProbe {
             stages.push(Stage::Tls);
         }
         match self.auth {
+            Auth::None if self.signed_link.is_some() => stages.push(Stage::Auth),
             Auth::None => {}
             Auth::OAuth2(_) | Auth::Cloud(_) | Auth::AwsSigV4 { .. } | Auth::Kerberos(_) => {
                 stages.extend([Stage::Token, Stage::Auth])
@@ -402,7 +441,10 @@ impl Probe for HttpProbe {
             }
             url
         };
-        Ok(Arc::new(HttpProbe { url, ..self.clone() }))
+        register_url_credentials(&url);
+        let signed_link =
+            matches!(self.auth, Auth::None).then(|| crate::model::signed_link::SignedLink::recognise(&url)).flatten();
+        Ok(Arc::new(HttpProbe { url, signed_link, ..self.clone() }))
     }
 }
 
