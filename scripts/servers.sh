@@ -260,6 +260,46 @@ account required pam_permit.so
 PAM
 }
 
+# clouddb_pam SERVICE: a PAM service that accepts a password only when it is a cloud token
+# for the database user's mapped principal (clouddb_token_check.py): an Entra ID token
+# signed by the cloud token service, or a Google access token its tokeninfo vouches for.
+clouddb_pam() {
+  local dir=$STATE/clouddb
+  mkdir -p "$dir" "$STATE/cloud"
+  install -m 755 "$HARNESS/clouddb_token_check.py" "$dir/clouddb_token_check.py"
+  cat > "$dir/mappings" <<MAP
+$AP_ENTRA_DB_USER entra $AP_AZURE_CLIENT_ID
+$AP_ENTRA_MI_DB_USER entra $AP_AZURE_MI_CLIENT_ID
+$AP_GCP_PG_DB_USER gcp probe@authprobe-test.iam.gserviceaccount.com
+$AP_GCP_MYSQL_DB_USER gcp probe@authprobe-test.iam.gserviceaccount.com
+MAP
+  chmod 644 "$dir/mappings"
+  touch "$STATE/logs/clouddb.log"; chmod 666 "$STATE/logs/clouddb.log"
+  # pam_exec hands a script at most 511 bytes of the password (PAM_MAX_RESP_SIZE), and Entra
+  # tokens are longer: pam_script passes it whole, in the script's environment. Its Debian
+  # package would add itself to the system's common-* PAM stack, so the module is taken out
+  # of the package instead, and named by path (readable by the postgres user).
+  if [ ! -f "$CACHE/pam-script/pam_script.so" ]; then
+    log "fetching pam_script.so (Debian's libpam-script, unpacked, not installed)"
+    rm -rf "$CACHE/pam-script"; mkdir -p "$CACHE/pam-script"
+    (cd "$CACHE/pam-script" && apt-get download -q libpam-script >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get download -q libpam-script >/dev/null; }) || die "cannot download libpam-script"
+    dpkg-deb -x "$CACHE"/pam-script/libpam-script_*.deb "$CACHE/pam-script/root"
+    cp "$(find "$CACHE/pam-script/root" -name pam_script.so | head -1)" "$CACHE/pam-script/pam_script.so"
+  fi
+  install -m 644 "$CACHE/pam-script/pam_script.so" "$dir/pam_script.so"
+  cat > "$dir/pam_script_auth" <<SH
+#!/bin/sh
+printf '%s' "\$PAM_AUTHTOK" | PAM_AUTHTOK= /usr/bin/python3 $dir/clouddb_token_check.py $dir/mappings $STATE/cloud/entra-jwks.json \
+  http://127.0.0.1:$AP_CLOUD_PORT/oauth2/v3/tokeninfo $AP_AZURE_TENANT 2>>$STATE/logs/clouddb.log
+SH
+  chmod 755 "$dir/pam_script_auth"
+  cat > "/etc/pam.d/$1" <<PAM
+auth    required $dir/pam_script.so dir=$dir/
+account required pam_permit.so
+PAM
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 pg_bin() {
   local dir
@@ -301,12 +341,15 @@ hostssl   all       $AP_PG_CERT_USER  127.0.0.1/32 cert
 hostnossl all       $AP_PG_CERT_USER  127.0.0.1/32 reject
 hostssl   all       $AP_IAM_DB_USER   127.0.0.1/32 pam pamservice=authprobe-rds-pg
 hostnossl all       $AP_IAM_DB_USER   127.0.0.1/32 reject
+hostssl   all       $AP_ENTRA_DB_USER,$AP_ENTRA_MI_DB_USER,"$AP_GCP_PG_DB_USER" 127.0.0.1/32 pam pamservice=authprobe-clouddb-pg
+hostnossl all       $AP_ENTRA_DB_USER,$AP_ENTRA_MI_DB_USER,"$AP_GCP_PG_DB_USER" 127.0.0.1/32 reject
 host      all       $AP_PG_USER       127.0.0.1/32 scram-sha-256
 host      appdb     $AP_PG_LIMITED_USER 127.0.0.1/32 scram-sha-256
 host      all       $AP_KRB_USER      127.0.0.1/32 gss include_realm=0 krb_realm=$AP_KRB_REALM
 host      all       $AP_PG_KRB_UNMAPPED 127.0.0.1/32 gss include_realm=0 krb_realm=$AP_KRB_REALM
 CONF
   rds_pam authprobe-rds-pg "$AP_PG_PORT"
+  clouddb_pam authprobe-clouddb-pg
   runuser -u postgres -- env KRB5_CONFIG="$STATE/kdc/krb5.conf" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null \
     || die "PostgreSQL did not start: $(tail -5 "$dir/postgres.log")"
   head -1 "$dir/data/postmaster.pid" > "$PIDS/postgres.pid"
@@ -317,13 +360,16 @@ CREATE USER $AP_PG_CERT_USER;
 CREATE USER $AP_IAM_DB_USER;
 CREATE USER $AP_KRB_USER;
 CREATE USER $AP_PG_KRB_UNMAPPED;
+CREATE USER $AP_ENTRA_DB_USER;
+CREATE USER $AP_ENTRA_MI_DB_USER;
+CREATE USER "$AP_GCP_PG_DB_USER";
 CREATE DATABASE $AP_PG_DATABASE OWNER $AP_PG_USER;
 \c $AP_PG_DATABASE
 SET ROLE $AP_PG_USER;
 CREATE TABLE orders (id int PRIMARY KEY, item text);
 INSERT INTO orders VALUES (1, 'widget');
 CREATE TABLE payroll (id int PRIMARY KEY, salary int);
-GRANT SELECT ON orders TO $AP_PG_LIMITED_USER, $AP_PG_CERT_USER, $AP_IAM_DB_USER, $AP_KRB_USER;
+GRANT SELECT ON orders TO $AP_PG_LIMITED_USER, $AP_PG_CERT_USER, $AP_IAM_DB_USER, $AP_KRB_USER, $AP_ENTRA_DB_USER, $AP_ENTRA_MI_DB_USER, "$AP_GCP_PG_DB_USER";
 RESET ROLE;
 SQL
 }
@@ -371,6 +417,7 @@ gssapi-keytab-path = $STATE/kdc/mariadb.keytab
 gssapi-principal-name = mariadb/localhost@$AP_KRB_REALM
 CONF
   rds_pam authprobe-rds-mysql "$AP_MYSQL_PORT"
+  clouddb_pam authprobe-clouddb-mysql
   mariadb-install-db --defaults-file="$dir/my.cnf" --auth-root-authentication-method=socket --skip-test-db \
     >"$STATE/logs/mysql-install.log" 2>&1 || die "mariadb-install-db failed: $(tail -5 "$STATE/logs/mysql-install.log")"
   nohup mariadbd --defaults-file="$dir/my.cnf" >"$STATE/logs/mysql.log" 2>&1 &
@@ -392,6 +439,10 @@ CREATE USER '$AP_MYSQL_ED25519_USER'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PA
 GRANT SELECT ON $AP_MYSQL_DATABASE.* TO '$AP_MYSQL_ED25519_USER'@'127.0.0.1';
 CREATE USER '$AP_IAM_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-rds-mysql' REQUIRE SSL;
 GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_IAM_DB_USER'@'127.0.0.1';
+CREATE USER '$AP_ENTRA_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql' REQUIRE SSL;
+CREATE USER '$AP_ENTRA_MI_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql' REQUIRE SSL;
+CREATE USER '$AP_GCP_MYSQL_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql' REQUIRE SSL;
+GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_ENTRA_DB_USER'@'127.0.0.1', '$AP_ENTRA_MI_DB_USER'@'127.0.0.1', '$AP_GCP_MYSQL_DB_USER'@'127.0.0.1';
 CREATE USER '$AP_KRB_USER'@'127.0.0.1' IDENTIFIED VIA gssapi AS '$AP_KRB_USER@$AP_KRB_REALM';
 GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_KRB_USER'@'127.0.0.1';
 CREATE USER '$AP_PG_KRB_UNMAPPED'@'127.0.0.1' IDENTIFIED VIA gssapi AS 'someone-else@$AP_KRB_REALM';

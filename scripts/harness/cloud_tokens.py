@@ -26,6 +26,13 @@ they receive the way the real services do:
   (the listing, or 404 for a bucket that does not exist), with GCS's error bodies.
 - Google Cloud Storage's XML API for signed URLs (V4 and V2), in gcs_signed.py: GET/HEAD
   /BUCKET/OBJECT with the signature checked against the service account's registered key.
+- Microsoft Entra ID workload identity: client credentials with a client_assertion, the
+  Kubernetes service-account token, checked against the local cluster issuer's key, its
+  issuer, subject (the app's federated credential) and audience api://AzureADTokenExchange,
+  and its lifetime (AADSTS70021, AADSTS700024). The issuer also mints those tokens.
+- Google's tokeninfo (/oauth2/v3/tokeninfo?access_token=): who an access token is for and
+  its scopes, as Cloud SQL asks it; the Entra signing key as JWKS in DIR/entra-jwks.json.
+  Both serve the databases' token checker (clouddb_token_check.py).
 - Protected resources that accept only tokens issued here: /gcp/api (access tokens),
   /gcp/id-api (ID tokens for the audience https://api.authprobe.test), /azure/api.
 
@@ -75,7 +82,10 @@ ROLES = {
 GCS_EMULATOR = f"http://127.0.0.1:{os.environ.get('AP_GCS_EMULATOR_PORT', '18097')}"
 # The service account holds storage.objects.list on the project except on this bucket.
 GCS_DENIED = {os.environ.get("AP_GCS_LOCKED_BUCKET", "authprobe-gcs-locked")}
-AZURE_RESOURCES = {"https://storage.azure.com/", "https://management.azure.com/", "https://api.authprobe.test"}
+AZURE_RESOURCES = {"https://storage.azure.com/", "https://management.azure.com/", "https://api.authprobe.test",
+                   "https://ossrdbms-aad.database.windows.net/", "https://ossrdbms-aad.database.windows.net"}
+ENTRA_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+GOOGLE_CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
 
 def b64url(data):
@@ -142,6 +152,12 @@ def mint_web_identity_tokens(directory, issuer_key):
         "token-wrong-audience": sign_jwt(issuer_key, dict(base, aud=["vault"]), "cluster"),
         "token-forged": sign_jwt(forger, base, "cluster"),
         "token-untrusted-sa": sign_jwt(issuer_key, dict(base, sub="system:serviceaccount:data:intruder"), "cluster"),
+        # Azure workload identity: the same pod's token for Entra's token exchange.
+        "azure-token": sign_jwt(issuer_key, dict(base, aud=[ENTRA_EXCHANGE_AUDIENCE]), "cluster"),
+        "azure-token-expired": sign_jwt(issuer_key, dict(base, aud=[ENTRA_EXCHANGE_AUDIENCE], iat=now - 7200,
+                                                         nbf=now - 7200, exp=now - 3600), "cluster"),
+        "azure-token-other-sa": sign_jwt(issuer_key, dict(base, aud=[ENTRA_EXCHANGE_AUDIENCE],
+                                                          sub="system:serviceaccount:data:intruder"), "cluster"),
     }
     for name, token in tokens.items():
         path = os.path.join(out, name)
@@ -160,11 +176,16 @@ class State:
         self.token_uri = sa["token_uri"]
         self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.lock = threading.Lock()
-        self.gcp_access = set()
+        # access token -> (service account, scopes)
+        self.gcp_access = {}
         self.gcp_id = {}
         self.azure = set()
         self.issued_log = open(os.path.join(directory, "issued.log"), "a")
         self.oidc_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        numbers = self.signing_key.public_key().public_numbers()
+        as_b64 = lambda n: b64url(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+        with open(os.path.join(directory, "entra-jwks.json"), "w") as f:
+            json.dump({"keys": [{"kty": "RSA", "kid": "entra", "use": "sig", "n": as_b64(numbers.n), "e": as_b64(numbers.e)}]}, f)
         for token in mint_web_identity_tokens(directory, self.oidc_key).values():
             self.issued_log.write(token + "\n")
         self.issued_log.flush()
@@ -285,7 +306,7 @@ class Handler(BaseHTTPRequestHandler):
         claims = json.loads(unb64url(form["assertion"].split(".")[1]))
         if claims.get("target_audience"):
             return self.reply(200, {"id_token": state.id_token(claims["target_audience"])})
-        token = state.issue(state.gcp_access, "ya29." + secrets.token_urlsafe(48))
+        token = state.issue(state.gcp_access, "ya29." + secrets.token_urlsafe(48), (SA_EMAIL, claims["scope"]))
         self.reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
     def sts_error(self, status, code, message):
@@ -344,9 +365,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, {"error": "invalid_request", "error_description": f"AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", "error_codes": [90002]})
         if form.get("grant_type") != "client_credentials":
             return self.reply(400, {"error": "unsupported_grant_type", "error_description": "AADSTS70003: The app requested an unsupported grant type."})
-        if form.get("client_id") != AZURE_CLIENT_ID:
+        if "client_assertion" in form:
+            problem = self.federated_assertion_problem(form)
+            if problem:
+                return self.reply(400 if problem[0] != "invalid_client" else 401, {"error": problem[0], "error_description": problem[1], "error_codes": [int(problem[1][6:problem[1].index(":")])]})
+        elif form.get("client_id") != AZURE_CLIENT_ID:
             return self.reply(400, {"error": "unauthorized_client", "error_description": f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory '{tenant}'.", "error_codes": [700016]})
-        if form.get("client_secret") != AZURE_CLIENT_SECRET:
+        elif form.get("client_secret") != AZURE_CLIENT_SECRET:
             return self.reply(401, {"error": "invalid_client", "error_description": f"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{AZURE_CLIENT_ID}'.", "error_codes": [7000215]})
         scope = form.get("scope", "")
         if not scope.endswith("/.default"):
@@ -366,9 +391,42 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def federated_assertion_problem(self, form):
+        """None when Entra would accept the client assertion for the app, else (error, AADSTS text)."""
+        if form.get("client_id") != AZURE_CLIENT_ID:
+            return ("unauthorized_client", f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory.")
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return ("invalid_request", "AADSTS50027: JWT token is invalid or malformed (client_assertion_type).")
+        parts = split_jwt(form["client_assertion"])
+        if parts is None:
+            return ("invalid_request", "AADSTS50027: JWT token is invalid or malformed.")
+        header, claims, signature, signed = parts
+        try:
+            self.state.oidc_key.public_key().verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return ("invalid_client", "AADSTS700212: The signature of the client assertion does not verify against the issuer's keys.")
+        audiences = claims.get("aud")
+        audiences = audiences if isinstance(audiences, list) else [audiences]
+        if claims.get("iss") != OIDC_ISSUER or claims.get("sub") != TRUSTED_SUBJECT or ENTRA_EXCHANGE_AUDIENCE not in audiences:
+            return ("invalid_client", f"AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: '{claims.get('iss')}'. Assertion Subject: '{claims.get('sub')}'. Assertion Audience: '{','.join(map(str, audiences))}'.")
+        now = int(time.time())
+        if not (claims.get("nbf", 0) - 300 <= now < claims.get("exp", 0)):
+            return ("invalid_client", f"AADSTS700024: Client assertion is not within its valid time range. Current time: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}, expiry time of assertion {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(claims.get('exp', 0)))}.")
+        return None
+
+    def tokeninfo(self, query):
+        entry = self.state.gcp_access.get(query.get("access_token", ""))
+        if entry is None:
+            return self.reply(400, {"error": "invalid_token", "error_description": "Invalid Value"})
+        email, scopes = entry
+        self.reply(200, {"azp": "100000000000000000001", "aud": "100000000000000000001", "scope": scopes,
+                         "exp": str(int(time.time()) + 3000), "expires_in": "3000", "email": email, "email_verified": "true"})
+
     def do_GET(self):
         url = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(url.query))
+        if url.path == "/oauth2/v3/tokeninfo":
+            return self.tokeninfo(query)
         if "X-Goog-Signature=" in url.query or "GoogleAccessId=" in url.query:
             return self.signed_gcs(url, head=False)
         path = url.path
@@ -425,7 +483,8 @@ class Handler(BaseHTTPRequestHandler):
         if account not in ("default", SA_EMAIL):
             return self.reply(404, "Not Found\n", "text/plain")
         if what == "token":
-            token = self.state.issue(self.state.gcp_access, "ya29.c." + secrets.token_urlsafe(48))
+            scopes = query.get("scopes", GOOGLE_CLOUD_PLATFORM).replace(",", " ")
+            token = self.state.issue(self.state.gcp_access, "ya29.c." + secrets.token_urlsafe(48), (SA_EMAIL, scopes))
             return self.reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
         if what == "identity":
             if not query.get("audience"):

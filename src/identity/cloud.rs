@@ -146,8 +146,31 @@ pub enum CloudIdentity {
 }
 
 /// The auth types this module reads, for the kinds' own lists.
-pub const AUTH_TYPES: &[&str] =
-    &["gcp_service_account", "gcp_metadata", "azure_managed_identity", "azure_client_secret"];
+pub const AUTH_TYPES: &[&str] = &[
+    "gcp_service_account",
+    "gcp_metadata",
+    "azure_managed_identity",
+    "azure_client_secret",
+    "azure_workload_identity",
+];
+
+/// A key, else the environment variable the Azure workload identity webhook sets in the pod.
+fn key_or_env(a: &TableReader<'_, '_>, key: &'static str, variable: &str, what: &str) -> Option<String> {
+    if a.has(key) {
+        return a.string(key);
+    }
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            a.error_here(format!("set `{key}` ({what}), or run where {variable} is set (the workload identity webhook sets it in the pod)"));
+            None
+        }
+    }
+}
+
+fn entra_token_url(authority: &Url, tenant: &str) -> Option<Url> {
+    authority.join(&format!("{}/oauth2/v2.0/token", percent_encoding::utf8_percent_encode(tenant, PATH_SEGMENT))).ok()
+}
 
 fn google_token(a: &TableReader<'_, '_>) -> Option<GoogleToken> {
     let audience = a.string("audience");
@@ -237,15 +260,36 @@ pub fn read(a: &TableReader<'_, '_>, auth_type: &str, default_resource: Option<&
             };
             let authority = http_url(a, "authority", AZURE_AUTHORITY);
             let (tenant, authority) = (tenant?, authority?);
-            let token_url = authority
-                .join(&format!("{}/oauth2/v2.0/token", percent_encoding::utf8_percent_encode(&tenant, PATH_SEGMENT)))
-                .ok();
             Some(CloudIdentity::OAuth2(TokenRequest {
-                token_url: token_url?,
+                token_url: entra_token_url(&authority, &tenant)?,
                 client_id: client_id?,
                 client_secret: Some(secret?),
                 client_auth: ClientAuth::Post,
                 grant: Grant::ClientCredentials { scope: Some(scope?) },
+            }))
+        }
+        "azure_workload_identity" => {
+            let tenant = key_or_env(a, "tenant_id", "AZURE_TENANT_ID", "the Entra ID tenant id");
+            let client_id = key_or_env(a, "client_id", "AZURE_CLIENT_ID", "the application (client) id");
+            let token_file = if a.has("token_file") {
+                a.path("token_file")
+            } else {
+                key_or_env(a, "token_file", "AZURE_FEDERATED_TOKEN_FILE", "the projected service-account token")
+                    .map(std::path::PathBuf::from)
+            };
+            let scope = match default_resource {
+                Some(default) => Some(a.string("scope").unwrap_or_else(|| format!("{default}.default"))),
+                None => a.required_string("scope", "the scope, e.g. \"https://storage.azure.com/.default\""),
+            };
+            let default_authority = std::env::var("AZURE_AUTHORITY_HOST").unwrap_or_else(|_| AZURE_AUTHORITY.into());
+            let authority = http_url(a, "authority", &default_authority);
+            let (tenant, authority) = (tenant?, authority?);
+            Some(CloudIdentity::OAuth2(TokenRequest {
+                token_url: entra_token_url(&authority, &tenant)?,
+                client_id: client_id?,
+                client_secret: None,
+                client_auth: ClientAuth::Post,
+                grant: Grant::ClientAssertion { scope: scope?, token_file: token_file? },
             }))
         }
         _ => None,

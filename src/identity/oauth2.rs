@@ -36,6 +36,28 @@ pub enum Grant {
         account: std::sync::Arc<crate::identity::cloud::ServiceAccount>,
         token: crate::identity::cloud::GoogleToken,
     },
+    /// Client credentials with a client assertion (RFC 7521) instead of a secret: Azure
+    /// workload identity's Kubernetes service-account token, read from its file at each
+    /// attempt (the kubelet renews it).
+    ClientAssertion {
+        scope: String,
+        token_file: std::path::PathBuf,
+    },
+}
+
+/// The client assertion's file: small, and a credential.
+fn read_assertion(path: &std::path::Path) -> Result<String, Failure> {
+    let text = crate::config::secrets::read_capped(path, TOKEN_BODY_CAP as u64)
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .map_err(|err| {
+            Failure::new(
+                ErrorClass::Config,
+                format!("cannot read the federated token file {}: {}", path.display(), crate::model::error::describe_io(&err)),
+            )
+            .with_hint("in a pod, the workload identity webhook projects it and sets AZURE_FEDERATED_TOKEN_FILE: check the pod's azure.workload.identity/use label and its service account's azure.workload.identity/client-id annotation")
+        })?;
+    redact::register(&text);
+    Ok(text)
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +90,7 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
     let secret_sent = match (&req.grant, &req.client_secret) {
         (Grant::JwtBearer { .. }, _) => Some("the signed token request (a JWT assertion, usable until it expires)"),
         (Grant::RefreshToken { .. }, _) => Some("the refresh token"),
+        (Grant::ClientAssertion { .. }, _) => Some("the service-account token (a client assertion)"),
         (_, Some(_)) => Some("the client secret"),
         (Grant::ClientCredentials { .. }, None) => None,
     };
@@ -149,6 +172,12 @@ fn token_request_parts(req: &TokenRequest) -> Result<(String, Vec<(header::Heade
             form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
             form.append_pair("assertion", &account.assertion(token, std::time::SystemTime::now())?);
         }
+        Grant::ClientAssertion { scope, token_file } => {
+            form.append_pair("grant_type", "client_credentials");
+            form.append_pair("scope", scope);
+            form.append_pair("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+            form.append_pair("client_assertion", &read_assertion(token_file)?);
+        }
     }
     let mut headers = vec![
         (header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded")),
@@ -208,6 +237,20 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
         return Failure::new(ErrorClass::NotFound, format!("the tenant does not exist{said}"))
             .with_hint("check tenant_id (the directory id, or a verified domain such as contoso.onmicrosoft.com)");
     }
+    if aadsts("70021") || aadsts("700211") || aadsts("700213") {
+        return Failure::new(
+            ErrorClass::AuthRejected,
+            format!("Entra ID has no federated credential that matches the service-account token{said}"),
+        )
+        .with_hint("the app (client_id) needs a federated identity credential with the cluster's OIDC issuer URL, subject system:serviceaccount:NAMESPACE:NAME of this pod's service account, and audience api://AzureADTokenExchange");
+    }
+    if aadsts("700024") || aadsts("50027") {
+        return Failure::new(
+            ErrorClass::AuthRejected,
+            format!("Entra ID refused the service-account token as the client assertion{said}"),
+        )
+        .with_hint("the projected token expired or is not a valid JWT: the kubelet renews the file the webhook mounts (AZURE_FEDERATED_TOKEN_FILE); a copied token goes stale within the hour");
+    }
     if aadsts("7000215") || aadsts("7000222") {
         return Failure::new(ErrorClass::AuthRejected, format!("the client secret was refused{said}"))
             .with_hint("use the secret's value (not its id), and check it has not expired: create a new one under the app's Certificates & secrets");
@@ -231,7 +274,9 @@ fn token_error(status: http::StatusCode, parsed: Option<TokenResponse>, grant: &
         Some("invalid_grant") => {
             let what = match grant {
                 Grant::RefreshToken { .. } => "the refresh token was refused (invalid_grant): expired, revoked, or issued to another client",
-                Grant::ClientCredentials { .. } | Grant::JwtBearer { .. } => "the grant was refused (invalid_grant)",
+                Grant::ClientCredentials { .. } | Grant::JwtBearer { .. } | Grant::ClientAssertion { .. } => {
+                    "the grant was refused (invalid_grant)"
+                }
             };
             Failure::new(ErrorClass::AuthRejected, format!("{what}{said}"))
                 .with_hint("obtain a new refresh token and update the secret it comes from")

@@ -26,7 +26,8 @@ use crate::probes::Probe;
 const API_VERSION: &str = "2021-12-02";
 const STORAGE_RESOURCE: &str = "https://storage.azure.com/";
 const BODY_CAP: usize = 64 * 1024;
-const AUTH_TYPES: &[&str] = &["shared_key", "sas", "azure_managed_identity", "azure_client_secret", "anonymous"];
+const AUTH_TYPES: &[&str] =
+    &["shared_key", "sas", "azure_managed_identity", "azure_client_secret", "azure_workload_identity", "anonymous"];
 
 #[derive(Debug, Clone)]
 enum Auth {
@@ -92,7 +93,7 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
             }
             Some(Auth::Sas { token: Secret::new(query.to_string()) })
         }),
-        cloud @ ("azure_managed_identity" | "azure_client_secret") => {
+        cloud @ ("azure_managed_identity" | "azure_client_secret" | "azure_workload_identity") => {
             crate::identity::cloud::read(&a, cloud, Some(STORAGE_RESOURCE)).map(Auth::Entra)
         }
         "anonymous" => Some(Auth::Anonymous),

@@ -2,7 +2,6 @@
 //! stages, and how a socket error during an encrypted session is classified.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::advice;
 use crate::config::TableReader;
@@ -11,10 +10,10 @@ use crate::connect::dial;
 use crate::connect::net::{BoxIo, Record};
 use crate::connect::proxy::Traffic;
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
-use crate::identity::aws::creds::{Source, Sts};
 use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::model::redact::Secret;
+use crate::probes::db_token::{DbToken, TOKEN_TYPES};
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
 use url::Url;
 
@@ -53,28 +52,19 @@ pub struct DbTarget {
     pub database: Option<String>,
     pub user: String,
     pub password: Option<Secret>,
-    /// Log in with an RDS IAM token instead of a password.
-    pub iam: Option<Arc<RdsIam>>,
+    /// Log in with a cloud token (RDS IAM, Entra ID, Cloud SQL IAM) instead of a password.
+    pub iam: Option<Arc<DbToken>>,
     /// Log in with a Kerberos ticket (GSSAPI) instead of a password.
     pub kerberos: Option<Arc<crate::identity::kerberos::KerberosAuth>>,
     pub query: String,
     pub tls: TlsOptions,
 }
 
-/// `auth = { type = "rds_iam", region, credentials }`: the password is an RDS auth token,
-/// presigned at each attempt from AWS credentials (valid 15 minutes, only over TLS).
-#[derive(Debug)]
-pub struct RdsIam {
-    pub region: String,
-    pub credentials: Source,
-}
-
 /// What `auth` a database kind accepts besides its password keys.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum IamSupport {
-    RdsIam,
-    /// RDS IAM, and Kerberos (`auth = { type = "kerberos" }`).
-    RdsIamAndKerberos,
+    /// Cloud tokens ([`TOKEN_TYPES`]) and Kerberos (`auth = { type = "kerberos" }`).
+    TokensAndKerberos,
     None,
 }
 
@@ -107,7 +97,7 @@ impl KerberosFailure {
 
 /// What an `auth` table on a database probe asked for.
 enum DbAuth {
-    RdsIam(Arc<RdsIam>),
+    Token(Arc<DbToken>),
     Kerberos(Arc<crate::identity::kerberos::KerberosAuth>),
 }
 
@@ -115,48 +105,26 @@ fn read_db_auth(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<D
     let Some(a) = t.table("auth") else {
         return (!t.has("auth")).then_some(None);
     };
-    let types = if support == IamSupport::RdsIamAndKerberos { "rds_iam | kerberos" } else { "rds_iam" };
+    let types = "rds_iam | entra | gcp_iam | kerberos";
     let auth_type = a.required_string("type", types)?;
-    if auth_type == "kerberos" {
-        if support != IamSupport::RdsIamAndKerberos {
-            a.error_at("type", "kerberos is supported on postgres and mysql (MariaDB's auth_gssapi); SQL Server's integrated authentication is not implemented");
-            return None;
-        }
-        let kerberos = crate::identity::kerberos::KerberosAuth::read(&a);
-        a.finish();
-        return Some(Some(DbAuth::Kerberos(Arc::new(kerberos?))));
-    }
-    if auth_type != "rds_iam" {
+    let known = auth_type == "kerberos" || TOKEN_TYPES.contains(&auth_type.as_str());
+    if !known {
         a.error_at(
             "type",
-            format!(
-                "unknown database auth type `{auth_type}`: use {} (a password goes in `password`)",
-                types.replace(" | ", " or ")
-            ),
+            format!("unknown database auth type `{auth_type}`: use {} (a password goes in `password`)", types.replace(" | ", ", ")),
         );
         return None;
     }
     if support == IamSupport::None {
-        a.error_at("type", "rds_iam is for postgres and mysql (RDS has no IAM database authentication for SQL Server; Entra ID tokens for Azure SQL are not supported yet): use user and password");
+        a.error_at("type", format!("{auth_type} is for postgres and mysql; SQL Server logs in with user and password here (Entra ID tokens for Azure SQL and integrated Kerberos authentication are not supported)"));
         return None;
     }
-    let region = a.required_string("region", "the database's AWS region, e.g. \"eu-west-1\"");
-    let credentials = match a.table("credentials") {
-        Some(c) => {
-            let source = Source::read(&c, false, "rds_iam credentials");
-            if source.is_some() {
-                c.finish();
-            }
-            source
-        }
-        None => (!a.has("credentials")).then_some(Source::DefaultChain),
-    };
-    if matches!(credentials, Some(Source::Anonymous)) {
-        a.error_at("credentials", "an RDS auth token is signed: anonymous has nothing to sign with");
-        return None;
+    if auth_type == "kerberos" {
+        let kerberos = crate::identity::kerberos::KerberosAuth::read(&a);
+        a.finish();
+        return Some(Some(DbAuth::Kerberos(Arc::new(kerberos?))));
     }
-    a.finish();
-    Some(Some(DbAuth::RdsIam(Arc::new(RdsIam { region: region?, credentials: credentials? }))))
+    DbToken::read(a, &auth_type).map(|token| Some(DbAuth::Token(token)))
 }
 
 impl DbTarget {
@@ -176,7 +144,12 @@ impl DbTarget {
         let database = t.string("database");
         let auth = read_db_auth(t, iam_support);
         let kerberos_set = matches!(auth, Some(Some(DbAuth::Kerberos(_))));
-        let iam_set = matches!(auth, Some(Some(DbAuth::RdsIam(_)))) || (t.has("auth") && !kerberos_set);
+        let token = match &auth {
+            Some(Some(DbAuth::Token(token))) => Some(token.clone()),
+            _ => None,
+        };
+        let token_name = token.as_ref().map_or("a token login", |t| t.name());
+        let iam_set = token.is_some() || (t.has("auth") && !kerberos_set);
         let password = if password_required && !iam_set && !kerberos_set {
             t.required_secret("password", "the password")
         } else {
@@ -186,16 +159,16 @@ impl DbTarget {
         let mut password_ok = password.is_some() || (!password_needed && !t.has("password"));
         if (iam_set || kerberos_set) && t.has("password") {
             let what = if kerberos_set {
-                "Kerberos logs in with a ticket"
+                "Kerberos logs in with a ticket".to_string()
             } else {
-                "rds_iam logs in with a token made at each attempt"
+                format!("{token_name} logs in with a token made at each attempt")
             };
             t.error_at("password", format!("{what}: leave `password` out"));
             password_ok = false;
         }
         let query = t.string("query").unwrap_or_else(|| "SELECT 1".into());
-        // libpq's default, except that RDS only accepts IAM tokens over TLS: verified, like
-        // every other connection.
+        // libpq's default, except that tokens go only over TLS (RDS, Azure and Cloud SQL
+        // accept them only so): verified, like every other connection.
         let default_mode = if iam_set { TlsMode::VerifyFull } else { TlsMode::Prefer };
         let tls = TlsOptions::read(t, Some(default_mode));
         let strict_ok = tls_strict || !tls.as_ref().is_some_and(|tls| tls.mode == Some(TlsMode::Strict));
@@ -208,7 +181,7 @@ impl DbTarget {
         if iam_set && tls.as_ref().is_some_and(|tls| matches!(tls.mode, Some(TlsMode::Disable | TlsMode::Prefer))) {
             t.error_at(
                 "tls",
-                "rds_iam sends its token only over TLS: use tls.mode = \"require\", \"verify-ca\" or \"verify-full\"",
+                format!("{token_name} sends its token only over TLS: use tls.mode = \"require\", \"verify-ca\" or \"verify-full\""),
             );
             password_ok = false;
         }
@@ -221,10 +194,7 @@ impl DbTarget {
             database,
             user: user?,
             password,
-            iam: match &auth {
-                Some(Some(DbAuth::RdsIam(iam))) => Some(iam.clone()),
-                _ => None,
-            },
+            iam: token,
             kerberos: match auth? {
                 Some(DbAuth::Kerberos(kerberos)) => Some(kerberos),
                 _ => None,
@@ -255,52 +225,19 @@ impl DbTarget {
         Ok(Ok(crate::connect::net::maybe_stage(ctx, record, Stage::Tls, negotiate(tcp)).await?))
     }
 
-    /// The password for this attempt: the configured one, or a fresh RDS auth token
-    /// (stage `token`: resolving the credentials may call STS).
+    /// The password for this attempt: the configured one, or a fresh token (stage `token`).
     pub async fn login_password(&self, ctx: &ProbeContext) -> Result<Option<Secret>, Failure> {
-        let Some(iam) = &self.iam else {
-            return Ok(self.password.clone());
-        };
-        ctx.stage(Stage::Token, async {
-            // STS, when the source needs it, is AWS's own, judged against the system roots.
-            let sts_tls = TlsOptions::default();
-            let sts = Sts { region: &iam.region, endpoint: None, tls: &sts_tls };
-            let creds = iam
-                .credentials
-                .resolve(ctx, &sts)
-                .await?
-                .ok_or_else(|| Failure::internal("no credentials to sign the RDS token with"))?;
-            let token = crate::identity::aws::sign::rds_token(
-                &creds,
-                &iam.region,
-                &self.host,
-                self.port,
-                &self.user,
-                SystemTime::now(),
-            )?;
-            ctx.detail(format!(
-                "token: RDS auth token for {}@{}:{} in {}, signed with {}",
-                self.user,
-                self.host,
-                self.port,
-                iam.region,
-                iam.credentials.describe()
-            ));
-            Ok(Some(Secret::new(token)))
-        })
-        .await
+        match &self.iam {
+            Some(token) => Ok(Some(token.fetch(ctx, &self.host, self.port, &self.user).await?)),
+            None => Ok(self.password.clone()),
+        }
     }
 
-    /// A refused login explained for an IAM token, whose causes are not a wrong password.
+    /// A refused login explained for a token, whose causes are not a wrong password.
     pub fn explain_refusal(&self, failure: Failure) -> Failure {
         match &self.iam {
-            Some(iam) if failure.class == ErrorClass::AuthRejected => failure.with_hint(format!(
-                "the RDS IAM token was refused: check that IAM database authentication is enabled on the instance, that `{}` is an IAM user there (PostgreSQL: GRANT rds_iam; MySQL: IDENTIFIED WITH AWSAuthenticationPlugin), that the credentials ({}) may rds-db:connect as it, and that host, port and region ({}) are the instance's own endpoint",
-                self.user,
-                iam.credentials.describe(),
-                iam.region
-            )),
-            _ => failure,
+            Some(token) => token.explain(&self.user, &self.host, self.port, failure),
+            None => failure,
         }
     }
 

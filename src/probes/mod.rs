@@ -4,6 +4,7 @@
 
 pub mod azure_blob;
 pub mod db;
+pub mod db_token;
 pub mod from_url;
 pub mod gcs;
 pub mod http;

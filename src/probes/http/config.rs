@@ -169,6 +169,7 @@ pub(super) const AUTH_TYPES: &[&str] = &[
     "gcp_metadata",
     "azure_managed_identity",
     "azure_client_secret",
+    "azure_workload_identity",
     "aws_sigv4",
     "kerberos",
 ];

@@ -49,7 +49,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         None => (!t.has("server_public_key")).then_some(None),
     };
     // Every key is read before returning, so that one error does not hide the others.
-    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIamAndKerberos, false);
+    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::TokensAndKerberos, false);
     Some(Arc::new(MysqlProbe { db: db?, server_public_key: key? }))
 }
 

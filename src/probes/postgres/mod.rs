@@ -59,7 +59,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         }
     };
     // Every key is read before returning, so that one error does not hide the others.
-    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::RdsIamAndKerberos, false);
+    let db = DbTarget::read(t, DEFAULT_PORT, false, IamSupport::TokensAndKerberos, false);
     if channel_binding == Some(ChannelBindingMode::Require)
         && db.as_ref().is_some_and(|db| db.mode() == TlsMode::Disable)
     {
