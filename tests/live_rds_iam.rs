@@ -116,7 +116,7 @@ async fn rds_iam_misconfigurations_are_refused_before_any_traffic() {
         (
             "unknown type",
             probe("typo", "postgres", "auth = { type = \"rds-iam\" }"),
-            "unknown database auth type `rds-iam`: use rds_iam or kerberos",
+            "unknown database auth type `rds-iam` (did you mean `rds_iam`?)",
         ),
     ];
     for (what, cfg, expected) in cases {

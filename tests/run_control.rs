@@ -74,7 +74,11 @@ async fn fail_fast_cancels_the_rest() {
     let report = out.json();
     assert_failed(&report, "broken", "connect", "connect_refused");
     assert_eq!(probe(&report, "slow")["status"], "cancelled");
-    assert_eq!(report["summary"]["cancelled"], 2, "{report:#}");
+    // Tasks reach the two slots in no fixed order: `queued` either waited (and was
+    // cancelled) or ran before `broken` took a slot (and passed); it never runs after.
+    let queued = probe(&report, "queued")["status"].as_str().unwrap_or_default().to_string();
+    let cancelled = report["summary"]["cancelled"].as_u64().unwrap_or_default();
+    assert!((queued == "cancelled" && cancelled == 2) || (queued == "pass" && cancelled == 1), "{report:#}");
 }
 
 #[tokio::test]

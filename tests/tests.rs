@@ -16,6 +16,7 @@ mod http_auth;
 mod integrations;
 mod live_azure_blob;
 mod live_cloud;
+mod live_cloud_db;
 mod live_gcs;
 mod live_http;
 mod live_kerberos;

@@ -109,10 +109,10 @@ fn read_db_auth(t: &TableReader<'_, '_>, support: IamSupport) -> Option<Option<D
     let auth_type = a.required_string("type", types)?;
     let known = auth_type == "kerberos" || TOKEN_TYPES.contains(&auth_type.as_str());
     if !known {
-        a.error_at(
-            "type",
-            format!("unknown database auth type `{auth_type}`: use {} (a password goes in `password`)", types.replace(" | ", ", ")),
-        );
+        let hint = crate::config::reader::did_you_mean(&auth_type, &["rds_iam", "entra", "gcp_iam", "kerberos"])
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_else(|| format!(": use {} (a password goes in `password`)", types.replace(" | ", ", ")));
+        a.error_at("type", format!("unknown database auth type `{auth_type}`{hint}"));
         return None;
     }
     if support == IamSupport::None {
@@ -276,9 +276,14 @@ impl DbTarget {
     }
 
     /// The target as a URL without credentials.
+    /// The target as a URL; the user is percent-encoded, as user names such as Cloud SQL's
+    /// `sa@project.iam` would otherwise read as a host.
     pub fn url(&self, scheme: &str) -> String {
+        const USERINFO: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
         let db = self.database.as_deref().unwrap_or("");
-        format!("{scheme}://{}@{}:{}/{db}", self.user, self.host, self.port)
+        let user = percent_encoding::utf8_percent_encode(&self.user, USERINFO);
+        format!("{scheme}://{user}@{}:{}/{db}", self.host, self.port)
     }
 }
 
