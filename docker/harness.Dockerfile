@@ -12,12 +12,15 @@ RUN apt-get update \
       nginx postgresql mariadb-server mariadb-client mariadb-plugin-gssapi-server mariadb-plugin-gssapi-client openssh-server openssh-client sshpass socat iproute2 squid dante-server \
       python3 python3-venv ca-certificates openssl procps \
       krb5-kdc krb5-admin-server krb5-user faketime apache2 libapache2-mod-auth-gssapi \
+ && mkdir -p /opt/authprobe-cache/pam-script && cd /opt/authprobe-cache/pam-script \
+ && apt-get download libpam-script && dpkg-deb -x libpam-script_*.deb root \
+ && cp "$(find root -name pam_script.so | head -1)" pam_script.so && cd / \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules /usr/local/lib/node_modules
 RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir cryptography "moto[server]==5.2.5" boto3 pysqlbridge==2.1.3 PyMySQL==1.2.4 gcp-storage-emulator==2026.7.19
+ && /opt/venv/bin/pip install --no-cache-dir cryptography "moto[server]==5.2.5" boto3 azure-storage-blob==12.31.1 google-cloud-storage==3.17.1 pysqlbridge==2.1.3 PyMySQL==1.2.4 gcp-storage-emulator==2026.7.19
 ENV PATH=/opt/venv/bin:$PATH AUTHPROBE_CACHE=/opt/authprobe-cache
 COPY --from=s3s /opt/s3s /opt/authprobe-cache/s3s
 RUN mkdir -p /opt/authprobe-cache/node && cd /opt/authprobe-cache/node \
