@@ -240,6 +240,14 @@ async fn the_kubernetes_manifests_and_the_dockerfile_are_valid() {
     assert_eq!(args[..3], ["serve", "-c", "/etc/authprobe/probes.toml"]);
     let password_var = args.iter().position(|a| *a == "--basic-auth-password-env").map(|i| args[i + 1]);
     assert!(password_var.is_some_and(|v| keys.lines().any(|k| k == v)), "{args:?} / {keys}");
+    // The kubelet waits longer than serve's own grace, so a rolling update loses no scrape.
+    let grace = args.iter().position(|a| *a == "--shutdown-grace").map(|i| humantime::parse_duration(args[i + 1]));
+    let period = yaml_query(
+        &manifests,
+        "[d for d in docs if d['kind'] == 'Deployment'][0]['spec']['template']['spec']['terminationGracePeriodSeconds']",
+    );
+    let period = std::time::Duration::from_secs(period.trim().parse().expect("terminationGracePeriodSeconds"));
+    assert!(grace.is_some_and(|g| g.is_ok_and(|g| g < period)), "{args:?}, terminationGracePeriodSeconds {period:?}");
 
     // The Dockerfile parses (BuildKit's own parser), ends in an empty base running the
     // static binary as a non-root user.

@@ -737,3 +737,67 @@ async fn a_hundred_thousand_targets_keep_memory_and_the_status_page_bounded() {
     assert_eq!(status, 200);
     assert!(last.len() < 1 << 20);
 }
+
+/// SIGTERM: serve stops accepting at once, lets the scrape under way finish and answer,
+/// and exits 0; past --shutdown-grace it exits 0 without waiting any longer.
+#[tokio::test]
+async fn sigterm_finishes_scrapes_under_way_then_exits_0() {
+    let slow = servers::http().await;
+    let ws = Workspace::new();
+    let cfg = ws.config(&format!(
+        "{}{}",
+        http_probe("slow", &slow.url("http", "/slow?ms=1500"), ""),
+        http_probe("slower", &slow.url("http", "/slow?ms=8000"), "timeout = \"20s\"")
+    ));
+    for (grace, probe, finishes) in [("10s", "slow", true), ("500ms", "slower", false)] {
+        let mut serve = Serve::start(&cfg, &["--min-interval", "0s", "--shutdown-grace", grace], &[]).await;
+        let addr = serve.addr.clone();
+        let path = format!("/probe?target={probe}");
+        let scrape = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect to serve");
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.expect("handshake");
+            tokio::spawn(conn);
+            let mut sender = sender;
+            let request = http::Request::builder().uri(path).header("host", &addr).body(Empty::<Bytes>::new()).unwrap();
+            match sender.send_request(request).await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    Some((status, String::from_utf8_lossy(&body).into_owned()))
+                }
+                Err(_) => None,
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let pid = serve.child.id().expect("serve runs").to_string();
+        let signalled = Instant::now();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            tokio::net::TcpStream::connect(&serve.addr).await.is_err(),
+            "serve still accepts connections after SIGTERM:\n{}",
+            serve.log()
+        );
+        let status = tokio::time::timeout(Duration::from_secs(15), serve.child.wait())
+            .await
+            .expect("serve exited within 15 s of SIGTERM")
+            .expect("wait for serve");
+        assert_eq!(status.code(), Some(0), "{}", serve.log());
+        let answer = scrape.await.unwrap();
+        if finishes {
+            let (code, body) = answer.expect("the scrape under way was answered");
+            assert_eq!(code, 200, "{body}");
+            assert_eq!(value(&body, "probe_success"), Some(1.0), "{body}");
+            assert!(serve.log().contains("authprobe serve: stopped\n"), "{}", serve.log());
+        } else {
+            assert!(answer.is_none(), "a scrape outlived --shutdown-grace: {answer:?}");
+            assert!(
+                signalled.elapsed() < Duration::from_secs(4),
+                "serve waited past its grace: {:?}",
+                signalled.elapsed()
+            );
+            assert!(serve.log().contains("stopped with 1 connections unfinished after 500ms"), "{}", serve.log());
+        }
+    }
+}

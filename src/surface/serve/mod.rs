@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Require client certificates issued by this CA (PEM): mutual TLS.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
+    /// On SIGTERM or SIGINT: stop accepting, let scrapes under way finish for at most this
+    /// long, then exit 0. Keep it below Kubernetes' terminationGracePeriodSeconds.
+    #[arg(long, value_name = "DUR", value_parser = parse_interval, default_value = "25s")]
+    pub shutdown_grace: Duration,
 }
 
 fn parse_interval(raw: &str) -> Result<Duration, String> {
@@ -132,10 +136,12 @@ pub fn main(args: ServeArgs) -> u8 {
             args.config.config.display()
         ));
         reload_on_sighup(server.service.clone());
+        let connections = Connections::default();
         tokio::select! {
-            code = accept_loop(listener, tls, server) => code,
+            code = accept_loop(listener, tls, server.clone(), connections.clone()) => code,
             _ = crate::surface::cli::interrupt_signal() => {
-                eprint_line("authprobe serve: stopping");
+                // The listener went with accept_loop: new connections are refused now.
+                drain(&server, &connections, args.shutdown_grace).await;
                 EXIT_OK
             }
         }
@@ -209,7 +215,40 @@ fn log_reload(result: &Result<usize, String>, why: &str) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, server: Arc<Server>) -> u8 {
+/// The open connections, so that a shutdown can ask each to finish its request and close.
+#[derive(Clone, Default)]
+struct Connections {
+    shutdown: tokio_util::sync::CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+/// Graceful shutdown: every connection finishes the request it is answering (idle ones
+/// close at once), for at most `grace`; a second signal ends it sooner.
+async fn drain(server: &Server, connections: &Connections, grace: Duration) {
+    let in_flight = server.service.stats.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+    eprint_line(&format!(
+        "authprobe serve: stopping: no new connections; {in_flight} probe runs under way get up to {}",
+        humantime::format_duration(grace)
+    ));
+    connections.shutdown.cancel();
+    connections.tracker.close();
+    tokio::select! {
+        _ = connections.tracker.wait() => eprint_line("authprobe serve: stopped"),
+        _ = tokio::time::sleep(grace) => eprint_line(&format!(
+            "authprobe serve: stopped with {} connections unfinished after {}",
+            connections.tracker.len(),
+            humantime::format_duration(grace)
+        )),
+        _ = crate::surface::cli::interrupt_signal() => eprint_line("authprobe serve: stopped at a second signal"),
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    server: Arc<Server>,
+    connections: Connections,
+) -> u8 {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -223,15 +262,16 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, server: Ar
         let _ = stream.set_nodelay(true);
         let server = server.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        let shutdown = connections.shutdown.clone();
+        connections.tracker.spawn(async move {
             match tls {
-                None => serve_connection(stream, server).await,
+                None => serve_connection(stream, server, shutdown).await,
                 Some(acceptor) => {
                     // A failed handshake (no or a wrong client certificate) is told to the
                     // client by the TLS alert.
                     let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
-                        serve_connection(stream, server).await;
+                        serve_connection(stream, server, shutdown).await;
                     }
                 }
             }
@@ -239,7 +279,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, server: Ar
     }
 }
 
-async fn serve_connection<S>(stream: S, server: Arc<Server>)
+async fn serve_connection<S>(stream: S, server: Arc<Server>, shutdown: tokio_util::sync::CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -247,11 +287,19 @@ where
         let server = server.clone();
         async move { Ok::<_, Infallible>(server.handle(request).await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
+    let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            // The request being answered completes; the connection then closes.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 type Answer = Response<Full<Bytes>>;
