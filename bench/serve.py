@@ -7,6 +7,10 @@
 2. 200 concurrent scrapes of 200 different probes (one connection each, scrape timeout
    header 10 s): how many answered, how many failed or timed out, and the slowest answer.
    Goal: all 200 answered, none timed out.
+3. A probe through a `[[tunnel]]` (the harness's SSH bastion, PostgreSQL behind it): the
+   first scrape opens and logs into the tunnel, as every scrape did before serve kept
+   tunnels; later scrapes reuse it after a ping. Median scrape wall time of each, their
+   ratio, and bastion logins for all the scrapes. Goal: one login; later scrapes faster.
 
 Needs the test servers (scripts/servers.sh up) and a release build:
     python3 bench/serve.py [SCRAPES=500]
@@ -123,6 +127,41 @@ def main():
             proc.terminate()
             proc.wait()
 
+        # 3. A tunnelled probe: the first scrape opens the tunnel, the others keep it. Each
+        # round starts a new serve, so that every round has a first scrape.
+        tunnel_config = os.path.join(tmp, "tunnel.toml")
+        with open(tunnel_config, "w") as f:
+            f.write(
+                f'[[tunnel]]\nname = "bastion"\nhost = "127.0.0.1"\nport = {env["AP_BASTION_PORT"]}\n'
+                f'user = "{env["AP_BASTION_USER"]}"\nauth = {{ type = "key", private_key = "{env["AP_BASTION_DIR"]}/jump_ed25519" }}\n'
+                f'host_key = "{env["AP_BASTION_HOST_KEY"]}"\n\n'
+                f'[[probe]]\nname = "db"\nkind = "postgres"\nvia = "bastion"\nhost = "localhost"\nport = {env["AP_INNER_PG_PORT"]}\n'
+                f'user = "{env["AP_PG_USER"]}"\npassword = "{env["AP_PG_PASSWORD"]}"\ndatabase = "{env["AP_PG_DATABASE"]}"\n'
+                f'tls = {{ mode = "verify-full", ca = "{env["AP_CA"]}" }}\n'
+            )
+        bastion_log = os.path.join(os.path.dirname(env["AP_CERTS"]), "logs", "bastion.log")
+        logins_before = open(bastion_log).read().count("Accepted publickey")
+        firsts, kept, rounds, per_round = [], [], 5, 20
+        for _ in range(rounds):
+            proc, host, port = start_serve(binary, tunnel_config)
+            try:
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+                for i in range(per_round):
+                    t0 = time.perf_counter()
+                    conn.request("GET", "/probe?target=db")
+                    body = conn.getresponse().read().decode()
+                    wall = time.perf_counter() - t0
+                    if metric(body, "probe_success") != 1.0:
+                        sys.exit(f"the tunnelled probe failed:\n{body}")
+                    (firsts if i == 0 else kept).append(wall)
+                conn.close()
+            finally:
+                proc.terminate()
+                proc.wait()
+        tunnel_logins = open(bastion_log).read().count("Accepted publickey") - logins_before
+        first_ms = statistics.median(firsts) * 1000
+        kept_ms = statistics.median(kept) * 1000
+
     print()
     print(f"{'figure':<48} {'value':>14} {'goal':>10}")
     print(f"{'scrape overhead beyond the probe (median)':<48} {overhead_ms:>11.3f} ms {'< 1 ms':>10}")
@@ -131,6 +170,10 @@ def main():
     print(f"{'  failed / timed out':<48} {f'{failed} / {timeouts}':>14} {'0 / 0':>10}")
     print(f"{'  slowest answer':<48} {slowest:>11.1f} ms {'< 10 s':>10}")
     print(f"{'  all 200 answered within':<48} {total * 1000:>11.1f} ms {'':>10}")
+    print(f"{'tunnelled probe, scrape opening the tunnel':<48} {first_ms:>11.1f} ms {'':>10}")
+    print(f"{'  scrape reusing the kept tunnel (median)':<48} {kept_ms:>11.1f} ms {'faster':>10}")
+    print(f"{'  kept / opening':<48} {kept_ms / first_ms:>14.2f} {'< 1':>10}")
+    print(f"{f'  bastion logins for {rounds}x{per_round} scrapes':<48} {tunnel_logins:>14} {rounds:>10}")
     print()
     print(f"Overhead: median over {scrapes} scrapes of (GET /probe wall time − probe_duration_seconds),")
     print("HTTP parsing, routing, rendering and the client's own time included. Release build,")

@@ -12,9 +12,8 @@ RUN apt-get update \
       nginx postgresql mariadb-server mariadb-client mariadb-plugin-gssapi-server mariadb-plugin-gssapi-client openssh-server openssh-client sshpass socat iproute2 squid dante-server \
       python3 python3-venv ca-certificates openssl procps \
       krb5-kdc krb5-admin-server krb5-user faketime apache2 libapache2-mod-auth-gssapi \
- && mkdir -p /opt/authprobe-cache/pam-script && cd /opt/authprobe-cache/pam-script \
- && apt-get download libpam-script && dpkg-deb -x libpam-script_*.deb root \
- && cp "$(find root -name pam_script.so | head -1)" pam_script.so && cd / \
+ && mkdir -p /opt/authprobe-cache/deb/libpam-script && cd /opt/authprobe-cache/deb/libpam-script \
+ && apt-get download libpam-script && dpkg-deb -x libpam-script_*.deb root && cd / \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules /usr/local/lib/node_modules

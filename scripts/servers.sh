@@ -260,6 +260,25 @@ account required pam_permit.so
 PAM
 }
 
+# unpacked PACKAGE PATH: the file ending in PATH of a Debian package unpacked into the cache rather than
+# installed, for packages whose installation changes the system (libpam-script joins the
+# PAM stack; prometheus-blackbox-exporter starts a service on every interface). Prints
+# the file's path.
+unpacked() {
+  local dir=$CACHE/deb/$1 found
+  found=$(find "$dir/root" -path "*/$2" -type f 2>/dev/null | head -1 || true)
+  if [ -z "$found" ]; then
+    log "fetching $1 (unpacked into $dir, not installed)" >&2
+    rm -rf "$dir"; mkdir -p "$dir"
+    (cd "$dir" && { apt-get download -q "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get download -q "$1" >/dev/null; }; }) \
+      || die "cannot download $1"
+    dpkg-deb -x "$dir/$1"_*.deb "$dir/root"
+    found=$(find "$dir/root" -path "*/$2" -type f | head -1)
+    [ -n "$found" ] || die "$1 has no $2"
+  fi
+  echo "$found"
+}
+
 # clouddb_pam SERVICE: a PAM service that accepts a password only when it is a cloud token
 # for the database user's mapped principal (clouddb_token_check.py): an Entra ID token
 # signed by the cloud token service, or a Google access token its tokeninfo vouches for.
@@ -276,18 +295,10 @@ MAP
   chmod 644 "$dir/mappings"
   touch "$STATE/logs/clouddb.log"; chmod 666 "$STATE/logs/clouddb.log"
   # pam_exec hands a script at most 511 bytes of the password (PAM_MAX_RESP_SIZE), and Entra
-  # tokens are longer: pam_script passes it whole, in the script's environment. Its Debian
-  # package would add itself to the system's common-* PAM stack, so the module is taken out
-  # of the package instead, and named by path (readable by the postgres user).
-  if [ ! -f "$CACHE/pam-script/pam_script.so" ]; then
-    log "fetching pam_script.so (Debian's libpam-script, unpacked, not installed)"
-    rm -rf "$CACHE/pam-script"; mkdir -p "$CACHE/pam-script"
-    (cd "$CACHE/pam-script" && apt-get download -q libpam-script >/dev/null 2>&1 \
-      || { apt-get update -qq && apt-get download -q libpam-script >/dev/null; }) || die "cannot download libpam-script"
-    dpkg-deb -x "$CACHE"/pam-script/libpam-script_*.deb "$CACHE/pam-script/root"
-    cp "$(find "$CACHE/pam-script/root" -name pam_script.so | head -1)" "$CACHE/pam-script/pam_script.so"
-  fi
-  install -m 644 "$CACHE/pam-script/pam_script.so" "$dir/pam_script.so"
+  # tokens are longer: pam_script passes it whole, in the script's environment. Its package
+  # would add itself to the system's common-* PAM stack: it is unpacked, and named by path
+  # (a copy the postgres user can read).
+  install -m 644 "$(unpacked libpam-script security/pam_script.so)" "$dir/pam_script.so"
   cat > "$dir/pam_script_auth" <<SH
 #!/bin/sh
 printf '%s' "\$PAM_AUTHTOK" | PAM_AUTHTOK= /usr/bin/python3 $dir/clouddb_token_check.py $dir/mappings $STATE/cloud/entra-jwks.json \
@@ -620,6 +631,8 @@ start_moto() {
 # TDS 8 strict, which FreeTDS 1.3 and python-tds lack). On the host, whichever way the
 # servers run.
 install_clients() {
+  # The blackbox exporter serve's metrics are compared with (tests/serve.rs).
+  unpacked prometheus-blackbox-exporter bin/prometheus-blackbox-exporter >/dev/null
   # The ODBC driver's own shared-library needs (it loads OpenSSL at run time).
   apt_install libltdl7 libgssapi-krb5-2 libssl3
   py_need mssql_python mssql-python==1.16.0
@@ -1013,6 +1026,7 @@ write_env() {
     echo "AP_SOCKS_LOG=$STATE/socks/danted.log"
     echo "AP_NODE_BIN=$(node_dir)"
     echo "AP_NODE_MODULES=$CACHE/node/node_modules"
+    echo "AP_BLACKBOX_EXPORTER=$(find "$CACHE/deb/prometheus-blackbox-exporter/root" -path "*/bin/prometheus-blackbox-exporter" -type f 2>/dev/null | head -1 || true)"
     echo "$links"
     echo "AP_SERVERS=native"
   } > "$ENV_FILE.tmp"

@@ -244,7 +244,7 @@ async fn the_kubernetes_manifests_and_the_dockerfile_are_valid() {
     let grace = args.iter().position(|a| *a == "--shutdown-grace").map(|i| humantime::parse_duration(args[i + 1]));
     let period = yaml_query(
         &manifests,
-        "[d for d in docs if d['kind'] == 'Deployment'][0]['spec']['template']['spec']['terminationGracePeriodSeconds']",
+        "str([d for d in docs if d['kind'] == 'Deployment'][0]['spec']['template']['spec']['terminationGracePeriodSeconds'])",
     );
     let period = std::time::Duration::from_secs(period.trim().parse().expect("terminationGracePeriodSeconds"));
     assert!(grace.is_some_and(|g| g.is_ok_and(|g| g < period)), "{args:?}, terminationGracePeriodSeconds {period:?}");

@@ -15,14 +15,14 @@ use crate::util::servers::{self, GOOD_TOKEN};
 use crate::util::*;
 
 /// A running `authprobe serve`; killed when dropped.
-struct Serve {
+pub struct Serve {
     child: tokio::process::Child,
     addr: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Serve {
-    async fn start(config: &std::path::Path, extra: &[&str], env: &[(String, String)]) -> Serve {
+    pub async fn start(config: &std::path::Path, extra: &[&str], env: &[(String, String)]) -> Serve {
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.args(["serve", "-c", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -58,7 +58,7 @@ impl Serve {
         Serve { child, addr, log }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub async fn get(&self, path: &str) -> (u16, String) {
         request(&self.addr, "GET", path, &[]).await
     }
 
@@ -96,13 +96,13 @@ where
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn value(metrics: &str, series: &str) -> Option<f64> {
+pub fn value(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok()))
 }
 
-fn promtool_accepts(text: &str) {
+pub fn promtool_accepts(text: &str) {
     let promtool = require_tool("promtool");
     let mut child = std::process::Command::new(promtool)
         .args(["check", "metrics"])
@@ -800,4 +800,106 @@ async fn sigterm_finishes_scrapes_under_way_then_exits_0() {
             assert!(serve.log().contains("stopped with 1 connections unfinished after 500ms"), "{}", serve.log());
         }
     }
+}
+
+/// A TCP relay between serve and the bastion that the test can silence (connections stay
+/// open but nothing passes, as when a NAT forgets them) or cut.
+struct Relay {
+    port: u16,
+    frozen: Arc<tokio::sync::Notify>,
+    cut: Arc<tokio::sync::Notify>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(tokio::sync::Notify::new());
+        let cut = Arc::new(tokio::sync::Notify::new());
+        let (f, c) = (frozen.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+                let (frozen, cut) = (f.clone(), c.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = frozen.notified() => {
+                            // Silent: both sockets stay open, nothing passes, until cut.
+                            cut.notified().await;
+                        }
+                        _ = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        Relay { port, frozen, cut }
+    }
+}
+
+/// serve keeps a `[[tunnel]]`'s SSH connection between scrapes: one bastion login for many
+/// scrapes; a kept connection that went silent fails its ping and is reopened, as is one
+/// that was cut.
+#[tokio::test]
+async fn serve_keeps_tunnels_between_scrapes_and_reopens_dead_ones() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    // A key of this test's own, so that the bastion's log tells this test's logins apart.
+    let key = ws.path("serve_key");
+    let keygen = std::process::Command::new(require_tool("ssh-keygen"))
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "serve-tunnel-test", "-f", key.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let bastion_dir = harness_var(&env, "AP_BASTION_DIR");
+    let authorized = format!("{bastion_dir}/authorized_keys/{}", harness_var(&env, "AP_BASTION_USER"));
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&std::fs::read_to_string(ws.path("serve_key.pub")).unwrap());
+    std::fs::write(&authorized, keys).unwrap();
+    let listed = std::process::Command::new(require_tool("ssh-keygen"))
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&listed.stdout).split_whitespace().nth(1).unwrap().to_string();
+    let log = format!("{}/logs/bastion.log", std::path::Path::new(&bastion_dir).parent().unwrap().display());
+    let logins = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().filter(|l| l.starts_with("Accepted publickey") && l.contains(&fingerprint)).count()
+    };
+    let relay = Relay::start(format!("127.0.0.1:{}", harness_var(&env, "AP_BASTION_PORT"))).await;
+    let cfg = ws.config(&format!(
+        "[[tunnel]]\nname = \"bastion\"\nhost = \"127.0.0.1\"\nport = {}\nuser = \"${{AP_BASTION_USER}}\"\nauth = {{ type = \"key\", private_key = \"{}\" }}\nhost_key = \"${{AP_BASTION_HOST_KEY}}\"\n\n[[probe]]\nname = \"db\"\nkind = \"postgres\"\nvia = \"bastion\"\nhost = \"localhost\"\nport = \"${{AP_INNER_PG_PORT}}\"\nuser = \"${{AP_PG_USER}}\"\npassword = \"${{AP_PG_PASSWORD}}\"\ndatabase = \"${{AP_PG_DATABASE}}\"\ntls = {{ mode = \"verify-full\", ca = \"${{AP_CA}}\" }}\n",
+        relay.port,
+        key.display()
+    ));
+    let serve = Serve::start(&cfg, &["--min-interval", "0s"], &env).await;
+    let before = logins();
+    let scrape = || async {
+        let (code, body) = serve.get("/probe?target=db&debug=true").await;
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("probe_success 1"), "{body}");
+        body
+    };
+    scrape().await;
+    for _ in 0..4 {
+        let body = scrape().await;
+        assert!(body.contains("(connection kept, opened "), "{body}");
+    }
+    assert_eq!(logins() - before, 1, "five scrapes, one login to the bastion ({log})");
+
+    relay.frozen.notify_waiters();
+    let started = Instant::now();
+    let body = scrape().await;
+    assert!(body.contains("the kept connection did not answer a ping within 2s: reopened"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(6), "the liveness check took {:?}", started.elapsed());
+    assert_eq!(logins() - before, 2, "a silent tunnel is logged into again ({log})");
+
+    relay.cut.notify_waiters();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    scrape().await;
+    assert_eq!(logins() - before, 3, "a cut tunnel is logged into again ({log})");
+    let body = scrape().await;
+    assert!(body.contains("(connection kept, opened "), "{body}");
+    assert_eq!(logins() - before, 3, "{log}");
 }

@@ -38,4 +38,5 @@ mod run_control;
 mod secrets_all_kinds;
 mod secrets_leak;
 mod serve;
+mod serve_blackbox;
 mod tls_classes;

@@ -19,8 +19,9 @@ pub use crate::model::stages::{Recorded, StageLog};
 pub struct Shared {
     /// Shared beyond one run by `serve`, so that each scrape does not reload the system roots.
     pub trust: Arc<TrustStore>,
-    /// The open SSH tunnels: probes that name the same tunnel share one connection.
-    pub tunnels: TunnelPool,
+    /// The open SSH tunnels: probes that name the same tunnel share one connection (and
+    /// `serve`'s scrapes share it too: `TunnelPool::kept`).
+    pub tunnels: Arc<TunnelPool>,
     /// Keeps the logins to each SSH server under its MaxStartups.
     /// Shared beyond one run by `serve` too: concurrent scrapes must stay under the limit.
     pub ssh_logins: Arc<LoginGate>,

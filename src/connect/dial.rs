@@ -96,5 +96,8 @@ where
         Ok((then(Box::new(ReadBudget::new(QuickAck::new(tcp)))).await?, addr))
     };
     let (value, addr) = maybe_stage(ctx, record, Stage::Connect, work).await?;
+    if matches!(record, Record::Stages) {
+        ctx.set_peer(addr);
+    }
     Ok((value, Route::Direct(addr)))
 }

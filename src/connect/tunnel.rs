@@ -2,7 +2,8 @@
 //! connection through a direct-tcpip channel of it, as `ssh -J` would. The tunnel's own
 //! steps are the probe's first stages (`tunnel_connect`: TCP, key exchange and host key;
 //! `tunnel_auth`: login), and its failures say so, so a broken bastion is never blamed on
-//! the target. All probes of a run that name the same tunnel share one SSH connection.
+//! the target. All probes of a run that name the same tunnel share one SSH connection;
+//! `serve` keeps it between scrapes, checking that it still answers before each reuse.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,7 @@ pub fn stages_via(stages: Vec<Stage>) -> Vec<Stage> {
 /// An open, authenticated tunnel.
 pub struct Link {
     session: ssh::Session,
+    opened: Instant,
 }
 
 impl Link {
@@ -60,10 +62,14 @@ impl Link {
     }
 }
 
-/// The tunnels of one run, by name.
+/// How long a kept tunnel may take to answer its liveness check before it is reopened.
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The tunnels of one run, by name; or, `kept`, of many runs (serve's scrapes).
 #[derive(Default)]
 pub struct TunnelPool {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    kept: bool,
 }
 
 #[derive(Default)]
@@ -85,6 +91,12 @@ enum State {
 }
 
 impl TunnelPool {
+    /// A pool whose connections outlive a run: each reuse first checks that the bastion
+    /// still answers, and a dead connection is reopened (its stages recorded as usual).
+    pub fn kept() -> TunnelPool {
+        TunnelPool { kept: true, ..TunnelPool::default() }
+    }
+
     fn slot(&self, name: &str) -> Arc<Slot> {
         let mut slots = match self.slots.lock() {
             Ok(guard) => guard,
@@ -108,14 +120,23 @@ impl TunnelPool {
         let mut state = slot.state.lock().await;
         match &*state {
             State::Up(link) if !link.session.is_closed() => {
-                ctx.end(Stage::TunnelConnect, asked, true);
-                ctx.record(Stage::TunnelAuth, StageStatus::Ok, Duration::ZERO);
+                let alive = !self.kept || link.session.answers(LIVENESS_TIMEOUT).await;
+                if alive {
+                    ctx.end(Stage::TunnelConnect, asked, true);
+                    ctx.record(Stage::TunnelAuth, StageStatus::Ok, Duration::ZERO);
+                    let how = if self.kept {
+                        format!("connection kept, opened {}s ago, answered a ping", link.opened.elapsed().as_secs())
+                    } else {
+                        "connection shared with other probes".to_string()
+                    };
+                    ctx.detail(format!("tunnel {}: {} ({how})", tunnel.name, tunnel.describe()));
+                    return Ok(link.clone());
+                }
                 ctx.detail(format!(
-                    "tunnel {}: {} (connection shared with other probes)",
+                    "tunnel {}: the kept connection did not answer a ping within {}s: reopened",
                     tunnel.name,
-                    tunnel.describe()
+                    LIVENESS_TIMEOUT.as_secs()
                 ));
-                return Ok(link.clone());
             }
             State::Failed { failure, at } if *at >= asked => {
                 // The wait is charged to the stage that failed.
@@ -178,5 +199,5 @@ async fn establish(
     let auth = ctx.stage(Stage::TunnelAuth, session.authenticate(ctx, target)).await;
     drop(login);
     auth?;
-    Ok(Arc::new(Link { session }))
+    Ok(Arc::new(Link { session, opened: Instant::now() }))
 }

@@ -5,6 +5,7 @@
 
 pub mod advice;
 pub mod error;
+pub mod facts;
 pub mod glob;
 pub mod redact;
 pub mod report;

@@ -74,6 +74,9 @@ pub struct ProbeReport {
     pub host_key: Option<HostKeyReport>,
     /// A credential that carries its own expiry (a signed link).
     pub credential: Option<CredentialReport>,
+    /// The wire-level facts `serve` renders as the blackbox exporter's metrics.
+    #[serde(skip)]
+    pub facts: crate::model::facts::WireFacts,
     /// Details for `-v`, one line each (stage timings are rendered from `stages`).
     #[serde(skip)]
     pub details: Vec<String>,
@@ -210,6 +213,7 @@ impl ProbeReport {
                 cap_in_place(line, bounds::LINE);
             }
         }
+        self.facts.bound();
         if let Some(tls) = &mut self.tls {
             cap_in_place(&mut tls.subject, bounds::LINE);
             cap_in_place(&mut tls.issuer, bounds::LINE);

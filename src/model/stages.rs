@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::model::advice::Advice;
 use crate::model::advice::Fix;
 use crate::model::error::{Failure, Stage};
+use crate::model::facts::{ChainCert, HttpFacts, WireFacts};
 use crate::model::report::{CredentialReport, HostKeyReport, StageReport, StageStatus, TlsReport};
 
 struct OpenStage {
@@ -29,6 +30,7 @@ struct Progress {
     tls: Option<TlsReport>,
     host_key: Option<HostKeyReport>,
     credential: Option<CredentialReport>,
+    facts: WireFacts,
     warnings: Vec<Advice>,
     details: Vec<String>,
     diagnostics: Vec<String>,
@@ -170,6 +172,26 @@ impl StageLog {
         self.lock().credential = Some(credential);
     }
 
+    /// The address the probe's own first connection reached.
+    pub fn set_peer(&self, peer: std::net::SocketAddr) {
+        self.lock().facts.peer.get_or_insert(peer);
+    }
+
+    /// The TLS version and presented chain of the probe's own handshake.
+    pub fn set_chain(&self, version: Option<String>, chain: Vec<ChainCert>) {
+        let mut progress = self.lock();
+        progress.facts.tls_version = version;
+        progress.facts.chain = chain;
+    }
+
+    pub fn set_http(&self, http: HttpFacts) {
+        self.lock().facts.http = Some(http);
+    }
+
+    pub fn http_facts(&self) -> Option<HttpFacts> {
+        self.lock().facts.http.clone()
+    }
+
     pub fn warn(&self, warning: impl Into<Advice>) {
         let warning = warning.into();
         let mut progress = self.lock();
@@ -250,6 +272,7 @@ impl StageLog {
             tls: progress.tls.clone(),
             host_key: progress.host_key.clone(),
             credential: progress.credential.clone(),
+            facts: progress.facts.clone(),
             warnings: progress.warnings.clone(),
             details: progress.details.clone(),
             diagnostics: progress.diagnostics.clone(),
@@ -264,6 +287,7 @@ pub struct Recorded {
     pub tls: Option<TlsReport>,
     pub host_key: Option<HostKeyReport>,
     pub credential: Option<CredentialReport>,
+    pub facts: WireFacts,
     pub warnings: Vec<Advice>,
     pub details: Vec<String>,
     pub diagnostics: Vec<String>,

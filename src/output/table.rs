@@ -238,6 +238,7 @@ mod tests {
             tls: None,
             host_key: None,
             credential: None,
+            facts: Default::default(),
             details: vec![],
             diagnostics: vec![],
         };

@@ -134,6 +134,7 @@ fn lost_report() -> ProbeReport {
         tls: None,
         host_key: None,
         credential: None,
+        facts: Default::default(),
         details: Vec::new(),
         diagnostics: Vec::new(),
     }
@@ -313,6 +314,7 @@ fn build_report(
         tls: recorded.tls,
         host_key: recorded.host_key,
         credential: recorded.credential,
+        facts: recorded.facts,
         details: recorded.details,
         diagnostics: recorded.diagnostics,
     };

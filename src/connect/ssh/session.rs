@@ -300,6 +300,15 @@ impl Session {
         self.handle.is_closed()
     }
 
+    /// Whether the server still answers: an SSH ping (a keepalive request that wants a
+    /// reply) answered within `within`. A kept connection can have died silently (a NAT
+    /// or firewall forgot it, the bastion restarted).
+    pub async fn answers(&self, within: std::time::Duration) -> bool {
+        let pinged = tokio::time::timeout(within, self.handle.send_ping()).await;
+        // The reply channel also ends when the session does: check it is still open.
+        matches!(pinged, Ok(Ok(()))) && !self.handle.is_closed()
+    }
+
     /// Says goodbye, so the server logs a clean disconnect; best effort, briefly.
     pub async fn close(&self) {
         let goodbye = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en");

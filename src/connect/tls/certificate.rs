@@ -13,6 +13,94 @@ pub fn version_name(v: rustls::ProtocolVersion) -> String {
     }
 }
 
+/// A presented certificate as the blackbox exporter labels it (Go's forms).
+pub fn chain_cert(der: &[u8]) -> crate::model::facts::ChainCert {
+    let sha256_hex: String = sha256_fingerprint(der).chars().filter(|c| *c != ':').collect::<String>().to_lowercase();
+    let mut out = crate::model::facts::ChainCert {
+        not_after_unix: 0,
+        sha256_hex,
+        subject: String::new(),
+        issuer: String::new(),
+        serial_hex: String::new(),
+        dns_names: Vec::new(),
+    };
+    if let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) {
+        out.not_after_unix = cert.validity().not_after.timestamp();
+        out.subject = go_name(cert.subject());
+        out.issuer = go_name(cert.issuer());
+        let serial = cert.raw_serial();
+        let first = serial.iter().position(|b| *b != 0).unwrap_or(serial.len());
+        out.serial_hex = serial[first..].iter().map(|b| format!("{b:02x}")).collect();
+        if let Ok(Some(ext)) = cert.subject_alternative_name() {
+            for name in &ext.value.general_names {
+                if let x509_parser::extensions::GeneralName::DNSName(d) = name {
+                    out.dns_names.push(d.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A distinguished name as Go's `pkix.Name.String()` writes it (and so blackbox labels it):
+/// the standard attributes in Go's fixed order, each type's values as one RDN, written last
+/// to first ("CN=host,O=Org"); other attributes, by dotted OID, at the end.
+fn go_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    // Go's ToRDNSequence order, by the last arc of 2.5.4.x and its name.
+    const ORDER: [(u64, &str); 9] = [
+        (6, "C"),
+        (8, "ST"),
+        (7, "L"),
+        (9, "STREET"),
+        (17, "POSTALCODE"),
+        (10, "O"),
+        (11, "OU"),
+        (3, "CN"),
+        (5, "SERIALNUMBER"),
+    ];
+    let standard = |attr: &x509_parser::x509::AttributeTypeAndValue<'_>| -> Option<u64> {
+        let arcs: Vec<u64> = attr.attr_type().iter()?.collect();
+        match arcs.as_slice() {
+            [2, 5, 4, last] if ORDER.iter().any(|(n, _)| n == last) => Some(*last),
+            _ => None,
+        }
+    };
+    let value = |attr: &x509_parser::x509::AttributeTypeAndValue<'_>| go_escape(attr.as_str().unwrap_or_default());
+    let mut sequence: Vec<String> = name
+        .iter_attributes()
+        .filter(|attr| standard(attr).is_none())
+        .map(|attr| format!("{}={}", attr.attr_type().to_id_string(), value(attr)))
+        .collect();
+    for (arc, key) in ORDER {
+        let values: Vec<String> = name
+            .iter_attributes()
+            .filter(|attr| standard(attr) == Some(arc))
+            .map(|attr| format!("{key}={}", value(attr)))
+            .collect();
+        if !values.is_empty() {
+            sequence.push(values.join("+"));
+        }
+    }
+    sequence.reverse();
+    sequence.join(",")
+}
+
+/// RFC 2253 escaping, as Go's `pkix.Name.String()` applies it.
+fn go_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && matches!(c, ' ' | '#'))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Everything a person needs to recognise (and approve) a certificate.
 #[derive(Debug, Clone)]
 pub struct CertInfo {

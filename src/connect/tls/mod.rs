@@ -76,6 +76,8 @@ where
     let tls_report = recording.chain.first().map(|leaf| certificate_report(leaf, version, &recording));
     if report && let Some(r) = &tls_report {
         ctx.set_tls(r.clone());
+        let chain = recording.chain.iter().take(crate::model::facts::CHAIN_CAP).map(|c| chain_cert(c)).collect();
+        ctx.set_chain(r.version.as_deref().map(crate::model::facts::go_tls_version), chain);
     }
     match result {
         Ok(stream) => {

@@ -27,6 +27,9 @@ mod signed;
 pub use check_url::*;
 pub use config::*;
 
+/// How long a body is read for when nothing in it is checked.
+const BODY_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// AWS credentials from the configured source; STS, when a source needs it, is AWS's own
 /// (judged against the system trust store).
 async fn aws_credentials(
@@ -136,7 +139,9 @@ impl HttpProbe {
         if matches!(self.auth, Auth::None) && self.signed_link.is_none() {
             return ctx
                 .stage(Stage::Check, async {
+                    let sent = std::time::Instant::now();
                     let response = conn.send(self.method.clone(), &url, &headers, body).await?;
+                    record_head(ctx, &url, &response, sent);
                     ctx.diagnostic(httpc::describe_response(ctx, &self.method, &url, &response));
                     self.check(ctx, response, false, conn.client_cert_requested()).await
                 })
@@ -144,7 +149,9 @@ impl HttpProbe {
         }
         let response = ctx
             .stage(Stage::Auth, async {
+                let sent = std::time::Instant::now();
                 let mut response = conn.send(self.method.clone(), &url, &headers, body).await?;
+                record_head(ctx, &url, &response, sent);
                 ctx.diagnostic(httpc::describe_response(ctx, &self.method, &url, &response));
                 if response.status() == StatusCode::UNAUTHORIZED && !self.status_expected(401) {
                     if let Some(initiator) = negotiate.as_mut()
@@ -215,27 +222,68 @@ impl HttpProbe {
         client_cert_requested: bool,
     ) -> Result<(), Failure> {
         let status = response.status();
-        if !self.status_expected(status.as_u16()) {
+        let expected = self.status_expected(status.as_u16());
+        if expected && self.ranged() {
+            signed::describe_object(ctx, status, response.headers());
+        }
+        // The body is read (at most BODY_CAP), whatever the status, as the blackbox exporter
+        // does: for expect.body_contains, and for the transfer phase and body length.
+        let (body, truncated) = self.read_body(ctx, &mut response, expected && self.body_contains.is_some()).await?;
+        let mismatch =
+            expected && self.body_contains.as_ref().is_some_and(|needle| !contains(&body, needle.as_bytes()));
+        if let Some(mut facts) = ctx.http_facts() {
+            facts.failed_due_to_regex = mismatch;
+            ctx.set_http(facts);
+        }
+        if !expected {
             if status == StatusCode::BAD_REQUEST && client_cert_requested {
                 return Err(self.client_cert_bad_request());
             }
             return Err(self.status_failure(ctx, &response, has_auth));
         }
-        if self.ranged() {
-            signed::describe_object(ctx, status, response.headers());
-        }
-        if let Some(needle) = &self.body_contains {
-            let (body, truncated) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
-            if !contains(&body, needle.as_bytes()) {
-                let scope = if truncated { format!(" (in the first {} KiB)", BODY_CAP / 1024) } else { String::new() };
-                return Err(Failure::new(
-                    ErrorClass::UnexpectedResponse,
-                    format!("HTTP {status}, but the body does not contain `{needle}`{scope}"),
-                )
-                .with_hint("the endpoint answered something else: check the URL and expect.body_contains"));
-            }
+        if let Some(needle) = &self.body_contains
+            && mismatch
+        {
+            let scope = if truncated { format!(" (in the first {} KiB)", BODY_CAP / 1024) } else { String::new() };
+            return Err(Failure::new(
+                ErrorClass::UnexpectedResponse,
+                format!("HTTP {status}, but the body does not contain `{needle}`{scope}"),
+            )
+            .with_hint("the endpoint answered something else: check the URL and expect.body_contains"));
         }
         Ok(())
+    }
+
+    /// Reads at most BODY_CAP of the body and records its length and transfer time. When
+    /// nothing in it is checked (`checked` false) the read is bounded in time too: a
+    /// streaming endpoint (SSE, long poll) passes on its head, as it always did.
+    async fn read_body(
+        &self,
+        ctx: &ProbeContext,
+        response: &mut http::Response<hyper::body::Incoming>,
+        checked: bool,
+    ) -> Result<(Bytes, bool), Failure> {
+        let started = std::time::Instant::now();
+        let read = if self.method == Method::HEAD {
+            (Bytes::new(), false)
+        } else if checked {
+            httpc::read_capped(response.body_mut(), BODY_CAP).await?
+        } else {
+            match tokio::time::timeout(BODY_READ_LIMIT, httpc::read_capped(response.body_mut(), BODY_CAP)).await {
+                Ok(Ok(read)) => read,
+                Ok(Err(_)) | Err(_) => {
+                    let limit = humantime::format_duration(BODY_READ_LIMIT);
+                    ctx.detail(format!("body: not read to its end within {limit}"));
+                    (Bytes::new(), true)
+                }
+            }
+        };
+        if let Some(mut facts) = ctx.http_facts() {
+            facts.transfer_secs = started.elapsed().as_secs_f64();
+            facts.body_length = read.0.len() as u64;
+            ctx.set_http(facts);
+        }
+        Ok(read)
     }
 
     /// nginx (and others) finish the handshake whatever client certificate arrives, then
@@ -390,6 +438,36 @@ pub fn classify_signed_link_answer(body: &[u8]) -> ErrorClass {
     let ctx = ProbeContext::new(Arc::default(), 14, std::time::Duration::from_secs(1));
     let answer = signed::ErrorAnswer::read(&headers, body);
     signed::refusal(&ctx, &link, StatusCode::FORBIDDEN, &answer).class
+}
+
+/// The answer's head as the blackbox metrics describe it (the body's part comes in `check`).
+fn record_head(
+    ctx: &ProbeContext,
+    url: &Url,
+    response: &http::Response<hyper::body::Incoming>,
+    sent: std::time::Instant,
+) {
+    let header = |name: header::HeaderName| response.headers().get(name).and_then(|v| v.to_str().ok());
+    let version = match response.version() {
+        http::Version::HTTP_09 => 0.9,
+        http::Version::HTTP_10 => 1.0,
+        http::Version::HTTP_2 => 2.0,
+        http::Version::HTTP_3 => 3.0,
+        _ => 1.1,
+    };
+    let last_modified = header(header::LAST_MODIFIED)
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    ctx.set_http(crate::model::facts::HttpFacts {
+        status: response.status().as_u16(),
+        version,
+        content_length: header(header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok()).unwrap_or(-1),
+        last_modified_unix: last_modified,
+        processing_secs: sent.elapsed().as_secs_f64(),
+        tls: url.scheme() == "https",
+        ..Default::default()
+    });
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -3,6 +3,7 @@
 //! reload (SIGHUP, `POST /-/reload`), scrape coalescing, a minimum interval per probe, and
 //! optional basic auth and (m)TLS for the endpoints.
 
+mod blackbox;
 mod render;
 mod scrape;
 

@@ -14,9 +14,8 @@ fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// `/probe`: `probe_success`, `probe_duration_seconds` and (with TLS)
-/// `probe_ssl_earliest_cert_expiry` under the blackbox exporter's names, so its dashboards
-/// and alerts keep working, then authprobe's per-stage metrics.
+/// `/probe`: the blackbox exporter's `probe_*` metrics (its names, labels and meanings, so
+/// its dashboards and alerts keep working), then authprobe's own.
 pub fn probe_metrics(finished: &Finished) -> String {
     let mut out = String::new();
     let probe = finished.report.probes.first();
@@ -24,9 +23,8 @@ pub fn probe_metrics(finished: &Finished) -> String {
     let _ = writeln!(out, "probe_success {}", u8::from(finished.passed()));
     gauge(&mut out, "probe_duration_seconds", "How long the probe took, all stages together.");
     let _ = writeln!(out, "probe_duration_seconds {}", probe.map_or(0.0, |p| p.duration_secs));
-    if let Some(tls) = probe.and_then(|p| p.tls.as_ref()) {
-        gauge(&mut out, "probe_ssl_earliest_cert_expiry", "Expiry of the server certificate, in Unix seconds.");
-        let _ = writeln!(out, "probe_ssl_earliest_cert_expiry {}", tls.not_after_unix);
+    if let Some(probe) = probe {
+        super::blackbox::render(&mut out, probe);
     }
     gauge(
         &mut out,

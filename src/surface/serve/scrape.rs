@@ -33,6 +33,9 @@ pub struct Loaded {
     pub trust: Arc<TrustStore>,
     /// SSH logins per server, limited across all scrapes (sshd's MaxStartups).
     pub ssh_logins: Arc<crate::connect::ssh::LoginGate>,
+    /// `[[tunnel]]` connections kept between scrapes (checked alive before each reuse), so
+    /// that a bastion is not logged into at every scrape; dropped with the config.
+    pub tunnels: Arc<crate::connect::tunnel::TunnelPool>,
     pub loaded_at: SystemTime,
 }
 
@@ -158,6 +161,7 @@ impl Service {
                 generation: 1,
                 trust: Arc::default(),
                 ssh_logins: Arc::default(),
+                tunnels: Arc::new(crate::connect::tunnel::TunnelPool::kept()),
                 loaded_at: now,
             })),
             reload_status: Mutex::new(ReloadStatus { ok: true, last_success: now, last_error: None }),
@@ -186,6 +190,7 @@ impl Service {
                     generation,
                     trust: Arc::default(),
                     ssh_logins: loaded.ssh_logins.clone(),
+                    tunnels: Arc::new(crate::connect::tunnel::TunnelPool::kept()),
                     loaded_at: SystemTime::now(),
                 });
                 drop(loaded);
@@ -294,11 +299,10 @@ impl Service {
             tracker: None,
             advice: Dialect::Config,
         };
-        // Tunnels are opened per run: a connection kept between scrapes could have died.
         let shared = Arc::new(Shared {
             trust: loaded.trust.clone(),
             ssh_logins: loaded.ssh_logins.clone(),
-            ..Shared::default()
+            tunnels: loaded.tunnels.clone(),
         });
         let mut report = runner::run_with(vec![probe], &opts, CancellationToken::new(), shared).await;
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);

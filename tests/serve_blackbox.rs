@@ -1,0 +1,251 @@
+//! `serve` as a drop-in for blackbox_exporter users: Debian's prometheus-blackbox-exporter
+//! (0.23, its binary unpacked by scripts/servers.sh, never installed) and `authprobe serve`
+//! probe the same targets with the same intent; every `probe_*` metric blackbox answers with
+//! must be in authprobe's answer with the same label names, and the values that must agree
+//! do (success, status code, HTTP version, TLS, certificate expiry and identity, IP).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::serve::{Serve, promtool_accepts};
+use crate::util::*;
+
+type Samples = BTreeMap<String, Vec<(BTreeMap<String, String>, String)>>;
+
+/// `probe_*` samples by metric name: each with its labels and value.
+fn parse(text: &str) -> Samples {
+    let mut out = Samples::new();
+    for line in text.lines().filter(|l| l.starts_with("probe_")) {
+        let (series, value) = line.rsplit_once(' ').expect("a sample line");
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let mut map = BTreeMap::new();
+        let mut rest = labels;
+        while let Some((key, after)) = rest.split_once("=\"") {
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let mut end = after.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, next)) = chars.next() {
+                            value.push(next);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            map.insert(key.trim_start_matches(',').to_string(), value);
+            rest = &after[end..];
+        }
+        out.entry(name.to_string()).or_default().push((map, value.to_string()));
+    }
+    out
+}
+
+struct Blackbox {
+    _child: tokio::process::Child,
+    addr: String,
+}
+
+impl Blackbox {
+    async fn start(ws: &Workspace, env: &[(String, String)]) -> Blackbox {
+        let binary = harness_var(env, "AP_BLACKBOX_EXPORTER");
+        assert!(
+            std::path::Path::new(&binary).is_file(),
+            "the blackbox exporter is missing ({binary:?}): scripts/servers.sh clients fetches it"
+        );
+        let ca = harness_var(env, "AP_CA");
+        let config = ws.write(
+            "blackbox.yml",
+            &format!(
+                "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n      tls_config:\n        ca_file: {ca}\n"
+            ),
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = tokio::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the blackbox exporter");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+                return Blackbox { _child: child, addr };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the blackbox exporter did not listen on {addr} within 10 s");
+    }
+
+    async fn probe(&self, target: &str) -> String {
+        let path = format!(
+            "/probe?module=http_2xx&target={}",
+            url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+        );
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await.expect("connect to blackbox");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+        tokio::spawn(conn);
+        let request = http::Request::builder()
+            .uri(path)
+            .header("host", &self.addr)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.expect("blackbox answers");
+        use http_body_util::BodyExt;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+}
+
+fn one<'a>(samples: &'a Samples, name: &str) -> Option<&'a (BTreeMap<String, String>, String)> {
+    samples.get(name).and_then(|v| v.first())
+}
+
+#[tokio::test]
+async fn serve_answers_with_the_blackbox_exporters_metrics_and_agrees_with_it() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let https = harness_var(&env, "AP_HTTPS_PORT");
+    let cases = [
+        ("https-ok", format!("https://localhost:{https}/health")),
+        ("http-ok", format!("http://127.0.0.1:{}/health", harness_var(&env, "AP_HTTP_PORT"))),
+        ("https-not-found", format!("https://localhost:{https}/no-such-page")),
+        ("https-forbidden", format!("https://localhost:{https}/forbidden")),
+        ("expired-certificate", format!("https://localhost:{}/health", harness_var(&env, "AP_EXPIRED_PORT"))),
+    ];
+    let mut cfg = String::new();
+    for (name, url) in &cases {
+        cfg += &format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ntls = {{ ca = \"${{AP_CA}}\" }}\n\n"
+        );
+    }
+    let config = ws.config(&cfg);
+    let serve = Serve::start(&config, &["--min-interval", "0s"], &env).await;
+    let blackbox = Blackbox::start(&ws, &env).await;
+    // Values that must agree; the others (durations, hashes of the moment) need only exist.
+    let agree = [
+        "probe_success",
+        "probe_http_status_code",
+        "probe_http_version",
+        "probe_http_ssl",
+        "probe_http_redirects",
+        "probe_http_content_length",
+        "probe_http_uncompressed_body_length",
+        "probe_failed_due_to_regex",
+        "probe_ip_protocol",
+        "probe_ip_addr_hash",
+        "probe_ssl_earliest_cert_expiry",
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+    ];
+    for (name, url) in &cases {
+        let theirs_text = blackbox.probe(url).await;
+        let (code, ours_text) = serve.get(&format!("/probe?target={name}")).await;
+        assert_eq!(code, 200, "{ours_text}");
+        promtool_accepts(&ours_text);
+        let (theirs, ours) = (parse(&theirs_text), parse(&ours_text));
+        let missing: BTreeSet<&String> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
+        assert!(
+            missing.is_empty(),
+            "{name}: blackbox answers {missing:?} and authprobe does not.\nblackbox:\n{theirs_text}\nauthprobe:\n{ours_text}"
+        );
+        for (metric, samples) in &theirs {
+            let their_labels: BTreeSet<BTreeSet<&String>> = samples.iter().map(|(l, _)| l.keys().collect()).collect();
+            let mut our_labels: BTreeSet<BTreeSet<&String>> =
+                ours[metric].iter().map(|(l, _)| l.keys().collect()).collect();
+            if metric == "probe_ssl_last_chain_info" {
+                our_labels = our_labels
+                    .into_iter()
+                    .map(|set| set.into_iter().filter(|l| *l != "serialnumber").collect())
+                    .collect();
+            }
+            assert_eq!(their_labels, our_labels, "{name}: label names of {metric}");
+            if agree.contains(&metric.as_str()) {
+                let number = |s: &Samples| one(s, metric).and_then(|(_, v)| v.parse::<f64>().ok());
+                assert_eq!(
+                    number(&theirs),
+                    number(&ours),
+                    "{name}: {metric}\nblackbox:\n{theirs_text}\nauthprobe:\n{ours_text}"
+                );
+            }
+        }
+        // The labels' values agree (authprobe adds serialnumber, as blackbox 0.24 and later do).
+        for labelled in ["probe_tls_version_info", "probe_ssl_last_chain_info"] {
+            let theirs_labels = one(&theirs, labelled).map(|s| s.0.clone());
+            if theirs_labels.is_none() {
+                continue; // a failed handshake: blackbox has no certificate metrics (see below)
+            }
+            let ours_labels = one(&ours, labelled).map(|s| {
+                let mut labels = s.0.clone();
+                labels.retain(|k, _| theirs_labels.as_ref().is_none_or(|t| t.contains_key(k)));
+                labels
+            });
+            assert_eq!(
+                theirs_labels, ours_labels,
+                "{name}: {labelled}\nblackbox:\n{theirs_text}\nauthprobe:\n{ours_text}"
+            );
+        }
+        let phases = |s: &Samples| -> BTreeSet<String> {
+            s.get("probe_http_duration_seconds")
+                .into_iter()
+                .flatten()
+                .filter_map(|(l, _)| l.get("phase").cloned())
+                .collect()
+        };
+        assert_eq!(phases(&theirs), phases(&ours), "{name}: phases");
+    }
+
+    // Where authprobe differs on purpose: the expiry of a certificate that failed
+    // verification is still reported (blackbox has none), so an expiry alert fires for it.
+    let (_, expired) = serve.get("/probe?target=expired-certificate").await;
+    let expiry =
+        crate::serve::value(&expired, "probe_ssl_earliest_cert_expiry").expect("the expired certificate's expiry");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(expiry < now, "{expired}");
+    assert_eq!(crate::serve::value(&expired, "probe_success"), Some(0.0), "{expired}");
+
+    // The DNS, IP and TLS metrics for every kind that resolves, connects and speaks TLS: a
+    // database after its TLS upgrade, an S3 endpoint; and authprobe's own metrics beside them.
+    let db = ws.config(
+        "[[probe]]\nname = \"db\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\nuser = \"${AP_PG_USER}\"\npassword = \"${AP_PG_PASSWORD}\"\ndatabase = \"${AP_PG_DATABASE}\"\ntls = { mode = \"verify-full\", ca = \"${AP_CA}\" }\n\n[[probe]]\nname = \"bucket\"\nkind = \"s3\"\nbucket = \"${AP_S3_BUCKET}\"\nendpoint = \"https://localhost:${AP_S3_TLS_PORT}\"\ntls = { ca = \"${AP_CA}\" }\nauth = { type = \"static\", access_key_id = \"${AP_S3_ACCESS_KEY}\", secret_access_key = \"${AP_S3_SECRET_KEY}\" }\n",
+    );
+    let serve = Serve::start(&db, &["--min-interval", "0s"], &env).await;
+    let https_ok = parse(&blackbox.probe(&cases[0].1).await);
+    for probe in ["db", "bucket"] {
+        let (code, text) = serve.get(&format!("/probe?target={probe}")).await;
+        assert_eq!(code, 200, "{text}");
+        promtool_accepts(&text);
+        let samples = parse(&text);
+        for metric in [
+            "probe_success",
+            "probe_dns_lookup_time_seconds",
+            "probe_ip_protocol",
+            "probe_ip_addr_hash",
+            "probe_ssl_earliest_cert_expiry",
+            "probe_ssl_last_chain_expiry_timestamp_seconds",
+            "probe_ssl_last_chain_info",
+            "probe_tls_version_info",
+        ] {
+            assert!(samples.contains_key(metric), "{probe}: no {metric} in:\n{text}");
+        }
+        assert!(!samples.contains_key("probe_http_status_code"), "{probe}: HTTP metrics for a non-http kind:\n{text}");
+        assert_eq!(one(&samples, "probe_success").map(|s| s.1.as_str()), Some("1"), "{text}");
+        // The same server certificate as nginx's: the same identity labels blackbox gives it.
+        let chain =
+            |s: &Samples| one(s, "probe_ssl_last_chain_info").map(|(l, _)| (l["subject"].clone(), l["issuer"].clone()));
+        assert_eq!(chain(&samples), chain(&https_ok), "{probe}");
+        assert!(text.contains("authprobe_stage_duration_seconds{"), "{probe}: authprobe's own metrics:\n{text}");
+    }
+}
