@@ -1110,7 +1110,13 @@ case "${1:-}" in
   certs) mkdir -p "$STATE/logs"; make_certs; chmod -R a+rX "$CERTS" ;;
   serve) serve_one "${2:?usage: serve NAME}" ;;
   write-env) write_env ;;
-  clients) mkdir -p "$CACHE"; install_clients ;;
+  clients)
+    mkdir -p "$CACHE"; install_clients
+    # The env file was written before the clients were there.
+    if [ -f "$ENV_FILE" ]; then
+      sed -i "s|^AP_BLACKBOX_EXPORTER=.*|AP_BLACKBOX_EXPORTER=$(unpacked prometheus-blackbox-exporter bin/prometheus-blackbox-exporter)|" "$ENV_FILE"
+    fi
+    ;;
   up)
     if [ "${AUTHPROBE_SERVERS:-auto}" != native ] && docker_engine; then
       log "Docker engine found: using docker-compose.yml"
