@@ -17,7 +17,7 @@ use crate::util::*;
 /// A running `authprobe serve`; killed when dropped.
 pub struct Serve {
     child: tokio::process::Child,
-    addr: String,
+    pub addr: String,
     log: Arc<Mutex<String>>,
 }
 
@@ -62,7 +62,7 @@ impl Serve {
         request(&self.addr, "GET", path, &[]).await
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -73,7 +73,7 @@ async fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)])
     exchange(tcp, addr, method, path, headers).await
 }
 
-async fn exchange<S>(io: S, addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String)
+pub async fn exchange<S>(io: S, addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -249,3 +249,100 @@ async fn serve_answers_with_the_blackbox_exporters_metrics_and_agrees_with_it() 
         assert!(text.contains("authprobe_stage_duration_seconds{"), "{probe}: authprobe's own metrics:\n{text}");
     }
 }
+
+/// The alert rules blackbox users write (examples/prometheus/blackbox-alerts.yml), in a real
+/// Prometheus scraping serve: each fires for the target that should fire, and no other.
+#[tokio::test]
+async fn blackbox_style_alert_rules_fire_for_the_right_targets() {
+    use crate::util::servers::{self, ClientCerts};
+    let prometheus = require_tool("prometheus");
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/prometheus/blackbox-alerts.yml");
+    let check =
+        std::process::Command::new(require_tool("promtool")).args(["check", "rules"]).arg(&rules).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let pki = crate::util::certs::pki();
+    let good = servers::https(&pki.server, ClientCerts::None).await;
+    let soon = servers::https(&pki.expiring_soon, ClientCerts::None).await;
+    let ws = Workspace::new();
+    let tls = tls_ca(&pki);
+    let mut cfg = http_probe("healthy", &good.url("https", "/health"), &tls);
+    cfg += &http_probe("expiring", &soon.url("https", "/health"), &tls);
+    cfg += &http_probe("not-found", &good.url("https", "/no-such-page"), &tls);
+    cfg += &http_probe("slow", &good.url("https", "/slow?ms=600"), &tls);
+    let config = ws.config(&cfg);
+    let serve = Serve::start(&config, &[], &[]).await;
+    let prom_config = ws.write(
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\nrule_files: [{}]\nscrape_configs:\n  - job_name: authprobe\n    metrics_path: /probe\n    static_configs:\n      - targets: [healthy, expiring, not-found, slow]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - source_labels: [__param_target]\n        target_label: instance\n      - target_label: __address__\n        replacement: {}\n",
+            rules.display(),
+            serve.addr
+        ),
+    );
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let _prom = tokio::process::Command::new(prometheus)
+        .arg(format!("--config.file={}", prom_config.display()))
+        .arg(format!("--storage.tsdb.path={}", ws.path("tsdb").display()))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start prometheus");
+    let expected: BTreeSet<(String, String, String)> = [
+        ("BlackboxSslCertificateWillExpireSoon", "expiring", "firing"),
+        ("BlackboxProbeHttpFailure", "not-found", "firing"),
+        // `for: 5m`: pending until then, which is Prometheus' part.
+        ("BlackboxProbeFailed", "not-found", "pending"),
+        ("BlackboxSlowHttpProcessing", "slow", "firing"),
+    ]
+    .iter()
+    .map(|(a, i, s)| (a.to_string(), i.to_string(), s.to_string()))
+    .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = BTreeSet::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(Ok(tcp)) = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&web)).await {
+            let (status, body) = crate::serve::exchange(tcp, &web, "GET", "/api/v1/alerts", &[]).await;
+            if status == 200 {
+                let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+                seen = answer["data"]["alerts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| {
+                        let label = |k: &str| a["labels"][k].as_str().unwrap_or_default().to_string();
+                        (label("alertname"), label("instance"), a["state"].as_str().unwrap_or_default().to_string())
+                    })
+                    .collect();
+                if seen == expected {
+                    // Stable over a few more evaluations: nothing else starts firing.
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let tcp = tokio::net::TcpStream::connect(&web).await.unwrap();
+                    let (_, body) = crate::serve::exchange(tcp, &web, "GET", "/api/v1/alerts", &[]).await;
+                    let again: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let names: BTreeSet<(String, String)> = again["data"]["alerts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|a| {
+                            (
+                                a["labels"]["alertname"].as_str().unwrap_or_default().to_string(),
+                                a["labels"]["instance"].as_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect();
+                    let wanted: BTreeSet<(String, String)> =
+                        expected.iter().map(|(a, i, _)| (a.clone(), i.clone())).collect();
+                    assert_eq!(names, wanted, "alerts changed after settling");
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!(
+        "alerts never settled on the expected set within 60 s:\nexpected {expected:#?}\nseen {seen:#?}\nserve:\n{}",
+        serve.log()
+    );
+}
