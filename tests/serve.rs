@@ -65,6 +65,18 @@ impl Serve {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// Whether the log shows `text` within 2 s (its reader runs on its own task, and may
+    /// not have read a dying process's last lines yet).
+    pub async fn log_soon_contains(&self, text: &str) -> bool {
+        for _ in 0..40 {
+            if self.log().contains(text) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
 }
 
 /// One HTTP/1.1 request over a fresh connection.
@@ -789,7 +801,7 @@ async fn sigterm_finishes_scrapes_under_way_then_exits_0() {
             let (code, body) = answer.expect("the scrape under way was answered");
             assert_eq!(code, 200, "{body}");
             assert_eq!(value(&body, "probe_success"), Some(1.0), "{body}");
-            assert!(serve.log().contains("authprobe serve: stopped\n"), "{}", serve.log());
+            assert!(serve.log_soon_contains("authprobe serve: stopped\n").await, "{}", serve.log());
         } else {
             assert!(answer.is_none(), "a scrape outlived --shutdown-grace: {answer:?}");
             assert!(
@@ -797,7 +809,11 @@ async fn sigterm_finishes_scrapes_under_way_then_exits_0() {
                 "serve waited past its grace: {:?}",
                 signalled.elapsed()
             );
-            assert!(serve.log().contains("stopped with 1 connections unfinished after 500ms"), "{}", serve.log());
+            assert!(
+                serve.log_soon_contains("stopped with 1 connections unfinished after 500ms").await,
+                "{}",
+                serve.log()
+            );
         }
     }
 }

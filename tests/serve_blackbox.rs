@@ -346,3 +346,177 @@ async fn blackbox_style_alert_rules_fire_for_the_right_targets() {
         serve.log()
     );
 }
+
+/// `authprobe from-blackbox`: a blackbox.yml exercising every option the converter knows
+/// (and some it does not) becomes a probes.toml that validates, copies no credential, lists
+/// what it left out, and runs against the harness like blackbox would.
+#[tokio::test]
+async fn from_blackbox_converts_a_blackbox_config_and_the_result_runs() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let ca = harness_var(&env, "AP_CA");
+    let token_file = ws.write("bearer-token", &harness_var(&env, "AP_BEARER_TOKEN"));
+    let basic_password = harness_var(&env, "AP_BASIC_PASSWORD");
+    let yml = ws.write(
+        "blackbox.yml",
+        &format!(
+            r#"modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      valid_status_codes: [200]
+      method: GET
+      fail_if_body_not_matches_regexp: ["healthy"]
+      no_follow_redirects: true
+      tls_config:
+        ca_file: {ca}
+        server_name: localhost
+  basic:
+    prober: http
+    http:
+      basic_auth:
+        username: {user}
+        password: {basic_password}
+      no_follow_redirects: true
+      tls_config:
+        ca_file: {ca}
+  bearer_from_file:
+    prober: http
+    http:
+      bearer_token_file: {token_file}
+      follow_redirects: false
+      tls_config:
+        ca_file: {ca}
+  not_found_expected:
+    prober: http
+    http:
+      valid_status_codes: [404]
+      valid_http_versions: ["HTTP/1.1", "HTTP/2.0"]
+      fail_if_body_matches_regexp: ["error.*"]
+      headers:
+        X-Api-Key: CANARY-blackbox-header-6a1f
+      tls_config:
+        ca_file: {ca}
+        min_version: TLS12
+  oauth:
+    prober: http
+    http:
+      method: POST
+      body: '{{"ping": true}}'
+      oauth2:
+        client_id: authprobe-client
+        client_secret: CANARY-blackbox-oauth-2c9e
+        token_url: https://login.example.com/token
+        scopes: [read, write]
+        endpoint_params: {{audience: api}}
+      proxy_url: http://127.0.0.1:3128
+  tcp_tls:
+    prober: tcp
+    tcp:
+      tls: true
+"#,
+            user = harness_var(&env, "AP_BASIC_USER"),
+            token_file = token_file.display()
+        ),
+    );
+    // The file is a config the real blackbox exporter accepts.
+    let check = std::process::Command::new(harness_var(&env, "AP_BLACKBOX_EXPORTER"))
+        .arg(format!("--config.file={}", yml.display()))
+        .arg("--config.check")
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let https = format!("https://localhost:{}", harness_var(&env, "AP_HTTPS_PORT"));
+    let targets = [
+        format!("http_2xx={https}/health"),
+        format!("http_2xx=https://127.0.0.1:{}/health", harness_var(&env, "AP_HTTPS_PORT")),
+        format!("basic={https}/basic"),
+        format!("bearer_from_file={https}/bearer"),
+        format!("not_found_expected={https}/no-such-page"),
+    ];
+    let mut args = vec!["from-blackbox".to_string(), yml.display().to_string()];
+    for t in &targets {
+        args.extend(["--target".to_string(), t.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = authprobe(&args, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for secret in [
+        basic_password.as_str(),
+        "CANARY-blackbox-header-6a1f",
+        "CANARY-blackbox-oauth-2c9e",
+        &harness_var(&env, "AP_BEARER_TOKEN"),
+    ] {
+        assert!(
+            !out.stdout.contains(secret) && !out.stderr.contains(secret),
+            "a credential was copied:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    for warning in [
+        "module http_2xx: http.preferred_ip_protocol is not converted",
+        "module not_found_expected: http.valid_http_versions is not converted",
+        "module not_found_expected: http.fail_if_body_matches_regexp is not converted",
+        "module not_found_expected: tls_config.min_version is not converted",
+        "module not_found_expected: redirects: blackbox follows them, authprobe does not",
+        "module oauth: oauth2.endpoint_params is not converted",
+        "module oauth: no --target given",
+        "module tcp_tls: prober `tcp` not converted",
+        "converted 5 modules;",
+    ] {
+        assert!(out.stderr.contains(warning), "no `{warning}` in:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("module basic: redirects"), "no_follow_redirects: true converts:\n{}", out.stderr);
+    let config = ws.write("probes.toml", &out.stdout);
+    let variables = [
+        ("BLACKBOX_BASIC_PASSWORD", basic_password.clone()),
+        ("BLACKBOX_NOT_FOUND_EXPECTED_HEADER_X_API_KEY", "anything".to_string()),
+        ("BLACKBOX_OAUTH_CLIENT_SECRET", "anything".to_string()),
+        ("BLACKBOX_OAUTH_BODY", "{}".to_string()),
+    ];
+    for (variable, _) in &variables {
+        assert!(out.stdout.contains(&format!("# needs {variable}:")), "{variable} is not listed:\n{}", out.stdout);
+    }
+    let vars: Vec<(&str, &str)> = variables.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let validated = authprobe(&["validate", "-c", config.to_str().unwrap()], &vars).await;
+    assert_eq!(validated.code, 0, "{}\n{}", validated.stderr, out.stdout);
+    let ran = authprobe(
+        &[
+            "run",
+            "-c",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+            "--only",
+            "http_2xx",
+            "--only",
+            "basic",
+            "--only",
+            "bearer_from_file",
+            "--only",
+            "not_found_expected",
+        ],
+        &vars,
+    )
+    .await;
+    let report = ran.json();
+    for name in ["http_2xx", "basic", "bearer_from_file", "not_found_expected"] {
+        assert_passed(&report, name);
+    }
+    assert_eq!(ran.code, 0, "{}", ran.stdout);
+    // The module's other target, as Prometheus would send it to serve.
+    let mut serve_env = env.clone();
+    serve_env.extend(variables.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let serve = Serve::start(&config, &["--min-interval", "0s"], &serve_env).await;
+    let target = format!("https://127.0.0.1:{}/health", harness_var(&env, "AP_HTTPS_PORT"));
+    let (code, body) = serve
+        .get(&format!(
+            "/probe?module=http_2xx&target={}",
+            url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!((code, crate::serve::value(&body, "probe_success")), (200, Some(1.0)), "{body}");
+}

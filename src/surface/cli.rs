@@ -65,6 +65,10 @@ pub enum Command {
     /// Serve the probes to Prometheus: /probe?target=NAME (blackbox-exporter protocol),
     /// /metrics, a status page at /, /healthz; reload with SIGHUP or POST /-/reload.
     Serve(crate::surface::serve::ServeArgs),
+    /// Convert a blackbox exporter's blackbox.yml (http modules) into probes.toml on stdout;
+    /// credentials become ${ENV} or ${file:…} references, never copied; what does not
+    /// convert is listed on stderr.
+    FromBlackbox(crate::surface::from_blackbox::FromBlackboxArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -229,6 +233,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate_command(args),
         Command::Inspect(args) => inspect_command(args),
         Command::Serve(args) => crate::surface::serve::main(args),
+        Command::FromBlackbox(args) => crate::surface::from_blackbox::command(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut buf = Vec::new();

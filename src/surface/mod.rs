@@ -3,5 +3,6 @@
 
 pub mod check;
 pub mod cli;
+pub mod from_blackbox;
 pub mod inspect;
 pub mod serve;
