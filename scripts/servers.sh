@@ -114,6 +114,25 @@ make_certs() {
 }
 
 # ---------------------------------------------------------------- nginx (HTTP endpoints)
+# tls_front PORT UPSTREAM_PORT: an nginx server terminating TLS on PORT for a plain-HTTP
+# server. The Host header is passed on as the client sent it, since signatures cover it.
+tls_front() {
+  cat <<BLOCK
+    server {
+        listen 127.0.0.1:$1 ssl;
+        ssl_certificate $CERTS/server.crt;
+        ssl_certificate_key $CERTS/server.key;
+        location / {
+            proxy_pass http://127.0.0.1:$2;
+            proxy_set_header Host \$http_host;
+            proxy_http_version 1.1;
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }
+    }
+BLOCK
+}
+
 start_nginx() {
   running nginx && return 0
   port_free nginx "$AP_HTTPS_PORT"
@@ -187,31 +206,10 @@ $(server_block "$AP_MTLS_PORT" server "ssl_verify_client on; ssl_client_certific
 $(server_block "$AP_EXPIRED_PORT" expired)
 $(server_block "$AP_WRONG_HOST_PORT" wrong-host)
 $(server_block "$AP_UNTRUSTED_PORT" untrusted)
-    # TLS in front of s3s-fs: S3 over HTTPS with the harness certificate. The Host header
-    # is passed on as the client sent it, since SigV4 signs it.
-    server {
-        listen 127.0.0.1:$AP_S3_TLS_PORT ssl;
-        ssl_certificate $CERTS/server.crt;
-        ssl_certificate_key $CERTS/server.key;
-        location / {
-            proxy_pass http://127.0.0.1:$AP_S3_PORT;
-            proxy_set_header Host \$http_host;
-            proxy_http_version 1.1;
-            proxy_request_buffering off;
-            proxy_buffering off;
-        }
-    }
-    # TLS in front of the cloud token service, for Cloud Storage signed URLs over HTTPS.
-    server {
-        listen 127.0.0.1:$AP_CLOUD_TLS_PORT ssl;
-        ssl_certificate $CERTS/server.crt;
-        ssl_certificate_key $CERTS/server.key;
-        location / {
-            proxy_pass http://127.0.0.1:$AP_CLOUD_PORT;
-            proxy_set_header Host \$http_host;
-            proxy_http_version 1.1;
-        }
-    }
+    # TLS in front of s3s-fs (S3 over HTTPS) and of the cloud token service (Cloud Storage
+    # signed URLs over HTTPS), with the harness certificate.
+$(tls_front "$AP_S3_TLS_PORT" "$AP_S3_PORT")
+$(tls_front "$AP_CLOUD_TLS_PORT" "$AP_CLOUD_PORT")
 }
 CONF
   nginx -t -q -c "$dir/nginx.conf" -p "$dir" -g 'user root;' 2> "$STATE/logs/nginx.log" || die "nginx config: $(cat "$STATE/logs/nginx.log")"
