@@ -25,6 +25,9 @@ command -v tsql >/dev/null || missing+=(freetds-bin)
 # The integrations in examples/: a real node_exporter serves the cron recipe's metrics.
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 command -v flock >/dev/null || missing+=(util-linux)
+# serve's status page is checked in a real browser (tests/serve_page.rs).
+command -v chromium-headless-shell >/dev/null || missing+=(chromium-headless-shell)
+[ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq

@@ -39,4 +39,5 @@ mod secrets_all_kinds;
 mod secrets_leak;
 mod serve;
 mod serve_blackbox;
+mod serve_page;
 mod tls_classes;

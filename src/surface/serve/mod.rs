@@ -4,6 +4,7 @@
 //! optional basic auth and (m)TLS for the endpoints.
 
 mod blackbox;
+mod page;
 mod render;
 mod scrape;
 
@@ -326,6 +327,8 @@ impl Server {
             "/metrics" => "metrics",
             "/healthz" => "healthz",
             "/-/reload" => "reload",
+            "/docs" => "docs",
+            p if p.starts_with("/status/") => "probe_status",
             _ => "other",
         };
         let response = if handler != "healthz" && !self.authorized(&request) {
@@ -358,18 +361,37 @@ impl Server {
             "reload" => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use POST\n".into()),
             _ if !reading => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".into()),
             "status" => {
-                let page = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                    .find(|(k, _)| k == "page")
-                    .and_then(|(_, v)| v.parse::<usize>().ok())
-                    .unwrap_or(1);
-                answer(StatusCode::OK, HTML, render::status_page(&self.service, page))
+                let query = |name: &str| {
+                    url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                        .find(|(k, _)| k == name)
+                        .and_then(|(_, v)| v.parse::<u64>().ok())
+                };
+                let page = query("page").unwrap_or(1) as usize;
+                // At least 5 s, so that a page left open cannot hammer the probes' results.
+                let refresh = query("refresh").map(|s| s.clamp(5, 3600));
+                answer(StatusCode::OK, HTML, page::status_page(&self.service, page, refresh))
             }
+            "probe_status" => {
+                let name = request.uri().path().trim_start_matches("/status/");
+                let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned();
+                let target = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "target")
+                    .map(|(_, v)| v.into_owned());
+                let key = scrape::SlotKey { probe: name, target };
+                match page::probe_page(&self.service, &key) {
+                    Some(html) => answer(StatusCode::OK, HTML, html),
+                    None => answer(StatusCode::NOT_FOUND, TEXT, "no such probe in the config\n".into()),
+                }
+            }
+            "docs" => answer(StatusCode::OK, TEXT, include_str!("../../../docs/serve.md").to_string()),
             "healthz" => answer(StatusCode::OK, TEXT, "ok\n".into()),
             "metrics" => answer(StatusCode::OK, METRICS, render::exporter_metrics(&self.service)),
             "probe" => self.probe(&request).await,
-            _ => {
-                answer(StatusCode::NOT_FOUND, TEXT, "not found: try /, /probe?target=NAME, /metrics, /healthz\n".into())
-            }
+            _ => answer(
+                StatusCode::NOT_FOUND,
+                TEXT,
+                "not found: try /, /status/NAME, /probe?target=NAME, /metrics, /healthz, /docs\n".into(),
+            ),
         }
     }
 

@@ -86,6 +86,32 @@ impl Served {
 struct SlotState {
     running: Option<watch::Receiver<Option<Arc<Finished>>>>,
     last: Option<Arc<Finished>>,
+    /// The last results, oldest first, at most [`HISTORY`].
+    history: std::collections::VecDeque<Past>,
+    /// The current status, and when it began (the first run that had it).
+    since: Option<(Status, SystemTime)>,
+}
+
+/// Results kept per probe or target for the status page's history strip.
+pub const HISTORY: usize = 30;
+
+/// One past result, as the status page's history shows it.
+#[derive(Debug, Clone)]
+pub struct Past {
+    pub at: SystemTime,
+    pub status: Status,
+    pub duration_ms: u64,
+    /// `stage: class` of a failure.
+    pub failure: Option<String>,
+}
+
+/// What the status page shows of one probe or target.
+pub struct SlotView {
+    pub key: SlotKey,
+    pub last: Option<Arc<Finished>>,
+    pub running: bool,
+    pub history: Vec<Past>,
+    pub since: Option<(Status, SystemTime)>,
 }
 
 /// Targets (probe aimed elsewhere) kept at most: beyond this, the least recently scraped
@@ -314,6 +340,22 @@ impl Service {
             let mut state = lock(&slot);
             state.running = None;
             state.last = Some(finished.clone());
+            if let Some(probe) = finished.report.probes.first() {
+                let now = SystemTime::now();
+                if state.history.len() == HISTORY {
+                    state.history.pop_front();
+                }
+                let failure = probe.error.as_ref().map(|e| format!("{}: {}", e.stage, e.class));
+                state.history.push_back(Past {
+                    at: now,
+                    status: probe.status,
+                    duration_ms: probe.duration_ms,
+                    failure,
+                });
+                if state.since.is_none_or(|(status, _)| status != probe.status) {
+                    state.since = Some((probe.status, now));
+                }
+            }
         }
         let _ = sender.send(Some(finished));
     }
@@ -341,17 +383,23 @@ impl Service {
     }
 
     /// The last result of every probe and target scraped so far, in key order.
-    pub fn last_results(&self) -> Vec<(SlotKey, Option<Arc<Finished>>, bool)> {
+    pub fn last_results(&self) -> Vec<SlotView> {
         let slots: Vec<(SlotKey, Arc<Mutex<SlotState>>)> =
             lock(&self.slots).map.iter().map(|(k, v)| (k.clone(), v.state.clone())).collect();
         let mut out: Vec<_> = slots
             .into_iter()
             .map(|(key, slot)| {
                 let state = lock(&slot);
-                (key, state.last.clone(), state.running.is_some())
+                SlotView {
+                    key,
+                    last: state.last.clone(),
+                    running: state.running.is_some(),
+                    history: state.history.iter().cloned().collect(),
+                    since: state.since,
+                }
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
 }
