@@ -144,6 +144,23 @@ fn secret(
     Some(format!("${{{name}}}"))
 }
 
+/// As [`secret`], for a secret authprobe cannot do without: absent from blackbox.yml, it is
+/// still named, as a variable to set.
+fn required_secret(
+    module: &str,
+    table: &Yaml,
+    key: &str,
+    file_key: &str,
+    what: &str,
+    needs: &mut Vec<(String, String)>,
+) -> String {
+    secret(module, table, key, file_key, what, needs).unwrap_or_else(|| {
+        let name = variable(module, what);
+        needs.push((name.clone(), format!("{key} (absent in the file)")));
+        format!("${{{name}}}")
+    })
+}
+
 /// A regular expression that only matches itself, as text.
 fn literal(pattern: &str) -> Option<&str> {
     (!pattern.is_empty() && !pattern.contains(['\\', '.', '*', '+', '?', '(', ')', '[', ']', '{', '}', '|', '^', '$']))
@@ -271,11 +288,8 @@ fn http_auth(
     if !basic.is_badvalue() {
         auth.insert("type".into(), "basic".into());
         auth.insert("username".into(), basic["username"].as_str().unwrap_or_default().into());
-        let password = secret(name, basic, "password", "password_file", "password", needs);
-        auth.insert(
-            "password".into(),
-            password.unwrap_or_else(|| format!("${{{}}}", variable(name, "password"))).into(),
-        );
+        let password = required_secret(name, basic, "password", "password_file", "password", needs);
+        auth.insert("password".into(), password.into());
         return Some(auth);
     }
     let authorization = &http["authorization"];
@@ -300,11 +314,8 @@ fn http_auth(
     auth.insert("type".into(), "oauth2_client_credentials".into());
     auth.insert("token_url".into(), oauth2["token_url"].as_str().unwrap_or_default().into());
     auth.insert("client_id".into(), oauth2["client_id"].as_str().unwrap_or_default().into());
-    let client_secret = secret(name, oauth2, "client_secret", "client_secret_file", "client_secret", needs);
-    auth.insert(
-        "client_secret".into(),
-        client_secret.unwrap_or_else(|| format!("${{{}}}", variable(name, "client_secret"))).into(),
-    );
+    let client_secret = required_secret(name, oauth2, "client_secret", "client_secret_file", "client_secret", needs);
+    auth.insert("client_secret".into(), client_secret.into());
     if let Some(scopes) = oauth2["scopes"].as_vec() {
         let scopes: Vec<&str> = scopes.iter().filter_map(|s| s.as_str()).collect();
         auth.insert("scope".into(), scopes.join(" ").into());
