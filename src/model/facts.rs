@@ -13,8 +13,6 @@ pub struct WireFacts {
     /// The address the probe's own connection reached; none through a proxy or a tunnel,
     /// where the other side resolved and connected.
     pub peer: Option<SocketAddr>,
-    /// The TLS version negotiated, as Go names it ("TLS 1.3").
-    pub tls_version: Option<String>,
     /// The presented chain, leaf first.
     pub chain: Vec<ChainCert>,
     pub http: Option<HttpFacts>,

@@ -181,10 +181,15 @@ pub fn register_whole_link(url: &Url, reference: &str) -> bool {
     if !reference.contains('?') || SignedLink::recognise(url).is_none() {
         return false;
     }
+    register_query_secrets(url);
+    true
+}
+
+/// Registers [`secret_query_values`] for scrubbing.
+pub fn register_query_secrets(url: &Url) {
     for value in secret_query_values(url) {
         crate::model::redact::register(&value);
     }
-    true
 }
 
 /// `20261124T223300Z` (X-Amz-Date, X-Goog-Date).

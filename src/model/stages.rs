@@ -177,11 +177,9 @@ impl StageLog {
         self.lock().facts.peer.get_or_insert(peer);
     }
 
-    /// The TLS version and presented chain of the probe's own handshake.
-    pub fn set_chain(&self, version: Option<String>, chain: Vec<ChainCert>) {
-        let mut progress = self.lock();
-        progress.facts.tls_version = version;
-        progress.facts.chain = chain;
+    /// The presented chain of the probe's own handshake.
+    pub fn set_chain(&self, chain: Vec<ChainCert>) {
+        self.lock().facts.chain = chain;
     }
 
     pub fn set_http(&self, http: HttpFacts) {

@@ -139,9 +139,15 @@ fn secret(
         return Some(format!("${{file:{file}}}"));
     }
     table[key].as_str()?;
+    Some(reference(module, what, key.to_string(), needs))
+}
+
+/// `${BLACKBOX_MODULE_WHAT}`, recorded with what it replaces (`was`) for the `# needs` lines.
+fn reference(module: &str, what: &str, was: String, needs: &mut Vec<(String, String)>) -> String {
     let name = variable(module, what);
-    needs.push((name.clone(), key.to_string()));
-    Some(format!("${{{name}}}"))
+    let text = format!("${{{name}}}");
+    needs.push((name, was));
+    text
 }
 
 /// As [`secret`], for a secret authprobe cannot do without: absent from blackbox.yml, it is
@@ -154,11 +160,8 @@ fn required_secret(
     what: &str,
     needs: &mut Vec<(String, String)>,
 ) -> String {
-    secret(module, table, key, file_key, what, needs).unwrap_or_else(|| {
-        let name = variable(module, what);
-        needs.push((name.clone(), format!("{key} (absent in the file)")));
-        format!("${{{name}}}")
-    })
+    secret(module, table, key, file_key, what, needs)
+        .unwrap_or_else(|| reference(module, what, format!("{key} (absent in the file)"), needs))
 }
 
 /// A regular expression that only matches itself, as text.
@@ -217,16 +220,12 @@ fn http_module(
         for (key, value) in headers {
             let (Some(key), Some(_)) = (key.as_str(), value.as_str()) else { continue };
             // Header values can be credentials (API keys, cookies): all move to variables.
-            let name = variable(name, &format!("header_{key}"));
-            needs.push((name.clone(), format!("headers.{key}")));
-            table.insert(key.into(), format!("${{{name}}}").into());
+            table.insert(key.into(), reference(name, &format!("header_{key}"), format!("headers.{key}"), needs).into());
         }
         probe.insert("headers".into(), Value::Table(table));
     }
     if http["body"].as_str().is_some() {
-        let name = variable(name, "body");
-        needs.push((name.clone(), "body".into()));
-        probe.insert("body".into(), format!("${{{name}}}").into());
+        probe.insert("body".into(), reference(name, "body", "body".into(), needs).into());
     }
     let mut expect = Table::new();
     if let Some(codes) = http["valid_status_codes"].as_vec() {

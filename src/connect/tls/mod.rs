@@ -77,7 +77,7 @@ where
     if report && let Some(r) = &tls_report {
         ctx.set_tls(r.clone());
         let chain = recording.chain.iter().take(crate::model::facts::CHAIN_CAP).map(|c| chain_cert(c)).collect();
-        ctx.set_chain(r.version.as_deref().map(crate::model::facts::go_tls_version), chain);
+        ctx.set_chain(chain);
     }
     match result {
         Ok(stream) => {

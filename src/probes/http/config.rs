@@ -65,7 +65,8 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         t.error_at("url", format!("an http probe needs an http:// or https:// URL, not {}://", u.scheme()));
     }
     if let Some(u) = &url {
-        register_url_credentials(u);
+        // A signed link or keyed URL is a credential: its secret parameters are masked.
+        crate::model::signed_link::register_query_secrets(u);
     }
     let method = match t.string("method") {
         Some(m) => match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
@@ -119,15 +120,6 @@ pub(super) fn read_headers(t: &TableReader<'_, '_>) -> Option<Vec<(HeaderName, H
         out.push((header_name, header_value));
     }
     Some(out)
-}
-
-/// The query values that carry a credential (a signed link's signature and credential,
-/// `?token=`, `?api_key=`) are secrets wherever the URL is shown: a presigned link is a
-/// bearer credential.
-pub(super) fn register_url_credentials(url: &Url) {
-    for value in crate::model::signed_link::secret_query_values(url) {
-        redact::register(&value);
-    }
 }
 
 /// Headers whose values are credentials even when written literally in the config.

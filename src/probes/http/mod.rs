@@ -519,7 +519,8 @@ impl Probe for HttpProbe {
             }
             url
         };
-        register_url_credentials(&url);
+        // A signed link or keyed URL is a credential: its secret parameters are masked.
+        crate::model::signed_link::register_query_secrets(&url);
         let signed_link =
             matches!(self.auth, Auth::None).then(|| crate::model::signed_link::SignedLink::recognise(&url)).flatten();
         Ok(Arc::new(HttpProbe { url, signed_link, ..self.clone() }))

@@ -104,8 +104,9 @@ fn tls(out: &mut String, probe: &ProbeReport) {
         label(&leaf.subject),
         label(&leaf.dns_names.join(","))
     );
-    if let Some(version) = &probe.facts.tls_version {
+    if let Some(version) = probe.tls.as_ref().and_then(|t| t.version.as_deref()) {
         gauge(out, "probe_tls_version_info", "Returns the TLS version used or NaN when unknown");
-        let _ = writeln!(out, "probe_tls_version_info{{version=\"{}\"}} 1", label(version));
+        let version = crate::model::facts::go_tls_version(version);
+        let _ = writeln!(out, "probe_tls_version_info{{version=\"{}\"}} 1", label(&version));
     }
 }

@@ -255,22 +255,24 @@ fn rank(view: &SlotView) -> u8 {
 /// reloads of the page (none without).
 pub fn status_page(service: &Service, page: usize, refresh: Option<u64>) -> String {
     let loaded = service.loaded();
-    let mut views = service.last_results();
+    let views = service.last_results();
     let mut out = String::new();
     head(&mut out, "authprobe", refresh);
     let probes: std::collections::HashMap<&str, &crate::runner::suite::ProbeConfig> =
         loaded.config.probes.iter().map(|p| (p.name.as_str(), p)).collect();
-    // The config's probes, each once, whether scraped yet or not.
-    let mut own: Vec<SlotView> = Vec::with_capacity(probes.len());
-    for probe in &loaded.config.probes {
-        let key = SlotKey { probe: probe.name.clone(), target: None };
-        let found = views.iter().position(|v| v.key == key);
-        own.push(match found {
-            Some(i) => views.swap_remove(i),
-            None => SlotView { key, last: None, running: false, history: Vec::new(), since: None },
-        });
-    }
-    let mut targets: Vec<SlotView> = views.into_iter().filter(|v| v.key.target.is_some()).collect();
+    // The config's probes, each once, whether scraped yet or not; then the targets.
+    let (mut targets, scraped): (Vec<SlotView>, Vec<SlotView>) =
+        views.into_iter().partition(|v| v.key.target.is_some());
+    let mut scraped: std::collections::HashMap<String, SlotView> =
+        scraped.into_iter().map(|v| (v.key.probe.clone(), v)).collect();
+    let mut own: Vec<SlotView> = loaded
+        .config
+        .probes
+        .iter()
+        .map(|p| {
+            scraped.remove(&p.name).unwrap_or_else(|| SlotView::empty(SlotKey { probe: p.name.clone(), target: None }))
+        })
+        .collect();
     own.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.key.cmp(&b.key)));
     targets.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.key.cmp(&b.key)));
     let count = |n: u8| own.iter().filter(|v| rank(v) == n).count();
@@ -345,13 +347,7 @@ pub fn status_page(service: &Service, page: usize, refresh: Option<u64>) -> Stri
 pub fn probe_page(service: &Service, key: &SlotKey) -> Option<String> {
     let loaded = service.loaded();
     let config = loaded.config.probes.iter().find(|p| p.name == key.probe)?;
-    let view = service.last_results().into_iter().find(|v| &v.key == key).unwrap_or(SlotView {
-        key: key.clone(),
-        last: None,
-        running: false,
-        history: Vec::new(),
-        since: None,
-    });
+    let view = service.slot_view(key);
     let mut out = String::new();
     head(&mut out, &format!("{} — authprobe", key.probe), None);
     out.push_str("<header><h1><a href=\"/\">authprobe</a> / probe</h1></header>\n");

@@ -386,21 +386,36 @@ impl Service {
     pub fn last_results(&self) -> Vec<SlotView> {
         let slots: Vec<(SlotKey, Arc<Mutex<SlotState>>)> =
             lock(&self.slots).map.iter().map(|(k, v)| (k.clone(), v.state.clone())).collect();
-        let mut out: Vec<_> = slots
-            .into_iter()
-            .map(|(key, slot)| {
-                let state = lock(&slot);
-                SlotView {
-                    key,
-                    last: state.last.clone(),
-                    running: state.running.is_some(),
-                    history: state.history.iter().cloned().collect(),
-                    since: state.since,
-                }
-            })
-            .collect();
+        let mut out: Vec<_> = slots.into_iter().map(|(key, slot)| SlotView::of(key, &slot)).collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
+    }
+
+    /// What one probe or target has (not probed yet when it has no slot).
+    pub fn slot_view(&self, key: &SlotKey) -> SlotView {
+        let slot = lock(&self.slots).map.get(key).map(|s| s.state.clone());
+        match slot {
+            Some(slot) => SlotView::of(key.clone(), &slot),
+            None => SlotView::empty(key.clone()),
+        }
+    }
+}
+
+impl SlotView {
+    fn of(key: SlotKey, slot: &Mutex<SlotState>) -> SlotView {
+        let state = lock(slot);
+        SlotView {
+            key,
+            last: state.last.clone(),
+            running: state.running.is_some(),
+            history: state.history.iter().cloned().collect(),
+            since: state.since,
+        }
+    }
+
+    /// A probe or target not scraped yet.
+    pub fn empty(key: SlotKey) -> SlotView {
+        SlotView { key, last: None, running: false, history: Vec::new(), since: None }
     }
 }
 
