@@ -48,6 +48,16 @@ impl Source {
     }
 }
 
+/// `"2xx"` → 2: a class of a hundred numbers, written with its first digit.
+pub fn hundred_class(text: &str) -> Option<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    let digit = t.strip_suffix("xx")?;
+    if digit.len() != 1 {
+        return None;
+    }
+    digit.parse::<i64>().ok().filter(|d| (1..=9).contains(d))
+}
+
 /// One problem in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -93,6 +103,8 @@ impl std::fmt::Display for ConfigError {
 pub struct ReadContext<'s> {
     pub source: &'s Source,
     errors: RefCell<Vec<ConfigError>>,
+    /// Things that work but are probably not meant (a password equal to the user name).
+    warnings: RefCell<Vec<ConfigError>>,
     item: RefCell<Option<String>>,
     env: &'s dyn Fn(&str) -> Option<String>,
     base_dir: PathBuf,
@@ -100,7 +112,14 @@ pub struct ReadContext<'s> {
 
 impl<'s> ReadContext<'s> {
     pub fn new(source: &'s Source, env: &'s dyn Fn(&str) -> Option<String>) -> Self {
-        ReadContext { source, errors: RefCell::default(), item: RefCell::default(), env, base_dir: source.base_dir() }
+        ReadContext {
+            source,
+            errors: RefCell::default(),
+            warnings: RefCell::default(),
+            item: RefCell::default(),
+            env,
+            base_dir: source.base_dir(),
+        }
     }
 
     pub fn error(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) {
@@ -108,8 +127,25 @@ impl<'s> ReadContext<'s> {
     }
 
     fn push(&self, span: Range<usize>, key: Option<String>, message: String, unset_var: Option<String>) {
+        let error = self.located(span, key, message, unset_var);
+        self.errors.borrow_mut().push(error);
+    }
+
+    /// A warning at a position: said by `validate` and `run`, never a reason to stop.
+    pub fn warning(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) {
+        let warning = self.located(span, key, message.into(), None);
+        self.warnings.borrow_mut().push(warning);
+    }
+
+    fn located(
+        &self,
+        span: Range<usize>,
+        key: Option<String>,
+        message: String,
+        unset_var: Option<String>,
+    ) -> ConfigError {
         let (line, column) = self.source.position(span.start);
-        self.errors.borrow_mut().push(ConfigError {
+        ConfigError {
             file: self.source.path.display().to_string(),
             line,
             column,
@@ -117,7 +153,7 @@ impl<'s> ReadContext<'s> {
             key,
             message,
             unset_var,
-        });
+        }
     }
 
     /// Errors are attributed to this table ("probe `orders`") until the next call.
@@ -131,6 +167,11 @@ impl<'s> ReadContext<'s> {
 
     pub fn into_errors(self) -> Vec<ConfigError> {
         self.errors.into_inner()
+    }
+
+    /// The errors and the warnings.
+    pub fn into_findings(self) -> (Vec<ConfigError>, Vec<ConfigError>) {
+        (self.errors.into_inner(), self.warnings.into_inner())
     }
 
     pub fn base_dir(&self) -> &Path {
@@ -177,6 +218,12 @@ impl<'r, 's> TableReader<'r, 's> {
     pub fn error_at(&self, key: &'static str, message: impl Into<String>) {
         let span = self.table.get(key).map(|v| v.span()).unwrap_or_else(|| self.span.clone());
         self.ctx.error(span, Some(self.key_path(key)), message);
+    }
+
+    /// A warning about `key` (see [`ReadContext::warning`]).
+    pub fn warn_at(&self, key: &'static str, message: impl Into<String>) {
+        let span = self.table.get(key).map(|v| v.span()).unwrap_or_else(|| self.span.clone());
+        self.ctx.warning(span, Some(self.key_path(key)), message);
     }
 
     /// Reports a problem with the table as a whole.
@@ -244,9 +291,19 @@ impl<'r, 's> TableReader<'r, 's> {
         Some(Secret::new(expanded.value))
     }
 
-    /// A URL: references in its userinfo, path or query are treated as secrets (API keys
-    /// in query strings are common); references in the host part are not.
+    /// A URL. What is secret in it is masked, not the whole: its userinfo password and its
+    /// credential-bearing query values (API keys, signed links' signatures) wherever they
+    /// came from; a reference that lies wholly in the path or query (`…/hooks/${HOOK_ID}`)
+    /// is a secret too. A reference that gives the scheme and host (`${API_BASE}/health`,
+    /// a whole URL in a variable) is an address: the rest of it stays readable, and it does
+    /// not mask other probes' targets. `url_is_secret` on the probe masks the whole.
     pub fn url(&self, key: &'static str) -> Option<url::Url> {
+        self.url_masked(key, false)
+    }
+
+    /// [`TableReader::url`], with the whole URL registered as a secret when `whole_is_secret`
+    /// (a webhook whose path is its key).
+    pub fn url_masked(&self, key: &'static str, whole_is_secret: bool) -> Option<url::Url> {
         let (value, raw) = self.raw_str(key)?;
         let expanded = self.expand(key, value, raw)?;
         let parsed = match url::Url::parse(&expanded.value) {
@@ -256,14 +313,21 @@ impl<'r, 's> TableReader<'r, 's> {
                 return None;
             }
         };
-        let host = parsed.host_str().unwrap_or_default();
-        let port = parsed.port().map(|p| p.to_string());
+        if whole_is_secret {
+            crate::model::redact::register(&expanded.value);
+        }
+        let authority_end = parsed.as_str().len() - parsed[url::Position::BeforePath..].len();
         for reference in &expanded.referenced {
-            let addressing = host.contains(reference.as_str()) || port.as_deref() == Some(reference.as_str());
-            if !addressing && !crate::model::signed_link::register_whole_link(&parsed, reference) {
+            // Where the reference landed in the URL: at the start it carries the address.
+            let addressing = expanded.value.starts_with(reference.as_str())
+                || parsed.host_str().is_some_and(|h| h.contains(reference.as_str()))
+                || parsed.port().is_some_and(|p| p.to_string() == *reference)
+                || expanded.value.find(reference.as_str()).is_some_and(|at| at < authority_end);
+            if !addressing {
                 crate::model::redact::register(reference);
             }
         }
+        crate::model::signed_link::register_query_secrets(&parsed);
         if let Some(password) = parsed.password() {
             crate::model::redact::register(password);
             if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
@@ -292,12 +356,17 @@ impl<'r, 's> TableReader<'r, 's> {
     }
 
     pub fn required_url(&self, key: &'static str, what: &str) -> Option<url::Url> {
+        self.required_url_masked(key, what, false)
+    }
+
+    /// [`TableReader::required_url`] that may be a secret whole (see [`TableReader::url_masked`]).
+    pub fn required_url_masked(&self, key: &'static str, what: &str, whole_is_secret: bool) -> Option<url::Url> {
         if self.table.get(key).is_none() {
             self.asked.borrow_mut().push(key);
             self.missing(key, what);
             return None;
         }
-        self.url(key)
+        self.url_masked(key, whole_is_secret)
     }
 
     /// A path to a file, resolved against the config file's directory.
@@ -445,6 +514,15 @@ impl<'r, 's> TableReader<'r, 's> {
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
+            // A class of a hundred, as blackbox and Gatus users write HTTP statuses: "2xx".
+            if let DeValue::String(s) = item.get_ref()
+                && let Some(class) = hundred_class(s)
+                && range.contains(&(class * 100))
+                && range.contains(&(class * 100 + 99))
+            {
+                out.extend(class * 100..=class * 100 + 99);
+                continue;
+            }
             // Numbers written as strings (`"200"`) are what they say.
             let number = match item.get_ref() {
                 DeValue::String(s) => s.trim().parse::<i64>().ok(),
@@ -461,7 +539,7 @@ impl<'r, 's> TableReader<'r, 's> {
                     return None;
                 }
                 None => {
-                    self.type_error(key, item, "an integer, e.g. 200");
+                    self.type_error(key, item, "an integer, e.g. 200, or a class such as \"2xx\"");
                     return None;
                 }
             }

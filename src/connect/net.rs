@@ -31,6 +31,22 @@ where
     }
 }
 
+/// What the peer has already sent, up to `max` bytes, without waiting for more: one poll
+/// of the read. For telling a server that spoke first (a greeting, a banner) from one that
+/// answered exactly what was asked.
+pub async fn read_already_sent(io: &mut (impl AsyncRead + Unpin), max: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; max];
+    // `timeout` polls the read once before it looks at the (already elapsed) deadline.
+    match tokio::time::timeout(std::time::Duration::ZERO, io.read(&mut buf)).await {
+        Ok(Ok(n)) => {
+            buf.truncate(n);
+            buf
+        }
+        _ => Vec::new(),
+    }
+}
+
 pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<std::net::IpAddr>() {

@@ -42,6 +42,12 @@ pub enum Fix {
     ClientCertificate,
     /// A key's name, where prose mentions it.
     Key(Key),
+    /// Verify the certificate against another name than the host connected to.
+    ServerName,
+    /// The endpoint wants credentials and the probe sends none.
+    AddCredentials,
+    /// Give the probe more time.
+    RaiseTimeout,
 }
 
 impl Fix {
@@ -70,6 +76,14 @@ impl Fix {
             (Fix::Key(Key::TlsCa), Flags) => "--ca".into(),
             (Fix::Key(Key::PinSha256), Config) => "tls.pin_sha256".into(),
             (Fix::Key(Key::PinSha256), Flags) => "--pin-sha256".into(),
+            (Fix::ServerName, Config) => "set tls.server_name to one of its names".into(),
+            (Fix::ServerName, Flags) => "rerun with --server-name set to one of its names".into(),
+            (Fix::AddCredentials, Config) => "add an `auth` table to the probe".into(),
+            (Fix::AddCredentials, Flags) => {
+                "pass --bearer-env NAME, --basic-user USER with --password-env NAME, or -H 'Name: ${NAME}'".into()
+            }
+            (Fix::RaiseTimeout, Config) => "raise `timeout`".into(),
+            (Fix::RaiseTimeout, Flags) => "raise --timeout".into(),
         }
     }
 }

@@ -113,6 +113,11 @@ impl ErrorClass {
         }
     }
 
+    /// The classes a service that is still coming up produces: `--wait` retries them.
+    pub fn transient(self) -> bool {
+        matches!(self, ErrorClass::Dns | ErrorClass::ConnectRefused | ErrorClass::Timeout | ErrorClass::Network)
+    }
+
     /// What to do next when a probe fails with this class and nothing more specific is known.
     pub fn default_hint(self) -> Advice {
         let text = match self {
@@ -122,7 +127,10 @@ impl ErrorClass {
                 "nothing listens on that port: check the port, that the service runs, and firewalls"
             }
             ErrorClass::Timeout => {
-                "the peer did not answer in time: check firewalls and allow-lists (silent drops look like this), or raise `timeout`"
+                return crate::advice![
+                    "the peer did not answer in time: check firewalls and allow-lists (silent drops look like this), or ",
+                    Fix::RaiseTimeout
+                ];
             }
             ErrorClass::Network => {
                 "the connection broke: check proxies, load balancers and firewalls between here and the server"
@@ -134,7 +142,7 @@ impl ErrorClass {
                 "the server's certificate is outside its validity period: renew it (or check this machine's clock)"
             }
             ErrorClass::TlsHostname => {
-                "connect with a name the certificate covers, or set tls.server_name to one of its names"
+                return crate::advice!["connect with a name the certificate covers, or ", Fix::ServerName];
             }
             ErrorClass::TlsClientCert => {
                 return crate::advice![Fix::ClientCertificate, " to a certificate the server trusts"];
@@ -170,11 +178,38 @@ pub struct Failure {
     pub class: ErrorClass,
     pub message: String,
     pub hint: Option<Advice>,
+    /// Set by the probe when the server said it is not ready yet (a database still
+    /// starting, an HTTP 503): `--wait` retries it although its class alone would not.
+    pub transient: bool,
 }
 
 impl Failure {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        Failure { stage: None, class, message: message.into(), hint: None }
+        Failure { stage: None, class, message: message.into(), hint: None, transient: false }
+    }
+
+    /// Marks a failure that waiting can cure (see [`Failure::retryable`]).
+    pub fn transient(mut self) -> Self {
+        self.transient = true;
+        self
+    }
+
+    /// Whether `--wait` may try again: only what can pass by itself. Retrying a refused
+    /// password cannot succeed and can lock the account; an untrusted certificate or host
+    /// key, a permission or a config error stays what it is however long one waits.
+    pub fn retryable(&self) -> Result<(), String> {
+        if self.transient || self.class.transient() {
+            return Ok(());
+        }
+        let why = match self.class {
+            ErrorClass::AuthRejected => {
+                "a refused credential stays refused, and retrying it can lock the account".to_string()
+            }
+            ErrorClass::Config => "the probe's settings do not change while it waits".to_string(),
+            ErrorClass::Internal => "a bug in authprobe does not go away by waiting".to_string(),
+            class => format!("{class} does not change by waiting; it needs a change on one side"),
+        };
+        Err(why)
     }
 
     pub fn with_hint(mut self, hint: impl Into<Advice>) -> Self {

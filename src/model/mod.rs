@@ -10,5 +10,6 @@ pub mod glob;
 pub mod redact;
 pub mod report;
 pub mod signed_link;
+pub mod sniff;
 pub mod stages;
 pub mod targets;

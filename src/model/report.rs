@@ -74,6 +74,9 @@ pub struct ProbeReport {
     pub host_key: Option<HostKeyReport>,
     /// A credential that carries its own expiry (a signed link).
     pub credential: Option<CredentialReport>,
+    /// With `--wait`: why a failing probe was not tried again (its failure cannot pass by
+    /// waiting). Null otherwise.
+    pub not_retried: Option<String>,
     /// The wire-level facts `serve` renders as the blackbox exporter's metrics.
     #[serde(skip)]
     pub facts: crate::model::facts::WireFacts,
@@ -91,6 +94,17 @@ pub enum StageStatus {
     Ok,
     Fail,
     Skipped,
+}
+
+impl StageStatus {
+    /// The JSON name (`ok`, `fail`, `skipped`), as every surface writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Ok => "ok",
+            StageStatus::Fail => "fail",
+            StageStatus::Skipped => "skipped",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,12 +198,14 @@ pub mod bounds {
 
 impl ProbeReport {
     /// Scrubs the fields a server can influence with `scrubber` (the registry plus this
-    /// probe's run-time secrets). Name, kind, target and tags come from the config alone
-    /// and are left to the registry's pass ([`RunReport::scrub_secrets`]).
+    /// probe's run-time secrets): the message, warnings and details, where a server's words
+    /// and drivers' texts land. Name, kind, target and tags are the config's non-secret
+    /// fields and the hint is authprobe's own wording (any server text in it was scrubbed
+    /// where it was put in): masking them would hide ordinary words that happen to equal a
+    /// short password ("wrong"), or a user name that equals its password.
     pub fn scrub_free_text(&mut self, scrubber: &crate::model::redact::Scrubber) {
         if let Some(error) = &mut self.error {
             scrubber.scrub_in_place(&mut error.message);
-            scrubber.scrub_in_place(&mut error.hint);
         }
         for line in self.warnings.iter_mut().chain(self.details.iter_mut()).chain(self.diagnostics.iter_mut()) {
             scrubber.scrub_in_place(line);
@@ -244,14 +260,9 @@ impl RunReport {
     pub fn scrub_secrets(&mut self) {
         use crate::model::redact::scrub_in_place;
         for probe in &mut self.probes {
-            scrub_in_place(&mut probe.name);
-            scrub_in_place(&mut probe.target);
-            for tag in &mut probe.tags {
-                scrub_in_place(tag);
-            }
+            // Not name, target, tags or hint: see `ProbeReport::scrub_free_text`.
             if let Some(error) = &mut probe.error {
                 scrub_in_place(&mut error.message);
-                scrub_in_place(&mut error.hint);
             }
             for warning in &mut probe.warnings {
                 scrub_in_place(warning);

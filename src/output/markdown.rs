@@ -51,6 +51,9 @@ pub fn render(report: &RunReport) -> String {
         if p.attempts > 1 {
             details.push(format!("{} attempts", p.attempts));
         }
+        if let Some(why) = &p.not_retried {
+            details.push(cell(why));
+        }
         let _ = writeln!(
             out,
             "| {} | {} | {} | {status} | {} | {} |",
@@ -88,9 +91,11 @@ pub fn render(report: &RunReport) -> String {
                 );
             }
             if let Some(k) = &p.host_key {
+                // Verified means approved by host_key or a known_hosts line.
+                let trusted = if k.verified { "yes" } else { "**no**" };
                 let _ = writeln!(
                     out,
-                    "| {} | SSH host key | {} | | | {} |",
+                    "| {} | SSH host key | {} | | {trusted} | {} |",
                     cell(&p.name),
                     cell(&k.algorithm),
                     code(&k.sha256)

@@ -36,6 +36,9 @@ fn detail_lines(probe: &ProbeReport, style: Style) -> Vec<(String, Option<&'stat
     if probe.attempts > 1 {
         lines.push((format!("attempts: {}", probe.attempts), None));
     }
+    if let Some(why) = &probe.not_retried {
+        lines.push((why.clone(), Some("2")));
+    }
     if style.verbose > 0 {
         let stages: Vec<String> = probe
             .stages
@@ -238,6 +241,7 @@ mod tests {
             tls: None,
             host_key: None,
             credential: None,
+            not_retried: None,
             facts: Default::default(),
             details: vec![],
             diagnostics: vec![],

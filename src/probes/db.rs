@@ -185,6 +185,15 @@ impl DbTarget {
             );
             password_ok = false;
         }
+        if let (Some(password), Some(user)) = (&password, &user)
+            && password.expose() == user
+        {
+            // Said, not masked: masking the user wherever it appears would hide the target.
+            t.warn_at(
+                "password",
+                "the password equals the user name: anyone who sees the target knows it; set a real password",
+            );
+        }
         if !(port_ok && password_ok && strict_ok) {
             return None;
         }

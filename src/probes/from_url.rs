@@ -26,9 +26,9 @@ pub struct UrlOptions {
     /// Extra HTTP header, `Name: value`; repeatable.
     #[arg(long = "header", short = 'H', value_name = "HEADER")]
     pub headers: Vec<String>,
-    /// Accepted HTTP status; repeatable [default: any 2xx].
-    #[arg(long, value_name = "CODE")]
-    pub expect_status: Vec<u16>,
+    /// Accepted HTTP status, or a class such as 2xx; repeatable [default: any 2xx].
+    #[arg(long, value_name = "CODE", value_parser = parse_status)]
+    pub expect_status: Vec<String>,
     /// Text the HTTP response body must contain.
     #[arg(long, value_name = "TEXT")]
     pub expect_body: Option<String>,
@@ -44,6 +44,9 @@ pub struct UrlOptions {
     /// Client key for --client-cert.
     #[arg(long, value_name = "PEM", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+    /// Verify the certificate against this name (and send it as SNI) instead of the URL's host.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
     /// Trust exactly this certificate (SHA-256 fingerprint); repeatable.
     #[arg(long, value_name = "FINGERPRINT")]
     pub pin_sha256: Vec<String>,
@@ -76,6 +79,17 @@ pub struct UrlOptions {
     /// The Kerberos client principal (name@REALM) for --keytab.
     #[arg(long, value_name = "NAME", requires = "keytab")]
     pub principal: Option<String>,
+}
+
+/// An HTTP status (`204`) or a class of them (`2xx`).
+fn parse_status(raw: &str) -> Result<String, String> {
+    let ok = crate::config::reader::hundred_class(raw).is_some_and(|c| (1..=5).contains(&c))
+        || raw.trim().parse::<u16>().is_ok_and(|s| (100..=599).contains(&s));
+    if ok {
+        Ok(raw.trim().to_ascii_lowercase())
+    } else {
+        Err("expected an HTTP status (100-599) or a class such as 2xx".into())
+    }
 }
 
 /// `auth = { type = "kerberos", … }` from --kerberos or --keytab/--principal, if given.

@@ -171,7 +171,11 @@ impl SftpProbe {
                         ErrorClass::NotFound,
                         format!("`{path}` does not exist for `{user}` ({said})"),
                     )
-                    .with_hint("check `path`: relative paths start in the user's login directory, and a chrooted account sees a different /"),
+                    .with_hint(if path.starts_with('/') {
+                        "check the path: it is absolute (sftp://host/data is /data, as curl reads it); write ~/data for the user's login directory, and note that a chrooted account sees a different /"
+                    } else {
+                        "check the path: it starts in the user's login directory (~/ in a URL), and a chrooted account sees a different /"
+                    }),
                     StatusCode::PermissionDenied => Failure::new(
                         ErrorClass::PermissionDenied,
                         format!("`{user}` logged in but may not list `{path}` ({said})"),

@@ -50,6 +50,44 @@ pub fn select(probes: &[ProbeConfig], only: &[String], skip: &[String]) -> Vec<P
         .collect()
 }
 
+/// What to suggest when `--only` patterns select nothing: for a pattern without `*`, the
+/// glob that would match names it begins or is part of (`warehouse*`), else the closest
+/// probe names and tags.
+pub fn suggest_patterns(probes: &[ProbeConfig], only: &[String]) -> Vec<String> {
+    let mut names: Vec<&str> = probes.iter().map(|p| p.name.as_str()).collect();
+    names.extend(probes.iter().flat_map(|p| p.tags.iter().map(String::as_str)));
+    names.sort_unstable();
+    names.dedup();
+    let mut out = Vec::new();
+    for pattern in only.iter().filter(|p| !p.contains('*')) {
+        let lower = pattern.to_ascii_lowercase();
+        let containing: Vec<&str> = names.iter().copied().filter(|n| n.to_ascii_lowercase().contains(&lower)).collect();
+        if !containing.is_empty() {
+            let glob = if containing.iter().all(|n| n.to_ascii_lowercase().starts_with(&lower)) {
+                format!("{pattern}*")
+            } else {
+                format!("*{pattern}*")
+            };
+            out.push(format!(
+                "--only '{glob}' (matches {})",
+                containing.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+            ));
+            continue;
+        }
+        let mut close: Vec<(f64, &str)> = names
+            .iter()
+            .map(|n| (strsim::jaro_winkler(&lower, &n.to_ascii_lowercase()), *n))
+            .filter(|(score, _)| *score >= 0.75)
+            .collect();
+        close.sort_by(|a, b| b.0.total_cmp(&a.0));
+        if !close.is_empty() {
+            let shown: Vec<&str> = close.iter().take(3).map(|(_, n)| *n).collect();
+            out.push(format!("instead of `{pattern}`: {}", shown.join(", ")));
+        }
+    }
+    out
+}
+
 /// Runs the probes and returns the report. Returns early (with unfinished probes marked
 /// `cancelled`) when `cancel` fires.
 pub async fn run(probes: Vec<ProbeConfig>, opts: &RunOptions, cancel: CancellationToken) -> RunReport {
@@ -134,6 +172,7 @@ fn lost_report() -> ProbeReport {
         tls: None,
         host_key: None,
         credential: None,
+        not_retried: None,
         facts: Default::default(),
         details: Vec::new(),
         diagnostics: Vec::new(),
@@ -155,7 +194,9 @@ async fn run_probe(
     stop: &CancellationToken,
 ) -> ProbeReport {
     let timeout = opts.timeout.unwrap_or(probe.timeout);
-    let deadline = opts.wait.map(|w| Instant::now() + w);
+    // The deploy gate's budget is a promise: every attempt, and the wait for a slot, ends by
+    // the deadline (see `WaitBudget`).
+    let budget = opts.wait.map(WaitBudget::starting_now);
     // The probe's own time starts when it first runs, not while it queues for a slot.
     let mut started: Option<Instant> = None;
     let mut attempts = 0u32;
@@ -164,11 +205,21 @@ async fn run_probe(
             .with_via(probe.via.clone())
             .allowing_unverified_password(probe.allow_unverified_password)
             .with_proxy(probe.proxy.clone());
+        let slot_deadline = budget.as_ref().map(|b| b.deadline);
         let outcome = tokio::select! {
             // A stop wins over a slot that frees up at the same moment: the slot is usually
             // freed by the very failure that stopped the run (--fail-fast).
             biased;
             _ = stop.cancelled() => Outcome::Cancelled,
+            _ = sleep_until_opt(slot_deadline) => {
+                let stage = probe.stages().first().copied().unwrap_or(Stage::Connect);
+                Outcome::Done(Err(Failure::new(
+                    ErrorClass::Timeout,
+                    format!("the --wait budget ran out before this probe got one of the {concurrency} concurrency slots", concurrency = opts.concurrency),
+                )
+                .with_hint("raise --wait or --concurrency, or split the run")
+                .at(stage)))
+            }
             permit = semaphore.clone().acquire_owned() => {
                 // The semaphore is never closed, so acquisition only fails if that changes.
                 let _permit = permit.ok();
@@ -177,30 +228,95 @@ async fn run_probe(
                 if let Some(tracker) = &opts.tracker {
                     tracker.started(index, &probe.name, &ctx);
                 }
-                let outcome = attempt(probe, &ctx, timeout, stop).await;
+                let limit = match &budget {
+                    Some(b) if b.left() < timeout => Limit::Wait(b.left(), b.total),
+                    _ => Limit::Probe(timeout),
+                };
+                let outcome = attempt(probe, &ctx, limit, stop).await;
                 // Stop the others before this slot frees up, or a queued probe could take
                 // it first (with --wait, only once the retries are over: below).
-                if opts.fail_fast && deadline.is_none() && matches!(outcome, Outcome::Done(Err(_))) {
+                if opts.fail_fast && budget.is_none() && matches!(outcome, Outcome::Done(Err(_))) {
                     stop.cancel();
                 }
                 outcome
             }
         };
-        let failed = matches!(outcome, Outcome::Done(Err(_)));
-        if failed && let Some(deadline) = deadline {
-            let pause = backoff(attempts);
-            if Instant::now() + pause < deadline {
-                if let Some(tracker) = &opts.tracker {
-                    tracker.retrying(index, attempts);
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => continue,
-                    _ = stop.cancelled() => {}
+        let mut not_retried = None;
+        if let (Outcome::Done(Err(failure)), Some(budget)) = (&outcome, &budget) {
+            match failure.retryable() {
+                Err(why) => not_retried = Some(format!("not retried: {why}")),
+                Ok(()) => {
+                    if let Some(pause) = budget.pause_before_retry(backoff(attempts), timeout) {
+                        if let Some(tracker) = &opts.tracker {
+                            tracker.retrying(index, attempts);
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => continue,
+                            _ = stop.cancelled() => {}
+                        }
+                    }
                 }
             }
         }
         let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
-        return build_report(probe, &ctx, outcome, Attempts { elapsed, count: attempts }, opts.advice);
+        let mut report = build_report(probe, &ctx, outcome, Attempts { elapsed, count: attempts }, opts.advice);
+        report.not_retried = not_retried;
+        return report;
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `--wait`'s budget: when it started, and how long it lasts.
+struct WaitBudget {
+    deadline: Instant,
+    total: Duration,
+}
+
+/// The shortest last attempt worth making: enough for a TCP connect and a TLS handshake on
+/// a nearby server. With less left, the run ends rather than start an attempt it must cut.
+const LAST_ATTEMPT_MIN: Duration = Duration::from_millis(200);
+
+impl WaitBudget {
+    fn starting_now(total: Duration) -> WaitBudget {
+        WaitBudget { deadline: Instant::now() + total, total }
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// How long to pause before the next attempt, or `None` when no attempt fits any more.
+    /// The time left is used: when the backoff would cross the deadline, the pause is cut
+    /// so that one last attempt still gets a fair share of what remains (up to the probe's
+    /// timeout, at most a second), instead of giving up early.
+    fn pause_before_retry(&self, backoff: Duration, timeout: Duration) -> Option<Duration> {
+        let left = self.left();
+        let last_attempt = timeout.min(Duration::from_secs(1)).min(left / 2).max(LAST_ATTEMPT_MIN);
+        if left < last_attempt {
+            return None;
+        }
+        Some(backoff.min(left - last_attempt))
+    }
+}
+
+/// What bounds one attempt: the probe's timeout, or what is left of `--wait`'s budget.
+#[derive(Clone, Copy)]
+enum Limit {
+    Probe(Duration),
+    Wait(Duration, Duration),
+}
+
+impl Limit {
+    fn duration(self) -> Duration {
+        match self {
+            Limit::Probe(d) | Limit::Wait(d, _) => d,
+        }
     }
 }
 
@@ -212,13 +328,13 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((base as f64 * jitter) as u64)
 }
 
-async fn attempt(probe: &ProbeConfig, ctx: &ProbeContext, timeout: Duration, stop: &CancellationToken) -> Outcome {
+async fn attempt(probe: &ProbeConfig, ctx: &ProbeContext, limit: Limit, stop: &CancellationToken) -> Outcome {
     let runnable = probe.probe.clone();
     let task_ctx = ctx.clone();
     // A task of its own, so that a panic in a probe is caught here and blamed on this probe.
     let mut handle = tokio::spawn(async move { runnable.run(&task_ctx).await });
     tokio::select! {
-        joined = tokio::time::timeout(timeout, &mut handle) => match joined {
+        joined = tokio::time::timeout(limit.duration(), &mut handle) => match joined {
             Ok(Ok(result)) => Outcome::Done(result),
             Ok(Err(join_error)) => {
                 let why = panic_message(join_error);
@@ -229,12 +345,25 @@ async fn attempt(probe: &ProbeConfig, ctx: &ProbeContext, timeout: Duration, sto
             Err(_elapsed) => {
                 handle.abort();
                 let stage = ctx.interrupt().or_else(|| ctx.last_stage()).unwrap_or(Stage::Connect);
-                Outcome::Done(Err(Failure::new(
-                    ErrorClass::Timeout,
-                    format!("no answer within {} (the probe's timeout) during the {stage} stage", humantime::format_duration(timeout)),
-                )
-                .with_hint(timeout_hint(stage))
-                .at(stage)))
+                let failure = match limit {
+                    Limit::Probe(timeout) => Failure::new(
+                        ErrorClass::Timeout,
+                        format!("no answer within {} (the probe's timeout) during the {stage} stage", humantime::format_duration(timeout)),
+                    )
+                    .with_hint(timeout_hint(stage)),
+                    Limit::Wait(_, total) => Failure::new(
+                        ErrorClass::Timeout,
+                        format!(
+                            "the --wait budget of {} ran out during the {stage} stage; this attempt was cut there",
+                            humantime::format_duration(total)
+                        ),
+                    )
+                    .with_hint(match stage {
+                        Stage::Dns | Stage::Connect | Stage::TunnelConnect | Stage::Tls | Stage::Proxy => timeout_hint(stage),
+                        _ => "the server accepted the connection but did not answer before the deadline: check its health, or raise --wait".into(),
+                    }),
+                };
+                Outcome::Done(Err(failure.at(stage)))
             }
         },
         _ = stop.cancelled() => {
@@ -245,8 +374,8 @@ async fn attempt(probe: &ProbeConfig, ctx: &ProbeContext, timeout: Duration, sto
     }
 }
 
-fn timeout_hint(stage: Stage) -> &'static str {
-    match stage {
+fn timeout_hint(stage: Stage) -> crate::model::advice::Advice {
+    let text = match stage {
         Stage::Dns => "the resolver did not answer: check /etc/resolv.conf and the DNS servers it names",
         Stage::Connect | Stage::TunnelConnect => {
             "nothing answered: a firewall or security group probably drops the packets (check allow-lists for this machine's address)"
@@ -257,8 +386,14 @@ fn timeout_hint(stage: Stage) -> &'static str {
         Stage::Proxy => {
             "the proxy did not answer in time: check the proxy's address, and that it runs and is not overloaded"
         }
-        _ => "the server accepted the connection but did not answer in time: check its health, or raise `timeout`",
-    }
+        _ => {
+            return crate::advice![
+                "the server accepted the connection but did not answer in time: check its health, or ",
+                crate::model::advice::Fix::RaiseTimeout
+            ];
+        }
+    };
+    text.into()
 }
 
 fn panic_message(err: tokio::task::JoinError) -> String {
@@ -314,6 +449,7 @@ fn build_report(
         tls: recorded.tls,
         host_key: recorded.host_key,
         credential: recorded.credential,
+        not_retried: None,
         facts: recorded.facts,
         details: recorded.details,
         diagnostics: recorded.diagnostics,
@@ -387,6 +523,40 @@ mod tests {
         assert_eq!(err.class, ErrorClass::Internal);
         assert_eq!(err.stage, Stage::Check);
         assert!(err.message.contains("probe exploded"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_last_pause_is_cut_to_leave_a_last_attempt_within_the_budget() {
+        let budget = WaitBudget::starting_now(Duration::from_millis(2_800));
+        let pause = budget.pause_before_retry(Duration::from_secs(4), Duration::from_secs(10)).unwrap();
+        assert!(pause <= Duration::from_millis(1_800) && pause >= Duration::from_millis(1_700), "{pause:?}");
+        let short = WaitBudget::starting_now(Duration::from_millis(100));
+        assert_eq!(short.pause_before_retry(Duration::from_millis(250), Duration::from_secs(10)), None);
+        let roomy = WaitBudget::starting_now(Duration::from_secs(60));
+        assert_eq!(
+            roomy.pause_before_retry(Duration::from_millis(250), Duration::from_secs(10)),
+            Some(Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn only_failures_that_waiting_can_cure_are_retried() {
+        assert!(Failure::new(ErrorClass::ConnectRefused, "x").retryable().is_ok());
+        assert!(Failure::new(ErrorClass::UnexpectedResponse, "HTTP 503").transient().retryable().is_ok());
+        let refused = Failure::new(ErrorClass::AuthRejected, "x").retryable().unwrap_err();
+        assert!(refused.contains("lock the account"), "{refused}");
+        assert!(Failure::new(ErrorClass::TlsUntrusted, "x").retryable().is_err());
+        assert!(Failure::new(ErrorClass::HostKey, "x").retryable().is_err());
+        assert!(Failure::new(ErrorClass::Config, "x").retryable().is_err());
+    }
+
+    #[test]
+    fn an_only_pattern_that_selects_nothing_gets_a_glob_or_the_closest_names() {
+        let probes = vec![fake("warehouse-pg", None), fake("warehouse-s3", None), fake("orders-api", None)];
+        let glob = suggest_patterns(&probes, &["warehouse".into()]);
+        assert_eq!(glob, ["--only 'warehouse*' (matches warehouse-pg, warehouse-s3)"]);
+        let close = suggest_patterns(&probes, &["orders-apj".into()]);
+        assert_eq!(close, ["instead of `orders-apj`: orders-api"]);
     }
 
     #[test]

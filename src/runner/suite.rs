@@ -92,6 +92,8 @@ pub struct Config {
     pub path: PathBuf,
     pub defaults: Defaults,
     pub probes: Vec<ProbeConfig>,
+    /// What works but is probably not meant; `validate` and `run` print these.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Everything wrong with a config file.
@@ -161,13 +163,14 @@ pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>)
     let tunnels = read_tunnels(&root);
     let probes = read_probes(&root, &defaults, &tunnels);
     root.finish();
-    let mut errors = ctx.into_errors();
+    let (mut errors, mut warnings) = ctx.into_findings();
     // In the order of the file, as an editor would walk them.
     errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    Ok(Config { path: path.to_path_buf(), defaults, probes })
+    warnings.sort_by_key(|e| (e.line, e.column));
+    Ok(Config { path: path.to_path_buf(), defaults, probes, warnings })
 }
 
 fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {

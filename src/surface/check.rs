@@ -93,6 +93,9 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
         tls.insert("client_cert".into(), path_string(cert));
         tls.insert("client_key".into(), path_string(key));
     }
+    if let Some(name) = &opts.server_name {
+        tls.insert("server_name".into(), literal(name));
+    }
     if !opts.pin_sha256.is_empty() {
         tls.insert("pin_sha256".into(), Value::Array(opts.pin_sha256.iter().map(|p| literal(p)).collect()));
     }
@@ -132,6 +135,56 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
     Ok(Synthesized { toml: text, url_password })
 }
 
+/// What on the command line set a key of the synthesized probe: the flag, the variable
+/// the scheme reads by convention, or the URL part. `check` has no config file, so its
+/// errors name these instead of a position in text the user never wrote.
+pub fn origin_of(key: &str, opts: &CheckOptions, unset_var: Option<&str>) -> String {
+    let flag_for_var = |var: &str| -> Option<String> {
+        let named = |flag: &str, v: &Option<String>| (v.as_deref() == Some(var)).then(|| format!("{flag} {var}"));
+        named("--bearer-env", &opts.bearer_env)
+            .or_else(|| named("--password-env", &opts.password_env))
+            .or_else(|| named("--passphrase-env", &opts.passphrase_env))
+    };
+    if let Some(header) = key.strip_prefix("headers.") {
+        return format!("-H '{header}: …'");
+    }
+    if let Some(var) = unset_var {
+        return match flag_for_var(var) {
+            Some(flag) => flag,
+            None if var == URL_PASSWORD_VAR => "the URL's password".into(),
+            None => format!("{var} (the scheme's password variable; or pass --password-env NAME)"),
+        };
+    }
+    let head = key.split('.').next().unwrap_or(key);
+    let given = |flag: &str, set: bool, url_part: &str| if set { flag.to_string() } else { url_part.to_string() };
+    match key {
+        "tls.ca" => given("--ca", opts.ca.is_some(), "the URL's CA parameter (sslrootcert, ssl-ca)"),
+        "tls.client_cert" | "tls.client_key" => given(
+            "--client-cert/--client-key",
+            opts.client_cert.is_some(),
+            "the URL's client certificate parameters (sslcert/sslkey, ssl-cert/ssl-key)",
+        ),
+        "tls.pin_sha256" => "--pin-sha256".into(),
+        "tls.server_name" => "--server-name".into(),
+        "tls.mode" => "the URL's TLS mode parameter (sslmode, ssl-mode, encrypt)".into(),
+        "auth.token" => "--bearer-env".into(),
+        "auth.username" => "--basic-user".into(),
+        "auth.private_key" => "--identity (-i)".into(),
+        "auth.passphrase" => "--passphrase-env".into(),
+        "auth.keytab" => "--keytab".into(),
+        "auth.principal" => "--principal".into(),
+        "password" | "auth.password" => match &opts.password_env {
+            Some(var) => format!("--password-env {var}"),
+            None => "the password".into(),
+        },
+        "host_key" => "--host-key".into(),
+        "known_hosts" => "--known-hosts".into(),
+        "query" => "--query".into(),
+        _ if head == "expect" => "--expect-status/--expect-body".into(),
+        _ => "the URL".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,12 +209,26 @@ mod tests {
         let opts = CheckOptions {
             name: "check".into(),
             bearer_env: Some("TOKEN".into()),
-            expect_status: vec![200, 204],
+            expect_status: vec!["200".into(), "204".into()],
             ..CheckOptions::default()
         };
         let s = synthesize("https://api.example.com/health", &opts).unwrap();
         assert!(s.toml.contains("token = \"${TOKEN}\""), "{}", s.toml);
         assert!(s.toml.contains("status = [200, 204]"), "{}", s.toml);
         assert!(synthesize("ftp://x/", &opts).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_flag_or_url_part_that_set_the_key() {
+        let opts = CheckOptions {
+            bearer_env: Some("NOT_SET_VAR".into()),
+            ca: Some("ca.pem".into()),
+            ..CheckOptions::default()
+        };
+        assert_eq!(origin_of("auth.token", &opts, Some("NOT_SET_VAR")), "--bearer-env NOT_SET_VAR");
+        assert_eq!(origin_of("tls.ca", &opts, None), "--ca");
+        assert!(origin_of("password", &opts, Some("PGPASSWORD")).starts_with("PGPASSWORD"));
+        assert_eq!(origin_of("headers.X-Api-Key", &opts, None), "-H 'X-Api-Key: …'");
+        assert_eq!(origin_of("host", &opts, None), "the URL");
     }
 }

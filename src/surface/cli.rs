@@ -260,7 +260,12 @@ pub fn main() -> ExitCode {
 
 pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, u8> {
     match config::load(path) {
-        Ok(cfg) => Ok(cfg),
+        Ok(cfg) => {
+            for warning in &cfg.warnings {
+                eprint_line(&format!("warning: {warning}"));
+            }
+            Ok(cfg)
+        }
         Err(errors) => {
             for err in &errors.0 {
                 eprint_line(&format!("error: {err}"));
@@ -341,6 +346,10 @@ fn run_command(args: RunArgs) -> u8 {
             cfg.path.display(),
             cfg.probes.len()
         ));
+        let suggestions = runner::suggest_patterns(&cfg.probes, &args.only);
+        if !suggestions.is_empty() {
+            eprint_line(&format!("hint: patterns match whole names or tags; try {}", suggestions.join("; ")));
+        }
         return EXIT_USAGE;
     }
     let opts = RunOptions {
@@ -377,12 +386,26 @@ fn check_command(args: CheckArgs) -> u8 {
     let mut cfg = match config::load_str(std::path::Path::new("<check URL>"), synthesized.toml, &env) {
         Ok(cfg) => cfg,
         Err(errors) => {
+            // There is no file to point at: name the flag or URL part that set the key.
             for err in &errors.0 {
-                eprint_line(&format!("error: {err}"));
+                let key = err.key.as_deref().unwrap_or("");
+                let origin = crate::surface::check::origin_of(key, &args.probe, err.unset_var.as_deref());
+                let message = match &err.unset_var {
+                    Some(var) if origin.contains(var.as_str()) => "the variable is not set".to_string(),
+                    Some(var) => format!("the variable {var} is not set"),
+                    None => err.message.clone(),
+                };
+                eprint_line(&format!("error: {origin}: {message}"));
             }
             return EXIT_USAGE;
         }
     };
+    if !args.report.quiet {
+        for warning in &cfg.warnings {
+            let origin = crate::surface::check::origin_of(warning.key.as_deref().unwrap_or(""), &args.probe, None);
+            eprint_line(&format!("warning: {origin}: {}", warning.message));
+        }
+    }
     warn_proxy_password(&args.proxy, args.report.quiet);
     match args.proxy.setting() {
         Ok(Some(setting)) => {

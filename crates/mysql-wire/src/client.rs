@@ -19,6 +19,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packets<S> {
         Packets { stream, seq: 0 }
     }
 
+    /// The connection itself, for a caller that must speak outside the protocol (to find
+    /// out what a silent server is).
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
     /// The stream and the next sequence number, to carry on over a TLS session on the
     /// same connection with [`Packets::resume`].
     pub fn into_parts(self) -> (S, u8) {
@@ -72,6 +78,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packets<S> {
     }
 }
 
+/// The future's result if it is ready at its first poll (no waiting).
+fn futures_poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
 /// Reads the greeting, refusing a header that cannot be one before waiting for a payload
 /// that will not come (a server speaking another protocol).
 pub async fn read_greeting<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) -> Result<Greeting, WireError> {
@@ -79,7 +95,13 @@ pub async fn read_greeting<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Pack
     packets.stream.read_exact(&mut header).await?;
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     if header[3] != 0 || len == 0 || len > GREETING_MAX {
-        return Err(WireError::NotMysql("the server did not greet like MySQL or MariaDB".into()));
+        // Whatever else the server already sent tells which service it is.
+        let mut first = header.to_vec();
+        let mut more = [0u8; 60];
+        if let Some(Ok(n)) = futures_poll_once(packets.stream.read(&mut more)) {
+            first.extend_from_slice(&more[..n]);
+        }
+        return Err(WireError::OtherService(first));
     }
     let mut payload = vec![0u8; len];
     packets.stream.read_exact(&mut payload).await?;

@@ -37,6 +37,9 @@ pub enum WireError {
     Protocol(String),
     /// The first bytes are no MySQL greeting: another service listens on the port.
     NotMysql(String),
+    /// As `NotMysql`, with the first bytes the server sent (at most 64), for the caller to
+    /// tell which service it is.
+    OtherService(Vec<u8>),
     /// The account uses an authentication plugin authprobe does not implement.
     UnsupportedPlugin(String),
     /// The server wants the password in a recoverable form (clear text, or encrypted to an

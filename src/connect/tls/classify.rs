@@ -72,7 +72,7 @@ pub fn classify_tls_error(
                 // Our own reading of the certificate: the driver's list is Debug-formatted.
                 let names = leaf.as_ref().map(|l| l.sans.join(", ")).unwrap_or_default();
                 Failure::new(ErrorClass::TlsHostname, format!("the certificate is for [{names}], not for {host}"))
-                    .with_hint("connect with a name the certificate covers, or set tls.server_name to one of its names")
+                    .with_hint(crate::advice!["connect with a name the certificate covers, or ", Fix::ServerName])
             }
             CertificateError::Other(other) if other.0.downcast_ref::<PinMismatch>().is_some() => Failure::new(
                 ErrorClass::TlsUntrusted,
@@ -134,7 +134,7 @@ pub(super) fn classify_alert(alert: AlertDescription, recording: &Recording, opt
         }
         A::UnrecognisedName => {
             Failure::new(ErrorClass::TlsHostname, "the server does not know the requested host name (SNI)")
-                .with_hint("check the host name, or set tls.server_name")
+                .with_hint(crate::advice!["check the host name, or ", Fix::ServerName])
         }
         other => Failure::new(ErrorClass::TlsHandshake, format!("the server sent TLS alert {other:?}")),
     }

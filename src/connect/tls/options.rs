@@ -115,7 +115,15 @@ impl TlsOptions {
             }
         }
         if opts.mode.is_none() {
-            opts.mode = default_mode;
+            // A CA or a pin given means the user wants the server verified: without a
+            // written mode they imply verify-full (as libpq does for sslrootcert=system),
+            // instead of the `prefer` that would ignore them. `prefer` stays for a probe
+            // that says nothing about trust.
+            let trust_given = table.has("ca") || table.has("pin_sha256");
+            opts.mode = match default_mode {
+                Some(TlsMode::Prefer) if trust_given => Some(TlsMode::VerifyFull),
+                other => other,
+            };
         }
         table.finish();
         ok.then_some(opts)

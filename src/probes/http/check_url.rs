@@ -39,7 +39,9 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
         let mut headers = Table::new();
         for h in &opts.headers {
             let (k, v) = h.split_once(':').ok_or_else(|| format!("header `{h}` is not `Name: value`"))?;
-            headers.insert(k.trim().into(), literal(v.trim()));
+            // Not escaped: `${VAR}` and `${file:…}` expand as in the config, so that a key
+            // never has to be written on the command line (where `ps` shows it).
+            headers.insert(k.trim().into(), Value::String(v.trim().to_string()));
         }
         probe.insert("headers".into(), Value::Table(headers));
     }
@@ -47,7 +49,12 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
     if !opts.expect_status.is_empty() {
         expect.insert(
             "status".into(),
-            Value::Array(opts.expect_status.iter().map(|s| Value::Integer(i64::from(*s))).collect()),
+            Value::Array(
+                opts.expect_status
+                    .iter()
+                    .map(|s| s.parse::<i64>().map(Value::Integer).unwrap_or_else(|_| literal(s)))
+                    .collect(),
+            ),
         );
     }
     if let Some(body) = &opts.expect_body {

@@ -58,7 +58,9 @@ pub struct HttpProbe {
 }
 
 pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
-    let url = t.required_url("url", "the URL to request");
+    // A webhook whose path is its key says so: then the whole URL is masked everywhere.
+    let url_is_secret = t.bool("url_is_secret").unwrap_or(false);
+    let url = t.required_url_masked("url", "the URL to request", url_is_secret);
     if let Some(u) = &url
         && !matches!(u.scheme(), "http" | "https")
     {

@@ -305,7 +305,7 @@ impl HttpProbe {
     ) -> Failure {
         let status = response.status();
         let expected = match &self.expect_status {
-            Some(list) => list.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+            Some(list) => describe_statuses(list),
             None => "any 2xx".into(),
         };
         match status.as_u16() {
@@ -324,9 +324,33 @@ impl HttpProbe {
                 Failure::new(ErrorClass::UnexpectedResponse, format!("HTTP {status}: redirected{location} (expected {expected})"))
                     .with_hint("authprobe does not follow redirects: probe the final URL, or add this status to expect.status")
             }
+            // A service behind a proxy that is still starting answers 502/503/504; rate
+            // limits pass too. --wait retries them.
+            429 | 500..=599 => {
+                Failure::new(ErrorClass::UnexpectedResponse, format!("HTTP {status} (expected {expected})")).transient()
+            }
             _ => Failure::new(ErrorClass::UnexpectedResponse, format!("HTTP {status} (expected {expected})")),
         }
     }
+}
+
+/// The accepted statuses as written: a whole hundred as its class ("2xx"), others one by one.
+fn describe_statuses(list: &[u16]) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    let mut classes: Vec<u16> = Vec::new();
+    for &status in list {
+        let class = status / 100;
+        if classes.contains(&class) {
+            continue;
+        }
+        if (class * 100..class * 100 + 100).all(|s| list.contains(&s)) {
+            classes.push(class);
+            shown.push(format!("{class}xx"));
+        } else {
+            shown.push(status.to_string());
+        }
+    }
+    shown.join(", ")
 }
 
 /// A 401 with what the server said in WWW-Authenticate (scheme and error code, never a token).
@@ -378,7 +402,8 @@ fn unauthorized(ctx: &ProbeContext, response: &http::Response<hyper::body::Incom
     if has_auth {
         failure.with_hint("the credentials were refused: check that they are current and meant for this endpoint")
     } else {
-        failure.with_hint("the endpoint requires credentials: add an `auth` table to the probe")
+        failure
+            .with_hint(crate::advice!["the endpoint requires credentials: ", crate::model::advice::Fix::AddCredentials])
     }
 }
 

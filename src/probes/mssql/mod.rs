@@ -377,8 +377,16 @@ fn server_error(code: u32, state: u8, message: &str) -> Failure {
             Failure::new(ErrorClass::AuthRejected, said).with_hint(hint)
         }
         18452 | 18470 | 18486 | 18487 | 18488 => Failure::new(ErrorClass::AuthRejected, said),
+        // A database still recovering or being attached answers 4060 too (SQL Server opens
+        // databases after it accepts logins), so --wait retries it; a missing one costs a
+        // wait, never a lockout.
         4060 => Failure::new(ErrorClass::NotFound, said)
-            .with_hint("the database does not exist, or the login has no user in it: check `database`"),
+            .with_hint("the database does not exist, or the login has no user in it: check `database`")
+            .transient(),
+        // Being recovered; Azure SQL's "not currently available" and "service busy".
+        922 | 40613 | 40197 | 40501 => Failure::new(ErrorClass::UnexpectedResponse, said)
+            .with_hint("the database is recovering or the service is busy: retry shortly (run --wait retries it)")
+            .transient(),
         229 | 230 | 262 | 297 | 300 => Failure::new(ErrorClass::PermissionDenied, said)
             .with_hint("the login works but may not run the check query: grant it, or change `query`"),
         208 => {

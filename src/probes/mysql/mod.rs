@@ -61,9 +61,55 @@ struct Session {
     tls: Option<Recorder>,
 }
 
+/// How long a server may stay silent before it is asked what it is. MySQL and MariaDB greet
+/// at once (unless they resolve the client's name first, which `skip_name_resolve` avoids).
+const GREETING_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Reads the greeting, classifying what is not one.
 async fn greet<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) -> Result<Greeting, Failure> {
-    wire::read_greeting(packets).await.map_err(|err| plain_failure(err, "while reading the server's greeting"))
+    match tokio::time::timeout(GREETING_WAIT, wire::read_greeting(packets)).await {
+        Ok(greeting) => greeting.map_err(|err| plain_failure(err, "while reading the server's greeting")),
+        Err(_silent) => Err(silent_server(packets.stream_mut()).await),
+    }
+}
+
+/// The server accepted the connection and said nothing, where MySQL speaks first. The login
+/// is lost anyway, so a PostgreSQL SSLRequest (the most common silent neighbour) is sent
+/// to learn what listens: PostgreSQL answers one byte, HTTP a 400, TLS an alert.
+async fn silent_server<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Failure {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PG_SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    let waited = humantime::format_duration(GREETING_WAIT);
+    let mut answer = [0u8; 64];
+    let read = async {
+        stream.write_all(&PG_SSL_REQUEST).await?;
+        stream.read(&mut answer).await
+    };
+    let answered = match tokio::time::timeout(std::time::Duration::from_secs(1), read).await {
+        Ok(Ok(n)) => &answer[..n],
+        _ => &[][..],
+    };
+    let service = match answered {
+        [b'S'] | [b'N'] => Some("PostgreSQL"),
+        bytes => crate::model::sniff::identify(bytes),
+    };
+    match service {
+        Some(found) if found.starts_with("MySQL") => Failure::new(
+            ErrorClass::Timeout,
+            format!("the server took more than {waited} to send its greeting"),
+        )
+        .with_hint("MySQL is slow to greet when it resolves the client's name: set skip_name_resolve, or check its load"),
+        Some(found) => Failure::new(
+            ErrorClass::Protocol,
+            format!("this port speaks {found}, not MySQL or MariaDB (it sent no greeting within {waited})"),
+        )
+        .with_hint("check the port: MySQL and MariaDB usually listen on 3306"),
+        None => Failure::new(
+            ErrorClass::Timeout,
+            format!("the server accepted the connection but sent no greeting within {waited}; MySQL and MariaDB greet first"),
+        )
+        .with_hint("check the port (another service that waits for its client, such as SQL Server, listens here?), or the server is hung"),
+    }
 }
 
 /// Sends the SSLRequest and performs the TLS handshake; returns the handshake and the
@@ -277,6 +323,12 @@ fn plain_failure(err: WireError, during: &str) -> Failure {
         WireError::Server { code, message } => server_error(code, &message),
         WireError::NotMysql(what) => Failure::new(ErrorClass::Protocol, what)
             .with_hint("check the port: this does not look like a MySQL server"),
+        WireError::OtherService(first) => Failure::new(
+            ErrorClass::Protocol,
+            crate::model::sniff::wrong_service(&first, "MySQL or MariaDB")
+                .unwrap_or_else(|| "the server did not greet like MySQL or MariaDB".into()),
+        )
+        .with_hint("check the port: MySQL and MariaDB usually listen on 3306"),
         WireError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("{during}: {what}")),
         WireError::UnsupportedPlugin(plugin) => Failure::new(
             ErrorClass::UnexpectedResponse,
@@ -312,7 +364,12 @@ fn server_error(code: u16, message: &str) -> Failure {
         ),
         3159 => Failure::new(ErrorClass::TlsHandshake, said)
             .with_hint("the server requires TLS (require_secure_transport): set tls.mode to require or verify-full"),
-        1040 => Failure::new(ErrorClass::UnexpectedResponse, said).with_hint("the server is out of connections"),
+        1040 => Failure::new(ErrorClass::UnexpectedResponse, said).with_hint("the server is out of connections").transient(),
+        // ER_SERVER_SHUTDOWN, and ER_SERVER_OFFLINE_MODE: a server going down or not taking
+        // clients yet; --wait retries them.
+        1053 | 3032 => Failure::new(ErrorClass::UnexpectedResponse, said)
+            .with_hint("the server is shutting down or offline: retry shortly (run --wait retries it)")
+            .transient(),
         _ => Failure::new(ErrorClass::UnexpectedResponse, said),
     }
 }

@@ -297,6 +297,19 @@ pub async fn ssl_request(tcp: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Res
     tcp.write_all(&SSL_REQUEST).await.map_err(io_failure)?;
     let mut answer = [0u8; 1];
     tcp.read_exact(&mut answer).await.map_err(io_failure)?;
+    // PostgreSQL answers with one byte and waits. Whatever came with it was sent by a
+    // server that spoke first (an SSH banner begins with 'S' too), and libpq refuses bytes
+    // before the TLS handshake for the same reason (CVE-2021-23222).
+    let mut first = answer.to_vec();
+    if answer[0] != b'E' {
+        first.extend(crate::connect::net::read_already_sent(tcp, 256).await);
+    }
+    if first.len() > 1 {
+        let said = crate::model::sniff::wrong_service(&first, "PostgreSQL")
+            .unwrap_or_else(|| "the server sent more than PostgreSQL's one-byte answer to the SSLRequest".into());
+        return Err(Failure::new(ErrorClass::Protocol, said)
+            .with_hint("check the port: this is not a PostgreSQL server (5432 is the usual one)"));
+    }
     match answer[0] {
         b'S' => Ok(true),
         b'N' => Ok(false),
@@ -349,7 +362,13 @@ fn classify_db_error(db: &ServerError, has_client_cert: bool, user: &str, databa
         "42P01" | "3F000" => Failure::new(ErrorClass::NotFound, said)
             .with_hint("the check query names a table that does not exist here"),
         // too_many_connections
-        "53300" => Failure::new(ErrorClass::UnexpectedResponse, said).with_hint("the server is out of connection slots"),
+        "53300" => Failure::new(ErrorClass::UnexpectedResponse, said)
+            .with_hint("the server is out of connection slots")
+            .transient(),
+        // cannot_connect_now: starting up, shutting down or in recovery; --wait retries it.
+        "57P03" => Failure::new(ErrorClass::UnexpectedResponse, said)
+            .with_hint("the server is starting up or in recovery: retry shortly (run --wait retries it)")
+            .transient(),
         _ => Failure::new(ErrorClass::UnexpectedResponse, said),
     }
 }

@@ -365,9 +365,9 @@ pub fn probe_page(service: &Service, key: &SlotKey) -> Option<String> {
             for stage in &p.stages {
                 let _ = write!(
                     out,
-                    "<tr><td>{}</td><td>{:?}</td><td>{:.1}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
                     stage.name,
-                    stage.status,
+                    stage.status.as_str(),
                     stage.duration_secs * 1000.0
                 );
             }

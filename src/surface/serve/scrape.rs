@@ -252,7 +252,7 @@ impl Service {
         let canonical = parsed.render();
         if !probe.allowed_targets.iter().any(|pattern| pattern.matches(&parsed)) {
             return Err(ScrapeError::TargetNotAllowed(format!(
-                "probe `{}` may not be aimed at `{canonical}`: add a matching pattern to its allowed_targets (e.g. allowed_targets = [\"{canonical}\"]); without one, anyone who can reach this service could send the probe's credentials to a server of their choice",
+                "probe `{}` may not be aimed at `{canonical}`: add a matching pattern to its allowed_targets (e.g. allowed_targets = [\"{canonical}\"]; the path is part of the pattern: `https://host:*/*` admits any path and port on host); without one, anyone who can reach this service could send the probe's credentials to a server of their choice",
                 probe.name
             )));
         }
