@@ -7,6 +7,7 @@ mod architecture;
 mod check_inspect;
 mod config_corpus;
 mod config_errors;
+mod deploy_gate;
 mod docker_real;
 mod faults;
 mod formats;

@@ -314,7 +314,9 @@ impl<'r, 's> TableReader<'r, 's> {
             }
         };
         if whole_is_secret {
+            // And its path alone, as request lines and logs show it.
             crate::model::redact::register(&expanded.value);
+            crate::model::redact::register(&parsed[url::Position::BeforePath..]);
         }
         let authority_end = parsed.as_str().len() - parsed[url::Position::BeforePath..].len();
         for reference in &expanded.referenced {
