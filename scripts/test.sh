@@ -25,6 +25,8 @@ command -v tsql >/dev/null || missing+=(freetds-bin)
 # The integrations in examples/: a real node_exporter serves the cron recipe's metrics.
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 command -v flock >/dev/null || missing+=(util-linux)
+# `authprobe man` is checked with the groff man(1) uses.
+command -v groff >/dev/null || missing+=(groff-base)
 # serve's status page is checked in a real browser (tests/serve_page.rs).
 command -v chromium-headless-shell >/dev/null || missing+=(chromium-headless-shell)
 [ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)

@@ -180,6 +180,32 @@ async fn completions_and_man_page_are_generated_from_the_cli_definition() {
     let man = authprobe(&["man"], &[]).await;
     assert_eq!(man.code, 0);
     assert!(man.stdout.contains(".TH authprobe 1") && man.stdout.contains("validate"), "{}", man.stdout);
+    // One complete page: every command with its options, and the sections a man page has.
+    for part in [
+        "authprobe run\"",
+        "authprobe check\"",
+        "\\-\\-wait",
+        "\\-\\-server\\-name",
+        ".SH EXIT STATUS",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+    ] {
+        assert!(man.stdout.contains(part), "{part} missing from the man page");
+    }
+    // groff, as man(1) uses it, reads it without a warning.
+    let page = ws.write("authprobe.1", &man.stdout);
+    let groff = std::process::Command::new(require_tool("groff"))
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(groff.stderr.is_empty(), "{}", String::from_utf8_lossy(&groff.stderr));
+    let dir = ws.path("man1");
+    let out = authprobe(&["man", "--dir", dir.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for page in ["authprobe.1", "authprobe-run.1", "authprobe-check.1", "authprobe-serve.1"] {
+        assert!(dir.join(page).exists(), "{page} not written");
+    }
 }
 
 /// The deploy gate, interrupted: `--wait` with `--only`, a probe that never comes up, and

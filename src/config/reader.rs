@@ -12,7 +12,12 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::secrets::{self, SecretError};
+
+mod numbers;
+mod urls;
+
 use crate::model::redact::Secret;
+pub use numbers::hundred_class;
 
 /// The config file's text, with the line index used to turn byte offsets into positions.
 pub struct Source {
@@ -46,16 +51,6 @@ impl Source {
             _ => PathBuf::from("."),
         }
     }
-}
-
-/// `"2xx"` → 2: a class of a hundred numbers, written with its first digit.
-pub fn hundred_class(text: &str) -> Option<i64> {
-    let t = text.trim().to_ascii_lowercase();
-    let digit = t.strip_suffix("xx")?;
-    if digit.len() != 1 {
-        return None;
-    }
-    digit.parse::<i64>().ok().filter(|d| (1..=9).contains(d))
 }
 
 /// One problem in the config file.
@@ -291,54 +286,6 @@ impl<'r, 's> TableReader<'r, 's> {
         Some(Secret::new(expanded.value))
     }
 
-    /// A URL. What is secret in it is masked, not the whole: its userinfo password and its
-    /// credential-bearing query values (API keys, signed links' signatures) wherever they
-    /// came from; a reference that lies wholly in the path or query (`…/hooks/${HOOK_ID}`)
-    /// is a secret too. A reference that gives the scheme and host (`${API_BASE}/health`,
-    /// a whole URL in a variable) is an address: the rest of it stays readable, and it does
-    /// not mask other probes' targets. `url_is_secret` on the probe masks the whole.
-    pub fn url(&self, key: &'static str) -> Option<url::Url> {
-        self.url_masked(key, false)
-    }
-
-    /// [`TableReader::url`], with the whole URL registered as a secret when `whole_is_secret`
-    /// (a webhook whose path is its key).
-    pub fn url_masked(&self, key: &'static str, whole_is_secret: bool) -> Option<url::Url> {
-        let (value, raw) = self.raw_str(key)?;
-        let expanded = self.expand(key, value, raw)?;
-        let parsed = match url::Url::parse(&expanded.value) {
-            Ok(u) => u,
-            Err(err) => {
-                self.ctx.error(value.span(), Some(self.key_path(key)), format!("not a valid URL: {err}"));
-                return None;
-            }
-        };
-        if whole_is_secret {
-            // And its path alone, as request lines and logs show it.
-            crate::model::redact::register(&expanded.value);
-            crate::model::redact::register(&parsed[url::Position::BeforePath..]);
-        }
-        let authority_end = parsed.as_str().len() - parsed[url::Position::BeforePath..].len();
-        for reference in &expanded.referenced {
-            // Where the reference landed in the URL: at the start it carries the address.
-            let addressing = expanded.value.starts_with(reference.as_str())
-                || parsed.host_str().is_some_and(|h| h.contains(reference.as_str()))
-                || parsed.port().is_some_and(|p| p.to_string() == *reference)
-                || expanded.value.find(reference.as_str()).is_some_and(|at| at < authority_end);
-            if !addressing {
-                crate::model::redact::register(reference);
-            }
-        }
-        crate::model::signed_link::register_query_secrets(&parsed);
-        if let Some(password) = parsed.password() {
-            crate::model::redact::register(password);
-            if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
-                crate::model::redact::register(&decoded);
-            }
-        }
-        Some(parsed)
-    }
-
     pub fn required_string(&self, key: &'static str, what: &str) -> Option<String> {
         if self.table.get(key).is_none() {
             self.asked.borrow_mut().push(key);
@@ -355,20 +302,6 @@ impl<'r, 's> TableReader<'r, 's> {
             return None;
         }
         self.secret(key)
-    }
-
-    pub fn required_url(&self, key: &'static str, what: &str) -> Option<url::Url> {
-        self.required_url_masked(key, what, false)
-    }
-
-    /// [`TableReader::required_url`] that may be a secret whole (see [`TableReader::url_masked`]).
-    pub fn required_url_masked(&self, key: &'static str, what: &str, whole_is_secret: bool) -> Option<url::Url> {
-        if self.table.get(key).is_none() {
-            self.asked.borrow_mut().push(key);
-            self.missing(key, what);
-            return None;
-        }
-        self.url_masked(key, whole_is_secret)
     }
 
     /// A path to a file, resolved against the config file's directory.
@@ -496,52 +429,6 @@ impl<'r, 's> TableReader<'r, 's> {
                 Some(raw) => out.push(self.expand(key, item, raw)?.value),
                 None => {
                     self.type_error(key, item, "a string");
-                    return None;
-                }
-            }
-        }
-        Some(out)
-    }
-
-    pub fn integer_list(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<Vec<i64>> {
-        let value = self.get(key)?;
-        let items: Vec<&Value<'r>> = match value.get_ref() {
-            DeValue::Array(array) => array.iter().collect(),
-            // A single value is accepted where a list is expected: `status = 200`.
-            DeValue::Integer(_) | DeValue::String(_) => vec![value],
-            _ => {
-                self.type_error(key, value, "an integer or an array of integers, e.g. [200, 204]");
-                return None;
-            }
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            // A class of a hundred, as blackbox and Gatus users write HTTP statuses: "2xx".
-            if let DeValue::String(s) = item.get_ref()
-                && let Some(class) = hundred_class(s)
-                && range.contains(&(class * 100))
-                && range.contains(&(class * 100 + 99))
-            {
-                out.extend(class * 100..=class * 100 + 99);
-                continue;
-            }
-            // Numbers written as strings (`"200"`) are what they say.
-            let number = match item.get_ref() {
-                DeValue::String(s) => s.trim().parse::<i64>().ok(),
-                other => as_i64(other),
-            };
-            match number {
-                Some(n) if range.contains(&n) => out.push(n),
-                Some(n) => {
-                    self.ctx.error(
-                        item.span(),
-                        Some(self.key_path(key)),
-                        format!("{n} is out of range ({}..={})", range.start(), range.end()),
-                    );
-                    return None;
-                }
-                None => {
-                    self.type_error(key, item, "an integer, e.g. 200, or a class such as \"2xx\"");
                     return None;
                 }
             }

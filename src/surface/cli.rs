@@ -74,8 +74,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the complete manual page (roff: every command, its options, exit status,
+    /// environment, files); --dir DIR writes one page per command instead.
+    Man(crate::surface::man::ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -241,16 +242,15 @@ pub fn main() -> ExitCode {
             let _ = output::write_stdout(&String::from_utf8_lossy(&buf));
             EXIT_OK
         }
-        Command::Man => {
+        Command::Man(args) => {
             use clap::CommandFactory;
-            let mut buf = Vec::new();
-            match clap_mangen::Man::new(Cli::command()).render(&mut buf) {
-                Ok(()) => {
-                    let _ = output::write_stdout(&String::from_utf8_lossy(&buf));
+            match crate::surface::man::command(&args, Cli::command()) {
+                Ok(page) => {
+                    let _ = output::write_stdout(&page);
                     EXIT_OK
                 }
                 Err(err) => {
-                    eprint_line(&format!("error: cannot render the man page: {err}"));
+                    eprint_line(&format!("error: {err}"));
                     EXIT_USAGE
                 }
             }

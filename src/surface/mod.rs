@@ -5,4 +5,5 @@ pub mod check;
 pub mod cli;
 pub mod from_blackbox;
 pub mod inspect;
+pub mod man;
 pub mod serve;
