@@ -308,6 +308,31 @@ async fn concurrent_scrapes_share_one_run_and_the_minimum_interval_protects_the_
     assert_eq!(value(&metrics, "authprobe_serve_scrapes_total{served=\"cached\"}"), Some(1.0), "{metrics}");
 }
 
+/// `--probe-interval`: serve as a standalone monitor. Without a scraper the status page
+/// shows results; a scrape right after a tick is served the fresh result.
+#[tokio::test]
+async fn probe_interval_runs_the_probes_without_a_scraper() {
+    let api = servers::http().await;
+    let ws = Workspace::new();
+    let config = ws.config(&http_probe("monitored", &api.url("http", "/health"), ""));
+    let serve = Serve::start(&config, &["--probe-interval", "1s", "--min-interval", "800ms"], &[]).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let before = api.requests();
+    assert!(before >= 2, "two ticks in 2.5 s should have probed twice, probed {before} times");
+    let (status, page) = serve.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("1 passing · 0 not probed yet"), "{page}");
+    let (_, body) = serve.get("/probe?target=monitored").await;
+    assert_eq!(value(&body, "probe_success"), Some(1.0), "{body}");
+    assert!(api.requests() <= before + 1, "the scrape shared the monitor's result");
+    // Off by default: no traffic without a scrape.
+    let idle = servers::http().await;
+    let quiet = ws.write("quiet.toml", &http_probe("quiet", &idle.url("http", "/health"), ""));
+    let _off = Serve::start(&quiet, &[], &[]).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(idle.requests(), 0);
+}
+
 #[tokio::test]
 async fn the_scrape_timeout_header_bounds_a_hung_probe() {
     let hung = servers::silent().await;

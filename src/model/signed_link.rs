@@ -173,18 +173,6 @@ pub fn secret_query_values(url: &Url) -> Vec<String> {
     values
 }
 
-/// A variable that holds a whole signed link (`url = "${REPORT_LINK}"`): its secret values
-/// are registered rather than the whole, so that the link's path and public parameters stay
-/// readable. False, registering nothing, when `url` is no signed link or `reference` is not
-/// its query.
-pub fn register_whole_link(url: &Url, reference: &str) -> bool {
-    if !reference.contains('?') || SignedLink::recognise(url).is_none() {
-        return false;
-    }
-    register_query_secrets(url);
-    true
-}
-
 /// Registers [`secret_query_values`] for scrubbing.
 pub fn register_query_secrets(url: &Url) {
     for value in secret_query_values(url) {

@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// long, then exit 0. Keep it below Kubernetes' terminationGracePeriodSeconds.
     #[arg(long, value_name = "DUR", value_parser = parse_interval, default_value = "25s")]
     pub shutdown_grace: Duration,
+    /// Also probe every probe of the config on this interval, without a scraper, so that
+    /// serve is a standalone monitor (status page, /metrics); results are shared with
+    /// scrapes under the --min-interval rule. Off by default.
+    #[arg(long, value_name = "DUR", value_parser = parse_interval)]
+    pub probe_interval: Option<Duration>,
 }
 
 fn parse_interval(raw: &str) -> Result<Duration, String> {
@@ -138,6 +143,9 @@ pub fn main(args: ServeArgs) -> u8 {
             args.config.config.display()
         ));
         reload_on_sighup(server.service.clone());
+        if let Some(every) = args.probe_interval.filter(|d| !d.is_zero()) {
+            tokio::spawn(probe_on_interval(server.service.clone(), every));
+        }
         let connections = Connections::default();
         tokio::select! {
             code = accept_loop(listener, tls, server.clone(), connections.clone()) => code,
@@ -150,6 +158,34 @@ pub fn main(args: ServeArgs) -> u8 {
     });
     runtime.shutdown_background();
     code
+}
+
+/// `--probe-interval`: every probe of the config (as reloaded) on a fixed interval, all
+/// at once, through the same slots scrapes use, so a scrape right after one is served the
+/// fresh result and a run under way is shared.
+async fn probe_on_interval(service: Arc<Service>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let names: Vec<String> = service.loaded().config.probes.iter().map(|p| p.name.clone()).collect();
+        let runs = names.into_iter().map(|probe| {
+            let service = service.clone();
+            async move {
+                let _ = service.scrape(&scrape::SlotKey { probe, target: None }, None).await;
+            }
+        });
+        futures_join_all(runs).await;
+    }
+}
+
+/// Runs the futures to completion together.
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(runs: impl Iterator<Item = F>) {
+    let mut set = tokio::task::JoinSet::new();
+    for run in runs {
+        set.spawn(run);
+    }
+    while set.join_next().await.is_some() {}
 }
 
 fn server_tls(args: &ServeArgs) -> Result<Option<TlsAcceptor>, String> {
