@@ -153,6 +153,19 @@ async fn targets_and_hints_stay_readable_and_secrets_stay_masked_in_every_format
     let pw = assert_failed(&report, "short-password", "auth", "auth_rejected");
     let hint = pw["error"]["hint"].as_str().unwrap();
     assert!(hint.contains("is wrong or expired"), "a short password masked a word of the hint: {hint}");
+    // The status page renders the same reports.
+    let serve = crate::serve::Serve::start(&cfg, &["--probe-interval", "1s"], &with).await;
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = serve.get("/").await.1;
+        if page.contains("0 not probed yet") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(page.contains(&format!("https://localhost:{https_port}/health")), "{page}");
+    assert!(page.contains("is wrong or expired"), "{page}");
+    assert!(!page.contains("T0SECRETPATH"), "the webhook's path is on the status page");
     for format in ["table", "json", "markdown", "junit", "prometheus"] {
         let out = authprobe_harness(&["run", "-c", cfg.to_str().unwrap(), "--format", format, "-vv"], &with).await;
         assert!(!out.stdout.contains("T0SECRETPATH"), "{format}: the secret webhook path leaked");
@@ -200,6 +213,13 @@ async fn check_errors_and_hints_name_checks_own_flags() {
     let named =
         authprobe_harness(&["check", &wrong_host, "--ca", &ca, "--server-name", "wrong.example.com"], &env).await;
     assert_eq!(named.code, 0, "{}", named.stdout);
+    // Database hints name the URL's parts, never `database` or tls.mode.
+    let mut with = env.clone();
+    with.push(("PGPASSWORD".into(), harness_var(&env, "AP_PG_PASSWORD")));
+    let pg = format!("postgres://app_user@localhost:{}/nosuchdb", harness_var(&env, "AP_PG_PORT"));
+    let db = authprobe_harness(&["check", &pg, "--ca", &ca, "--format", "json"], &with).await.json();
+    let hint = probe(&db, "check")["error"]["hint"].as_str().unwrap().to_string();
+    assert!(hint.contains("the URL's database (its path)") && !hint.contains("`database`"), "{hint}");
 }
 
 #[tokio::test]
@@ -229,10 +249,16 @@ async fn a_port_that_speaks_another_protocol_says_which() {
     let mut with = env.clone();
     with.push(("PGPASSWORD".into(), "x".into()));
     with.push(("MYSQL_PWD".into(), "x".into()));
+    with.push(("MSSQL_PASSWORD".into(), "x".into()));
     let cases = [
         (format!("postgres://u@127.0.0.1:{ssh}/db"), "this port speaks SSH, not PostgreSQL"),
         (format!("mysql://u@127.0.0.1:{ssh}/db"), "this port speaks SSH, not MySQL or MariaDB"),
         (format!("mysql://u@127.0.0.1:{pg}/db"), "this port speaks PostgreSQL, not MySQL or MariaDB"),
+        (format!("mssql://u@127.0.0.1:{ssh}/db"), "this port speaks SSH, not SQL Server"),
+        (
+            format!("mssql://u@127.0.0.1:{}/db", harness_var(&env, "AP_MYSQL_PORT")),
+            "this port speaks MySQL or MariaDB, not SQL Server",
+        ),
     ];
     for (url, said) in cases {
         let started = Instant::now();

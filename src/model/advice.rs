@@ -20,6 +20,10 @@ pub enum Dialect {
 pub enum Key {
     TlsCa,
     PinSha256,
+    /// A database probe's check query.
+    Query,
+    /// A database probe's database.
+    Database,
 }
 
 /// One step that fixes or approves something.
@@ -48,6 +52,8 @@ pub enum Fix {
     AddCredentials,
     /// Give the probe more time.
     RaiseTimeout,
+    /// Set a database probe's TLS mode (libpq's name: `require`, `verify-full`, `strict`).
+    TlsMode(&'static str),
 }
 
 impl Fix {
@@ -82,6 +88,15 @@ impl Fix {
             (Fix::AddCredentials, Flags) => {
                 "pass --bearer-env NAME, --basic-user USER with --password-env NAME, or -H 'Name: ${NAME}'".into()
             }
+            (Fix::Key(Key::Query), Config) => "`query`".into(),
+            (Fix::Key(Key::Query), Flags) => "--query".into(),
+            (Fix::Key(Key::Database), Config) => "`database`".into(),
+            (Fix::Key(Key::Database), Flags) => "the URL's database (its path)".into(),
+            (Fix::TlsMode(mode), Config) => format!("tls.mode = \"{mode}\""),
+            (Fix::TlsMode("strict"), Flags) => "?encrypt=strict in the URL (TDS 8)".into(),
+            (Fix::TlsMode(mode), Flags) => format!(
+                "the URL's TLS mode {mode} (?sslmode={mode} for postgres://, ?ssl-mode={mode} for mysql://, ?encrypt=true for mssql://)"
+            ),
             (Fix::RaiseTimeout, Config) => "raise `timeout`".into(),
             (Fix::RaiseTimeout, Flags) => "raise --timeout".into(),
         }

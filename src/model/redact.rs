@@ -243,6 +243,27 @@ pub fn scrub(text: &str) -> String {
     matcher().and_then(|m| replace_matches(&m, text)).unwrap_or_else(|| text.to_string())
 }
 
+/// A secret at least this long is masked anywhere, even in authprobe's own wording: no
+/// ordinary word is that long by chance.
+pub const ANYWHERE_LEN: usize = 8;
+
+/// The last pass over a whole page or body ([`scrub`] was applied to every report field
+/// where a secret can land): masks registered secrets of at least [`ANYWHERE_LEN`] bytes
+/// wherever they appear, and leaves shorter ones, which would mask ordinary words of hints
+/// ("wrong") or a user name equal to its password.
+pub fn scrub_defensively(text: &str) -> String {
+    let Some(matcher) = matcher() else { return text.to_string() };
+    if !matcher.is_match(text) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    matcher.replace_all_with(text, &mut out, |found, matched, dst| {
+        dst.push_str(if found.len() >= ANYWHERE_LEN { MASK } else { matched });
+        true
+    });
+    out
+}
+
 /// Scrubs a string in place.
 pub fn scrub_in_place(text: &mut String) {
     let clean = scrub(text);
@@ -294,6 +315,13 @@ mod tests {
         let capped = cap("héllo wörld", 3);
         assert!(capped.starts_with("hél…"), "{capped}");
         assert!(capped.contains("more bytes"), "{capped}");
+    }
+
+    #[test]
+    fn the_defensive_pass_masks_long_secrets_only() {
+        register("longer-secret-9f2");
+        register("wrong");
+        assert_eq!(scrub_defensively("a longer-secret-9f2 is wrong"), format!("a {MASK} is wrong"));
     }
 
     #[test]

@@ -274,7 +274,11 @@ impl DbTarget {
             return Ok(());
         }
         Err(Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS")
-            .with_hint("enable TLS on the server, or set tls.mode = \"prefer\" or \"disable\" if an unencrypted session is acceptable")
+            .with_hint(crate::advice![
+                "enable TLS on the server, or set ",
+                Fix::TlsMode("prefer"),
+                " if an unencrypted session is acceptable"
+            ])
             .at(Stage::Tls))
     }
 
@@ -319,7 +323,9 @@ pub fn unverified_peer_refusal(asked: &str, tls: Option<&Recorder>) -> Failure {
         )
         .with_hint(
             advice![
-                "enable TLS with a verified server: tls.mode = \"verify-full\" with ",
+                "enable TLS with a verified server: ",
+                Fix::TlsMode("verify-full"),
+                " with ",
                 Fix::Key(Key::TlsCa),
                 " (or ",
                 Fix::Key(Key::PinSha256),

@@ -22,6 +22,20 @@ pub async fn prelogin<S: AsyncRead + AsyncWrite + Unpin>(
         stream.read_exact(&mut head).await?;
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         if head[0] != TABULAR_RESULT || len < HEADER || message.len() + len > TOKEN_MAX {
+            if message.is_empty() {
+                // The first bytes of the answer, and what came with them, tell who answered.
+                let mut first = head.to_vec();
+                let mut more = [0u8; 56];
+                let ready = {
+                    let mut read = std::pin::pin!(stream.read(&mut more));
+                    let mut cx = Context::from_waker(std::task::Waker::noop());
+                    read.as_mut().poll(&mut cx)
+                };
+                if let Poll::Ready(Ok(n)) = ready {
+                    first.extend_from_slice(&more[..n]);
+                }
+                return Err(TdsError::OtherService(first));
+            }
             return Err(TdsError::NotTds("the server did not answer the PRELOGIN like SQL Server".into()));
         }
         let start = message.len();

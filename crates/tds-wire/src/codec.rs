@@ -51,6 +51,9 @@ pub enum TdsError {
     Protocol(String),
     /// The first answer is no TDS: another service listens on the port.
     NotTds(String),
+    /// As `NotTds`, with the first bytes the server sent (at most 64), for the caller to
+    /// tell which service it is.
+    OtherService(Vec<u8>),
     /// A gateway redirects the login elsewhere (host:port).
     Routed(String),
 }

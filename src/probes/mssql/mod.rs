@@ -63,7 +63,10 @@ async fn prelogin<IO: AsyncRead + AsyncWrite + Unpin>(
         let closed = matches!(&err, TdsError::Io(io) if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset));
         let failure = plain_failure(err, "during PRELOGIN");
         if closed && encryption != Encryption::NotSupported {
-            failure.with_hint("the server closed the connection at PRELOGIN: one that enforces TDS 8 strict encryption (SQL Server 2022 or Azure SQL with Force Strict Encryption) does this; set tls.mode = \"strict\"")
+            failure.with_hint(crate::advice![
+                "the server closed the connection at PRELOGIN: one that enforces TDS 8 strict encryption (SQL Server 2022 or Azure SQL with Force Strict Encryption) does this; set ",
+                Fix::TlsMode("strict")
+            ])
         } else {
             failure
         }
@@ -339,6 +342,12 @@ fn plain_failure(err: TdsError, during: &str) -> Failure {
         TdsError::NotTds(what) => {
             Failure::new(ErrorClass::Protocol, what).with_hint("check the port: this does not look like SQL Server")
         }
+        TdsError::OtherService(first) => Failure::new(
+            ErrorClass::Protocol,
+            crate::model::sniff::wrong_service(&first, "SQL Server")
+                .unwrap_or_else(|| "the server did not answer the PRELOGIN like SQL Server".into()),
+        )
+        .with_hint("check the port: SQL Server usually listens on 1433"),
         TdsError::Protocol(what) => Failure::new(ErrorClass::Protocol, format!("{during}: {what}")),
         // Routing is followed where the login is answered; anywhere else it makes no sense.
         TdsError::Routed(target) => Failure::new(
@@ -381,14 +390,19 @@ fn server_error(code: u32, state: u8, message: &str) -> Failure {
         // databases after it accepts logins), so --wait retries it; a missing one costs a
         // wait, never a lockout.
         4060 => Failure::new(ErrorClass::NotFound, said)
-            .with_hint("the database does not exist, or the login has no user in it: check `database`")
+            .with_hint(crate::advice![
+                "the database does not exist, or the login has no user in it: check ",
+                Fix::Key(Key::Database)
+            ])
             .transient(),
         // Being recovered; Azure SQL's "not currently available" and "service busy".
         922 | 40613 | 40197 | 40501 => Failure::new(ErrorClass::UnexpectedResponse, said)
             .with_hint("the database is recovering or the service is busy: retry shortly (run --wait retries it)")
             .transient(),
-        229 | 230 | 262 | 297 | 300 => Failure::new(ErrorClass::PermissionDenied, said)
-            .with_hint("the login works but may not run the check query: grant it, or change `query`"),
+        229 | 230 | 262 | 297 | 300 => Failure::new(ErrorClass::PermissionDenied, said).with_hint(crate::advice![
+            "the login works but may not run the check query: grant it, or change ",
+            Fix::Key(Key::Query)
+        ]),
         208 => {
             Failure::new(ErrorClass::NotFound, said).with_hint("the check query names an object that does not exist")
         }

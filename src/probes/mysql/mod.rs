@@ -14,7 +14,7 @@ use crate::connect::context::ProbeContext;
 use crate::connect::net::{BoxIo, Record};
 use crate::connect::tls::{self, Recorder, TlsOptions};
 use crate::identity::kerberos::{self, KerberosAuth};
-use crate::model::advice::Fix;
+use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::InspectFuture;
 use crate::probes::Probe;
@@ -246,7 +246,10 @@ impl MysqlProbe {
                         Fix::SetPassword { variable: "MYSQL_PWD" }
                     ])
                 } else if tls.is_none() {
-                    failure.with_hint("the password is wrong, or the account requires TLS (REQUIRE SSL, require_secure_transport): try tls.mode = \"require\"")
+                    failure.with_hint(crate::advice![
+                        "the password is wrong, or the account requires TLS (REQUIRE SSL, require_secure_transport): try ",
+                        Fix::TlsMode("verify-full")
+                    ])
                 } else if opts.identity.is_none() {
                     failure.with_hint("the password is wrong, or the account requires a client certificate (REQUIRE X509/SUBJECT): check both")
                 } else {
@@ -353,9 +356,9 @@ fn server_error(code: u16, message: &str) -> Failure {
         ),
         1044 => Failure::new(ErrorClass::PermissionDenied, said)
             .with_hint("the user may not use this database: grant it access"),
-        1049 => Failure::new(ErrorClass::NotFound, said).with_hint("the database does not exist: check `database`"),
+        1049 => Failure::new(ErrorClass::NotFound, said).with_hint(crate::advice!["the database does not exist: check ", Fix::Key(Key::Database)]),
         1142 | 1143 | 1227 => Failure::new(ErrorClass::PermissionDenied, said)
-            .with_hint("the user logged in but may not run the check query: grant it, or change `query`"),
+            .with_hint(crate::advice!["the user logged in but may not run the check query: grant it, or change ", Fix::Key(Key::Query)]),
         1146 => Failure::new(ErrorClass::NotFound, said).with_hint("the check query names a table that does not exist"),
         // ER_MUST_CHANGE_PASSWORD_LOGIN at login, ER_MUST_CHANGE_PASSWORD for a client that
         // logged into the sandbox: the password is right but expired either way.
@@ -363,7 +366,7 @@ fn server_error(code: u16, message: &str) -> Failure {
             "the account's password has expired: set a new one (ALTER USER … IDENTIFIED BY …) and update the probe's password",
         ),
         3159 => Failure::new(ErrorClass::TlsHandshake, said)
-            .with_hint("the server requires TLS (require_secure_transport): set tls.mode to require or verify-full"),
+            .with_hint(crate::advice!["the server requires TLS (require_secure_transport): set ", Fix::TlsMode("verify-full")]),
         1040 => Failure::new(ErrorClass::UnexpectedResponse, said).with_hint("the server is out of connections").transient(),
         // ER_SERVER_SHUTDOWN, and ER_SERVER_OFFLINE_MODE: a server going down or not taking
         // clients yet; --wait retries them.

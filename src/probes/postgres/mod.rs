@@ -21,7 +21,7 @@ use crate::connect::proxy::Traffic;
 use crate::connect::tls::TlsOptions;
 use crate::connect::tls::{self, Recorder, TlsMode};
 use crate::identity::kerberos;
-use crate::model::advice::Fix;
+use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io};
 use crate::model::redact;
 use crate::probes::InspectFuture;
@@ -340,7 +340,7 @@ fn classify_db_error(db: &ServerError, has_client_cert: bool, user: &str, databa
             ErrorClass::TlsHandshake,
             format!("the server requires TLS for this connection: {said}"),
         )
-        .with_hint("set tls.mode to require or verify-full (pg_hba.conf only allows this user over TLS)"),
+        .with_hint(crate::advice!["set ", Fix::TlsMode("verify-full"), " (pg_hba.conf only allows this user over TLS)"]),
         "28000" if db.message.contains("certificate") => {
             let what = if has_client_cert { "refused our client certificate" } else { "requires a client certificate" };
             Failure::new(ErrorClass::TlsClientCert, format!("the server {what}: {said}"))
@@ -354,10 +354,10 @@ fn classify_db_error(db: &ServerError, has_client_cert: bool, user: &str, databa
         ),
         // invalid_catalog_name
         "3D000" => Failure::new(ErrorClass::NotFound, said)
-            .with_hint(format!("the credentials work, but database `{database}` does not exist: check `database`")),
+            .with_hint(crate::advice![format!("the credentials work, but database `{database}` does not exist: check "), Fix::Key(Key::Database)]),
         // insufficient_privilege
         "42501" => Failure::new(ErrorClass::PermissionDenied, said)
-            .with_hint(format!("`{user}` logged in but may not run the check query: grant it, or change `query`")),
+            .with_hint(crate::advice![format!("`{user}` logged in but may not run the check query: grant it, or change "), Fix::Key(Key::Query)]),
         // undefined_table, undefined_schema
         "42P01" | "3F000" => Failure::new(ErrorClass::NotFound, said)
             .with_hint("the check query names a table that does not exist here"),
