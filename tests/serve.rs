@@ -267,6 +267,7 @@ async fn module_and_target_aim_a_probe_only_where_it_allows() {
     assert!(status == 403 && body.contains("allowed_targets"), "{status} {body}");
     let (status, body) = serve.get(&format!("/probe?module=pinned&target=127.0.0.1:{}", other.port())).await;
     assert!(status == 403 && body.contains("allowed_targets"), "{status} {body}");
+    assert!(body.contains("the path is part of the pattern"), "{body}");
     let (status, body) = serve.get("/probe?module=health&target=127.0.0.1:notaport").await;
     assert!(status == 400 && body.contains("not a port number"), "{status} {body}");
     let (status, body) = serve.get("/probe?module=nope&target=127.0.0.1:80").await;
@@ -276,6 +277,9 @@ async fn module_and_target_aim_a_probe_only_where_it_allows() {
     // The status page lists retargeted runs under the module's name.
     let (_, page) = serve.get("/").await;
     assert!(page.contains(&format!("127.0.0.1:{}", other.port())), "{page}");
+    // The probe page's stage table says `ok` as every other surface does.
+    let (_, detail) = serve.get(&format!("/status/health?target=127.0.0.1:{}", other.port())).await;
+    assert!(detail.contains("<td>ok</td>") && !detail.contains("<td>Ok</td>"), "{detail}");
 }
 
 #[tokio::test]
