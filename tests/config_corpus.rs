@@ -42,3 +42,28 @@ async fn every_broken_config_gets_its_exact_errors_and_exit_2() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+/// Hostile blackbox.yml files for `from-blackbox`: refused with an error naming the file,
+/// exit 2, no panic, within a second and 64 MB (a billion laughs used to grow past 4 GB).
+#[tokio::test]
+async fn hostile_blackbox_files_are_refused_quickly_within_a_small_memory() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/blackbox-hostile");
+    for name in ["billion-laughs.yml", "undefined-alias.yml", "deep-nesting.yml", "not-yaml.yml"] {
+        let path = dir.join(name);
+        let started = std::time::Instant::now();
+        let child = std::process::Command::new(BIN).args(["from-blackbox", path.to_str().unwrap()]).output().unwrap();
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        assert_eq!(child.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(name) && !stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(took < std::time::Duration::from_secs(1), "{name} took {took:?}");
+    }
+    let bomb = dir.join("billion-laughs.yml");
+    let out = std::process::Command::new(BIN).args(["from-blackbox", bomb.to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aliases expand to more than"), "{out:?}");
+    // The children's peak resident memory (nextest runs each test in its own process).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) }, 0);
+    assert!(usage.ru_maxrss < 64 * 1024, "peak RSS {} KiB", usage.ru_maxrss);
+}

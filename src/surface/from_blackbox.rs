@@ -68,6 +68,63 @@ pub fn command(args: &FromBlackboxArgs) -> u8 {
     }
 }
 
+/// The most nodes a blackbox.yml may expand to, aliases included. yaml-rust2 copies an
+/// alias's subtree for every use, so nine levels of ten aliases in 1 KB would take
+/// gigabytes; the count is made on the parser's events first, without building anything.
+const YAML_NODE_BUDGET: u64 = 100_000;
+
+/// How many nodes `text` stands for once every alias is expanded.
+fn expanded_nodes(text: &str) -> Result<u64, yaml_rust2::ScanError> {
+    use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+    use yaml_rust2::scanner::Marker;
+
+    #[derive(Default)]
+    struct Counter {
+        /// Open sequences and mappings: their anchor and the nodes inside so far.
+        open: Vec<(usize, u64)>,
+        /// Expanded size of each anchored node.
+        anchored: std::collections::HashMap<usize, u64>,
+        total: u64,
+    }
+    impl Counter {
+        fn add(&mut self, nodes: u64) {
+            match self.open.last_mut() {
+                Some((_, inside)) => *inside = inside.saturating_add(nodes),
+                None => self.total = self.total.saturating_add(nodes),
+            }
+        }
+    }
+    impl MarkedEventReceiver for Counter {
+        fn on_event(&mut self, event: Event, _mark: Marker) {
+            match event {
+                Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => self.open.push((anchor, 1)),
+                Event::SequenceEnd | Event::MappingEnd => {
+                    if let Some((anchor, nodes)) = self.open.pop() {
+                        if anchor > 0 {
+                            self.anchored.insert(anchor, nodes);
+                        }
+                        self.add(nodes);
+                    }
+                }
+                Event::Scalar(_, _, anchor, _) => {
+                    if anchor > 0 {
+                        self.anchored.insert(anchor, 1);
+                    }
+                    self.add(1);
+                }
+                Event::Alias(anchor) => {
+                    let nodes = self.anchored.get(&anchor).copied().unwrap_or(1);
+                    self.add(nodes);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut counter = Counter::default();
+    Parser::new_from_str(text).load(&mut counter, true)?;
+    Ok(counter.total)
+}
+
 /// What the conversion made: the config text, the warnings, and the variables it needs.
 pub struct Converted {
     pub toml: String,
@@ -78,6 +135,13 @@ pub struct Converted {
 /// `targets`: `MODULE=TARGET` pairs; a module's first target becomes its probe's URL, all of
 /// them its `allowed_targets` (for serve's `?module=…&target=…`).
 pub fn convert(path: &Path, text: &str, targets: &[(String, String)]) -> Result<Converted, String> {
+    let expanded = expanded_nodes(text).map_err(|e| format!("{}: not valid YAML: {e}", path.display()))?;
+    if expanded > YAML_NODE_BUDGET {
+        return Err(format!(
+            "{}: its aliases expand to more than {YAML_NODE_BUDGET} nodes (a \"billion laughs\" file?); a blackbox.yml has a few hundred: refusing it",
+            path.display()
+        ));
+    }
     let docs = YamlLoader::load_from_str(text).map_err(|e| format!("{}: not valid YAML: {e}", path.display()))?;
     let Some(root) = docs.first() else {
         return Err(format!("{}: empty", path.display()));
@@ -352,4 +416,18 @@ fn tls_config(tls: &Yaml, warn: &mut dyn FnMut(String)) -> Option<Table> {
         }
     }
     (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn alias_expansion_is_counted_without_building_it() {
+        assert_eq!(super::expanded_nodes("a: &x [1, 2]\nb: *x").unwrap(), 9);
+        let mut bomb = String::from("a: &a [1,1,1,1,1,1,1,1,1]\n");
+        for level in 1..9u8 {
+            let (name, prev) = ((b'a' + level) as char, (b'a' + level - 1) as char);
+            bomb.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+        }
+        assert!(super::expanded_nodes(&bomb).unwrap() > 100_000_000);
+    }
 }
