@@ -24,32 +24,35 @@ pub(crate) const GREETING_MAX: usize = 16 * 1024;
 /// A status flag of EOF and OK packets: another result set follows.
 pub(crate) const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 
-/// Why an exchange failed, for the probe to classify.
-#[derive(Debug)]
+/// Why an exchange failed, for the probe to classify. Its texts are the server's as sent:
+/// the caller scrubs them before they are shown.
+#[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    Io(std::io::Error),
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
     /// An ERR packet: the server's error number and message.
-    Server {
-        code: u16,
-        message: String,
-    },
+    #[error("server error {code}: {message}")]
+    Server { code: u16, message: String },
     /// Bytes that are not the MySQL protocol.
+    #[error("protocol: {0}")]
     Protocol(String),
     /// The first bytes are no MySQL greeting: another service listens on the port.
+    #[error("{0}")]
     NotMysql(String),
     /// As `NotMysql`, with the first bytes the server sent (at most 64), for the caller to
     /// tell which service it is.
+    #[error("the server did not greet like MySQL or MariaDB ({} bytes seen)", .0.len())]
     OtherService(Vec<u8>),
     /// The account uses an authentication plugin authprobe does not implement.
+    #[error("unsupported authentication plugin {0}")]
     UnsupportedPlugin(String),
     /// The server wants the password in a recoverable form (clear text, or encrypted to an
     /// RSA key it sends itself) and its identity is not verified: nothing was sent.
-    Unverified {
-        plugin: String,
-        how: Exposure,
-    },
+    #[error("{plugin} wants the password {how} from an unverified server: not sent")]
+    Unverified { plugin: String, how: Exposure },
     /// The caller's GSS-API initiator failed; its own error, to be taken back by the caller.
-    Gss(Box<dyn std::error::Error + Send + Sync>),
+    #[error("GSS-API: {0}")]
+    Gss(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The recoverable form a server asked for the password in.
@@ -78,12 +81,6 @@ impl std::fmt::Display for Exposure {
             Exposure::ServerKey => "encrypted to an RSA public key the server would send itself",
             Exposure::UnsolicitedKey => "encrypted to an RSA public key it sent without being asked",
         })
-    }
-}
-
-impl From<std::io::Error> for WireError {
-    fn from(err: std::io::Error) -> Self {
-        WireError::Io(err)
     }
 }
 

@@ -128,3 +128,12 @@ fn mariadb_gssapi_names_the_servers_principal_and_requires_its_proof() {
     // OK before the server proved itself is refused.
     assert!(matches!(run(b"", true), Err(WireError::Protocol(_))));
 }
+
+#[test]
+fn errors_are_std_errors_that_keep_their_cause() {
+    let io = WireError::from(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+    assert!(std::error::Error::source(&io).is_some());
+    let server = WireError::Server { code: 1045, message: "Access denied".into() };
+    assert_eq!(server.to_string(), "server error 1045: Access denied");
+    assert!(WireError::OtherService(b"SSH-2.0-".to_vec()).to_string().contains("8 bytes seen"));
+}

@@ -21,18 +21,24 @@ pub const MESSAGE_CAP: usize = 256 * 1024;
 /// a server that floods them is refused long before the timeout.
 pub(crate) const CHATTER_CAP: usize = 1_000;
 
-/// Why an exchange failed.
-#[derive(Debug)]
+/// Why an exchange failed. Its texts are the server's as sent: the caller scrubs them
+/// before they are shown.
+#[derive(Debug, thiserror::Error)]
 pub enum PgError {
-    Io(std::io::Error),
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
     /// An ErrorResponse.
+    #[error("server error {}: {}", .0.code, .0.message)]
     Server(ServerError),
     /// Bytes that are not the protocol, or a step the protocol does not allow.
+    #[error("protocol: {0}")]
     Protocol(String),
     /// The server asked for a method authprobe will not use here; the policy explains.
+    #[error("refused to answer the server's authentication request: {0:?}")]
     Refused(Refusal),
     /// The caller's GSS-API initiator failed; its own error, to be taken back by the caller.
-    Gss(Box<dyn std::error::Error + Send + Sync>),
+    #[error("GSS-API: {0}")]
+    Gss(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The GSS-API side of a Kerberos login, supplied by the caller (which owns the ticket):
@@ -42,12 +48,6 @@ pub trait GssInitiator: Send {
     fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
     /// Whether the context is established (the server proved itself).
     fn is_complete(&self) -> bool;
-}
-
-impl From<std::io::Error> for PgError {
-    fn from(err: std::io::Error) -> Self {
-        PgError::Io(err)
-    }
 }
 
 pub(crate) fn protocol(what: impl Into<String>) -> PgError {

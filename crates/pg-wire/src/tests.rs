@@ -164,3 +164,11 @@ fn gssapi_tokens_go_through_the_exchange_and_mutual_authentication_is_required()
     let (mut bare, _) = LoginExchange::start("u", "db", None, &policy, None).unwrap();
     assert!(matches!(bare.on_message(Backend::AuthGss), Err(PgError::Refused(Refusal::Unsupported { .. }))));
 }
+
+#[test]
+fn errors_are_std_errors_that_keep_their_cause() {
+    let io = PgError::from(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+    assert_eq!(io.to_string(), "connection: reset");
+    assert!(std::error::Error::source(&io).is_some(), "the io error stays reachable for classification");
+    assert_eq!(PgError::Protocol("short message".into()).to_string(), "protocol: short message");
+}

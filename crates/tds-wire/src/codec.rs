@@ -37,31 +37,28 @@ impl Encryption {
     }
 }
 
-/// Why an exchange failed, for the probe to classify.
-#[derive(Debug)]
+/// Why an exchange failed, for the probe to classify. Its texts are the server's as sent:
+/// the caller scrubs them before they are shown.
+#[derive(Debug, thiserror::Error)]
 pub enum TdsError {
-    Io(std::io::Error),
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
     /// An ERROR token: the message number, state and text.
-    Server {
-        number: u32,
-        state: u8,
-        message: String,
-    },
+    #[error("Msg {number}, state {state}: {message}")]
+    Server { number: u32, state: u8, message: String },
     /// Bytes that are not TDS.
+    #[error("protocol: {0}")]
     Protocol(String),
     /// The first answer is no TDS: another service listens on the port.
+    #[error("{0}")]
     NotTds(String),
     /// As `NotTds`, with the first bytes the server sent (at most 64), for the caller to
     /// tell which service it is.
+    #[error("the server did not answer like SQL Server ({} bytes seen)", .0.len())]
     OtherService(Vec<u8>),
     /// A gateway redirects the login elsewhere (host:port).
+    #[error("routed to {0}")]
     Routed(String),
-}
-
-impl From<std::io::Error> for TdsError {
-    fn from(err: std::io::Error) -> Self {
-        TdsError::Io(err)
-    }
 }
 
 pub(crate) fn protocol(what: impl Into<String>) -> TdsError {

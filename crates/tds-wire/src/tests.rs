@@ -150,3 +150,11 @@ async fn recorded_answer_in_512_byte_packets_is_reassembled() {
     assert!(outcome.error.is_none());
     assert_eq!(outcome.rows, 1);
 }
+
+#[test]
+fn errors_are_std_errors_that_keep_their_cause() {
+    let io = TdsError::from(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+    assert!(std::error::Error::source(&io).is_some());
+    let server = TdsError::Server { number: 18456, state: 1, message: "Login failed".into() };
+    assert_eq!(server.to_string(), "Msg 18456, state 1: Login failed");
+}
