@@ -356,35 +356,78 @@ const TEXT: &str = "text/plain; charset=utf-8";
 const METRICS: &str = "text/plain; version=0.0.4; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 
+/// What a request asks for, decided once from its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Status,
+    /// `/status/NAME`, the name percent-decoded.
+    ProbeStatus(String),
+    Probe,
+    Metrics,
+    Healthz,
+    Reload,
+    Docs,
+    NotFound,
+}
+
+impl Route {
+    fn of(path: &str) -> Route {
+        match path {
+            "/" => Route::Status,
+            "/probe" => Route::Probe,
+            "/metrics" => Route::Metrics,
+            "/healthz" => Route::Healthz,
+            "/-/reload" => Route::Reload,
+            "/docs" => Route::Docs,
+            _ => match path.strip_prefix("/status/") {
+                Some(name) => {
+                    Route::ProbeStatus(percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned())
+                }
+                None => Route::NotFound,
+            },
+        }
+    }
+
+    /// The `handler` label of authprobe_serve_requests_total.
+    fn label(&self) -> &'static str {
+        match self {
+            Route::Status => "status",
+            Route::ProbeStatus(_) => "probe_status",
+            Route::Probe => "probe",
+            Route::Metrics => "metrics",
+            Route::Healthz => "healthz",
+            Route::Reload => "reload",
+            Route::Docs => "docs",
+            Route::NotFound => "other",
+        }
+    }
+}
+
 impl Server {
     async fn handle(&self, request: Request<Incoming>) -> Answer {
-        let path = request.uri().path().to_string();
-        let handler: &'static str = match path.as_str() {
-            "/" => "status",
-            "/probe" => "probe",
-            "/metrics" => "metrics",
-            "/healthz" => "healthz",
-            "/-/reload" => "reload",
-            "/docs" => "docs",
-            p if p.starts_with("/status/") => "probe_status",
-            _ => "other",
-        };
-        let response = if handler != "healthz" && !self.authorized(&request) {
+        let route = Route::of(request.uri().path());
+        let label = route.label();
+        let response = if route != Route::Healthz && !self.authorized(&request) {
             let mut r = answer(StatusCode::UNAUTHORIZED, TEXT, "authentication required\n".into());
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"authprobe\""));
             r
         } else {
-            self.route(handler, request).await
+            self.route(route, request).await
         };
-        self.service.count_request(handler, response.status().as_u16());
+        self.service.count_request(label, response.status().as_u16());
         response
     }
 
-    async fn route(&self, handler: &'static str, request: Request<Incoming>) -> Answer {
+    async fn route(&self, route: Route, request: Request<Incoming>) -> Answer {
         let method = request.method().clone();
         let reading = method == Method::GET || method == Method::HEAD;
-        match handler {
-            "reload" if method == Method::POST || method == Method::PUT => {
+        let query = |name: &str| {
+            url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        match route {
+            Route::Reload if method == Method::POST || method == Method::PUT => {
                 let result = self.service.reload();
                 log_reload(&result, "POST /-/reload");
                 match result {
@@ -396,36 +439,27 @@ impl Server {
                     ),
                 }
             }
-            "reload" => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use POST\n".into()),
+            Route::Reload => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use POST\n".into()),
             _ if !reading => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".into()),
-            "status" => {
-                let query = |name: &str| {
-                    url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                        .find(|(k, _)| k == name)
-                        .and_then(|(_, v)| v.parse::<u64>().ok())
-                };
-                let page = query("page").unwrap_or(1) as usize;
+            Route::Status => {
+                let number = |name: &str| query(name).and_then(|v| v.parse::<u64>().ok());
+                let page = number("page").unwrap_or(1) as usize;
                 // At least 5 s, so that a page left open cannot hammer the probes' results.
-                let refresh = query("refresh").map(|s| s.clamp(5, 3600));
+                let refresh = number("refresh").map(|s| s.clamp(5, 3600));
                 answer(StatusCode::OK, HTML, page::status_page(&self.service, page, refresh))
             }
-            "probe_status" => {
-                let name = request.uri().path().trim_start_matches("/status/");
-                let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned();
-                let target = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                    .find(|(k, _)| k == "target")
-                    .map(|(_, v)| v.into_owned());
-                let key = scrape::SlotKey { probe: name, target };
+            Route::ProbeStatus(name) => {
+                let key = scrape::SlotKey { probe: name, target: query("target") };
                 match page::probe_page(&self.service, &key) {
                     Some(html) => answer(StatusCode::OK, HTML, html),
                     None => answer(StatusCode::NOT_FOUND, TEXT, "no such probe in the config\n".into()),
                 }
             }
-            "docs" => answer(StatusCode::OK, TEXT, include_str!("../../../docs/serve.md").to_string()),
-            "healthz" => answer(StatusCode::OK, TEXT, "ok\n".into()),
-            "metrics" => answer(StatusCode::OK, METRICS, render::exporter_metrics(&self.service)),
-            "probe" => self.probe(&request).await,
-            _ => answer(
+            Route::Docs => answer(StatusCode::OK, TEXT, include_str!("../../../docs/serve.md").to_string()),
+            Route::Healthz => answer(StatusCode::OK, TEXT, "ok\n".into()),
+            Route::Metrics => answer(StatusCode::OK, METRICS, render::exporter_metrics(&self.service)),
+            Route::Probe => self.probe(&request).await,
+            Route::NotFound => answer(
                 StatusCode::NOT_FOUND,
                 TEXT,
                 "not found: try /, /status/NAME, /probe?target=NAME, /metrics, /healthz, /docs\n".into(),
@@ -499,12 +533,13 @@ impl Server {
     }
 }
 
-/// Compares without an early exit, so that timing does not reveal how much matched.
+/// Compares in constant time (aws-lc's, not a hand-written loop the optimiser may
+/// shortcut), over SHA-256 digests so that neither how much matched nor the expected
+/// length shows in the timing.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use aws_lc_rs::digest::{SHA256, digest};
+    let (a, b) = (digest(&SHA256, a), digest(&SHA256, b));
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()
 }
 
 /// How long a run may take for this scrape: Prometheus' scrape timeout less the offset.
@@ -521,6 +556,14 @@ fn scrape_budget(request: &Request<Incoming>) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_routed_once() {
+        assert_eq!(Route::of("/status/orders%2Ddb"), Route::ProbeStatus("orders-db".into()));
+        assert_eq!(Route::of("/probe"), Route::Probe);
+        assert_eq!(Route::of("/probe/"), Route::NotFound);
+        assert_eq!(Route::of("/status/x").label(), "probe_status");
+    }
 
     #[test]
     fn constant_time_comparison() {
