@@ -4,9 +4,8 @@
 //! timeout still bounds the probe.
 
 use std::ffi::{c_char, c_void};
-use std::path::PathBuf;
 use std::ptr::null_mut;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::classify;
@@ -26,7 +25,8 @@ pub struct Ticket {
     pub client: String,
     /// The service principal the ticket is for.
     pub service: String,
-    override_file: Option<PathBuf>,
+    /// The realm settings written for this probe; removed when the ticket goes.
+    _override_file: Option<Arc<tempfile::TempPath>>,
 }
 
 // SAFETY: a krb5 context and its caches may be used from any thread, one at a time; a
@@ -53,9 +53,6 @@ impl Drop for Ticket {
         unsafe {
             (self.libs.krb5.krb5_cc_destroy)(self.context, self.ccache);
             (self.libs.krb5.krb5_free_context)(self.context);
-        }
-        if let Some(file) = &self.override_file {
-            let _ = std::fs::remove_file(file);
         }
     }
 }
@@ -161,7 +158,7 @@ impl Work<'_> {
 
 /// The krb5.conf files this probe reads, first wins: its overrides (realm, KDCs), its
 /// `krb5_conf` or `KRB5_CONFIG` or the system's.
-fn profile_path(auth: &KerberosAuth) -> Result<(String, Option<PathBuf>), Failure> {
+fn profile_path(auth: &KerberosAuth) -> Result<(String, Option<Arc<tempfile::TempPath>>), Failure> {
     let base = match &auth.krb5_conf {
         Some(path) => path.display().to_string(),
         None => std::env::var("KRB5_CONFIG").unwrap_or_else(|_| "/etc/krb5.conf".into()),
@@ -189,13 +186,20 @@ fn profile_path(auth: &KerberosAuth) -> Result<(String, Option<PathBuf>), Failur
         // `}*`: final, so that the base file's KDCs for the realm are not added to these.
         text += "  }*\n";
     }
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = std::env::temp_dir().join(format!("authprobe-krb5-{}-{n}.conf", std::process::id()));
-    std::fs::write(&file, text).map_err(|e| {
-        Failure::new(ErrorClass::Internal, format!("cannot write the realm settings to {}: {e}", file.display()))
+    // A new file of our own (O_EXCL, mode 0600, an unpredictable name): a predictable name
+    // in a shared /tmp could be pre-created, or be a symlink, by another local user. It is
+    // removed when the last holder drops it, on every path.
+    let write = || -> std::io::Result<tempfile::TempPath> {
+        use std::io::Write;
+        let mut file = tempfile::Builder::new().prefix("authprobe-krb5-").suffix(".conf").tempfile()?;
+        file.write_all(text.as_bytes())?;
+        file.flush()?;
+        Ok(file.into_temp_path())
+    };
+    let file = write().map_err(|e| {
+        Failure::new(ErrorClass::Internal, format!("cannot write the realm settings to a temporary file: {e}"))
     })?;
-    Ok((format!("{}:{base}", file.display()), Some(file)))
+    Ok((format!("{}:{base}", file.display()), Some(Arc::new(file))))
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -253,9 +257,6 @@ fn acquire(auth: &KerberosAuth, service: &str, host: &str, details: &mut Vec<Str
         }
     };
     if code != 0 {
-        if let Some(file) = &override_file {
-            let _ = std::fs::remove_file(file);
-        }
         return Err(Failure::new(
             ErrorClass::Config,
             format!("cannot read the Kerberos configuration ({path}): error {code}"),
@@ -279,13 +280,7 @@ fn acquire(auth: &KerberosAuth, service: &str, host: &str, details: &mut Vec<Str
         (libs.krb5.krb5_set_trace_callback)(context, Some(trace), watch_ptr);
         (libs.krb5.krb5_set_kdc_recv_hook)(context, Some(received), watch_ptr);
     }
-    let result = obtain(work, service, host, details, override_file.clone());
-    if result.is_err()
-        && let Some(file) = &override_file
-    {
-        let _ = std::fs::remove_file(file);
-    }
-    result
+    obtain(work, service, host, details, override_file)
 }
 
 fn obtain(
@@ -293,7 +288,7 @@ fn obtain(
     service: &str,
     host: &str,
     details: &mut Vec<String>,
-    override_file: Option<PathBuf>,
+    override_file: Option<Arc<tempfile::TempPath>>,
 ) -> Result<Ticket, Failure> {
     let libs = work.libs;
     let context = work.context;
@@ -315,7 +310,14 @@ fn obtain(
         answered.map(|kdc| format!(", from the KDC at {kdc}")).unwrap_or_default()
     ));
     work.owns_context = false;
-    Ok(Ticket { libs, context, ccache, client: std::mem::take(&mut work.client), service: service_name, override_file })
+    Ok(Ticket {
+        libs,
+        context,
+        ccache,
+        client: std::mem::take(&mut work.client),
+        service: service_name,
+        _override_file: override_file,
+    })
 }
 
 /// The service ticket, into the memory cache: its principal, expiry and encryption type.
