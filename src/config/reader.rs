@@ -450,6 +450,25 @@ impl<'r, 's> TableReader<'r, 's> {
         }
     }
 
+    /// The tables of a `[[key]]` array, each read on its own (errors name `key[N].…`).
+    pub fn table_list(&self, key: &'static str) -> Option<Vec<TableReader<'r, 's>>> {
+        let value = self.get(key)?;
+        let DeValue::Array(array) = value.get_ref() else {
+            self.type_error(key, value, &format!("an array of tables: write [[{key}]]"));
+            return None;
+        };
+        let mut out = Vec::with_capacity(array.len());
+        for (i, item) in array.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::Table(table) => {
+                    out.push(TableReader::new(self.ctx, table, item.span(), &format!("{key}[{i}].")))
+                }
+                _ => self.type_error(key, item, "a table"),
+            }
+        }
+        Some(out)
+    }
+
     /// A table of string values (e.g. HTTP headers). Values that come from references are
     /// secrets; literal values are when `is_secret` says so for their name.
     pub fn string_map(&self, key: &'static str, is_secret: fn(&str) -> bool) -> Option<Vec<(String, String)>> {

@@ -8,8 +8,16 @@ use std::path::{Path, PathBuf};
 pub enum SecretError {
     MissingVar(String),
     EmptyVar(String),
-    UnreadableFile { path: PathBuf, reason: String },
+    UnreadableFile {
+        path: PathBuf,
+        reason: String,
+    },
     Malformed(String),
+    /// `${STORE:REF}` names a store the config does not define.
+    UnknownStore {
+        store: String,
+        known: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for SecretError {
@@ -23,6 +31,15 @@ impl std::fmt::Display for SecretError {
                 write!(f, "cannot read {} (from a ${{file:...}} reference): {reason}", path.display())
             }
             SecretError::Malformed(why) => write!(f, "{why}"),
+            SecretError::UnknownStore { store, known } if known.is_empty() => write!(
+                f,
+                "`{store}` is not a secret store: define it with a [[secret_store]] table (`vault` is built in)"
+            ),
+            SecretError::UnknownStore { store, known } => write!(
+                f,
+                "`{store}` is not a secret store: define it with a [[secret_store]] table (known: {})",
+                known.join(", ")
+            ),
         }
     }
 }
@@ -103,10 +120,21 @@ fn resolve(reference: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String
         };
     }
     let name = reference.trim();
+    if let Some((store, reference)) = name.split_once(':') {
+        // A secret store's reference, `${vault:secret/app#token}`: the caller's lookup
+        // knows the stores (and, at load time, defers the fetch to the probe's run).
+        let store_ok = !store.is_empty() && store.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !store_ok || reference.trim().is_empty() {
+            return Err(SecretError::Malformed(format!(
+                "`${{{name}}}` is not a reference: a secret store's is ${{STORE:REF}}, e.g. ${{vault:secret/app#token}}"
+            )));
+        }
+        return env(name).ok_or_else(|| SecretError::UnknownStore { store: store.to_string(), known: Vec::new() });
+    }
     let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
         return Err(SecretError::Malformed(format!(
-            "`${{{name}}}` is not a reference: use ${{NAME}} for an environment variable or ${{file:PATH}} for a file"
+            "`${{{name}}}` is not a reference: use ${{NAME}} for an environment variable, ${{file:PATH}} for a file or ${{STORE:REF}} for a secret store"
         )));
     }
     match env(name) {

@@ -75,6 +75,18 @@ impl ProbeContext {
         self
     }
 
+    /// The same stage log and shared resources without the probe's tunnel or proxy: for
+    /// connections that are not the probe's own (its secret store is reached directly).
+    pub fn direct(&self) -> ProbeContext {
+        ProbeContext {
+            log: self.log.clone(),
+            shared: self.shared.clone(),
+            via: None,
+            link: Arc::default(),
+            proxy: Arc::default(),
+        }
+    }
+
     pub fn log(&self) -> &StageLog {
         &self.log
     }

@@ -7,3 +7,4 @@ pub mod aws;
 pub mod cloud;
 pub mod kerberos;
 pub mod oauth2;
+pub mod stores;

@@ -14,6 +14,8 @@ use crate::model::advice::{Advice, Fix, Key};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Fetching the probe's secrets from their stores (Vault, …), before anything else.
+    Secret,
     TunnelConnect,
     TunnelAuth,
     Dns,
@@ -28,6 +30,7 @@ pub enum Stage {
 impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
+            Stage::Secret => "secret",
             Stage::TunnelConnect => "tunnel_connect",
             Stage::TunnelAuth => "tunnel_auth",
             Stage::Dns => "dns",

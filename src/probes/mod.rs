@@ -13,6 +13,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod s3;
 pub mod sftp;
+pub mod stored;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -2,6 +2,8 @@
 //! works with checked values only; every problem found here is reported with file, line
 //! and column, and the run stops with exit code 2 before any network traffic.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use crate::config::{reader, secrets};
 use crate::connect::proxy::{EnvProxies, ProxyPolicy, ProxySource, Setting};
 use crate::connect::tunnel::{self, TunnelConfig};
 use crate::model::error::Stage;
+use crate::probes::stored::{SecretStores, StoreBacked};
 use crate::probes::{self, Probe};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,7 +143,31 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Checks config text; `env` resolves `${NAME}` references.
 pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    let source = Source::new(path.to_path_buf(), text);
+    load_with(path, Arc::from(text), env, &HashMap::new())
+}
+
+/// What a `${STORE:REF}` stands for while the config is read: the value is fetched at each
+/// attempt (the probe's `secret` stage), and the probe is then read again with it.
+const STORE_PLACEHOLDER: &str = "authprobe-value-from-a-secret-store";
+
+/// What probes with store references need to be read again at each attempt.
+struct StoreReading<'a> {
+    stores: Arc<SecretStores>,
+    /// The references met since the current probe began.
+    pending: &'a RefCell<Vec<String>>,
+    path: &'a Path,
+    text: &'a Arc<str>,
+}
+
+/// [`load_str`], with the values of store references already fetched (`fetched`, keyed by
+/// the reference's text): how a probe is read again at each attempt.
+fn load_with(
+    path: &Path,
+    text: Arc<str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    fetched: &HashMap<String, String>,
+) -> Result<Config, ConfigErrors> {
+    let source = Source::new(path.to_path_buf(), text.to_string());
     let document = match DeTable::parse(&source.text) {
         Ok(doc) => doc,
         Err(err) => {
@@ -156,12 +183,31 @@ pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>)
             }]));
         }
     };
-    let ctx = ReadContext::new(&source, env);
+    let stores: std::cell::OnceCell<Arc<SecretStores>> = std::cell::OnceCell::new();
+    let pending: RefCell<Vec<String>> = RefCell::default();
+    // `${STORE:REF}`: a value already fetched, else a placeholder and a note for the probe
+    // being read; an unknown store is an error (the store tables are read first, and may
+    // not refer to stores themselves).
+    let lookup = |name: &str| -> Option<String> {
+        let Some((store, _)) = name.split_once(':') else { return env(name) };
+        if let Some(value) = fetched.get(name) {
+            return Some(value.clone());
+        }
+        if !stores.get().is_some_and(|s| s.knows(store)) {
+            return None;
+        }
+        pending.borrow_mut().push(name.to_string());
+        Some(STORE_PLACEHOLDER.to_string())
+    };
+    let ctx = ReadContext::new(&source, &lookup);
     let root = TableReader::new(&ctx, document.get_ref(), document.span(), "");
     let mut defaults = read_defaults(&root);
     defaults.env_proxies = Arc::new(EnvProxies::from_env(env));
+    let read_stores = Arc::new(SecretStores::read(&root, env));
+    let _ = stores.set(read_stores.clone());
     let tunnels = read_tunnels(&root);
-    let probes = read_probes(&root, &defaults, &tunnels);
+    let reading = StoreReading { stores: read_stores, pending: &pending, path, text: &text };
+    let probes = read_probes(&root, &defaults, &tunnels, &reading);
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();
     // In the order of the file, as an editor would walk them.
@@ -252,15 +298,47 @@ fn read_tunnels(root: &TableReader<'_, '_>) -> Tunnels {
     tunnels
 }
 
-fn read_probes(root: &TableReader<'_, '_>, defaults: &Defaults, tunnels: &Tunnels) -> Vec<ProbeConfig> {
+fn read_probes(
+    root: &TableReader<'_, '_>,
+    defaults: &Defaults,
+    tunnels: &Tunnels,
+    stores: &StoreReading<'_>,
+) -> Vec<ProbeConfig> {
     let mut probes = Vec::new();
     let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
-        probes.extend(read_probe(reader, name, defaults, tunnels));
+        stores.pending.borrow_mut().clear();
+        let read = read_probe(reader, name, defaults, tunnels);
+        let mut refs = std::mem::take(&mut *stores.pending.borrow_mut());
+        refs.dedup();
+        probes.extend(read.map(|probe| with_stores(probe, refs, stores)));
     });
     if !present {
         root.error_here("no probes defined: add at least one [[probe]] table");
     }
     probes
+}
+
+/// A probe with store references becomes one that fetches them at each attempt and reads
+/// its config again with the values.
+fn with_stores(mut probe: ProbeConfig, mut refs: Vec<String>, stores: &StoreReading<'_>) -> ProbeConfig {
+    if refs.is_empty() {
+        return probe;
+    }
+    refs.sort();
+    refs.dedup();
+    let (path, text, name) = (stores.path.to_path_buf(), stores.text.clone(), probe.name.clone());
+    let rebuild = move |values: &HashMap<String, String>| -> Result<Arc<dyn Probe>, String> {
+        let env = |var: &str| std::env::var(var).ok();
+        let config = load_with(&path, text.clone(), &env, values).map_err(|errors| errors.to_string())?;
+        config
+            .probes
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| p.probe)
+            .ok_or_else(|| format!("probe `{name}` is no longer in the config"))
+    };
+    probe.probe = Arc::new(StoreBacked::new(probe.probe, refs, stores.stores.clone(), Arc::new(rebuild)));
+    probe
 }
 
 /// Reads one probe and checks its keys. The unknown-key check is skipped when the kind is

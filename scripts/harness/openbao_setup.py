@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Initialises and fills the harness's OpenBao (Vault's API) for the secret-store tests.
+
+Usage: openbao_setup.py ADDR CA_FILE STATE_DIR
+Prints the AP_VAULT_* lines of the env file. Standard library only. Run on a fresh (raft)
+server: it initialises with one unseal key, unseals, and writes:
+- KV v2 at secret/ (secret/app: api_token, pg_password, the bearer token), KV v1 at kv1/;
+- a policy that reads exactly those (probe-read) and one that reads nothing;
+- tokens: a reader, a nothing-reader, a revoked one, a short-lived one that expires;
+- AppRole `probe` (probe-read) and `no-access` (nothing), userpass `probe-user`.
+The values are the harness's own test credentials from the environment (defaults.env).
+"""
+
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ADDR, CA, STATE = sys.argv[1], sys.argv[2], sys.argv[3]
+CONTEXT = ssl.create_default_context(cafile=CA)
+
+
+def call(method, path, body=None, token=None, ok=(200, 204)):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{ADDR}/v1/{path}", data=data, method=method)
+    if token:
+        request.add_header("X-Vault-Token", token)
+    try:
+        with urllib.request.urlopen(request, context=CONTEXT, timeout=10) as answer:
+            text = answer.read()
+            status = answer.status
+    except urllib.error.HTTPError as err:
+        text, status = err.read(), err.code
+    if status not in ok:
+        raise SystemExit(f"openbao {method} {path}: HTTP {status}: {text[:300]!r}")
+    return json.loads(text) if text else {}
+
+
+def wait_ready(token=None):
+    for _ in range(100):
+        try:
+            health = call("GET", "sys/health", ok=(200, 429, 472, 473, 501, 503))
+            if health.get("initialized") and not health.get("sealed") and not health.get("standby", False):
+                return
+            if not health.get("initialized"):
+                return
+        except (OSError, SystemExit):
+            pass
+        time.sleep(0.2)
+    raise SystemExit("openbao did not become ready")
+
+
+wait_ready()
+init = call("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
+root = init["root_token"]
+with open(os.path.join(STATE, "unseal.json"), "w") as f:
+    json.dump({"key": init["keys_base64"][0], "root": root}, f)
+call("PUT", "sys/unseal", {"key": init["keys_base64"][0]})
+# Raft elects the node leader a moment after unsealing.
+for _ in range(100):
+    health = call("GET", "sys/health", ok=(200, 429, 472, 473, 501, 503))
+    if not health.get("sealed") and not health.get("standby", True):
+        break
+    time.sleep(0.2)
+
+env = os.environ
+call("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}, root)
+call("POST", "sys/mounts/kv1", {"type": "kv", "options": {"version": "1"}}, root)
+app = {
+    "api_token": env["AP_BEARER_TOKEN"],
+    "pg_password": env["AP_PG_PASSWORD"],
+    "pg_user": env["AP_PG_USER"],
+}
+call("POST", "secret/data/app", {"data": app}, root)
+call("POST", "kv1/app", app, root)
+call("POST", "secret/data/other-team", {"data": {"token": "not-for-the-probe-3c1f"}}, root)
+
+# The policy may read secret/gone too, which does not exist: a read of it is a real 404.
+reads = (
+    'path "secret/data/app" { capabilities = ["read"] }\n'
+    'path "secret/data/gone" { capabilities = ["read"] }\n'
+    'path "kv1/app" { capabilities = ["read"] }\n'
+)
+call("PUT", "sys/policies/acl/probe-read", {"policy": reads}, root)
+call("PUT", "sys/policies/acl/nothing", {"policy": 'path "secret/data/nowhere" { capabilities = ["read"] }\n'}, root)
+
+
+def token(policies, ttl="24h"):
+    return call("POST", "auth/token/create", {"policies": policies, "ttl": ttl, "no_parent": True}, root)["auth"][
+        "client_token"
+    ]
+
+
+reader = token(["probe-read"])
+nothing = token(["nothing"])
+revoked = token(["probe-read"])
+call("POST", "auth/token/revoke", {"token": revoked}, root)
+short = token(["probe-read"], ttl="2s")
+
+call("POST", "sys/auth/approle", {"type": "approle"}, root)
+call("POST", "auth/approle/role/probe", {"token_policies": ["probe-read"], "token_ttl": "10m"}, root)
+call("POST", "auth/approle/role/no-access", {"token_policies": ["nothing"], "token_ttl": "10m"}, root)
+
+
+def approle(role):
+    role_id = call("GET", f"auth/approle/role/{role}/role-id", token=root)["data"]["role_id"]
+    secret_id = call("POST", f"auth/approle/role/{role}/secret-id", {}, root)["data"]["secret_id"]
+    return role_id, secret_id
+
+
+role_id, secret_id = approle("probe")
+no_role_id, no_secret_id = approle("no-access")
+
+call("POST", "sys/auth/userpass", {"type": "userpass"}, root)
+call("POST", "auth/userpass/users/probe-user", {"password": env["AP_VAULT_USER_PASSWORD"], "token_policies": ["probe-read"]}, root)
+
+lines = {
+    "AP_VAULT_ADDR": ADDR,
+    "AP_VAULT_TOKEN": reader,
+    "AP_VAULT_NOTHING_TOKEN": nothing,
+    "AP_VAULT_REVOKED_TOKEN": revoked,
+    "AP_VAULT_SHORT_TOKEN": short,
+    "AP_VAULT_ROLE_ID": role_id,
+    "AP_VAULT_SECRET_ID": secret_id,
+    "AP_VAULT_NOACCESS_ROLE_ID": no_role_id,
+    "AP_VAULT_NOACCESS_SECRET_ID": no_secret_id,
+    "AP_VAULT_ROOT_TOKEN": root,
+}
+for name, value in lines.items():
+    print(f"{name}={value}")

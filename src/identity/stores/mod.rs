@@ -1,0 +1,194 @@
+//! Secret stores: where `${STORE:REF}` references are read at each attempt, in the probe's
+//! `secret` stage, before anything else happens. A store's failures are its own (stage
+//! `secret`, messages naming the store and the path), never blamed on the probe's target.
+//!
+//! Built in without a table: `vault` (VAULT_ADDR, VAULT_TOKEN or ~/.vault-token,
+//! VAULT_CACERT, VAULT_NAMESPACE, as the Vault and OpenBao CLIs read them). Others are
+//! `[[secret_store]]` tables.
+
+pub mod vault;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::reader::TableReader;
+use crate::connect::context::ProbeContext;
+use crate::model::error::{ErrorClass, Failure, Stage};
+
+/// The store types `[[secret_store]]` knows.
+pub const STORE_TYPES: &[&str] = &["vault"];
+
+/// One configured store.
+pub struct Store {
+    pub name: String,
+    kind: StoreKind,
+}
+
+enum StoreKind {
+    Vault(vault::VaultStore),
+}
+
+/// A reference's parts: `vault:secret/app#token` is store `vault`, path `secret/app`,
+/// field `token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub store: String,
+    pub path: String,
+    pub field: Option<String>,
+}
+
+impl Reference {
+    /// Splits `STORE:PATH[#FIELD]` (the text between `${` and `}`).
+    pub fn parse(raw: &str) -> Option<Reference> {
+        let (store, rest) = raw.split_once(':')?;
+        let (path, field) = match rest.split_once('#') {
+            Some((path, field)) => (path, Some(field.to_string())),
+            None => (rest, None),
+        };
+        Some(Reference { store: store.to_string(), path: path.trim_matches('/').to_string(), field })
+    }
+}
+
+/// What one attempt fetched: each reference's value, and the leases to give back.
+#[derive(Default)]
+pub struct Fetched {
+    pub values: HashMap<String, String>,
+    leases: Vec<(Arc<Store>, String)>,
+}
+
+/// Every store of a config, built-in ones included.
+#[derive(Default)]
+pub struct SecretStores {
+    stores: Vec<Arc<Store>>,
+}
+
+impl SecretStores {
+    /// Reads the `[[secret_store]]` tables and adds the built-in `vault` unless a table
+    /// took its name. `env` is the config's view of the environment.
+    pub fn read(root: &TableReader<'_, '_>, env: &dyn Fn(&str) -> Option<String>) -> SecretStores {
+        let mut stores = Vec::new();
+        if let Some(list) = root.table_list("secret_store") {
+            for table in list {
+                let name = table.required_string("name", "the store's name, used in ${NAME:…} references");
+                let kind = table.required_string("type", &format!("one of: {}", STORE_TYPES.join(", ")));
+                let read = match kind.as_deref() {
+                    Some("vault") => vault::VaultStore::from_table(&table, env).map(StoreKind::Vault),
+                    Some(other) => {
+                        table.error_at(
+                            "type",
+                            format!("unknown store type `{other}`; known: {}", STORE_TYPES.join(", ")),
+                        );
+                        None
+                    }
+                    None => None,
+                };
+                table.finish();
+                if let (Some(name), Some(kind)) = (name, read) {
+                    stores.push(Arc::new(Store { name, kind }));
+                }
+            }
+        }
+        if !stores.iter().any(|s| s.name == "vault") {
+            stores.push(Arc::new(Store {
+                name: "vault".into(),
+                kind: StoreKind::Vault(vault::VaultStore::from_env(env)),
+            }));
+        }
+        SecretStores { stores }
+    }
+
+    pub fn knows(&self, name: &str) -> bool {
+        self.stores.iter().any(|s| s.name == name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.stores.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Fetches every reference (the text between `${` and `}`) for one attempt. The same
+    /// path is read once, so that the fields of one dynamic secret come from one lease.
+    /// Every value and store token is registered with the probe's scrubber.
+    pub async fn fetch(&self, ctx: &ProbeContext, refs: &[String]) -> Result<Fetched, Failure> {
+        let mut fetched = Fetched::default();
+        let mut read: HashMap<(String, String), serde_json::Map<String, serde_json::Value>> = HashMap::new();
+        for raw in refs {
+            let reference = Reference::parse(raw)
+                .ok_or_else(|| Failure::new(ErrorClass::Config, format!("`${{{raw}}}` is not a store reference")))?;
+            let store = self.stores.iter().find(|s| s.name == reference.store).cloned().ok_or_else(|| {
+                Failure::new(ErrorClass::Config, format!("no secret store named `{}`", reference.store))
+            })?;
+            let key = (reference.store.clone(), reference.path.clone());
+            if !read.contains_key(&key) {
+                let secret = match &store.kind {
+                    StoreKind::Vault(vault) => vault.read(ctx, &store.name, &reference.path).await?,
+                };
+                if let Some(lease) = secret.lease {
+                    fetched.leases.push((store.clone(), lease));
+                }
+                read.insert(key.clone(), secret.fields);
+            }
+            let fields = &read[&key];
+            let value = match &reference.field {
+                Some(field) => fields.get(field).ok_or_else(|| missing_field(&store.name, &reference, fields))?,
+                None if fields.len() == 1 => fields.values().next().unwrap_or(&serde_json::Value::Null),
+                None => {
+                    return Err(Failure::new(
+                        ErrorClass::Config,
+                        format!(
+                            "`${{{raw}}}` names no field and `{}` has {}: add #FIELD",
+                            reference.path,
+                            field_list(fields)
+                        ),
+                    ));
+                }
+            };
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            ctx.register_secret(&text);
+            fetched.values.insert(raw.clone(), text);
+        }
+        Ok(fetched)
+    }
+
+    /// Gives back the leases of dynamic secrets once the probe is done with them (a health
+    /// cron must not leave a trail of database roles). Best effort: a failure is a detail.
+    pub async fn release(&self, ctx: &ProbeContext, fetched: Fetched) {
+        for (store, lease) in fetched.leases {
+            match &store.kind {
+                StoreKind::Vault(vault) => vault.revoke(ctx, &store.name, &lease).await,
+            }
+        }
+    }
+}
+
+fn field_list(fields: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut names: Vec<&str> = fields.keys().map(String::as_str).take(20).collect();
+    names.sort_unstable();
+    if names.is_empty() { "no fields".into() } else { format!("fields {}", names.join(", ")) }
+}
+
+fn missing_field(store: &str, reference: &Reference, fields: &serde_json::Map<String, serde_json::Value>) -> Failure {
+    let field = reference.field.as_deref().unwrap_or_default();
+    Failure::new(
+        ErrorClass::NotFound,
+        format!("secret store `{store}`: `{}` has no field `{field}` ({})", reference.path, field_list(fields)),
+    )
+    .with_hint("check the #FIELD part of the reference against the secret's keys (names are case-sensitive)")
+    .at(Stage::Secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_store_path_and_field() {
+        let r = Reference::parse("vault:secret/app#api_token").unwrap();
+        assert_eq!((r.store.as_str(), r.path.as_str(), r.field.as_deref()), ("vault", "secret/app", Some("api_token")));
+        let whole = Reference::parse("vault:/kv1/app/").unwrap();
+        assert_eq!((whole.path.as_str(), whole.field), ("kv1/app", None));
+        assert!(Reference::parse("no-store").is_none());
+    }
+}

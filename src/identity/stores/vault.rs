@@ -1,0 +1,368 @@
+//! Vault and OpenBao (one HTTP API): KV v1 and v2 read alike (`secret/app` reads
+//! `secret/data/app` on a v2 mount, as `vault kv get` does), any other path is a plain read
+//! (dynamic database credentials, with their lease given back after the probe). Logins:
+//! a token (VAULT_TOKEN, ~/.vault-token), AppRole or userpass, made once per run and kept.
+
+use bytes::Bytes;
+use http::{Method, StatusCode, header};
+use url::Url;
+
+use crate::config::reader::TableReader;
+use crate::connect::context::ProbeContext;
+use crate::connect::httpc;
+use crate::connect::net::Record;
+use crate::connect::tls::TlsOptions;
+use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::model::redact::Secret;
+
+/// The most a Vault answer may hold: secrets are small.
+const ANSWER_CAP: usize = 1024 * 1024;
+
+/// How the store logs in.
+enum Login {
+    /// A token as given; `None`: VAULT_TOKEN was not set, read ~/.vault-token at use.
+    Token(Option<Secret>),
+    AppRole {
+        mount: String,
+        role_id: String,
+        secret_id: Secret,
+    },
+    Userpass {
+        mount: String,
+        username: String,
+        password: Secret,
+    },
+}
+
+pub struct VaultStore {
+    /// `None` when neither `address` nor VAULT_ADDR gave one (said at the first read).
+    address: Option<Url>,
+    tls: TlsOptions,
+    namespace: Option<String>,
+    login: Login,
+    allow_unverified_password: bool,
+    /// The token a login made, kept for the run.
+    token: tokio::sync::Mutex<Option<Secret>>,
+}
+
+/// What one read gave: the fields, and the lease to give back (dynamic secrets).
+pub struct Read {
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub lease: Option<String>,
+}
+
+impl VaultStore {
+    /// The built-in `vault` store, from the environment as the CLIs read it.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> VaultStore {
+        let tls = TlsOptions {
+            ca: env("VAULT_CACERT").and_then(|path| {
+                let pem = std::fs::read(path).ok()?;
+                crate::connect::tls::parse_ca(&pem).ok().map(std::sync::Arc::new)
+            }),
+            ..TlsOptions::default()
+        };
+        let token = env("VAULT_TOKEN").filter(|t| !t.is_empty()).map(Secret::new);
+        VaultStore {
+            address: env("VAULT_ADDR").and_then(|a| Url::parse(&a).ok()),
+            tls,
+            namespace: env("VAULT_NAMESPACE").filter(|n| !n.is_empty()),
+            login: Login::Token(token),
+            allow_unverified_password: false,
+            token: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A `[[secret_store]]` table of type vault: the environment's values unless the
+    /// table says otherwise.
+    pub fn from_table(t: &TableReader<'_, '_>, env: &dyn Fn(&str) -> Option<String>) -> Option<VaultStore> {
+        let mut store = VaultStore::from_env(env);
+        if t.has("address") {
+            store.address = Some(t.url("address")?);
+        }
+        if t.has("tls") {
+            store.tls = TlsOptions::read(t, None)?;
+        }
+        if let Some(namespace) = t.string("namespace") {
+            store.namespace = Some(namespace);
+        }
+        store.allow_unverified_password = t.bool("allow_unverified_password").unwrap_or(false);
+        t.duration("timeout");
+        t.duration("cache");
+        if let Some(auth) = t.table("auth") {
+            let kind = auth.required_string("type", "token, approle or userpass")?;
+            let mount = |default: &str| auth.string("mount").unwrap_or_else(|| default.to_string());
+            store.login = match kind.as_str() {
+                "token" => Login::Token(Some(auth.required_secret("token", "the Vault token")?)),
+                "approle" => Login::AppRole {
+                    mount: mount("approle"),
+                    role_id: auth.required_string("role_id", "the AppRole's role_id")?,
+                    secret_id: auth.required_secret("secret_id", "the AppRole's secret_id")?,
+                },
+                "userpass" => Login::Userpass {
+                    mount: mount("userpass"),
+                    username: auth.required_string("username", "the user name")?,
+                    password: auth.required_secret("password", "the password")?,
+                },
+                other => {
+                    auth.error_at(
+                        "type",
+                        format!("unknown Vault auth type `{other}`; implemented: token, approle, userpass"),
+                    );
+                    return None;
+                }
+            };
+            auth.finish();
+        }
+        Some(store)
+    }
+
+    /// Reads `path` (KV v1 or v2 alike, or any other secret engine's path).
+    pub async fn read(&self, ctx: &ProbeContext, name: &str, path: &str) -> Result<Read, Failure> {
+        let token = self.token(ctx, name).await?;
+        let api_path = self.kv_path(ctx, name, &token, path).await?;
+        let (status, answer) = self.call(ctx, name, Method::GET, &api_path, None, Some(&token)).await?;
+        if !status.is_success() {
+            return Err(self.refusal(ctx, name, &token, (path, &api_path), status, &answer).await);
+        }
+        let data = &answer["data"];
+        // KV v2 nests the fields in data.data; a v2 secret deleted at its current version
+        // answers with data.data null.
+        let fields = match (api_path != path, data.get("data")) {
+            (true, Some(serde_json::Value::Object(fields))) => fields.clone(),
+            (true, _) => {
+                return Err(failure(
+                    ErrorClass::NotFound,
+                    format!("secret store `{name}`: `{path}` has no current version (deleted or destroyed)"),
+                    "undelete it (vault kv undelete) or write a new version",
+                ));
+            }
+            (false, _) => data.as_object().cloned().unwrap_or_default(),
+        };
+        let lease = answer["lease_id"].as_str().filter(|l| !l.is_empty()).map(str::to_string);
+        if let Some(lease) = &lease {
+            let ttl = answer["lease_duration"].as_u64().unwrap_or(0);
+            let shown: String = lease.chars().take(lease.rfind('/').map_or(12, |i| i + 9)).collect();
+            ctx.detail(format!(
+                "secret store `{name}`: `{path}` is leased ({shown}…, ttl {ttl} s); given back after the probe"
+            ));
+        } else {
+            ctx.detail(format!("secret store `{name}`: read `{path}`"));
+        }
+        Ok(Read { fields, lease })
+    }
+
+    /// Gives a lease back.
+    pub async fn revoke(&self, ctx: &ProbeContext, name: &str, lease: &str) {
+        let Ok(token) = self.token(ctx, name).await else { return };
+        let body = serde_json::json!({ "lease_id": lease }).to_string();
+        match self.call(ctx, name, Method::PUT, "sys/leases/revoke", Some(body), Some(&token)).await {
+            Ok((status, _)) if status.is_success() => ctx.detail(format!("secret store `{name}`: lease revoked")),
+            Ok((status, _)) => ctx.detail(format!("secret store `{name}`: revoking the lease answered HTTP {status}")),
+            Err(failure) => {
+                ctx.detail(format!("secret store `{name}`: revoking the lease failed: {}", failure.message))
+            }
+        }
+    }
+
+    /// The API path to read: `MOUNT/data/REST` on a KV v2 mount (asked of the server, as
+    /// the CLI does), the path itself otherwise.
+    async fn kv_path(&self, ctx: &ProbeContext, name: &str, token: &Secret, path: &str) -> Result<String, Failure> {
+        let (status, answer) =
+            self.call(ctx, name, Method::GET, &format!("sys/internal/ui/mounts/{path}"), None, Some(token)).await?;
+        if !status.is_success() {
+            // Tokens without access to the mount's description read the path as given.
+            return Ok(path.to_string());
+        }
+        let data = &answer["data"];
+        let v2 = data["type"] == "kv" && data["options"]["version"] == "2";
+        let mount = data["path"].as_str().unwrap_or_default().trim_end_matches('/');
+        match path.strip_prefix(mount) {
+            Some(rest) if v2 && !mount.is_empty() => Ok(format!("{mount}/data/{}", rest.trim_start_matches('/'))),
+            _ => Ok(path.to_string()),
+        }
+    }
+
+    /// The token to use: the configured one, or a login's (made once, then kept).
+    async fn token(&self, ctx: &ProbeContext, name: &str) -> Result<Secret, Failure> {
+        let mut kept = self.token.lock().await;
+        if let Some(token) = kept.as_ref() {
+            ctx.register_secret(token.expose());
+            return Ok(token.clone());
+        }
+        let token = match &self.login {
+            Login::Token(Some(token)) => token.clone(),
+            Login::Token(None) => {
+                let file = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".vault-token"));
+                let read = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok());
+                match read.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
+                    Some(token) => Secret::new(token),
+                    None => {
+                        return Err(failure(
+                            ErrorClass::Config,
+                            format!(
+                                "secret store `{name}` has no token: VAULT_TOKEN is not set and there is no ~/.vault-token"
+                            ),
+                            "export VAULT_TOKEN (or log in with the vault/bao CLI), or give the store an auth table",
+                        ));
+                    }
+                }
+            }
+            Login::AppRole { mount, role_id, secret_id } => {
+                let body = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.expose() }).to_string();
+                self.login(ctx, name, &format!("auth/{mount}/login"), body, "AppRole (role_id and secret_id)").await?
+            }
+            Login::Userpass { mount, username, password } => {
+                let body = serde_json::json!({ "password": password.expose() }).to_string();
+                let user: String =
+                    percent_encoding::utf8_percent_encode(username, percent_encoding::NON_ALPHANUMERIC).to_string();
+                self.login(ctx, name, &format!("auth/{mount}/login/{user}"), body, "userpass (username and password)")
+                    .await?
+            }
+        };
+        ctx.register_secret(token.expose());
+        *kept = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn login(
+        &self,
+        ctx: &ProbeContext,
+        name: &str,
+        path: &str,
+        body: String,
+        how: &str,
+    ) -> Result<Secret, Failure> {
+        let (status, answer) = self.call(ctx, name, Method::POST, path, Some(body), None).await?;
+        if let Some(token) = answer["auth"]["client_token"].as_str().filter(|_| status.is_success()) {
+            ctx.register_secret(token);
+            ctx.detail(format!("secret store `{name}`: logged in with {how}"));
+            return Ok(Secret::issued(token.to_string()));
+        }
+        let said = errors(ctx, &answer);
+        let class = if status == StatusCode::BAD_REQUEST || status == StatusCode::FORBIDDEN {
+            ErrorClass::AuthRejected
+        } else {
+            ErrorClass::UnexpectedResponse
+        };
+        Err(failure(
+            class,
+            format!("secret store `{name}` refused the {how} login: HTTP {status}{said}"),
+            "check the store's credentials (a secret_id expires and may be single-use), and the auth method's mount",
+        ))
+    }
+
+    /// A refused read, explained: a token the server does not know (bad, expired or revoked)
+    /// is `auth_rejected`; a known token whose policy forbids the path `permission_denied`.
+    async fn refusal(
+        &self,
+        ctx: &ProbeContext,
+        name: &str,
+        token: &Secret,
+        (path, api_path): (&str, &str),
+        status: StatusCode,
+        answer: &serde_json::Value,
+    ) -> Failure {
+        let said = errors(ctx, answer);
+        match status {
+            StatusCode::NOT_FOUND => failure(
+                ErrorClass::NotFound,
+                format!("secret store `{name}` has no secret at `{path}`{said}"),
+                "check the path (MOUNT/PATH, as `vault kv get MOUNT/PATH` takes it) and the namespace",
+            ),
+            StatusCode::FORBIDDEN => {
+                // Vault answers 403 to a bad token and to a policy alike: ask who we are.
+                let known = matches!(
+                    self.call(ctx, name, Method::GET, "auth/token/lookup-self", None, Some(token)).await,
+                    Ok((s, _)) if s.is_success()
+                );
+                if known {
+                    failure(
+                        ErrorClass::PermissionDenied,
+                        format!("secret store `{name}`: the token may not read `{path}`{said}"),
+                        format!(
+                            "grant the token's policy read on it: path \"{api_path}\" {{ capabilities = [\"read\"] }}"
+                        ),
+                    )
+                } else {
+                    failure(
+                        ErrorClass::AuthRejected,
+                        format!("secret store `{name}` does not accept the token (bad, expired or revoked){said}"),
+                        "get a new token (vault login, or the store's auth table), and check VAULT_NAMESPACE",
+                    )
+                }
+            }
+            _ => failure(
+                ErrorClass::UnexpectedResponse,
+                format!("secret store `{name}` answered HTTP {status} reading `{path}`{said}"),
+                "a sealed or standby server answers 503: check `vault status`",
+            ),
+        }
+    }
+
+    /// One API call: its status and JSON answer (null when not JSON).
+    async fn call(
+        &self,
+        ctx: &ProbeContext,
+        name: &str,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        token: Option<&Secret>,
+    ) -> Result<(StatusCode, serde_json::Value), Failure> {
+        let Some(address) = &self.address else {
+            return Err(failure(
+                ErrorClass::Config,
+                format!("secret store `{name}` has no address: VAULT_ADDR is not set"),
+                "export VAULT_ADDR, or give the store a [[secret_store]] table with address",
+            ));
+        };
+        let url = address
+            .join(&format!("v1/{path}"))
+            .map_err(|e| failure(ErrorClass::Config, format!("secret store `{name}`: bad path `{path}`: {e}"), ""))?;
+        if token.is_some() || body.is_some() {
+            let released = ctx.allow_unverified_password || self.allow_unverified_password;
+            if !released {
+                ctx.release_over_plain_http(&url, &format!("secret store `{name}`'s token"))
+                    .map_err(|f| f.at(Stage::Secret))?;
+            }
+        }
+        let mut headers = vec![(header::ACCEPT, http::HeaderValue::from_static("application/json"))];
+        if let Some(token) = token {
+            headers.push((header::HeaderName::from_static("x-vault-token"), httpc::sensitive_header(token.expose())?));
+        }
+        if let Some(namespace) = &self.namespace {
+            let value = http::HeaderValue::from_str(namespace)
+                .map_err(|_| failure(ErrorClass::Config, format!("secret store `{name}`: bad namespace"), ""))?;
+            headers.push((header::HeaderName::from_static("x-vault-namespace"), value));
+        }
+        if body.is_some() {
+            headers.push((header::CONTENT_TYPE, http::HeaderValue::from_static("application/json")));
+        }
+        let at_store = |f: Failure| Failure {
+            message: format!("secret store `{name}` ({}): {}", address.as_str().trim_end_matches('/'), f.message),
+            ..f.at(Stage::Secret)
+        };
+        let mut conn = httpc::connect(ctx, &url, &self.tls, Record::Quietly).await.map_err(at_store)?;
+        let mut response =
+            conn.send(method, &url, &headers, Bytes::from(body.unwrap_or_default())).await.map_err(at_store)?;
+        let status = response.status();
+        let (bytes, _) = httpc::read_capped(response.body_mut(), ANSWER_CAP).await.map_err(at_store)?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+    }
+}
+
+/// Vault's `errors` list, scrubbed and capped, as `: …` (empty when none).
+fn errors(ctx: &ProbeContext, answer: &serde_json::Value) -> String {
+    let list: Vec<&str> =
+        answer["errors"].as_array().map(|a| a.iter().filter_map(|e| e.as_str()).collect()).unwrap_or_default();
+    if list.is_empty() {
+        return String::new();
+    }
+    format!(" ({})", ctx.server_text(&list.join("; "), 300))
+}
+
+fn failure(class: ErrorClass, message: String, hint: impl Into<String>) -> Failure {
+    let hint = hint.into();
+    let failure = Failure::new(class, message).at(Stage::Secret);
+    if hint.is_empty() { failure } else { failure.with_hint(hint) }
+}

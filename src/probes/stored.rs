@@ -1,0 +1,76 @@
+//! A probe whose config reads secrets from stores (`${vault:secret/app#token}`): at each
+//! attempt its `secret` stage fetches them, the probe is built from its config with the
+//! values, and runs; leases of dynamic secrets are given back when it is done. So a `--wait`
+//! or a health cron sees a rotation the moment it happens.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::connect::context::ProbeContext;
+pub use crate::identity::stores::SecretStores;
+use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::probes::{Probe, ProbeFuture};
+
+/// Builds the probe again from its config, with the references' values.
+pub type Rebuild = dyn Fn(&HashMap<String, String>) -> Result<Arc<dyn Probe>, String> + Send + Sync;
+
+pub struct StoreBacked {
+    /// The probe as loaded, with placeholders: for its target and stages only.
+    template: Arc<dyn Probe>,
+    /// The references (text between `${` and `}`), in the order met.
+    refs: Vec<String>,
+    stores: Arc<SecretStores>,
+    rebuild: Arc<Rebuild>,
+    /// `serve`'s `?module=…&target=…`: applied to each rebuilt probe.
+    retarget: Option<String>,
+}
+
+impl StoreBacked {
+    pub fn new(template: Arc<dyn Probe>, refs: Vec<String>, stores: Arc<SecretStores>, rebuild: Arc<Rebuild>) -> Self {
+        StoreBacked { template, refs, stores, rebuild, retarget: None }
+    }
+}
+
+impl Probe for StoreBacked {
+    fn target(&self) -> String {
+        self.template.target()
+    }
+
+    fn stages(&self) -> Vec<Stage> {
+        let mut stages = vec![Stage::Secret];
+        stages.extend(self.template.stages());
+        stages
+    }
+
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> ProbeFuture<'a> {
+        Box::pin(async move {
+            // The store is reached directly, not through the probe's tunnel or proxy.
+            let direct = ctx.direct();
+            let fetched = ctx.stage(Stage::Secret, self.stores.fetch(&direct, &self.refs)).await?;
+            let built = (self.rebuild)(&fetched.values)
+                .and_then(|probe| match &self.retarget {
+                    Some(target) => probe.retarget(target),
+                    None => Ok(probe),
+                })
+                .map_err(|why| {
+                    Failure::new(ErrorClass::Config, format!("with the values from the store: {why}")).at(Stage::Secret)
+                });
+            let result = match built {
+                Ok(probe) => probe.run(ctx).await,
+                Err(failure) => Err(failure),
+            };
+            self.stores.release(&direct, fetched).await;
+            result
+        })
+    }
+
+    fn retarget(&self, target: &str) -> Result<Arc<dyn Probe>, String> {
+        Ok(Arc::new(StoreBacked {
+            template: self.template.retarget(target)?,
+            refs: self.refs.clone(),
+            stores: self.stores.clone(),
+            rebuild: self.rebuild.clone(),
+            retarget: Some(target.to_string()),
+        }))
+    }
+}

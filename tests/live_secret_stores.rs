@@ -1,0 +1,199 @@
+//! Secrets read from a store at each attempt (issue 31): the harness's real OpenBao (Vault's
+//! API, TLS with the harness CA), its KV v1 and v2 mounts, token, AppRole and userpass
+//! logins, and every class the `secret` stage claims, produced by the server.
+
+use std::time::Duration;
+
+use crate::util::*;
+
+/// A `[[secret_store]]` table for the harness's OpenBao with `auth`.
+fn store(name: &str, auth: &str) -> String {
+    format!(
+        "[[secret_store]]\nname = \"{name}\"\ntype = \"vault\"\naddress = \"${{AP_VAULT_ADDR}}\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {auth}\n\n"
+    )
+}
+
+/// An http probe of the harness's bearer endpoint whose token is `reference`.
+fn bearer(name: &str, reference: &str) -> String {
+    format!(
+        "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"https://localhost:${{AP_HTTPS_PORT}}/bearer\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"bearer\", token = \"${{{reference}}}\" }}\n\n"
+    )
+}
+
+fn stage<'a>(probe: &'a serde_json::Value, name: &str) -> &'a str {
+    probe["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .map(|s| s["status"].as_str().unwrap())
+        .unwrap_or("absent")
+}
+
+#[tokio::test]
+async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stores() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let mut cfg = String::new();
+    cfg += &store("bao", "{ type = \"token\", token = \"${AP_VAULT_TOKEN}\" }");
+    cfg += &store(
+        "bao-approle",
+        "{ type = \"approle\", role_id = \"${AP_VAULT_ROLE_ID}\", secret_id = \"${AP_VAULT_SECRET_ID}\" }",
+    );
+    cfg += &store(
+        "bao-user",
+        "{ type = \"userpass\", username = \"probe-user\", password = \"${AP_VAULT_USER_PASSWORD}\" }",
+    );
+    cfg += &store("bao-revoked", "{ type = \"token\", token = \"${AP_VAULT_REVOKED_TOKEN}\" }");
+    cfg += &store(
+        "bao-bad-secret-id",
+        "{ type = \"approle\", role_id = \"${AP_VAULT_ROLE_ID}\", secret_id = \"not-the-secret-id\" }",
+    );
+    cfg += &store(
+        "bao-no-access",
+        "{ type = \"approle\", role_id = \"${AP_VAULT_NOACCESS_ROLE_ID}\", secret_id = \"${AP_VAULT_NOACCESS_SECRET_ID}\" }",
+    );
+    cfg += &store("bao-plain-http", "{ type = \"token\", token = \"${AP_VAULT_TOKEN}\" }")
+        .replace("address = \"${AP_VAULT_ADDR}\"", "address = \"http://127.0.0.1:${AP_VAULT_PORT}\"");
+    cfg += &store("bao-down", "{ type = \"token\", token = \"${AP_VAULT_TOKEN}\" }")
+        .replace("address = \"${AP_VAULT_ADDR}\"", "address = \"https://localhost:1\"");
+    cfg += &bearer("kv2-token", "bao:secret/app#api_token");
+    cfg += &bearer("kv1-approle", "bao-approle:kv1/app#api_token");
+    cfg += &bearer("kv2-userpass", "bao-user:secret/app#api_token");
+    // The built-in store, from the environment as the vault and bao CLIs read it.
+    cfg += &bearer("builtin-from-env", "vault:secret/app#api_token");
+    cfg += "[[probe]]\nname = \"postgres-from-vault\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\n\
+            database = \"appdb\"\nuser = \"${bao:secret/app#pg_user}\"\npassword = \"${bao:secret/app#pg_password}\"\n\
+            tls = { ca = \"${AP_CA}\" }\n\n";
+    cfg += &bearer("revoked-token", "bao-revoked:secret/app#api_token");
+    cfg += &bearer("wrong-secret-id", "bao-bad-secret-id:secret/app#api_token");
+    cfg += &bearer("policy-forbids", "bao-no-access:secret/app#api_token");
+    cfg += &bearer("no-such-field", "bao:secret/app#no_such_field");
+    cfg += &bearer("no-such-secret", "bao:secret/gone#api_token");
+    cfg += &bearer("plain-http-store", "bao-plain-http:secret/app#api_token");
+    cfg += &bearer("store-down", "bao-down:secret/app#api_token");
+    let path = ws.config(&cfg);
+    let mut env = env.clone();
+    env.push(("VAULT_ADDR".into(), harness_var(&env, "AP_VAULT_ADDR")));
+    env.push(("VAULT_TOKEN".into(), harness_var(&env, "AP_VAULT_TOKEN")));
+    env.push(("VAULT_CACERT".into(), harness_var(&env, "AP_CA")));
+    let validate = authprobe_harness(&["validate", "-c", path.to_str().unwrap()], &env).await;
+    assert_eq!(validate.code, 0, "validate sends nothing and accepts the references: {}", validate.stderr);
+
+    let (out, report) = run_json(&path, &env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for name in ["kv2-token", "kv1-approle", "kv2-userpass", "builtin-from-env", "postgres-from-vault"] {
+        let p = assert_passed(&report, name);
+        assert_eq!(stage(p, "secret"), "ok", "{p:#}");
+        assert_eq!(p["stages"][0]["name"], "secret", "the secret stage comes first: {p:#}");
+    }
+    for (name, class) in [
+        ("revoked-token", "auth_rejected"),
+        ("wrong-secret-id", "auth_rejected"),
+        ("policy-forbids", "permission_denied"),
+        ("no-such-field", "not_found"),
+        ("no-such-secret", "not_found"),
+        ("plain-http-store", "tls_handshake"),
+        ("store-down", "connect_refused"),
+    ] {
+        let p = assert_failed(&report, name, "secret", class);
+        // The target was never contacted: its stages are skipped.
+        assert_eq!(stage(p, "connect"), "skipped", "{p:#}");
+        let message = p["error"]["message"].as_str().unwrap();
+        assert!(message.contains("secret store `bao"), "the store is named: {message}");
+    }
+    let forbids = probe(&report, "policy-forbids");
+    assert!(forbids["error"]["hint"].as_str().unwrap().contains("path \"secret/data/app\""), "{forbids:#}");
+    let fields = probe(&report, "no-such-field")["error"]["message"].as_str().unwrap().to_string();
+    assert!(fields.contains("api_token") && fields.contains("no_such_field"), "{fields}");
+
+    // Nothing secret in any format, at any verbosity: the values, the store tokens, the
+    // AppRole's secret_id, the userpass password.
+    let secrets: Vec<String> = [
+        "AP_BEARER_TOKEN",
+        "AP_PG_PASSWORD",
+        "AP_VAULT_TOKEN",
+        "AP_VAULT_SECRET_ID",
+        "AP_VAULT_USER_PASSWORD",
+        "AP_VAULT_REVOKED_TOKEN",
+    ]
+    .iter()
+    .map(|k| harness_var(&env, k))
+    .collect();
+    for format in ["table", "json", "markdown", "junit", "prometheus"] {
+        let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", format, "-vv"], &env).await;
+        for secret in &secrets {
+            assert!(
+                !out.stdout.contains(secret.as_str()) && !out.stderr.contains(secret.as_str()),
+                "{format} shows a secret"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_in_the_store_is_seen_by_the_next_attempt() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    // A secret of its own, written with the root token, so that other tests are not affected.
+    let root = harness_var(&env, "AP_VAULT_ROOT_TOKEN");
+    let addr = harness_var(&env, "AP_VAULT_ADDR");
+    let ca = harness_var(&env, "AP_CA");
+    let write = |value: String| {
+        let (root, addr, ca) = (root.clone(), addr.clone(), ca.clone());
+        async move {
+            let body = format!("{{\"data\":{{\"token\":\"{value}\"}}}}");
+            let out = tokio::process::Command::new("curl")
+                .args(["-sf", "--cacert", &ca, "-H", &format!("X-Vault-Token: {root}"), "-X", "POST", "-d", &body])
+                .arg(format!("{addr}/v1/secret/data/rotating"))
+                .output()
+                .await
+                .expect("curl");
+            assert!(out.status.success(), "writing the secret: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    };
+    let good = harness_var(&env, "AP_BEARER_TOKEN");
+    write(good.clone()).await;
+    let cfg = ws.config(
+        &(store("bao", "{ type = \"token\", token = \"${AP_VAULT_ROOT_TOKEN}\" }")
+            + &bearer("rotating", "bao:secret/rotating#token")),
+    );
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (_, report) = run_json(&cfg, &pairs).await;
+    assert_passed(&report, "rotating");
+    write("rotated-to-a-stale-value-77".into()).await;
+    let (_, report) = run_json(&cfg, &pairs).await;
+    // The store answered; the API refused the new value: the target's own stage and class.
+    assert_failed(&report, "rotating", "auth", "auth_rejected");
+    // And back, within one --wait: a 401 is not retried, so the rotation shows on the next run.
+    write(good).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_, report) = run_json(&cfg, &pairs).await;
+    assert_passed(&report, "rotating");
+}
+
+#[tokio::test]
+async fn store_references_are_checked_without_traffic() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let unknown = ws.write("unknown.toml", &bearer("x", "nostore:secret/app#token"));
+    let out = authprobe_harness(&["validate", "-c", unknown.to_str().unwrap()], &env).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown.toml:") && out.stderr.contains("`nostore` is not a secret store"),
+        "{}",
+        out.stderr
+    );
+    let malformed = ws.write("malformed.toml", &bearer("x", "vault:"));
+    let out = authprobe_harness(&["validate", "-c", malformed.to_str().unwrap()], &env).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("${STORE:REF}"), "{}", out.stderr);
+    let bad_type = ws.write(
+        "type.toml",
+        &(store("s", "{ type = \"token\", token = \"x\" }").replace("type = \"vault\"", "type = \"vaultt\"")
+            + &bearer("x", "s:a#b")),
+    );
+    let out = authprobe_harness(&["validate", "-c", bad_type.to_str().unwrap()], &env).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("unknown store type `vaultt`"), "{}", out.stderr);
+}
