@@ -356,6 +356,8 @@ host      all       $AP_PG_USER       127.0.0.1/32 scram-sha-256
 host      appdb     $AP_PG_LIMITED_USER 127.0.0.1/32 scram-sha-256
 host      all       $AP_KRB_USER      127.0.0.1/32 gss include_realm=0 krb_realm=$AP_KRB_REALM
 host      all       $AP_PG_KRB_UNMAPPED 127.0.0.1/32 gss include_realm=0 krb_realm=$AP_KRB_REALM
+host      appdb     vault_admin       127.0.0.1/32 scram-sha-256
+host      appdb     +vault_dynamic    127.0.0.1/32 scram-sha-256
 CONF
   rds_pam authprobe-rds-pg "$AP_PG_PORT"
   clouddb_pam authprobe-clouddb-pg
@@ -380,6 +382,11 @@ INSERT INTO orders VALUES (1, 'widget');
 CREATE TABLE payroll (id int PRIMARY KEY, salary int);
 GRANT SELECT ON orders TO $AP_PG_LIMITED_USER, $AP_PG_CERT_USER, $AP_IAM_DB_USER, $AP_KRB_USER, $AP_ENTRA_DB_USER, $AP_ENTRA_MI_DB_USER, "$AP_GCP_PG_DB_USER";
 RESET ROLE;
+-- OpenBao's database secrets engine: it creates short-lived members of vault_dynamic.
+CREATE ROLE vault_dynamic NOLOGIN;
+CREATE ROLE vault_admin LOGIN CREATEROLE PASSWORD '$AP_PG_VAULT_ADMIN_PASSWORD';
+GRANT vault_dynamic TO vault_admin WITH ADMIN OPTION;
+GRANT SELECT ON orders TO vault_admin WITH GRANT OPTION;
 SQL
 }
 

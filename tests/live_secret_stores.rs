@@ -197,3 +197,39 @@ async fn store_references_are_checked_without_traffic() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("unknown store type `vaultt`"), "{}", out.stderr);
 }
+
+/// Dynamic database credentials: OpenBao's database secrets engine creates a PostgreSQL
+/// role at the read; both fields come from that one lease; the lease is revoked when the
+/// probe is done, so the role no longer exists afterwards.
+#[tokio::test]
+async fn dynamic_database_credentials_are_used_once_and_given_back() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        &(store("bao", "{ type = \"token\", token = \"${AP_VAULT_TOKEN}\" }")
+            + "[[probe]]\nname = \"dynamic-pg\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\n\
+               database = \"appdb\"\nuser = \"${bao:database/creds/readonly#username}\"\n\
+               password = \"${bao:database/creds/readonly#password}\"\nquery = \"SELECT item FROM orders\"\n\
+               tls = { ca = \"${AP_CA}\" }\n"),
+    );
+    let dynamic_roles = || async {
+        let out = tokio::process::Command::new(require_tool("psql"))
+            .args(["-h", "127.0.0.1", "-p", &harness_var(&env, "AP_PG_PORT"), "-U", "vault_admin", "-d", "appdb", "-tAc"])
+            .arg("SELECT count(*) FROM pg_roles WHERE pg_has_role(oid, 'vault_dynamic', 'MEMBER') AND rolname <> 'vault_dynamic' AND rolname <> 'vault_admin'")
+            .env("PGPASSWORD", harness_var(&env, "AP_PG_VAULT_ADMIN_PASSWORD"))
+            .output()
+            .await
+            .expect("psql");
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().unwrap_or(u32::MAX)
+    };
+    let before = dynamic_roles().await;
+    let out = authprobe_harness(&["run", "-c", cfg.to_str().unwrap(), "--format", "json", "-v"], &env).await;
+    let report = out.json();
+    let p = assert_passed(&report, "dynamic-pg");
+    assert_eq!(p["stages"][0]["name"], "secret", "{p:#}");
+    let table = authprobe_harness(&["run", "-c", cfg.to_str().unwrap(), "-v"], &env).await;
+    assert!(table.stdout.contains("is leased (database/creds/readonly/"), "{}", table.stdout);
+    assert!(table.stdout.contains("lease revoked"), "{}", table.stdout);
+    assert_eq!(dynamic_roles().await, before, "the probe's database roles were dropped with their leases");
+}

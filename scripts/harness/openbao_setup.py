@@ -117,6 +117,46 @@ no_role_id, no_secret_id = approle("no-access")
 call("POST", "sys/auth/userpass", {"type": "userpass"}, root)
 call("POST", "auth/userpass/users/probe-user", {"password": env["AP_VAULT_USER_PASSWORD"], "token_policies": ["probe-read"]}, root)
 
+# Dynamic PostgreSQL credentials: members of vault_dynamic that may read appdb's orders,
+# created at each read and dropped when their lease is revoked.
+call("POST", "sys/mounts/database", {"type": "database"}, root)
+call(
+    "POST",
+    "database/config/harness-pg",
+    {
+        "plugin_name": "postgresql-database-plugin",
+        "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{env['AP_PG_PORT']}/appdb?sslmode=disable",
+        "username": "vault_admin",
+        "password": env["AP_PG_VAULT_ADMIN_PASSWORD"],
+        "allowed_roles": ["readonly"],
+        "verify_connection": True,
+    },
+    root,
+)
+call(
+    "POST",
+    "database/roles/readonly",
+    {
+        "db_name": "harness-pg",
+        "creation_statements": [
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE vault_dynamic;",
+            "GRANT SELECT ON orders TO \"{{name}}\";",
+        ],
+        "revocation_statements": [
+            "REVOKE SELECT ON orders FROM \"{{name}}\";",
+            "DROP ROLE \"{{name}}\";",
+        ],
+        "default_ttl": "10m",
+        "max_ttl": "1h",
+    },
+    root,
+)
+dynamic = (
+    'path "database/creds/readonly" { capabilities = ["read"] }\n'
+    'path "sys/leases/revoke" { capabilities = ["update"] }\n'
+)
+call("PUT", "sys/policies/acl/probe-read", {"policy": reads + dynamic}, root)
+
 lines = {
     "AP_VAULT_ADDR": ADDR,
     "AP_VAULT_TOKEN": reader,

@@ -187,6 +187,7 @@ impl DbTarget {
         }
         if let (Some(password), Some(user)) = (&password, &user)
             && password.expose() == user
+            && user != crate::probes::stored::STORE_PLACEHOLDER
         {
             // Said, not masked: masking the user wherever it appears would hide the target.
             t.warn_at(

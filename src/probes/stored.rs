@@ -11,6 +11,10 @@ pub use crate::identity::stores::SecretStores;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::{Probe, ProbeFuture};
 
+/// What a `${STORE:REF}` stands for while the config is read (the value is fetched at each
+/// attempt); it shows where a target is made of one, until a first attempt has run.
+pub const STORE_PLACEHOLDER: &str = "from-secret-store";
+
 /// Builds the probe again from its config, with the references' values.
 pub type Rebuild = dyn Fn(&HashMap<String, String>) -> Result<Arc<dyn Probe>, String> + Send + Sync;
 
@@ -23,17 +27,21 @@ pub struct StoreBacked {
     rebuild: Arc<Rebuild>,
     /// `serve`'s `?module=…&target=…`: applied to each rebuilt probe.
     retarget: Option<String>,
+    /// The target of the last probe built with the store's values (a user name read from
+    /// the store is part of it; names are not secrets).
+    last_target: std::sync::Mutex<Option<String>>,
 }
 
 impl StoreBacked {
     pub fn new(template: Arc<dyn Probe>, refs: Vec<String>, stores: Arc<SecretStores>, rebuild: Arc<Rebuild>) -> Self {
-        StoreBacked { template, refs, stores, rebuild, retarget: None }
+        StoreBacked { template, refs, stores, rebuild, retarget: None, last_target: Default::default() }
     }
 }
 
 impl Probe for StoreBacked {
     fn target(&self) -> String {
-        self.template.target()
+        let last = self.last_target.lock().map(|t| t.clone()).unwrap_or_default();
+        last.unwrap_or_else(|| self.template.target())
     }
 
     fn stages(&self) -> Vec<Stage> {
@@ -56,7 +64,12 @@ impl Probe for StoreBacked {
                     Failure::new(ErrorClass::Config, format!("with the values from the store: {why}")).at(Stage::Secret)
                 });
             let result = match built {
-                Ok(probe) => probe.run(ctx).await,
+                Ok(probe) => {
+                    if let Ok(mut last) = self.last_target.lock() {
+                        *last = Some(probe.target());
+                    }
+                    probe.run(ctx).await
+                }
                 Err(failure) => Err(failure),
             };
             self.stores.release(&direct, fetched).await;
@@ -71,6 +84,7 @@ impl Probe for StoreBacked {
             stores: self.stores.clone(),
             rebuild: self.rebuild.clone(),
             retarget: Some(target.to_string()),
+            last_target: Default::default(),
         }))
     }
 }

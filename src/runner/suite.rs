@@ -16,7 +16,7 @@ use crate::config::{reader, secrets};
 use crate::connect::proxy::{EnvProxies, ProxyPolicy, ProxySource, Setting};
 use crate::connect::tunnel::{self, TunnelConfig};
 use crate::model::error::Stage;
-use crate::probes::stored::{SecretStores, StoreBacked};
+use crate::probes::stored::{STORE_PLACEHOLDER, SecretStores, StoreBacked};
 use crate::probes::{self, Probe};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,10 +145,6 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     load_with(path, Arc::from(text), env, &HashMap::new())
 }
-
-/// What a `${STORE:REF}` stands for while the config is read: the value is fetched at each
-/// attempt (the probe's `secret` stage), and the probe is then read again with it.
-const STORE_PLACEHOLDER: &str = "authprobe-value-from-a-secret-store";
 
 /// What probes with store references need to be read again at each attempt.
 struct StoreReading<'a> {

@@ -155,12 +155,19 @@ impl VaultStore {
     pub async fn revoke(&self, ctx: &ProbeContext, name: &str, lease: &str) {
         let Ok(token) = self.token(ctx, name).await else { return };
         let body = serde_json::json!({ "lease_id": lease }).to_string();
+        // Not given back, the credentials live until their TTL: said as a warning, since a
+        // health cron would leave a trail of them.
         match self.call(ctx, name, Method::PUT, "sys/leases/revoke", Some(body), Some(&token)).await {
             Ok((status, _)) if status.is_success() => ctx.detail(format!("secret store `{name}`: lease revoked")),
-            Ok((status, _)) => ctx.detail(format!("secret store `{name}`: revoking the lease answered HTTP {status}")),
-            Err(failure) => {
-                ctx.detail(format!("secret store `{name}`: revoking the lease failed: {}", failure.message))
-            }
+            Ok((status, answer)) => ctx.warn(format!(
+                "secret store `{name}` did not revoke the lease (HTTP {status}{}): the credentials stay valid until their TTL{}",
+                errors(ctx, &answer),
+                if status == StatusCode::FORBIDDEN { "; grant the token update on sys/leases/revoke" } else { "" }
+            )),
+            Err(failure) => ctx.warn(format!(
+                "secret store `{name}`: revoking the lease failed ({}): the credentials stay valid until their TTL",
+                failure.message
+            )),
         }
     }
 
