@@ -233,3 +233,66 @@ async fn dynamic_database_credentials_are_used_once_and_given_back() {
     assert!(table.stdout.contains("lease revoked"), "{}", table.stdout);
     assert_eq!(dynamic_roles().await, before, "the probe's database roles were dropped with their leases");
 }
+
+/// AWS Secrets Manager and SSM Parameter Store, against moto with IAM enforced: a plain
+/// string, a JSON secret's keys, a SecureString parameter, the built-in stores from the
+/// environment, and each class for real (moto's own codes).
+#[tokio::test]
+async fn aws_secrets_manager_and_ssm_through_moto() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let aws_store = |name: &str, kind: &str, key: &str, secret: &str| {
+        format!(
+            "[[secret_store]]\nname = \"{name}\"\ntype = \"{kind}\"\nregion = \"us-east-1\"\nendpoint = \"http://127.0.0.1:${{AP_MOTO_PORT}}\"\n\
+             auth = {{ type = \"static\", access_key_id = \"{key}\", secret_access_key = \"{secret}\" }}\n\n"
+        )
+    };
+    let mut cfg = String::new();
+    cfg += &aws_store("sm", "aws_secrets_manager", "${AP_MOTO_ACCESS_KEY}", "${AP_MOTO_SECRET_KEY}");
+    cfg += &aws_store("ssm", "aws_ssm", "${AP_MOTO_ACCESS_KEY}", "${AP_MOTO_SECRET_KEY}");
+    cfg += &aws_store(
+        "sm-nobody",
+        "aws_secrets_manager",
+        "${AP_MOTO_NOSECRETS_ACCESS_KEY}",
+        "${AP_MOTO_NOSECRETS_SECRET_KEY}",
+    );
+    cfg += &aws_store("sm-wrong-key", "aws_secrets_manager", "${AP_MOTO_ACCESS_KEY}", "not-the-secret-key");
+    cfg += &bearer("sm-string", "sm:probe/api-token");
+    cfg += &bearer("ssm-securestring", "ssm:/probe/api-token");
+    cfg += &bearer("builtin-aws-sm", "aws-sm:probe/api-token");
+    cfg += "[[probe]]\nname = \"sm-json-keys\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\n\
+            database = \"appdb\"\nuser = \"${sm:probe/db#username}\"\npassword = \"${sm:probe/db#password}\"\n\
+            tls = { ca = \"${AP_CA}\" }\n\n";
+    cfg += &bearer("sm-no-such-secret", "sm:probe/nothing");
+    cfg += &bearer("sm-no-such-key", "sm:probe/db#nokey");
+    cfg += &bearer("ssm-no-such-parameter", "ssm:/probe/nothing");
+    cfg += &bearer("sm-denied-by-iam", "sm-nobody:probe/api-token");
+    cfg += &bearer("sm-wrong-secret-key", "sm-wrong-key:probe/api-token");
+    let path = ws.config(&cfg);
+    let mut env = env.clone();
+    // The built-in aws-sm store reads the environment as the AWS CLI does.
+    env.push(("AWS_REGION".into(), "us-east-1".into()));
+    env.push(("AWS_ENDPOINT_URL".into(), format!("http://127.0.0.1:{}", harness_var(&env, "AP_MOTO_PORT"))));
+    env.push(("AWS_ACCESS_KEY_ID".into(), harness_var(&env, "AP_MOTO_ACCESS_KEY")));
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), harness_var(&env, "AP_MOTO_SECRET_KEY")));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (_, report) = run_json(&path, &pairs).await;
+    for name in ["sm-string", "ssm-securestring", "builtin-aws-sm", "sm-json-keys"] {
+        assert_eq!(stage(assert_passed(&report, name), "secret"), "ok");
+    }
+    for (name, class) in [
+        ("sm-no-such-secret", "not_found"),
+        ("sm-no-such-key", "not_found"),
+        ("ssm-no-such-parameter", "not_found"),
+        ("sm-denied-by-iam", "permission_denied"),
+        ("sm-wrong-secret-key", "auth_rejected"),
+    ] {
+        let p = assert_failed(&report, name, "secret", class);
+        assert_eq!(stage(p, "connect"), "skipped", "{p:#}");
+    }
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json", "-vv"], &env).await;
+    for key in ["AP_BEARER_TOKEN", "AP_PG_PASSWORD", "AP_MOTO_SECRET_KEY"] {
+        let value = harness_var(&env, key);
+        assert!(!out.stdout.contains(&value) && !out.stderr.contains(&value), "{key} leaked");
+    }
+}

@@ -6,6 +6,7 @@
 //! VAULT_CACERT, VAULT_NAMESPACE, as the Vault and OpenBao CLIs read them). Others are
 //! `[[secret_store]]` tables.
 
+pub mod aws;
 pub mod vault;
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use crate::connect::context::ProbeContext;
 use crate::model::error::{ErrorClass, Failure, Stage};
 
 /// The store types `[[secret_store]]` knows.
-pub const STORE_TYPES: &[&str] = &["vault"];
+pub const STORE_TYPES: &[&str] = &["vault", "aws_secrets_manager", "aws_ssm"];
 
 /// One configured store.
 pub struct Store {
@@ -26,6 +27,15 @@ pub struct Store {
 
 enum StoreKind {
     Vault(vault::VaultStore),
+    Aws(aws::AwsStore),
+}
+
+/// What one read gave: the fields (`#FIELD` picks one), the whole value where the store has
+/// one (a Secrets Manager string, a parameter), and the lease to give back.
+pub struct StoreRead {
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub whole: Option<String>,
+    pub lease: Option<String>,
 }
 
 /// A reference's parts: `vault:secret/app#token` is store `vault`, path `secret/app`,
@@ -45,7 +55,7 @@ impl Reference {
             Some((path, field)) => (path, Some(field.to_string())),
             None => (rest, None),
         };
-        Some(Reference { store: store.to_string(), path: path.trim_matches('/').to_string(), field })
+        Some(Reference { store: store.to_string(), path: path.to_string(), field })
     }
 }
 
@@ -55,6 +65,9 @@ pub struct Fetched {
     pub values: HashMap<String, String>,
     leases: Vec<(Arc<Store>, String)>,
 }
+
+/// Makes a built-in store from the environment.
+type BuiltIn = fn(&dyn Fn(&str) -> Option<String>) -> StoreKind;
 
 /// Every store of a config, built-in ones included.
 #[derive(Default)]
@@ -73,6 +86,10 @@ impl SecretStores {
                 let kind = table.required_string("type", &format!("one of: {}", STORE_TYPES.join(", ")));
                 let read = match kind.as_deref() {
                     Some("vault") => vault::VaultStore::from_table(&table, env).map(StoreKind::Vault),
+                    Some("aws_secrets_manager") => {
+                        aws::AwsStore::from_table(aws::Service::SecretsManager, &table, env).map(StoreKind::Aws)
+                    }
+                    Some("aws_ssm") => aws::AwsStore::from_table(aws::Service::Ssm, &table, env).map(StoreKind::Aws),
                     Some(other) => {
                         table.error_at(
                             "type",
@@ -88,11 +105,15 @@ impl SecretStores {
                 }
             }
         }
-        if !stores.iter().any(|s| s.name == "vault") {
-            stores.push(Arc::new(Store {
-                name: "vault".into(),
-                kind: StoreKind::Vault(vault::VaultStore::from_env(env)),
-            }));
+        let builtin: [(&str, BuiltIn); 3] = [
+            ("vault", |env| StoreKind::Vault(vault::VaultStore::from_env(env))),
+            ("aws-sm", |env| StoreKind::Aws(aws::AwsStore::from_env(aws::Service::SecretsManager, env))),
+            ("aws-ssm", |env| StoreKind::Aws(aws::AwsStore::from_env(aws::Service::Ssm, env))),
+        ];
+        for (name, make) in builtin {
+            if !stores.iter().any(|s| s.name == name) {
+                stores.push(Arc::new(Store { name: name.into(), kind: make(env) }));
+            }
         }
         SecretStores { stores }
     }
@@ -110,7 +131,7 @@ impl SecretStores {
     /// Every value and store token is registered with the probe's scrubber.
     pub async fn fetch(&self, ctx: &ProbeContext, refs: &[String]) -> Result<Fetched, Failure> {
         let mut fetched = Fetched::default();
-        let mut read: HashMap<(String, String), serde_json::Map<String, serde_json::Value>> = HashMap::new();
+        let mut read: HashMap<(String, String), StoreRead> = HashMap::new();
         for raw in refs {
             let reference = Reference::parse(raw)
                 .ok_or_else(|| Failure::new(ErrorClass::Config, format!("`${{{raw}}}` is not a store reference")))?;
@@ -120,18 +141,21 @@ impl SecretStores {
             let key = (reference.store.clone(), reference.path.clone());
             if !read.contains_key(&key) {
                 let secret = match &store.kind {
-                    StoreKind::Vault(vault) => vault.read(ctx, &store.name, &reference.path).await?,
+                    StoreKind::Vault(vault) => vault.read(ctx, &store.name, reference.path.trim_matches('/')).await?,
+                    StoreKind::Aws(aws) => aws.read(ctx, &store.name, &reference.path).await?,
                 };
-                if let Some(lease) = secret.lease {
-                    fetched.leases.push((store.clone(), lease));
+                if let Some(lease) = &secret.lease {
+                    fetched.leases.push((store.clone(), lease.clone()));
                 }
-                read.insert(key.clone(), secret.fields);
+                read.insert(key.clone(), secret);
             }
-            let fields = &read[&key];
-            let value = match &reference.field {
-                Some(field) => fields.get(field).ok_or_else(|| missing_field(&store.name, &reference, fields))?,
-                None if fields.len() == 1 => fields.values().next().unwrap_or(&serde_json::Value::Null),
-                None => {
+            let fields = &read[&key].fields;
+            let whole = read[&key].whole.clone().map(serde_json::Value::String);
+            let value = match (&reference.field, &whole) {
+                (Some(field), _) => fields.get(field).ok_or_else(|| missing_field(&store.name, &reference, fields))?,
+                (None, Some(whole)) => whole,
+                (None, None) if fields.len() == 1 => fields.values().next().unwrap_or(&serde_json::Value::Null),
+                (None, None) => {
                     return Err(Failure::new(
                         ErrorClass::Config,
                         format!(
@@ -158,6 +182,7 @@ impl SecretStores {
         for (store, lease) in fetched.leases {
             match &store.kind {
                 StoreKind::Vault(vault) => vault.revoke(ctx, &store.name, &lease).await,
+                StoreKind::Aws(_) => {}
             }
         }
     }
@@ -187,8 +212,10 @@ mod tests {
     fn references_split_into_store_path_and_field() {
         let r = Reference::parse("vault:secret/app#api_token").unwrap();
         assert_eq!((r.store.as_str(), r.path.as_str(), r.field.as_deref()), ("vault", "secret/app", Some("api_token")));
-        let whole = Reference::parse("vault:/kv1/app/").unwrap();
-        assert_eq!((whole.path.as_str(), whole.field), ("kv1/app", None));
+        let whole = Reference::parse("aws-ssm:/probe/api-token").unwrap();
+        assert_eq!((whole.path.as_str(), whole.field), ("/probe/api-token", None));
+        let arn = Reference::parse("aws-sm:arn:aws:secretsmanager:us-east-1:1:secret:db#password").unwrap();
+        assert_eq!((arn.store.as_str(), arn.field.as_deref()), ("aws-sm", Some("password")));
         assert!(Reference::parse("no-store").is_none());
     }
 }

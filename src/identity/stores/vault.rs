@@ -15,6 +15,8 @@ use crate::connect::tls::TlsOptions;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::model::redact::Secret;
 
+use super::StoreRead;
+
 /// The most a Vault answer may hold: secrets are small.
 const ANSWER_CAP: usize = 1024 * 1024;
 
@@ -43,12 +45,6 @@ pub struct VaultStore {
     allow_unverified_password: bool,
     /// The token a login made, kept for the run.
     token: tokio::sync::Mutex<Option<Secret>>,
-}
-
-/// What one read gave: the fields, and the lease to give back (dynamic secrets).
-pub struct Read {
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    pub lease: Option<String>,
 }
 
 impl VaultStore {
@@ -117,7 +113,7 @@ impl VaultStore {
     }
 
     /// Reads `path` (KV v1 or v2 alike, or any other secret engine's path).
-    pub async fn read(&self, ctx: &ProbeContext, name: &str, path: &str) -> Result<Read, Failure> {
+    pub async fn read(&self, ctx: &ProbeContext, name: &str, path: &str) -> Result<StoreRead, Failure> {
         let token = self.token(ctx, name).await?;
         let api_path = self.kv_path(ctx, name, &token, path).await?;
         let (status, answer) = self.call(ctx, name, Method::GET, &api_path, None, Some(&token)).await?;
@@ -148,7 +144,7 @@ impl VaultStore {
         } else {
             ctx.detail(format!("secret store `{name}`: read `{path}`"));
         }
-        Ok(Read { fields, lease })
+        Ok(StoreRead { fields, whole: None, lease })
     }
 
     /// Gives a lease back.
