@@ -296,3 +296,48 @@ async fn aws_secrets_manager_and_ssm_through_moto() {
         assert!(!out.stdout.contains(&value) && !out.stderr.contains(&value), "{key} leaked");
     }
 }
+
+/// A command store with a fake `op` (1Password's CLI shape: `op read REF`): success, exit 1
+/// with a message, a hang past the timeout (killed), a 10 MB output (refused), and no shell.
+#[tokio::test]
+async fn a_command_store_runs_a_program_bounded_in_time_and_output() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let op = ws.write(
+        "op",
+        "#!/bin/sh\n[ \"$1\" = read ] || exit 64\ncase \"$2\" in\n\
+         'op://vault/api/token') printf '%s\\n' \"$AP_BEARER_TOKEN\" ;;\n\
+         'op://vault/missing/token') echo '[ERROR] \"missing\" isn'\"'\"'t an item in the \"vault\" vault' >&2; exit 1 ;;\n\
+         'op://vault/hang/token') echo $$ > \"$(dirname \"$0\")/hang.pid\"; exec sleep 30 ;;\n\
+         'op://vault/big/token') head -c 10000000 /dev/zero | tr '\\0' a ;;\n\
+         *) echo \"unexpected: $2\" >&2; exit 2 ;;\nesac\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&op, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cfg = format!(
+        "[[secret_store]]\nname = \"op\"\ntype = \"command\"\ncommand = [\"{}\", \"read\"]\ntimeout = \"1s\"\n\n",
+        op.display()
+    );
+    cfg += &bearer("from-op", "op:op://vault/api/token");
+    cfg += &bearer("op-says-no", "op:op://vault/missing/token");
+    cfg += &bearer("op-hangs", "op:op://vault/hang/token");
+    cfg += &bearer("op-floods", "op:op://vault/big/token");
+    // `;` and `$(…)` reach the program as one argument: there is no shell.
+    cfg += &bearer("no-shell", "op:op://vault/api/token; touch injected");
+    let path = ws.config(&cfg);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let started = std::time::Instant::now();
+    let (_, report) = run_json(&path, &pairs).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "the hang was not cut at the store's timeout");
+    assert_eq!(stage(assert_passed(&report, "from-op"), "secret"), "ok");
+    let no = assert_failed(&report, "op-says-no", "secret", "unexpected_response");
+    assert!(no["error"]["message"].as_str().unwrap().contains("isn't an item"), "stderr is shown: {no:#}");
+    assert_failed(&report, "op-hangs", "secret", "timeout");
+    assert_failed(&report, "op-floods", "secret", "protocol");
+    assert_failed(&report, "no-shell", "secret", "unexpected_response");
+    assert!(!ws.path("injected").exists(), "a shell ran the reference");
+    // The hanging program was killed, not left behind.
+    let pid = std::fs::read_to_string(ws.path("hang.pid")).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(), "the hanging program still runs");
+}

@@ -7,6 +7,7 @@
 //! `[[secret_store]]` tables.
 
 pub mod aws;
+pub mod command;
 pub mod vault;
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use crate::connect::context::ProbeContext;
 use crate::model::error::{ErrorClass, Failure, Stage};
 
 /// The store types `[[secret_store]]` knows.
-pub const STORE_TYPES: &[&str] = &["vault", "aws_secrets_manager", "aws_ssm"];
+pub const STORE_TYPES: &[&str] = &["vault", "aws_secrets_manager", "aws_ssm", "command"];
 
 /// One configured store.
 pub struct Store {
@@ -28,6 +29,7 @@ pub struct Store {
 enum StoreKind {
     Vault(vault::VaultStore),
     Aws(aws::AwsStore),
+    Command(command::CommandStore),
 }
 
 /// What one read gave: the fields (`#FIELD` picks one), the whole value where the store has
@@ -90,6 +92,7 @@ impl SecretStores {
                         aws::AwsStore::from_table(aws::Service::SecretsManager, &table, env).map(StoreKind::Aws)
                     }
                     Some("aws_ssm") => aws::AwsStore::from_table(aws::Service::Ssm, &table, env).map(StoreKind::Aws),
+                    Some("command") => command::CommandStore::from_table(&table).map(StoreKind::Command),
                     Some(other) => {
                         table.error_at(
                             "type",
@@ -143,6 +146,11 @@ impl SecretStores {
                 let secret = match &store.kind {
                     StoreKind::Vault(vault) => vault.read(ctx, &store.name, reference.path.trim_matches('/')).await?,
                     StoreKind::Aws(aws) => aws.read(ctx, &store.name, &reference.path).await?,
+                    // The whole reference is the program's argument, `#` included.
+                    StoreKind::Command(command) => {
+                        let argument = raw.split_once(':').map_or(raw.as_str(), |(_, r)| r);
+                        command.read(ctx, &store.name, argument).await?
+                    }
                 };
                 if let Some(lease) = &secret.lease {
                     fetched.leases.push((store.clone(), lease.clone()));
@@ -182,7 +190,7 @@ impl SecretStores {
         for (store, lease) in fetched.leases {
             match &store.kind {
                 StoreKind::Vault(vault) => vault.revoke(ctx, &store.name, &lease).await,
-                StoreKind::Aws(_) => {}
+                StoreKind::Aws(_) | StoreKind::Command(_) => {}
             }
         }
     }
