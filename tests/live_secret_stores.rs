@@ -341,3 +341,32 @@ async fn a_command_store_runs_a_program_bounded_in_time_and_output() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(), "the hanging program still runs");
 }
+
+/// `serve` reuses a static value within the store's `cache` (no store request per scrape),
+/// shows its reads in /metrics, and never shows a value, even with ?debug=true.
+#[tokio::test]
+async fn serve_caches_static_values_and_counts_its_reads() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        &(store("bao", "{ type = \"token\", token = \"${AP_VAULT_TOKEN}\" }")
+            .replace("\nauth =", "\ncache = \"60s\"\nauth =")
+            + &bearer("vault-backed", "bao:secret/app#api_token")),
+    );
+    let serve = crate::serve::Serve::start(&cfg, &["--min-interval", "0s"], &env).await;
+    for _ in 0..20 {
+        let (status, body) = serve.get("/probe?target=vault-backed").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("probe_success 1"), "{body}");
+    }
+    let (_, metrics) = serve.get("/metrics").await;
+    assert!(metrics.contains("authprobe_secret_fetch_total{store=\"bao\",result=\"ok\"} 1\n"), "{metrics}");
+    assert!(metrics.contains("authprobe_secret_fetch_total{store=\"bao\",result=\"cached\"} 19\n"), "{metrics}");
+    assert!(metrics.contains("authprobe_secret_fetch_duration_seconds_count{store=\"bao\"} 1\n"), "{metrics}");
+    let (_, debug) = serve.get("/probe?target=vault-backed&debug=true").await;
+    for key in ["AP_BEARER_TOKEN", "AP_VAULT_TOKEN"] {
+        assert!(!debug.contains(&harness_var(&env, key)), "{key} in the debug output");
+    }
+    let (_, page) = serve.get("/").await;
+    assert!(!page.contains(&harness_var(&env, "AP_BEARER_TOKEN")));
+}

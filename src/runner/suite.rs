@@ -97,6 +97,8 @@ pub struct Config {
     pub probes: Vec<ProbeConfig>,
     /// What works but is probably not meant; `validate` and `run` print these.
     pub warnings: Vec<ConfigError>,
+    /// The secret stores its probes read (`serve` turns their cache on and shows their reads).
+    pub stores: Arc<SecretStores>,
 }
 
 /// Everything wrong with a config file.
@@ -202,7 +204,7 @@ fn load_with(
     let read_stores = Arc::new(SecretStores::read(&root, env));
     let _ = stores.set(read_stores.clone());
     let tunnels = read_tunnels(&root);
-    let reading = StoreReading { stores: read_stores, pending: &pending, path, text: &text };
+    let reading = StoreReading { stores: read_stores.clone(), pending: &pending, path, text: &text };
     let probes = read_probes(&root, &defaults, &tunnels, &reading);
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();
@@ -212,7 +214,7 @@ fn load_with(
         return Err(ConfigErrors(errors));
     }
     warnings.sort_by_key(|e| (e.line, e.column));
-    Ok(Config { path: path.to_path_buf(), defaults, probes, warnings })
+    Ok(Config { path: path.to_path_buf(), defaults, probes, warnings, stores: read_stores })
 }
 
 fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {

@@ -88,7 +88,6 @@ impl AwsStore {
             auth.finish();
         }
         t.duration("timeout");
-        t.duration("cache");
         Some(store)
     }
 

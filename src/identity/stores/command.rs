@@ -33,7 +33,6 @@ impl CommandStore {
             return None;
         }
         let timeout = t.duration("timeout").unwrap_or(Duration::from_secs(10));
-        t.duration("cache");
         Some(CommandStore { argv: argv?, timeout })
     }
 
@@ -81,7 +80,12 @@ impl CommandStore {
             let err = errors.await.unwrap_or_default();
             Ok((status, out, err))
         };
-        let (status, out, err) = match tokio::time::timeout(self.timeout, run).await {
+        let outcome = tokio::time::timeout(self.timeout, run).await;
+        if !matches!(outcome, Ok(Ok(_))) {
+            // Stopped and reaped now, not left to a background reaper.
+            let _ = child.kill().await;
+        }
+        let (status, out, err) = match outcome {
             Err(_) => {
                 return Err(fail(
                     ErrorClass::Timeout,

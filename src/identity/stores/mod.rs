@@ -24,7 +24,13 @@ pub const STORE_TYPES: &[&str] = &["vault", "aws_secrets_manager", "aws_ssm", "c
 pub struct Store {
     pub name: String,
     kind: StoreKind,
+    /// How long `serve` may reuse a static value read from this store (`cache`).
+    cache: std::time::Duration,
 }
+
+/// `serve`'s default for `cache`: a rotation shows within a minute, and a scrape every few
+/// seconds does not turn into a store request each.
+const DEFAULT_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
 
 enum StoreKind {
     Vault(vault::VaultStore),
@@ -34,6 +40,7 @@ enum StoreKind {
 
 /// What one read gave: the fields (`#FIELD` picks one), the whole value where the store has
 /// one (a Secrets Manager string, a parameter), and the lease to give back.
+#[derive(Clone)]
 pub struct StoreRead {
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub whole: Option<String>,
@@ -71,10 +78,31 @@ pub struct Fetched {
 /// Makes a built-in store from the environment.
 type BuiltIn = fn(&dyn Fn(&str) -> Option<String>) -> StoreKind;
 
-/// Every store of a config, built-in ones included.
+/// Every store of a config, built-in ones included, and what `serve` keeps of them.
 #[derive(Default)]
 pub struct SecretStores {
     stores: Vec<Arc<Store>>,
+    /// Set by `serve`: static values are reused for each store's `cache`. Never in `run`,
+    /// `check` or `--wait`, which must see a rotation at the next attempt.
+    caching: std::sync::atomic::AtomicBool,
+    cached: std::sync::Mutex<HashMap<(String, String), (std::time::Instant, StoreRead)>>,
+    stats: std::sync::Mutex<HashMap<String, FetchStats>>,
+}
+
+impl std::fmt::Debug for SecretStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.stores.iter().map(|s| &s.name)).finish()
+    }
+}
+
+/// Reads of one store, for `serve`'s metrics.
+#[derive(Default, Clone)]
+pub struct FetchStats {
+    pub ok: u64,
+    pub failed: u64,
+    pub cached: u64,
+    /// Seconds spent in reads that went to the store.
+    pub seconds: f64,
 }
 
 impl SecretStores {
@@ -102,9 +130,10 @@ impl SecretStores {
                     }
                     None => None,
                 };
+                let cache = table.duration("cache").unwrap_or(DEFAULT_CACHE);
                 table.finish();
                 if let (Some(name), Some(kind)) = (name, read) {
-                    stores.push(Arc::new(Store { name, kind }));
+                    stores.push(Arc::new(Store { name, kind, cache }));
                 }
             }
         }
@@ -115,10 +144,94 @@ impl SecretStores {
         ];
         for (name, make) in builtin {
             if !stores.iter().any(|s| s.name == name) {
-                stores.push(Arc::new(Store { name: name.into(), kind: make(env) }));
+                stores.push(Arc::new(Store { name: name.into(), kind: make(env), cache: DEFAULT_CACHE }));
             }
         }
-        SecretStores { stores }
+        SecretStores { stores, ..SecretStores::default() }
+    }
+
+    /// `serve` keeps static values for each store's `cache` (dynamic ones, with a lease,
+    /// never).
+    pub fn serving(&self) {
+        self.caching.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reads per store so far: `(store, stats)`, sorted.
+    pub fn stats(&self) -> Vec<(String, FetchStats)> {
+        let mut all: Vec<(String, FetchStats)> =
+            self.stats.lock().map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    fn count(&self, store: &str, update: impl FnOnce(&mut FetchStats)) {
+        if let Ok(mut stats) = self.stats.lock() {
+            update(stats.entry(store.to_string()).or_default());
+        }
+    }
+
+    /// A value kept by `serve` that is still fresh.
+    fn cached_read(&self, store: &Store, path: &str) -> Option<StoreRead> {
+        if !self.caching.load(std::sync::atomic::Ordering::Relaxed) || store.cache.is_zero() {
+            return None;
+        }
+        let cached = self.cached.lock().ok()?;
+        let (at, read) = cached.get(&(store.name.clone(), path.to_string()))?;
+        (at.elapsed() < store.cache).then(|| read.clone())
+    }
+
+    /// One read that goes to the store, counted and timed, kept for `serve` when static.
+    async fn read_from(
+        &self,
+        ctx: &ProbeContext,
+        store: &Store,
+        reference: &Reference,
+        raw: &str,
+    ) -> Result<StoreRead, Failure> {
+        if let Some(read) = self.cached_read(store, &reference.path) {
+            self.count(&store.name, |s| s.cached += 1);
+            ctx.detail(format!(
+                "secret store `{}`: `{}` reused (serve keeps it for {})",
+                store.name,
+                reference.path,
+                humantime::format_duration(store.cache)
+            ));
+            return Ok(read);
+        }
+        let started = std::time::Instant::now();
+        let result = match &store.kind {
+            StoreKind::Vault(vault) => vault.read(ctx, &store.name, reference.path.trim_matches('/')).await,
+            StoreKind::Aws(aws) => aws.read(ctx, &store.name, &reference.path).await,
+            // The whole reference is the program's argument, `#` included.
+            StoreKind::Command(command) => {
+                let argument = raw.split_once(':').map_or(raw, |(_, r)| r);
+                command.read(ctx, &store.name, argument).await
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(read) => {
+                self.count(&store.name, |s| {
+                    s.ok += 1;
+                    s.seconds += seconds;
+                });
+                if read.lease.is_none()
+                    && self.caching.load(std::sync::atomic::Ordering::Relaxed)
+                    && !store.cache.is_zero()
+                    && let Ok(mut cached) = self.cached.lock()
+                {
+                    cached.insert(
+                        (store.name.clone(), reference.path.clone()),
+                        (std::time::Instant::now(), read.clone()),
+                    );
+                }
+            }
+            Err(_) => self.count(&store.name, |s| {
+                s.failed += 1;
+                s.seconds += seconds;
+            }),
+        }
+        result
     }
 
     pub fn knows(&self, name: &str) -> bool {
@@ -143,15 +256,7 @@ impl SecretStores {
             })?;
             let key = (reference.store.clone(), reference.path.clone());
             if !read.contains_key(&key) {
-                let secret = match &store.kind {
-                    StoreKind::Vault(vault) => vault.read(ctx, &store.name, reference.path.trim_matches('/')).await?,
-                    StoreKind::Aws(aws) => aws.read(ctx, &store.name, &reference.path).await?,
-                    // The whole reference is the program's argument, `#` included.
-                    StoreKind::Command(command) => {
-                        let argument = raw.split_once(':').map_or(raw.as_str(), |(_, r)| r);
-                        command.read(ctx, &store.name, argument).await?
-                    }
-                };
+                let secret = self.read_from(ctx, &store, &reference, raw).await?;
                 if let Some(lease) = &secret.lease {
                     fetched.leases.push((store.clone(), lease.clone()));
                 }

@@ -45,6 +45,8 @@ pub struct VaultStore {
     allow_unverified_password: bool,
     /// The token a login made, kept for the run.
     token: tokio::sync::Mutex<Option<Secret>>,
+    /// Mounts already asked about: their path, and whether they are KV version 2.
+    mounts: std::sync::Mutex<Vec<(String, bool)>>,
 }
 
 impl VaultStore {
@@ -65,6 +67,7 @@ impl VaultStore {
             login: Login::Token(token),
             allow_unverified_password: false,
             token: tokio::sync::Mutex::new(None),
+            mounts: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -83,7 +86,6 @@ impl VaultStore {
         }
         store.allow_unverified_password = t.bool("allow_unverified_password").unwrap_or(false);
         t.duration("timeout");
-        t.duration("cache");
         if let Some(auth) = t.table("auth") {
             let kind = auth.required_string("type", "token, approle or userpass")?;
             let mount = |default: &str| auth.string("mount").unwrap_or_else(|| default.to_string());
@@ -114,9 +116,16 @@ impl VaultStore {
 
     /// Reads `path` (KV v1 or v2 alike, or any other secret engine's path).
     pub async fn read(&self, ctx: &ProbeContext, name: &str, path: &str) -> Result<StoreRead, Failure> {
-        let token = self.token(ctx, name).await?;
+        let mut token = self.token(ctx, name).await?;
         let api_path = self.kv_path(ctx, name, &token, path).await?;
-        let (status, answer) = self.call(ctx, name, Method::GET, &api_path, None, Some(&token)).await?;
+        let (mut status, mut answer) = self.call(ctx, name, Method::GET, &api_path, None, Some(&token)).await?;
+        if status == StatusCode::FORBIDDEN && !matches!(self.login, Login::Token(_)) {
+            // A login's token kept past its TTL (serve keeps it between scrapes): log in
+            // again once, then judge.
+            *self.token.lock().await = None;
+            token = self.token(ctx, name).await?;
+            (status, answer) = self.call(ctx, name, Method::GET, &api_path, None, Some(&token)).await?;
+        }
         if !status.is_success() {
             return Err(self.refusal(ctx, name, &token, (path, &api_path), status, &answer).await);
         }
@@ -170,16 +179,34 @@ impl VaultStore {
     /// The API path to read: `MOUNT/data/REST` on a KV v2 mount (asked of the server, as
     /// the CLI does), the path itself otherwise.
     async fn kv_path(&self, ctx: &ProbeContext, name: &str, token: &Secret, path: &str) -> Result<String, Failure> {
-        let (status, answer) =
-            self.call(ctx, name, Method::GET, &format!("sys/internal/ui/mounts/{path}"), None, Some(token)).await?;
-        if !status.is_success() {
-            // Tokens without access to the mount's description read the path as given.
-            return Ok(path.to_string());
-        }
-        let data = &answer["data"];
-        let v2 = data["type"] == "kv" && data["options"]["version"] == "2";
-        let mount = data["path"].as_str().unwrap_or_default().trim_end_matches('/');
-        match path.strip_prefix(mount) {
+        let in_mount = |mount: &str| {
+            path.strip_prefix(mount).filter(|rest| mount.is_empty() || rest.is_empty() || rest.starts_with('/'))
+        };
+        let known =
+            self.mounts.lock().ok().and_then(|m| m.iter().find(|(mount, _)| in_mount(mount).is_some()).cloned());
+        let (mount, v2) = match known {
+            // A mount's version was asked once for the run (or for serve's config).
+            Some(known) => known,
+            None => {
+                let (status, answer) = self
+                    .call(ctx, name, Method::GET, &format!("sys/internal/ui/mounts/{path}"), None, Some(token))
+                    .await?;
+                if !status.is_success() {
+                    // Tokens without access to the mount's description read the path as given.
+                    return Ok(path.to_string());
+                }
+                let data = &answer["data"];
+                let v2 = data["type"] == "kv" && data["options"]["version"] == "2";
+                let mount = data["path"].as_str().unwrap_or_default().trim_end_matches('/').to_string();
+                if !mount.is_empty()
+                    && let Ok(mut mounts) = self.mounts.lock()
+                {
+                    mounts.push((mount.clone(), v2));
+                }
+                (mount, v2)
+            }
+        };
+        match in_mount(&mount) {
             Some(rest) if v2 && !mount.is_empty() => Ok(format!("{mount}/data/{}", rest.trim_start_matches('/'))),
             _ => Ok(path.to_string()),
         }

@@ -68,6 +68,36 @@ pub fn exporter_metrics(service: &Service) -> String {
     gauge(&mut out, "authprobe_build_info", "The authprobe version serving.");
     let _ = writeln!(out, "authprobe_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
 
+    let stores = service.loaded().config.stores.stats();
+    counter(
+        &mut out,
+        "authprobe_secret_fetch_total",
+        "Secret store reads since the config was loaded, by store and result: ok and failed went to the store, cached reused a static value within the store's cache.",
+    );
+    for (store, stats) in &stores {
+        for (result, n) in [("ok", stats.ok), ("failed", stats.failed), ("cached", stats.cached)] {
+            let _ = writeln!(out, "authprobe_secret_fetch_total{{store=\"{}\",result=\"{result}\"}} {n}", label(store));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP authprobe_secret_fetch_duration_seconds Time spent reading from each secret store (reads that went to it).\n# TYPE authprobe_secret_fetch_duration_seconds summary"
+    );
+    for (store, stats) in &stores {
+        let _ = writeln!(
+            out,
+            "authprobe_secret_fetch_duration_seconds_sum{{store=\"{}\"}} {}",
+            label(store),
+            stats.seconds
+        );
+        let _ = writeln!(
+            out,
+            "authprobe_secret_fetch_duration_seconds_count{{store=\"{}\"}} {}",
+            label(store),
+            stats.ok + stats.failed
+        );
+    }
+
     counter(&mut out, "authprobe_serve_probe_runs_total", "Probe runs, by probe and result.");
     for ((probe, result), n) in lock(&stats.runs).iter() {
         let _ = writeln!(out, "authprobe_serve_probe_runs_total{{probe=\"{}\",result=\"{result}\"}} {n}", label(probe));

@@ -183,7 +183,10 @@ impl Service {
         Service {
             config_path,
             loaded: RwLock::new(Arc::new(Loaded {
-                config,
+                config: {
+                    config.stores.serving();
+                    config
+                },
                 generation: 1,
                 trust: Arc::default(),
                 ssh_logins: Arc::default(),
@@ -208,6 +211,8 @@ impl Service {
     pub fn reload(&self) -> Result<usize, String> {
         match config::load(&self.config_path) {
             Ok(config) => {
+                // A reload starts with an empty cache of store values.
+                config.stores.serving();
                 let n = config.probes.len();
                 let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
                 let generation = loaded.generation + 1;
