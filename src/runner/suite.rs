@@ -145,7 +145,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Checks config text; `env` resolves `${NAME}` references.
 pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    load_with(path, Arc::from(text), env, &HashMap::new())
+    load_with(path, Arc::from(text), env, &HashMap::new(), None)
 }
 
 /// What probes with store references need to be read again at each attempt.
@@ -155,15 +155,20 @@ struct StoreReading<'a> {
     pending: &'a RefCell<Vec<String>>,
     path: &'a Path,
     text: &'a Arc<str>,
+    /// Read only this probe (a probe read again with its store values).
+    only: Option<&'a str>,
 }
 
 /// [`load_str`], with the values of store references already fetched (`fetched`, keyed by
-/// the reference's text): how a probe is read again at each attempt.
+/// the reference's text): how a probe is read again at each attempt, `only` that one (the
+/// others were checked when the file was loaded; reading them again for each would make a
+/// run quadratic in the probes that use stores).
 fn load_with(
     path: &Path,
     text: Arc<str>,
     env: &dyn Fn(&str) -> Option<String>,
     fetched: &HashMap<String, String>,
+    only: Option<&str>,
 ) -> Result<Config, ConfigErrors> {
     let source = Source::new(path.to_path_buf(), text.to_string());
     let document = match DeTable::parse(&source.text) {
@@ -204,7 +209,7 @@ fn load_with(
     let read_stores = Arc::new(SecretStores::read(&root, env));
     let _ = stores.set(read_stores.clone());
     let tunnels = read_tunnels(&root);
-    let reading = StoreReading { stores: read_stores.clone(), pending: &pending, path, text: &text };
+    let reading = StoreReading { stores: read_stores.clone(), pending: &pending, path, text: &text, only };
     let probes = read_probes(&root, &defaults, &tunnels, &reading);
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();
@@ -304,6 +309,9 @@ fn read_probes(
 ) -> Vec<ProbeConfig> {
     let mut probes = Vec::new();
     let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
+        if stores.only.is_some_and(|only| name.as_deref() != Some(only)) {
+            return;
+        }
         stores.pending.borrow_mut().clear();
         let read = read_probe(reader, name, defaults, tunnels);
         let mut refs = std::mem::take(&mut *stores.pending.borrow_mut());
@@ -327,7 +335,7 @@ fn with_stores(mut probe: ProbeConfig, mut refs: Vec<String>, stores: &StoreRead
     let (path, text, name) = (stores.path.to_path_buf(), stores.text.clone(), probe.name.clone());
     let rebuild = move |values: &HashMap<String, String>| -> Result<Arc<dyn Probe>, String> {
         let env = |var: &str| std::env::var(var).ok();
-        let config = load_with(&path, text.clone(), &env, values).map_err(|errors| errors.to_string())?;
+        let config = load_with(&path, text.clone(), &env, values, Some(&name)).map_err(|errors| errors.to_string())?;
         config
             .probes
             .into_iter()

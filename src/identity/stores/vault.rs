@@ -45,8 +45,9 @@ pub struct VaultStore {
     allow_unverified_password: bool,
     /// The token a login made, kept for the run.
     token: tokio::sync::Mutex<Option<Secret>>,
-    /// Mounts already asked about: their path, and whether they are KV version 2.
-    mounts: std::sync::Mutex<Vec<(String, bool)>>,
+    /// Mounts already asked about: their path, and whether they are KV version 2. Asking is
+    /// done under the lock, so that probes starting together ask once, not each.
+    mounts: tokio::sync::Mutex<Vec<(String, bool)>>,
 }
 
 impl VaultStore {
@@ -67,7 +68,7 @@ impl VaultStore {
             login: Login::Token(token),
             allow_unverified_password: false,
             token: tokio::sync::Mutex::new(None),
-            mounts: std::sync::Mutex::new(Vec::new()),
+            mounts: tokio::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -182,8 +183,8 @@ impl VaultStore {
         let in_mount = |mount: &str| {
             path.strip_prefix(mount).filter(|rest| mount.is_empty() || rest.is_empty() || rest.starts_with('/'))
         };
-        let known =
-            self.mounts.lock().ok().and_then(|m| m.iter().find(|(mount, _)| in_mount(mount).is_some()).cloned());
+        let mut mounts = self.mounts.lock().await;
+        let known = mounts.iter().find(|(mount, _)| in_mount(mount).is_some()).cloned();
         let (mount, v2) = match known {
             // A mount's version was asked once for the run (or for serve's config).
             Some(known) => known,
@@ -198,14 +199,13 @@ impl VaultStore {
                 let data = &answer["data"];
                 let v2 = data["type"] == "kv" && data["options"]["version"] == "2";
                 let mount = data["path"].as_str().unwrap_or_default().trim_end_matches('/').to_string();
-                if !mount.is_empty()
-                    && let Ok(mut mounts) = self.mounts.lock()
-                {
+                if !mount.is_empty() {
                     mounts.push((mount.clone(), v2));
                 }
                 (mount, v2)
             }
         };
+        drop(mounts);
         match in_mount(&mount) {
             Some(rest) if v2 && !mount.is_empty() => Ok(format!("{mount}/data/{}", rest.trim_start_matches('/'))),
             _ => Ok(path.to_string()),
