@@ -69,6 +69,10 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
     cfg += &bearer("wrong-secret-id", "bao-bad-secret-id:secret/app#api_token");
     cfg += &bearer("policy-forbids", "bao-no-access:secret/app#api_token");
     cfg += &bearer("no-such-field", "bao:secret/app#no_such_field");
+    // The whole URL from the store: read at each attempt like any value; its credential
+    // query value is masked, the rest shows once an attempt has read it.
+    cfg += &bearer("url-from-store", "bao:secret/app#api_token")
+        .replace("url = \"https://localhost:${AP_HTTPS_PORT}/bearer\"", "url = \"${bao:secret/hooks#url}\"");
     cfg += &bearer("no-such-secret", "bao:secret/gone#api_token");
     cfg += &bearer("plain-http-store", "bao-plain-http:secret/app#api_token");
     cfg += &bearer("store-down", "bao-down:secret/app#api_token");
@@ -82,7 +86,9 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
 
     let (out, report) = run_json(&path, &env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    for name in ["kv2-token", "kv1-approle", "kv2-userpass", "builtin-from-env", "postgres-from-vault"] {
+    for name in
+        ["kv2-token", "kv1-approle", "kv2-userpass", "builtin-from-env", "postgres-from-vault", "url-from-store"]
+    {
         let p = assert_passed(&report, name);
         assert_eq!(stage(p, "secret"), "ok", "{p:#}");
         assert_eq!(p["stages"][0]["name"], "secret", "the secret stage comes first: {p:#}");
@@ -102,6 +108,8 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
         let message = p["error"]["message"].as_str().unwrap();
         assert!(message.contains("secret store `bao"), "the store is named: {message}");
     }
+    let hook = probe(&report, "url-from-store")["target"].as_str().unwrap().to_string();
+    assert!(hook.starts_with("https://localhost:") && hook.contains("/bearer?token=********"), "{hook}");
     let forbids = probe(&report, "policy-forbids");
     assert!(forbids["error"]["hint"].as_str().unwrap().contains("path \"secret/data/app\""), "{forbids:#}");
     let fields = probe(&report, "no-such-field")["error"]["message"].as_str().unwrap().to_string();

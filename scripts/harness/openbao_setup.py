@@ -77,11 +77,15 @@ app = {
 call("POST", "secret/data/app", {"data": app}, root)
 call("POST", "kv1/app", app, root)
 call("POST", "secret/data/other-team", {"data": {"token": "not-for-the-probe-3c1f"}}, root)
+# A whole URL in the store (a webhook's): the probe's `url` comes from it.
+hook = f"https://localhost:{env['AP_HTTPS_PORT']}/bearer?token=hook-secret-9a7c"
+call("POST", "secret/data/hooks", {"data": {"url": hook}}, root)
 
 # The policy may read secret/gone too, which does not exist: a read of it is a real 404.
 reads = (
     'path "secret/data/app" { capabilities = ["read"] }\n'
     'path "secret/data/gone" { capabilities = ["read"] }\n'
+    'path "secret/data/hooks" { capabilities = ["read"] }\n'
     'path "kv1/app" { capabilities = ["read"] }\n'
 )
 call("PUT", "sys/policies/acl/probe-read", {"policy": reads}, root)

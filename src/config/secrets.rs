@@ -44,6 +44,11 @@ impl std::fmt::Display for SecretError {
     }
 }
 
+/// What a `${STORE:REF}` stands for while the config is read (the value is fetched at each
+/// attempt, and the probe read again with it); it shows where a target is made of one,
+/// until a first attempt has run.
+pub const STORE_PLACEHOLDER: &str = "from-secret-store";
+
 /// The most a `${file:…}` secret may hold: a password or token file, never a disk image.
 pub const SECRET_FILE_CAP: u64 = 1024 * 1024;
 /// The most a certificate bundle, key or known_hosts file may hold.

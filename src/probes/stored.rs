@@ -11,9 +11,7 @@ pub use crate::identity::stores::SecretStores;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::{Probe, ProbeFuture};
 
-/// What a `${STORE:REF}` stands for while the config is read (the value is fetched at each
-/// attempt); it shows where a target is made of one, until a first attempt has run.
-pub const STORE_PLACEHOLDER: &str = "from-secret-store";
+pub use crate::config::secrets::STORE_PLACEHOLDER;
 
 /// Builds the probe again from its config, with the references' values.
 pub type Rebuild = dyn Fn(&HashMap<String, String>) -> Result<Arc<dyn Probe>, String> + Send + Sync;

@@ -17,7 +17,12 @@ impl<'r, 's> TableReader<'r, 's> {
     /// (a webhook whose path is its key).
     pub fn url_masked(&self, key: &'static str, whole_is_secret: bool) -> Option<url::Url> {
         let (value, raw) = self.raw_str(key)?;
-        let expanded = self.expand(key, value, raw)?;
+        let mut expanded = self.expand(key, value, raw)?;
+        // A URL that begins with a store's value (`url = "${vault:secret/hooks#url}"`) is
+        // checked when the value is fetched; until then it stands for an https address.
+        if let Some(rest) = expanded.value.strip_prefix(crate::config::secrets::STORE_PLACEHOLDER) {
+            expanded.value = format!("https://{}.invalid{rest}", crate::config::secrets::STORE_PLACEHOLDER);
+        }
         let parsed = match url::Url::parse(&expanded.value) {
             Ok(u) => u,
             Err(err) => {
