@@ -44,6 +44,11 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
         "bao-user",
         "{ type = \"userpass\", username = \"probe-user\", password = \"${AP_VAULT_USER_PASSWORD}\" }",
     );
+    let jwt_store =
+        |var: &str| format!("{{ type = \"jwt\", role = \"ci\", jwt = \"${{file:{}}}\" }}", harness_var(&env, var));
+    cfg += &store("bao-jwt", &jwt_store("AP_VAULT_JWT_FILE"));
+    cfg += &store("bao-expired-jwt", &jwt_store("AP_VAULT_EXPIRED_JWT_FILE"));
+    cfg += &store("bao-wrong-audience", &jwt_store("AP_VAULT_WRONG_AUDIENCE_JWT_FILE"));
     cfg += &store("bao-revoked", "{ type = \"token\", token = \"${AP_VAULT_REVOKED_TOKEN}\" }");
     cfg += &store(
         "bao-bad-secret-id",
@@ -60,6 +65,9 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
     cfg += &bearer("kv2-token", "bao:secret/app#api_token");
     cfg += &bearer("kv1-approle", "bao-approle:kv1/app#api_token");
     cfg += &bearer("kv2-userpass", "bao-user:secret/app#api_token");
+    cfg += &bearer("kv2-jwt", "bao-jwt:secret/app#api_token");
+    cfg += &bearer("expired-jwt", "bao-expired-jwt:secret/app#api_token");
+    cfg += &bearer("jwt-for-someone-else", "bao-wrong-audience:secret/app#api_token");
     // The built-in store, from the environment as the vault and bao CLIs read it.
     cfg += &bearer("builtin-from-env", "vault:secret/app#api_token");
     cfg += "[[probe]]\nname = \"postgres-from-vault\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\n\
@@ -86,15 +94,23 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
 
     let (out, report) = run_json(&path, &env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    for name in
-        ["kv2-token", "kv1-approle", "kv2-userpass", "builtin-from-env", "postgres-from-vault", "url-from-store"]
-    {
+    for name in [
+        "kv2-token",
+        "kv1-approle",
+        "kv2-userpass",
+        "kv2-jwt",
+        "builtin-from-env",
+        "postgres-from-vault",
+        "url-from-store",
+    ] {
         let p = assert_passed(&report, name);
         assert_eq!(stage(p, "secret"), "ok", "{p:#}");
         assert_eq!(p["stages"][0]["name"], "secret", "the secret stage comes first: {p:#}");
     }
     for (name, class) in [
         ("revoked-token", "auth_rejected"),
+        ("expired-jwt", "auth_rejected"),
+        ("jwt-for-someone-else", "auth_rejected"),
         ("wrong-secret-id", "auth_rejected"),
         ("policy-forbids", "permission_denied"),
         ("no-such-field", "not_found"),

@@ -161,6 +161,41 @@ dynamic = (
 )
 call("PUT", "sys/policies/acl/probe-read", {"policy": reads + dynamic}, root)
 
+# JWT auth: a key of the harness's own signs the probe's JWT (as a CI system's OIDC issuer
+# would); OpenBao checks it against the public key, the audience and the lifetime.
+import base64
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(lifetime, audience="authprobe"):
+    now = int(time.time())
+    header = b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    claims = {"iss": "https://ci.authprobe.test", "sub": "repo:authprobe:ref:main", "aud": audience, "iat": now - 60, "nbf": now - 60, "exp": now + lifetime}
+    payload = b64(json.dumps(claims).encode())
+    signature = key.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+call("POST", "sys/auth/jwt", {"type": "jwt"}, root)
+call("POST", "auth/jwt/config", {"jwt_validation_pubkeys": [public]}, root)
+call(
+    "POST",
+    "auth/jwt/role/ci",
+    {"role_type": "jwt", "bound_audiences": ["authprobe"], "user_claim": "sub", "token_policies": ["probe-read"], "token_ttl": "10m"},
+    root,
+)
+for name, token in (("ci.jwt", jwt(24 * 3600)), ("expired.jwt", jwt(-3600)), ("wrong-audience.jwt", jwt(24 * 3600, "someone-else"))):
+    with open(os.path.join(STATE, name), "w") as f:
+        f.write(token + "\n")
+
 lines = {
     "AP_VAULT_ADDR": ADDR,
     "AP_VAULT_TOKEN": reader,
@@ -172,6 +207,9 @@ lines = {
     "AP_VAULT_NOACCESS_ROLE_ID": no_role_id,
     "AP_VAULT_NOACCESS_SECRET_ID": no_secret_id,
     "AP_VAULT_ROOT_TOKEN": root,
+    "AP_VAULT_JWT_FILE": os.path.join(STATE, "ci.jwt"),
+    "AP_VAULT_EXPIRED_JWT_FILE": os.path.join(STATE, "expired.jwt"),
+    "AP_VAULT_WRONG_AUDIENCE_JWT_FILE": os.path.join(STATE, "wrong-audience.jwt"),
 }
 for name, value in lines.items():
     print(f"{name}={value}")

@@ -34,6 +34,13 @@ enum Login {
         username: String,
         password: Secret,
     },
+    /// A signed JWT (a CI system's OIDC token, a workload's) for a `jwt` auth role. With
+    /// `${file:…}` the file is read again at each run's login, as such tokens rotate.
+    Jwt {
+        mount: String,
+        role: String,
+        jwt: Secret,
+    },
 }
 
 pub struct VaultStore {
@@ -102,10 +109,15 @@ impl VaultStore {
                     username: auth.required_string("username", "the user name")?,
                     password: auth.required_secret("password", "the password")?,
                 },
+                "jwt" => Login::Jwt {
+                    mount: mount("jwt"),
+                    role: auth.required_string("role", "the jwt auth role")?,
+                    jwt: auth.required_secret("jwt", "the signed JWT, e.g. ${file:/var/run/secrets/token}")?,
+                },
                 other => {
                     auth.error_at(
                         "type",
-                        format!("unknown Vault auth type `{other}`; implemented: token, approle, userpass"),
+                        format!("unknown Vault auth type `{other}`; implemented: token, approle, userpass, jwt"),
                     );
                     return None;
                 }
@@ -241,6 +253,10 @@ impl VaultStore {
                 let body = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.expose() }).to_string();
                 self.login(ctx, name, &format!("auth/{mount}/login"), body, "AppRole (role_id and secret_id)").await?
             }
+            Login::Jwt { mount, role, jwt } => {
+                let body = serde_json::json!({ "role": role, "jwt": jwt.expose() }).to_string();
+                self.login(ctx, name, &format!("auth/{mount}/login"), body, "a JWT (jwt auth role)").await?
+            }
             Login::Userpass { mount, username, password } => {
                 let body = serde_json::json!({ "password": password.expose() }).to_string();
                 let user: String =
@@ -269,7 +285,7 @@ impl VaultStore {
             return Ok(Secret::issued(token.to_string()));
         }
         let said = errors(ctx, &answer);
-        let class = if status == StatusCode::BAD_REQUEST || status == StatusCode::FORBIDDEN {
+        let class = if matches!(status, StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED) {
             ErrorClass::AuthRejected
         } else {
             ErrorClass::UnexpectedResponse
