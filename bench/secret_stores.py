@@ -23,19 +23,12 @@ import tempfile
 import time
 import urllib.request
 
+from harness import harness_env  # noqa: E402 (bench/ is on sys.path when run as a script)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("AUTHPROBE_BIN", os.path.join(ROOT, "target", "release", "authprobe"))
 
 
-def harness_env():
-    state = os.environ.get("AUTHPROBE_STATE", "/tmp/authprobe-servers")
-    env = {}
-    with open(os.path.join(state, "servers.env")) as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.strip().split("=", 1)
-                env[k] = v.strip("'")
-    return env
 
 
 def vault(env, method, path, body=None):

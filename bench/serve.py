@@ -26,18 +26,11 @@ import tempfile
 import threading
 import time
 
+from harness import harness_env  # noqa: E402 (bench/ is on sys.path when run as a script)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def harness_env():
-    state = os.environ.get("AUTHPROBE_STATE", "/tmp/authprobe-servers")
-    env = {}
-    with open(os.path.join(state, "servers.env")) as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.strip().split("=", 1)
-                env[k] = v.strip("'")  # SAS tokens are single-quoted for shells
-    return env
 
 
 def start_serve(binary, config):
