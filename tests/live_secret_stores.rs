@@ -50,6 +50,7 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
     cfg += &store("bao-expired-jwt", &jwt_store("AP_VAULT_EXPIRED_JWT_FILE"));
     cfg += &store("bao-wrong-audience", &jwt_store("AP_VAULT_WRONG_AUDIENCE_JWT_FILE"));
     cfg += &store("bao-revoked", "{ type = \"token\", token = \"${AP_VAULT_REVOKED_TOKEN}\" }");
+    cfg += &store("bao-expired", "{ type = \"token\", token = \"${AP_VAULT_SHORT_TOKEN}\" }");
     cfg += &store(
         "bao-bad-secret-id",
         "{ type = \"approle\", role_id = \"${AP_VAULT_ROLE_ID}\", secret_id = \"not-the-secret-id\" }",
@@ -74,6 +75,8 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
             database = \"appdb\"\nuser = \"${bao:secret/app#pg_user}\"\npassword = \"${bao:secret/app#pg_password}\"\n\
             tls = { ca = \"${AP_CA}\" }\n\n";
     cfg += &bearer("revoked-token", "bao-revoked:secret/app#api_token");
+    // Issued with a 2 s TTL when the harness started: expired by now.
+    cfg += &bearer("expired-token", "bao-expired:secret/app#api_token");
     cfg += &bearer("wrong-secret-id", "bao-bad-secret-id:secret/app#api_token");
     cfg += &bearer("policy-forbids", "bao-no-access:secret/app#api_token");
     cfg += &bearer("no-such-field", "bao:secret/app#no_such_field");
@@ -109,6 +112,7 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
     }
     for (name, class) in [
         ("revoked-token", "auth_rejected"),
+        ("expired-token", "auth_rejected"),
         ("expired-jwt", "auth_rejected"),
         ("jwt-for-someone-else", "auth_rejected"),
         ("wrong-secret-id", "auth_rejected"),
