@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(postgres mysql tds ssh_banner known_hosts storage_errors targets proxy kdc_error config)
+[ ${#targets[@]} -eq 0 ] && targets=(postgres mysql tds ssh_banner service_sniff known_hosts storage_errors targets proxy kdc_error config)
 command -v cargo-fuzz >/dev/null || { echo "[fuzz] installing cargo-fuzz" >&2; cargo install --locked --quiet cargo-fuzz; }
 work=$PWD/target/fuzz
 mkdir -p "$work"

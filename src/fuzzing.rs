@@ -192,6 +192,12 @@ pub fn ssh_banner(data: &[u8]) {
     let _ = crate::connect::ssh::sniff_first_bytes(data);
 }
 
+/// The first bytes of a port that speaks another protocol than the probe's.
+pub fn service_sniff(data: &[u8]) {
+    let _ = crate::model::sniff::identify(data);
+    let _ = crate::model::sniff::wrong_service(data, "PostgreSQL");
+}
+
 /// A known_hosts file, and a lookup in it.
 pub fn known_hosts(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -355,6 +361,7 @@ mod tests {
         run("targets", targets, 2_000);
         run("proxy", proxy, 2_000);
         run("kdc_error", kdc_error, 3_000);
+        run("service_sniff", service_sniff, 2_000);
     }
 
     #[test]
