@@ -398,3 +398,35 @@ async fn serve_caches_static_values_and_counts_its_reads() {
     let (_, page) = serve.get("/").await;
     assert!(!page.contains(&harness_var(&env, "AP_BEARER_TOKEN")));
 }
+
+/// The same with MariaDB: the user OpenBao creates at the read logs in, and is dropped
+/// from mysql.user when its lease is revoked after the probe.
+#[tokio::test]
+async fn dynamic_mariadb_credentials_are_given_back() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let cfg = ws.config(
+        &(store("bao", "{ type = \"token\", token = \"${AP_VAULT_TOKEN}\" }")
+            + "[[probe]]\nname = \"dynamic-mariadb\"\nkind = \"mysql\"\nhost = \"localhost\"\nport = \"${AP_MYSQL_PORT}\"\n\
+               database = \"appdb\"\nuser = \"${bao:database/creds/readonly-mariadb#username}\"\n\
+               password = \"${bao:database/creds/readonly-mariadb#password}\"\nquery = \"SELECT item FROM orders\"\n\
+               tls = { ca = \"${AP_CA}\" }\n"),
+    );
+    let dynamic_users = || async {
+        let out = tokio::process::Command::new(require_tool("mariadb"))
+            .args(["-h", "127.0.0.1", "-P", &harness_var(&env, "AP_MYSQL_PORT"), "-u", "root", "-N", "-B", "-e"])
+            .arg("SELECT count(*) FROM mysql.user WHERE user LIKE 'v-%'")
+            .env("MYSQL_PWD", harness_var(&env, "AP_MYSQL_ROOT_PASSWORD"))
+            .output()
+            .await
+            .expect("mariadb");
+        assert!(out.status.success(), "mariadb: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().unwrap_or(u32::MAX)
+    };
+    let before = dynamic_users().await;
+    let out = authprobe_harness(&["run", "-c", cfg.to_str().unwrap(), "-v"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains("is leased (database/creds/readonly-mariadb/"), "{}", out.stdout);
+    assert!(out.stdout.contains("lease revoked"), "{}", out.stdout);
+    assert_eq!(dynamic_users().await, before, "the user OpenBao made for the probe was dropped with its lease");
+}

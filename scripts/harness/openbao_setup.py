@@ -155,8 +155,38 @@ call(
     },
     root,
 )
+# Dynamic MariaDB credentials: users that may read appdb.orders from 127.0.0.1.
+call(
+    "POST",
+    "database/config/harness-mariadb",
+    {
+        "plugin_name": "mysql-database-plugin",
+        "connection_url": f"{{{{username}}}}:{{{{password}}}}@tcp(127.0.0.1:{env['AP_MYSQL_PORT']})/",
+        "username": "root",
+        "password": env["AP_MYSQL_ROOT_PASSWORD"],
+        "allowed_roles": ["readonly-mariadb"],
+        "verify_connection": True,
+    },
+    root,
+)
+call(
+    "POST",
+    "database/roles/readonly-mariadb",
+    {
+        "db_name": "harness-mariadb",
+        "creation_statements": [
+            "CREATE USER '{{name}}'@'127.0.0.1' IDENTIFIED BY '{{password}}';",
+            f"GRANT SELECT ON {env['AP_MYSQL_DATABASE']}.orders TO '{{{{name}}}}'@'127.0.0.1';",
+        ],
+        "revocation_statements": ["DROP USER '{{name}}'@'127.0.0.1';"],
+        "default_ttl": "10m",
+        "max_ttl": "1h",
+    },
+    root,
+)
 dynamic = (
     'path "database/creds/readonly" { capabilities = ["read"] }\n'
+    'path "database/creds/readonly-mariadb" { capabilities = ["read"] }\n'
     'path "sys/leases/revoke" { capabilities = ["update"] }\n'
 )
 call("PUT", "sys/policies/acl/probe-read", {"policy": reads + dynamic}, root)
