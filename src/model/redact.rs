@@ -272,6 +272,15 @@ pub fn scrub_in_place(text: &mut String) {
     }
 }
 
+/// An endpoint kept as text (s3, gcs, azure_blob), for a target: as [`url_for_display`]
+/// (no userinfo, secret query values masked); targets are not scrubbed as a whole.
+pub fn endpoint_for_display(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(url) => url_for_display(&url).trim_end_matches('/').to_string(),
+        Err(_) => scrub(endpoint),
+    }
+}
+
 /// Removes the password (and user) from a URL's userinfo, for display.
 pub fn url_for_display(url: &url::Url) -> String {
     let mut shown = url.clone();
@@ -334,6 +343,14 @@ mod tests {
     fn secret_debug_hides_the_value() {
         let secret = Secret::new("hunter2-debug".into());
         assert_eq!(format!("{secret:?}"), "Secret(********)");
+    }
+
+    #[test]
+    fn endpoints_show_without_userinfo_or_secret_query_values() {
+        register("endpoint-sig-77c1");
+        assert_eq!(endpoint_for_display("https://u:pw@blob.local:1000"), "https://blob.local:1000");
+        let shown = endpoint_for_display("https://blob.local/?sig=endpoint-sig-77c1");
+        assert!(!shown.contains("endpoint-sig-77c1"), "{shown}");
     }
 
     #[test]

@@ -324,7 +324,7 @@ impl Probe for AzureBlobProbe {
             self.account,
             self.container,
             self.prefix.as_deref().unwrap_or(""),
-            self.endpoint
+            crate::model::redact::endpoint_for_display(&self.endpoint)
         )
     }
 

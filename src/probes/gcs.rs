@@ -267,7 +267,11 @@ fn refusal(status: StatusCode, body: &[u8]) -> Refusal {
 
 impl Probe for GcsProbe {
     fn target(&self) -> String {
-        let at = if self.endpoint == DEFAULT_ENDPOINT { String::new() } else { format!(" @ {}", self.endpoint) };
+        let at = if self.endpoint == DEFAULT_ENDPOINT {
+            String::new()
+        } else {
+            format!(" @ {}", crate::model::redact::endpoint_for_display(&self.endpoint))
+        };
         format!("gs://{}/{}{at}", self.bucket, self.prefix.as_deref().unwrap_or(""))
     }
 

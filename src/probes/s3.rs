@@ -216,7 +216,7 @@ impl Probe for S3Probe {
     fn target(&self) -> String {
         let prefix = self.prefix.as_deref().unwrap_or("");
         match &self.endpoint {
-            Some(ep) => format!("s3://{}/{prefix} @ {ep}", self.bucket),
+            Some(ep) => format!("s3://{}/{prefix} @ {}", self.bucket, crate::model::redact::endpoint_for_display(ep)),
             None => format!("s3://{}/{prefix} ({})", self.bucket, self.region),
         }
     }
