@@ -333,7 +333,8 @@ async fn a_command_store_runs_a_program_bounded_in_time_and_output() {
     let ws = Workspace::new();
     let op = ws.write(
         "op",
-        "#!/bin/sh\n[ \"$1\" = read ] || exit 64\ncase \"$2\" in\n\
+        "#!/bin/sh\n[ \"$1\" = read ] || exit 64\necho \"$2\" >> \"$(dirname \"$0\")/asked.log\"\ncase \"$2\" in\n\
+         'op://vault/pair#one'|'op://vault/pair#two') printf '%s\\n' \"$AP_BEARER_TOKEN\" ;;\n\
          'op://vault/api/token') printf '%s\\n' \"$AP_BEARER_TOKEN\" ;;\n\
          'op://vault/missing/token') echo '[ERROR] \"missing\" isn'\"'\"'t an item in the \"vault\" vault' >&2; exit 1 ;;\n\
          'op://vault/hang/token') echo $$ > \"$(dirname \"$0\")/hang.pid\"; exec sleep 30 ;;\n\
@@ -352,6 +353,9 @@ async fn a_command_store_runs_a_program_bounded_in_time_and_output() {
     cfg += &bearer("op-floods", "op:op://vault/big/token");
     // `;` and `$(…)` reach the program as one argument: there is no shell.
     cfg += &bearer("no-shell", "op:op://vault/api/token; touch injected");
+    // Two references that differ after `#` are two programs' runs, not one read's fields.
+    cfg += &bearer("two-arguments", "op:op://vault/pair#one")
+        .replace("auth = {", "headers = { \"X-Second\" = \"${op:op://vault/pair#two}\" }\nauth = {");
     let path = ws.config(&cfg);
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let started = std::time::Instant::now();
@@ -364,6 +368,9 @@ async fn a_command_store_runs_a_program_bounded_in_time_and_output() {
     assert_failed(&report, "op-floods", "secret", "protocol");
     assert_failed(&report, "no-shell", "secret", "unexpected_response");
     assert!(!ws.path("injected").exists(), "a shell ran the reference");
+    assert_passed(&report, "two-arguments");
+    let asked = std::fs::read_to_string(ws.path("asked.log")).unwrap();
+    assert!(asked.contains("op://vault/pair#one\n") && asked.contains("op://vault/pair#two\n"), "{asked}");
     // The hanging program was killed, not left behind.
     let pid = std::fs::read_to_string(ws.path("hang.pid")).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;

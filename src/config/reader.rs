@@ -160,10 +160,6 @@ impl<'s> ReadContext<'s> {
         self.errors.borrow().len()
     }
 
-    pub fn into_errors(self) -> Vec<ConfigError> {
-        self.errors.into_inner()
-    }
-
     /// The errors and the warnings.
     pub fn into_findings(self) -> (Vec<ConfigError>, Vec<ConfigError>) {
         (self.errors.into_inner(), self.warnings.into_inner())

@@ -14,10 +14,7 @@ pub enum SecretError {
     },
     Malformed(String),
     /// `${STORE:REF}` names a store the config does not define.
-    UnknownStore {
-        store: String,
-        known: Vec<String>,
-    },
+    UnknownStore(String),
 }
 
 impl std::fmt::Display for SecretError {
@@ -31,14 +28,9 @@ impl std::fmt::Display for SecretError {
                 write!(f, "cannot read {} (from a ${{file:...}} reference): {reason}", path.display())
             }
             SecretError::Malformed(why) => write!(f, "{why}"),
-            SecretError::UnknownStore { store, known } if known.is_empty() => write!(
+            SecretError::UnknownStore(store) => write!(
                 f,
                 "`{store}` is not a secret store: define it with a [[secret_store]] table (`vault` is built in)"
-            ),
-            SecretError::UnknownStore { store, known } => write!(
-                f,
-                "`{store}` is not a secret store: define it with a [[secret_store]] table (known: {})",
-                known.join(", ")
             ),
         }
     }
@@ -134,7 +126,7 @@ fn resolve(reference: &str, base_dir: &Path, env: &dyn Fn(&str) -> Option<String
                 "`${{{name}}}` is not a reference: a secret store's is ${{STORE:REF}}, e.g. ${{vault:secret/app#token}}"
             )));
         }
-        return env(name).ok_or_else(|| SecretError::UnknownStore { store: store.to_string(), known: Vec::new() });
+        return env(name).ok_or_else(|| SecretError::UnknownStore(store.to_string()));
     }
     let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {

@@ -22,6 +22,12 @@ pub fn counter(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} counter");
 }
 
+/// HELP and TYPE lines of a summary (samples `_sum` and `_count`).
+pub fn summary(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} summary");
+}
+
 /// A gauge with one sample per finished probe, labelled with its name and kind.
 fn per_probe(out: &mut String, report: &RunReport, name: &str, help: &str, value: impl Fn(&ProbeReport) -> String) {
     gauge(out, name, help);

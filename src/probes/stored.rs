@@ -19,7 +19,7 @@ pub type Rebuild = dyn Fn(&HashMap<String, String>) -> Result<Arc<dyn Probe>, St
 pub struct StoreBacked {
     /// The probe as loaded, with placeholders: for its target and stages only.
     template: Arc<dyn Probe>,
-    /// The references (text between `${` and `}`), in the order met.
+    /// The references (text between `${` and `}`), each once.
     refs: Vec<String>,
     stores: Arc<SecretStores>,
     rebuild: Arc<Rebuild>,

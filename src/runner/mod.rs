@@ -228,8 +228,8 @@ async fn run_probe(
                 if let Some(tracker) = &opts.tracker {
                     tracker.started(index, &probe.name, &ctx);
                 }
-                let limit = match &budget {
-                    Some(b) if b.left() < timeout => Limit::Wait(b.left(), b.total),
+                let limit = match budget.as_ref().map(|b| (b.left(), b.total)) {
+                    Some((left, total)) if left < timeout => Limit::Wait(left, total),
                     _ => Limit::Probe(timeout),
                 };
                 let outcome = attempt(probe, &ctx, limit, stop).await;

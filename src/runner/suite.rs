@@ -314,8 +314,7 @@ fn read_probes(
         }
         stores.pending.borrow_mut().clear();
         let read = read_probe(reader, name, defaults, tunnels);
-        let mut refs = std::mem::take(&mut *stores.pending.borrow_mut());
-        refs.dedup();
+        let refs = std::mem::take(&mut *stores.pending.borrow_mut());
         probes.extend(read.map(|probe| with_stores(probe, refs, stores)));
     });
     if !present {

@@ -5,7 +5,7 @@
 
 use std::ffi::{c_char, c_void};
 use std::ptr::null_mut;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::classify;
@@ -26,7 +26,7 @@ pub struct Ticket {
     /// The service principal the ticket is for.
     pub service: String,
     /// The realm settings written for this probe; removed when the ticket goes.
-    _override_file: Option<Arc<tempfile::TempPath>>,
+    _override_file: Option<tempfile::TempPath>,
 }
 
 // SAFETY: a krb5 context and its caches may be used from any thread, one at a time; a
@@ -158,7 +158,7 @@ impl Work<'_> {
 
 /// The krb5.conf files this probe reads, first wins: its overrides (realm, KDCs), its
 /// `krb5_conf` or `KRB5_CONFIG` or the system's.
-fn profile_path(auth: &KerberosAuth) -> Result<(String, Option<Arc<tempfile::TempPath>>), Failure> {
+fn profile_path(auth: &KerberosAuth) -> Result<(String, Option<tempfile::TempPath>), Failure> {
     let base = match &auth.krb5_conf {
         Some(path) => path.display().to_string(),
         None => std::env::var("KRB5_CONFIG").unwrap_or_else(|_| "/etc/krb5.conf".into()),
@@ -199,7 +199,7 @@ fn profile_path(auth: &KerberosAuth) -> Result<(String, Option<Arc<tempfile::Tem
     let file = write().map_err(|e| {
         Failure::new(ErrorClass::Internal, format!("cannot write the realm settings to a temporary file: {e}"))
     })?;
-    Ok((format!("{}:{base}", file.display()), Some(Arc::new(file))))
+    Ok((format!("{}:{base}", file.display()), Some(file)))
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -288,7 +288,7 @@ fn obtain(
     service: &str,
     host: &str,
     details: &mut Vec<String>,
-    override_file: Option<Arc<tempfile::TempPath>>,
+    override_file: Option<tempfile::TempPath>,
 ) -> Result<Ticket, Failure> {
     let libs = work.libs;
     let context = work.context;

@@ -17,7 +17,7 @@ use crate::identity::aws::creds::{Source, Sts};
 use crate::identity::aws::sign::{Signer, sign_request};
 use crate::model::error::{ErrorClass, Failure, Stage};
 
-use super::StoreRead;
+use super::{StoreRead, failure};
 
 /// Which service.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -218,9 +218,4 @@ impl AwsStore {
         };
         failure(class, message, hint)
     }
-}
-
-fn failure(class: ErrorClass, message: String, hint: &str) -> Failure {
-    let failure = Failure::new(class, message).at(Stage::Secret);
-    if hint.is_empty() { failure } else { failure.with_hint(hint) }
 }

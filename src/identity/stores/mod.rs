@@ -170,9 +170,14 @@ impl SecretStores {
         }
     }
 
+    /// Whether values of `store` are kept (`serve`, and a `cache` that is not zero).
+    fn keeps(&self, store: &Store) -> bool {
+        self.caching.load(std::sync::atomic::Ordering::Relaxed) && !store.cache.is_zero()
+    }
+
     /// A value kept by `serve` that is still fresh.
     fn cached_read(&self, store: &Store, path: &str) -> Option<StoreRead> {
-        if !self.caching.load(std::sync::atomic::Ordering::Relaxed) || store.cache.is_zero() {
+        if !self.keeps(store) {
             return None;
         }
         let cached = self.cached.lock().ok()?;
@@ -181,13 +186,7 @@ impl SecretStores {
     }
 
     /// One read that goes to the store, counted and timed, kept for `serve` when static.
-    async fn read_from(
-        &self,
-        ctx: &ProbeContext,
-        store: &Store,
-        reference: &Reference,
-        raw: &str,
-    ) -> Result<StoreRead, Failure> {
+    async fn read_from(&self, ctx: &ProbeContext, store: &Store, reference: &Reference) -> Result<StoreRead, Failure> {
         if let Some(read) = self.cached_read(store, &reference.path) {
             self.count(&store.name, |s| s.cached += 1);
             ctx.detail(format!(
@@ -202,11 +201,7 @@ impl SecretStores {
         let result = match &store.kind {
             StoreKind::Vault(vault) => vault.read(ctx, &store.name, reference.path.trim_matches('/')).await,
             StoreKind::Aws(aws) => aws.read(ctx, &store.name, &reference.path).await,
-            // The whole reference is the program's argument, `#` included.
-            StoreKind::Command(command) => {
-                let argument = raw.split_once(':').map_or(raw, |(_, r)| r);
-                command.read(ctx, &store.name, argument).await
-            }
+            StoreKind::Command(command) => command.read(ctx, &store.name, &reference.path).await,
         };
         let seconds = started.elapsed().as_secs_f64();
         match &result {
@@ -216,8 +211,7 @@ impl SecretStores {
                     s.seconds += seconds;
                 });
                 if read.lease.is_none()
-                    && self.caching.load(std::sync::atomic::Ordering::Relaxed)
-                    && !store.cache.is_zero()
+                    && self.keeps(store)
                     && let Ok(mut cached) = self.cached.lock()
                 {
                     cached.insert(
@@ -238,10 +232,6 @@ impl SecretStores {
         self.stores.iter().any(|s| s.name == name)
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.stores.iter().map(|s| s.name.clone()).collect()
-    }
-
     /// Fetches every reference (the text between `${` and `}`) for one attempt. The same
     /// path is read once, so that the fields of one dynamic secret come from one lease.
     /// Every value and store token is registered with the probe's scrubber.
@@ -249,25 +239,37 @@ impl SecretStores {
         let mut fetched = Fetched::default();
         let mut read: HashMap<(String, String), StoreRead> = HashMap::new();
         for raw in refs {
-            let reference = Reference::parse(raw)
+            let mut reference = Reference::parse(raw)
                 .ok_or_else(|| Failure::new(ErrorClass::Config, format!("`${{{raw}}}` is not a store reference")))?;
             let store = self.stores.iter().find(|s| s.name == reference.store).cloned().ok_or_else(|| {
                 Failure::new(ErrorClass::Config, format!("no secret store named `{}`", reference.store))
             })?;
+            if let StoreKind::Command(_) = store.kind {
+                // A program's argument is the whole reference, `#` included: it is what is
+                // read, and what the read is kept under.
+                reference.path = raw.split_once(':').map_or(raw.as_str(), |(_, r)| r).to_string();
+                reference.field = None;
+            }
             let key = (reference.store.clone(), reference.path.clone());
             if !read.contains_key(&key) {
-                let secret = self.read_from(ctx, &store, &reference, raw).await?;
+                let secret = self.read_from(ctx, &store, &reference).await?;
                 if let Some(lease) = &secret.lease {
                     fetched.leases.push((store.clone(), lease.clone()));
                 }
                 read.insert(key.clone(), secret);
             }
-            let fields = &read[&key].fields;
-            let whole = read[&key].whole.clone().map(serde_json::Value::String);
-            let value = match (&reference.field, &whole) {
-                (Some(field), _) => fields.get(field).ok_or_else(|| missing_field(&store.name, &reference, fields))?,
-                (None, Some(whole)) => whole,
-                (None, None) if fields.len() == 1 => fields.values().next().unwrap_or(&serde_json::Value::Null),
+            let entry = &read[&key];
+            let fields = &entry.fields;
+            let as_text = |value: &serde_json::Value| match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let text = match (&reference.field, &entry.whole) {
+                (Some(field), _) => {
+                    as_text(fields.get(field).ok_or_else(|| missing_field(&store.name, &reference, fields))?)
+                }
+                (None, Some(whole)) => whole.clone(),
+                (None, None) if fields.len() == 1 => fields.values().next().map(as_text).unwrap_or_default(),
                 (None, None) => {
                     return Err(Failure::new(
                         ErrorClass::Config,
@@ -279,10 +281,6 @@ impl SecretStores {
                     ));
                 }
             };
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
             ctx.register_secret(&text);
             fetched.values.insert(raw.clone(), text);
         }
@@ -290,7 +288,7 @@ impl SecretStores {
     }
 
     /// Gives back the leases of dynamic secrets once the probe is done with them (a health
-    /// cron must not leave a trail of database roles). Best effort: a failure is a detail.
+    /// cron must not leave a trail of database roles). A lease not given back is a warning.
     pub async fn release(&self, ctx: &ProbeContext, fetched: Fetched) {
         for (store, lease) in fetched.leases {
             match &store.kind {
@@ -299,6 +297,13 @@ impl SecretStores {
             }
         }
     }
+}
+
+/// A failure of the store, at the `secret` stage; an empty hint is none.
+pub(crate) fn failure(class: ErrorClass, message: String, hint: impl Into<String>) -> Failure {
+    let hint = hint.into();
+    let failure = Failure::new(class, message).at(Stage::Secret);
+    if hint.is_empty() { failure } else { failure.with_hint(hint) }
 }
 
 fn field_list(fields: &serde_json::Map<String, serde_json::Value>) -> String {

@@ -15,7 +15,7 @@ use crate::connect::tls::TlsOptions;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::model::redact::Secret;
 
-use super::StoreRead;
+use super::{StoreRead, failure};
 
 /// The most a Vault answer may hold: secrets are small.
 const ANSWER_CAP: usize = 1024 * 1024;
@@ -405,10 +405,4 @@ fn errors(ctx: &ProbeContext, answer: &serde_json::Value) -> String {
         return String::new();
     }
     format!(" ({})", ctx.server_text(&list.join("; "), 300))
-}
-
-fn failure(class: ErrorClass, message: String, hint: impl Into<String>) -> Failure {
-    let hint = hint.into();
-    let failure = Failure::new(class, message).at(Stage::Secret);
-    if hint.is_empty() { failure } else { failure.with_hint(hint) }
 }

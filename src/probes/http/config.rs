@@ -66,10 +66,6 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     {
         t.error_at("url", format!("an http probe needs an http:// or https:// URL, not {}://", u.scheme()));
     }
-    if let Some(u) = &url {
-        // A signed link or keyed URL is a credential: its secret parameters are masked.
-        crate::model::signed_link::register_query_secrets(u);
-    }
     let method = match t.string("method") {
         Some(m) => match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
             Ok(method) => Some(method),

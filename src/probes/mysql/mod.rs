@@ -78,11 +78,10 @@ async fn greet<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) -> R
 /// to learn what listens: PostgreSQL answers one byte, HTTP a 400, TLS an alert.
 async fn silent_server<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Failure {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const PG_SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
     let waited = humantime::format_duration(GREETING_WAIT);
     let mut answer = [0u8; 64];
     let read = async {
-        stream.write_all(&PG_SSL_REQUEST).await?;
+        stream.write_all(&crate::probes::postgres::SSL_REQUEST).await?;
         stream.read(&mut answer).await
     };
     let answered = match tokio::time::timeout(std::time::Duration::from_secs(1), read).await {

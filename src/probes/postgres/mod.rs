@@ -36,7 +36,7 @@ use wire::{AuthPolicy, ChannelBindingMode, Method, PgError, Refusal, ServerError
 
 pub const DEFAULT_PORT: u16 = 5432;
 /// The SSLRequest message: length 8, request code 80877103.
-const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+pub(crate) const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
 #[derive(Debug, Clone)]
 pub struct PostgresProbe {

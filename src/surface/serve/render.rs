@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::scrape::{Finished, Served, Service, SlotKey, lock};
-use crate::output::prometheus::{counter, gauge, label};
+use crate::output::prometheus::{counter, gauge, label, summary};
 use crate::output::{self, Format, Style};
 
 fn unix(t: SystemTime) -> f64 {
@@ -79,9 +79,10 @@ pub fn exporter_metrics(service: &Service) -> String {
             let _ = writeln!(out, "authprobe_secret_fetch_total{{store=\"{}\",result=\"{result}\"}} {n}", label(store));
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP authprobe_secret_fetch_duration_seconds Time spent reading from each secret store (reads that went to it).\n# TYPE authprobe_secret_fetch_duration_seconds summary"
+    summary(
+        &mut out,
+        "authprobe_secret_fetch_duration_seconds",
+        "Time spent reading from each secret store (reads that went to it).",
     );
     for (store, stats) in &stores {
         let _ = writeln!(
