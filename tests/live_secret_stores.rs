@@ -49,6 +49,17 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
     cfg += &store("bao-jwt", &jwt_store("AP_VAULT_JWT_FILE"));
     cfg += &store("bao-expired-jwt", &jwt_store("AP_VAULT_EXPIRED_JWT_FILE"));
     cfg += &store("bao-wrong-audience", &jwt_store("AP_VAULT_WRONG_AUDIENCE_JWT_FILE"));
+    // Kubernetes auth: a pod's projected service-account token; OpenBao asks the cluster's
+    // TokenReview about it (the cloud token service plays the API server).
+    let pod_store = |file: &str| {
+        let path = format!("{}/{file}", harness_var(&env, "AP_WEB_IDENTITY_DIR"));
+        format!("{{ type = \"kubernetes\", role = \"pipeline\", token_path = \"{path}\" }}")
+    };
+    cfg += &store("bao-pod", &pod_store("token"));
+    cfg += &store("bao-pod-expired", &pod_store("token-expired"));
+    cfg += &store("bao-pod-other-sa", &pod_store("token-untrusted-sa"));
+    cfg += &store("bao-pod-forged", &pod_store("token-forged"));
+    cfg += &store("bao-not-in-a-pod", "{ type = \"kubernetes\", role = \"pipeline\" }");
     cfg += &store("bao-revoked", "{ type = \"token\", token = \"${AP_VAULT_REVOKED_TOKEN}\" }");
     cfg += &store("bao-expired", "{ type = \"token\", token = \"${AP_VAULT_SHORT_TOKEN}\" }");
     cfg += &store(
@@ -69,6 +80,11 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
     cfg += &bearer("kv2-jwt", "bao-jwt:secret/app#api_token");
     cfg += &bearer("expired-jwt", "bao-expired-jwt:secret/app#api_token");
     cfg += &bearer("jwt-for-someone-else", "bao-wrong-audience:secret/app#api_token");
+    cfg += &bearer("kv2-kubernetes", "bao-pod:secret/app#api_token");
+    cfg += &bearer("expired-pod-token", "bao-pod-expired:secret/app#api_token");
+    cfg += &bearer("service-account-not-bound", "bao-pod-other-sa:secret/app#api_token");
+    cfg += &bearer("forged-pod-token", "bao-pod-forged:secret/app#api_token");
+    cfg += &bearer("not-in-a-pod", "bao-not-in-a-pod:secret/app#api_token");
     // The built-in store, from the environment as the vault and bao CLIs read it.
     cfg += &bearer("builtin-from-env", "vault:secret/app#api_token");
     cfg += "[[probe]]\nname = \"postgres-from-vault\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\n\
@@ -102,6 +118,7 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
         "kv1-approle",
         "kv2-userpass",
         "kv2-jwt",
+        "kv2-kubernetes",
         "builtin-from-env",
         "postgres-from-vault",
         "url-from-store",
@@ -115,6 +132,10 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
         ("expired-token", "auth_rejected"),
         ("expired-jwt", "auth_rejected"),
         ("jwt-for-someone-else", "auth_rejected"),
+        ("expired-pod-token", "auth_rejected"),
+        ("service-account-not-bound", "auth_rejected"),
+        ("forged-pod-token", "auth_rejected"),
+        ("not-in-a-pod", "config"),
         ("wrong-secret-id", "auth_rejected"),
         ("policy-forbids", "permission_denied"),
         ("no-such-field", "not_found"),
@@ -147,6 +168,9 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
     ]
     .iter()
     .map(|k| harness_var(&env, k))
+    .chain(std::iter::once(
+        std::fs::read_to_string(format!("{}/token", harness_var(&env, "AP_WEB_IDENTITY_DIR"))).unwrap(),
+    ))
     .collect();
     for format in ["table", "json", "markdown", "junit", "prometheus"] {
         let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", format, "-vv"], &env).await;
@@ -240,26 +264,67 @@ async fn dynamic_database_credentials_are_used_once_and_given_back() {
                password = \"${bao:database/creds/readonly#password}\"\nquery = \"SELECT item FROM orders\"\n\
                tls = { ca = \"${AP_CA}\" }\n"),
     );
-    let dynamic_roles = || async {
-        let out = tokio::process::Command::new(require_tool("psql"))
-            .args(["-h", "127.0.0.1", "-p", &harness_var(&env, "AP_PG_PORT"), "-U", "vault_admin", "-d", "appdb", "-tAc"])
-            .arg("SELECT count(*) FROM pg_roles WHERE pg_has_role(oid, 'vault_dynamic', 'MEMBER') AND rolname <> 'vault_dynamic' AND rolname <> 'vault_admin'")
-            .env("PGPASSWORD", harness_var(&env, "AP_PG_VAULT_ADMIN_PASSWORD"))
-            .output()
-            .await
-            .expect("psql");
-        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().unwrap_or(u32::MAX)
-    };
-    let before = dynamic_roles().await;
     let out = authprobe_harness(&["run", "-c", cfg.to_str().unwrap(), "--format", "json", "-v"], &env).await;
     let report = out.json();
     let p = assert_passed(&report, "dynamic-pg");
+    let role = leased_user(p);
     assert_eq!(p["stages"][0]["name"], "secret", "{p:#}");
     let table = authprobe_harness(&["run", "-c", cfg.to_str().unwrap(), "-v"], &env).await;
     assert!(table.stdout.contains("is leased (database/creds/readonly/"), "{}", table.stdout);
     assert!(table.stdout.contains("lease revoked"), "{}", table.stdout);
-    assert_eq!(dynamic_roles().await, before, "the probe's database roles were dropped with their leases");
+    assert!(!pg_role_exists(&env, &role).await, "the probe's role {role} was dropped with its lease");
+}
+
+/// The user a probe logged in as (its target names it: names are not secrets), here the
+/// role OpenBao's database engine made for the lease.
+fn leased_user(probe: &serde_json::Value) -> String {
+    let target = probe["target"].as_str().unwrap();
+    let user = target.split_once("://").and_then(|(_, rest)| rest.split_once('@')).map(|(user, _)| user);
+    let user = user.unwrap_or_else(|| panic!("no user in {target}")).to_string();
+    assert!(user.starts_with("v-"), "a role OpenBao made: {user}");
+    user
+}
+
+/// Whether the harness PostgreSQL still has a role (checked as the engine's admin user).
+async fn pg_role_exists(env: &[(String, String)], role: &str) -> bool {
+    let out = tokio::process::Command::new(require_tool("psql"))
+        .args(["-h", "127.0.0.1", "-p", &harness_var(env, "AP_PG_PORT"), "-U", "vault_admin", "-d", "appdb", "-tAc"])
+        .arg(format!("SELECT count(*) FROM pg_roles WHERE rolname = '{}'", role.replace('\'', "''")))
+        .env("PGPASSWORD", harness_var(env, "AP_PG_VAULT_ADMIN_PASSWORD"))
+        .output()
+        .await
+        .expect("psql");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim() != "0"
+}
+
+/// An attempt cut by its timeout (the target accepts and never answers) still gives its
+/// lease back: the database role made for it is gone when `run` exits.
+#[tokio::test]
+async fn a_lease_is_given_back_when_the_attempt_is_cut() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let cfg = ws.config(&format!(
+        "{}[[probe]]\nname = \"dynamic-pg-silent\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         database = \"appdb\"\nuser = \"${{bao:database/creds/readonly#username}}\"\n\
+         password = \"${{bao:database/creds/readonly#password}}\"\ntimeout = \"1500ms\"\n\
+         tls = {{ ca = \"${{AP_CA}}\" }}\n",
+        store("bao", "{ type = \"token\", token = \"${AP_VAULT_TOKEN}\" }")
+    ));
+    let out = authprobe_harness(&["run", "-c", cfg.to_str().unwrap(), "--format", "json"], &env).await;
+    let report = out.json();
+    let p = assert_failed(&report, "dynamic-pg-silent", "tls", "timeout");
+    assert_eq!(stage(p, "secret"), "ok", "{p:#}");
+    let role = leased_user(p);
+    assert!(!pg_role_exists(&env, &role).await, "the cut attempt's role {role} was dropped with its lease");
 }
 
 /// AWS Secrets Manager and SSM Parameter Store, against moto with IAM enforced: a plain
@@ -436,4 +501,30 @@ async fn dynamic_mariadb_credentials_are_given_back() {
     assert!(out.stdout.contains("is leased (database/creds/readonly-mariadb/"), "{}", out.stdout);
     assert!(out.stdout.contains("lease revoked"), "{}", out.stdout);
     assert_eq!(dynamic_users().await, before, "the user OpenBao made for the probe was dropped with its lease");
+}
+
+/// `check` with a URL's password and a store reference in a header: the probe is read
+/// again with the store's value, and with the URL's password (which `check` keeps out of
+/// the process environment).
+#[tokio::test]
+async fn check_reads_a_store_reference_beside_a_url_password() {
+    let mut env = harness_env();
+    env.push(("VAULT_ADDR".into(), harness_var(&env, "AP_VAULT_ADDR")));
+    env.push(("VAULT_TOKEN".into(), harness_var(&env, "AP_VAULT_TOKEN")));
+    env.push(("VAULT_CACERT".into(), harness_var(&env, "AP_CA")));
+    let url = format!(
+        "https://demo:{}@localhost:{}/basic",
+        harness_var(&env, "AP_BASIC_PASSWORD"),
+        harness_var(&env, "AP_HTTPS_PORT")
+    );
+    let ca = harness_var(&env, "AP_CA");
+    let out = authprobe_harness(
+        &["check", &url, "-H", "X-Api: ${vault:secret/app#api_token}", "--ca", &ca, "--format", "json"],
+        &env,
+    )
+    .await;
+    let report = out.json();
+    let p = assert_passed(&report, "check");
+    assert_eq!(stage(p, "secret"), "ok", "{p:#}");
+    assert!(!out.stdout.contains(&harness_var(&env, "AP_BEARER_TOKEN")), "{}", out.stdout);
 }

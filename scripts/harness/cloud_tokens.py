@@ -30,6 +30,10 @@ they receive the way the real services do:
   Kubernetes service-account token, checked against the local cluster issuer's key, its
   issuer, subject (the app's federated credential) and audience api://AzureADTokenExchange,
   and its lifetime (AADSTS70021, AADSTS700024). The issuer also mints those tokens.
+- Kubernetes TokenReview (POST /apis/authentication.k8s.io/v1/tokenreviews), as the API
+  server answers it for OpenBao's kubernetes auth: the projected token's signature against
+  the cluster issuer's key, its lifetime and the audiences asked for; `authenticated`
+  with the service account's user name and uid, or not, with the API server's error text.
 - Google's tokeninfo (/oauth2/v3/tokeninfo?access_token=): who an access token is for and
   its scopes, as Cloud SQL asks it; the Entra signing key as JWKS in DIR/entra-jwks.json.
   Both serve the databases' token checker (clouddb_token_check.py).
@@ -44,6 +48,7 @@ AADSTS codes). Every issued token is appended to ISSUED so tests can check none 
 """
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -138,26 +143,35 @@ def sign_jwt(key, claims, kid):
     return f"{header}.{body}.{b64url(signature)}"
 
 
+def service_account_claim(subject):
+    """The `kubernetes.io` claim a projected token carries for `system:serviceaccount:NS:NAME`
+    (what Vault's kubernetes auth reads before asking the API server's TokenReview)."""
+    _, _, namespace, name = subject.split(":", 3)
+    uid = "00000000-0000-4000-8000-" + hashlib.sha256(subject.encode()).hexdigest()[:12]
+    return {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}}
+
+
 def mint_web_identity_tokens(directory, issuer_key):
     """Projected service-account tokens, as the kubelet writes them for EKS pod roles."""
     out = os.path.join(directory, "web-identity")
     os.makedirs(out, exist_ok=True)
     now = int(time.time())
     base = {"iss": OIDC_ISSUER, "aud": [STS_AUDIENCE], "sub": TRUSTED_SUBJECT, "iat": now, "nbf": now,
-            "exp": now + 86400}
+            "exp": now + 86400, "kubernetes.io": service_account_claim(TRUSTED_SUBJECT)}
+    intruder = {"sub": "system:serviceaccount:data:intruder",
+                "kubernetes.io": service_account_claim("system:serviceaccount:data:intruder")}
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     tokens = {
         "token": sign_jwt(issuer_key, base, "cluster"),
         "token-expired": sign_jwt(issuer_key, dict(base, iat=now - 7200, nbf=now - 7200, exp=now - 3600), "cluster"),
         "token-wrong-audience": sign_jwt(issuer_key, dict(base, aud=["vault"]), "cluster"),
         "token-forged": sign_jwt(forger, base, "cluster"),
-        "token-untrusted-sa": sign_jwt(issuer_key, dict(base, sub="system:serviceaccount:data:intruder"), "cluster"),
+        "token-untrusted-sa": sign_jwt(issuer_key, dict(base, **intruder), "cluster"),
         # Azure workload identity: the same pod's token for Entra's token exchange.
         "azure-token": sign_jwt(issuer_key, dict(base, aud=[ENTRA_EXCHANGE_AUDIENCE]), "cluster"),
         "azure-token-expired": sign_jwt(issuer_key, dict(base, aud=[ENTRA_EXCHANGE_AUDIENCE], iat=now - 7200,
                                                          nbf=now - 7200, exp=now - 3600), "cluster"),
-        "azure-token-other-sa": sign_jwt(issuer_key, dict(base, aud=[ENTRA_EXCHANGE_AUDIENCE],
-                                                          sub="system:serviceaccount:data:intruder"), "cluster"),
+        "azure-token-other-sa": sign_jwt(issuer_key, dict(base, aud=[ENTRA_EXCHANGE_AUDIENCE], **intruder), "cluster"),
     }
     for name, token in tokens.items():
         path = os.path.join(out, name)
@@ -294,7 +308,49 @@ class Handler(BaseHTTPRequestHandler):
             return self.sts_error(400, "InvalidAction", f"Could not find operation {form.get('Action')} for version {form.get('Version')}")
         if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
             return self.entra_token(parts[0], self.form())
+        if url.path == "/apis/authentication.k8s.io/v1/tokenreviews":
+            return self.token_review()
         self.reply(404, {"error": "not_found"})
+
+    def token_review(self):
+        """The Kubernetes API server's TokenReview, as Vault's kubernetes auth calls it: the
+        token's signature against the cluster issuer's key, its lifetime and (when asked)
+        its audiences; the answer names the service account as the API server does."""
+        length = min(int(self.headers.get("Content-Length") or 0), 1 << 20)
+        try:
+            review = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return self.reply(400, {"kind": "Status", "status": "Failure", "message": "bad TokenReview", "code": 400})
+        if not self.bearer():
+            return self.reply(401, {"kind": "Status", "status": "Failure", "message": "Unauthorized", "code": 401})
+        spec = review.get("spec") or {}
+        token = spec.get("token", "")
+        wanted = spec.get("audiences") or []
+        status = {"authenticated": False, "error": "[invalid bearer token, token has been invalidated]"}
+        parts = split_jwt(token)
+        if parts is not None:
+            header, claims, signature, signed = parts
+            try:
+                self.state.oidc_key.public_key().verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+                verified = claims.get("iss") == OIDC_ISSUER
+            except InvalidSignature:
+                verified = False
+            audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+            account = claims.get("kubernetes.io") or {}
+            if not verified or not isinstance(claims.get("exp"), int) or claims["exp"] <= int(time.time()):
+                pass
+            elif wanted and not set(wanted) & set(audiences):
+                status = {"authenticated": False, "error": "[invalid bearer token, token audiences is invalid]"}
+            else:
+                status = {
+                    "authenticated": True,
+                    "user": {"username": claims["sub"], "uid": account.get("serviceaccount", {}).get("uid", ""),
+                             "groups": ["system:serviceaccounts", f"system:serviceaccounts:{account.get('namespace', '')}",
+                                        "system:authenticated"]},
+                    "audiences": wanted or audiences,
+                }
+        self.reply(201, {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1", "metadata": {},
+                         "spec": spec, "status": status})
 
     def google_token(self, form):
         state = self.state

@@ -7,7 +7,9 @@ server: it initialises with one unseal key, unseals, and writes:
 - KV v2 at secret/ (secret/app: api_token, pg_password, the bearer token), KV v1 at kv1/;
 - a policy that reads exactly those (probe-read) and one that reads nothing;
 - tokens: a reader, a nothing-reader, a revoked one, a short-lived one that expires;
-- AppRole `probe` (probe-read) and `no-access` (nothing), userpass `probe-user`.
+- AppRole `probe` (probe-read) and `no-access` (nothing), userpass `probe-user`;
+- jwt role `ci`, and kubernetes role `pipeline` (service account data/pipeline) whose
+  TokenReview the cloud token service answers.
 The values are the harness's own test credentials from the environment (defaults.env).
 """
 
@@ -225,6 +227,19 @@ call(
 for name, token in (("ci.jwt", jwt(24 * 3600)), ("expired.jwt", jwt(-3600)), ("wrong-audience.jwt", jwt(24 * 3600, "someone-else"))):
     with open(os.path.join(STATE, name), "w") as f:
         f.write(token + "\n")
+
+# Kubernetes auth: OpenBao asks the cluster's TokenReview (the cloud token service plays the
+# API server, checking the projected service-account tokens it mints) who a pod's token is.
+KUBE_API = f"http://127.0.0.1:{os.environ['AP_CLOUD_PORT']}"
+call("POST", "sys/auth/kubernetes", {"type": "kubernetes"}, root)
+call("POST", "auth/kubernetes/config", {"kubernetes_host": KUBE_API, "disable_local_ca_jwt": True, "kubernetes_ca_cert": open(CA).read()}, root)
+call(
+    "POST",
+    "auth/kubernetes/role/pipeline",
+    {"bound_service_account_names": ["pipeline"], "bound_service_account_namespaces": ["data"],
+     "token_policies": ["probe-read"], "token_ttl": "10m"},
+    root,
+)
 
 lines = {
     "AP_VAULT_ADDR": ADDR,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::connect::context::ProbeContext;
-pub use crate::identity::stores::SecretStores;
+pub use crate::identity::stores::{Fetched, SecretStores};
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::{Probe, ProbeFuture};
 
@@ -53,7 +53,9 @@ impl Probe for StoreBacked {
             // The store is reached directly, not through the probe's tunnel or proxy.
             let direct = ctx.direct();
             let fetched = ctx.stage(Stage::Secret, self.stores.fetch(&direct, &self.refs)).await?;
-            let built = (self.rebuild)(&fetched.values)
+            let mut lent = Lent { stores: &self.stores, ctx: &direct, fetched: Some(fetched) };
+            let values = lent.fetched.as_ref().map(|f| f.values.clone()).unwrap_or_default();
+            let built = (self.rebuild)(&values)
                 .and_then(|probe| match &self.retarget {
                     Some(target) => probe.retarget(target),
                     None => Ok(probe),
@@ -70,7 +72,9 @@ impl Probe for StoreBacked {
                 }
                 Err(failure) => Err(failure),
             };
-            self.stores.release(&direct, fetched).await;
+            if let Some(fetched) = lent.fetched.take() {
+                self.stores.release(&direct, fetched).await;
+            }
             result
         })
     }
@@ -84,5 +88,22 @@ impl Probe for StoreBacked {
             retarget: Some(target.to_string()),
             last_target: Default::default(),
         }))
+    }
+}
+
+/// What an attempt fetched, while the probe uses it: when the attempt is cut (dropped at the
+/// `--wait` budget or the probe's timeout) before giving its leases back, they are given
+/// back in the background.
+struct Lent<'a> {
+    stores: &'a Arc<SecretStores>,
+    ctx: &'a ProbeContext,
+    fetched: Option<Fetched>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(fetched) = self.fetched.take() {
+            self.stores.release_later(self.ctx.clone(), fetched);
+        }
     }
 }

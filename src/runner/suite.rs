@@ -157,6 +157,10 @@ struct StoreReading<'a> {
     text: &'a Arc<str>,
     /// Read only this probe (a probe read again with its store values).
     only: Option<&'a str>,
+    /// The variables `${NAME}` looked up so far, and what the loader's environment gave:
+    /// the probe is read again with these (`check` passes a URL's password in a variable
+    /// of its own, which the process environment does not have).
+    seen_vars: &'a RefCell<HashMap<String, Option<String>>>,
 }
 
 /// [`load_str`], with the values of store references already fetched (`fetched`, keyed by
@@ -188,11 +192,16 @@ fn load_with(
     };
     let stores: std::cell::OnceCell<Arc<SecretStores>> = std::cell::OnceCell::new();
     let pending: RefCell<Vec<String>> = RefCell::default();
+    let seen_vars: RefCell<HashMap<String, Option<String>>> = RefCell::default();
     // `${STORE:REF}`: a value already fetched, else a placeholder and a note for the probe
     // being read; an unknown store is an error (the store tables are read first, and may
     // not refer to stores themselves).
     let lookup = |name: &str| -> Option<String> {
-        let Some((store, _)) = name.split_once(':') else { return env(name) };
+        let Some((store, _)) = name.split_once(':') else {
+            let value = env(name);
+            seen_vars.borrow_mut().insert(name.to_string(), value.clone());
+            return value;
+        };
         if let Some(value) = fetched.get(name) {
             return Some(value.clone());
         }
@@ -209,7 +218,8 @@ fn load_with(
     let read_stores = Arc::new(SecretStores::read(&root, env));
     let _ = stores.set(read_stores.clone());
     let tunnels = read_tunnels(&root);
-    let reading = StoreReading { stores: read_stores.clone(), pending: &pending, path, text: &text, only };
+    let reading =
+        StoreReading { stores: read_stores.clone(), pending: &pending, path, text: &text, only, seen_vars: &seen_vars };
     let probes = read_probes(&root, &defaults, &tunnels, &reading);
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();
@@ -332,8 +342,12 @@ fn with_stores(mut probe: ProbeConfig, mut refs: Vec<String>, stores: &StoreRead
     refs.sort();
     refs.dedup();
     let (path, text, name) = (stores.path.to_path_buf(), stores.text.clone(), probe.name.clone());
+    let vars = stores.seen_vars.borrow().clone();
     let rebuild = move |values: &HashMap<String, String>| -> Result<Arc<dyn Probe>, String> {
-        let env = |var: &str| std::env::var(var).ok();
+        let env = |var: &str| match vars.get(var) {
+            Some(seen) => seen.clone(),
+            None => std::env::var(var).ok(),
+        };
         let config = load_with(&path, text.clone(), &env, values, Some(&name)).map_err(|errors| errors.to_string())?;
         config
             .probes

@@ -1,26 +1,21 @@
 //! Command-line interface: argument parsing, and mapping outcomes to the contract's exit
 //! codes (0 all passed, 1 a probe failed, 2 usage or config error, 130 interrupted).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::surface::execute::{execute, progress_tracker};
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 use crate::connect::proxy::{ProxyPolicy, ProxySource};
 use crate::model::advice::Dialect;
 use crate::model::redact;
-use crate::model::report::RunReport;
-use crate::output::{self, Format, Style};
+use crate::output;
 use crate::runner::suite::{self as config, Config};
 use crate::runner::{self, RunOptions};
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub use crate::surface::execute::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ReportArgs, eprint_line};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -77,27 +72,6 @@ pub enum Command {
     /// Print the complete manual page (roff: every command, its options, exit status,
     /// environment, files); --dir DIR writes one page per command instead.
     Man(crate::surface::man::ManArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct ReportArgs {
-    /// Report format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
-    /// Write the report to this file atomically; a one-line summary still goes to stderr.
-    #[arg(long, value_name = "PATH")]
-    pub output: Option<PathBuf>,
-    /// More detail in the table: -v adds stage timings, certificate and host-key details and
-    /// the credential source; -vv adds what the protocols and drivers saw (server versions,
-    /// negotiated algorithms, response headers, request ids). Secrets stay redacted.
-    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
-    /// Nothing on stderr but errors.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// No colour, even on a terminal (NO_COLOR is honoured too).
-    #[arg(long)]
-    pub no_color: bool,
 }
 
 #[derive(Args, Debug)]
@@ -197,12 +171,6 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
         }
         Err(_) => Err(format!("`{raw}` is not a duration: write e.g. 500ms, 10s or 2m")),
     }
-}
-
-/// Prints a line to stderr, scrubbed. A closed stderr is not worth dying over.
-pub fn eprint_line(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{}", redact::scrub(line));
 }
 
 fn install_panic_hook() {
@@ -322,18 +290,6 @@ fn validate_command(args: ValidateArgs) -> u8 {
     EXIT_OK
 }
 
-/// A live progress line only for people watching: stderr is a terminal that can redraw,
-/// and they did not ask for quiet.
-fn progress_tracker(args: &ReportArgs) -> Option<std::sync::Arc<crate::runner::progress::Tracker>> {
-    let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-    (!args.quiet && !dumb && std::io::stderr().is_terminal()).then(Default::default)
-}
-
-fn color_allowed(args: &ReportArgs) -> bool {
-    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    !args.no_color && !no_color_env && args.output.is_none() && std::io::stdout().is_terminal()
-}
-
 fn run_command(args: RunArgs) -> u8 {
     let cfg = match load_config(&args.config.config) {
         Ok(cfg) => cfg,
@@ -360,7 +316,7 @@ fn run_command(args: RunArgs) -> u8 {
         tracker: progress_tracker(&args.report),
         advice: Dialect::Config,
     };
-    execute(selected, &opts, &args.report)
+    execute(selected, &opts, &args.report, &cfg.stores)
 }
 
 fn check_command(args: CheckArgs) -> u8 {
@@ -430,7 +386,7 @@ fn check_command(args: CheckArgs) -> u8 {
         // `check` has no config file: its hints name the flags that do the same.
         advice: Dialect::Flags,
     };
-    execute(cfg.probes, &opts, &args.report)
+    execute(cfg.probes, &opts, &args.report, &cfg.stores)
 }
 
 fn inspect_command(args: InspectArgs) -> u8 {
@@ -504,96 +460,5 @@ fn load_known_hosts(
             .map_err(|why| format!("--known-hosts {}: {why}", path.display())),
         Err(_) if !explicit => Ok(None),
         Err(err) => Err(format!("--known-hosts {}: {}", path.display(), crate::model::error::describe_io(&err))),
-    }
-}
-
-/// Runs probes and writes the report as asked; returns the exit code. `adjust` edits the
-/// report before it is rendered (`check` words its hints as flags).
-fn execute(probes: Vec<config::ProbeConfig>, opts: &RunOptions, args: &ReportArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprint_line(&format!("error: cannot start the async runtime: {err}"));
-            return EXIT_USAGE;
-        }
-    };
-    let (mut report, interrupted) = runtime.block_on(run_until_interrupted(probes, opts));
-    report.scrub_secrets();
-    let width = if args.output.is_none() { output::stdout_terminal_width() } else { None };
-    let style = Style { verbose: args.verbose, color: color_allowed(args), width };
-    let text = output::render(&report, args.format, style);
-    let exit = exit_code(&report, interrupted);
-    match &args.output {
-        Some(path) => {
-            if let Err(err) = output::write_atomic(path, &text) {
-                eprint_line(&format!("error: cannot write the report to {}: {err}", path.display()));
-                return EXIT_USAGE;
-            }
-            if !args.quiet {
-                eprint_line(&format!("authprobe: {} (report written to {})", report.summary_line(), path.display()));
-            }
-        }
-        None => {
-            if let Err(err) = output::write_stdout(&text) {
-                eprint_line(&format!("error: cannot write the report: {err}"));
-            }
-        }
-    }
-    // Shutting down without waiting: aborted probes may still hold sockets in blocking DNS
-    // lookups, which must not delay the exit.
-    runtime.shutdown_background();
-    exit
-}
-
-fn exit_code(report: &RunReport, interrupted: bool) -> u8 {
-    if interrupted {
-        EXIT_INTERRUPTED
-    } else if report.summary.failed > 0 {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    }
-}
-
-/// Runs the probes; on Ctrl-C (or SIGTERM) the unfinished ones are cancelled and the partial
-/// report is returned. A second Ctrl-C exits at once.
-async fn run_until_interrupted(probes: Vec<config::ProbeConfig>, opts: &RunOptions) -> (RunReport, bool) {
-    let cancel = CancellationToken::new();
-    // Cleared when dropped, before the report is printed.
-    let _display = opts.tracker.clone().map(crate::runner::progress::Display::start);
-    let run = runner::run(probes, opts, cancel.clone());
-    tokio::pin!(run);
-    tokio::select! {
-        report = &mut run => (report, false),
-        _ = interrupt_signal() => {
-            cancel.cancel();
-            tokio::spawn(async {
-                interrupt_signal().await;
-                std::process::exit(i32::from(EXIT_INTERRUPTED));
-            });
-            (run.await, true)
-        }
-    }
-}
-
-pub(crate) async fn interrupt_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

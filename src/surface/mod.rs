@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod execute;
 pub mod from_blackbox;
 pub mod inspect;
 pub mod man;

@@ -87,6 +87,9 @@ pub struct SecretStores {
     caching: std::sync::atomic::AtomicBool,
     cached: std::sync::Mutex<HashMap<(String, String), (std::time::Instant, StoreRead)>>,
     stats: std::sync::Mutex<HashMap<String, FetchStats>>,
+    /// Leases being given back after their attempt was cut (a `--wait` budget or a probe
+    /// timeout dropped it): `settle` waits for them before the process ends.
+    returning: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for SecretStores {
@@ -285,6 +288,24 @@ impl SecretStores {
             fetched.values.insert(raw.clone(), text);
         }
         Ok(fetched)
+    }
+
+    /// Gives back, in the background, the leases of an attempt that was cut before it could
+    /// (its future dropped at a deadline). `settle` waits for them.
+    pub fn release_later(self: &Arc<Self>, ctx: ProbeContext, fetched: Fetched) {
+        if fetched.leases.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let stores = self.clone();
+        self.returning.spawn_on(async move { stores.release(&ctx, fetched).await }, &runtime);
+    }
+
+    /// Waits, at most `within`, for the leases `release_later` is giving back: `run` and
+    /// `check` call it before they exit, so a cut attempt leaves no database role behind.
+    pub async fn settle(&self, within: std::time::Duration) {
+        self.returning.close();
+        let _ = tokio::time::timeout(within, self.returning.wait()).await;
     }
 
     /// Gives back the leases of dynamic secrets once the probe is done with them (a health

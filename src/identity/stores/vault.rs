@@ -1,7 +1,8 @@
 //! Vault and OpenBao (one HTTP API): KV v1 and v2 read alike (`secret/app` reads
 //! `secret/data/app` on a v2 mount, as `vault kv get` does), any other path is a plain read
 //! (dynamic database credentials, with their lease given back after the probe). Logins:
-//! a token (VAULT_TOKEN, ~/.vault-token), AppRole or userpass, made once per run and kept.
+//! a token (VAULT_TOKEN, ~/.vault-token), AppRole, userpass, a JWT or a pod's service-account
+//! token (kubernetes), made once per run and kept.
 
 use bytes::Bytes;
 use http::{Method, StatusCode, header};
@@ -41,7 +42,20 @@ enum Login {
         role: String,
         jwt: Secret,
     },
+    /// A pod's service-account token for a `kubernetes` auth role, read from `token_path`
+    /// at each login (the kubelet rotates the projected token in place).
+    Kubernetes {
+        mount: String,
+        role: String,
+        token_path: std::path::PathBuf,
+    },
 }
+
+/// Where the kubelet mounts a pod's service-account token.
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// The most a service-account token file may hold (they are a few kilobytes).
+const SERVICE_ACCOUNT_TOKEN_CAP: u64 = 64 * 1024;
 
 pub struct VaultStore {
     /// `None` when neither `address` nor VAULT_ADDR gave one (said at the first read).
@@ -95,7 +109,7 @@ impl VaultStore {
         store.allow_unverified_password = t.bool("allow_unverified_password").unwrap_or(false);
         t.duration("timeout");
         if let Some(auth) = t.table("auth") {
-            let kind = auth.required_string("type", "token, approle or userpass")?;
+            let kind = auth.required_string("type", "token, approle, userpass, jwt or kubernetes")?;
             let mount = |default: &str| auth.string("mount").unwrap_or_else(|| default.to_string());
             store.login = match kind.as_str() {
                 "token" => Login::Token(Some(auth.required_secret("token", "the Vault token")?)),
@@ -114,10 +128,17 @@ impl VaultStore {
                     role: auth.required_string("role", "the jwt auth role")?,
                     jwt: auth.required_secret("jwt", "the signed JWT, e.g. ${file:/var/run/secrets/token}")?,
                 },
+                "kubernetes" => Login::Kubernetes {
+                    mount: mount("kubernetes"),
+                    role: auth.required_string("role", "the kubernetes auth role")?,
+                    token_path: auth.string("token_path").unwrap_or_else(|| SERVICE_ACCOUNT_TOKEN.to_string()).into(),
+                },
                 other => {
                     auth.error_at(
                         "type",
-                        format!("unknown Vault auth type `{other}`; implemented: token, approle, userpass, jwt"),
+                        format!(
+                            "unknown Vault auth type `{other}`; implemented: token, approle, userpass, jwt, kubernetes"
+                        ),
                     );
                     return None;
                 }
@@ -257,6 +278,19 @@ impl VaultStore {
                 let body = serde_json::json!({ "role": role, "jwt": jwt.expose() }).to_string();
                 self.login(ctx, name, &format!("auth/{mount}/login"), body, "a JWT (jwt auth role)").await?
             }
+            Login::Kubernetes { mount, role, token_path } => {
+                let jwt = service_account_token(name, token_path)?;
+                ctx.register_secret(jwt.expose());
+                let body = serde_json::json!({ "role": role, "jwt": jwt.expose() }).to_string();
+                self.login(
+                    ctx,
+                    name,
+                    &format!("auth/{mount}/login"),
+                    body,
+                    "kubernetes (the pod's service-account token)",
+                )
+                .await?
+            }
             Login::Userpass { mount, username, password } => {
                 let body = serde_json::json!({ "password": password.expose() }).to_string();
                 let user: String =
@@ -293,7 +327,7 @@ impl VaultStore {
         Err(failure(
             class,
             format!("secret store `{name}` refused the {how} login: HTTP {status}{said}"),
-            "check the store's credentials (a secret_id expires and may be single-use), and the auth method's mount",
+            "check the store's credentials (a secret_id expires and may be single-use; a jwt or kubernetes role binds audiences, claims or service accounts), and the auth method's mount",
         ))
     }
 
@@ -405,4 +439,25 @@ fn errors(ctx: &ProbeContext, answer: &serde_json::Value) -> String {
         return String::new();
     }
     format!(" ({})", ctx.server_text(&list.join("; "), 300))
+}
+
+/// The service-account token a `kubernetes` login presents, read now: absent when not in a
+/// pod, so the failure says where it looked.
+fn service_account_token(name: &str, path: &std::path::Path) -> Result<Secret, Failure> {
+    use std::io::Read;
+    let unreadable = |why: String| {
+        failure(
+            ErrorClass::Config,
+            format!("secret store `{name}`: cannot read the service-account token at {}: {why}", path.display()),
+            "outside a pod, give the auth table a token_path (a projected token the cluster issued)",
+        )
+    };
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.kind().to_string()))?;
+    let mut text = String::new();
+    file.take(SERVICE_ACCOUNT_TOKEN_CAP).read_to_string(&mut text).map_err(|e| unreadable(e.kind().to_string()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(unreadable("the file is empty".to_string()));
+    }
+    Ok(Secret::new(token.to_string()))
 }

@@ -149,7 +149,7 @@ pub fn main(args: ServeArgs) -> u8 {
         let connections = Connections::default();
         tokio::select! {
             code = accept_loop(listener, tls, server.clone(), connections.clone()) => code,
-            _ = crate::surface::cli::interrupt_signal() => {
+            _ = crate::surface::execute::interrupt_signal() => {
                 // The listener went with accept_loop: new connections are refused now.
                 drain(&server, &connections, args.shutdown_grace).await;
                 EXIT_OK
@@ -277,7 +277,7 @@ async fn drain(server: &Server, connections: &Connections, grace: Duration) {
             connections.tracker.len(),
             humantime::format_duration(grace)
         )),
-        _ = crate::surface::cli::interrupt_signal() => eprint_line("authprobe serve: stopped at a second signal"),
+        _ = crate::surface::execute::interrupt_signal() => eprint_line("authprobe serve: stopped at a second signal"),
     }
 }
 
