@@ -471,6 +471,38 @@ async fn serve_caches_static_values_and_counts_its_reads() {
     assert!(!page.contains(&harness_var(&env, "AP_BEARER_TOKEN")));
 }
 
+/// `serve` keeps a login's token between scrapes and logs in again before its TTL runs
+/// out (the role's tokens last 3 s), not after the store has refused it.
+#[tokio::test]
+async fn serve_logs_in_again_before_the_token_expires() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let token_path = format!("{}/token", harness_var(&env, "AP_WEB_IDENTITY_DIR"));
+    let cfg = ws.config(
+        &(store(
+            "pod",
+            &format!("{{ type = \"kubernetes\", role = \"pipeline-short\", token_path = \"{token_path}\" }}"),
+        )
+        .replace("\nauth =", "\ncache = \"0s\"\nauth =")
+            + &bearer("pod-backed", "pod:secret/app#api_token")),
+    );
+    let serve = crate::serve::Serve::start(&cfg, &["--min-interval", "0s"], &env).await;
+    let scrape = || async {
+        let (status, body) = serve.get("/probe?target=pod-backed&debug=true").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("probe_success 1"), "{body}");
+        body
+    };
+    let first = scrape().await;
+    assert!(first.contains("logged in with kubernetes") && first.contains("token TTL 3s"), "{first}");
+    let second = scrape().await;
+    assert!(!second.contains("logged in with"), "the token is kept between scrapes: {second}");
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    let third = scrape().await;
+    assert!(third.contains("near the end of its TTL; logging in again"), "{third}");
+    assert!(!third.contains("403"), "the store never had to refuse the token: {third}");
+}
+
 /// The same with MariaDB: the user OpenBao creates at the read logs in, and is dropped
 /// from mysql.user when its lease is revoked after the probe.
 #[tokio::test]

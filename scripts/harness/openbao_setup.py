@@ -240,6 +240,14 @@ call(
      "token_policies": ["probe-read"], "token_ttl": "10m"},
     root,
 )
+# Its tokens last 3 s: serve must log in again before they run out.
+call(
+    "POST",
+    "auth/kubernetes/role/pipeline-short",
+    {"bound_service_account_names": ["pipeline"], "bound_service_account_namespaces": ["data"],
+     "token_policies": ["probe-read"], "token_ttl": "3s", "token_max_ttl": "3s"},
+    root,
+)
 
 lines = {
     "AP_VAULT_ADDR": ADDR,

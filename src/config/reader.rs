@@ -378,13 +378,22 @@ impl<'r, 's> TableReader<'r, 's> {
 
     /// A duration such as "500ms", "10s" or "2m".
     pub fn duration(&self, key: &'static str) -> Option<Duration> {
+        self.read_duration(key, false)
+    }
+
+    /// A duration where zero means "never" (a cache that keeps nothing).
+    pub fn duration_or_zero(&self, key: &'static str) -> Option<Duration> {
+        self.read_duration(key, true)
+    }
+
+    fn read_duration(&self, key: &'static str, zero_allowed: bool) -> Option<Duration> {
         let value = self.get(key)?;
         let Some(raw) = value.get_ref().as_str() else {
             self.type_error(key, value, "a duration string such as \"10s\" or \"500ms\"");
             return None;
         };
         match humantime::parse_duration(raw) {
-            Ok(d) if d.is_zero() => {
+            Ok(d) if d.is_zero() && !zero_allowed => {
                 self.ctx.error(
                     value.span(),
                     Some(self.key_path(key)),

@@ -133,7 +133,7 @@ impl SecretStores {
                     }
                     None => None,
                 };
-                let cache = table.duration("cache").unwrap_or(DEFAULT_CACHE);
+                let cache = table.duration_or_zero("cache").unwrap_or(DEFAULT_CACHE);
                 table.finish();
                 if let (Some(name), Some(kind)) = (name, read) {
                     stores.push(Arc::new(Store { name, kind, cache }));

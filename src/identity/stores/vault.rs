@@ -64,8 +64,9 @@ pub struct VaultStore {
     namespace: Option<String>,
     login: Login,
     allow_unverified_password: bool,
-    /// The token a login made, kept for the run.
-    token: tokio::sync::Mutex<Option<Secret>>,
+    /// The token a login made, kept for the run (or by `serve` between scrapes), and when
+    /// to log in again: at four fifths of the token's TTL, before the store refuses it.
+    token: tokio::sync::Mutex<Option<(Secret, Option<std::time::Instant>)>>,
     /// Mounts already asked about: their path, and whether they are KV version 2. Asking is
     /// done under the lock, so that probes starting together ask once, not each.
     mounts: tokio::sync::Mutex<Vec<(String, bool)>>,
@@ -248,17 +249,22 @@ impl VaultStore {
     /// The token to use: the configured one, or a login's (made once, then kept).
     async fn token(&self, ctx: &ProbeContext, name: &str) -> Result<Secret, Failure> {
         let mut kept = self.token.lock().await;
-        if let Some(token) = kept.as_ref() {
-            ctx.register_secret(token.expose());
-            return Ok(token.clone());
+        if let Some((token, renew_at)) = kept.as_ref() {
+            if renew_at.is_none_or(|at| std::time::Instant::now() < at) {
+                ctx.register_secret(token.expose());
+                return Ok(token.clone());
+            }
+            ctx.detail(format!(
+                "secret store `{name}`: the login's token is near the end of its TTL; logging in again"
+            ));
         }
-        let token = match &self.login {
-            Login::Token(Some(token)) => token.clone(),
+        let (token, ttl) = match &self.login {
+            Login::Token(Some(token)) => (token.clone(), None),
             Login::Token(None) => {
                 let file = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".vault-token"));
                 let read = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok());
                 match read.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
-                    Some(token) => Secret::new(token),
+                    Some(token) => (Secret::new(token), None),
                     None => {
                         return Err(failure(
                             ErrorClass::Config,
@@ -300,7 +306,8 @@ impl VaultStore {
             }
         };
         ctx.register_secret(token.expose());
-        *kept = Some(token.clone());
+        let renew_at = ttl.map(|ttl| std::time::Instant::now() + ttl.mul_f64(0.8));
+        *kept = Some((token.clone(), renew_at));
         Ok(token)
     }
 
@@ -311,12 +318,18 @@ impl VaultStore {
         path: &str,
         body: String,
         how: &str,
-    ) -> Result<Secret, Failure> {
+    ) -> Result<(Secret, Option<std::time::Duration>), Failure> {
         let (status, answer) = self.call(ctx, name, Method::POST, path, Some(body), None).await?;
         if let Some(token) = answer["auth"]["client_token"].as_str().filter(|_| status.is_success()) {
             ctx.register_secret(token);
-            ctx.detail(format!("secret store `{name}`: logged in with {how}"));
-            return Ok(Secret::issued(token.to_string()));
+            // 0: a token that does not expire (root-like); kept until the store refuses it.
+            let ttl = answer["auth"]["lease_duration"]
+                .as_u64()
+                .filter(|&seconds| seconds > 0)
+                .map(std::time::Duration::from_secs);
+            let lasts = ttl.map(|t| format!(", token TTL {}s", t.as_secs())).unwrap_or_default();
+            ctx.detail(format!("secret store `{name}`: logged in with {how}{lasts}"));
+            return Ok((Secret::issued(token.to_string()), ttl));
         }
         let said = errors(ctx, &answer);
         let class = if matches!(status, StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED) {
