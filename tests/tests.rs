@@ -3,6 +3,7 @@
 
 mod util;
 
+mod approvals;
 mod architecture;
 mod check_inspect;
 mod config_corpus;

@@ -3,6 +3,7 @@
 //! Every layer that has keys of its own (TLS options, SSH credentials, tunnels, each kind)
 //! reads them through [`TableReader`]; assembling a probes file is `runner::suite`'s job.
 
+pub mod approvals;
 pub mod reader;
 pub mod secrets;
 

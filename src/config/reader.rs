@@ -270,6 +270,12 @@ impl<'r, 's> TableReader<'r, 's> {
         Some(expanded.value)
     }
 
+    /// A string taken as written, with no `${…}` expansion (a file authprobe writes itself,
+    /// such as the approvals file, where a `$` is only a character).
+    pub fn literal(&self, key: &'static str) -> Option<String> {
+        self.raw_str(key).map(|(_, raw)| raw.to_string())
+    }
+
     /// A string that holds a credential: the value is registered for scrubbing wherever it
     /// came from, literal or reference.
     pub fn secret(&self, key: &'static str) -> Option<Secret> {

@@ -51,13 +51,10 @@ impl Deref for ProbeContext {
 
 impl ProbeContext {
     pub fn new(shared: Arc<Shared>, warn_expiry_days: u32, timeout: Duration) -> Self {
-        ProbeContext {
-            log: StageLog::new(warn_expiry_days, timeout),
-            shared,
-            via: None,
-            link: Arc::default(),
-            proxy: Arc::default(),
-        }
+        let mut log = StageLog::new(warn_expiry_days, timeout);
+        // The SSH handshake takes only the log: it finds the approvals there.
+        log.approvals = shared.trust.approvals.clone();
+        ProbeContext { log, shared, via: None, link: Arc::default(), proxy: Arc::default() }
     }
 
     pub fn allowing_unverified_password(mut self, allow: bool) -> Self {

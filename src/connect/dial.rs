@@ -60,6 +60,7 @@ where
     F: FnOnce(BoxIo) -> Fut,
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
+    ctx.set_dialed(host, port);
     if let Some(link) = ctx.tunnel().await? {
         let work = async { then(Box::new(ReadBudget::new(link.open(host, port).await?))).await };
         let value = maybe_stage(ctx, record, Stage::Connect, work).await?;

@@ -4,6 +4,7 @@
 //! probe kinds.
 
 pub mod advice;
+pub mod approvals;
 pub mod error;
 pub mod facts;
 pub mod glob;

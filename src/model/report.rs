@@ -77,6 +77,9 @@ pub struct ProbeReport {
     /// With `--wait`: why a failing probe was not tried again (its failure cannot pass by
     /// waiting). Null otherwise.
     pub not_retried: Option<String>,
+    /// The exact `authprobe approve` command when the probe failed on a certificate or host
+    /// key an approval would make it trust. Null otherwise.
+    pub approve: Option<String>,
     /// The wire-level facts `serve` renders as the blackbox exporter's metrics.
     #[serde(skip)]
     pub facts: crate::model::facts::WireFacts,
@@ -153,11 +156,19 @@ pub struct TlsReport {
     pub sha256: String,
     /// True when trust came from `tls.pin_sha256` rather than a CA.
     pub pinned: bool,
-    /// True when the certificate passed verification (CA or pin); false when it failed or
-    /// verification was switched off.
+    /// True when the certificate passed verification (CA, pin or approval); false when it
+    /// failed or verification was switched off.
     pub verified: bool,
+    /// Trusted because an approval covers it (`approvals.toml`): who approved it and when.
+    pub approved: Option<crate::model::approvals::ApprovedBy>,
     #[serde(skip)]
     pub not_after_unix: i64,
+    /// The certificate's public key, base64 SubjectPublicKeyInfo (for `setup-tests`).
+    #[serde(skip)]
+    pub public_key: String,
+    /// The public key's algorithm and size ("EC 256", "RSA 2048").
+    #[serde(skip)]
+    pub key: String,
 }
 
 /// A credential whose expiry authprobe read from the credential itself.
@@ -181,8 +192,13 @@ pub struct HostKeyReport {
     pub sha256: String,
     /// The `host:port` that presented the key (a tunnel's bastion, when that failed).
     pub host: String,
-    /// True when the key matched `host_key` or `known_hosts`.
+    /// True when the key matched `host_key`, `known_hosts` or an approval.
     pub verified: bool,
+    /// The OpenSSH public key (`ALGORITHM BASE64`), for `setup-tests`.
+    #[serde(skip)]
+    pub public_key: String,
+    /// Trusted because an approval covers it (`approvals.toml`): who approved it and when.
+    pub approved: Option<crate::model::approvals::ApprovedBy>,
 }
 
 /// How much of each free-text field a report keeps: server texts (error messages, headers,

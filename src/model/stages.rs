@@ -39,6 +39,9 @@ struct Progress {
     secrets: Vec<String>,
     /// The matcher over `secrets`, built on first use after a registration.
     scrubber: Option<Arc<crate::model::redact::Scrubber>>,
+    /// The `host:port` the probe's latest connection is for (directly, through a tunnel or
+    /// a proxy alike): what an approval of the certificate it shows is for.
+    dialed: Option<(String, u16)>,
 }
 
 /// One attempt's record and the settings every layer reads. Cheap to share: the runner
@@ -53,11 +56,19 @@ pub struct StageLog {
     /// `allow_unverified_password`: secrets may go in recoverable form to a server whose
     /// identity is not verified. Off by default: the credential release rule.
     pub allow_unverified_password: bool,
+    /// The certificates and host keys approved for endpoints (the run's `approvals.toml`).
+    pub approvals: Arc<crate::model::approvals::Approvals>,
 }
 
 impl StageLog {
     pub fn new(warn_expiry_days: u32, timeout: Duration) -> Self {
-        StageLog { progress: Arc::default(), warn_expiry_days, timeout, allow_unverified_password: false }
+        StageLog {
+            progress: Arc::default(),
+            warn_expiry_days,
+            timeout,
+            allow_unverified_password: false,
+            approvals: Arc::default(),
+        }
     }
 
     /// The credential release rule for a secret about to leave over plain HTTP (`url` is
@@ -170,6 +181,16 @@ impl StageLog {
 
     pub fn set_credential(&self, credential: CredentialReport) {
         self.lock().credential = Some(credential);
+    }
+
+    /// Notes the `host:port` a connection is being opened to.
+    pub fn set_dialed(&self, host: &str, port: u16) {
+        self.lock().dialed = Some((host.to_string(), port));
+    }
+
+    /// The `host:port` of the connection opened last.
+    pub fn dialed(&self) -> Option<(String, u16)> {
+        self.lock().dialed.clone()
     }
 
     /// The address the probe's own first connection reached.

@@ -72,12 +72,11 @@ pub fn render(report: &RunReport) -> String {
         );
         for p in with_tls {
             if let Some(t) = &p.tls {
-                let trusted = if t.pinned {
-                    "pinned"
-                } else if t.verified {
-                    "yes"
-                } else {
-                    "**no**"
+                let trusted = match &t.approved {
+                    Some(a) => format!("approved by {} on {}", cell(&a.by), a.date.get(..10).unwrap_or(&a.date)),
+                    None if t.pinned => "pinned".into(),
+                    None if t.verified => "yes".into(),
+                    None => "**no**".into(),
                 };
                 let _ = writeln!(
                     out,
@@ -92,7 +91,11 @@ pub fn render(report: &RunReport) -> String {
             }
             if let Some(k) = &p.host_key {
                 // Verified means approved by host_key or a known_hosts line.
-                let trusted = if k.verified { "yes" } else { "**no**" };
+                let trusted = match &k.approved {
+                    Some(a) => format!("approved by {} on {}", cell(&a.by), a.date.get(..10).unwrap_or(&a.date)),
+                    None if k.verified => "yes".into(),
+                    None => "**no**".into(),
+                };
                 let _ = writeln!(
                     out,
                     "| {} | SSH host key | {} | | {trusted} | {} |",
@@ -103,6 +106,7 @@ pub fn render(report: &RunReport) -> String {
             }
         }
     }
+    awaiting_approval(&mut out, report);
     let with_expiry: Vec<_> = report.probes.iter().filter_map(|p| Some((p, p.credential.as_ref()?))).collect();
     if !with_expiry.is_empty() {
         out.push_str("\n### Credentials that expire\n\n| Probe | Credential | Expires |\n|---|---|---|\n");
@@ -120,6 +124,35 @@ pub fn render(report: &RunReport) -> String {
 
 fn human_seconds(seconds: i64) -> String {
     crate::model::signed_link::approx(std::time::Duration::from_secs(seconds.unsigned_abs()))
+}
+
+/// What the credential's owner (or whoever runs the servers) is asked to approve: every
+/// field of each certificate or host key a probe refused, and the command that approves it.
+fn awaiting_approval(out: &mut String, report: &RunReport) {
+    let waiting: Vec<_> = report.probes.iter().filter_map(|p| Some((p, p.approve.as_ref()?))).collect();
+    if waiting.is_empty() {
+        return;
+    }
+    out.push_str("\n### Awaiting approval\n\nVerify each fingerprint with the server's owner before approving it.\n");
+    for (p, command) in waiting {
+        let _ = writeln!(out, "\n**{}** ({})\n", cell(&p.name), code(&p.target));
+        if let Some(t) = &p.tls {
+            for (label, value) in [
+                ("Subject", t.subject.clone()),
+                ("Issuer", t.issuer.clone()),
+                ("Valid", format!("{} to {}", t.not_before, t.not_after)),
+                ("Names", t.sans.join(", ")),
+                ("Public key", t.key.clone()),
+                ("SHA-1", t.sha1.clone()),
+                ("SHA-256", t.sha256.clone()),
+            ] {
+                let _ = writeln!(out, "- {label}: {}", code(&value));
+            }
+        } else if let Some(k) = &p.host_key {
+            let _ = writeln!(out, "- SSH host key of {}: {} {}", code(&k.host), code(&k.algorithm), code(&k.sha256));
+        }
+        let _ = writeln!(out, "- Approve with: {}", code(command));
+    }
 }
 
 #[cfg(test)]

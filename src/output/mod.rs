@@ -5,6 +5,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod prometheus;
+pub mod setup_tests;
 pub mod table;
 
 use std::io::Write;
@@ -19,6 +20,8 @@ pub enum Format {
     Junit,
     Prometheus,
     Markdown,
+    /// A connector's setup tests: `[{title, status, message, details}]`.
+    SetupTests,
 }
 
 /// How much the table shows, and whether it may use colour.
@@ -56,6 +59,7 @@ pub fn render(report: &RunReport, format: Format, style: Style) -> String {
         Format::Junit => junit::render(report),
         Format::Prometheus => prometheus::render(report),
         Format::Markdown => markdown::render(report),
+        Format::SetupTests => setup_tests::render(report),
     }
 }
 

@@ -54,12 +54,11 @@ fn detail_lines(probe: &ProbeReport, style: Style) -> Vec<(String, Option<&'stat
         }
         if let Some(tls) = &probe.tls {
             let version = tls.version.clone().unwrap_or_else(|| "handshake failed".into());
-            let trust = if tls.pinned {
-                "pinned"
-            } else if tls.verified {
-                "verified"
-            } else {
-                "not verified"
+            let trust = match &tls.approved {
+                Some(a) => format!("approved by {} on {}", a.by, a.date.get(..10).unwrap_or(&a.date)),
+                None if tls.pinned => "pinned".into(),
+                None if tls.verified => "verified".into(),
+                None => "not verified".into(),
             };
             lines.push((format!("tls: {version}, {trust}, subject {}, issuer {}", tls.subject, tls.issuer), None));
             lines.push((
@@ -68,7 +67,11 @@ fn detail_lines(probe: &ProbeReport, style: Style) -> Vec<(String, Option<&'stat
             ));
         }
         if let Some(key) = &probe.host_key {
-            let trust = if key.verified { "verified" } else { "NOT verified" };
+            let trust = match &key.approved {
+                Some(a) => format!("approved by {} on {}", a.by, a.date.get(..10).unwrap_or(&a.date)),
+                None if key.verified => "verified".into(),
+                None => "NOT verified".into(),
+            };
             lines.push((
                 format!("host key: {} {} ({trust}), presented by {}", key.algorithm, key.sha256, key.host),
                 None,
@@ -242,6 +245,7 @@ mod tests {
             host_key: None,
             credential: None,
             not_retried: None,
+            approve: None,
             facts: Default::default(),
             details: vec![],
             diagnostics: vec![],

@@ -317,7 +317,16 @@ pub fn unverified_peer_refusal(asked: &str, tls: Option<&Recorder>) -> Failure {
             ErrorClass::TlsUntrusted,
             format!("{asked}, and the server's certificate is not verified (sha256 {fp}): authprobe did not send the password"),
         )
-        .with_hint(advice!["verify the server: ", Fix::TrustIssuingCa, ", or ", Fix::PinCertificate(fp), "; "].then(allow)),
+        .with_hint(
+            advice![
+                "verify the server: ",
+                Fix::TrustIssuingCa,
+                ", or ",
+                Fix::PinCertificate(fp),
+                ", or record an approval (who, when): `authprobe approve`; "
+            ]
+            .then(allow),
+        ),
         None => Failure::new(
             ErrorClass::TlsHandshake,
             format!("{asked} over an unencrypted connection: authprobe did not send the password"),

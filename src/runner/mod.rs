@@ -4,6 +4,7 @@
 
 pub mod limits;
 pub mod progress;
+pub mod select;
 pub mod suite;
 
 use std::sync::Arc;
@@ -16,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::connect::context::{ProbeContext, Shared};
 use crate::model::advice::Dialect;
 use crate::model::error::{ErrorClass, Failure, Stage};
-use crate::model::glob::{self, Wildcards};
 use crate::model::report::{ErrorReport, ProbeReport, RunReport, Status};
 use crate::runner::progress::Tracker;
 use crate::runner::suite::ProbeConfig;
+pub use select::{select, suggest_patterns};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -33,65 +34,41 @@ pub struct RunOptions {
     pub tracker: Option<Arc<Tracker>>,
     /// How hints and warnings name what to change: config lines, or `check`'s flags.
     pub advice: Dialect,
+    /// What is approved (`approvals.toml`), and whether first-seen certificates and host
+    /// keys are approved as the run goes (`--trust-new`).
+    pub approvals: Arc<crate::model::approvals::Approvals>,
+    /// The config file the probes come from (none for `check`): hints name the exact
+    /// `authprobe approve` command with it.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
-fn matches(probe: &ProbeConfig, pattern: &str) -> bool {
-    let glob = |text: &str| glob::matches(pattern, text, Wildcards::Star);
-    glob(&probe.name) || probe.tags.iter().any(|t| glob(t))
-}
-
-/// The probes `--only`/`--skip` select, in config order. `--skip` wins over `--only`.
-pub fn select(probes: &[ProbeConfig], only: &[String], skip: &[String]) -> Vec<ProbeConfig> {
-    probes
-        .iter()
-        .filter(|p| only.is_empty() || only.iter().any(|pat| matches(p, pat)))
-        .filter(|p| !skip.iter().any(|pat| matches(p, pat)))
-        .cloned()
-        .collect()
-}
-
-/// What to suggest when `--only` patterns select nothing: for a pattern without `*`, the
-/// glob that would match names it begins or is part of (`warehouse*`), else the closest
-/// probe names and tags.
-pub fn suggest_patterns(probes: &[ProbeConfig], only: &[String]) -> Vec<String> {
-    let mut names: Vec<&str> = probes.iter().map(|p| p.name.as_str()).collect();
-    names.extend(probes.iter().flat_map(|p| p.tags.iter().map(String::as_str)));
-    names.sort_unstable();
-    names.dedup();
-    let mut out = Vec::new();
-    for pattern in only.iter().filter(|p| !p.contains('*')) {
-        let lower = pattern.to_ascii_lowercase();
-        let containing: Vec<&str> = names.iter().copied().filter(|n| n.to_ascii_lowercase().contains(&lower)).collect();
-        if !containing.is_empty() {
-            let glob = if containing.iter().all(|n| n.to_ascii_lowercase().starts_with(&lower)) {
-                format!("{pattern}*")
-            } else {
-                format!("*{pattern}*")
-            };
-            out.push(format!(
-                "--only '{glob}' (matches {})",
-                containing.iter().take(5).copied().collect::<Vec<_>>().join(", ")
-            ));
-            continue;
-        }
-        let mut close: Vec<(f64, &str)> = names
-            .iter()
-            .map(|n| (strsim::jaro_winkler(&lower, &n.to_ascii_lowercase()), *n))
-            .filter(|(score, _)| *score >= 0.75)
-            .collect();
-        close.sort_by(|a, b| b.0.total_cmp(&a.0));
-        if !close.is_empty() {
-            let shown: Vec<&str> = close.iter().take(3).map(|(_, n)| *n).collect();
-            out.push(format!("instead of `{pattern}`: {}", shown.join(", ")));
-        }
+/// Where a hint says to approve with `authprobe approve`, the exact command for this probe:
+/// with its config and name, or (for `check`) its target.
+fn name_the_approve_command(report: &mut ProbeReport, config: Option<&std::path::Path>) {
+    const SAID: &str = "`authprobe approve`";
+    let Some(error) = report.error.as_mut() else { return };
+    let presented = match error.class {
+        ErrorClass::TlsUntrusted => report.tls.is_some(),
+        ErrorClass::HostKey => report.host_key.is_some() || error.hint.contains(SAID),
+        _ => false,
+    };
+    if !presented {
+        return;
     }
-    out
+    let command = match config {
+        Some(path) => format!("authprobe approve -c {} {}", path.display(), report.name),
+        None => format!("authprobe approve '{}'", report.target),
+    };
+    error.hint = error.hint.replace(SAID, &format!("`{command}`"));
+    report.approve = Some(command);
 }
 
 /// Runs the probes and returns the report. Returns early (with unfinished probes marked
 /// `cancelled`) when `cancel` fires.
 pub async fn run(probes: Vec<ProbeConfig>, opts: &RunOptions, cancel: CancellationToken) -> RunReport {
-    run_with(probes, opts, cancel, Arc::new(Shared::default())).await
+    let trust = crate::connect::tls::TrustStore::with_approvals(opts.approvals.clone());
+    let shared = Shared { trust: Arc::new(trust), ..Shared::default() };
+    run_with(probes, opts, cancel, Arc::new(shared)).await
 }
 
 /// [`run`] with what the probes share (trust roots, tunnels) given by the caller.
@@ -173,6 +150,7 @@ fn lost_report() -> ProbeReport {
         host_key: None,
         credential: None,
         not_retried: None,
+        approve: None,
         facts: Default::default(),
         details: Vec::new(),
         diagnostics: Vec::new(),
@@ -261,6 +239,7 @@ async fn run_probe(
         let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
         let mut report = build_report(probe, &ctx, outcome, Attempts { elapsed, count: attempts }, opts.advice);
         report.not_retried = not_retried;
+        name_the_approve_command(&mut report, opts.config_path.as_deref());
         return report;
     }
 }
@@ -450,6 +429,7 @@ fn build_report(
         host_key: recorded.host_key,
         credential: recorded.credential,
         not_retried: None,
+        approve: None,
         facts: recorded.facts,
         details: recorded.details,
         diagnostics: recorded.diagnostics,
@@ -514,6 +494,8 @@ mod tests {
             wait: None,
             tracker: None,
             advice: Dialect::Config,
+            approvals: Arc::default(),
+            config_path: None,
         };
         let probes = vec![fake("before", None), fake("boom", Some("probe exploded")), fake("after", None)];
         let report = run(probes, &opts, CancellationToken::new()).await;

@@ -15,6 +15,7 @@ use crate::config::{reader, secrets};
 
 use crate::connect::proxy::{EnvProxies, ProxyPolicy, ProxySource, Setting};
 use crate::connect::tunnel::{self, TunnelConfig};
+use crate::model::approvals::Approval;
 use crate::model::error::Stage;
 use crate::probes::stored::{STORE_PLACEHOLDER, SecretStores, StoreBacked};
 use crate::probes::{self, Probe};
@@ -36,6 +37,8 @@ pub struct Defaults {
     pub proxy: Option<Setting>,
     /// The proxy variables of the environment the config was read in.
     pub env_proxies: Arc<EnvProxies>,
+    /// `approvals`: the approvals file [`approvals.toml` beside the config].
+    pub approvals: Option<PathBuf>,
 }
 
 impl Default for Defaults {
@@ -46,6 +49,7 @@ impl Default for Defaults {
             warn_expiry_days: DEFAULT_WARN_EXPIRY_DAYS,
             proxy: None,
             env_proxies: Arc::default(),
+            approvals: None,
         }
     }
 }
@@ -99,6 +103,15 @@ pub struct Config {
     pub warnings: Vec<ConfigError>,
     /// The secret stores its probes read (`serve` turns their cache on and shows their reads).
     pub stores: Arc<SecretStores>,
+    /// The approvals file and what it approves (certificates and host keys).
+    pub approvals: ApprovalsFile,
+}
+
+/// The approvals file a config uses, and its entries when it was read.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalsFile {
+    pub path: PathBuf,
+    pub entries: Vec<Approval>,
 }
 
 /// Everything wrong with a config file.
@@ -229,7 +242,14 @@ fn load_with(
         return Err(ConfigErrors(errors));
     }
     warnings.sort_by_key(|e| (e.line, e.column));
-    Ok(Config { path: path.to_path_buf(), defaults, probes, warnings, stores: read_stores })
+    let approvals_path = defaults.approvals.clone().unwrap_or_else(|| path.with_file_name("approvals.toml"));
+    // A probe read again with its store values needs no second reading of the file.
+    let entries = match only {
+        Some(_) => Vec::new(),
+        None => crate::config::approvals::read(&approvals_path).map_err(ConfigErrors)?,
+    };
+    let approvals = ApprovalsFile { path: approvals_path, entries };
+    Ok(Config { path: path.to_path_buf(), defaults, probes, warnings, stores: read_stores, approvals })
 }
 
 fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
@@ -247,6 +267,7 @@ fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
         defaults.warn_expiry_days = days as u32;
     }
     defaults.proxy = read_proxy(&table);
+    defaults.approvals = table.path("approvals");
     table.finish();
     defaults
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 use crate::surface::execute::{execute, progress_tracker};
 use clap::{Args, Parser, Subcommand};
 
-use crate::connect::proxy::{ProxyPolicy, ProxySource};
 use crate::model::advice::Dialect;
 use crate::model::redact;
 use crate::output;
-use crate::runner::suite::{self as config, Config};
+use crate::runner::suite::Config;
 use crate::runner::{self, RunOptions};
 
 pub use crate::surface::execute::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ReportArgs, eprint_line};
+pub use crate::surface::loading::{ConfigArg, check_config, load_config, warn_proxy_password};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,6 +57,12 @@ pub enum Command {
     /// SSH server's host keys (sftp, ssh), and the line that approves it (exit 0 trusted,
     /// 1 not trusted or not reached, 2 usage).
     Inspect(InspectArgs),
+    /// Approve the certificate or SSH host key a probe's server presents (as the probe sees
+    /// it: after the protocol's TLS upgrade, through its tunnel), recording who approved it
+    /// and when in the approvals file (exit 0 approved or nothing to approve, 1 not, 2 usage).
+    Approve(Box<crate::surface::approve::ApproveArgs>),
+    /// List or revoke approved certificates and host keys.
+    Approvals(crate::surface::approve::ApprovalsArgs),
     /// Serve the probes to Prometheus: /probe?target=NAME (blackbox-exporter protocol),
     /// /metrics, a status page at /, /healthz; reload with SIGHUP or POST /-/reload.
     Serve(crate::surface::serve::ServeArgs),
@@ -90,6 +96,11 @@ pub struct CheckArgs {
     /// Retry with backoff until the probe passes or DUR runs out.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub wait: Option<Duration>,
+    /// Approve a certificate or SSH host key seen for the first time at an endpoint with no
+    /// approval, and record it in the approvals file (validated_by = "trust-new"). A changed
+    /// one is never approved this way.
+    #[arg(long)]
+    pub trust_new: bool,
 }
 
 #[derive(Args, Debug)]
@@ -102,32 +113,14 @@ pub struct InspectArgs {
     /// Judge SSH host keys against this known_hosts file [default: ~/.ssh/known_hosts if it exists].
     #[arg(long, value_name = "PATH")]
     pub known_hosts: Option<PathBuf>,
+    /// Say whether what the server presents is approved in this approvals file.
+    #[arg(long, value_name = "PATH", default_value = "approvals.toml")]
+    pub approvals: PathBuf,
     /// Give up after this long.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
     pub timeout: Duration,
     #[command(flatten)]
     pub proxy: crate::surface::check::ProxyArgs,
-}
-
-fn warn_proxy_password(proxy: &crate::surface::check::ProxyArgs, quiet: bool) {
-    if proxy.has_password() && !quiet {
-        eprint_line(
-            "warning: the --proxy URL contains a password, which ends up in shell history and process lists; put the proxy in HTTPS_PROXY or ALL_PROXY instead",
-        );
-    }
-}
-
-#[derive(Args, Debug)]
-pub struct ConfigArg {
-    /// The probes file.
-    #[arg(
-        short = 'c',
-        long = "config",
-        env = "AUTHPROBE_CONFIG",
-        hide_env_values = true,
-        default_value = "probes.toml"
-    )]
-    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +147,11 @@ pub struct RunArgs {
     /// Stop at the first failing probe; unfinished probes are reported as cancelled.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Approve a certificate or SSH host key seen for the first time at an endpoint with no
+    /// approval, and record it in the approvals file (validated_by = "trust-new"). A changed
+    /// one is never approved this way.
+    #[arg(long)]
+    pub trust_new: bool,
 }
 
 #[derive(Args, Debug)]
@@ -201,6 +199,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check_command(*args),
         Command::Validate(args) => validate_command(args),
         Command::Inspect(args) => inspect_command(args),
+        Command::Approve(args) => crate::surface::approve::approve_command(*args),
+        Command::Approvals(args) => crate::surface::approve::approvals_command(args),
         Command::Serve(args) => crate::surface::serve::main(args),
         Command::FromBlackbox(args) => crate::surface::from_blackbox::command(&args),
         Command::Completions { shell } => {
@@ -226,48 +226,6 @@ pub fn main() -> ExitCode {
     })
 }
 
-pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, u8> {
-    match config::load(path) {
-        Ok(cfg) => {
-            for warning in &cfg.warnings {
-                eprint_line(&format!("warning: {warning}"));
-            }
-            Ok(cfg)
-        }
-        Err(errors) => {
-            for err in &errors.0 {
-                eprint_line(&format!("error: {err}"));
-            }
-            let n = errors.0.len();
-            eprint_line(&format!(
-                "{}: {n} error{} found; nothing was run",
-                path.display(),
-                if n == 1 { "" } else { "s" }
-            ));
-            let mut unset: Vec<&str> = errors.0.iter().filter_map(|e| e.unset_var.as_deref()).collect();
-            unset.sort_unstable();
-            unset.dedup();
-            // One or two missing variables are clear from their errors; many mean a whole
-            // environment was not loaded.
-            if unset.len() >= 3 {
-                let shown: Vec<&str> = unset.iter().take(5).copied().collect();
-                let more = if unset.len() > 5 { format!(" and {} more", unset.len() - 5) } else { String::new() };
-                eprint_line(&format!(
-                    "hint: {} environment variables the config refers to are not set ({}{more}): export them first{}",
-                    unset.len(),
-                    shown.join(", "),
-                    if unset.iter().any(|v| v.starts_with("AP_")) {
-                        "; the example config's come from the test servers: set -a; . \"$(scripts/servers.sh env)\"; set +a"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            Err(EXIT_USAGE)
-        }
-    }
-}
-
 fn validate_command(args: ValidateArgs) -> u8 {
     let cfg = match load_config(&args.config.config) {
         Ok(cfg) => cfg,
@@ -288,6 +246,12 @@ fn validate_command(args: ValidateArgs) -> u8 {
     // secret in the file just for this line.
     let _ = output::write_stdout(&format!("{line}\n"));
     EXIT_OK
+}
+
+/// The approvals a run trusts; with `--trust-new`, approving first-seen ones as it goes.
+fn approvals_for(cfg: &Config, trust_new: bool) -> std::sync::Arc<crate::model::approvals::Approvals> {
+    let approvals = crate::model::approvals::Approvals::new(cfg.approvals.entries.clone());
+    std::sync::Arc::new(if trust_new { approvals.trusting_new() } else { approvals })
 }
 
 fn run_command(args: RunArgs) -> u8 {
@@ -315,68 +279,17 @@ fn run_command(args: RunArgs) -> u8 {
         wait: args.wait,
         tracker: progress_tracker(&args.report),
         advice: Dialect::Config,
+        approvals: approvals_for(&cfg, args.trust_new),
+        config_path: Some(cfg.path.clone()),
     };
-    execute(selected, &opts, &args.report, &cfg.stores)
+    execute(selected, &opts, &args.report, &cfg.stores, &cfg.approvals.path)
 }
 
 fn check_command(args: CheckArgs) -> u8 {
-    let synthesized = match crate::surface::check::synthesize(&args.url, &args.probe) {
-        Ok(s) => s,
-        Err(why) => {
-            eprint_line(&format!("error: {why}"));
-            return EXIT_USAGE;
-        }
-    };
-    if synthesized.url_password.is_some() && !args.report.quiet {
-        eprint_line(
-            "warning: the URL contains a password, which ends up in shell history and process lists; use --password-env (or PGPASSWORD) instead",
-        );
-    }
-    let url_password = synthesized.url_password.clone();
-    let env = move |name: &str| {
-        if name == crate::surface::check::URL_PASSWORD_VAR {
-            return url_password.clone();
-        }
-        std::env::var(name).ok()
-    };
-    let mut cfg = match config::load_str(std::path::Path::new("<check URL>"), synthesized.toml, &env) {
+    let cfg = match check_config(&args.url, &args.probe, &args.proxy, args.report.quiet) {
         Ok(cfg) => cfg,
-        Err(errors) => {
-            // There is no file to point at: name the flag or URL part that set the key.
-            for err in &errors.0 {
-                let key = err.key.as_deref().unwrap_or("");
-                let origin = crate::surface::check::origin_of(key, &args.probe, err.unset_var.as_deref());
-                let message = match &err.unset_var {
-                    Some(var) if origin.contains(var.as_str()) => "the variable is not set".to_string(),
-                    Some(var) => format!("the variable {var} is not set"),
-                    None => err.message.clone(),
-                };
-                eprint_line(&format!("error: {origin}: {message}"));
-            }
-            return EXIT_USAGE;
-        }
+        Err(code) => return code,
     };
-    if !args.report.quiet {
-        for warning in &cfg.warnings {
-            let origin = crate::surface::check::origin_of(warning.key.as_deref().unwrap_or(""), &args.probe, None);
-            eprint_line(&format!("warning: {origin}: {}", warning.message));
-        }
-    }
-    warn_proxy_password(&args.proxy, args.report.quiet);
-    match args.proxy.setting() {
-        Ok(Some(setting)) => {
-            for probe in &mut cfg.probes {
-                let policy =
-                    ProxyPolicy { probe: Some((setting.clone(), ProxySource::Flag)), ..(*probe.proxy).clone() };
-                probe.proxy = std::sync::Arc::new(policy);
-            }
-        }
-        Ok(None) => {}
-        Err(why) => {
-            eprint_line(&format!("error: {why}"));
-            return EXIT_USAGE;
-        }
-    }
     let opts = RunOptions {
         concurrency: 1,
         timeout: Some(args.timeout),
@@ -385,8 +298,10 @@ fn check_command(args: CheckArgs) -> u8 {
         tracker: progress_tracker(&args.report),
         // `check` has no config file: its hints name the flags that do the same.
         advice: Dialect::Flags,
+        approvals: approvals_for(&cfg, args.trust_new),
+        config_path: None,
     };
-    execute(cfg.probes, &opts, &args.report, &cfg.stores)
+    execute(cfg.probes, &opts, &args.report, &cfg.stores, &cfg.approvals.path)
 }
 
 fn inspect_command(args: InspectArgs) -> u8 {
@@ -416,7 +331,16 @@ fn inspect_command(args: InspectArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let trust = crate::surface::inspect::Trust { ca, known_hosts };
+    let approvals = match crate::config::approvals::read(&args.approvals) {
+        Ok(entries) => entries,
+        Err(errors) => {
+            for error in errors {
+                eprint_line(&format!("error: {error}"));
+            }
+            return EXIT_USAGE;
+        }
+    };
+    let trust = crate::surface::inspect::Trust { ca, known_hosts, approvals };
     warn_proxy_password(&args.proxy, false);
     let proxy = match args.proxy.policy() {
         Ok(policy) => std::sync::Arc::new(policy),

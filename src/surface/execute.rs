@@ -65,6 +65,7 @@ pub(crate) fn execute(
     opts: &RunOptions,
     args: &ReportArgs,
     stores: &crate::identity::stores::SecretStores,
+    approvals_path: &std::path::Path,
 ) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -80,6 +81,7 @@ pub(crate) fn execute(
         stores.settle(LEASE_RETURN_WAIT).await;
         ran
     });
+    record_trusted_new(opts, approvals_path, args.quiet);
     report.scrub_secrets();
     let width = if args.output.is_none() { output::stdout_terminal_width() } else { None };
     let style = Style { verbose: args.verbose, color: color_allowed(args), width };
@@ -160,5 +162,43 @@ pub(crate) async fn interrupt_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Writes what `--trust-new` approved during the run to the approvals file, and says so.
+fn record_trusted_new(opts: &RunOptions, path: &std::path::Path, quiet: bool) {
+    let added = opts.approvals.take_added();
+    if added.is_empty() {
+        return;
+    }
+    let count = added.len();
+    let written = crate::config::approvals::change(path, |entries| {
+        for approval in added {
+            let known = entries
+                .iter()
+                .any(|e| e.kind == approval.kind && e.endpoint == approval.endpoint && e.sha256 == approval.sha256);
+            if !known {
+                entries.push(approval);
+            }
+        }
+        (true, ())
+    });
+    match written {
+        Ok(()) if !quiet => eprint_line(&format!(
+            "authprobe: --trust-new approved {count} certificate{} or host key{} seen for the first time; recorded in {}",
+            if count == 1 { "" } else { "s" },
+            if count == 1 { "" } else { "s" },
+            path.display()
+        )),
+        Ok(()) => {}
+        Err(crate::config::approvals::ChangeError::Invalid(errors)) => {
+            for error in errors {
+                eprint_line(&format!("error: {error}"));
+            }
+            eprint_line("error: --trust-new could not record its approvals: the approvals file has errors");
+        }
+        Err(crate::config::approvals::ChangeError::Io(why)) => {
+            eprint_line(&format!("error: --trust-new could not record its approvals: {why}"))
+        }
     }
 }

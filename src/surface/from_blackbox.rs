@@ -10,7 +10,7 @@ use std::path::Path;
 use toml::{Table, Value};
 
 use crate::output;
-use crate::surface::cli::{EXIT_OK, EXIT_USAGE, eprint_line};
+use crate::surface::execute::{EXIT_OK, EXIT_USAGE, eprint_line};
 use yaml_rust2::{Yaml, YamlLoader};
 
 #[derive(clap::Args, Debug)]

@@ -16,6 +16,7 @@ use crate::connect::net::Record;
 use crate::connect::proxy::{ProxyPolicy, Traffic};
 use crate::connect::ssh::{self, known_hosts::KnownHosts};
 use crate::connect::tls::{self, Presented, TlsOptions};
+use crate::model::approvals::{Approval, ApprovalKind};
 use crate::model::error::{ErrorClass, Failure};
 use crate::probes::{self, Inspect, InspectHow};
 
@@ -45,6 +46,24 @@ fn endpoint(url: &Url) -> Result<(String, u16, &'static Inspect), Failure> {
 pub struct Trust {
     pub ca: Option<Arc<RootCertStore>>,
     pub known_hosts: Option<KnownHosts>,
+    /// The approvals file's entries (`--approvals`, default ./approvals.toml).
+    pub approvals: Vec<Approval>,
+}
+
+/// What the approvals say of a fingerprint seen at `host:port`: approved (by whom, when),
+/// changed (another one is approved), or nothing.
+fn approval_verdict(
+    approvals: &[Approval],
+    kind: ApprovalKind,
+    host: &str,
+    port: u16,
+    sha256: &str,
+) -> Option<(bool, String)> {
+    let here: Vec<&Approval> = approvals.iter().filter(|a| a.covers(kind, host, port)).collect();
+    if let Some(a) = here.iter().find(|a| a.sha256 == sha256) {
+        return Some((true, format!("approved by {} on {}", a.validated_by, a.validated_date)));
+    }
+    here.first().map(|a| (false, format!("NOT the approved one: {} is approved for {}", a.describe(), a.endpoint)))
 }
 
 /// Connects and returns the report text.
@@ -70,7 +89,7 @@ pub async fn inspect(
         InspectHow::Tls(upgrade) => upgrade,
         _ => {
             let host = host.trim_start_matches('[').trim_end_matches(']');
-            return inspect_ssh(host, port, trust.known_hosts, timeout).await;
+            return inspect_ssh(host, port, trust.known_hosts, &trust.approvals, timeout).await;
         }
     };
     let ca = trust.ca;
@@ -124,11 +143,25 @@ pub async fn inspect(
             );
         }
     }
+    let mut approved = false;
+    let approval = chain.iter().find_map(|c| {
+        let verdict = approval_verdict(&trust.approvals, ApprovalKind::Tls, &host, port, &tls::sha256_fingerprint(c))?;
+        verdict.0.then_some(verdict)
+    });
+    let approval = approval.or_else(|| {
+        let leaf = chain.first()?;
+        approval_verdict(&trust.approvals, ApprovalKind::Tls, &host, port, &tls::sha256_fingerprint(leaf))
+    });
+    if let Some((ok, said)) = approval {
+        approved = ok;
+        let _ = writeln!(out, "approvals: {said}");
+    }
     if let Some(leaf) = chain.first() {
         let _ = writeln!(out, "to approve exactly this certificate, add to the probe's tls table:");
         let _ = writeln!(out, "  {}", tls::pin_line(&tls::sha256_fingerprint(leaf)));
+        let _ = writeln!(out, "or record an approval (who, when): authprobe approve '{target}'");
     }
-    Ok(Inspection { text: out, verified: verified.is_ok() })
+    Ok(Inspection { text: out, verified: verified.is_ok() || approved })
 }
 
 /// The host keys of an SSH server, each with its fingerprint, what known_hosts says of it,
@@ -137,6 +170,7 @@ async fn inspect_ssh(
     host: &str,
     port: u16,
     known: Option<KnownHosts>,
+    approvals: &[Approval],
     timeout: Duration,
 ) -> Result<Inspection, Failure> {
     let keys = tokio::time::timeout(timeout, ssh::scan(host, port)).await.map_err(|_| {
@@ -160,7 +194,10 @@ async fn inspect_ssh(
                 _ => "  known_hosts: not listed".into(),
             },
         };
-        let _ = writeln!(out, "  {:width$}  {}{verdict}", key.algorithm, key.sha256);
+        let approval = approval_verdict(approvals, ApprovalKind::Ssh, host, port, &key.sha256)
+            .map(|(_, said)| format!("  approvals: {said}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {:width$}  {}{verdict}{approval}", key.algorithm, key.sha256);
     }
     if let Some(file) = &known {
         let _ = writeln!(out, "checked against {}", file.path.display());
@@ -183,6 +220,8 @@ async fn inspect_ssh(
             crate::connect::ssh::known_hosts::Verdict::Trusted(_)
         ),
         _ => false,
-    };
+    } || keys.first().is_some_and(|first| {
+        approval_verdict(approvals, ApprovalKind::Ssh, host, port, &first.sha256).is_some_and(|(ok, _)| ok)
+    });
     Ok(Inspection { text: out, verified })
 }

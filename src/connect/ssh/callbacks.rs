@@ -10,6 +10,7 @@ pub(super) struct Callbacks {
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) policy: HostKeyPolicy,
+    pub(super) approvals: Arc<crate::model::approvals::Approvals>,
     pub(super) role: Role,
     pub(super) presented: Arc<Mutex<Option<Presented>>>,
     pub(super) refusals: Arc<Refusals>,
@@ -81,11 +82,12 @@ impl client::Handler for Callbacks {
         };
         let blob = key.to_bytes().unwrap_or_default();
         let algorithm = key.algorithm().as_str().to_string();
-        let verdict = self.policy.judge(&self.host, self.port, &algorithm, &blob, &self.role);
+        let (verdict, approved) =
+            self.policy.judge_approved(&self.approvals, &self.host, self.port, &algorithm, &blob, &self.role);
         let trusted = verdict.is_ok();
         let sha256 = sha256_fingerprint(&blob);
         if let Ok(mut slot) = self.presented.lock() {
-            *slot = Some(Presented { algorithm, sha256, blob, verdict });
+            *slot = Some(Presented { algorithm, sha256, blob, verdict, approved });
         }
         Ok(trusted)
     }

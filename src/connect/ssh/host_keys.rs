@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::advice::Fix;
+use crate::model::approvals::{Approval, ApprovalKind, Approvals, ApprovedBy, Candidate, endpoint_name};
 
 /// A host key as `ssh-keygen -l` shows it: `SHA256:` and unpadded base64.
 pub fn sha256_fingerprint(blob: &[u8]) -> String {
@@ -145,6 +146,88 @@ pub(super) struct Presented {
     pub(super) blob: Vec<u8>,
     /// How the key was approved, or why not.
     pub(super) verdict: Result<String, Failure>,
+    /// Approved by an entry of the approvals file: who and when.
+    pub(super) approved: Option<ApprovedBy>,
+}
+
+/// The approval record of a host key seen at `host:port`.
+pub fn approval_for_key(host: &str, port: u16, algorithm: &str, blob: &[u8], by: &str) -> Approval {
+    Approval {
+        kind: ApprovalKind::Ssh,
+        endpoint: endpoint_name(host, port),
+        name: algorithm.to_string(),
+        sha1: None,
+        sha256: sha256_fingerprint(blob),
+        public_key: format!("{algorithm} {}", base64::engine::general_purpose::STANDARD.encode(blob)),
+        encoded_cert: None,
+        not_after: None,
+        validated_by: by.to_string(),
+        validated_date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    }
+}
+
+impl HostKeyPolicy {
+    /// [`HostKeyPolicy::judge`], with the approvals file: an approved key is trusted; a key
+    /// other than the approved one fails naming who approved which; under `--trust-new` a
+    /// key seen for the first time (no pin, not in known_hosts, nothing approved) is
+    /// approved and recorded.
+    pub(super) fn judge_approved(
+        &self,
+        approvals: &Approvals,
+        host: &str,
+        port: u16,
+        algorithm: &str,
+        blob: &[u8],
+        role: &Role,
+    ) -> (Result<String, Failure>, Option<ApprovedBy>) {
+        if self.show_only {
+            return (self.judge(host, port, algorithm, blob, role), None);
+        }
+        let sha256 = sha256_fingerprint(blob);
+        let here = approvals.for_endpoint(ApprovalKind::Ssh, host, port);
+        if let Some(approval) = here.iter().find(|a| a.sha256 == sha256) {
+            let day = approval.validated_date.get(..10).unwrap_or(&approval.validated_date);
+            return (Ok(format!("approved by {} on {day}", approval.validated_by)), Some(approval.approved_by()));
+        }
+        let failure = match self.judge(host, port, algorithm, blob, role) {
+            Ok(how) => return (Ok(how), None),
+            Err(failure) => failure,
+        };
+        let revoked = failure.message.contains("@revoked");
+        if !revoked {
+            approvals.capture(|| Candidate {
+                approval: approval_for_key(host, port, algorithm, blob, ""),
+                top_of_chain: None,
+                shown: vec![("key type".into(), algorithm.to_string()), ("SHA-256".into(), sha256.clone())],
+                refusal: failure.message.clone(),
+            });
+        }
+        if let (Some(approval), false) = (here.first(), revoked) {
+            let changed = Failure::new(
+                ErrorClass::HostKey,
+                format!(
+                    "the host key of {} changed: approved {} {}, now presents {algorithm} {sha256}",
+                    endpoint_name(host, port),
+                    approval.name,
+                    approval.describe()
+                ),
+            )
+            .with_hint("someone may be intercepting the connection, or the server was rebuilt: verify the new key with the server's owner, then approve it (`authprobe approve`)");
+            return (Err(changed), None);
+        }
+        let first_seen = self.pins.is_empty()
+            && self
+                .known_hosts
+                .as_ref()
+                .is_none_or(|file| matches!(file.verdict(host, port, algorithm, blob), Verdict::Unknown));
+        if first_seen && approvals.trusts_new() {
+            let approval = approval_for_key(host, port, algorithm, blob, "trust-new");
+            if approvals.approve_first_seen(approval.clone(), host, port) {
+                return (Ok("approved as first seen (--trust-new)".into()), Some(approval.approved_by()));
+            }
+        }
+        (Err(failure), None)
+    }
 }
 
 impl HostKeyPolicy {
@@ -224,6 +307,7 @@ impl HostKeyPolicy {
                         file.path.display()
                     ),
                     approve,
+                    ", or record an approval (who, when): `authprobe approve`",
                 ],
             )
         } else {
@@ -234,6 +318,7 @@ impl HostKeyPolicy {
                 crate::advice![
                     "verify the fingerprint with the server's owner (`ssh-keygen -lf` on its host key), then ",
                     approve,
+                    ", or record an approval (who, when): `authprobe approve`",
                 ],
             )
         };

@@ -34,6 +34,7 @@ pub async fn scan(host: &str, port: u16) -> Result<Vec<ScannedKey>, Failure> {
             host: host.to_string(),
             port,
             policy: HostKeyPolicy { show_only: true, ..HostKeyPolicy::default() },
+            approvals: Arc::default(),
             role: Role::Probe,
             presented: presented.clone(),
             refusals: Arc::default(),

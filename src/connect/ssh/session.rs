@@ -31,6 +31,7 @@ pub async fn handshake(ctx: &StageLog, stream: BoxIo, target: &SshTarget, role: 
         host: target.host.clone(),
         port: target.port,
         policy: target.host_keys.clone(),
+        approvals: ctx.approvals.clone(),
         role: role.clone(),
         presented: presented.clone(),
         refusals: refusals.clone(),
@@ -56,6 +57,12 @@ pub async fn handshake(ctx: &StageLog, stream: BoxIo, target: &SshTarget, role: 
                     sha256: key.sha256.clone(),
                     host: address.clone(),
                     verified: approval.is_some(),
+                    approved: key.approved.clone(),
+                    public_key: format!(
+                        "{} {}",
+                        key.algorithm,
+                        base64::engine::general_purpose::STANDARD.encode(&key.blob)
+                    ),
                 });
             }
         }

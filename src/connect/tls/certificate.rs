@@ -181,6 +181,33 @@ pub(super) fn key_description(cert: &x509_parser::certificate::X509Certificate<'
     }
 }
 
+/// A certificate's public key, base64 SubjectPublicKeyInfo.
+pub fn spki_base64(der: &[u8]) -> String {
+    use base64::Engine;
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, cert)| base64::engine::general_purpose::STANDARD.encode(cert.tbs_certificate.subject_pki.raw))
+        .unwrap_or_default()
+}
+
+/// The approval record of a certificate seen at `host:port`.
+pub fn approval_for(der: &[u8], host: &str, port: u16, by: &str) -> crate::model::approvals::Approval {
+    use base64::Engine;
+    let info = cert_info(der);
+    let public_key = spki_base64(der);
+    crate::model::approvals::Approval {
+        kind: crate::model::approvals::ApprovalKind::Tls,
+        endpoint: crate::model::approvals::endpoint_name(host, port),
+        name: info.subject,
+        sha1: Some(info.sha1),
+        sha256: info.sha256,
+        public_key,
+        encoded_cert: Some(base64::engine::general_purpose::STANDARD.encode(der)),
+        not_after: Some(rfc3339(info.not_after)),
+        validated_by: by.to_string(),
+        validated_date: rfc3339(now_unix()),
+    }
+}
+
 pub fn rfc3339(unix: i64) -> String {
     let time = if unix >= 0 {
         UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)
@@ -209,6 +236,9 @@ pub fn certificate_report(leaf: &CertificateDer<'_>, version: Option<String>, re
         sha256: info.sha256,
         pinned: recording.pinned,
         verified: recording.verified,
+        approved: recording.approved.clone(),
+        public_key: spki_base64(leaf),
+        key: info.key,
         not_after_unix: info.not_after,
     }
 }

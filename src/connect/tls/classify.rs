@@ -74,6 +74,22 @@ pub fn classify_tls_error(
                 Failure::new(ErrorClass::TlsHostname, format!("the certificate is for [{names}], not for {host}"))
                     .with_hint(crate::advice!["connect with a name the certificate covers, or ", Fix::ServerName])
             }
+            CertificateError::Other(other) if other.0.downcast_ref::<ApprovalChanged>().is_some() => {
+                let approved = other.0.downcast_ref::<ApprovalChanged>().map(|c| c.0.describe()).unwrap_or_default();
+                let (issuer, from) = leaf
+                    .as_ref()
+                    .map(|l| (l.issuer.clone(), rfc3339(l.not_before)))
+                    .unwrap_or_else(|| ("an unknown issuer".into(), "?".into()));
+                Failure::new(
+                    ErrorClass::TlsUntrusted,
+                    format!("the certificate changed: approved {approved}, now presents {fp} (issuer {issuer}, valid from {from})"),
+                )
+                .with_hint(crate::advice![
+                    "if the change is expected, verify the new certificate with the server's owner and approve it (`authprobe approve`), or ",
+                    Fix::TrustIssuingCa,
+                    "; otherwise someone may be intercepting the connection"
+                ])
+            }
             CertificateError::Other(other) if other.0.downcast_ref::<PinMismatch>().is_some() => Failure::new(
                 ErrorClass::TlsUntrusted,
                 format!("the certificate matches no pinned fingerprint: it has sha256 {fp}"),
@@ -88,7 +104,12 @@ pub fn classify_tls_error(
                         "the certificate is not trusted by {source} ({cert_err:?}): issued by {issuer}, sha256 {fp}"
                     ),
                 )
-                .with_hint(crate::advice![Fix::TrustIssuingCa, ", or ", Fix::PinCertificate(fp)])
+                .with_hint(crate::advice![
+                    Fix::TrustIssuingCa,
+                    ", or ",
+                    Fix::PinCertificate(fp),
+                    ", or record an approval (who, when): `authprobe approve`"
+                ])
             }
         },
         rustls::Error::AlertReceived(alert) => classify_alert(*alert, recording, opts),

@@ -67,7 +67,8 @@ pub async fn handshake<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let (config, recorder) = client_config(opts, trust, alpn)?;
+    let endpoint = ctx.dialed();
+    let (config, recorder) = client_config(opts, trust, alpn, endpoint.as_ref())?;
     let name = opts.verify_name(host)?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let result = connector.connect(name.clone(), io).await;

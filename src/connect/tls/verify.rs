@@ -3,6 +3,7 @@
 //! when verification fails), and the rustls client configuration built from them.
 
 use super::*;
+use crate::model::approvals::{Approval, ApprovalKind, Approvals, ApprovedBy, Candidate};
 
 /// Upper-case hex with colons, the form reports show and pins are compared in.
 pub fn normalize_fingerprint(raw: &str) -> Option<String> {
@@ -40,9 +41,15 @@ pub fn sha1_fingerprint(der: &[u8]) -> String {
 #[derive(Default)]
 pub struct TrustStore {
     pub(super) system: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
+    /// Certificates and host keys approved for endpoints (`approvals.toml`), trusted as pins.
+    pub approvals: Arc<Approvals>,
 }
 
 impl TrustStore {
+    pub fn with_approvals(approvals: Arc<Approvals>) -> TrustStore {
+        TrustStore { system: OnceLock::new(), approvals }
+    }
+
     pub fn system_verifier(&self) -> Result<Arc<WebPkiServerVerifier>, Failure> {
         let loaded = self.system.get_or_init(|| {
             let result = rustls_native_certs::load_native_certs();
@@ -92,6 +99,8 @@ pub struct Recording {
     pub pinned: bool,
     pub verified: bool,
     pub client_cert_requested: bool,
+    /// Trusted because an approval covers it: who approved it and when.
+    pub approved: Option<ApprovedBy>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -124,7 +133,24 @@ pub(super) struct RecordingVerifier {
     pub(super) check_name: bool,
     pub(super) recorder: Recorder,
     pub(super) provider: Arc<CryptoProvider>,
+    /// What is approved for the endpoint being connected to.
+    pub(super) approved: Vec<Approval>,
+    /// The run's approvals and the endpoint being connected to: where `--trust-new`
+    /// records a first-seen certificate and `approve` keeps a refused one.
+    pub(super) endpoint: Option<(Arc<Approvals>, String, u16)>,
 }
+
+/// The server presents another certificate than the one approved for its endpoint.
+#[derive(Debug)]
+pub struct ApprovalChanged(pub Approval);
+
+impl std::fmt::Display for ApprovalChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the certificate changed: approved {}", self.0.describe())
+    }
+}
+
+impl std::error::Error for ApprovalChanged {}
 
 /// The chain matched none of the configured pins.
 #[derive(Debug)]
@@ -138,6 +164,101 @@ impl std::fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
+impl RecordingVerifier {
+    /// The approval this chain matches, checked: an approved leaf must still be valid, and
+    /// an approved CA (`approve --ca-of-chain`) must have issued the chain, for the name.
+    fn approval_of(
+        &self,
+        chain: &[CertificateDer<'static>],
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<Option<Approval>, rustls::Error> {
+        let found = chain.iter().enumerate().find_map(|(depth, cert)| {
+            let sha256 = sha256_fingerprint(cert);
+            self.approved.iter().find(|a| a.sha256 == sha256).map(|a| (depth, a))
+        });
+        let Some((depth, approval)) = found else { return Ok(None) };
+        if depth == 0 {
+            let info = cert_info(end_entity);
+            if info.not_after < now.as_secs() as i64 {
+                return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+            }
+            return Ok(Some(approval.clone()));
+        }
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(chain[depth].clone())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        match verifier.verify_server_cert(end_entity, intermediates, server_name, &[], now) {
+            Ok(_) => Ok(Some(approval.clone())),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(Some(approval.clone())),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A chain the CA check refused: a change when something else is approved for the
+    /// endpoint; approved and recorded under `--trust-new` when nothing is and the refusal
+    /// is about trust (not a name or a date); the refusal otherwise.
+    fn unverified(&self, err: rustls::Error, chain: &[CertificateDer<'static>]) -> rustls::Error {
+        let (Some(end_entity), Some((approvals, host, port))) = (chain.first(), &self.endpoint) else { return err };
+        let refused = if let Some(approval) = self.approved.first() {
+            rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(ApprovalChanged(
+                approval.clone(),
+            )))))
+        } else {
+            let untrusted = matches!(
+                err,
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature)
+            );
+            let approval = approval_for(end_entity, host, *port, "trust-new");
+            if untrusted && approvals.approve_first_seen(approval.clone(), host, *port) {
+                self.recorder.with(|r| {
+                    r.verified = true;
+                    r.approved = Some(approval.approved_by());
+                });
+                return rustls::Error::General(TRUSTED_NEW.into());
+            }
+            err
+        };
+        approvals.capture(|| candidate(chain, host, *port, &refused));
+        refused
+    }
+}
+
+/// What `approve` shows and records for a refused chain.
+fn candidate(chain: &[CertificateDer<'static>], host: &str, port: u16, refused: &rustls::Error) -> Candidate {
+    let leaf = cert_info(&chain[0]);
+    let shown = vec![
+        ("subject".to_string(), leaf.subject.clone()),
+        ("issuer".to_string(), leaf.issuer.clone()),
+        ("valid".to_string(), format!("{} to {}", rfc3339(leaf.not_before), rfc3339(leaf.not_after))),
+        ("names".to_string(), leaf.sans.join(", ")),
+        ("public key".to_string(), leaf.key.clone()),
+        ("SHA-1".to_string(), leaf.sha1.clone()),
+        ("SHA-256".to_string(), leaf.sha256.clone()),
+    ];
+    let top_of_chain = (chain.len() > 1).then(|| approval_for(&chain[chain.len() - 1], host, port, ""));
+    Candidate {
+        approval: approval_for(&chain[0], host, port, ""),
+        top_of_chain,
+        shown,
+        refusal: match refused {
+            rustls::Error::InvalidCertificate(CertificateError::Other(other)) => other.0.to_string(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// Not an error: `unverified` approved a first-seen certificate (`--trust-new`).
+const TRUSTED_NEW: &str = "authprobe: approved as first seen";
+
 impl ServerCertVerifier for RecordingVerifier {
     fn verify_server_cert(
         &self,
@@ -150,21 +271,37 @@ impl ServerCertVerifier for RecordingVerifier {
         let chain: Vec<CertificateDer<'static>> =
             std::iter::once(end_entity).chain(intermediates).map(|c| c.clone().into_owned()).collect();
         let pinned = !self.pins.is_empty() && chain.iter().any(|c| self.pins.contains(&sha256_fingerprint(c)));
+        let approval = self.approval_of(&chain, end_entity, intermediates, server_name, now)?;
         self.recorder.with(|r| {
             r.chain = chain;
             r.pinned = pinned;
         });
+        if let Some(approval) = approval {
+            self.recorder.with(|r| {
+                r.verified = true;
+                r.approved = Some(approval.approved_by());
+            });
+            return Ok(ServerCertVerified::assertion());
+        }
         if !self.pins.is_empty() {
             // A pin is an explicit approval of this exact certificate: no CA or name check.
             if pinned {
                 self.recorder.with(|r| r.verified = true);
                 return Ok(ServerCertVerified::assertion());
             }
-            return Err(rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
-                PinMismatch,
-            )))));
+            let mismatch =
+                rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch))));
+            return Err(self.unverified(mismatch, &self.recorder.snapshot().chain));
         }
         if self.accept_any {
+            // Encrypted without verifying (the database modes `prefer`/`require`): a probe
+            // then refuses to send a recoverable secret, so `approve` offers the certificate.
+            if let Some((approvals, host, port)) = &self.endpoint {
+                let chain = self.recorder.snapshot().chain;
+                let unverified =
+                    rustls::Error::General("the certificate is not verified (the TLS mode accepts any)".into());
+                approvals.capture(|| candidate(&chain, host, *port, &unverified));
+            }
             return Ok(ServerCertVerified::assertion());
         }
         let Some(inner) = &self.inner else {
@@ -175,7 +312,10 @@ impl ServerCertVerifier for RecordingVerifier {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => {}
-            Err(err) => return Err(err),
+            Err(err) => match self.unverified(err, &self.recorder.snapshot().chain) {
+                rustls::Error::General(why) if why == TRUSTED_NEW => return Ok(ServerCertVerified::assertion()),
+                err => return Err(err),
+            },
         }
         self.recorder.with(|r| r.verified = true);
         Ok(ServerCertVerified::assertion())
@@ -230,6 +370,7 @@ pub fn client_config(
     opts: &TlsOptions,
     trust: &TrustStore,
     alpn: &[&[u8]],
+    endpoint: Option<&(String, u16)>,
 ) -> Result<(Arc<ClientConfig>, Recorder), Failure> {
     let provider = provider();
     // As libpq: `require` with an explicit CA verifies the chain (like verify-ca).
@@ -253,6 +394,10 @@ pub fn client_config(
         check_name: !matches!(opts.mode, Some(TlsMode::VerifyCa | TlsMode::Require)),
         recorder: recorder.clone(),
         provider: provider.clone(),
+        approved: endpoint
+            .map(|(host, port)| trust.approvals.for_endpoint(ApprovalKind::Tls, host, *port))
+            .unwrap_or_default(),
+        endpoint: endpoint.map(|(host, port)| (trust.approvals.clone(), host.clone(), *port)),
     };
     let resolver = RecordingClientCert { identity: opts.identity.clone(), recorder: recorder.clone() };
     let mut config = ClientConfig::builder_with_provider(provider)

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::model::redact::{self, Secret};
-use crate::surface::cli::{EXIT_OK, EXIT_USAGE, eprint_line};
+use crate::surface::execute::{EXIT_OK, EXIT_USAGE, eprint_line};
 use scrape::{ScrapeError, Service, SlotKey};
 
 /// The default address: loopback only, and not the blackbox exporter's 9115, so both can
@@ -37,7 +37,7 @@ const TIMEOUT_OFFSET: Duration = Duration::from_millis(500);
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub config: crate::surface::cli::ConfigArg,
+    pub config: crate::surface::loading::ConfigArg,
     /// Address to listen on. Anything but loopback exposes the probes to the network:
     /// combine it with --basic-auth-user or --client-ca.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
@@ -87,7 +87,7 @@ struct Server {
 }
 
 pub fn main(args: ServeArgs) -> u8 {
-    let config = match crate::surface::cli::load_config(&args.config.config) {
+    let config = match crate::surface::loading::load_config(&args.config.config) {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };

@@ -133,6 +133,22 @@ fn stages_svg(probe: &ProbeReport) -> String {
     format!("{svg}<p class=\"muted\">{}</p>", legend.join(" · "))
 }
 
+/// How a certificate or host key is trusted, in a few words (escaped).
+fn trust_words(
+    approved: Option<&crate::model::approvals::ApprovedBy>,
+    pinned: bool,
+    verified: bool,
+    awaiting: bool,
+) -> String {
+    match approved {
+        Some(a) => format!("approved by {} on {}", esc(&a.by), esc(a.date.get(..10).unwrap_or(&a.date))),
+        None if awaiting => "<strong>awaiting approval</strong>".into(),
+        None if pinned => "pinned".into(),
+        None if verified => "verified".into(),
+        None => "not verified".into(),
+    }
+}
+
 /// The certificate or host key, with days to expiry flagged under `warn_days`.
 fn identity(probe: &ProbeReport, warn_days: u32) -> String {
     if let Some(tls) = &probe.tls {
@@ -143,13 +159,7 @@ fn identity(probe: &ProbeReport, warn_days: u32) -> String {
         } else {
             ""
         };
-        let trusted = if tls.pinned {
-            "pinned"
-        } else if tls.verified {
-            "verified"
-        } else {
-            "not verified"
-        };
+        let trusted = trust_words(tls.approved.as_ref(), tls.pinned, tls.verified, probe.approve.is_some());
         return format!(
             "<p class=\"muted\">certificate {} ({trusted}), <span class=\"{class}\">expires {} ({} days)</span></p>",
             esc(&tls.subject),
@@ -158,7 +168,7 @@ fn identity(probe: &ProbeReport, warn_days: u32) -> String {
         );
     }
     if let Some(key) = &probe.host_key {
-        let approved = if key.verified { "approved" } else { "not approved" };
+        let approved = trust_words(key.approved.as_ref(), false, key.verified, probe.approve.is_some());
         return format!(
             "<p class=\"muted\">host key {} <code>{}</code> ({approved})</p>",
             esc(&key.algorithm),

@@ -180,6 +180,7 @@ impl Service {
             None => wanted.max(1),
         };
         let now = SystemTime::now();
+        let trust = Arc::new(trust_of(&config));
         Service {
             config_path,
             loaded: RwLock::new(Arc::new(Loaded {
@@ -188,7 +189,7 @@ impl Service {
                     config
                 },
                 generation: 1,
-                trust: Arc::default(),
+                trust,
                 ssh_logins: Arc::default(),
                 tunnels: Arc::new(crate::connect::tunnel::TunnelPool::kept()),
                 loaded_at: now,
@@ -214,12 +215,13 @@ impl Service {
                 // A reload starts with an empty cache of store values.
                 config.stores.serving();
                 let n = config.probes.len();
+                let trust = Arc::new(trust_of(&config));
                 let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
                 let generation = loaded.generation + 1;
                 *loaded = Arc::new(Loaded {
                     config,
                     generation,
-                    trust: Arc::default(),
+                    trust,
                     ssh_logins: loaded.ssh_logins.clone(),
                     tunnels: Arc::new(crate::connect::tunnel::TunnelPool::kept()),
                     loaded_at: SystemTime::now(),
@@ -329,6 +331,8 @@ impl Service {
             wait: None,
             tracker: None,
             advice: Dialect::Config,
+            approvals: loaded.trust.approvals.clone(),
+            config_path: Some(loaded.config.path.clone()),
         };
         let shared = Arc::new(Shared {
             trust: loaded.trust.clone(),
@@ -476,6 +480,12 @@ impl Slots {
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
+}
+
+/// The trust a config's probes share: its approvals (read again at each reload).
+fn trust_of(config: &config::Config) -> TrustStore {
+    let approvals = crate::model::approvals::Approvals::new(config.approvals.entries.clone());
+    TrustStore::with_approvals(Arc::new(approvals))
 }
 
 #[cfg(test)]
