@@ -250,3 +250,44 @@ async fn concurrent_approvals_keep_both_entries() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("approvals.toml:4:"), "{}", out.stderr);
 }
+
+/// An approved certificate that has expired still fails `tls_expired`; `--ca-of-chain`
+/// approves the issuing CA, so the server's own certificate is trusted through it; a URL is
+/// approved without a config, into ./approvals.toml.
+#[tokio::test]
+async fn expired_approvals_fail_and_a_ca_of_the_chain_or_a_url_can_be_approved() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let expired = harness_var(&env, "AP_EXPIRED_PORT");
+    let https = harness_var(&env, "AP_HTTPS_PORT");
+    let cfg = ws.config(&format!(
+        "[[probe]]\nname = \"expired\"\nkind = \"http\"\nurl = \"https://localhost:{expired}/\"\n\n\
+         [[probe]]\nname = \"pg\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${{AP_PG_PORT}}\"\n\
+         database = \"appdb\"\nuser = \"${{AP_PG_USER}}\"\npassword = \"${{AP_PG_PASSWORD}}\"\ntls = {{ mode = \"verify-full\" }}\n"
+    ));
+    let cfg = cfg.to_str().unwrap();
+    let approved = authprobe_harness(&["approve", "-c", cfg, "expired", "--yes", "--by", "alice"], &env).await;
+    assert_eq!(approved.code, 0, "{approved:?}");
+    // PostgreSQL sends its certificate's issuer too (nginx here sends only its own).
+    let by_ca = authprobe_harness(&["approve", "-c", cfg, "pg", "--ca-of-chain", "--yes", "--by", "carol"], &env).await;
+    assert_eq!(by_ca.code, 0, "{by_ca:?}");
+    assert!(by_ca.stderr.contains("approving the chain's top certificate: CN=authprobe Test CA"), "{}", by_ca.stderr);
+    let text = std::fs::read_to_string(ws.path("approvals.toml")).unwrap();
+    assert!(text.contains("name = \"CN=authprobe Test CA, O=authprobe tests\""), "{text}");
+
+    let (_, report) = run(std::path::Path::new(cfg), &env, &[]).await;
+    assert_failed(&report, "expired", "tls", "tls_expired");
+    let pg = assert_passed(&report, "pg");
+    assert_eq!(pg["tls"]["approved"]["by"], "carol", "{pg:#}");
+
+    // Without a config: the URL's probe, recorded beside where the command runs.
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = ws.path("elsewhere");
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("https://localhost:{https}/");
+    let out = authprobe_in(Some(&dir), &["approve", &url, "--yes", "--by", "dave"], &pairs).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(std::fs::read_to_string(dir.join("approvals.toml")).unwrap().contains("validated_by = \"dave\""));
+    let check = authprobe_in(Some(&dir), &["check", &url, "--expect-status", "404", "--format", "json"], &pairs).await;
+    assert_eq!(check.json()["probes"][0]["tls"]["approved"]["by"], "dave", "{}", check.stdout);
+}

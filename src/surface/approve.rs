@@ -338,7 +338,7 @@ fn decide(candidate: &Candidate, args: &ApproveArgs, wanted: Option<&str>, by: &
         (Some(top), true) => top.clone(),
         (None, true) if candidate.approval.kind == ApprovalKind::Tls => {
             eprint_line(&format!(
-                "{}: the server presents no chain (one self-signed certificate): approving that certificate",
+                "{}: the server sends only its own certificate, not its issuer's: approving that certificate",
                 candidate.approval.endpoint
             ));
             candidate.approval.clone()

@@ -251,6 +251,16 @@ fn candidate(chain: &[CertificateDer<'static>], host: &str, port: u16, refused: 
         shown,
         refusal: match refused {
             rustls::Error::InvalidCertificate(CertificateError::Other(other)) => other.0.to_string(),
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                "its issuer is not a CA the probe trusts".into()
+            }
+            rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+                "it has expired".into()
+            }
+            rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => "it is not for the name connected to".into(),
+            rustls::Error::General(why) => why.clone(),
             other => other.to_string(),
         },
     }
