@@ -291,3 +291,63 @@ async fn expired_approvals_fail_and_a_ca_of_the_chain_or_a_url_can_be_approved()
     let check = authprobe_in(Some(&dir), &["check", &url, "--expect-status", "404", "--format", "json"], &pairs).await;
     assert_eq!(check.json()["probes"][0]["tls"]["approved"]["by"], "dave", "{}", check.stdout);
 }
+
+/// A server restarted with a new certificate: `openssl s_server` on one port, first with
+/// one self-signed certificate (approved by alice), then with another.
+#[tokio::test]
+async fn a_server_restarted_with_a_new_certificate_names_who_approved_the_old_one() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let openssl = require_tool("openssl");
+    for name in ["old", "new"] {
+        let made = std::process::Command::new(&openssl)
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+            .args(["-subj", &format!("/CN=localhost/O={name}"), "-addext", "subjectAltName=DNS:localhost"])
+            .args(["-keyout", ws.path(&format!("{name}.key")).to_str().unwrap()])
+            .args(["-out", ws.path(&format!("{name}.pem")).to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let serve = |name: &str| {
+        let child = tokio::process::Command::new(&openssl)
+            .args(["s_server", "-quiet", "-www", "-accept", &format!("127.0.0.1:{port}")])
+            .args(["-cert", ws.path(&format!("{name}.pem")).to_str().unwrap()])
+            .args(["-key", ws.path(&format!("{name}.key")).to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        async move {
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                    return child;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("openssl s_server did not listen on {port}");
+        }
+    };
+    let cfg = ws.config(&format!("[[probe]]\nname = \"drop\"\nkind = \"http\"\nurl = \"https://localhost:{port}/\"\n"));
+    let cfg = cfg.to_str().unwrap();
+    let mut server = serve("old").await;
+    let approved = authprobe_harness(&["approve", "-c", cfg, "drop", "--yes", "--by", "alice"], &env).await;
+    assert_eq!(approved.code, 0, "{approved:?}");
+    let (_, report) = run(std::path::Path::new(cfg), &env, &[]).await;
+    assert_eq!(assert_passed(&report, "drop")["tls"]["approved"]["by"], "alice");
+    let old_sha = report["probes"][0]["tls"]["sha256"].as_str().unwrap().to_string();
+    server.kill().await.unwrap();
+    let _server = serve("new").await;
+    let (_, report) = run(std::path::Path::new(cfg), &env, &[]).await;
+    let failed = assert_failed(&report, "drop", "tls", "tls_untrusted");
+    let message = failed["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("approved SHA-256 {old_sha} by alice on ")), "{message}");
+    assert!(message.contains("issuer CN=localhost, O=new"), "{message}");
+    // Approved again by bob: the new approval replaces alice's.
+    let again = authprobe_harness(&["approve", "-c", cfg, "drop", "--yes", "--by", "bob"], &env).await;
+    assert!(again.stderr.contains(&format!("replaces the approval of SHA-256 {old_sha} by alice")), "{}", again.stderr);
+    let (_, report) = run(std::path::Path::new(cfg), &env, &[]).await;
+    assert_eq!(assert_passed(&report, "drop")["tls"]["approved"]["by"], "bob");
+}
