@@ -106,6 +106,19 @@ async fn approve_records_who_approved_what_and_probes_trust_it_until_revoked() {
     assert_passed(&after, "behind-bastion");
     assert_matches_schema(&ws, &out.stdout);
 
+    // inspect says whose approval it is; serve's status page too.
+    let url = format!("https://localhost:{}/", harness_var(&env, "AP_HTTPS_PORT"));
+    let inspect = authprobe_harness(&["inspect", &url, "--approvals", approvals.to_str().unwrap()], &env).await;
+    assert_eq!(inspect.code, 0, "{inspect:?}");
+    assert!(inspect.stdout.contains("approvals: approved by alice on "), "{}", inspect.stdout);
+    let serve = crate::serve::Serve::start(&cfg, &["--min-interval", "0s"], &env).await;
+    let (status, body) = serve.get("/probe?target=web").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("probe_success 1"), "{body}");
+    let (_, page) = serve.get("/").await;
+    assert!(page.contains("approved by alice on "), "{page}");
+    drop(serve);
+
     // Listed, in both forms; a second approve has nothing to do.
     let list = authprobe_harness(&["approvals", "list", "-c", cfg.to_str().unwrap(), "--format", "json"], &env).await;
     let listed: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
