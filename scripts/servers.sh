@@ -66,6 +66,8 @@ apt_install() {
 # refuses to install outside one, PEP 668); every harness Python runs from it.
 PY_ENV=$CACHE/venv
 PY=$PY_ENV/bin/python
+# Wheels for the Python package's tests, collected once (install_clients).
+WHEELHOUSE=$CACHE/wheelhouse
 python_env() {
   [ -x "$PY" ] && return 0
   local base=/usr/bin/python3
@@ -677,6 +679,15 @@ install_clients() {
   # The ODBC driver's own shared-library needs (it loads OpenSSL at run time).
   apt_install libltdl7 libgssapi-krb5-2 libssl3
   py_need mssql_python mssql-python==1.16.0
+  # The Python package's tests (tests/python_api.rs) install these into a fresh venv from
+  # here, offline: maturin builds the wheel, the Connector SDK runs the example connector.
+  if [ ! -f "$WHEELHOUSE/.complete" ]; then
+    log "collecting wheels for the Python package's tests into $WHEELHOUSE"
+    mkdir -p "$WHEELHOUSE"
+    "$PY" -m pip wheel -q --disable-pip-version-check --use-pep517 -w "$WHEELHOUSE" \
+      fivetran-connector-sdk==3.0.0 maturin==1.16.0 pytest==8.3.5 >&2 || die "could not collect the Python test wheels"
+    touch "$WHEELHOUSE/.complete"
+  fi
   if [ ! -d "$CACHE/node/node_modules/tedious" ]; then
     log "installing tedious from npm"
     mkdir -p "$CACHE/node"
@@ -1067,6 +1078,8 @@ write_env() {
     echo "AP_SQUID_LOG=$STATE/squid/access.log"
     echo "AP_SOCKS_LOG=$STATE/socks/danted.log"
     echo "AP_NODE_BIN=$(node_dir)"
+    echo "AP_WHEELHOUSE=$WHEELHOUSE"
+    echo "AP_SYSTEM_PYTHON=/usr/bin/python3"
     echo "AP_NODE_MODULES=$CACHE/node/node_modules"
     echo "AP_BLACKBOX_EXPORTER=$(find "$CACHE/deb/prometheus-blackbox-exporter/root" -path "*/bin/prometheus-blackbox-exporter" -type f 2>/dev/null | head -1 || true)"
     echo "$links"

@@ -35,6 +35,7 @@ mod live_tunnel;
 mod network_classes;
 mod operator;
 mod proxies;
+mod python_api;
 mod readme;
 mod registry;
 mod run_control;

@@ -327,61 +327,6 @@ impl<'r, 's> TableReader<'r, 's> {
         }
     }
 
-    pub fn bool(&self, key: &'static str) -> Option<bool> {
-        let value = self.get(key)?;
-        match value.get_ref().as_bool() {
-            Some(b) => Some(b),
-            None => {
-                self.type_error(key, value, "true or false");
-                None
-            }
-        }
-    }
-
-    /// An integer within `range`.
-    pub fn integer(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
-        let value = self.get(key)?;
-        let Some(n) = as_i64(value.get_ref()) else {
-            self.type_error(key, value, "an integer");
-            return None;
-        };
-        if !range.contains(&n) {
-            self.ctx.error(
-                value.span(),
-                Some(self.key_path(key)),
-                format!("{n} is out of range ({}..={})", range.start(), range.end()),
-            );
-            return None;
-        }
-        Some(n)
-    }
-
-    /// A TCP port: an integer, or a string (so that it can come from a reference).
-    pub fn port(&self, key: &'static str) -> Option<u16> {
-        let value = self.get(key)?;
-        let parsed = match value.get_ref() {
-            DeValue::Integer(_) => as_i64(value.get_ref()),
-            DeValue::String(raw) => self.expand(key, value, raw)?.value.trim().parse::<i64>().ok(),
-            _ => None,
-        };
-        match (parsed, value.get_ref()) {
-            (Some(n), _) if (1..=65535).contains(&n) => Some(n as u16),
-            (Some(n), _) => {
-                self.error_at(key, format!("{n} is not a port number (1-65535)"));
-                None
-            }
-            (None, DeValue::String(raw)) => {
-                let shown = self.expand(key, value, raw).map(|e| e.value).unwrap_or_default();
-                self.error_at(key, format!("`{shown}` is not a port number (1-65535)"));
-                None
-            }
-            (None, _) => {
-                self.type_error(key, value, "a port number (1-65535)");
-                None
-            }
-        }
-    }
-
     /// A duration such as "500ms", "10s" or "2m".
     pub fn duration(&self, key: &'static str) -> Option<Duration> {
         self.read_duration(key, false)

@@ -67,6 +67,17 @@ pub fn read_text_capped(path: &Path, cap: u64) -> std::io::Result<String> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// Standard input as text, at most `cap` bytes.
+pub fn read_stdin_capped(cap: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin().lock().take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("more than {cap} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// The result of expanding one string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expanded {

@@ -133,8 +133,15 @@ impl std::fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Reads and checks a config file, resolving references from the process environment.
+/// `-` reads it from standard input (how the Python API hands over probes with their
+/// secrets: never in a file or an argument).
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = match secrets::read_text_capped(path, secrets::DATA_FILE_CAP) {
+    let read = if path == Path::new("-") {
+        secrets::read_stdin_capped(secrets::DATA_FILE_CAP)
+    } else {
+        secrets::read_text_capped(path, secrets::DATA_FILE_CAP)
+    };
+    let text = match read {
         Ok(text) => text,
         Err(err) => {
             return Err(ConfigErrors(vec![ConfigError {
@@ -153,7 +160,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }
     };
     let env = |name: &str| std::env::var(name).ok();
-    load_str(path, text, &env)
+    // Errors in probes from standard input name it so (as `-:3:1:` would not).
+    let shown = if path == Path::new("-") { Path::new("<stdin>") } else { path };
+    load_str(shown, text, &env)
 }
 
 /// Checks config text; `env` resolves `${NAME}` references.

@@ -1,10 +1,81 @@
-//! Number lists: HTTP statuses and the like, with classes of a hundred ("2xx").
+//! Numbers and switches: integers, ports and booleans (also written as strings, as a
+//! reference or a form gives them), and number lists: HTTP statuses and the like, with
+//! classes of a hundred ("2xx").
 
 use toml::de::DeValue;
 
 use super::{TableReader, Value, as_i64};
 
 impl<'r, 's> TableReader<'r, 's> {
+    pub fn bool(&self, key: &'static str) -> Option<bool> {
+        let value = self.get(key)?;
+        // A string that says true or false (a reference, or a form whose values are all
+        // strings) is what it says.
+        let from_text = match value.get_ref() {
+            DeValue::String(raw) => match self.expand(key, value, raw)?.value.trim() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        match value.get_ref().as_bool().or(from_text) {
+            Some(b) => Some(b),
+            None => {
+                self.type_error(key, value, "true or false");
+                None
+            }
+        }
+    }
+
+    /// An integer within `range`.
+    pub fn integer(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+        let value = self.get(key)?;
+        let from_text = match value.get_ref() {
+            DeValue::String(raw) => self.expand(key, value, raw)?.value.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        let Some(n) = as_i64(value.get_ref()).or(from_text) else {
+            self.type_error(key, value, "an integer");
+            return None;
+        };
+        if !range.contains(&n) {
+            self.ctx.error(
+                value.span(),
+                Some(self.key_path(key)),
+                format!("{n} is out of range ({}..={})", range.start(), range.end()),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    /// A TCP port: an integer, or a string (so that it can come from a reference).
+    pub fn port(&self, key: &'static str) -> Option<u16> {
+        let value = self.get(key)?;
+        let parsed = match value.get_ref() {
+            DeValue::Integer(_) => as_i64(value.get_ref()),
+            DeValue::String(raw) => self.expand(key, value, raw)?.value.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match (parsed, value.get_ref()) {
+            (Some(n), _) if (1..=65535).contains(&n) => Some(n as u16),
+            (Some(n), _) => {
+                self.error_at(key, format!("{n} is not a port number (1-65535)"));
+                None
+            }
+            (None, DeValue::String(raw)) => {
+                let shown = self.expand(key, value, raw).map(|e| e.value).unwrap_or_default();
+                self.error_at(key, format!("`{shown}` is not a port number (1-65535)"));
+                None
+            }
+            (None, _) => {
+                self.type_error(key, value, "a port number (1-65535)");
+                None
+            }
+        }
+    }
+
     pub fn integer_list(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<Vec<i64>> {
         let value = self.get(key)?;
         let items: Vec<&Value<'r>> = match value.get_ref() {
