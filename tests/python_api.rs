@@ -41,7 +41,7 @@ fn fresh_venv(env: &[(String, String)], ws: &Workspace) -> Venv {
     assert!(ok, "the wheelhouse (scripts/servers.sh clients collects it) lacks a package: {text}");
     let wheels = ws.path("wheels");
     let (ok, text) = run(Command::new(bin.join("maturin"))
-        .args(["build", "--profile", "dev", "--strip", "--quiet", "-o"])
+        .args(["build", "--profile", "dev", "--quiet", "-o"])
         .arg(&wheels)
         .current_dir(REPO));
     assert!(ok, "maturin build: {text}");

@@ -13,19 +13,17 @@ its arguments, which every user of the machine can read in `ps`. Standard librar
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
-import sysconfig
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from authprobe._toml import probes_toml
+# Importing this package must stay cheap (a connector imports it on every run): `typing`,
+# `dataclasses`, `json`, `subprocess` and `signal` alone cost ~40 ms, so types are for the
+# checker only and the rest is imported where it is used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-__all__ = [
+    __all__ = [
     "AuthprobeError",
     "BinaryNotFound",
     "Interrupted",
@@ -39,8 +37,6 @@ __all__ = [
     "require",
     "run",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 # Where a project keeps its own copy of the binary (a Connector SDK package has no pip run
 # that would install it).
@@ -70,18 +66,39 @@ class Timeout(AuthprobeError):
     """authprobe did not finish in time; it was killed."""
 
 
-@dataclass(frozen=True)
 class Result:
     """One probe's outcome. `report` is the probe's JSON report as a dict (schemas/report.schema.json)."""
 
-    name: str
-    status: str
-    stage: Optional[str]
-    error_class: Optional[str]
-    message: Optional[str]
-    hint: Optional[str]
-    tls: Optional[Dict[str, Any]]
-    report: Dict[str, Any] = field(repr=False)
+    __slots__ = ("name", "status", "stage", "error_class", "message", "hint", "tls", "report")
+
+    def __init__(
+        self,
+        name: str,
+        status: str,
+        stage: Optional[str],
+        error_class: Optional[str],
+        message: Optional[str],
+        hint: Optional[str],
+        tls: Optional[Dict[str, Any]],
+        report: Dict[str, Any],
+    ):
+        self.name = name
+        self.status = status
+        self.stage = stage
+        self.error_class = error_class
+        self.message = message
+        self.hint = hint
+        self.tls = tls
+        self.report = report
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(name={self.name!r}, status={self.status!r}, stage={self.stage!r}, "
+            f"error_class={self.error_class!r}, message={self.message!r}, hint={self.hint!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Result) and self.report == other.report
 
     @property
     def passed(self) -> bool:
@@ -108,12 +125,17 @@ class Result:
         )
 
 
-@dataclass(frozen=True)
 class Report:
     """A run's outcome: one `Result` per probe, in config order, and the whole JSON report."""
 
-    results: List[Result]
-    report: Dict[str, Any] = field(repr=False)
+    __slots__ = ("results", "report")
+
+    def __init__(self, results: List[Result], report: Dict[str, Any]):
+        self.results = results
+        self.report = report
+
+    def __repr__(self) -> str:
+        return f"Report(results={self.results!r})"
 
     @property
     def passed(self) -> bool:
@@ -146,6 +168,8 @@ def find_binary() -> str:
         if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
             return explicit
         raise BinaryNotFound(f"AUTHPROBE_BIN={explicit} is not an executable file")
+    import sysconfig
+
     name = "authprobe.exe" if sys.platform == "win32" else "authprobe"
     places = [sysconfig.get_path("scripts")]
     user_scheme = f"{os.name}_user" if sys.version_info < (3, 10) else sysconfig.get_preferred_scheme("user")
@@ -174,6 +198,10 @@ def find_binary() -> str:
 
 def _execute(args: List[str], env: Mapping[str, str], stdin: Optional[str], limit: Optional[float]) -> Dict[str, Any]:
     """Runs the binary; the JSON report, or the exception that says why there is none."""
+    import json
+    import signal
+    import subprocess
+
     binary = find_binary()
     try:
         done = subprocess.run(
@@ -256,6 +284,8 @@ def check(
     `Result`; raises `UsageError` for a bad URL or option, `Timeout`, `Interrupted` and
     `BinaryNotFound`.
     """
+    from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
     child_env = dict(os.environ if env is None else env)
     args = ["check"]
     parts = urlsplit(url)
@@ -350,6 +380,8 @@ def run(
     if concurrency is not None:
         args.extend(["--concurrency", str(concurrency)])
     args.extend(["--format", "json", "--quiet"])
+    from authprobe._toml import probes_toml
+
     text = probes_toml(probes, defaults, tunnels) if probes is not None else None
     limit = None
     if wait is not None or timeout is not None:

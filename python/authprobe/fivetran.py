@@ -23,13 +23,14 @@ scrubbed of every secret it was given.
 from __future__ import annotations
 
 import os
-import shutil
-import stat
-from typing import Any, Callable, Dict, Mapping, Optional
 
 import authprobe
 
-Build = Callable[[Mapping[str, Any]], Dict[str, Any]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Mapping, Optional
+
+    Build = Callable[[Mapping[str, Any]], Dict[str, Any]]
 
 
 def _probe(build: Build, configuration: Mapping[str, Any], timeout: Any) -> authprobe.Result:
@@ -86,6 +87,9 @@ def vendor_binary(project_path: str = ".") -> str:
     executable), so that `fivetran package` and `fivetran deploy` ship it with the code —
     not under `lib/`, `include/` or `files/`, which packaging drops. The package finds it
     there at run time. Returns the copy's path."""
+    import shutil
+    import stat
+
     source = authprobe.find_binary()
     target_dir = os.path.join(project_path, authprobe.VENDOR_DIR)
     os.makedirs(target_dir, exist_ok=True)
