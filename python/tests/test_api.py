@@ -199,3 +199,25 @@ def test_python_dash_m_runs_the_cli():
 
     out = subprocess.run([sys.executable, "-m", "authprobe", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("authprobe ")
+
+
+def test_airbyte_check_answers_with_a_connection_status():
+    from authprobe.airbyte import check_connection, connection_status
+
+    def pg(config):
+        return {"name": "warehouse", "kind": "postgres", "host": "localhost", "port": config["port"],
+                "database": "appdb", "user": "app_user", "password": config["password"],
+                "tls": {"ca": ENV["AP_CA"]}}
+
+    good = {"port": ENV["AP_PG_PORT"], "password": ENV["AP_PG_PASSWORD"]}
+    assert check_connection(pg, good) == (True, None)
+    assert connection_status(pg, good) == {"type": "CONNECTION_STATUS", "connectionStatus": {"status": "SUCCEEDED"}}
+    bad = dict(good, password="not-the-password")
+    passed, message = check_connection(pg, bad)
+    assert not passed and message.startswith("warehouse: auth: auth_rejected \u2014 ") and "(hint: " in message
+    status = connection_status(pg, bad)
+    assert status["connectionStatus"]["status"] == "FAILED"
+    assert "not-the-password" not in str(status)
+    # A config the reader refuses is a failed check that says why, not an exception.
+    passed, message = check_connection(lambda c: dict(pg(c), prot=1), good)
+    assert not passed and "prot" in message
