@@ -147,3 +147,29 @@ async fn strict_tls_mode_belongs_to_mssql_only() {
     assert!(out.stderr.contains("probe `mysql`, key `tls`"), "{}", out.stderr);
     assert!(!out.stderr.contains("probe `mssql`") && out.stderr.contains("2 errors found"), "{}", out.stderr);
 }
+
+/// Numbers and switches written as strings (a reference, or a form whose values are all
+/// strings, as the Python API's dict probes are) read as what they say; anything else is
+/// still a type error naming the key.
+#[tokio::test]
+async fn numbers_and_switches_may_be_strings_that_say_them() {
+    let ws = Workspace::new();
+    let good = ws.config(
+        "[defaults]\nconcurrency = \"4\"\n\n[[probe]]\nname = \"a\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = \"5432\"\n\
+         user = \"u\"\npassword = \"p\"\nwarn_expiry_days = \" 30 \"\nallow_unverified_password = \"true\"\n",
+    );
+    let out = authprobe(&["validate", "-c", good.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let bad = ws.config(
+        "[[probe]]\nname = \"a\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nuser = \"u\"\npassword = \"p\"\n\
+         warn_expiry_days = \"soon\"\nallow_unverified_password = \"yes\"\n",
+    );
+    let out = authprobe(&["validate", "-c", bad.to_str().unwrap()], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("key `warn_expiry_days`: expected an integer, found a string"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("key `allow_unverified_password`: expected true or false, found a string"),
+        "{}",
+        out.stderr
+    );
+}
