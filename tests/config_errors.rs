@@ -173,3 +173,58 @@ async fn numbers_and_switches_may_be_strings_that_say_them() {
         out.stderr
     );
 }
+
+/// One credential used by a production probe and a test one is a warning at the later
+/// key, naming both probes and never the value; within one environment, or for untagged
+/// probes, it is nothing. A secret store's reference counts as its value.
+#[tokio::test]
+async fn production_and_test_sharing_a_secret_is_a_warning_without_the_value() {
+    let ws = Workspace::new();
+    let pg = |name: &str, password: &str, tags: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nuser = \"app\"\n\
+             password = \"{password}\"\ntags = [{tags}]\n\n"
+        )
+    };
+    let cfg = ws.config(
+        &[
+            pg("orders-prod", "${SHARED_PW}", "\"team-a\", \"prod\""),
+            pg("orders-prod-replica", "${SHARED_PW}", "\"production\""),
+            pg("orders-staging", "${SHARED_PW}", "\"staging\""),
+            pg("untagged", "${SHARED_PW}", ""),
+            pg("vault-prod", "${vault:secret/orders#password}", "\"prod\""),
+            pg("vault-sandbox", "${vault:secret/orders#password}", "\"sandbox\""),
+            pg("vault-other-path", "${vault:secret/orders-test#password}", "\"dev\""),
+            "[[probe]]\nname = \"api-dev\"\nkind = \"http\"\nurl = \"https://u:${SHARED_PW}@127.0.0.1/\"\ntags = [\"dev\"]\n"
+                .to_string(),
+        ]
+        .concat(),
+    );
+    let secret = "correct-horse-battery";
+    let env = [("SHARED_PW", secret), ("VAULT_ADDR", "https://127.0.0.1:8200"), ("VAULT_TOKEN", "t")];
+    let out = authprobe(&["validate", "-c", cfg.to_str().unwrap()], &env).await;
+    assert_eq!(out.code, 0, "a warning never stops a run: {out:?}");
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert!(
+        warnings.iter().any(|w| w.contains(":22:12: probe `orders-staging`, key `password`: the same secret as probe `orders-prod` (key `password`, production) is used here in test")),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("probe `vault-sandbox`, key `password`: the same secret as probe `vault-prod`")),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("probe `api-dev`, key `url`: the same secret as probe `orders-prod`")),
+        "{warnings:#?}"
+    );
+    assert_eq!(warnings.len(), 3, "same environment, untagged and other paths say nothing: {warnings:#?}");
+    assert!(!out.stderr.contains(secret) && !out.stdout.contains(secret), "{out:?}");
+    // `[defaults] environments` replaces the tags that mean production and test.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let custom =
+        ws.config(&format!("[defaults]\nenvironments = {{ live = [\"team-a\"], rest = [\"production\"] }}\n\n{text}"));
+    let out = authprobe(&["validate", "-c", custom.to_str().unwrap()], &env).await;
+    assert!(out.stderr.contains("probe `orders-prod-replica`, key `password`: the same secret as probe `orders-prod` (key `password`, live) is used here in rest"), "{}", out.stderr);
+}

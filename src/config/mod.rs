@@ -6,5 +6,6 @@
 pub mod approvals;
 pub mod reader;
 pub mod secrets;
+pub mod separation;
 
 pub use reader::{ConfigError, ReadContext, Source, TableReader};

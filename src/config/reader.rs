@@ -13,6 +13,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::secrets::{self, SecretError};
 
+mod maps;
 mod numbers;
 mod urls;
 
@@ -103,6 +104,18 @@ pub struct ReadContext<'s> {
     item: RefCell<Option<String>>,
     env: &'s dyn Fn(&str) -> Option<String>,
     base_dir: PathBuf,
+    /// The secrets read since the last [`ReadContext::take_secret_uses`], as keyed hashes:
+    /// which probes share a credential, without keeping its value.
+    secret_uses: RefCell<Vec<SecretUse>>,
+    secret_hasher: std::hash::RandomState,
+}
+
+/// One secret a key holds, known by a keyed hash of it (never the value).
+#[derive(Debug, Clone)]
+pub struct SecretUse {
+    pub digest: u64,
+    pub span: Range<usize>,
+    pub key: String,
 }
 
 impl<'s> ReadContext<'s> {
@@ -114,7 +127,30 @@ impl<'s> ReadContext<'s> {
             item: RefCell::default(),
             env,
             base_dir: source.base_dir(),
+            secret_uses: RefCell::default(),
+            // Random keys per process: the hashes cannot be compared with anything outside it.
+            secret_hasher: std::hash::RandomState::new(),
         }
+    }
+
+    /// Notes that `key` holds the secret `identity` (its value, or for a secret store's
+    /// value, not yet fetched, the reference).
+    fn note_secret(&self, identity: &str, span: Range<usize>, key: String) {
+        use std::hash::BuildHasher;
+        let digest = self.secret_hasher.hash_one(identity);
+        self.secret_uses.borrow_mut().push(SecretUse { digest, span, key });
+    }
+
+    /// The secrets noted since the last call.
+    pub fn take_secret_uses(&self) -> Vec<SecretUse> {
+        std::mem::take(&mut *self.secret_uses.borrow_mut())
+    }
+
+    /// A warning attributed to `item` ("probe `x`") whatever table is being read now.
+    pub fn warning_for(&self, item: &str, span: Range<usize>, key: Option<String>, message: impl Into<String>) {
+        let mut warning = self.located(span, key, message.into(), None);
+        warning.item = Some(item.to_string());
+        self.warnings.borrow_mut().push(warning);
     }
 
     pub fn error(&self, span: Range<usize>, key: Option<String>, message: impl Into<String>) {
@@ -168,6 +204,12 @@ impl<'s> ReadContext<'s> {
     pub fn base_dir(&self) -> &Path {
         &self.base_dir
     }
+}
+
+/// What makes two secrets the same one: the value, or while a secret store's value is not
+/// fetched yet, the references it is made of (two probes reading one store path share it).
+fn secret_identity(raw: &str, value: &str) -> String {
+    if value.contains(secrets::STORE_PLACEHOLDER) { format!("\u{0}store:{raw}") } else { value.to_string() }
 }
 
 /// Reads the keys of one TOML table.
@@ -285,6 +327,7 @@ impl<'r, 's> TableReader<'r, 's> {
             self.type_error(key, value, "a non-empty secret");
             return None;
         }
+        self.ctx.note_secret(&secret_identity(raw, &expanded.value), value.span(), self.key_path(key));
         Some(Secret::new(expanded.value))
     }
 

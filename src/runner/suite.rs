@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
+use crate::config::separation::{self, ProbeSecrets};
 pub use crate::config::{ConfigError, ReadContext, Source, TableReader};
 use crate::config::{reader, secrets};
 
@@ -20,39 +21,8 @@ use crate::model::error::Stage;
 use crate::probes::stored::{STORE_PLACEHOLDER, SecretStores, StoreBacked};
 use crate::probes::{self, Probe};
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_CONCURRENCY: usize = 32;
-pub const DEFAULT_WARN_EXPIRY_DAYS: u32 = 14;
-
-/// `[defaults]`: values every probe inherits unless it sets its own.
-#[derive(Debug, Clone)]
-pub struct Defaults {
-    /// Per probe, all stages together.
-    pub timeout: Duration,
-    /// How many probes run at once.
-    pub concurrency: usize,
-    /// A certificate expiring within this many days makes the probe WARN.
-    pub warn_expiry_days: u32,
-    /// `proxy`: for every probe that sets none (`NO_PROXY` applies to it).
-    pub proxy: Option<Setting>,
-    /// The proxy variables of the environment the config was read in.
-    pub env_proxies: Arc<EnvProxies>,
-    /// `approvals`: the approvals file [`approvals.toml` beside the config].
-    pub approvals: Option<PathBuf>,
-}
-
-impl Default for Defaults {
-    fn default() -> Self {
-        Defaults {
-            timeout: DEFAULT_TIMEOUT,
-            concurrency: DEFAULT_CONCURRENCY,
-            warn_expiry_days: DEFAULT_WARN_EXPIRY_DAYS,
-            proxy: None,
-            env_proxies: Arc::default(),
-            approvals: None,
-        }
-    }
-}
+use super::defaults::read_defaults;
+pub use super::defaults::{DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, DEFAULT_WARN_EXPIRY_DAYS, Defaults};
 
 /// One checked `[[probe]]`.
 #[derive(Clone)]
@@ -261,26 +231,6 @@ fn load_with(
     Ok(Config { path: path.to_path_buf(), defaults, probes, warnings, stores: read_stores, approvals })
 }
 
-fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
-    let mut defaults = Defaults::default();
-    let Some(table) = root.table("defaults") else {
-        return defaults;
-    };
-    if let Some(timeout) = table.duration("timeout") {
-        defaults.timeout = timeout;
-    }
-    if let Some(n) = table.integer("concurrency", 1..=100_000) {
-        defaults.concurrency = n as usize;
-    }
-    if let Some(days) = table.integer("warn_expiry_days", 0..=3650) {
-        defaults.warn_expiry_days = days as u32;
-    }
-    defaults.proxy = read_proxy(&table);
-    defaults.approvals = table.path("approvals");
-    table.finish();
-    defaults
-}
-
 /// Walks the tables of a `[[key]]` array: each is read with its `name` (`naming` says what
 /// the name is for), and errors are attributed to it ("probe `x`", "tunnel `x`"). Wrong
 /// shapes and empty or duplicate names are reported here. False when the key is absent.
@@ -348,18 +298,25 @@ fn read_probes(
     stores: &StoreReading<'_>,
 ) -> Vec<ProbeConfig> {
     let mut probes = Vec::new();
+    let mut secrets = Vec::new();
     let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
         if stores.only.is_some_and(|only| name.as_deref() != Some(only)) {
             return;
         }
         stores.pending.borrow_mut().clear();
+        root.context().take_secret_uses();
         let read = read_probe(reader, name, defaults, tunnels);
+        let uses = root.context().take_secret_uses();
         let refs = std::mem::take(&mut *stores.pending.borrow_mut());
+        if let Some(probe) = &read {
+            secrets.push(ProbeSecrets { name: probe.name.clone(), tags: probe.tags.clone(), uses });
+        }
         probes.extend(read.map(|probe| with_stores(probe, refs, stores)));
     });
     if !present {
         root.error_here("no probes defined: add at least one [[probe]] table");
     }
+    separation::warn_shared(root.context(), &defaults.environments, &secrets);
     probes
 }
 
@@ -457,7 +414,7 @@ fn read_probe(
 }
 
 /// `proxy = "http://user:${PASS}@host:port"`, `"socks5://…"`, `"socks5h://…"` or `"none"`.
-fn read_proxy(reader: &TableReader<'_, '_>) -> Option<Setting> {
+pub(super) fn read_proxy(reader: &TableReader<'_, '_>) -> Option<Setting> {
     let raw = reader.string("proxy")?;
     match Setting::parse(&raw) {
         Ok(setting) => Some(setting),
