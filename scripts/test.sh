@@ -59,6 +59,11 @@ set +a
 
 profile=default
 [ "${CI:-}" = true ] && profile=ci
+# tests/python_api.rs builds the wheel with maturin into target/wheel (cargo builds the binary
+# alone there, with other features than the test build). Built first, so that a cold build
+# does not compete for the cores with the timing-sensitive tests; maturin then links nothing new.
+log "the wheel's binary (target/wheel)"
+CARGO_TARGET_DIR=target/wheel cargo build --quiet --bin authprobe
 if command -v cargo-nextest >/dev/null; then
   cargo nextest run --profile "$profile" "$@"
 else

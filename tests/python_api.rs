@@ -40,9 +40,13 @@ fn fresh_venv(env: &[(String, String)], ws: &Workspace) -> Venv {
     ]));
     assert!(ok, "the wheelhouse (scripts/servers.sh clients collects it) lacks a package: {text}");
     let wheels = ws.path("wheels");
+    // Its own target directory: cargo builds the binary alone with other features than the
+    // test build, and relinking target/debug/authprobe under the tests running beside this
+    // one made them fail to spawn it.
     let (ok, text) = run(Command::new(bin.join("maturin"))
         .args(["build", "--profile", "dev", "--quiet", "-o"])
         .arg(&wheels)
+        .env("CARGO_TARGET_DIR", Path::new(REPO).join("target/wheel"))
         .current_dir(REPO));
     assert!(ok, "maturin build: {text}");
     let wheel = std::fs::read_dir(&wheels).unwrap().map(|e| e.unwrap().path()).find(|p| {
