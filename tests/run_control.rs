@@ -282,3 +282,51 @@ async fn a_low_open_file_limit_queues_probes_instead_of_failing_them() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(server.requests(), 10_000);
 }
+
+/// Ctrl-C that cuts a retry mid-attempt still says why the probe was failing: the report
+/// shows the previous attempt's error (not a bare "cancelled") and names the cut attempt.
+/// The server here accepts and never answers, and the interrupt is sent once it has seen
+/// the second attempt's connection, so the cut lands inside that attempt every time.
+#[tokio::test]
+async fn ctrl_c_during_a_retry_reports_the_previous_attempts_failure() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+            let _ = seen_tx.send(held.len());
+        }
+    });
+    let ws = Workspace::new();
+    let path = ws.config(&http_probe("silent", &format!("http://127.0.0.1:{port}/health"), "timeout = \"1s\""));
+    let child = tokio::process::Command::new(BIN)
+        .args(["run", "-c", path.to_str().unwrap(), "--wait", "60s", "--format", "json"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn authprobe");
+    let second = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(count) = seen_rx.recv().await {
+            if count >= 2 {
+                return;
+            }
+        }
+    });
+    second.await.expect("the second attempt never connected");
+    let pid = child.id().expect("still running").to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let silent = &report["probes"][0];
+    assert_eq!(silent["status"], "fail", "{silent:#}");
+    assert_eq!(silent["error"]["class"], "timeout", "{silent:#}");
+    assert_eq!(silent["attempts"], 2, "{silent:#}");
+    let why = silent["not_retried"].as_str().unwrap_or_default();
+    assert!(why.contains("interrupted during attempt 2") && why.contains("from attempt 1"), "{silent:#}");
+}

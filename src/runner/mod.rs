@@ -179,6 +179,10 @@ async fn run_probe(
     // The probe's own time starts when it first runs, not while it queues for a slot.
     let mut started: Option<Instant> = None;
     let mut attempts = 0u32;
+    // The last attempt that ended in a failure: an interrupt that cuts the next attempt
+    // (Ctrl-C during a deploy gate's retries) reports why the probe was failing, not only
+    // that it was cut.
+    let mut last_failed: Option<(ProbeContext, Outcome)> = None;
     loop {
         let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout)
             .with_via(probe.via.clone())
@@ -230,13 +234,26 @@ async fn run_probe(
                             tracker.retrying(index, attempts);
                         }
                         tokio::select! {
-                            _ = tokio::time::sleep(pause) => continue,
+                            _ = tokio::time::sleep(pause) => {
+                                last_failed = Some((ctx, outcome));
+                                continue;
+                            }
                             _ = stop.cancelled() => {}
                         }
                     }
                 }
             }
         }
+        let (ctx, outcome) = match (outcome, last_failed) {
+            (Outcome::Cancelled, Some(failed)) => {
+                not_retried = Some(format!(
+                    "interrupted during attempt {attempts}; the error is from attempt {}",
+                    attempts.saturating_sub(1)
+                ));
+                failed
+            }
+            (outcome, _) => (ctx, outcome),
+        };
         let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
         let mut report = build_report(probe, &ctx, outcome, Attempts { elapsed, count: attempts }, opts.advice);
         report.not_retried = not_retried;
