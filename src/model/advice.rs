@@ -54,6 +54,8 @@ pub enum Fix {
     RaiseTimeout,
     /// Set a database probe's TLS mode (libpq's name: `require`, `verify-full`, `strict`).
     TlsMode(&'static str),
+    /// Set an ftp probe's TLS mode (`explicit`, `implicit`, `disable`).
+    FtpTls(&'static str),
 }
 
 impl Fix {
@@ -97,6 +99,10 @@ impl Fix {
             (Fix::TlsMode(mode), Flags) => format!(
                 "the URL's TLS mode {mode} (?sslmode={mode} for postgres://, ?ssl-mode={mode} for mysql://, ?encrypt=true for mssql://)"
             ),
+            (Fix::FtpTls(mode), Config) => format!("tls.mode = \"{mode}\""),
+            (Fix::FtpTls("implicit"), Flags) => "an ftps:// URL (implicit FTPS, port 990)".into(),
+            (Fix::FtpTls("explicit"), Flags) => "an ftp:// URL without --tls disable (AUTH TLS)".into(),
+            (Fix::FtpTls(mode), Flags) => format!("--tls {mode}"),
             (Fix::RaiseTimeout, Config) => "raise `timeout`".into(),
             (Fix::RaiseTimeout, Flags) => "raise --timeout".into(),
         }

@@ -57,6 +57,10 @@ pub struct UrlOptions {
     /// verified (plain http://, a database without verified TLS). Off by default.
     #[arg(long)]
     pub allow_unverified_password: bool,
+    /// FTP's TLS for ftp:// URLs: explicit (AUTH TLS, the default), implicit, or disable
+    /// (plain FTP; a password then also needs --allow-unverified-password).
+    #[arg(long, value_name = "MODE")]
+    pub tls: Option<String>,
     /// SSH private key for sftp:// (OpenSSH or PEM format).
     #[arg(long, short = 'i', value_name = "KEY")]
     pub identity: Option<PathBuf>,

@@ -6,6 +6,7 @@ pub mod azure_blob;
 pub mod db;
 pub mod db_token;
 pub mod from_url;
+pub mod ftp;
 pub mod gcs;
 pub mod http;
 pub mod mssql;
@@ -139,6 +140,9 @@ pub struct Inspect {
     /// How the report names the protocol (`https`, `postgres`, `ssh`).
     pub label: &'static str,
     pub how: InspectHow,
+    /// Schemes whose connections start with TLS before the protocol says anything (implicit
+    /// FTPS), with their own default port: inspected with a bare handshake.
+    pub tls_first: &'static [(&'static str, u16)],
 }
 
 /// `check`'s view of a kind: the URL schemes that become its probe, and how.
@@ -168,7 +172,12 @@ pub const KINDS: &[Kind] = &[
         default_port: None,
         parse: http::parse,
         check: Some(CheckUrl { schemes: &["http", "https"], build: http::from_url }),
-        inspect: Some(Inspect { schemes: &["https"], label: "https", how: InspectHow::Tls(http::inspect_tls) }),
+        inspect: Some(Inspect {
+            schemes: &["https"],
+            label: "https",
+            how: InspectHow::Tls(http::inspect_tls),
+            tls_first: &[],
+        }),
     },
     Kind {
         name: "postgres",
@@ -180,6 +189,7 @@ pub const KINDS: &[Kind] = &[
             schemes: &["postgres", "postgresql"],
             label: "postgres",
             how: InspectHow::Tls(postgres::inspect_tls),
+            tls_first: &[],
         }),
     },
     Kind {
@@ -192,6 +202,7 @@ pub const KINDS: &[Kind] = &[
             schemes: &["mysql", "mariadb"],
             label: "mysql",
             how: InspectHow::Tls(mysql::inspect_tls),
+            tls_first: &[],
         }),
     },
     Kind {
@@ -204,6 +215,7 @@ pub const KINDS: &[Kind] = &[
             schemes: &["mssql", "sqlserver"],
             label: "mssql",
             how: InspectHow::Tls(mssql::inspect_tls),
+            tls_first: &[],
         }),
     },
     Kind {
@@ -212,7 +224,12 @@ pub const KINDS: &[Kind] = &[
         default_port: None,
         parse: s3::parse,
         check: Some(CheckUrl { schemes: &["s3"], build: s3::from_url }),
-        inspect: Some(Inspect { schemes: &["s3"], label: "https", how: InspectHow::Endpoint(s3::inspect_endpoint) }),
+        inspect: Some(Inspect {
+            schemes: &["s3"],
+            label: "https",
+            how: InspectHow::Endpoint(s3::inspect_endpoint),
+            tls_first: &[],
+        }),
     },
     Kind {
         name: "sftp",
@@ -220,7 +237,25 @@ pub const KINDS: &[Kind] = &[
         default_port: Some(crate::connect::ssh::DEFAULT_PORT),
         parse: sftp::parse,
         check: Some(CheckUrl { schemes: &["sftp"], build: sftp::from_url }),
-        inspect: Some(Inspect { schemes: &["sftp", "ssh"], label: "ssh", how: InspectHow::SshHostKeys }),
+        inspect: Some(Inspect {
+            schemes: &["sftp", "ssh"],
+            label: "ssh",
+            how: InspectHow::SshHostKeys,
+            tls_first: &[],
+        }),
+    },
+    Kind {
+        name: "ftp",
+        description: "an FTP or FTPS login (explicit AUTH TLS, implicit, or plain with consent) and a directory listing",
+        default_port: Some(ftp::DEFAULT_PORT),
+        parse: ftp::parse,
+        check: Some(CheckUrl { schemes: &["ftp", "ftps"], build: ftp::from_url }),
+        inspect: Some(Inspect {
+            schemes: &["ftp", "ftps"],
+            label: "ftp",
+            how: InspectHow::Tls(ftp::inspect_tls),
+            tls_first: &[("ftps", ftp::IMPLICIT_PORT)],
+        }),
     },
     Kind {
         name: "azure_blob",

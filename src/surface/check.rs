@@ -121,6 +121,14 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
             url.scheme()
         ));
     }
+    if let Some(mode) = &opts.tls
+        && kind.name != "ftp"
+    {
+        return Err(format!(
+            "--tls {mode} is for ftp:// URLs; {}:// takes its TLS mode in the URL (sslmode, ssl-mode, encrypt) or not at all",
+            url.scheme()
+        ));
+    }
     let mut built = UrlProbe { probe, tls, password };
     if let Some(check) = &kind.check {
         (check.build)(&url, opts, &mut built)?;

@@ -36,7 +36,8 @@ fn endpoint(url: &Url) -> Result<(String, u16, &'static Inspect), Failure> {
         return endpoint(&resolve(url).map_err(config)?);
     }
     let host = url.host_str().ok_or_else(|| config("the target has no host".into()))?;
-    let port = url.port().or(kind.default_port).or_else(|| url.port_or_known_default());
+    let first = inspect.tls_first.iter().find(|(scheme, _)| *scheme == url.scheme()).map(|(_, port)| *port);
+    let port = url.port().or(first).or(kind.default_port).or_else(|| url.port_or_known_default());
     let port = port.ok_or_else(|| config(format!("{url} names no port")))?;
     Ok((host.to_string(), port, inspect))
 }
@@ -100,6 +101,10 @@ pub async fn inspect(
         let tcp = dial::connect(&ctx, &host, port, traffic, Record::Quietly).await?.stream;
         // Everything is accepted here: the verdict is judged below, against the chain.
         let accept_all = TlsOptions { insecure: true, ..TlsOptions::default() };
+        if inspect.tls_first.iter().any(|(scheme, _)| *scheme == url.scheme()) {
+            let hs = tls::handshake(&ctx, &ctx.shared.trust, tcp, &accept_all, &host, &[], false).await?;
+            return Ok(hs.presented());
+        }
         upgrade(&ctx, tcp, &accept_all, &host)
             .await?
             .ok_or_else(|| Failure::new(ErrorClass::TlsHandshake, "the server does not offer TLS"))

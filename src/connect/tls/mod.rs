@@ -69,6 +69,25 @@ where
 {
     let endpoint = ctx.dialed();
     let (config, recorder) = client_config(opts, trust, alpn, endpoint.as_ref())?;
+    handshake_with(ctx, config, recorder, io, opts, host, report).await
+}
+
+/// As [`handshake`], with a configuration made by [`client_config`] that the caller keeps:
+/// FTP's data connections must resume the control connection's TLS session (servers
+/// such as vsftpd refuse them otherwise, `require_ssl_reuse`), and resumption needs the
+/// same configuration, whose session store holds the ticket.
+pub async fn handshake_with<IO>(
+    ctx: &StageLog,
+    config: Arc<ClientConfig>,
+    recorder: Recorder,
+    io: IO,
+    opts: &TlsOptions,
+    host: &str,
+    report: bool,
+) -> Result<Handshake<IO>, Failure>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let name = opts.verify_name(host)?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let result = connector.connect(name.clone(), io).await;

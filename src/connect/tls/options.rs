@@ -49,6 +49,25 @@ impl TlsOptions {
     /// Reads a probe's `tls` table. Kinds that negotiate TLS in-protocol (databases) accept
     /// `mode` and give the one used when it is absent; the others pass `None`.
     pub fn read(probe: &TableReader<'_, '_>, default_mode: Option<TlsMode>) -> Option<TlsOptions> {
+        Self::read_table(probe, default_mode, None)
+    }
+
+    /// As [`TlsOptions::read`], for a kind whose `tls.mode` has its own vocabulary (ftp:
+    /// explicit, implicit, disable): `own_mode` reads the `mode` key from the `tls` table
+    /// (reporting its own errors, `false` on one), and the options keep no libpq mode, so
+    /// the server is verified in full.
+    pub fn read_with_own_mode(
+        probe: &TableReader<'_, '_>,
+        own_mode: &mut dyn FnMut(&TableReader<'_, '_>) -> bool,
+    ) -> Option<TlsOptions> {
+        Self::read_table(probe, None, Some(own_mode))
+    }
+
+    fn read_table(
+        probe: &TableReader<'_, '_>,
+        default_mode: Option<TlsMode>,
+        own_mode: Option<&mut dyn FnMut(&TableReader<'_, '_>) -> bool>,
+    ) -> Option<TlsOptions> {
         let modes = default_mode.is_some();
         let Some(table) = probe.table("tls") else {
             // A `tls` key of the wrong type was reported already; absent means defaults.
@@ -102,6 +121,9 @@ impl TlsOptions {
             }
         }
         opts.insecure = table.bool("insecure").unwrap_or(false);
+        if let Some(own_mode) = own_mode {
+            ok &= own_mode(&table);
+        }
         if modes && let Some(raw) = table.string("mode") {
             match parse_mode(&raw) {
                 Some(mode) => opts.mode = Some(mode),
