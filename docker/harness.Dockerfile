@@ -9,7 +9,7 @@ FROM node:20-bookworm-slim AS node
 FROM debian:12
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      nginx postgresql mariadb-server mariadb-client mariadb-plugin-gssapi-server mariadb-plugin-gssapi-client openssh-server openssh-client sshpass socat iproute2 squid dante-server \
+      nginx postgresql mariadb-server mariadb-client mariadb-plugin-gssapi-server mariadb-plugin-gssapi-client openssh-server vsftpd openssh-client sshpass socat iproute2 squid dante-server \
       python3 python3-venv ca-certificates openssl procps \
       krb5-kdc krb5-admin-server krb5-user faketime apache2 libapache2-mod-auth-gssapi \
  && mkdir -p /opt/authprobe-cache/deb/libpam-script && cd /opt/authprobe-cache/deb/libpam-script \

@@ -540,6 +540,90 @@ CONF
   wait_tcp sshd "$AP_SSH_PORT"
 }
 
+# ---------------------------------------------------------------- vsftpd (FTP, FTPS)
+# vsftpd_instance NAME PORT CERT PASV_RANGE EXTRA: one standalone vsftpd on 127.0.0.1:PORT
+# with the harness certificate CERT (server, expired, untrusted), passive ports
+# PASV_RANGE (min:max), and EXTRA config lines.
+vsftpd_instance() {
+  local name=$1 port=$2 cert=$3 range=$4 extra=$5 dir=$STATE/ftp
+  port_free "$name" "$port"
+  cat > "$dir/$name.conf" <<CONF
+listen=YES
+listen_address=127.0.0.1
+listen_port=$port
+background=NO
+local_enable=YES
+pam_service_name=vsftpd
+anon_root=$dir/anon
+no_anon_password=YES
+ssl_enable=YES
+allow_anon_ssl=YES
+require_ssl_reuse=YES
+rsa_cert_file=$CERTS/$cert.crt
+rsa_private_key_file=$CERTS/$cert.key
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=${range%%:*}
+pasv_max_port=${range##*:}
+userlist_enable=YES
+userlist_deny=YES
+userlist_file=$dir/user_list
+secure_chroot_dir=$dir/empty
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+max_per_ip=0
+delay_failed_login=0
+xferlog_enable=NO
+log_ftp_protocol=YES
+vsftpd_log_file=$STATE/logs/$name-protocol.log
+$extra
+CONF
+  nohup /usr/sbin/vsftpd "$dir/$name.conf" >"$STATE/logs/$name.log" 2>&1 &
+  echo $! > "$PIDS/$name.pid"
+  wait_tcp "$name" "$port"
+}
+
+FTP_INSTANCES="ftp ftps ftp-expired ftp-untrusted ftp-tunnel"
+start_ftp() {
+  local name all=1
+  for name in $FTP_INSTANCES; do running "$name" || all=0; done
+  [ "$all" = 1 ] && return 0
+  # Some run, some not: start them all afresh, with one state.
+  for name in $FTP_INSTANCES; do
+    if running "$name"; then kill "$(cat "$PIDS/$name.pid")" 2>/dev/null || true; fi
+    rm -f "$PIDS/$name.pid"
+  done
+  sleep 0.3
+  [ -x /usr/sbin/vsftpd ] || apt_install vsftpd
+  local dir=$STATE/ftp
+  rm -rf "$dir"; mkdir -p "$dir/anon" "$dir/empty"
+  chmod 755 "$dir/anon"; chmod 555 "$dir/empty"
+  printf 'files for anyone\n' > "$dir/anon/readme.txt"
+  printf '%s\n' "$AP_FTP_DENIED_USER" > "$dir/user_list"
+  ensure_user "$AP_FTP_USER" "$AP_FTP_PASSWORD"
+  ensure_user "$AP_FTP_DENIED_USER" "$AP_FTP_PASSWORD"
+  local home; home=$(getent passwd "$AP_FTP_USER" | cut -d: -f6)
+  rm -rf "$home/drop" "$home/private" "$home/unlistable" "$home/big"
+  mkdir -p "$home/drop" "$home/private" "$home/unlistable" "$home/big"
+  printf 'id,total\n1,42\n' > "$home/drop/orders.csv"
+  # A directory too large for one batch: the probe reads its first 64 KiB only.
+  for i in $(seq 1 2000); do : > "$home/big/file-with-a-longish-name-$i.csv"; done
+  chown -R "$AP_FTP_USER" "$home/drop" "$home/unlistable" "$home/big"
+  chown root:root "$home/private"; chmod 700 "$home/private"
+  # Enterable, not readable: vsftpd answers LIST with "226 … failed to open directory".
+  chmod 311 "$home/unlistable"
+  # Plain logins allowed here (the probe sends a password over them only with consent).
+  vsftpd_instance ftp "$AP_FTP_PORT" server "$AP_FTP_PASV" "anonymous_enable=YES
+force_local_logins_ssl=NO
+force_local_data_ssl=NO"
+  vsftpd_instance ftps "$AP_FTPS_PORT" server "$AP_FTPS_PASV" "anonymous_enable=NO
+implicit_ssl=YES"
+  vsftpd_instance ftp-expired "$AP_FTP_EXPIRED_PORT" expired "$AP_FTP_EXPIRED_PASV" "anonymous_enable=NO"
+  vsftpd_instance ftp-untrusted "$AP_FTP_UNTRUSTED_PORT" untrusted "$AP_FTP_UNTRUSTED_PASV" "anonymous_enable=NO"
+  vsftpd_instance ftp-tunnel "$AP_FTP_TUNNEL_PORT" server "$AP_FTP_TUNNEL_PASV" "anonymous_enable=NO"
+}
+
 # ---------------------------------------------------------------- SSH bastion (tunnels)
 # A second sshd that lives in its own network namespace: every connection to
 # 127.0.0.1:$AP_BASTION_PORT starts `sshd -i` inside the namespace, so the connections it
@@ -596,6 +680,13 @@ CONF
   bastion_bridge mssql "$AP_INNER_MSSQL_PORT" "$AP_MSSQL_PORT"
   bastion_bridge sshd "$AP_INNER_SSH_PORT" "$AP_SSH_PORT"
   bastion_bridge s3 "$AP_INNER_S3_PORT" "$AP_S3_PORT"
+  # FTP through the bastion: the control port, and the passive ports at their own numbers
+  # (the server names them; the probe connects to them where the control connection went).
+  bastion_bridge ftp "$AP_INNER_FTP_PORT" "$AP_FTP_TUNNEL_PORT"
+  local pasv
+  for pasv in $(seq "${AP_FTP_TUNNEL_PASV%%:*}" "${AP_FTP_TUNNEL_PASV##*:}"); do
+    bastion_bridge "ftp-data-$pasv" "$pasv" "$pasv"
+  done
   nohup socat "TCP-LISTEN:$AP_BASTION_PORT,bind=127.0.0.1,fork,reuseaddr" \
     "EXEC:ip netns exec $AP_BASTION_NETNS /usr/sbin/sshd -i -e -f $dir/sshd_config" >>"$STATE/logs/bastion.log" 2>&1 &
   echo $! > "$PIDS/bastion.pid"
@@ -1057,6 +1148,7 @@ write_env() {
     echo "AP_SSH_DIR=$STATE/ssh"
     echo "AP_SSH_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/ssh/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
     echo "AP_BASTION_DIR=$STATE/bastion"
+    echo "AP_FTP_EXPIRED_SHA256=$(openssl x509 -in "$CERTS/expired.crt" -noout -fingerprint -sha256 | cut -d= -f2)"
     echo "AP_BASTION_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/bastion/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
     cat "$STATE/moto.env" 2>/dev/null || true
     cat "$STATE/azurite.env" 2>/dev/null || true
@@ -1098,6 +1190,7 @@ up_native() {
   start_postgres
   start_mysql
   start_sshd
+  start_ftp
   start_bastion
   start_s3
   start_moto

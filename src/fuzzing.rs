@@ -1,7 +1,7 @@
 //! Entry points for fuzzing every parser of server bytes: the PostgreSQL, MySQL and TDS
 //! clients driven to the end against arbitrary server bytes, the SSH pre-banner sniffer,
 //! known_hosts files, the storage services' XML and JSON error readers, serve's target
-//! parser, and the HTTP CONNECT and SOCKS5 negotiations with a proxy. Used by the cargo-fuzz targets in `fuzz/` and, over seed transcripts and
+//! parser, the HTTP CONNECT and SOCKS5 negotiations with a proxy, and the FTP control connection. Used by the cargo-fuzz targets in `fuzz/` and, over seed transcripts and
 //! deterministic mutations of them, by this module's tests (so CI runs them every time).
 //! Each function must return for any input: no panic, no hang, no unbounded allocation.
 
@@ -254,6 +254,51 @@ pub fn proxy(data: &[u8]) {
     });
 }
 
+/// An FTP control connection: `data` as everything the server says, read by the reply
+/// reader split at several points, each reply's text through the passive-mode parsers, and
+/// a whole conversation (greeting, AUTH TLS, USER, PASS, PBSZ, PROT, CWD, STAT, EPSV,
+/// PASV, LIST) driven over it.
+pub fn ftp(data: &[u8]) {
+    use ftp_wire::{Control, Limits, ReplyReader, parse_epsv, parse_pasv};
+    for step in [1usize, 7, 512, data.len().max(1)] {
+        let mut reader = ReplyReader::new(Limits::default());
+        for chunk in data.chunks(step) {
+            if reader.feed(chunk).is_err() {
+                break;
+            }
+            while let Ok(Some(reply)) = reader.next_reply() {
+                let text = reply.text();
+                let _ = parse_pasv(&text);
+                let _ = parse_epsv(&text);
+            }
+        }
+    }
+    block_on(async {
+        let mut control = Control::new(Scripted { data }, Limits::default());
+        if control.reply().await.is_err() {
+            return;
+        }
+        let script: [(&'static str, Option<&str>); 11] = [
+            ("AUTH", Some("TLS")),
+            ("USER", Some("u")),
+            ("PASS", Some("p")),
+            ("PBSZ", Some("0")),
+            ("PROT", Some("P")),
+            ("CWD", Some("dir")),
+            ("STAT", Some("dir")),
+            ("EPSV", None),
+            ("PASV", None),
+            ("LIST", None),
+            ("QUIT", None),
+        ];
+        for (verb, arg) in script {
+            if control.ask(verb, arg).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,6 +405,11 @@ mod tests {
         run("storage_errors", storage_errors, 2_000);
         run("targets", targets, 2_000);
         run("proxy", proxy, 2_000);
+    }
+
+    #[test]
+    fn ftp_control_connection_survives_mutated_transcripts() {
+        run("ftp", ftp, 2_000);
         run("kdc_error", kdc_error, 3_000);
         run("service_sniff", service_sniff, 2_000);
     }

@@ -70,6 +70,16 @@ fn check_target(scheme: &str, env: &[(String, String)]) -> Option<CheckTarget> {
             vec!["--host-key".into(), var("AP_SSH_HOST_KEY")],
             secret("SSHPASS", "AP_SFTP_PASSWORD"),
         ),
+        "ftp" => (
+            format!("ftp://{}@localhost:{}/drop", var("AP_FTP_USER"), var("AP_FTP_PORT")),
+            tls_args,
+            secret("FTP_PASSWORD", "AP_FTP_PASSWORD"),
+        ),
+        "ftps" => (
+            format!("ftps://{}@localhost:{}/drop", var("AP_FTP_USER"), var("AP_FTPS_PORT")),
+            tls_args,
+            secret("FTP_PASSWORD", "AP_FTP_PASSWORD"),
+        ),
         _ => return None,
     })
 }
@@ -114,6 +124,8 @@ async fn every_inspect_scheme_of_every_kind_shows_what_its_real_server_presents(
                 "mssql" => var("AP_MSSQL_PORT"),
                 "sftp" => var("AP_SSH_PORT"),
                 "s3" => var("AP_S3_TLS_PORT"),
+                "ftp" if *scheme == "ftps" => var("AP_FTPS_PORT"),
+                "ftp" => var("AP_FTP_PORT"),
                 other => panic!("kind `{other}` claims inspect: add its harness port here"),
             };
             let target = match inspect.how {

@@ -19,6 +19,7 @@ mod integrations;
 mod live_azure_blob;
 mod live_cloud;
 mod live_cloud_db;
+mod live_ftp;
 mod live_gcs;
 mod live_http;
 mod live_kerberos;
