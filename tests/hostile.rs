@@ -1,5 +1,5 @@
-//! Hostile servers: impostors and broken peers for PostgreSQL, MySQL, TDS, HTTP/OAuth2, S3
-//! and SSH that downgrade authentication, offer their own keys, lie about lengths, stream
+//! Hostile servers: impostors and broken peers for PostgreSQL, MySQL, TDS, HTTP/OAuth2, S3,
+//! SSH and FTP that downgrade authentication, offer their own keys, lie about lengths, stream
 //! without end, flood notices, echo secrets cut at odd places and issue hostile tokens.
 //!
 //! Every case runs in one `authprobe run` (and again at -vv), and each asserts what a
@@ -753,7 +753,143 @@ async fn cases(pki: &certs::Pki, decrypted: Arc<AtomicBool>) -> Vec<Case> {
     );
     add("ssh-banner-flood", f, body, Some(("connect", "protocol")), "", false);
 
+    ftp_cases(&mut add).await;
     cases
+}
+
+// ------------------------------------------------------------------ FTP
+
+/// A plain FTP probe (anonymous unless `extra` says otherwise) against a fake.
+fn ftp(port: u16, extra: &str) -> String {
+    format!("kind = \"ftp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = {{ mode = \"disable\" }}\n{extra}")
+}
+
+/// Greeted, and an anonymous USER answered with 230.
+async fn ftp_logged_in(c: &mut Conn) {
+    c.send(b"220 hostile FTP\r\n").await;
+    c.read_some().await;
+    c.send(b"230 come in\r\n").await;
+}
+
+/// Answers each command with the next reply of `replies`, reading one command before each.
+async fn ftp_answer(c: &mut Conn, replies: &[&[u8]]) {
+    for reply in replies {
+        c.read_some().await;
+        c.send(reply).await;
+    }
+}
+
+/// A data listener on loopback; its port, and the listener.
+async fn data_listener() -> (u16, tokio::net::TcpListener) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (listener.local_addr().unwrap().port(), listener)
+}
+
+async fn ftp_cases(
+    add: &mut impl FnMut(&'static str, Fake, String, Option<(&'static str, &'static str)>, &'static str, bool),
+) {
+    // A multi-line greeting that never ends.
+    let f = fake(|mut c| async move {
+        c.send(b"220-welcome\r\n").await;
+        c.flood(&b" and more\r\n".repeat(1024)).await;
+    })
+    .await;
+    let port = f.server.port();
+    add("ftp-endless-multiline", f, ftp(port, ""), Some(("connect", "protocol")), "512 lines", false);
+
+    // A 10 MB line.
+    let f = fake(|mut c| async move {
+        c.send(b"220 ").await;
+        c.flood(&[b'x'; 64 * 1024]).await;
+    })
+    .await;
+    let port = f.server.port();
+    add("ftp-endless-line", f, ftp(port, ""), Some(("connect", "protocol")), "longer than 4096 bytes", false);
+
+    // PASV names the cloud metadata address: the data connection goes to the control
+    // connection's peer instead, where this fake listens, and the listing is read.
+    let f = fake(|mut c| async move {
+        let (port, listener) = data_listener().await;
+        ftp_logged_in(&mut c).await;
+        let pasv = format!("227 Entering Passive Mode (169,254,169,254,{},{})\r\n", port / 256, port % 256);
+        ftp_answer(&mut c, &[b"500 no EPSV here\r\n", pasv.as_bytes()]).await;
+        let Ok(Ok((mut data, _))) = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await else {
+            return;
+        };
+        ftp_answer(&mut c, &[b"150 here it comes\r\n"]).await;
+        let _ = data.write_all(b"-rw-r--r-- 1 0 0 3 Dec 06 12:00 a.csv\r\n").await;
+        drop(data);
+        c.send(b"226 done\r\n").await;
+        c.read_some().await;
+    })
+    .await;
+    let port = f.server.port();
+    add("ftp-pasv-to-metadata", f, ftp(port, ""), None, "", false);
+
+    // EPSV names a port where nothing listens.
+    let f = fake(|mut c| async move {
+        let closed = data_listener().await.0;
+        ftp_logged_in(&mut c).await;
+        let epsv = format!("229 Entering Extended Passive Mode (|||{closed}|)\r\n");
+        ftp_answer(&mut c, &[epsv.as_bytes()]).await;
+        c.read_some().await;
+    })
+    .await;
+    let port = f.server.port();
+    add("ftp-data-port-closed", f, ftp(port, ""), Some(("check", "network")), "passive ports", false);
+
+    // A data channel that streams forever: the first 64 KiB are read, the rest never.
+    let f = fake(|mut c| async move {
+        let (port, listener) = data_listener().await;
+        ftp_logged_in(&mut c).await;
+        let epsv = format!("229 Entering Extended Passive Mode (|||{port}|)\r\n");
+        ftp_answer(&mut c, &[epsv.as_bytes()]).await;
+        let Ok(Ok((mut data, _))) = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await else {
+            return;
+        };
+        ftp_answer(&mut c, &[b"150 here it comes\r\n"]).await;
+        let line = b"-rw-r--r-- 1 0 0 3 Dec 06 12:00 again-and-again.csv\r\n".repeat(1024);
+        for _ in 0..100_000 {
+            if data.write_all(&line).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    let port = f.server.port();
+    add("ftp-data-floods", f, ftp(port, ""), None, "", false);
+
+    // A 530 that echoes the password where the message is cut (allowed over plain FTP).
+    let echo = secret("ftp-530-echo");
+    let f = fake(move |mut c| {
+        let echo = echo.clone();
+        async move {
+            c.send(b"220 hostile FTP\r\n").await;
+            ftp_answer(&mut c, &[b"331 password please\r\n"]).await;
+            c.read_some().await;
+            let reply = format!("530-Login incorrect\r\n530 {}{echo}{}\r\n", "x".repeat(490), "y".repeat(3000));
+            c.send(reply.as_bytes()).await;
+            c.read_some().await;
+        }
+    })
+    .await;
+    let port = f.server.port();
+    let body = ftp(
+        port,
+        &format!("user = \"app\"\npassword = \"{}\"\nallow_unverified_password = true", secret("ftp-530-echo")),
+    );
+    add("ftp-530-echo", f, body, Some(("auth", "auth_rejected")), "530", true);
+
+    // Plain FTP without consent: the fake asks for the password and must not hear it.
+    let f = fake(|mut c| async move {
+        c.send(b"220 hostile FTP\r\n").await;
+        ftp_answer(&mut c, &[b"331 password please\r\n"]).await;
+        c.read_some().await;
+    })
+    .await;
+    let port = f.server.port();
+    let body = ftp(port, &format!("user = \"app\"\npassword = \"{}\"", secret("ftp-plain-no-consent")));
+    add("ftp-plain-no-consent", f, body, Some(("auth", "tls_handshake")), "allow_unverified_password", false);
 }
 
 #[tokio::test]
