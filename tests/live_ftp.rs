@@ -264,3 +264,28 @@ async fn check_and_inspect_speak_ftp_and_ftps_urls() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(&var("AP_FTP_EXPIRED_SHA256")), "{}", out.stdout);
 }
+
+/// An untrusted certificate, approved as a record (who, when): the probe then trusts it for
+/// that endpoint, the data connection's resumed session included, and sends the password.
+#[tokio::test]
+async fn an_approved_ftps_certificate_is_trusted_for_its_endpoint() {
+    let env = harness_env();
+    let var = |name: &str| harness_var(&env, name);
+    let ws = Workspace::new();
+    let dir = ws.path("");
+    let password = var("AP_FTP_PASSWORD");
+    let vars = [("FTP_PASSWORD", password.as_str())];
+    let url = format!("ftp://{}@127.0.0.1:{}/drop", var("AP_FTP_USER"), var("AP_FTP_UNTRUSTED_PORT"));
+    let before = authprobe_in(Some(&dir), &["check", &url, "--format", "json"], &vars).await;
+    let report = before.json();
+    let refused = assert_failed(&report, "check", "tls", "tls_untrusted");
+    assert!(refused["approve"].as_str().unwrap_or_default().contains("authprobe approve"), "{refused:#}");
+    let approved = authprobe_in(Some(&dir), &["approve", &url, "--yes", "--by", "alice"], &vars).await;
+    assert_eq!(approved.code, 0, "{}{}", approved.stdout, approved.stderr);
+    let record = std::fs::read_to_string(dir.join("approvals.toml")).unwrap();
+    assert!(record.contains("validated_by = \"alice\"") && record.contains(&var("AP_UNTRUSTED_SHA256")), "{record}");
+    assert!(!record.contains(&password), "{record}");
+    let after = authprobe_in(Some(&dir), &["check", &url, "--format", "json"], &vars).await;
+    assert_eq!(after.code, 0, "{}{}", after.stdout, after.stderr);
+    assert_eq!(after.json()["probes"][0]["tls"]["approved"]["by"], "alice", "{}", after.stdout);
+}

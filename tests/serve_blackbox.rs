@@ -217,13 +217,13 @@ async fn serve_answers_with_the_blackbox_exporters_metrics_and_agrees_with_it() 
     assert_eq!(crate::serve::value(&expired, "probe_success"), Some(0.0), "{expired}");
 
     // The DNS, IP and TLS metrics for every kind that resolves, connects and speaks TLS: a
-    // database after its TLS upgrade, an S3 endpoint; and authprobe's own metrics beside them.
+    // database after its TLS upgrade, an S3 endpoint, an FTPS server after AUTH TLS; and authprobe's own metrics beside them.
     let db = ws.config(
-        "[[probe]]\nname = \"db\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\nuser = \"${AP_PG_USER}\"\npassword = \"${AP_PG_PASSWORD}\"\ndatabase = \"${AP_PG_DATABASE}\"\ntls = { mode = \"verify-full\", ca = \"${AP_CA}\" }\n\n[[probe]]\nname = \"bucket\"\nkind = \"s3\"\nbucket = \"${AP_S3_BUCKET}\"\nendpoint = \"https://localhost:${AP_S3_TLS_PORT}\"\ntls = { ca = \"${AP_CA}\" }\nauth = { type = \"static\", access_key_id = \"${AP_S3_ACCESS_KEY}\", secret_access_key = \"${AP_S3_SECRET_KEY}\" }\n",
+        "[[probe]]\nname = \"db\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\nuser = \"${AP_PG_USER}\"\npassword = \"${AP_PG_PASSWORD}\"\ndatabase = \"${AP_PG_DATABASE}\"\ntls = { mode = \"verify-full\", ca = \"${AP_CA}\" }\n\n[[probe]]\nname = \"bucket\"\nkind = \"s3\"\nbucket = \"${AP_S3_BUCKET}\"\nendpoint = \"https://localhost:${AP_S3_TLS_PORT}\"\ntls = { ca = \"${AP_CA}\" }\nauth = { type = \"static\", access_key_id = \"${AP_S3_ACCESS_KEY}\", secret_access_key = \"${AP_S3_SECRET_KEY}\" }\n\n[[probe]]\nname = \"file-drop\"\nkind = \"ftp\"\nhost = \"localhost\"\nport = \"${AP_FTP_PORT}\"\nuser = \"${AP_FTP_USER}\"\npassword = \"${AP_FTP_PASSWORD}\"\npath = \"drop\"\ntls = { ca = \"${AP_CA}\" }\n",
     );
     let serve = Serve::start(&db, &["--min-interval", "0s"], &env).await;
     let https_ok = parse(&blackbox.probe(&cases[0].1).await);
-    for probe in ["db", "bucket"] {
+    for probe in ["db", "bucket", "file-drop"] {
         let (code, text) = serve.get(&format!("/probe?target={probe}")).await;
         assert_eq!(code, 200, "{text}");
         promtool_accepts(&text);

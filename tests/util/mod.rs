@@ -64,7 +64,7 @@ pub async fn authprobe_in(cwd: Option<&Path>, args: &[&str], env: &[(&str, &str)
     // passes what it means to use.
     for (name, _) in std::env::vars() {
         let ambient = name.starts_with("AWS_")
-            || ["SSH_AUTH_SOCK", "SSHPASS", "PGPASSWORD", "PGUSER", "MYSQL_PWD", "MSSQL_PASSWORD"]
+            || ["SSH_AUTH_SOCK", "SSHPASS", "PGPASSWORD", "PGUSER", "MYSQL_PWD", "MSSQL_PASSWORD", "FTP_PASSWORD"]
                 .contains(&name.as_str());
         if ambient {
             cmd.env_remove(&name);
