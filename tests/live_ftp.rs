@@ -174,9 +174,7 @@ async fn ftp_goes_through_the_bastion_and_both_proxies_data_connection_included(
     let proxy = |scheme: &str, port: &str| {
         format!("proxy = \"{scheme}://${{AP_PROXY_USER}}:${{AP_PROXY_PASSWORD}}@127.0.0.1:${{{port}}}\"")
     };
-    let mut cfg = format!(
-        "[[tunnel]]\nname = \"bastion\"\nhost = \"127.0.0.1\"\nport = \"${{AP_BASTION_PORT}}\"\nuser = \"${{AP_BASTION_USER}}\"\nauth = {{ type = \"key\", private_key = \"${{AP_BASTION_DIR}}/jump_ed25519\" }}\nhost_key = \"${{AP_BASTION_HOST_KEY}}\"\n\n"
-    );
+    let mut cfg = "[[tunnel]]\nname = \"bastion\"\nhost = \"127.0.0.1\"\nport = \"${AP_BASTION_PORT}\"\nuser = \"${AP_BASTION_USER}\"\nauth = { type = \"key\", private_key = \"${AP_BASTION_DIR}/jump_ed25519\" }\nhost_key = \"${AP_BASTION_HOST_KEY}\"\n\n".to_string();
     // Inside the bastion's namespace the server listens on AP_INNER_FTP_PORT, and its passive
     // ports at their own numbers; nothing outside reaches them there.
     cfg += &ftp_probe(
