@@ -41,7 +41,7 @@ async fn check_probes_an_https_url_with_a_bearer_token() {
     assert_passed(&out.json(), "check");
     let out = authprobe_harness(&["check", &url, "--ca", &ca, "--format", "json"], &env).await;
     assert_failed(&out.json(), "check", "check", "auth_rejected");
-    let out = authprobe_harness(&["check", "ftp://example.com/"], &env).await;
+    let out = authprobe_harness(&["check", "gopher://example.com/"], &env).await;
     assert_eq!(out.code, 2);
 }
 

@@ -38,6 +38,7 @@ async fn no_credential_of_any_kind_leaks_in_any_format_or_verbosity() {
         "AP_MOTO_SECRET_KEY",
         "AP_SFTP_PASSWORD",
         "AP_SFTP_KEY_PASSPHRASE",
+        "AP_FTP_PASSWORD",
         "AP_BASTION_PASSWORD",
         "AP_BEARER_TOKEN",
         "AP_RDS_SECRET_ACCESS_KEY",
@@ -204,6 +205,21 @@ async fn no_credential_of_any_kind_leaks_in_any_format_or_verbosity() {
             static_s3("AKIAX", "CANARY-s3-secret5-f2e7")
         ),
     );
+    // ftp: a pass, a wrong password, plain FTP without consent, an untrusted certificate
+    let ftp = |port: &str, password: &str, extra: &str| {
+        format!(
+            "host = \"127.0.0.1\"\nport = \"{port}\"\nuser = \"${{AP_FTP_USER}}\"\npassword = \"{password}\"\npath = \"drop\"\n{extra}"
+        )
+    };
+    let ftp_ca = "tls = { ca = \"${AP_CA}\" }";
+    cfg += &probe("ftp-ok", "ftp", &ftp("${AP_FTP_PORT}", "${AP_FTP_PASSWORD}", ftp_ca));
+    cfg += &probe("ftp-wrong-password", "ftp", &ftp("${AP_FTP_PORT}", "CANARY-ftp-pw-5c2e", ftp_ca));
+    cfg += &probe(
+        "ftp-plain-refused",
+        "ftp",
+        &ftp("${AP_FTP_PORT}", "CANARY-ftp-pw2-71ad", "tls = { mode = \"disable\" }"),
+    );
+    cfg += &probe("ftp-untrusted", "ftp", &ftp("${AP_FTP_UNTRUSTED_PORT}", "CANARY-ftp-pw3-e09b", ftp_ca));
     // sftp
     let host_key = "host_key = \"${AP_SSH_HOST_KEY}\"";
     cfg += &probe(
@@ -348,12 +364,21 @@ async fn no_credential_of_any_kind_leaks_in_any_format_or_verbosity() {
         check(&format!("the {format} report file"), &written);
         if format == "json" {
             let report: serde_json::Value = serde_json::from_str(&written).unwrap();
-            for name in
-                ["pg-ok", "mysql-ok", "mssql-ok", "s3-ok", "sftp-ok", "sftp-key-ok", "rds-iam-ok", "gcs-ok", "azure-ok"]
-            {
+            for name in [
+                "pg-ok",
+                "mysql-ok",
+                "mssql-ok",
+                "s3-ok",
+                "sftp-ok",
+                "sftp-key-ok",
+                "ftp-ok",
+                "rds-iam-ok",
+                "gcs-ok",
+                "azure-ok",
+            ] {
                 assert_passed(&report, name);
             }
-            assert_eq!(report["summary"]["failed"], 33, "every probe meant to fail must fail:\n{report:#}");
+            assert_eq!(report["summary"]["failed"], 36, "every probe meant to fail must fail:\n{report:#}");
         }
     }
 }

@@ -223,7 +223,7 @@ mod tests {
         let s = synthesize("https://api.example.com/health", &opts).unwrap();
         assert!(s.toml.contains("token = \"${TOKEN}\""), "{}", s.toml);
         assert!(s.toml.contains("status = [200, 204]"), "{}", s.toml);
-        assert!(synthesize("ftp://x/", &opts).is_err());
+        assert!(synthesize("gopher://x/", &opts).is_err());
     }
 
     #[test]

@@ -35,6 +35,7 @@ const CHECK_ENVIRONMENT: &str = "Environment:
   MYSQL_PWD        password for mysql://
   MSSQL_PASSWORD   password for mssql:// (required)
   SSHPASS          password for sftp:// (else --identity KEY, else the ssh-agent at SSH_AUTH_SOCK)
+  FTP_PASSWORD     password for ftp:// and ftps:// (no user in the URL: anonymous)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION
                    credentials for s3://, as the AWS CLI reads them (else the default chain)
   HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY
@@ -46,7 +47,7 @@ const CHECK_ENVIRONMENT: &str = "Environment:
 pub enum Command {
     /// Run the probes of a config file and report (exit 0 all passed, 1 a probe failed).
     Run(RunArgs),
-    /// Probe one URL without a config file (http, https, postgres, mysql, mssql, s3, sftp);
+    /// Probe one URL without a config file (http, https, postgres, mysql, mssql, s3, sftp, ftp, ftps);
     /// secrets come from environment variables (a password written in the URL works, with a
     /// warning), never from other arguments.
     #[command(after_help = CHECK_ENVIRONMENT)]
@@ -105,7 +106,7 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// https://, postgres://, mysql://, mssql://, s3://bucket/?endpoint=… (host[:port]), or sftp:// / ssh:// for SSH host keys
+    /// https://, postgres://, mysql://, mssql://, ftp:// (AUTH TLS), ftps://, s3://bucket/?endpoint=… (host[:port]), or sftp:// / ssh:// for SSH host keys
     pub target: String,
     /// Judge the chain against this CA bundle instead of the system trust store.
     #[arg(long, value_name = "PEM")]
