@@ -6,6 +6,7 @@
 pub mod advice;
 pub mod approvals;
 pub mod error;
+pub mod expiry;
 pub mod facts;
 pub mod glob;
 pub mod redact;

@@ -72,8 +72,12 @@ pub struct ProbeReport {
     pub warnings: Vec<String>,
     pub tls: Option<TlsReport>,
     pub host_key: Option<HostKeyReport>,
-    /// A credential that carries its own expiry (a signed link).
+    /// The first of `credentials` (kept for reports of schema version 1, where a signed
+    /// link was the only credential with a known end).
     pub credential: Option<CredentialReport>,
+    /// Every credential whose end authprobe read from the credential itself: signed links,
+    /// JWTs (bearer, OAuth2 and cloud access tokens), client certificates.
+    pub credentials: Vec<CredentialReport>,
     /// With `--wait`: why a failing probe was not tried again (its failure cannot pass by
     /// waiting). Null otherwise.
     pub not_retried: Option<String>,

@@ -29,7 +29,7 @@ struct Progress {
     open: Vec<OpenStage>,
     tls: Option<TlsReport>,
     host_key: Option<HostKeyReport>,
-    credential: Option<CredentialReport>,
+    credentials: Vec<CredentialReport>,
     facts: WireFacts,
     warnings: Vec<Advice>,
     details: Vec<String>,
@@ -179,8 +179,13 @@ impl StageLog {
         self.lock().host_key = Some(key);
     }
 
-    pub fn set_credential(&self, credential: CredentialReport) {
-        self.lock().credential = Some(credential);
+    /// A credential whose end is known (a signed link, a JWT, a client certificate), once
+    /// per description.
+    pub fn add_credential(&self, credential: CredentialReport) {
+        let mut progress = self.lock();
+        if !progress.credentials.iter().any(|c| c.what == credential.what) {
+            progress.credentials.push(credential);
+        }
     }
 
     /// Notes the `host:port` a connection is being opened to.
@@ -290,7 +295,7 @@ impl StageLog {
             stages,
             tls: progress.tls.clone(),
             host_key: progress.host_key.clone(),
-            credential: progress.credential.clone(),
+            credentials: progress.credentials.clone(),
             facts: progress.facts.clone(),
             warnings: progress.warnings.clone(),
             details: progress.details.clone(),
@@ -305,7 +310,7 @@ pub struct Recorded {
     pub stages: Vec<StageReport>,
     pub tls: Option<TlsReport>,
     pub host_key: Option<HostKeyReport>,
-    pub credential: Option<CredentialReport>,
+    pub credentials: Vec<CredentialReport>,
     pub facts: WireFacts,
     pub warnings: Vec<Advice>,
     pub details: Vec<String>,

@@ -107,7 +107,7 @@ pub fn render(report: &RunReport) -> String {
         }
     }
     awaiting_approval(&mut out, report);
-    let with_expiry: Vec<_> = report.probes.iter().filter_map(|p| Some((p, p.credential.as_ref()?))).collect();
+    let with_expiry: Vec<_> = report.probes.iter().flat_map(|p| p.credentials.iter().map(move |c| (p, c))).collect();
     if !with_expiry.is_empty() {
         out.push_str("\n### Credentials that expire\n\n| Probe | Credential | Expires |\n|---|---|---|\n");
         for (p, c) in with_expiry {

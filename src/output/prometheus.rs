@@ -110,21 +110,22 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
-    let with_credential: Vec<_> = finished().filter(|p| p.credential.is_some()).collect();
+    let with_credential: Vec<_> = finished().filter(|p| !p.credentials.is_empty()).collect();
     if !with_credential.is_empty() {
         gauge(
             &mut out,
             "authprobe_credential_not_after_timestamp_seconds",
-            "Expiry a credential carries itself (a signed link), in seconds since the Unix epoch.",
+            "Expiry a credential carries itself (a signed link, a JWT, a client certificate), in seconds since the Unix epoch.",
         );
     }
     for p in with_credential {
-        if let Some(credential) = &p.credential {
+        for credential in &p.credentials {
             let _ = writeln!(
                 out,
-                "authprobe_credential_not_after_timestamp_seconds{{probe=\"{}\",kind=\"{}\"}} {}",
+                "authprobe_credential_not_after_timestamp_seconds{{probe=\"{}\",kind=\"{}\",credential=\"{}\"}} {}",
                 label(&p.name),
                 label(&p.kind),
+                label(&credential.what),
                 credential.not_after_unix
             );
         }

@@ -244,6 +244,7 @@ mod tests {
             tls: None,
             host_key: None,
             credential: None,
+            credentials: Vec::new(),
             not_retried: None,
             approve: None,
             facts: Default::default(),

@@ -28,7 +28,7 @@ fn rfc3339(t: SystemTime) -> String {
 pub(super) fn check_times(ctx: &ProbeContext, link: &SignedLink, now: SystemTime) -> Result<(), Failure> {
     let what = link.scheme.describe();
     if let Some(expires) = link.expires {
-        ctx.set_credential(credential_report(link, expires, now));
+        ctx.add_credential(credential_report(link, expires, now));
     }
     let Some(expires) = link.expires else {
         let why = link.unreadable.map(|w| format!(": {w} does not parse")).unwrap_or_default();
