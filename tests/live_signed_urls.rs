@@ -89,7 +89,9 @@ async fn signed_links_are_judged_by_their_own_times_and_the_services_answers() {
         }
         if format == "prometheus" {
             assert!(
-                all.contains("authprobe_credential_not_after_timestamp_seconds{probe=\"sas\",kind=\"http\"}"),
+                all.contains(
+                    "authprobe_credential_not_after_timestamp_seconds{probe=\"sas\",kind=\"http\",credential=\""
+                ),
                 "{all}"
             );
         }

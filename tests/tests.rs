@@ -8,6 +8,7 @@ mod architecture;
 mod check_inspect;
 mod config_corpus;
 mod config_errors;
+mod credential_expiry;
 mod deploy_gate;
 mod docker_real;
 mod faults;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 
+use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::model::report::CredentialReport;
 use crate::model::signed_link::approx;
 use crate::model::stages::StageLog;
@@ -89,13 +90,48 @@ impl StageLog {
             return Standing::NotYet(Duration::from_secs((from - now) as u64));
         }
         let left = (not_after - now) as u64;
-        self.detail(format!("credential: {what} expires {} (in {})", rfc3339(not_after), approx(Duration::from_secs(left))));
+        self.detail(format!(
+            "credential: {what} expires {} (in {})",
+            rfc3339(not_after),
+            approx(Duration::from_secs(left))
+        ));
         let window = u64::from(self.warn_expiry_days) * 86_400;
         let last_quarter = issued.filter(|i| *i < not_after).map_or(u64::MAX, |i| ((not_after - i) / 4) as u64);
         if left < window.min(last_quarter) {
-            self.warn(format!("{what} expires in {} ({}): renew it before then", approx(Duration::from_secs(left)), rfc3339(not_after)));
+            self.warn(format!(
+                "{what} expires in {} ({}): renew it before then",
+                approx(Duration::from_secs(left)),
+                rfc3339(not_after)
+            ));
         }
         Standing::Valid
+    }
+}
+
+/// A token's own times, when it is a JWT: recorded, warned about, and an expired or
+/// not-yet-valid token refused before it is sent (its server would refuse it; the message
+/// says when it ended instead of a bare 401). An opaque token says nothing.
+pub fn check_jwt(log: &StageLog, what: &str, token: &str) -> Result<(), Failure> {
+    let Some(JwtTimes { exp: Some(exp), nbf, iat }) = jwt_times(token) else { return Ok(()) };
+    let what = format!("{what} (a JWT)");
+    match log.note_expiry(&what, exp, iat.or(nbf), nbf) {
+        Standing::Valid => Ok(()),
+        Standing::Expired(ago) => Err(Failure::new(
+            ErrorClass::AuthRejected,
+            format!("{what} expired {} ago, at {}; authprobe did not send it", approx(ago), rfc3339(exp)),
+        )
+        .with_hint("get a new token from whoever issues it (its `exp` has passed; check this machine's clock too)")
+        .at(Stage::Auth)),
+        Standing::NotYet(ahead) => Err(Failure::new(
+            ErrorClass::AuthRejected,
+            format!(
+                "{what} is not valid until {} ({} from now); authprobe did not send it",
+                rfc3339(nbf.unwrap_or(exp)),
+                approx(ahead)
+            ),
+        )
+        .with_hint("check this machine's clock, or use a token whose validity has begun")
+        .at(Stage::Auth)),
     }
 }
 

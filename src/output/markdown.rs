@@ -111,10 +111,11 @@ pub fn render(report: &RunReport) -> String {
     if !with_expiry.is_empty() {
         out.push_str("\n### Credentials that expire\n\n| Probe | Credential | Expires |\n|---|---|---|\n");
         for (p, c) in with_expiry {
-            let left = if c.seconds_left < 0 {
-                "expired".to_string()
-            } else {
-                format!("in {}", human_seconds(c.seconds_left))
+            // Days once it is days away, as the certificate table says it.
+            let left = match c.seconds_left {
+                s if s < 0 => "expired".to_string(),
+                s if s >= 2 * 86_400 => format!("in {} days", s / 86_400),
+                s => format!("in {}", human_seconds(s)),
             };
             let _ = writeln!(out, "| {} | {} | {} ({left}) |", cell(&p.name), cell(&c.what), cell(&c.not_after));
         }

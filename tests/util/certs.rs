@@ -42,6 +42,8 @@ pub struct Pki {
     pub expiring_soon: Leaf,
     pub client: Leaf,
     pub rogue_client: Leaf,
+    /// A client certificate from the test CA whose validity ended two days ago.
+    pub expired_client: Leaf,
 }
 
 fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -98,6 +100,7 @@ pub fn pki() -> Pki {
         expiring_soon: leaf(d, "expiring-soon", &test_ca, &local, (-1, 5), false),
         client: leaf(d, "client", &test_ca, &["authprobe-client"], (-1, 365), true),
         rogue_client: leaf(d, "rogue-client", &rogue_ca, &["rogue-client"], (-1, 365), true),
+        expired_client: leaf(d, "expired-client", &test_ca, &["expired-client"], (-400, -2), true),
         ca_path,
         _dir: dir,
     }

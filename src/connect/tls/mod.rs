@@ -89,6 +89,9 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let name = opts.verify_name(host)?;
+    if report && let Some(leaf) = opts.identity.as_ref().and_then(|identity| identity.cert.first()) {
+        client_certificate_standing(ctx, leaf)?;
+    }
     let connector = tokio_rustls::TlsConnector::from(config);
     let result = connector.connect(name.clone(), io).await;
     let recording = recorder.snapshot();
@@ -125,6 +128,35 @@ where
         }
         Err(err) => Err(classify_handshake_error(&err, &recording, opts, &name)),
     }
+}
+
+/// The client certificate's end, in the report's credential list and warned about like the
+/// server's; one that has expired (or is not valid yet) is not presented: the server would
+/// refuse it, and the message says which certificate and when, instead of a TLS alert.
+fn client_certificate_standing(ctx: &StageLog, leaf: &CertificateDer<'_>) -> Result<(), Failure> {
+    use crate::model::expiry::{Standing, rfc3339};
+    let info = cert_info(leaf);
+    let what = format!("the client certificate {}", info.subject);
+    let (message, hint) = match ctx.note_expiry(&what, info.not_after, Some(info.not_before), Some(info.not_before)) {
+        Standing::Valid => return Ok(()),
+        Standing::Expired(ago) => (
+            format!(
+                "{what} expired {} ago, on {}; authprobe did not present it (the server would refuse it)",
+                crate::model::signed_link::approx(ago),
+                rfc3339(info.not_after)
+            ),
+            "renew the client certificate (tls.client_cert and tls.client_key) with whoever issues it",
+        ),
+        Standing::NotYet(ahead) => (
+            format!(
+                "{what} is not valid until {} ({} from now); authprobe did not present it",
+                rfc3339(info.not_before),
+                crate::model::signed_link::approx(ahead)
+            ),
+            "check this machine's clock, or use a certificate whose validity has begun",
+        ),
+    };
+    Err(Failure::new(ErrorClass::TlsClientCert, message).with_hint(hint))
 }
 
 /// What the handshake settled on, for `-vv`.

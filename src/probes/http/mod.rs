@@ -89,7 +89,10 @@ impl HttpProbe {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 headers.push((header::AUTHORIZATION, httpc::sensitive_header(&format!("Basic {encoded}"))?));
             }
-            Auth::Bearer { token } => headers.push((header::AUTHORIZATION, bearer(token)?)),
+            Auth::Bearer { token } => {
+                crate::model::expiry::check_jwt(ctx, "the bearer token", token.expose())?;
+                headers.push((header::AUTHORIZATION, bearer(token)?))
+            }
             Auth::ApiKey { key, place: ApiKeyPlace::Header(name) } => {
                 headers.push((name.clone(), httpc::sensitive_header(key.expose())?))
             }
@@ -98,10 +101,12 @@ impl HttpProbe {
             }
             Auth::OAuth2(request) => {
                 let token = ctx.stage(Stage::Token, oauth2::fetch_token(ctx, request, &self.tls)).await?;
+                crate::model::expiry::check_jwt(ctx, "the OAuth2 access token", token.expose())?;
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
             }
             Auth::Cloud(identity) => {
                 let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
+                crate::model::expiry::check_jwt(ctx, "the cloud access token", token.expose())?;
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
             }
             Auth::AwsSigV4 { .. } => {}
