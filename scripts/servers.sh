@@ -584,7 +584,7 @@ CONF
   wait_tcp "$name" "$port"
 }
 
-FTP_INSTANCES="ftp ftps ftp-expired ftp-untrusted ftp-tunnel"
+FTP_INSTANCES="ftp ftps ftp-expired ftp-untrusted ftp-tunnel ftp-notls"
 start_ftp() {
   local name all=1
   for name in $FTP_INSTANCES; do running "$name" || all=0; done
@@ -622,6 +622,10 @@ implicit_ssl=YES"
   vsftpd_instance ftp-expired "$AP_FTP_EXPIRED_PORT" expired "$AP_FTP_EXPIRED_PASV" "anonymous_enable=NO"
   vsftpd_instance ftp-untrusted "$AP_FTP_UNTRUSTED_PORT" untrusted "$AP_FTP_UNTRUSTED_PASV" "anonymous_enable=NO"
   vsftpd_instance ftp-tunnel "$AP_FTP_TUNNEL_PORT" server "$AP_FTP_TUNNEL_PASV" "anonymous_enable=NO"
+  # The same lines turned off after the common ones (vsftpd takes the last).
+  vsftpd_instance ftp-notls "$AP_FTP_NOTLS_PORT" server "$AP_FTP_NOTLS_PASV" "anonymous_enable=YES
+ssl_enable=NO
+max_clients=1"
 }
 
 # ---------------------------------------------------------------- SSH bastion (tunnels)

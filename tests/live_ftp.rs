@@ -287,3 +287,36 @@ async fn an_approved_ftps_certificate_is_trusted_for_its_endpoint() {
     assert_eq!(after.code, 0, "{}{}", after.stdout, after.stderr);
     assert_eq!(after.json()["probes"][0]["tls"]["approved"]["by"], "alice", "{}", after.stdout);
 }
+
+/// A server without TLS refuses AUTH TLS (`tls_handshake` at `tls`, its reply quoted), and
+/// a server at its client limit turns the next one away with 421 (`unexpected_response` at
+/// `connect`); curl meets the same answers.
+#[tokio::test]
+async fn auth_tls_refused_and_a_full_server_are_their_own_classes() {
+    use tokio::io::AsyncReadExt;
+    let env = harness_env();
+    let port = harness_var(&env, "AP_FTP_NOTLS_PORT");
+    let ws = Workspace::new();
+    let path = ws.config(&ftp_probe("no-tls-here", "AP_FTP_NOTLS_PORT", "tls = { ca = \"${AP_CA}\" }"));
+    let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--format", "json"], &env).await;
+    let report = out.json();
+    let refused = assert_failed(&report, "no-tls-here", "tls", "tls_handshake");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("refused AUTH TLS: 530"), "{refused:#}");
+    let (code, transcript) = curl(&["--ssl-reqd", &format!("ftp://127.0.0.1:{port}/")]);
+    assert_eq!(code, 64, "curl requires TLS and is refused it too:\n{transcript}");
+
+    // The one client this server takes: connected and greeted, held open.
+    let mut holder = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+    let mut greeting = [0u8; 64];
+    let n = holder.read(&mut greeting).await.unwrap();
+    assert!(greeting[..n].starts_with(b"220"), "{:?}", String::from_utf8_lossy(&greeting[..n]));
+    let plain = ws.config(&ftp_probe("full", "AP_FTP_NOTLS_PORT", "tls = { mode = \"disable\" }"));
+    let out = authprobe_harness(&["run", "-c", plain.to_str().unwrap(), "--format", "json"], &env).await;
+    let report = out.json();
+    let full = assert_failed(&report, "full", "connect", "unexpected_response");
+    assert!(full["error"]["message"].as_str().unwrap().contains("turned the connection away: 421"), "{full:#}");
+    let (code, transcript) = curl(&[&format!("ftp://127.0.0.1:{port}/")]);
+    assert_ne!(code, 0, "{transcript}");
+    assert!(transcript.contains("421"), "{transcript}");
+    drop(holder);
+}
