@@ -341,7 +341,7 @@ async fn attempt(probe: &ProbeConfig, ctx: &ProbeContext, limit: Limit, stop: &C
                 Outcome::Done(Err(match stage { Some(s) => failure.at(s), None => failure }))
             }
             Err(_elapsed) => {
-                handle.abort();
+                abort_and_reap(&mut handle).await;
                 let stage = ctx.interrupt().or_else(|| ctx.last_stage()).unwrap_or(Stage::Connect);
                 let failure = match limit {
                     Limit::Probe(timeout) => Failure::new(
@@ -365,11 +365,20 @@ async fn attempt(probe: &ProbeConfig, ctx: &ProbeContext, limit: Limit, stop: &C
             }
         },
         _ = stop.cancelled() => {
-            handle.abort();
+            abort_and_reap(&mut handle).await;
             ctx.interrupt();
             Outcome::Cancelled
         }
     }
+}
+
+/// Aborts a probe's task and waits (briefly) until it is gone: its future is dropped then,
+/// and what its drop guards start (a secret store's lease given back) has started before
+/// the run goes on to end. `abort` alone only asks; on a loaded machine the drop came after
+/// the run had stopped waiting for leases, and a database role outlived the run.
+async fn abort_and_reap<T>(handle: &mut tokio::task::JoinHandle<T>) {
+    handle.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(1), handle).await;
 }
 
 fn timeout_hint(stage: Stage) -> crate::model::advice::Advice {
