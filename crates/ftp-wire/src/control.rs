@@ -68,10 +68,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Control<S> {
         self.reader.mid_reply()
     }
 
-    pub fn stream(&mut self) -> &mut S {
-        &mut self.stream
-    }
-
     /// The stream, for a TLS handshake on it; the reply reader's budgets go with `Control::new`.
     pub fn into_stream(self) -> S {
         self.stream

@@ -208,18 +208,8 @@ pub fn approval_for(der: &[u8], host: &str, port: u16, by: &str) -> crate::model
     }
 }
 
-pub fn rfc3339(unix: i64) -> String {
-    let time = if unix >= 0 {
-        UNIX_EPOCH + std::time::Duration::from_secs(unix as u64)
-    } else {
-        UNIX_EPOCH - std::time::Duration::from_secs(unix.unsigned_abs())
-    };
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
-pub fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
+// One clock and one date format for certificates and every other credential's end.
+pub use crate::model::expiry::{now_unix, rfc3339};
 
 pub fn certificate_report(leaf: &CertificateDer<'_>, version: Option<String>, recording: &Recording) -> TlsReport {
     let info = cert_info(leaf);

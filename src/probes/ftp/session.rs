@@ -273,7 +273,7 @@ async fn list(
             return Err(replies::path_refused(&reply, &probe.user, path, seen));
         }
     }
-    let data = open_data(probe, ctx, control, route).await?;
+    let data = open_data(probe, ctx, control, recorder, route).await?;
     control.send("LIST", None).await.map_err(failed("asking for the listing"))?;
     let protect = async {
         match session {
@@ -282,8 +282,7 @@ async fn list(
                 let stream = tokio_rustls::TlsConnector::from(s.config.clone())
                     .connect(name, data)
                     .await
-                    .map_err(|e| e.to_string())
-                    .map_err(|why| Failure::new(ErrorClass::TlsHandshake, why))?;
+                    .map_err(|e| Failure::new(ErrorClass::TlsHandshake, e.to_string()))?;
                 Ok::<BoxIo, Failure>(Box::new(stream))
             }
             None => Ok(data),
@@ -363,8 +362,13 @@ async fn list(
 }
 
 /// EPSV, else PASV; then a connection to the control connection's peer at the port named.
-async fn open_data(probe: &FtpProbe, ctx: &ProbeContext, control: &mut Ctl, route: &Route) -> Result<BoxIo, Failure> {
-    let recorder = None::<&Recorder>;
+async fn open_data(
+    probe: &FtpProbe,
+    ctx: &ProbeContext,
+    control: &mut Ctl,
+    recorder: Option<&Recorder>,
+    route: &Route,
+) -> Result<BoxIo, Failure> {
     let failed = |e: ControlError| replies::control_failure(e, recorder, &probe.tls, "opening a data connection");
     let reply = control.ask("EPSV", None).await.map_err(failed)?;
     let peer_ip = match route {
