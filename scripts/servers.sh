@@ -760,12 +760,25 @@ cluster_addr  = "https://127.0.0.1:$AP_VAULT_CLUSTER_PORT"
 disable_mlock = true
 ui            = false
 EOF
-  nohup "$bao" server -config "$dir/bao.hcl" >"$STATE/logs/openbao.log" 2>&1 &
-  echo $! > "$PIDS/openbao.pid"
-  wait_tcp openbao "$AP_VAULT_PORT" 30
-  "$PY" "$HARNESS/openbao_setup.py" "https://localhost:$AP_VAULT_PORT" "$CERTS/ca.crt" "$dir" > "$STATE/openbao.env.tmp" \
-    || die "OpenBao set-up failed (log: $STATE/logs/openbao.log)"
-  mv "$STATE/openbao.env.tmp" "$STATE/openbao.env"
+  # Twice at most: a fresh raft node sometimes refuses its first initialisation ("failed to
+  # unlock initialization lock: cannot find peer"); a second start from empty storage works.
+  local attempt
+  for attempt in 1 2; do
+    rm -rf "$dir/raft"; mkdir -p "$dir/raft"
+    nohup "$bao" server -config "$dir/bao.hcl" >"$STATE/logs/openbao.log" 2>&1 &
+    echo $! > "$PIDS/openbao.pid"
+    wait_tcp openbao "$AP_VAULT_PORT" 30
+    if "$PY" "$HARNESS/openbao_setup.py" "https://localhost:$AP_VAULT_PORT" "$CERTS/ca.crt" "$dir" > "$STATE/openbao.env.tmp"; then
+      mv "$STATE/openbao.env.tmp" "$STATE/openbao.env"
+      return 0
+    fi
+    cp "$STATE/logs/openbao.log" "$STATE/logs/openbao-attempt-$attempt.log"
+    log "OpenBao set-up failed (attempt $attempt, log: $STATE/logs/openbao-attempt-$attempt.log)"
+    kill "$(cat "$PIDS/openbao.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$AP_VAULT_PORT") 2>/dev/null || break; sleep 0.1; done
+    rm -f "$PIDS/openbao.pid"
+  done
+  die "OpenBao set-up failed twice (logs: $STATE/logs/openbao-attempt-*.log)"
 }
 
 install_clients() {
