@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT_SRC=$PWD
 
-log() { printf '[fresh] %s\n' "$*" >&2; }
+log() { printf '[fresh %ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, mounts, chroot)"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '[test] %s\n' "$*" >&2; }
+log() { printf '[test %ss] %s\n' "$SECONDS" "$*" >&2; }
 
 # Tools the tests drive as real consumers of authprobe's output.
 missing=()
@@ -59,11 +59,6 @@ set +a
 
 profile=default
 [ "${CI:-}" = true ] && profile=ci
-# tests/python_api.rs builds the wheel with maturin into target/wheel (cargo builds the binary
-# alone there, with other features than the test build). Built first, so that a cold build
-# does not compete for the cores with the timing-sensitive tests; maturin then links nothing new.
-log "the wheel's binary (target/wheel)"
-CARGO_TARGET_DIR=target/wheel cargo build --quiet --bin authprobe
 if command -v cargo-nextest >/dev/null; then
   cargo nextest run --profile "$profile" "$@"
 else

@@ -40,15 +40,23 @@ fn fresh_venv(env: &[(String, String)], ws: &Workspace) -> Venv {
     ]));
     assert!(ok, "the wheelhouse (scripts/servers.sh clients collects it) lacks a package: {text}");
     let wheels = ws.path("wheels");
-    // Its own target directory: cargo builds the binary alone with other features than the
-    // test build, and relinking target/debug/authprobe under the tests running beside this
-    // one made them fail to spawn it.
+    // The test build's own target directory: the binary the tests run was built there with
+    // the same profile, features and flags (Cargo.toml unifies them), so cargo finds it fresh
+    // and maturin only packs it (a separate directory was a second cold build of every
+    // dependency). It must stay an unstripped dev build: `--strip` changes the flags and would
+    // relink the binary. maturin still takes it away while packing it, so this test runs
+    // alone (.config/nextest.toml).
+    let binary = Path::new(env!("CARGO_BIN_EXE_authprobe"));
+    let target_dir = binary.parent().and_then(Path::parent).expect("the binary lies in <target>/debug");
+    let before = std::fs::metadata(binary).and_then(|m| m.modified()).ok();
     let (ok, text) = run(Command::new(bin.join("maturin"))
         .args(["build", "--profile", "dev", "--quiet", "-o"])
         .arg(&wheels)
-        .env("CARGO_TARGET_DIR", Path::new(REPO).join("target/wheel"))
+        .env("CARGO_TARGET_DIR", target_dir)
         .current_dir(REPO));
     assert!(ok, "maturin build: {text}");
+    let after = std::fs::metadata(binary).and_then(|m| m.modified()).ok();
+    assert_eq!(before, after, "maturin relinked the binary the other tests run: its build differs from the test build");
     let wheel = std::fs::read_dir(&wheels).unwrap().map(|e| e.unwrap().path()).find(|p| {
         p.extension().is_some_and(|e| e == "whl") && p.file_name().unwrap().to_string_lossy().starts_with("authprobe-")
     });
