@@ -27,6 +27,8 @@ command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-expo
 command -v flock >/dev/null || missing+=(util-linux)
 # `authprobe man` is checked with the groff man(1) uses.
 command -v groff >/dev/null || missing+=(groff-base)
+# Check cards seal results to age recipients; the tests open them with Debian's age.
+command -v age >/dev/null || missing+=(age)
 # serve's status page is checked in a real browser (tests/serve_page.rs).
 command -v chromium-headless-shell >/dev/null || missing+=(chromium-headless-shell)
 [ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)

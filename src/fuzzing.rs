@@ -234,6 +234,25 @@ pub fn targets(data: &[u8]) {
     }
 }
 
+/// What a check card's page receives from anyone on the internet: `data` as a link token,
+/// as a form token with a cookie, and as a form body; a token made from `data`'s claims
+/// must verify with its key and no other.
+pub fn card_request(data: &[u8]) {
+    use crate::model::cards::{LinkClaims, form_token, form_token_valid, sign_link, verify_link};
+    let text = String::from_utf8_lossy(data);
+    let key = b"fuzzing-card-key-0123456789abcdef";
+    let _ = verify_link(key, &text);
+    let (token, cookie) = text.split_once(';').unwrap_or((&text, ""));
+    let _ = form_token_valid(key, "0a1b2c", token, cookie);
+    let _: Vec<(String, String)> = url::form_urlencoded::parse(data).into_owned().take(1_000).collect();
+    let claims =
+        LinkClaims { id: "0a1b2c".into(), card: text.chars().take(64).collect(), label: text.to_string(), expires: 1 };
+    let signed = sign_link(key, &claims);
+    assert_eq!(verify_link(key, &signed), Some(claims), "a signed link verifies");
+    assert_eq!(verify_link(b"another-key", &signed), None, "only with its key");
+    assert!(form_token_valid(key, "0a1b2c", &form_token(key, "0a1b2c", "nonce"), "nonce"));
+}
+
 /// A proxy's answers: the HTTP CONNECT negotiation and the SOCKS5 one (with and without
 /// credentials) against `data` as everything the proxy says, and the answer-head parser on
 /// every prefix.
@@ -405,6 +424,7 @@ mod tests {
         run("storage_errors", storage_errors, 2_000);
         run("targets", targets, 2_000);
         run("proxy", proxy, 2_000);
+        run("card_request", card_request, 2_000);
     }
 
     #[test]

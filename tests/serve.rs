@@ -24,8 +24,11 @@ pub struct Serve {
 impl Serve {
     pub async fn start(config: &std::path::Path, extra: &[&str], env: &[(String, String)]) -> Serve {
         let mut cmd = tokio::process::Command::new(BIN);
-        cmd.args(["serve", "-c", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-            .args(extra)
+        cmd.args(["serve", "-c", config.to_str().unwrap()]);
+        if !extra.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(extra)
             .env_remove("AUTHPROBE_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -40,7 +43,7 @@ impl Serve {
         let addr = tokio::time::timeout(Duration::from_secs(20), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 log.lock().unwrap().push_str(&format!("{line}\n"));
-                if let Some(rest) = line.split("listening on ").nth(1) {
+                if let Some(rest) = line.split("authprobe serve: listening on ").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap();
                     return addr.split("://").nth(1).unwrap().to_string();
                 }

@@ -5,6 +5,7 @@ mod util;
 
 mod approvals;
 mod architecture;
+mod cards;
 mod check_inspect;
 mod config_corpus;
 mod config_errors;

@@ -8,6 +8,12 @@ Speaks the DevTools protocol over --remote-debugging-pipe (file descriptors 3 an
 messages ending in NUL): standard library only.
 
     browser.py URL WIDTH HEIGHT MOBILE(0|1) SCREENSHOT.png    # prints one JSON object
+
+With AUTHPROBE_BROWSER_FORMS set (a JSON list of {"fill": {NAME: VALUE}, "check": [NAME]}),
+each entry fills the page's form as a person would (values set on the inputs by name,
+checkboxes ticked), submits it with its button, and waits for the next page: the output is
+then {"pages": [the first page's report, one report per submission]}. The values come from
+the environment, never the command line.
 """
 
 import base64
@@ -27,6 +33,7 @@ REPORT = r"""JSON.stringify({
     .slice(0, 10).map(e => e.tagName + (e.className ? '.' + e.className : '')),
   cards: [...document.querySelectorAll('article')].map(a => ({probe: a.dataset.probe, status: a.className})),
   text: document.body.innerText,
+  url: location.href,
   html: document.documentElement.outerHTML,
 })"""
 
@@ -118,7 +125,27 @@ def main():
         shot = browser.call("Page.captureScreenshot", {"format": "png"}, session)
         with open(screenshot, "wb") as f:
             f.write(base64.b64decode(shot["data"]))
-        print(json.dumps(report))
+        forms = json.loads(os.environ.get("AUTHPROBE_BROWSER_FORMS", "null"))
+        if forms is None:
+            print(json.dumps(report))
+            return
+        pages = [report]
+        for form in forms:
+            fill = f"""(() => {{
+              const values = {json.dumps(form.get("fill", {}))};
+              for (const [name, value] of Object.entries(values)) {{
+                document.querySelector(`[name="${{name}}"]`).value = value;
+              }}
+              for (const name of {json.dumps(form.get("check", []))}) {{
+                document.querySelector(`[name="${{name}}"]`).checked = true;
+              }}
+              document.querySelector('button[type=submit]').click();
+            }})()"""
+            browser.call("Runtime.evaluate", {"expression": fill}, session)
+            browser.wait_event("Page.loadEventFired")
+            value = browser.call("Runtime.evaluate", {"expression": REPORT, "returnByValue": True}, session)
+            pages.append(json.loads(value["result"]["value"]))
+        print(json.dumps({"pages": pages}))
     finally:
         browser.close()
 

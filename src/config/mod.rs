@@ -4,6 +4,7 @@
 //! reads them through [`TableReader`]; assembling a probes file is `runner::suite`'s job.
 
 pub mod approvals;
+pub mod card_state;
 pub mod reader;
 pub mod secrets;
 pub mod separation;

@@ -5,12 +5,14 @@
 
 pub mod advice;
 pub mod approvals;
+pub mod cards;
 pub mod error;
 pub mod expiry;
 pub mod facts;
 pub mod glob;
 pub mod redact;
 pub mod report;
+pub mod seal;
 pub mod signed_link;
 pub mod sniff;
 pub mod stages;

@@ -2,6 +2,7 @@
 //! all its stages, `--fail-fast`, `--wait` retries, cancellation (Ctrl-C), and a report in
 //! config order. One probe's failure or panic never affects another.
 
+pub mod cards;
 mod defaults;
 pub mod limits;
 pub mod progress;

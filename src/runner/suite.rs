@@ -75,6 +75,9 @@ pub struct Config {
     pub stores: Arc<SecretStores>,
     /// The approvals file and what it approves (certificates and host keys).
     pub approvals: ApprovalsFile,
+    /// `[cards]` and `[[card]]`: links for a credential's owner (their templates are not
+    /// among `probes`).
+    pub cards: Option<Arc<super::cards::Cards>>,
 }
 
 /// The approvals file a config uses, and its entries when it was read.
@@ -138,6 +141,17 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Checks config text; `env` resolves `${NAME}` references.
 pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     load_with(path, Arc::from(text), env, &HashMap::new(), None)
+}
+
+/// One card's template probe, read again from `text` (the file with the owner's fields set
+/// to references that `env` resolves): only that probe, no cards.
+pub(super) fn load_template(
+    path: &Path,
+    text: Arc<str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    template: &str,
+) -> Result<Config, ConfigErrors> {
+    load_with(path, text, env, &HashMap::new(), Some(template))
 }
 
 /// What probes with store references need to be read again at each attempt.
@@ -210,9 +224,16 @@ fn load_with(
     let read_stores = Arc::new(SecretStores::read(&root, env));
     let _ = stores.set(read_stores.clone());
     let tunnels = read_tunnels(&root);
+    // Card templates are read only for a card (`only`), never run as probes of the file.
+    let templates = super::cards::template_names(&root);
     let reading =
         StoreReading { stores: read_stores.clone(), pending: &pending, path, text: &text, only, seen_vars: &seen_vars };
-    let probes = read_probes(&root, &defaults, &tunnels, &reading);
+    let skip = if only.is_some() { Default::default() } else { templates };
+    let probes = read_probes(&root, &defaults, &tunnels, &reading, &skip);
+    let cards = match only {
+        Some(_) => None,
+        None => super::cards::read(&root, path, &text, &probe_names(&root)),
+    };
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();
     // In the order of the file, as an editor would walk them.
@@ -228,13 +249,25 @@ fn load_with(
         None => crate::config::approvals::read(&approvals_path).map_err(ConfigErrors)?,
     };
     let approvals = ApprovalsFile { path: approvals_path, entries };
-    Ok(Config { path: path.to_path_buf(), defaults, probes, warnings, stores: read_stores, approvals })
+    Ok(Config { path: path.to_path_buf(), defaults, probes, warnings, stores: read_stores, approvals, cards })
+}
+
+/// The names of every `[[probe]]`, templates included.
+fn probe_names(root: &TableReader<'_, '_>) -> std::collections::HashSet<String> {
+    let Some(array) = root.get("probe").and_then(|v| v.get_ref().as_array()) else {
+        return Default::default();
+    };
+    array
+        .iter()
+        .filter_map(|item| item.get_ref().as_table())
+        .filter_map(|t| t.get("name").and_then(|n| n.get_ref().as_str()).map(str::to_string))
+        .collect()
 }
 
 /// Walks the tables of a `[[key]]` array: each is read with its `name` (`naming` says what
 /// the name is for), and errors are attributed to it ("probe `x`", "tunnel `x`"). Wrong
 /// shapes and empty or duplicate names are reported here. False when the key is absent.
-fn each_named_table<'r, 's>(
+pub(super) fn each_named_table<'r, 's>(
     root: &TableReader<'r, 's>,
     key: &'static str,
     naming: &str,
@@ -296,11 +329,15 @@ fn read_probes(
     defaults: &Defaults,
     tunnels: &Tunnels,
     stores: &StoreReading<'_>,
+    templates: &std::collections::HashSet<String>,
 ) -> Vec<ProbeConfig> {
     let mut probes = Vec::new();
     let mut secrets = Vec::new();
     let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
         if stores.only.is_some_and(|only| name.as_deref() != Some(only)) {
+            return;
+        }
+        if name.as_ref().is_some_and(|n| templates.contains(n)) {
             return;
         }
         stores.pending.borrow_mut().clear();

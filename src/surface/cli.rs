@@ -64,6 +64,9 @@ pub enum Command {
     Approve(Box<crate::surface::approve::ApproveArgs>),
     /// List or revoke approved certificates and host keys.
     Approvals(crate::surface::approve::ApprovalsArgs),
+    /// Check cards: links that let a credential's owner test it on serve's /card/ page and
+    /// hand it over sealed to the operators' age keys (key, create, list, revoke).
+    Card(crate::surface::card::CardArgs),
     /// Serve the probes to Prometheus: /probe?target=NAME (blackbox-exporter protocol),
     /// /metrics, a status page at /, /healthz; reload with SIGHUP or POST /-/reload.
     Serve(crate::surface::serve::ServeArgs),
@@ -202,6 +205,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => inspect_command(args),
         Command::Approve(args) => crate::surface::approve::approve_command(*args),
         Command::Approvals(args) => crate::surface::approve::approvals_command(args),
+        Command::Card(args) => crate::surface::card::command(args),
         Command::Serve(args) => crate::surface::serve::main(args),
         Command::FromBlackbox(args) => crate::surface::from_blackbox::command(&args),
         Command::Completions { shell } => {

@@ -2,6 +2,7 @@
 //! (`inspect`) and the blackbox-style exporter (`serve`).
 
 pub mod approve;
+pub mod card;
 pub mod check;
 pub mod cli;
 pub mod execute;

@@ -4,6 +4,7 @@
 //! optional basic auth and (m)TLS for the endpoints.
 
 mod blackbox;
+mod cards;
 mod page;
 mod render;
 mod scrape;
@@ -84,6 +85,12 @@ struct BasicAuth {
 struct Server {
     service: Arc<Service>,
     auth: Option<BasicAuth>,
+    /// Check cards' attempts running per link.
+    desk: cards::Desk,
+    /// Served over TLS (the card cookie is `Secure`).
+    https: bool,
+    /// Card pages take passwords: only over TLS, or on loopback (behind a TLS proxy).
+    card_pages: bool,
 }
 
 pub fn main(args: ServeArgs) -> u8 {
@@ -136,7 +143,14 @@ pub fn main(args: ServeArgs) -> u8 {
         }
         let probes = config.probes.len();
         let service = Arc::new(Service::new(args.config.config.clone(), config, args.min_interval));
-        let server = Arc::new(Server { service, auth });
+        let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+        let server = Arc::new(Server {
+            service,
+            auth,
+            desk: cards::Desk::default(),
+            https: tls.is_some(),
+            card_pages: tls.is_some() || loopback,
+        });
         eprint_line(&format!(
             "authprobe serve: listening on {}://{address} ({probes} probes from {})",
             if tls.is_some() { "https" } else { "http" },
@@ -367,6 +381,8 @@ enum Route {
     Healthz,
     Reload,
     Docs,
+    /// `/card/TOKEN`: a check card's page for a credential's owner.
+    Card(String),
     NotFound,
 }
 
@@ -379,11 +395,12 @@ impl Route {
             "/healthz" => Route::Healthz,
             "/-/reload" => Route::Reload,
             "/docs" => Route::Docs,
-            _ => match path.strip_prefix("/status/") {
-                Some(name) => {
+            _ => match (path.strip_prefix("/status/"), path.strip_prefix("/card/")) {
+                (Some(name), _) => {
                     Route::ProbeStatus(percent_encoding::percent_decode_str(name).decode_utf8_lossy().into_owned())
                 }
-                None => Route::NotFound,
+                (_, Some(token)) => Route::Card(token.to_string()),
+                _ => Route::NotFound,
             },
         }
     }
@@ -398,6 +415,7 @@ impl Route {
             Route::Healthz => "healthz",
             Route::Reload => "reload",
             Route::Docs => "docs",
+            Route::Card(_) => "card",
             Route::NotFound => "other",
         }
     }
@@ -407,7 +425,9 @@ impl Server {
     async fn handle(&self, request: Request<Incoming>) -> Answer {
         let route = Route::of(request.uri().path());
         let label = route.label();
-        let response = if route != Route::Healthz && !self.authorized(&request) {
+        // A card's page needs only its link: its owner has no password for serve.
+        let open = matches!(route, Route::Healthz | Route::Card(_));
+        let response = if !open && !self.authorized(&request) {
             let mut r = answer(StatusCode::UNAUTHORIZED, TEXT, "authentication required\n".into());
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"authprobe\""));
             r
@@ -440,6 +460,12 @@ impl Server {
                 }
             }
             Route::Reload => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use POST\n".into()),
+            Route::Card(_) if !self.card_pages => answer(
+                StatusCode::FORBIDDEN,
+                TEXT,
+                "card pages take passwords: serve them over HTTPS (--tls-cert, --tls-key), or listen on loopback behind a TLS proxy\n".into(),
+            ),
+            Route::Card(token) => cards::handle(&self.service, &self.desk, &token, request, self.https).await,
             _ if !reading => answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".into()),
             Route::Status => {
                 let number = |name: &str| query(name).and_then(|v| v.parse::<u64>().ok());

@@ -68,6 +68,18 @@ pub fn exporter_metrics(service: &Service) -> String {
     gauge(&mut out, "authprobe_build_info", "The authprobe version serving.");
     let _ = writeln!(out, "authprobe_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
 
+    if let Some(cards) = service.loaded().config.cards.clone() {
+        counter(
+            &mut out,
+            "authprobe_card_attempts_total",
+            "Attempts on check cards' links served by this process, by card and result (pass, fail).",
+        );
+        for ((card, result), n) in super::scrape::lock(&stats.card_attempts).iter() {
+            let _ = writeln!(out, "authprobe_card_attempts_total{{card=\"{}\",result=\"{result}\"}} {n}", label(card));
+        }
+        gauge(&mut out, "authprobe_cards_open", "Check-card links that can still be used (in the shared outbox).");
+        let _ = writeln!(out, "authprobe_cards_open {}", super::cards::open_links(&cards));
+    }
     let stores = service.loaded().config.stores.stats();
     counter(
         &mut out,

@@ -144,6 +144,8 @@ pub struct Stats {
     /// (handler, status code) → requests.
     pub requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     pub reloads_failed: AtomicU64,
+    /// (card, "pass" | "fail") → attempts on its links.
+    pub card_attempts: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 pub struct Service {

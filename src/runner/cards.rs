@@ -1,0 +1,277 @@
+//! Check cards in `probes.toml`: `[cards]` (the link key, the public URL, where sealed
+//! results go) and `[[card]]` (a template probe with some keys left to the credential's
+//! owner). A template probe is not run by `run` or `serve`; a card's attempt reads it again
+//! from the same file with the owner's values set on exactly the card's `fields`, so nothing
+//! the owner sends can reach any other key (host, port, URL, TLS settings).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::suite::{ConfigErrors, ProbeConfig, TableReader};
+use crate::model::redact::Secret;
+use crate::model::seal::Recipient;
+
+/// The default lifetime of a link.
+pub const DEFAULT_EXPIRES: Duration = Duration::from_secs(24 * 3600);
+/// What a card's placeholder values look like while its template is checked at load.
+const PLACEHOLDER: &str = "authprobe-card-field-placeholder";
+/// The variables an attempt's values travel in: never spliced into TOML text, so an owner's
+/// value is only ever a value (no `${…}` of theirs is expanded, no quote ends a string).
+const FIELD_VAR: &str = "__AUTHPROBE_CARD_FIELD_";
+
+/// `[cards]` and every `[[card]]`.
+pub struct Cards {
+    /// Signs links and form tokens.
+    pub key: Secret,
+    /// Where links point (`https://authprobe.example.com`); links are printed relative
+    /// (`/card/TOKEN`) without it.
+    pub public_url: Option<String>,
+    pub recipients: Vec<Recipient>,
+    /// Sealed results and the links' state (shared by every replica of serve).
+    pub outbox: PathBuf,
+    pub cards: Vec<Card>,
+    config_path: PathBuf,
+    config_text: Arc<str>,
+}
+
+impl std::fmt::Debug for Cards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cards").field("outbox", &self.outbox).field("cards", &self.cards).finish()
+    }
+}
+
+/// One `[[card]]`.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub name: String,
+    pub title: String,
+    /// The template `[[probe]]`'s name.
+    pub probe: String,
+    /// Its kind and fixed target, as the owner's page shows them.
+    pub kind: String,
+    pub target: String,
+    pub fields: Vec<Field>,
+    pub expires: Duration,
+    pub redirect_uri: Option<String>,
+}
+
+/// A key the owner fills in: `user`, `password`, `auth.token`, `private_key`…
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub key: String,
+    /// Shown as a password input: anything but a name of someone or something.
+    pub secret: bool,
+}
+
+fn is_secret_field(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    !matches!(
+        last,
+        "user" | "username" | "user_name" | "login" | "account" | "account_name" | "client_id" | "role_id" | "email"
+    )
+}
+
+impl Cards {
+    pub fn card(&self, name: &str) -> Option<&Card> {
+        self.cards.iter().find(|c| c.name == name)
+    }
+
+    /// The template probe read again with the owner's `values` on the card's fields.
+    /// Values for keys that are not the card's fields are refused, never set.
+    pub fn attempt_probe(&self, card: &Card, values: &[(String, String)]) -> Result<ProbeConfig, String> {
+        for (key, _) in values {
+            if !card.fields.iter().any(|f| &f.key == key) {
+                return Err(format!("`{key}` is not one of this card's fields"));
+            }
+        }
+        build(&self.config_path, &self.config_text, &card.probe, values)
+    }
+}
+
+/// Reads the template again from the file's text with `values` set on their keys.
+fn build(path: &Path, text: &Arc<str>, template: &str, values: &[(String, String)]) -> Result<ProbeConfig, String> {
+    let mut document: toml::Table = text.parse().map_err(|e: toml::de::Error| e.message().to_string())?;
+    let probes = document.get_mut("probe").and_then(|p| p.as_array_mut()).ok_or("the config has no [[probe]]")?;
+    let probe = probes
+        .iter_mut()
+        .filter_map(|p| p.as_table_mut())
+        .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(template))
+        .ok_or_else(|| format!("no [[probe]] is named `{template}`"))?;
+    for (i, (key, _)) in values.iter().enumerate() {
+        let mut table = &mut *probe;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                table.insert(part.to_string(), toml::Value::String(format!("${{{FIELD_VAR}{i}}}")));
+                break;
+            }
+            let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry.as_table_mut().ok_or_else(|| format!("`{key}`: `{part}` is not a table in the template"))?;
+        }
+    }
+    let rebuilt = toml::to_string(&document).map_err(|e| e.to_string())?;
+    let env = |name: &str| match name.strip_prefix(FIELD_VAR).and_then(|i| i.parse::<usize>().ok()) {
+        Some(i) => values.get(i).map(|(_, v)| v.clone()),
+        None => std::env::var(name).ok(),
+    };
+    let config =
+        super::suite::load_template(path, Arc::from(rebuilt), &env, template).map_err(|errors| brief(&errors))?;
+    config.probes.into_iter().find(|p| p.name == template).ok_or_else(|| format!("probe `{template}` was not read"))
+}
+
+/// Config errors of a rebuilt template, without positions (they are the rebuilt text's).
+fn brief(errors: &ConfigErrors) -> String {
+    errors
+        .0
+        .iter()
+        .map(|e| match &e.key {
+            Some(key) => format!("{key}: {}", e.message),
+            None => e.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The probe names the `[[card]]` tables use as templates (read before the probes, which
+/// skip them). Marks the keys as known even when nothing else is read.
+pub fn template_names(root: &TableReader<'_, '_>) -> HashSet<String> {
+    let _ = root.get("cards");
+    let Some(value) = root.get("card") else {
+        return HashSet::new();
+    };
+    let Some(array) = value.get_ref().as_array() else {
+        return HashSet::new();
+    };
+    array
+        .iter()
+        .filter_map(|item| item.get_ref().as_table())
+        .filter_map(|t| t.get("probe").and_then(|p| p.get_ref().as_str()).map(str::to_string))
+        .collect()
+}
+
+/// Reads `[cards]` and `[[card]]`, checking each card's template with placeholder values.
+pub fn read(
+    root: &TableReader<'_, '_>,
+    path: &Path,
+    text: &Arc<str>,
+    probe_names: &HashSet<String>,
+) -> Option<Arc<Cards>> {
+    let settings = root.table("cards");
+    let mut cards = Vec::new();
+    super::suite::each_named_table(root, "card", "a unique name for this card", |reader, name| {
+        cards.extend(read_card(&reader, name, path, text, probe_names));
+        reader.finish();
+    });
+    let Some(settings) = settings else {
+        if !cards.is_empty() {
+            root.error_here("[[card]] needs a [cards] table: key, public_url, deliver = { age_recipients, outbox }");
+        }
+        return None;
+    };
+    let key = settings.required_secret("key", "the key that signs links: `authprobe card key FILE` writes one")?;
+    if key.expose().len() < 32 {
+        settings.error_at("key", "the card key is too short: use `authprobe card key FILE` (32 random bytes)");
+    }
+    let public_url = settings.string("public_url").map(|u| u.trim_end_matches('/').to_string());
+    if let Some(url) = &public_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        settings.error_at("public_url", "an http(s):// URL where serve is reached");
+    }
+    let deliver = settings.table("deliver");
+    settings.finish();
+    let Some(deliver) = deliver else {
+        root.error_here("[cards] needs deliver = { age_recipients = [\"age1…\"], outbox = \"DIR\" }");
+        return None;
+    };
+    let mut recipients = Vec::new();
+    for raw in deliver.string_list("age_recipients").unwrap_or_default() {
+        match Recipient::parse(&raw) {
+            Ok(r) => recipients.push(r),
+            Err(why) => deliver.error_at("age_recipients", why),
+        }
+    }
+    if recipients.is_empty() && deliver.has("age_recipients") {
+        deliver.error_at("age_recipients", "at least one age recipient (age-keygen prints one)");
+    } else if !deliver.has("age_recipients") {
+        deliver.error_here("age_recipients is missing: the operators' age public keys the results are sealed to");
+    }
+    let outbox = deliver.path("outbox");
+    if outbox.is_none() && !deliver.has("outbox") {
+        deliver.error_here("outbox is missing: the directory sealed results and the links' state go to");
+    }
+    deliver.finish();
+    Some(Arc::new(Cards {
+        key,
+        public_url,
+        recipients,
+        outbox: outbox?,
+        cards,
+        config_path: path.to_path_buf(),
+        config_text: text.clone(),
+    }))
+}
+
+fn read_card(
+    reader: &TableReader<'_, '_>,
+    name: Option<String>,
+    path: &Path,
+    text: &Arc<str>,
+    probe_names: &HashSet<String>,
+) -> Option<Card> {
+    let title = reader.string("title");
+    let probe = reader.required_string("probe", "the name of the [[probe]] this card fills in")?;
+    let fields = reader.string_list("fields");
+    let expires = reader.duration("expires").unwrap_or(DEFAULT_EXPIRES);
+    let redirect_uri = reader.string("redirect_uri");
+    if let Some(uri) = &redirect_uri
+        && !uri.starts_with("https://")
+        && !uri.starts_with("http://")
+    {
+        reader.error_at("redirect_uri", "an http(s):// URL the owner is sent to after a pass");
+    }
+    if !probe_names.contains(&probe) {
+        reader.error_at("probe", format!("no [[probe]] is named `{probe}`"));
+        return None;
+    }
+    let Some(fields) = fields.filter(|f| !f.is_empty()) else {
+        reader.error_at("fields", "the keys the owner fills in, e.g. fields = [\"user\", \"password\"]");
+        return None;
+    };
+    let placeholders: Vec<(String, String)> = fields.iter().map(|f| (f.clone(), PLACEHOLDER.to_string())).collect();
+    let template = match build(path, text, &probe, &placeholders) {
+        Ok(template) => template,
+        Err(why) => {
+            reader.error_at("fields", format!("the probe `{probe}` with these fields filled in does not load: {why}"));
+            return None;
+        }
+    };
+    let name = name?;
+    Some(Card {
+        title: title.unwrap_or_else(|| name.clone()),
+        name,
+        kind: template.kind.to_string(),
+        // The placeholder of a user field is no part of the target the owner is shown.
+        target: template.probe.target().replace(&format!("{PLACEHOLDER}@"), "").replace(PLACEHOLDER, "…"),
+        fields: fields.into_iter().map(|key| Field { secret: is_secret_field(&key), key }).collect(),
+        probe,
+        expires,
+        redirect_uri,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_people_and_things_are_not_secret_fields() {
+        assert!(!is_secret_field("user"));
+        assert!(!is_secret_field("auth.client_id"));
+        assert!(is_secret_field("password"));
+        assert!(is_secret_field("auth.token"));
+        assert!(is_secret_field("private_key"));
+    }
+}
