@@ -249,6 +249,9 @@ async fn an_owner_tests_a_credential_from_a_link_and_it_is_delivered_sealed() {
     assert!(metrics.contains("authprobe_cards_open 1"), "the tamper link: {metrics}");
     crate::serve::promtool_accepts(&metrics);
     let (_, status) = serve.get("/").await;
+    assert!(status.contains("Check cards (4 links)"), "the status page lists the links: {status}");
+    assert!(status.contains("<td>Acme &lt;ops&gt;</td><td>spent</td>"), "{status}");
+    assert!(status.contains("<td>2</td><td>pass</td>"), "two attempts, the last passed: {status}");
 
     // The values are nowhere but the sealed file.
     let mut texts = vec![serve.log(), metrics, status, listed, passed.body, failed.body];
@@ -339,6 +342,8 @@ async fn an_owner_approves_an_untrusted_certificate_from_the_card() {
     assert!(approvals.contains(&fingerprint), "{approvals}");
     let sealed = open_sealed(&cards, &id);
     assert_eq!(sealed["approved"]["sha256"], serde_json::json!(fingerprint), "{sealed:#}");
+    let (_, status) = serve.get("/").await;
+    assert!(status.contains(&format!("<code>{fingerprint}</code>")), "the approved fingerprint: {status}");
     // The record is the one `approvals list` shows, and the operator's probes trust it too.
     let list = cards.authprobe(&["approvals", "list", "-c", cards.cfg.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("card:Partner"), "{list:?}");

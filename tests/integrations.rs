@@ -249,6 +249,37 @@ async fn the_kubernetes_manifests_and_the_dockerfile_are_valid() {
     let period = std::time::Duration::from_secs(period.trim().parse().expect("terminationGracePeriodSeconds"));
     assert!(grace.is_some_and(|g| g.is_ok_and(|g| g < period)), "{args:?}, terminationGracePeriodSeconds {period:?}");
 
+    // Check cards on two replicas: the manifests are valid, the config validates with the
+    // Secret's key, both replicas mount one ReadWriteMany volume holding the outbox and the
+    // approvals file, and serve speaks HTTPS (card pages take passwords).
+    let manifests = examples().join("kubernetes/serve-cards.yaml");
+    let out = run(Command::new(require_tool("kubernetes-validate")).args(["--strict"]).arg(&manifests));
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(text(&out.stdout).matches(" passed for resource ").count(), 5, "{}", text(&out.stdout));
+    let config = yaml_query(&manifests, "[d for d in docs if d['kind'] == 'ConfigMap'][0]['data']['probes.toml']");
+    let path = ws.write("cards-probes.toml", &config);
+    let key = "0123456789abcdef".repeat(4);
+    let out = authprobe(&["validate", "-c", path.to_str().unwrap()], &[("CARD_KEY", &key)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let deployment = "[d for d in docs if d['kind'] == 'Deployment'][0]['spec']";
+    assert_eq!(yaml_query(&manifests, &format!("str({deployment}['replicas'])")), "2");
+    let mounts = yaml_query(
+        &manifests,
+        &format!(
+            "[m['mountPath'] + ' ' + m['name'] for m in {deployment}['template']['spec']['containers'][0]['volumeMounts']]"
+        ),
+    );
+    assert!(mounts.lines().any(|l| l == "/var/lib/authprobe state"), "{mounts}");
+    assert!(
+        config.contains("outbox = \"/var/lib/authprobe/cards\"")
+            && config.contains("approvals = \"/var/lib/authprobe/approvals.toml\"")
+    );
+    let modes =
+        yaml_query(&manifests, "[d for d in docs if d['kind'] == 'PersistentVolumeClaim'][0]['spec']['accessModes']");
+    assert_eq!(modes, "ReadWriteMany");
+    let args = yaml_query(&manifests, &format!("{deployment}['template']['spec']['containers'][0]['args']"));
+    assert!(args.lines().any(|a| a == "--tls-cert"), "{args}");
+
     // The Dockerfile parses (BuildKit's own parser), ends in an empty base running the
     // static binary as a non-root user.
     let dockerfile = examples().join("docker/Dockerfile");

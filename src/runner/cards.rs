@@ -266,6 +266,47 @@ fn read_card(
 mod tests {
     use super::*;
 
+    fn cards(fields: &str) -> Result<Arc<Cards>, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let key = "k".repeat(40);
+        let text = format!(
+            "[cards]\nkey = \"{key}\"\ndeliver = {{ age_recipients = [\"age1rm60hqlajd9aadgemmux4dhyzjrk6syqzuwz9x02jk3unc3dr3nqx0tfhg\"], outbox = \"out\" }}\n\
+             [[probe]]\nname = \"t\"\nkind = \"postgres\"\nhost = \"db.internal\"\nport = 5432\ndatabase = \"orders\"\n\
+             [[card]]\nname = \"c\"\nprobe = \"t\"\nfields = {fields}\n"
+        );
+        let config = super::super::suite::load_str(&dir.path().join("probes.toml"), text, &|_| None)
+            .map_err(|e| e.to_string())?;
+        assert!(config.probes.is_empty(), "a template is not a probe of the file");
+        config.cards.ok_or_else(|| "no cards".to_string())
+    }
+
+    #[test]
+    fn an_owners_values_are_only_values_and_only_on_the_cards_fields() {
+        let cards = cards("[\"user\", \"password\"]").unwrap();
+        let card = cards.card("c").unwrap();
+        assert_eq!(card.target, "postgres://db.internal:5432/orders", "no placeholder in what the owner sees");
+        // A reference, a quote and a newline in a value are text: nothing is read, no key is added.
+        let values = vec![
+            ("user".to_string(), "${HOME}\"\nhost = \"evil.example".to_string()),
+            ("password".to_string(), "${file:/etc/hostname}".to_string()),
+        ];
+        let probe = cards.attempt_probe(card, &values).unwrap();
+        assert!(probe.probe.target().contains("db.internal:5432"), "{}", probe.probe.target());
+        assert!(
+            probe.probe.target().contains("%7BHOME%7D") || probe.probe.target().contains("{HOME}"),
+            "{}",
+            probe.probe.target()
+        );
+        let other = vec![("host".to_string(), "evil.example".to_string())];
+        assert!(cards.attempt_probe(card, &other).unwrap_err().contains("not one of this card's fields"));
+    }
+
+    #[test]
+    fn a_field_the_kind_does_not_have_is_a_config_error_at_load() {
+        let err = cards("[\"pasword\"]").unwrap_err();
+        assert!(err.contains("fields") && err.contains("pasword"), "{err}");
+    }
+
     #[test]
     fn names_of_people_and_things_are_not_secret_fields() {
         assert!(!is_secret_field("user"));

@@ -348,8 +348,45 @@ pub fn status_page(service: &Service, page: usize, refresh: Option<u64>) -> Stri
             );
         }
     }
+    if let Some(cards) = &loaded.config.cards {
+        cards_table(&mut out, cards);
+    }
     out.push_str("</body></html>\n");
     out
+}
+
+/// Links shown on the status page at most (the newest).
+const CARD_LINKS_SHOWN: usize = 100;
+
+/// The check cards' links: label, card, state, attempts, the last result and what was
+/// approved; never a value (the outbox has none but in the sealed files).
+fn cards_table(out: &mut String, cards: &crate::runner::cards::Cards) {
+    use crate::config::card_state as state;
+    let links = state::list(&cards.outbox).unwrap_or_default();
+    let now = crate::model::expiry::now_unix();
+    let _ = writeln!(
+        out,
+        "<h2>Check cards ({} links)</h2><table><tr><th>card</th><th>label</th><th>state</th><th>created</th><th>expires</th><th>attempts</th><th>last result</th><th>approved</th></tr>",
+        links.len()
+    );
+    for link in links.iter().rev().take(CARD_LINKS_SHOWN) {
+        let attempts = state::attempts(&cards.outbox, &link.id);
+        let last = attempts.last().map(|a| format!("{} {}", a.result, a.detail)).unwrap_or_default();
+        let approved = attempts.iter().rev().find_map(|a| a.detail.strip_prefix("approved ")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&link.card),
+            esc(&link.label),
+            state::state(&cards.outbox, link, now).as_str(),
+            crate::model::expiry::rfc3339(link.created),
+            crate::model::expiry::rfc3339(link.expires),
+            attempts.len(),
+            esc(last.trim()),
+            esc(approved)
+        );
+    }
+    out.push_str("</table>\n");
 }
 
 /// `/status/NAME[?target=T]`: one probe's card, its last report in full, and its history;
