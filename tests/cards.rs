@@ -195,6 +195,12 @@ async fn an_owner_tests_a_credential_from_a_link_and_it_is_delivered_sealed() {
     let forged = Browser::new(&cards.ws, "forger", &serve).post(&path, &[("user", &user), ("password", &password)]);
     assert_eq!(forged.status, 403, "{}", forged.body);
 
+    // What the server says comes back escaped: its message names the user given.
+    let html_user = "<img src=x onerror=alert(1)>";
+    let echoed = owner.post(&path, &[("csrf", &csrf), ("user", html_user), ("password", wrong)]);
+    assert!(echoed.body.contains("&lt;img src=x onerror=alert(1)&gt;"), "{}", echoed.body);
+    assert!(!echoed.body.contains(html_user), "{}", echoed.body);
+    let csrf = csrf_of(&echoed);
     let failed = owner.post(&path, &[("csrf", &csrf), ("user", &user), ("password", wrong)]);
     assert_eq!(failed.status, 200);
     assert!(failed.body.contains("auth: auth_rejected"), "{}", failed.body);
@@ -244,14 +250,14 @@ async fn an_owner_tests_a_credential_from_a_link_and_it_is_delivered_sealed() {
     assert!(listed.contains(&format!("{id}  acme-orders-db  Acme <ops>  spent")), "{listed}");
     assert!(listed.contains("revoked") && listed.contains("expired") && listed.contains("open"), "{listed}");
     let (_, metrics) = serve.get("/metrics").await;
-    assert!(metrics.contains("authprobe_card_attempts_total{card=\"acme-orders-db\",result=\"fail\"} 1"), "{metrics}");
+    assert!(metrics.contains("authprobe_card_attempts_total{card=\"acme-orders-db\",result=\"fail\"} 2"), "{metrics}");
     assert!(metrics.contains("authprobe_card_attempts_total{card=\"acme-orders-db\",result=\"pass\"} 1"), "{metrics}");
     assert!(metrics.contains("authprobe_cards_open 1"), "the tamper link: {metrics}");
     crate::serve::promtool_accepts(&metrics);
     let (_, status) = serve.get("/").await;
     assert!(status.contains("Check cards (4 links)"), "the status page lists the links: {status}");
     assert!(status.contains("<td>Acme &lt;ops&gt;</td><td>spent</td>"), "{status}");
-    assert!(status.contains("<td>2</td><td>pass</td>"), "two attempts, the last passed: {status}");
+    assert!(status.contains("<td>3</td><td>pass</td>"), "three attempts, the last passed: {status}");
 
     // The values are nowhere but the sealed file.
     let mut texts = vec![serve.log(), metrics, status, listed, passed.body, failed.body];
@@ -405,4 +411,28 @@ async fn the_owners_page_works_in_a_real_browser() {
         }
         assert_eq!(open_sealed(&cards, &id)["fields"]["password"], serde_json::json!(password));
     }
+
+    // The second card's server is not trusted: the owner sees its certificate, ticks
+    // Approve, and passes.
+    let (path, id) = cards.create("partner-db", "Partner", &[]);
+    let forms = serde_json::json!([
+        {"fill": {"user": user, "password": password}},
+        {"fill": {"user": user, "password": password}, "check": ["approve"]},
+    ]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/harness/browser.py");
+    let out = tokio::process::Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(format!("http://{}{path}", serve.addr))
+        .args(["1366", "768", "0"])
+        .arg(shots.join("card-approve.png"))
+        .env("AUTHPROBE_BROWSER_FORMS", forms.to_string())
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), out).await.unwrap().unwrap();
+    assert!(out.status.success(), "browser.py: {}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pages = seen["pages"].as_array().unwrap();
+    let refused = pages[1]["text"].as_str().unwrap();
+    assert!(refused.contains("tls: tls_untrusted") && refused.contains("Approve this certificate"), "{refused}");
+    assert!(pages[2]["text"].as_str().unwrap().contains("now used up"), "{:#}", pages[2]);
+    assert!(open_sealed(&cards, &id)["approved"]["by"].as_str().is_some_and(|b| b == "card:Partner"));
 }
