@@ -49,6 +49,7 @@ pub fn postgres(data: &[u8]) {
     use pg_wire::{AuthPolicy, ChannelBindingMode, Client, parse_backend};
     if let Some((&tag, body)) = data.split_first() {
         let _ = parse_backend(tag, body);
+        let _ = pg_wire::parse_data_row(body);
     }
     let policy = AuthPolicy {
         allowed: Vec::new(),
@@ -59,7 +60,9 @@ pub fn postgres(data: &[u8]) {
     };
     block_on(async {
         let mut client = Client::new(Scripted { data });
-        if client.login("user", "db", Some("password"), &policy, Some(vec![7; 32]), None).await.is_ok() {
+        if client.login("user", "db", Some("password"), &policy, Some(vec![7; 32]), None).await.is_ok()
+            && client.query_row("SELECT rolsuper FROM pg_roles").await.is_ok()
+        {
             let _ = client.query("SELECT 1").await;
         }
     });

@@ -455,7 +455,27 @@ async fn cases(pki: &certs::Pki, decrypted: Arc<AtomicBool>) -> Vec<Case> {
     })
     .await;
     let port = f.server.port();
-    add("pg-endless-rows", f, db("postgres", "pg-endless-rows", port, "tls = { mode = \"disable\" }"), None, "", false);
+    // The check query stops at its first row (hygiene's one-row question is off here).
+    let endless = "tls = { mode = \"disable\" }\nhygiene = false";
+    add("pg-endless-rows", f, db("postgres", "pg-endless-rows", port, endless), None, "", false);
+    // Hygiene's question reads its answer to the end: endless rows are a bounded protocol error.
+    let f = fake(|c| async move {
+        let mut c = pg_start(c, None).await;
+        c.send(&pg_ready()).await;
+        c.read_some().await;
+        c.send(&pg(b'T', &[0, 0])).await;
+        c.flood(&pg(b'D', &[0, 1, 0, 0, 0, 1, b't']).repeat(1024)).await;
+    })
+    .await;
+    let port = f.server.port();
+    add(
+        "pg-endless-rows-hygiene",
+        f,
+        db("postgres", "pg-endless-rows-hygiene", port, "tls = { mode = \"disable\" }"),
+        Some(("check", "protocol")),
+        "one-row query",
+        false,
+    );
 
     let echo = secret("pg-error-echo");
     let f = fake(move |c| {

@@ -17,6 +17,7 @@ mod formats;
 mod harness_servers;
 mod hostile;
 mod http_auth;
+mod hygiene;
 mod integrations;
 mod live_azure_blob;
 mod live_cloud;

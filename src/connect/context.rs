@@ -62,6 +62,13 @@ impl ProbeContext {
         self
     }
 
+    /// `hygiene = false`: no question about what the credential may do.
+    pub fn with_hygiene(mut self, hygiene: bool, expect_read_only: bool) -> Self {
+        self.log.hygiene = hygiene;
+        self.log.expect_read_only = expect_read_only;
+        self
+    }
+
     pub fn with_via(mut self, via: Option<Arc<TunnelConfig>>) -> Self {
         self.via = via;
         self

@@ -78,6 +78,9 @@ pub struct ProbeReport {
     /// Every credential whose end authprobe read from the credential itself: signed links,
     /// JWTs (bearer, OAuth2 and cloud access tokens), client certificates.
     pub credentials: Vec<CredentialReport>,
+    /// Credential hygiene: what the credential can do beyond what a probe needs (a
+    /// warning each, also among `warnings`), and what is worth knowing (information).
+    pub findings: Vec<Finding>,
     /// With `--wait`: why a failing probe was not tried again (its failure cannot pass by
     /// waiting). Null otherwise.
     pub not_retried: Option<String>,
@@ -186,6 +189,17 @@ pub struct CredentialReport {
     pub seconds_left: i64,
     #[serde(skip)]
     pub not_after_unix: i64,
+}
+
+/// A credential hygiene finding.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// A stable name (`pg_superuser`, `mysql_all_privileges`…): alert rules match on it.
+    pub what: String,
+    /// `warning` (the probe WARNs) or `info`.
+    pub severity: &'static str,
+    /// What it means and the narrower grant.
+    pub hint: String,
 }
 
 /// The SSH host key a server presented.

@@ -30,6 +30,7 @@ struct Progress {
     tls: Option<TlsReport>,
     host_key: Option<HostKeyReport>,
     credentials: Vec<CredentialReport>,
+    findings: Vec<crate::model::report::Finding>,
     facts: WireFacts,
     warnings: Vec<Advice>,
     details: Vec<String>,
@@ -56,6 +57,10 @@ pub struct StageLog {
     /// `allow_unverified_password`: secrets may go in recoverable form to a server whose
     /// identity is not verified. Off by default: the credential release rule.
     pub allow_unverified_password: bool,
+    /// `hygiene` (default true): the probe may ask what its credential can do (one query).
+    pub hygiene: bool,
+    /// `expect_read_only`: the credential is meant to read only; what lets it write WARNs.
+    pub expect_read_only: bool,
     /// The certificates and host keys approved for endpoints (the run's `approvals.toml`).
     pub approvals: Arc<crate::model::approvals::Approvals>,
 }
@@ -67,6 +72,8 @@ impl StageLog {
             warn_expiry_days,
             timeout,
             allow_unverified_password: false,
+            hygiene: true,
+            expect_read_only: false,
             approvals: Arc::default(),
         }
     }
@@ -188,6 +195,21 @@ impl StageLog {
         }
     }
 
+    /// A hygiene finding, once per name; a warning-severity one also warns (with `warning`
+    /// as the line the table and markdown show), so the probe WARNs.
+    pub fn add_finding(&self, finding: crate::model::report::Finding, warning: Option<Advice>) {
+        let mut progress = self.lock();
+        if progress.findings.iter().any(|f| f.what == finding.what) {
+            return;
+        }
+        progress.findings.push(finding);
+        if let Some(warning) = warning
+            && !progress.warnings.contains(&warning)
+        {
+            progress.warnings.push(warning);
+        }
+    }
+
     /// Notes the `host:port` a connection is being opened to.
     pub fn set_dialed(&self, host: &str, port: u16) {
         self.lock().dialed = Some((host.to_string(), port));
@@ -296,6 +318,7 @@ impl StageLog {
             tls: progress.tls.clone(),
             host_key: progress.host_key.clone(),
             credentials: progress.credentials.clone(),
+            findings: progress.findings.clone(),
             facts: progress.facts.clone(),
             warnings: progress.warnings.clone(),
             details: progress.details.clone(),
@@ -311,6 +334,7 @@ pub struct Recorded {
     pub tls: Option<TlsReport>,
     pub host_key: Option<HostKeyReport>,
     pub credentials: Vec<CredentialReport>,
+    pub findings: Vec<crate::model::report::Finding>,
     pub facts: WireFacts,
     pub warnings: Vec<Advice>,
     pub details: Vec<String>,

@@ -131,6 +131,27 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
+    let with_findings: Vec<&ProbeReport> = report.probes.iter().filter(|p| !p.findings.is_empty()).collect();
+    if !with_findings.is_empty() {
+        gauge(
+            &mut out,
+            "authprobe_finding_info",
+            "Credential hygiene findings (1 each): what the credential can do beyond what the probe needs; severity warning or info.",
+        );
+    }
+    for p in with_findings {
+        for finding in &p.findings {
+            let _ = writeln!(
+                out,
+                "authprobe_finding_info{{probe=\"{}\",kind=\"{}\",finding=\"{}\",severity=\"{}\"}} 1",
+                label(&p.name),
+                label(&p.kind),
+                label(&finding.what),
+                finding.severity
+            );
+        }
+    }
+
     gauge(&mut out, "authprobe_last_run_timestamp_seconds", "When this run started, in seconds since the Unix epoch.");
     let _ = writeln!(out, "authprobe_last_run_timestamp_seconds {:.3}", report.started_unix);
     out

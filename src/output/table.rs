@@ -245,6 +245,7 @@ mod tests {
             host_key: None,
             credential: None,
             credentials: Vec::new(),
+            findings: Vec::new(),
             not_retried: None,
             approve: None,
             facts: Default::default(),

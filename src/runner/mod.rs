@@ -152,6 +152,7 @@ fn lost_report() -> ProbeReport {
         host_key: None,
         credential: None,
         credentials: Vec::new(),
+        findings: Vec::new(),
         not_retried: None,
         approve: None,
         facts: Default::default(),
@@ -189,6 +190,7 @@ async fn run_probe(
         let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout)
             .with_via(probe.via.clone())
             .allowing_unverified_password(probe.allow_unverified_password)
+            .with_hygiene(probe.hygiene, probe.expect_read_only)
             .with_proxy(probe.proxy.clone());
         let slot_deadline = budget.as_ref().map(|b| b.deadline);
         let outcome = tokio::select! {
@@ -458,6 +460,7 @@ fn build_report(
         host_key: recorded.host_key,
         credential: recorded.credentials.first().cloned(),
         credentials: recorded.credentials,
+        findings: recorded.findings,
         not_retried: None,
         approve: None,
         facts: recorded.facts,
@@ -511,6 +514,8 @@ mod tests {
             via: None,
             allowed_targets: vec![],
             allow_unverified_password: false,
+            hygiene: true,
+            expect_read_only: false,
             proxy: Arc::default(),
         }
     }

@@ -43,6 +43,11 @@ pub struct ProbeConfig {
     pub allow_unverified_password: bool,
     /// Which proxy each of its connections goes through.
     pub proxy: Arc<ProxyPolicy>,
+    /// `hygiene` (default true): ask, read-only, what the credential can do beyond the
+    /// probe's need (one more query where a kind knows how).
+    pub hygiene: bool,
+    /// `expect_read_only`: the credential should only read; what lets it write WARNs.
+    pub expect_read_only: bool,
 }
 
 impl ProbeConfig {
@@ -401,6 +406,8 @@ fn read_probe(
         }
     }
     let allow_unverified_password = reader.bool("allow_unverified_password").unwrap_or(false);
+    let hygiene = reader.bool("hygiene").unwrap_or(true);
+    let expect_read_only = reader.bool("expect_read_only").unwrap_or(false);
     let proxy = Arc::new(ProxyPolicy {
         probe: read_proxy(&reader).map(|setting| (setting, ProxySource::ProbeKey)),
         defaults: defaults.proxy.clone(),
@@ -447,6 +454,8 @@ fn read_probe(
         allowed_targets,
         allow_unverified_password,
         proxy,
+        hygiene,
+        expect_read_only,
     })
 }
 

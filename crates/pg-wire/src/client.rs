@@ -28,6 +28,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// Reads one message. A data row's body is not read (the probe stops at the first
     /// row); any other body longer than [`MESSAGE_CAP`] is refused before it is read.
     pub async fn read(&mut self) -> Result<Backend, PgError> {
+        Ok(self.read_message(false).await?.0)
+    }
+
+    /// Reads one message; with `rows`, a data row's body too (capped like any message) and
+    /// its columns as text (`None` for NULL).
+    async fn read_message(&mut self, rows: bool) -> Result<(Backend, Option<Vec<Option<String>>>), PgError> {
         let mut header = [0u8; 5];
         self.stream.read_exact(&mut header).await?;
         let tag = header[0];
@@ -35,8 +41,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         if len < 4 {
             return Err(protocol(format!("the server sent a message with an impossible length ({len})")));
         }
-        if tag == b'D' {
-            return Ok(Backend::DataRow);
+        if tag == b'D' && !rows {
+            return Ok((Backend::DataRow, None));
         }
         let body_len = usize::try_from(len - 4).unwrap_or(usize::MAX);
         if body_len > MESSAGE_CAP {
@@ -49,7 +55,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
         let mut body = vec![0u8; body_len];
         self.stream.read_exact(&mut body).await?;
-        parse_backend(tag, &body)
+        if tag == b'D' {
+            let columns = crate::parse_data_row(&body)?;
+            return Ok((Backend::DataRow, Some(columns)));
+        }
+        Ok((parse_backend(tag, &body)?, None))
     }
 
     /// Reads past notices (bounded), returning the first message that means something.
@@ -116,6 +126,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 _ => return Err(protocol("unexpected message in the answer to the check query")),
             }
         }
+    }
+
+    /// Runs `sql` (one statement) with the simple query protocol to its end and returns its
+    /// first row as text, for a question the probe asks of the server itself (what the role
+    /// may do). The connection is ready for the next query afterwards.
+    pub async fn query_row(&mut self, sql: &str) -> Result<Option<Vec<Option<String>>>, PgError> {
+        let mut buf = BytesMut::new();
+        frontend::query(sql, &mut buf)?;
+        self.send(&buf).await?;
+        let mut first = None;
+        let mut error = None;
+        for _ in 0..CHATTER_CAP {
+            match self.read_message(true).await? {
+                (Backend::DataRow, row) => {
+                    if first.is_none() {
+                        first = row;
+                    }
+                }
+                (Backend::ReadyForQuery, _) => {
+                    return match error {
+                        Some(e) => Err(PgError::Server(e)),
+                        None => Ok(first),
+                    };
+                }
+                (Backend::Error(e), _) => error = Some(e),
+                (
+                    Backend::RowDescription
+                    | Backend::CommandComplete
+                    | Backend::EmptyQuery
+                    | Backend::Notice
+                    | Backend::Parameter { .. }
+                    | Backend::Other(b'A'),
+                    _,
+                ) => {}
+                _ => return Err(protocol("unexpected message in the answer to a query")),
+            }
+        }
+        Err(protocol(format!("the answer to a one-row query went on for more than {CHATTER_CAP} messages")))
     }
 
     /// Terminate, best effort.

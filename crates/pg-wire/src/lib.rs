@@ -261,6 +261,35 @@ pub fn parse_backend(tag: u8, body: &[u8]) -> Result<Backend, PgError> {
     })
 }
 
+/// The columns of a DataRow in text format: a 16-bit count, then per column a 32-bit
+/// length (-1 for NULL) and its bytes. At most 64 columns; every length is checked against
+/// what is left before it is used.
+pub fn parse_data_row(body: &[u8]) -> Result<Vec<Option<String>>, PgError> {
+    let malformed = || protocol("malformed data row from the server");
+    let count = i16::from_be_bytes(body.get(..2).and_then(|b| b.try_into().ok()).ok_or_else(malformed)?);
+    if !(0..=64).contains(&count) {
+        return Err(protocol(format!("a data row with {count} columns; authprobe reads at most 64")));
+    }
+    let mut rest = &body[2..];
+    let mut columns = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = be_i32(rest).ok_or_else(malformed)?;
+        rest = &rest[4..];
+        if len == -1 {
+            columns.push(None);
+            continue;
+        }
+        let len = usize::try_from(len).map_err(|_| malformed())?;
+        let value = rest.get(..len).ok_or_else(malformed)?;
+        columns.push(Some(lossy(value)));
+        rest = &rest[len..];
+    }
+    if !rest.is_empty() {
+        return Err(malformed());
+    }
+    Ok(columns)
+}
+
 /// The fields of an ErrorResponse: (type byte, C string) pairs ending in a zero byte.
 fn parse_fields(mut body: &[u8]) -> Option<ServerError> {
     let mut error = ServerError::default();

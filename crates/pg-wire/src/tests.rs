@@ -172,3 +172,31 @@ fn errors_are_std_errors_that_keep_their_cause() {
     assert!(std::error::Error::source(&io).is_some(), "the io error stays reachable for classification");
     assert_eq!(PgError::Protocol("short message".into()).to_string(), "protocol: short message");
 }
+
+#[test]
+fn data_rows_are_read_within_their_bounds() {
+    let row = |cols: &[Option<&[u8]>]| {
+        let mut body = (cols.len() as i16).to_be_bytes().to_vec();
+        for col in cols {
+            match col {
+                Some(v) => {
+                    body.extend((v.len() as i32).to_be_bytes());
+                    body.extend(*v);
+                }
+                None => body.extend((-1i32).to_be_bytes()),
+            }
+        }
+        body
+    };
+    let parsed = crate::parse_data_row(&row(&[Some(b"t"), None, Some(b"")])).unwrap();
+    assert_eq!(parsed, vec![Some("t".to_string()), None, Some(String::new())]);
+    let mut long = row(&[Some(b"abc")]);
+    long.truncate(long.len() - 1);
+    assert!(crate::parse_data_row(&long).is_err(), "a length past the end");
+    let mut lying = (1i16).to_be_bytes().to_vec();
+    lying.extend(i32::MAX.to_be_bytes());
+    assert!(crate::parse_data_row(&lying).is_err(), "a huge length is not allocated");
+    assert!(crate::parse_data_row(&(-2i16).to_be_bytes()).is_err());
+    assert!(crate::parse_data_row(&(65i16).to_be_bytes()).is_err());
+    assert!(crate::parse_data_row(&[&row(&[Some(b"t")])[..], b"x"].concat()).is_err(), "trailing bytes");
+}

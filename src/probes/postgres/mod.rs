@@ -30,6 +30,8 @@ use crate::probes::db::{
     DbTarget, IamSupport, KerberosFailure, peer_verified, session_io_failure, unverified_peer_refusal,
 };
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
+mod privileges;
+
 use pg_wire as wire;
 use url::Url;
 use wire::{AuthPolicy, ChannelBindingMode, Method, PgError, Refusal, ServerError};
@@ -215,11 +217,40 @@ impl PostgresProbe {
         }
         let result = ctx
             .stage(Stage::Check, async {
+                if ctx.hygiene {
+                    self.ask_privileges(&mut client, ctx).await.map_err(|e| self.classify(e, recorder.as_ref()))?;
+                }
                 client.query(&self.db.query).await.map_err(|e| self.classify(e, recorder.as_ref()))
             })
             .await;
         let _ = tokio::time::timeout(std::time::Duration::from_millis(200), client.terminate()).await;
         result
+    }
+
+    /// What the role may do beyond the probe's need (one query, read-only): findings. A
+    /// server that refuses the question is noted, not a failure; a broken connection is.
+    async fn ask_privileges<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut wire::Client<S>,
+        ctx: &ProbeContext,
+    ) -> Result<(), PgError> {
+        match client.query_row(privileges::QUERY).await {
+            Ok(Some(row)) => {
+                for found in privileges::findings(&row, &self.db.user, self.database(), ctx.expect_read_only) {
+                    ctx.add_finding(found.finding, found.warning.map(crate::model::advice::Advice::from));
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(PgError::Server(e)) => {
+                ctx.detail(format!(
+                    "hygiene: the server did not say what the role may do: {}",
+                    ctx.server_text(&e.message, 200)
+                ));
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
     }
 
     fn classify(&self, err: PgError, recorder: Option<&Recorder>) -> Failure {
