@@ -63,7 +63,7 @@ pub fn postgres(data: &[u8]) {
         if client.login("user", "db", Some("password"), &policy, Some(vec![7; 32]), None).await.is_ok()
             && client.query_row("SELECT rolsuper FROM pg_roles").await.is_ok()
         {
-            let _ = client.query("SELECT 1").await;
+            let _ = client.ask_then_query("SELECT 2", "SELECT 1").await;
         }
     });
     postgres_release_rule(data);

@@ -111,6 +111,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let mut buf = BytesMut::new();
         frontend::query(sql, &mut buf)?;
         self.send(&buf).await?;
+        self.read_check_answer().await
+    }
+
+    /// Asks `question` (answered as by [`Client::query_row`]) and runs `sql` (as by
+    /// [`Client::query`]) in one write: the question costs no round trip of its own. A
+    /// server error in the answer to the question is returned inside, not as a failure.
+    pub async fn ask_then_query(
+        &mut self,
+        question: &str,
+        sql: &str,
+    ) -> Result<Result<Option<Vec<Option<String>>>, crate::ServerError>, PgError> {
+        let mut buf = BytesMut::new();
+        frontend::query(question, &mut buf)?;
+        frontend::query(sql, &mut buf)?;
+        self.send(&buf).await?;
+        let answer = match self.read_row_answer().await {
+            Ok(row) => Ok(row),
+            Err(PgError::Server(e)) => Err(e),
+            Err(other) => return Err(other),
+        };
+        self.read_check_answer().await?;
+        Ok(answer)
+    }
+
+    /// The answer to the check query, up to its first row or its end.
+    async fn read_check_answer(&mut self) -> Result<(), PgError> {
         let mut ignored = Vec::new();
         loop {
             match self.read_meaningful(&mut ignored).await? {
@@ -135,6 +161,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let mut buf = BytesMut::new();
         frontend::query(sql, &mut buf)?;
         self.send(&buf).await?;
+        self.read_row_answer().await
+    }
+
+    /// The answer to one query, read to its ReadyForQuery; its first row.
+    async fn read_row_answer(&mut self) -> Result<Option<Vec<Option<String>>>, PgError> {
         let mut first = None;
         let mut error = None;
         for _ in 0..CHATTER_CAP {

@@ -217,39 +217,36 @@ impl PostgresProbe {
         }
         let result = ctx
             .stage(Stage::Check, async {
-                if ctx.hygiene {
-                    self.ask_privileges(&mut client, ctx).await.map_err(|e| self.classify(e, recorder.as_ref()))?;
+                if !ctx.hygiene {
+                    return client.query(&self.db.query).await.map_err(|e| self.classify(e, recorder.as_ref()));
                 }
-                client.query(&self.db.query).await.map_err(|e| self.classify(e, recorder.as_ref()))
+                // The question goes in the same write as the check query: no round trip of its own.
+                let answer = client
+                    .ask_then_query(privileges::QUERY, &self.db.query)
+                    .await
+                    .map_err(|e| self.classify(e, recorder.as_ref()))?;
+                self.note_privileges(answer, ctx);
+                Ok(())
             })
             .await;
         let _ = tokio::time::timeout(std::time::Duration::from_millis(200), client.terminate()).await;
         result
     }
 
-    /// What the role may do beyond the probe's need (one query, read-only): findings. A
-    /// server that refuses the question is noted, not a failure; a broken connection is.
-    async fn ask_privileges<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        client: &mut wire::Client<S>,
-        ctx: &ProbeContext,
-    ) -> Result<(), PgError> {
-        match client.query_row(privileges::QUERY).await {
+    /// What the role may do beyond the probe's need (the answer to the hygiene question):
+    /// findings. A server that refuses the question is noted, not a failure.
+    fn note_privileges(&self, answer: Result<Option<Vec<Option<String>>>, ServerError>, ctx: &ProbeContext) {
+        match answer {
             Ok(Some(row)) => {
                 for found in privileges::findings(&row, &self.db.user, self.database(), ctx.expect_read_only) {
                     ctx.add_finding(found.finding, found.warning.map(crate::model::advice::Advice::from));
                 }
-                Ok(())
             }
-            Ok(None) => Ok(()),
-            Err(PgError::Server(e)) => {
-                ctx.detail(format!(
-                    "hygiene: the server did not say what the role may do: {}",
-                    ctx.server_text(&e.message, 200)
-                ));
-                Ok(())
-            }
-            Err(other) => Err(other),
+            Ok(None) => {}
+            Err(e) => ctx.detail(format!(
+                "hygiene: the server did not say what the role may do: {}",
+                ctx.server_text(&e.message, 200)
+            )),
         }
     }
 
