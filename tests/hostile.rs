@@ -571,7 +571,8 @@ async fn cases(pki: &certs::Pki, decrypted: Arc<AtomicBool>) -> Vec<Case> {
     add(
         "mysql-one-byte-ok",
         f,
-        db("mysql", "mysql-one-byte-ok", port, "tls = { mode = \"disable\" }"),
+        // The check query's answer is the point (hygiene's question would take it).
+        db("mysql", "mysql-one-byte-ok", port, "tls = { mode = \"disable\" }\nhygiene = false"),
         None,
         "",
         false,
@@ -595,9 +596,34 @@ async fn cases(pki: &certs::Pki, decrypted: Arc<AtomicBool>) -> Vec<Case> {
     add(
         "mysql-endless-rows",
         f,
-        db("mysql", "mysql-endless-rows", port, "tls = { mode = \"disable\" }"),
+        // The check query stops at its first row (hygiene's question is off here).
+        db("mysql", "mysql-endless-rows", port, "tls = { mode = \"disable\" }\nhygiene = false"),
         None,
         "",
+        false,
+    );
+    // Hygiene's question reads its answer to the end: endless rows are a bounded protocol error.
+    let f = fake(|mut c| async move {
+        my_logged_in(&mut c).await;
+        c.send(&my_packet(1, &[0x01])).await;
+        c.send(&my_packet(2, b"\x03def\0\0\0\x011\0\x0c\x3f\0\x01\0\0\0\x08\x81\0\0\0\0")).await;
+        c.send(&my_packet(3, &[0xfe, 0, 0, 2, 0])).await;
+        let mut seq = 4u8;
+        for _ in 0..200_000 {
+            if !c.send(&my_packet(seq, b"\x011")).await {
+                return;
+            }
+            seq = seq.wrapping_add(1);
+        }
+    })
+    .await;
+    let port = f.server.port();
+    add(
+        "mysql-endless-rows-hygiene",
+        f,
+        db("mysql", "mysql-endless-rows-hygiene", port, "tls = { mode = \"disable\" }"),
+        Some(("check", "protocol")),
+        "rows for a question about grants",
         false,
     );
 

@@ -65,3 +65,50 @@ async fn postgres_roles_that_can_do_more_than_a_probe_needs_are_named() {
     let out = authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "admin"], &env).await;
     assert!(out.stdout.contains("CREATEROLE") && out.stdout.contains("GRANT SELECT"), "{}", out.stdout);
 }
+
+fn mariadb(name: &str, user: &str, password: &str, extra: &str) -> String {
+    format!(
+        "[[probe]]\nname = \"{name}\"\nkind = \"mysql\"\nhost = \"localhost\"\nport = \"${{AP_MYSQL_PORT}}\"\n\
+         user = \"{user}\"\npassword = \"{password}\"\ntls = {{ ca = \"${{AP_CA}}\" }}\n{extra}\n\n"
+    )
+}
+
+#[tokio::test]
+async fn mariadb_accounts_that_can_do_more_than_a_probe_needs_are_named() {
+    let ws = Workspace::new();
+    let mut cfg = String::new();
+    cfg += &mariadb("root", "root", "${AP_MYSQL_ROOT_PASSWORD}", "");
+    cfg += &mariadb("root-unasked", "root", "${AP_MYSQL_ROOT_PASSWORD}", "hygiene = false");
+    // ALL on its own database: information, unless it should only read.
+    cfg += &mariadb("app", "${AP_MYSQL_USER}", "${AP_MYSQL_PASSWORD}", "database = \"appdb\"");
+    cfg += &mariadb(
+        "app-read-only",
+        "${AP_MYSQL_USER}",
+        "${AP_MYSQL_PASSWORD}",
+        "database = \"appdb\"\nexpect_read_only = true",
+    );
+    cfg += &mariadb(
+        "least",
+        "${AP_MYSQL_LIMITED_USER}",
+        "${AP_MYSQL_LIMITED_PASSWORD}",
+        "database = \"appdb\"\nquery = \"SELECT item FROM orders\"\nexpect_read_only = true",
+    );
+    let path = ws.config(&cfg);
+    let (out, report) = run_json(&path, &[]).await;
+    assert_eq!(out.code, 0, "warnings only: {}", out.stderr);
+    assert_warned(&report, "root", "ALL PRIVILEGES");
+    let names = |name: &str| findings(&report, name).into_iter().map(|(w, s)| format!("{w}/{s}")).collect::<Vec<_>>();
+    assert_eq!(names("root"), ["mysql_all_privileges/warning", "mysql_grant_option/warning"]);
+    assert_passed(&report, "root-unasked");
+    assert!(names("root-unasked").is_empty());
+    assert_passed(&report, "app");
+    assert_eq!(names("app"), ["mysql_database_all/info"]);
+    assert_warned(&report, "app-read-only", "expect_read_only");
+    assert_eq!(names("app-read-only"), ["mysql_writes/warning"]);
+    assert_passed(&report, "least");
+    assert!(names("least").is_empty());
+    // MariaDB's grant lines can carry the password hash: none of them is shown.
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(!text.contains("IDENTIFIED BY PASSWORD") && !text.contains("GRANT ALL PRIVILEGES ON"), "{text}");
+    assert_matches_schema(&ws, &text);
+}

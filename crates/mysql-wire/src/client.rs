@@ -163,6 +163,23 @@ pub async fn query<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>, 
     }
 }
 
+/// Runs one text query and reads its whole answer (at most [`crate::exchange::MAX_ROWS`]
+/// rows), for a question the probe asks of the server itself.
+pub async fn query_rows<S: AsyncRead + AsyncWrite + Unpin>(
+    packets: &mut Packets<S>,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, WireError> {
+    packets.reset();
+    packets.write(&query_packet(sql)).await?;
+    let mut exchange = crate::exchange::RowsExchange::default();
+    loop {
+        let packet = packets.read(exchange.packet_cap()).await?;
+        if let Some(rows) = exchange.on_packet(&packet)? {
+            return Ok(rows);
+        }
+    }
+}
+
 /// COM_QUIT; the server closes without answering.
 pub async fn quit<S: AsyncRead + AsyncWrite + Unpin>(packets: &mut Packets<S>) {
     packets.reset();

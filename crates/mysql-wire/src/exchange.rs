@@ -263,3 +263,76 @@ impl QueryExchange {
         }
     }
 }
+
+/// Rows kept of one answer read by [`RowsExchange`]; more end the exchange as a protocol error.
+pub const MAX_ROWS: usize = 256;
+
+/// The answer to one text query read to its end, every row's columns as text (`None` for
+/// NULL): for a question the probe asks of the server itself (`SHOW GRANTS`).
+#[derive(Debug, Default)]
+pub struct RowsExchange {
+    head: QueryExchange,
+    rows: Vec<Vec<Option<String>>>,
+    in_rows: bool,
+}
+
+/// One text-protocol row: per column a length-encoded string, or 0xfb for NULL.
+pub fn parse_text_row(mut packet: &[u8]) -> Result<Vec<Option<String>>, WireError> {
+    let mut columns = Vec::new();
+    while !packet.is_empty() {
+        if columns.len() as u64 >= MAX_COLUMNS {
+            return Err(protocol("a row with too many columns"));
+        }
+        if packet[0] == 0xfb {
+            columns.push(None);
+            packet = &packet[1..];
+            continue;
+        }
+        let (len, used) = read_lenenc(packet).ok_or_else(|| protocol("malformed row"))?;
+        let end =
+            usize::try_from(len).ok().and_then(|l| used.checked_add(l)).ok_or_else(|| protocol("malformed row"))?;
+        let value = packet.get(used..end).ok_or_else(|| protocol("a row shorter than its columns say"))?;
+        columns.push(Some(String::from_utf8_lossy(value).into_owned()));
+        packet = &packet[end..];
+    }
+    Ok(columns)
+}
+
+impl RowsExchange {
+    pub fn packet_cap(&self) -> usize {
+        QUERY_PACKET_CAP
+    }
+
+    /// The next packet; `Some(rows)` at the end of the answer.
+    pub fn on_packet(&mut self, packet: &[u8]) -> Result<Option<Vec<Vec<Option<String>>>>, WireError> {
+        if !self.in_rows {
+            return match self.head.on_packet(packet)? {
+                Some(0) => Ok(Some(std::mem::take(&mut self.rows))),
+                Some(_) => {
+                    // The head stops at the first row: that packet is it.
+                    self.in_rows = true;
+                    self.rows.push(parse_text_row(packet)?);
+                    Ok(None)
+                }
+                None => Ok(None),
+            };
+        }
+        match packet.first() {
+            Some(0xff) => Err(server_error(packet)),
+            Some(0xfe) if packet.len() < 9 => {
+                let status = packet.get(3..5).map(|s| u16::from_le_bytes([s[0], s[1]])).unwrap_or(0);
+                if status & SERVER_MORE_RESULTS_EXISTS != 0 {
+                    return Err(protocol("more than one result set for a one-statement question"));
+                }
+                Ok(Some(std::mem::take(&mut self.rows)))
+            }
+            _ => {
+                if self.rows.len() >= MAX_ROWS {
+                    return Err(protocol(format!("more than {MAX_ROWS} rows for a question about grants")));
+                }
+                self.rows.push(parse_text_row(packet)?);
+                Ok(None)
+            }
+        }
+    }
+}

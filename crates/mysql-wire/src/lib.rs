@@ -11,9 +11,11 @@ pub mod client;
 pub mod codec;
 pub mod exchange;
 
-pub use client::{BoxError, GssProvider, InitiatorFuture, Packets, login, query, quit, read_greeting};
+pub use client::{BoxError, GssProvider, InitiatorFuture, Packets, login, query, query_rows, quit, read_greeting};
 pub use codec::*;
-pub use exchange::{GSSAPI_PLUGIN, GssInitiator, LoginExchange, LoginStep, QueryExchange, query_packet};
+pub use exchange::{
+    GSSAPI_PLUGIN, GssInitiator, LoginExchange, LoginStep, QueryExchange, RowsExchange, parse_text_row, query_packet,
+};
 
 #[cfg(test)]
 mod tests;

@@ -137,3 +137,30 @@ fn errors_are_std_errors_that_keep_their_cause() {
     assert_eq!(server.to_string(), "server error 1045: Access denied");
     assert!(WireError::OtherService(b"SSH-2.0-".to_vec()).to_string().contains("8 bytes seen"));
 }
+
+#[test]
+fn a_question_reads_every_row_within_bounds() {
+    let lenenc_str = |s: &str| [&[s.len() as u8][..], s.as_bytes()].concat();
+    let mut exchange = crate::RowsExchange::default();
+    assert_eq!(exchange.on_packet(&[1]).unwrap(), None, "one column");
+    assert_eq!(exchange.on_packet(b"\x03defcolumn").unwrap(), None);
+    assert_eq!(exchange.on_packet(&[0xfe, 0, 0, 2, 0]).unwrap(), None, "end of columns");
+    assert_eq!(exchange.on_packet(&lenenc_str("GRANT SELECT ON db.* TO u")).unwrap(), None);
+    assert_eq!(exchange.on_packet(&[0xfb]).unwrap(), None, "NULL");
+    let rows = exchange.on_packet(&[0xfe, 0, 0, 2, 0]).unwrap().unwrap();
+    assert_eq!(rows, vec![vec![Some("GRANT SELECT ON db.* TO u".to_string())], vec![None]]);
+    assert!(crate::parse_text_row(&[5, b'a']).is_err(), "shorter than it says");
+    assert!(crate::parse_text_row(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+    let mut endless = crate::RowsExchange::default();
+    endless.on_packet(&[1]).unwrap();
+    endless.on_packet(b"\x03def").unwrap();
+    endless.on_packet(&[0xfe, 0, 0, 2, 0]).unwrap();
+    let mut outcome = Ok(None);
+    for _ in 0..=crate::exchange::MAX_ROWS + 1 {
+        outcome = endless.on_packet(&lenenc_str("x"));
+        if outcome.is_err() {
+            break;
+        }
+    }
+    assert!(outcome.is_err(), "rows beyond the bound end the exchange");
+}

@@ -22,6 +22,8 @@ use crate::probes::db::{
     DbTarget, IamSupport, KerberosFailure, peer_verified, session_io_failure, unverified_peer_refusal,
 };
 use crate::probes::from_url::{UrlOptions, UrlProbe};
+mod privileges;
+
 use mysql_wire as wire;
 use url::Url;
 use wire::{Greeting, Packets, WireError};
@@ -216,6 +218,9 @@ impl MysqlProbe {
             .await?;
         let result = ctx
             .stage(Stage::Check, async {
+                if ctx.hygiene {
+                    self.ask_grants(&mut packets, ctx, tls_record.as_ref()).await?;
+                }
                 let rows = wire::query(&mut packets, &self.db.query)
                     .await
                     .map_err(|err| self.classify(err, tls_record.as_ref(), "during the check query"))?;
@@ -226,6 +231,31 @@ impl MysqlProbe {
         // Closing politely is best effort: the answer is known already.
         let _ = tokio::time::timeout(Duration::from_millis(200), wire::quit(&mut packets)).await;
         result
+    }
+
+    /// What the account may do beyond the probe's need (one read-only question): findings.
+    /// A server that refuses the question is noted, not a failure.
+    async fn ask_grants<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        packets: &mut wire::Packets<S>,
+        ctx: &ProbeContext,
+        tls: Option<&Recorder>,
+    ) -> Result<(), Failure> {
+        match wire::query_rows(packets, privileges::QUERY).await {
+            Ok(rows) => {
+                let found =
+                    privileges::findings(&rows, &self.db.user, self.db.database.as_deref(), ctx.expect_read_only);
+                for found in found {
+                    ctx.add_finding(found.finding, found.warning.map(crate::model::advice::Advice::from));
+                }
+                Ok(())
+            }
+            Err(WireError::Server { message, .. }) => {
+                ctx.detail(format!("hygiene: the server did not list the grants: {}", ctx.server_text(&message, 200)));
+                Ok(())
+            }
+            Err(err) => Err(self.classify(err, tls, "while asking for the account's grants")),
+        }
     }
 
     /// Classifies a failure after the greeting; `tls` is the handshake's record when the
