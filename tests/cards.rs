@@ -355,6 +355,24 @@ async fn an_owner_approves_an_untrusted_certificate_from_the_card() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("card:Partner"), "{list:?}");
 }
 
+/// Opens `url` in headless Chromium at `(width, height, mobile)` and submits `forms` one
+/// after another (scripts/harness/browser.py; the values travel in its environment).
+async fn browse(url: &str, window: (u32, u32, bool), shot: &Path, forms: &serde_json::Value) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/harness/browser.py");
+    require_tool("chromium-headless-shell");
+    let (width, height, mobile) = window;
+    let out = tokio::process::Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(url)
+        .args([width.to_string(), height.to_string(), (if mobile { "1" } else { "0" }).to_string()])
+        .arg(shot)
+        .env("AUTHPROBE_BROWSER_FORMS", forms.to_string())
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), out).await.unwrap().unwrap();
+    assert!(out.status.success(), "browser.py: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The owner's page in headless Chromium at a phone's and a laptop's width: fits, fill in a
 /// wrong then the right password, follow the redirect. The screenshot is the README's.
 #[tokio::test]
@@ -382,18 +400,13 @@ async fn the_owners_page_works_in_a_real_browser() {
             {"fill": {"user": user, "password": "wrong-browser-pw-77"}},
             {"fill": {"user": user, "password": password}},
         ]);
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/harness/browser.py");
-        require_tool("chromium-headless-shell");
-        let out = tokio::process::Command::new("/usr/bin/python3")
-            .arg(&script)
-            .arg(format!("http://{}{path}", serve.addr))
-            .args([width.to_string(), height.to_string(), (if mobile { "1" } else { "0" }).to_string()])
-            .arg(shots.join(format!("card-{width}.png")))
-            .env("AUTHPROBE_BROWSER_FORMS", forms.to_string())
-            .output();
-        let out = tokio::time::timeout(std::time::Duration::from_secs(90), out).await.unwrap().unwrap();
-        assert!(out.status.success(), "browser.py: {}", String::from_utf8_lossy(&out.stderr));
-        let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let seen = browse(
+            &format!("http://{}{path}", serve.addr),
+            (width, height, mobile),
+            &shots.join(format!("card-{width}.png")),
+            &forms,
+        )
+        .await;
         let pages = seen["pages"].as_array().unwrap();
         let (form, failed, done) = (&pages[0], &pages[1], &pages[2]);
         assert!(form["scrollWidth"].as_f64() <= form["clientWidth"].as_f64(), "no horizontal scroll at {width}");
@@ -419,17 +432,9 @@ async fn the_owners_page_works_in_a_real_browser() {
         {"fill": {"user": user, "password": password}},
         {"fill": {"user": user, "password": password}, "check": ["approve"]},
     ]);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/harness/browser.py");
-    let out = tokio::process::Command::new("/usr/bin/python3")
-        .arg(&script)
-        .arg(format!("http://{}{path}", serve.addr))
-        .args(["1366", "768", "0"])
-        .arg(shots.join("card-approve.png"))
-        .env("AUTHPROBE_BROWSER_FORMS", forms.to_string())
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(90), out).await.unwrap().unwrap();
-    assert!(out.status.success(), "browser.py: {}", String::from_utf8_lossy(&out.stderr));
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen =
+        browse(&format!("http://{}{path}", serve.addr), (1366, 768, false), &shots.join("card-approve.png"), &forms)
+            .await;
     let pages = seen["pages"].as_array().unwrap();
     let refused = pages[1]["text"].as_str().unwrap();
     assert!(refused.contains("tls: tls_untrusted") && refused.contains("Approve this certificate"), "{refused}");

@@ -83,6 +83,21 @@ struct Fake {
     heard: Heard,
 }
 
+/// A MySQL server that answers the first query with a result set of endless rows.
+async fn mysql_endless_rows(mut c: Conn) {
+    my_logged_in(&mut c).await;
+    c.send(&my_packet(1, &[0x01])).await;
+    c.send(&my_packet(2, b"\x03def\0\0\0\x011\0\x0c\x3f\0\x01\0\0\0\x08\x81\0\0\0\0")).await;
+    c.send(&my_packet(3, &[0xfe, 0, 0, 2, 0])).await;
+    let mut seq = 4u8;
+    for _ in 0..200_000 {
+        if !c.send(&my_packet(seq, b"\x011")).await {
+            return;
+        }
+        seq = seq.wrapping_add(1);
+    }
+}
+
 async fn fake<F, Fut>(script: F) -> Fake
 where
     F: Fn(Conn) -> Fut + Send + Sync + 'static,
@@ -578,20 +593,7 @@ async fn cases(pki: &certs::Pki, decrypted: Arc<AtomicBool>) -> Vec<Case> {
         false,
     );
 
-    let f = fake(|mut c| async move {
-        my_logged_in(&mut c).await;
-        c.send(&my_packet(1, &[0x01])).await;
-        c.send(&my_packet(2, b"\x03def\0\0\0\x011\0\x0c\x3f\0\x01\0\0\0\x08\x81\0\0\0\0")).await;
-        c.send(&my_packet(3, &[0xfe, 0, 0, 2, 0])).await;
-        let mut seq = 4u8;
-        for _ in 0..200_000 {
-            if !c.send(&my_packet(seq, b"\x011")).await {
-                return;
-            }
-            seq = seq.wrapping_add(1);
-        }
-    })
-    .await;
+    let f = fake(mysql_endless_rows).await;
     let port = f.server.port();
     add(
         "mysql-endless-rows",
@@ -603,20 +605,7 @@ async fn cases(pki: &certs::Pki, decrypted: Arc<AtomicBool>) -> Vec<Case> {
         false,
     );
     // Hygiene's question reads its answer to the end: endless rows are a bounded protocol error.
-    let f = fake(|mut c| async move {
-        my_logged_in(&mut c).await;
-        c.send(&my_packet(1, &[0x01])).await;
-        c.send(&my_packet(2, b"\x03def\0\0\0\x011\0\x0c\x3f\0\x01\0\0\0\x08\x81\0\0\0\0")).await;
-        c.send(&my_packet(3, &[0xfe, 0, 0, 2, 0])).await;
-        let mut seq = 4u8;
-        for _ in 0..200_000 {
-            if !c.send(&my_packet(seq, b"\x011")).await {
-                return;
-            }
-            seq = seq.wrapping_add(1);
-        }
-    })
-    .await;
+    let f = fake(mysql_endless_rows).await;
     let port = f.server.port();
     add(
         "mysql-endless-rows-hygiene",

@@ -22,15 +22,13 @@ use zeroize::Zeroize;
 use super::scrape::{Service, lock};
 use super::{Answer, HTML, answer};
 use crate::config::card_state::{self as state, Attempt, LinkState};
-use crate::connect::context::Shared;
 use crate::connect::tls::TrustStore;
-use crate::model::advice::Dialect;
 use crate::model::approvals::{Approval, Approvals, Candidate};
 use crate::model::cards::{LinkClaims, form_token, form_token_valid, random_hex, verify_link};
 use crate::model::expiry::{now_unix, rfc3339};
 use crate::model::report::{ProbeReport, Status};
+use crate::runner;
 use crate::runner::cards::{Card, Cards};
-use crate::runner::{self, RunOptions};
 
 /// Bodies larger than this are refused (413) before they are read.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -487,22 +485,8 @@ async fn run_once(
     entries: Vec<Approval>,
 ) -> Result<(ProbeReport, Vec<Candidate>), String> {
     let approvals = Arc::new(Approvals::new(entries).capturing());
-    let timeout = probe.timeout;
-    let opts = RunOptions {
-        concurrency: 1,
-        timeout: Some(timeout),
-        fail_fast: false,
-        wait: None,
-        tracker: None,
-        advice: Dialect::Config,
-        approvals: approvals.clone(),
-        config_path: Some(loaded.config.path.clone()),
-    };
-    let shared = Arc::new(Shared {
-        trust: Arc::new(TrustStore::with_approvals(approvals.clone())),
-        ssh_logins: loaded.ssh_logins.clone(),
-        tunnels: loaded.tunnels.clone(),
-    });
+    let opts = loaded.run_options(probe.timeout, approvals.clone());
+    let shared = loaded.shared(Arc::new(TrustStore::with_approvals(approvals.clone())));
     let mut report = runner::run_with(vec![probe], &opts, CancellationToken::new(), shared).await;
     report.scrub_secrets();
     let probe = report.probes.into_iter().next().ok_or("the test was lost (a bug in authprobe): try again")?;

@@ -39,6 +39,27 @@ pub struct Loaded {
     pub loaded_at: SystemTime,
 }
 
+impl Loaded {
+    /// How serve runs one probe: alone, within `timeout`, hints as config lines.
+    pub fn run_options(&self, timeout: Duration, approvals: Arc<crate::model::approvals::Approvals>) -> RunOptions {
+        RunOptions {
+            concurrency: 1,
+            timeout: Some(timeout),
+            fail_fast: false,
+            wait: None,
+            tracker: None,
+            advice: Dialect::Config,
+            approvals,
+            config_path: Some(self.config.path.clone()),
+        }
+    }
+
+    /// What runs share with this config: `trust`, and the SSH logins and tunnels kept.
+    pub fn shared(&self, trust: Arc<TrustStore>) -> Arc<Shared> {
+        Arc::new(Shared { trust, ssh_logins: self.ssh_logins.clone(), tunnels: self.tunnels.clone() })
+    }
+}
+
 /// How the last reload went, for /metrics and the status page.
 pub struct ReloadStatus {
     pub ok: bool,
@@ -326,22 +347,9 @@ impl Service {
         let name = probe.name.clone();
         let permit = self.permits.clone().acquire_owned().await.ok();
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        let opts = RunOptions {
-            concurrency: 1,
-            timeout: Some(timeout),
-            fail_fast: false,
-            wait: None,
-            tracker: None,
-            advice: Dialect::Config,
-            approvals: loaded.trust.approvals.clone(),
-            config_path: Some(loaded.config.path.clone()),
-        };
-        let shared = Arc::new(Shared {
-            trust: loaded.trust.clone(),
-            ssh_logins: loaded.ssh_logins.clone(),
-            tunnels: loaded.tunnels.clone(),
-        });
-        let mut report = runner::run_with(vec![probe], &opts, CancellationToken::new(), shared).await;
+        let opts = loaded.run_options(timeout, loaded.trust.approvals.clone());
+        let mut report =
+            runner::run_with(vec![probe], &opts, CancellationToken::new(), loaded.shared(loaded.trust.clone())).await;
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         drop(permit);
         report.scrub_secrets();
