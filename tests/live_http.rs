@@ -29,6 +29,16 @@ async fn the_example_config_passes_and_fails_exactly_as_documented() {
             assert_passed(&report, name);
         }
     }
+    // oidc-provider issues client-credentials tokens for 600 s: their end is listed (from
+    // expires_in, or the token's own exp), and a fresh token does not warn.
+    let oauth2 = probe(&report, "oauth2-client-credentials");
+    let token = oauth2["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["what"].as_str().is_some_and(|w| w.starts_with("the OAuth2 access token")));
+    let left = token.and_then(|t| t["seconds_left"].as_i64()).unwrap_or_else(|| panic!("{oauth2:#}"));
+    assert!((590..=600).contains(&left), "{oauth2:#}");
     let pinned = probe(&report, "api-pinned");
     assert_eq!(pinned["tls"]["pinned"], true);
     assert_eq!(pinned["tls"]["sha256"], harness_var(&env, "AP_UNTRUSTED_SHA256"));
