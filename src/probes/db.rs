@@ -17,6 +17,38 @@ use crate::probes::db_token::{DbToken, TOKEN_TYPES};
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
 use url::Url;
 
+/// A credential hygiene finding of a database kind, and the warning line the table shows
+/// for it (`None`: information only).
+pub struct Found {
+    pub finding: crate::model::report::Finding,
+    pub warning: Option<String>,
+}
+
+impl Found {
+    /// A privilege beyond any probe's need: a warning naming the narrower grant.
+    pub fn beyond_need(what: &str, meaning: String, narrower: &str) -> Found {
+        Found {
+            finding: crate::model::report::Finding { what: what.into(), severity: "warning", hint: narrower.into() },
+            warning: Some(format!("{meaning}: it can do far more than this probe needs ({narrower})")),
+        }
+    }
+
+    /// A privilege an application's own credential normally has: information, and a
+    /// warning when the probe says the credential should only read.
+    pub fn unless_read_only(what: &str, hint: String, expect_read_only: bool) -> Found {
+        let warning = expect_read_only.then(|| format!("expect_read_only: {hint}"));
+        let severity = if expect_read_only { "warning" } else { "info" };
+        Found { finding: crate::model::report::Finding { what: what.into(), severity, hint }, warning }
+    }
+}
+
+/// Puts what a privilege question found into the probe's report.
+pub fn note_findings(ctx: &ProbeContext, found: Vec<Found>) {
+    for found in found {
+        ctx.add_finding(found.finding, found.warning.map(crate::model::advice::Advice::from));
+    }
+}
+
 /// The `Probe` impl every database kind shares: a struct whose one field `db` is the
 /// [`DbTarget`] and which has `async fn run_once(&self, ctx)`. `$scheme` names the target.
 macro_rules! db_probe {

@@ -245,9 +245,7 @@ impl MysqlProbe {
             Ok(rows) => {
                 let found =
                     privileges::findings(&rows, &self.db.user, self.db.database.as_deref(), ctx.expect_read_only);
-                for found in found {
-                    ctx.add_finding(found.finding, found.warning.map(crate::model::advice::Advice::from));
-                }
+                crate::probes::db::note_findings(ctx, found);
                 Ok(())
             }
             Err(WireError::Server { message, .. }) => {

@@ -6,15 +6,9 @@
 //! read (`expect_read_only = true`). The grant lines themselves are never shown: MariaDB's
 //! may carry the account's password hash.
 
-use crate::model::report::Finding;
+use crate::probes::db::Found;
 
 pub const QUERY: &str = "SHOW GRANTS FOR CURRENT_USER()";
-
-/// A finding and the warning line the table shows for it (`None`: information only).
-pub struct Found {
-    pub finding: Finding,
-    pub warning: Option<String>,
-}
 
 /// One grant line: its privileges (upper case, comma-separated as written), what it is on
 /// (`*.*`, `` `db`.* ``…) and whether it carries the grant option.
@@ -50,12 +44,7 @@ pub fn findings(
         database.unwrap_or("db")
     );
     let mut out = Vec::new();
-    let mut warn = |what: &str, meaning: String| {
-        out.push(Found {
-            finding: Finding { what: what.into(), severity: "warning", hint: narrower.clone() },
-            warning: Some(format!("{meaning}: it can do far more than this probe needs ({narrower})")),
-        });
-    };
+    let mut warn = |what: &str, meaning: String| out.push(Found::beyond_need(what, meaning, &narrower));
     let global: Vec<&Grant> = grants.iter().filter(|g| g.on == "*.*").collect();
     if global.iter().any(|g| g.privileges.starts_with("ALL")) {
         warn("mysql_all_privileges", format!("account `{user}` has ALL PRIVILEGES on *.* (every database)"));
@@ -75,21 +64,12 @@ pub fn findings(
         let hint = format!(
             "account `{user}` may change the data (write privileges on the database); for a read-only credential grant SELECT only"
         );
-        out.push(Found {
-            finding: Finding { what: "mysql_writes".into(), severity: "warning", hint: hint.clone() },
-            warning: Some(format!("expect_read_only: {hint}")),
-        });
+        out.push(Found::unless_read_only("mysql_writes", hint, true));
     } else if all_on_database {
-        out.push(Found {
-            finding: Finding {
-                what: "mysql_database_all".into(),
-                severity: "info",
-                hint: format!(
-                    "account `{user}` has all privileges on its database; for a read-only credential grant SELECT only"
-                ),
-            },
-            warning: None,
-        });
+        let hint = format!(
+            "account `{user}` has all privileges on its database; for a read-only credential grant SELECT only"
+        );
+        out.push(Found::unless_read_only("mysql_database_all", hint, false));
     }
     out
 }

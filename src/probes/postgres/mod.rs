@@ -238,9 +238,8 @@ impl PostgresProbe {
     fn note_privileges(&self, answer: Result<Option<Vec<Option<String>>>, ServerError>, ctx: &ProbeContext) {
         match answer {
             Ok(Some(row)) => {
-                for found in privileges::findings(&row, &self.db.user, self.database(), ctx.expect_read_only) {
-                    ctx.add_finding(found.finding, found.warning.map(crate::model::advice::Advice::from));
-                }
+                let found = privileges::findings(&row, &self.db.user, self.database(), ctx.expect_read_only);
+                crate::probes::db::note_findings(ctx, found);
             }
             Ok(None) => {}
             Err(e) => ctx.detail(format!(

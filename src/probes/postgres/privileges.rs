@@ -4,18 +4,12 @@
 //! which is an application role's normal state (information), and a warning only when the
 //! probe says the credential is meant to be read-only (`expect_read_only = true`).
 
-use crate::model::report::Finding;
+use crate::probes::db::Found;
 
 /// One round trip; answers one row of booleans (`t`/`f`).
 pub const QUERY: &str = "SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls, \
      d.datdba = r.oid FROM pg_catalog.pg_roles r, pg_catalog.pg_database d \
      WHERE r.rolname = current_user AND d.datname = current_database()";
-
-/// A finding and the warning line the table shows for it (`None`: information only).
-pub struct Found {
-    pub finding: Finding,
-    pub warning: Option<String>,
-}
 
 /// The findings for `row` (the answer to [`QUERY`]) of role `user` on `database`.
 pub fn findings(row: &[Option<String>], user: &str, database: &str, expect_read_only: bool) -> Vec<Found> {
@@ -24,12 +18,7 @@ pub fn findings(row: &[Option<String>], user: &str, database: &str, expect_read_
         "give the probe a role of its own with only what it checks: CREATE ROLE probe LOGIN PASSWORD '…'; GRANT CONNECT ON DATABASE {database} TO probe; GRANT SELECT ON the tables it reads; or set hygiene = false on the probe"
     );
     let mut out = Vec::new();
-    let mut warn = |what: &str, meaning: String| {
-        out.push(Found {
-            finding: Finding { what: what.into(), severity: "warning", hint: narrower.clone() },
-            warning: Some(format!("{meaning}: it can do far more than this probe needs ({narrower})")),
-        });
-    };
+    let mut warn = |what: &str, meaning: String| out.push(Found::beyond_need(what, meaning, &narrower));
     if yes(0) {
         warn(
             "pg_superuser",
@@ -52,16 +41,7 @@ pub fn findings(row: &[Option<String>], user: &str, database: &str, expect_read_
         let hint = format!(
             "role `{user}` owns database `{database}` (it may drop it and grant anything in it); for a read-only credential use a role that owns nothing"
         );
-        match expect_read_only {
-            true => out.push(Found {
-                finding: Finding { what: "pg_database_owner".into(), severity: "warning", hint: hint.clone() },
-                warning: Some(format!("expect_read_only: {hint}")),
-            }),
-            false => out.push(Found {
-                finding: Finding { what: "pg_database_owner".into(), severity: "info", hint },
-                warning: None,
-            }),
-        }
+        out.push(Found::unless_read_only("pg_database_owner", hint, expect_read_only));
     }
     out
 }
