@@ -142,6 +142,26 @@ pub fn change<T>(path: &Path, change: impl FnOnce(&mut Vec<Approval>) -> (bool, 
     Ok(answer)
 }
 
+/// Records `chosen` under the lock: a new approval for an endpoint supersedes the one it
+/// had (a changed certificate approved again), so the old one is not trusted on. Returns
+/// the superseded approvals that differed, and the file's entries as written.
+pub fn record(path: &Path, chosen: &[Approval]) -> Result<(Vec<Approval>, Vec<Approval>), ChangeError> {
+    change(path, |entries| {
+        let mut replaced = Vec::new();
+        for approval in chosen {
+            entries.retain(|e| {
+                let superseded = e.kind == approval.kind && e.endpoint == approval.endpoint;
+                if superseded && e.sha256 != approval.sha256 {
+                    replaced.push(e.clone());
+                }
+                !superseded
+            });
+            entries.push(approval.clone());
+        }
+        (true, (replaced, entries.clone()))
+    })
+}
+
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -300,24 +300,8 @@ pub fn approve_command(args: ApproveArgs) -> u8 {
         return exit;
     }
     let path = cfg.approvals.path.clone();
-    let written = file::change(&path, |entries| {
-        let mut replaced = Vec::new();
-        for approval in &chosen {
-            // A new approval for an endpoint supersedes the one it had (a changed
-            // certificate approved again): the old one must not be trusted on.
-            entries.retain(|e| {
-                let superseded = e.kind == approval.kind && e.endpoint == approval.endpoint;
-                if superseded && e.sha256 != approval.sha256 {
-                    replaced.push(e.clone());
-                }
-                !superseded
-            });
-            entries.push(approval.clone());
-        }
-        (true, replaced)
-    });
-    match written {
-        Ok(replaced) => {
+    match file::record(&path, &chosen) {
+        Ok((replaced, _)) => {
             for old in replaced {
                 eprint_line(&format!("authprobe: replaces the approval of {} for {}", old.describe(), old.endpoint));
             }

@@ -468,13 +468,8 @@ async fn attempt(
     let mut approval = candidate.approval.clone();
     approval.validated_by = format!("card:{}", if claims.label.is_empty() { &claims.card } else { &claims.label });
     approval.validated_date = rfc3339(now_unix());
-    let written = crate::config::approvals::change(&approvals_path, |entries| {
-        entries.retain(|e| !(e.kind == approval.kind && e.endpoint == approval.endpoint));
-        entries.push(approval.clone());
-        (true, ())
-    });
-    written.map_err(|_| "the approval could not be recorded: tell whoever sent the link".to_string())?;
-    let entries = crate::config::approvals::read(&approvals_path).unwrap_or_else(|_| vec![approval.clone()]);
+    let (_, entries) = crate::config::approvals::record(&approvals_path, std::slice::from_ref(&approval))
+        .map_err(|_| "the approval could not be recorded: tell whoever sent the link".to_string())?;
     let (report, candidates) = run_once(&loaded, probe, entries).await?;
     Ok((report, candidates, Some(approval)))
 }
