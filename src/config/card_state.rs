@@ -171,6 +171,37 @@ pub fn spend(outbox: &Path, id: &str) -> Result<bool, String> {
     }
 }
 
+/// Undoes a spend whose delivery failed, so the link may be used again.
+pub fn unspend(outbox: &Path, id: &str) {
+    if let Ok(path) = file(outbox, id, "spent") {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// What the operator sees of a link (`card list`, serve's status page): never a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkView {
+    pub state: LinkState,
+    pub attempts: usize,
+    /// The last attempt's result and `stage: class`.
+    pub last: Option<String>,
+    /// The fingerprint the owner approved, if any attempt did.
+    pub approved: Option<String>,
+    /// Whether the sealed result is in the outbox.
+    pub sealed: bool,
+}
+
+pub fn view(outbox: &Path, link: &LinkRecord, now: i64) -> LinkView {
+    let attempts = attempts(outbox, &link.id);
+    LinkView {
+        state: state(outbox, link, now),
+        attempts: attempts.len(),
+        last: attempts.last().map(|a| format!("{} {}", a.result, a.detail).trim().to_string()),
+        approved: attempts.iter().rev().find_map(|a| a.detail.strip_prefix("approved ").map(str::to_string)),
+        sealed: file(outbox, &link.id, "age").is_ok_and(|p| p.exists()),
+    }
+}
+
 /// Writes the sealed result (`ID.age`).
 pub fn deliver(outbox: &Path, id: &str, sealed: &[u8]) -> Result<PathBuf, String> {
     let path = file(outbox, id, "age")?;

@@ -165,19 +165,17 @@ fn list(config: &Path) -> u8 {
     let now = now_unix();
     let mut out = String::from("ID                        CARD  LABEL  STATE  EXPIRES  ATTEMPTS  LAST  SEALED\n");
     for link in &links {
-        let attempts = state::attempts(&cards.outbox, &link.id);
-        let last = attempts.last().map(|a| format!("{} {}", a.result, a.detail).trim().to_string());
-        let sealed = cards.outbox.join(format!("{}.age", link.id)).exists();
+        let view = state::view(&cards.outbox, link, now);
         out += &format!(
             "{}  {}  {}  {}  {}  {}  {}  {}\n",
             link.id,
             link.card,
             if link.label.is_empty() { "-" } else { &link.label },
-            state::state(&cards.outbox, link, now).as_str(),
+            view.state.as_str(),
             rfc3339(link.expires),
-            attempts.len(),
-            last.unwrap_or_else(|| "-".into()),
-            if sealed { "yes" } else { "no" }
+            view.attempts,
+            view.last.as_deref().unwrap_or("-"),
+            if view.sealed { "yes" } else { "no" }
         );
     }
     if links.is_empty() {

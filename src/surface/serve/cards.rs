@@ -522,7 +522,7 @@ fn deliver(
     }
     if let Err(why) = state::deliver(&cards.outbox, &claims.id, &sealed) {
         // Not delivered: the link may be used again.
-        let _ = std::fs::remove_file(cards.outbox.join(format!("{}.spent", claims.id)));
+        state::unspend(&cards.outbox, &claims.id);
         return Err(why);
     }
     Ok(true)

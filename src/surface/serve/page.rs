@@ -370,20 +370,18 @@ fn cards_table(out: &mut String, cards: &crate::runner::cards::Cards) {
         links.len()
     );
     for link in links.iter().rev().take(CARD_LINKS_SHOWN) {
-        let attempts = state::attempts(&cards.outbox, &link.id);
-        let last = attempts.last().map(|a| format!("{} {}", a.result, a.detail)).unwrap_or_default();
-        let approved = attempts.iter().rev().find_map(|a| a.detail.strip_prefix("approved ")).unwrap_or_default();
+        let view = state::view(&cards.outbox, link, now);
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             esc(&link.card),
             esc(&link.label),
-            state::state(&cards.outbox, link, now).as_str(),
+            view.state.as_str(),
             crate::model::expiry::rfc3339(link.created),
             crate::model::expiry::rfc3339(link.expires),
-            attempts.len(),
-            esc(last.trim()),
-            esc(approved)
+            view.attempts,
+            esc(view.last.as_deref().unwrap_or_default()),
+            esc(view.approved.as_deref().unwrap_or_default())
         );
     }
     out.push_str("</table>\n");
