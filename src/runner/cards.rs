@@ -138,17 +138,7 @@ fn brief(errors: &ConfigErrors) -> String {
 /// skip them). Marks the keys as known even when nothing else is read.
 pub fn template_names(root: &TableReader<'_, '_>) -> HashSet<String> {
     let _ = root.get("cards");
-    let Some(value) = root.get("card") else {
-        return HashSet::new();
-    };
-    let Some(array) = value.get_ref().as_array() else {
-        return HashSet::new();
-    };
-    array
-        .iter()
-        .filter_map(|item| item.get_ref().as_table())
-        .filter_map(|t| t.get("probe").and_then(|p| p.get_ref().as_str()).map(str::to_string))
-        .collect()
+    super::suite::names_in(root, "card", "probe")
 }
 
 /// Reads `[cards]` and `[[card]]`, checking each card's template with placeholder values.

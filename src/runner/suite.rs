@@ -237,7 +237,7 @@ fn load_with(
     let probes = read_probes(&root, &defaults, &tunnels, &reading, &skip);
     let cards = match only {
         Some(_) => None,
-        None => super::cards::read(&root, path, &text, &probe_names(&root)),
+        None => super::cards::read(&root, path, &text, &names_in(&root, "probe", "name")),
     };
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();
@@ -257,15 +257,20 @@ fn load_with(
     Ok(Config { path: path.to_path_buf(), defaults, probes, warnings, stores: read_stores, approvals, cards })
 }
 
-/// The names of every `[[probe]]`, templates included.
-fn probe_names(root: &TableReader<'_, '_>) -> std::collections::HashSet<String> {
-    let Some(array) = root.get("probe").and_then(|v| v.get_ref().as_array()) else {
+/// The string values of `field` in the tables of the `[[array]]` (read before the tables
+/// themselves are; shapes are checked where they are read).
+pub(super) fn names_in(
+    root: &TableReader<'_, '_>,
+    array: &'static str,
+    field: &str,
+) -> std::collections::HashSet<String> {
+    let Some(tables) = root.get(array).and_then(|v| v.get_ref().as_array()) else {
         return Default::default();
     };
-    array
+    tables
         .iter()
         .filter_map(|item| item.get_ref().as_table())
-        .filter_map(|t| t.get("name").and_then(|n| n.get_ref().as_str()).map(str::to_string))
+        .filter_map(|t| t.get(field).and_then(|n| n.get_ref().as_str()).map(str::to_string))
         .collect()
 }
 
