@@ -112,3 +112,94 @@ async fn mariadb_accounts_that_can_do_more_than_a_probe_needs_are_named() {
     assert!(!text.contains("IDENTIFIED BY PASSWORD") && !text.contains("GRANT ALL PRIVILEGES ON"), "{text}");
     assert_matches_schema(&ws, &text);
 }
+
+fn oauth2(name: &str, auth: &str, extra: &str) -> String {
+    format!(
+        "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"http://127.0.0.1:${{AP_OAUTH2_PORT}}/api/hello\"\n\
+         allow_unverified_password = true\nauth = {{ token_url = \"http://127.0.0.1:${{AP_OAUTH2_PORT}}/token\", \
+         client_id = \"${{AP_OAUTH2_CLIENT_ID}}\", client_secret = \"${{AP_OAUTH2_CLIENT_SECRET}}\", {auth} }}\n{extra}\n\n"
+    )
+}
+
+/// oidc-provider grants what the client asks among its allowed scopes: a token granted a
+/// scope beyond `expect_scopes` warns naming it; a refresh token (a person's consent) is
+/// information.
+#[tokio::test]
+async fn oauth2_scopes_beyond_the_expected_and_refresh_tokens_are_named() {
+    let ws = Workspace::new();
+    let cc = "type = \"oauth2_client_credentials\", scope = \"read write\"";
+    let mut cfg = String::new();
+    cfg += &oauth2("beyond", cc, "expect_scopes = [\"read\"]");
+    cfg += &oauth2("within", cc, "expect_scopes = [\"read\", \"write\"]");
+    cfg += &oauth2("unasked", cc, "expect_scopes = [\"read\"]\nhygiene = false");
+    cfg += &oauth2("no-expectation", cc, "");
+    cfg += &oauth2("refresh", "type = \"oauth2_refresh_token\", refresh_token = \"${AP_OAUTH2_REFRESH_TOKEN}\"", "");
+    let path = ws.config(&cfg);
+    let (out, report) = run_json(&path, &[]).await;
+    assert_eq!(out.code, 0, "warnings only: {}", out.stderr);
+    let beyond = assert_warned(&report, "beyond", "also grants `write`");
+    assert_eq!(findings(&report, "beyond"), [("oauth2_extra_scopes".to_string(), "warning".to_string())]);
+    assert!(beyond["warnings"][0].as_str().unwrap().contains("scope = \"read\""), "{beyond:#}");
+    for quiet in ["within", "unasked", "no-expectation"] {
+        assert_passed(&report, quiet);
+        assert!(findings(&report, quiet).is_empty(), "{quiet}");
+    }
+    assert_passed(&report, "refresh");
+    assert_eq!(findings(&report, "refresh"), [("oauth2_refresh_token".to_string(), "info".to_string())]);
+    assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+
+    // `-v` says what the token grants even without an expectation.
+    let out =
+        authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "no-expectation", "-v"], &harness_env())
+            .await;
+    assert!(out.stdout.contains("grants the scopes `read write`"), "{}", out.stdout);
+}
+
+/// OpenBao's KV v2 says when the secret's current version was written: older than
+/// `max_age` (per probe or in `[defaults]`) warns; KV v1 says nothing (unknown age is not a
+/// warning). A dynamic credential's lease is listed with the credentials that expire.
+#[tokio::test]
+async fn secret_store_ages_and_leases_are_read_from_openbao() {
+    let ws = Workspace::new();
+    let bearer = |name: &str, reference: &str, extra: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"https://localhost:${{AP_HTTPS_PORT}}/bearer\"\n\
+             tls = {{ ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"bearer\", token = \"${{{reference}}}\" }}\n{extra}\n\n"
+        )
+    };
+    let mut cfg = String::from(
+        "[defaults]\nmax_age = \"3650d\"\n\n[[secret_store]]\nname = \"bao\"\ntype = \"vault\"\naddress = \"${AP_VAULT_ADDR}\"\n\
+         tls = { ca = \"${AP_CA}\" }\nauth = { type = \"token\", token = \"${AP_VAULT_TOKEN}\" }\n\n",
+    );
+    // Written when the harness started, more than a second ago.
+    cfg += &bearer("kv2-old", "bao:secret/app#api_token", "max_age = \"1s\"");
+    cfg += &bearer("kv2-young", "bao:secret/app#api_token", "");
+    cfg += &bearer("kv2-unasked", "bao:secret/app#api_token", "max_age = \"1s\"\nhygiene = false");
+    cfg += &bearer("kv1", "bao:kv1/app#api_token", "max_age = \"1s\"");
+    cfg += "[[probe]]\nname = \"leased\"\nkind = \"postgres\"\nhost = \"localhost\"\nport = \"${AP_PG_PORT}\"\n\
+            database = \"appdb\"\nuser = \"${bao:database/creds/readonly#username}\"\n\
+            password = \"${bao:database/creds/readonly#password}\"\nquery = \"SELECT item FROM orders\"\n\
+            tls = { ca = \"${AP_CA}\" }\n\n";
+    let path = ws.config(&cfg);
+    let (out, report) = run_json(&path, &[]).await;
+    assert_eq!(out.code, 0, "warnings only: {}", out.stderr);
+    let old = assert_warned(&report, "kv2-old", "beyond max_age 1s");
+    assert!(old["warnings"][0].as_str().unwrap().contains("the secret `secret/app` (version"), "{old:#}");
+    assert_eq!(findings(&report, "kv2-old"), [("credential_too_old".to_string(), "warning".to_string())]);
+    for quiet in ["kv2-young", "kv2-unasked", "kv1"] {
+        assert_passed(&report, quiet);
+        assert!(findings(&report, quiet).is_empty(), "{quiet}");
+    }
+    let leased = assert_passed(&report, "leased");
+    let credentials = leased["credentials"].as_array().unwrap();
+    let lease =
+        credentials.iter().find(|c| c["what"].as_str().unwrap().contains("the lease on `database/creds/readonly`"));
+    let lease = lease.unwrap_or_else(|| panic!("{leased:#}"));
+    assert!(lease["seconds_left"].as_i64().unwrap() > 0, "{lease:#}");
+    assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+
+    // The age is a `-v` line even within max_age.
+    let out =
+        authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "kv2-young", "-v"], &harness_env()).await;
+    assert!(out.stdout.contains("in secret store `bao` was created"), "{}", out.stdout);
+}

@@ -14,13 +14,13 @@ const secret = process.env.CLIENT_SECRET;
 if (!secret) throw new Error('CLIENT_SECRET is required');
 const issuer = `http://127.0.0.1:${port}`;
 
-const common = { client_secret: secret, redirect_uris: ['http://127.0.0.1/callback'], response_types: ['code'], scope: 'openid offline_access read' };
+const common = { client_secret: secret, redirect_uris: ['http://127.0.0.1/callback'], response_types: ['code'], scope: 'openid offline_access read write' };
 const provider = new Provider(issuer, {
   clients: [
     { ...common, client_id: 'authprobe-client', token_endpoint_auth_method: 'client_secret_basic', grant_types: ['client_credentials', 'authorization_code', 'refresh_token'] },
     { ...common, client_id: 'authprobe-post-client', token_endpoint_auth_method: 'client_secret_post', grant_types: ['client_credentials'] },
   ],
-  scopes: ['openid', 'offline_access', 'read'],
+  scopes: ['openid', 'offline_access', 'read', 'write'],
   features: { clientCredentials: { enabled: true }, devInteractions: { enabled: false }, introspection: { enabled: true } },
   findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
   rotateRefreshToken: () => false,

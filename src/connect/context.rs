@@ -63,9 +63,8 @@ impl ProbeContext {
     }
 
     /// `hygiene = false`: no question about what the credential may do.
-    pub fn with_hygiene(mut self, hygiene: bool, expect_read_only: bool) -> Self {
+    pub fn with_hygiene(mut self, hygiene: Arc<crate::model::hygiene::HygieneSettings>) -> Self {
         self.log.hygiene = hygiene;
-        self.log.expect_read_only = expect_read_only;
         self
     }
 

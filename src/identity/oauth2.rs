@@ -149,6 +149,16 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
             ));
         }
         note_expires_in(ctx, &token, parsed.expires_in.as_ref());
+        ctx.note_scopes(
+            "the OAuth2 access token",
+            crate::model::hygiene::granted_scopes(parsed.scope.as_deref(), &token),
+        );
+        if let Grant::RefreshToken { .. } = req.grant {
+            ctx.note_info(
+                "oauth2_refresh_token",
+                "a refresh token acts for the person who consented to it: it stops when they leave or revoke it; for a system's connection prefer a client of its own (client credentials)".into(),
+            );
+        }
         return Ok(Secret::issued(token));
     }
     Err(token_error(status, parsed, &req.grant))

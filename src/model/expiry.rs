@@ -26,17 +26,25 @@ pub struct JwtTimes {
     pub iat: Option<i64>,
 }
 
-/// The times of a JWS compact token (`header.payload.signature`); `None` for anything else
-/// (an opaque token, an encrypted JWE, a payload that is not JSON).
-pub fn jwt_times(token: &str) -> Option<JwtTimes> {
+/// The claims of a JWS compact token (`header.payload.signature`), read without verifying
+/// the signature; `None` for anything else (an opaque token, an encrypted JWE, a payload
+/// that is not a JSON object).
+pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     let mut parts = token.trim().split('.');
     let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || payload.len() > PAYLOAD_MAX {
         return None;
     }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let claims = claims.as_object()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(claims) => Some(claims),
+        _ => None,
+    }
+}
+
+/// The times of a JWT; `None` when it is not one or says none.
+pub fn jwt_times(token: &str) -> Option<JwtTimes> {
+    let claims = jwt_claims(token)?;
     let time = |name: &str| claims.get(name).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
     let times = JwtTimes { exp: time("exp"), nbf: time("nbf"), iat: time("iat") };
     (times != JwtTimes::default()).then_some(times)

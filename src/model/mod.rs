@@ -10,6 +10,7 @@ pub mod error;
 pub mod expiry;
 pub mod facts;
 pub mod glob;
+pub mod hygiene;
 pub mod redact;
 pub mod report;
 pub mod seal;

@@ -57,10 +57,8 @@ pub struct StageLog {
     /// `allow_unverified_password`: secrets may go in recoverable form to a server whose
     /// identity is not verified. Off by default: the credential release rule.
     pub allow_unverified_password: bool,
-    /// `hygiene` (default true): the probe may ask what its credential can do (one query).
-    pub hygiene: bool,
-    /// `expect_read_only`: the credential is meant to read only; what lets it write WARNs.
-    pub expect_read_only: bool,
+    /// The probe's hygiene keys (`hygiene`, `expect_read_only`, `expect_scopes`, `max_age`).
+    pub hygiene: Arc<crate::model::hygiene::HygieneSettings>,
     /// The certificates and host keys approved for endpoints (the run's `approvals.toml`).
     pub approvals: Arc<crate::model::approvals::Approvals>,
 }
@@ -72,8 +70,7 @@ impl StageLog {
             warn_expiry_days,
             timeout,
             allow_unverified_password: false,
-            hygiene: true,
-            expect_read_only: false,
+            hygiene: Arc::default(),
             approvals: Arc::default(),
         }
     }

@@ -29,6 +29,8 @@ pub struct Defaults {
     pub approvals: Option<PathBuf>,
     /// `environments`: which tags are production and which are test, for the shared-secret warning.
     pub environments: Environments,
+    /// `max_age`: a credential older than this WARNs, where its service says its age.
+    pub max_age: Option<Duration>,
 }
 
 impl Default for Defaults {
@@ -41,6 +43,7 @@ impl Default for Defaults {
             env_proxies: Arc::default(),
             approvals: None,
             environments: Environments::default(),
+            max_age: None,
         }
     }
 }
@@ -59,6 +62,7 @@ pub(super) fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
     if let Some(days) = table.integer("warn_expiry_days", 0..=3650) {
         defaults.warn_expiry_days = days as u32;
     }
+    defaults.max_age = table.duration("max_age");
     defaults.proxy = super::suite::read_proxy(&table);
     defaults.approvals = table.path("approvals");
     if let Some(groups) = table.string_lists_by_name("environments") {

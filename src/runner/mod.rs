@@ -190,7 +190,7 @@ async fn run_probe(
         let ctx = ProbeContext::new(shared.clone(), probe.warn_expiry_days, timeout)
             .with_via(probe.via.clone())
             .allowing_unverified_password(probe.allow_unverified_password)
-            .with_hygiene(probe.hygiene, probe.expect_read_only)
+            .with_hygiene(probe.hygiene.clone())
             .with_proxy(probe.proxy.clone());
         let slot_deadline = budget.as_ref().map(|b| b.deadline);
         let outcome = tokio::select! {
@@ -514,8 +514,7 @@ mod tests {
             via: None,
             allowed_targets: vec![],
             allow_unverified_password: false,
-            hygiene: true,
-            expect_read_only: false,
+            hygiene: Arc::default(),
             proxy: Arc::default(),
         }
     }

@@ -43,11 +43,9 @@ pub struct ProbeConfig {
     pub allow_unverified_password: bool,
     /// Which proxy each of its connections goes through.
     pub proxy: Arc<ProxyPolicy>,
-    /// `hygiene` (default true): ask, read-only, what the credential can do beyond the
-    /// probe's need (one more query where a kind knows how).
-    pub hygiene: bool,
-    /// `expect_read_only`: the credential should only read; what lets it write WARNs.
-    pub expect_read_only: bool,
+    /// `hygiene`, `expect_read_only`, `expect_scopes`, `max_age`: what the credential
+    /// should be, compared with what the kinds learn of it.
+    pub hygiene: Arc<crate::model::hygiene::HygieneSettings>,
 }
 
 impl ProbeConfig {
@@ -411,8 +409,13 @@ fn read_probe(
         }
     }
     let allow_unverified_password = reader.bool("allow_unverified_password").unwrap_or(false);
-    let hygiene = reader.bool("hygiene").unwrap_or(true);
-    let expect_read_only = reader.bool("expect_read_only").unwrap_or(false);
+    let hygiene = Arc::new(crate::model::hygiene::HygieneSettings {
+        enabled: reader.bool("hygiene").unwrap_or(true),
+        expect_read_only: reader.bool("expect_read_only").unwrap_or(false),
+        expect_scopes: reader.string_list("expect_scopes"),
+        max_age: reader.duration("max_age").or(defaults.max_age),
+        environment: defaults.environments.of(&tags).map(str::to_string),
+    });
     let proxy = Arc::new(ProxyPolicy {
         probe: read_proxy(&reader).map(|setting| (setting, ProxySource::ProbeKey)),
         defaults: defaults.proxy.clone(),
@@ -460,7 +463,6 @@ fn read_probe(
         allow_unverified_password,
         proxy,
         hygiene,
-        expect_read_only,
     })
 }
 

@@ -178,9 +178,17 @@ impl VaultStore {
             }
             (false, _) => data.as_object().cloned().unwrap_or_default(),
         };
+        if api_path != path {
+            note_kv_age(ctx, name, path, &data["metadata"]);
+        }
         let lease = answer["lease_id"].as_str().filter(|l| !l.is_empty()).map(str::to_string);
         if let Some(lease) = &lease {
             let ttl = answer["lease_duration"].as_u64().unwrap_or(0);
+            if ttl > 0 {
+                let now = crate::model::expiry::now_unix();
+                let what = format!("the lease on `{path}` from secret store `{name}`");
+                let _ = ctx.note_expiry(&what, now + ttl as i64, Some(now), None);
+            }
             let shown: String = lease.chars().take(lease.rfind('/').map_or(12, |i| i + 9)).collect();
             ctx.detail(format!(
                 "secret store `{name}`: `{path}` is leased ({shown}…, ttl {ttl} s); given back after the probe"
@@ -473,4 +481,19 @@ fn service_account_token(name: &str, path: &std::path::Path) -> Result<Secret, F
         return Err(unreadable("the file is empty".to_string()));
     }
     Ok(Secret::new(token.to_string()))
+}
+
+/// A KV v2 secret's current version says when it was written (`created_time`): the age of
+/// the credential it holds, as far as the store knows (a rotation writes a new version).
+/// Compared with the probe's `max_age`; KV v1 and other engines say nothing.
+fn note_kv_age(ctx: &ProbeContext, name: &str, path: &str, metadata: &serde_json::Value) {
+    let Some(created) = metadata["created_time"].as_str() else { return };
+    let Ok(at) = humantime::parse_rfc3339(created) else { return };
+    let Ok(since_epoch) = at.duration_since(std::time::UNIX_EPOCH) else { return };
+    let version = metadata["version"].as_u64().map(|v| format!(" (version {v})")).unwrap_or_default();
+    ctx.note_age(
+        &format!("the secret `{path}`{version} in secret store `{name}`"),
+        since_epoch.as_secs() as i64,
+        "rotate the credential and write the new one as a new version (vault kv put)",
+    );
 }

@@ -91,6 +91,7 @@ impl HttpProbe {
             }
             Auth::Bearer { token } => {
                 crate::model::expiry::check_jwt(ctx, "the bearer token", token.expose())?;
+                ctx.note_scopes("the bearer token", crate::model::hygiene::granted_scopes(None, token.expose()));
                 headers.push((header::AUTHORIZATION, bearer(token)?))
             }
             Auth::ApiKey { key, place: ApiKeyPlace::Header(name) } => {
@@ -107,6 +108,7 @@ impl HttpProbe {
             Auth::Cloud(identity) => {
                 let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
                 crate::model::expiry::check_jwt(ctx, "the cloud access token", token.expose())?;
+                ctx.note_scopes("the cloud access token", crate::model::hygiene::granted_scopes(None, token.expose()));
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
             }
             Auth::AwsSigV4 { .. } => {}

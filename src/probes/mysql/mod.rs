@@ -218,7 +218,7 @@ impl MysqlProbe {
             .await?;
         let result = ctx
             .stage(Stage::Check, async {
-                if ctx.hygiene {
+                if ctx.hygiene.enabled {
                     self.ask_grants(&mut packets, ctx, tls_record.as_ref()).await?;
                 }
                 let rows = wire::query(&mut packets, &self.db.query)
@@ -243,8 +243,12 @@ impl MysqlProbe {
     ) -> Result<(), Failure> {
         match wire::query_rows(packets, privileges::QUERY).await {
             Ok(rows) => {
-                let found =
-                    privileges::findings(&rows, &self.db.user, self.db.database.as_deref(), ctx.expect_read_only);
+                let found = privileges::findings(
+                    &rows,
+                    &self.db.user,
+                    self.db.database.as_deref(),
+                    ctx.hygiene.expect_read_only,
+                );
                 crate::probes::db::note_findings(ctx, found);
                 Ok(())
             }

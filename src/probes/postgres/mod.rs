@@ -217,7 +217,7 @@ impl PostgresProbe {
         }
         let result = ctx
             .stage(Stage::Check, async {
-                if !ctx.hygiene {
+                if !ctx.hygiene.enabled {
                     return client.query(&self.db.query).await.map_err(|e| self.classify(e, recorder.as_ref()));
                 }
                 // The question goes in the same write as the check query: no round trip of its own.
@@ -238,7 +238,7 @@ impl PostgresProbe {
     fn note_privileges(&self, answer: Result<Option<Vec<Option<String>>>, ServerError>, ctx: &ProbeContext) {
         match answer {
             Ok(Some(row)) => {
-                let found = privileges::findings(&row, &self.db.user, self.database(), ctx.expect_read_only);
+                let found = privileges::findings(&row, &self.db.user, self.database(), ctx.hygiene.expect_read_only);
                 crate::probes::db::note_findings(ctx, found);
             }
             Ok(None) => {}
