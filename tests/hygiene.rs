@@ -203,3 +203,67 @@ async fn secret_store_ages_and_leases_are_read_from_openbao() {
         authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "kv2-young", "-v"], &harness_env()).await;
     assert!(out.stdout.contains("in secret store `bao` was created"), "{}", out.stdout);
 }
+
+fn moto_s3(name: &str, bucket: &str, auth: &str, extra: &str) -> String {
+    format!(
+        "[[probe]]\nname = \"{name}\"\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"http://127.0.0.1:${{AP_MOTO_PORT}}\"\nauth = {auth}\n{extra}\n\n"
+    )
+}
+
+/// moto answers what AWS would: a bucket whose policy lets anyone read it is public; STS
+/// names the caller (an IAM user: information for a production probe); IAM lists the key's
+/// creation date (older than `max_age` warns); an assumed role's credentials are listed
+/// with their expiry.
+#[tokio::test]
+async fn aws_public_buckets_identities_and_key_ages_are_asked_of_moto() {
+    let ws = Workspace::new();
+    let key = "{ type = \"static\", access_key_id = \"${AP_MOTO_ACCESS_KEY}\", secret_access_key = \"${AP_MOTO_SECRET_KEY}\" }";
+    let role = format!(
+        "{{ type = \"assume_role\", role_arn = \"${{AP_MOTO_ROLE_ARN}}\", session_name = \"hygiene\", source = {key} }}"
+    );
+    let mut cfg = String::new();
+    cfg += &moto_s3("public", "${AP_MOTO_PUBLIC_BUCKET}", key, "");
+    cfg += &moto_s3("public-unasked", "${AP_MOTO_PUBLIC_BUCKET}", key, "hygiene = false");
+    cfg += &moto_s3("private", "${AP_MOTO_ALLOWED_BUCKET}", key, "");
+    // The key was made when moto started, more than a second ago.
+    cfg += &moto_s3("old-key-in-prod", "${AP_MOTO_ALLOWED_BUCKET}", key, "max_age = \"1s\"\ntags = [\"prod\"]");
+    cfg += &moto_s3("young-key", "${AP_MOTO_ALLOWED_BUCKET}", key, "max_age = \"90d\"");
+    cfg += &moto_s3("role", "${AP_MOTO_ALLOWED_BUCKET}", &role, "max_age = \"1s\"\ntags = [\"prod\"]");
+    let path = ws.config(&cfg);
+    let (out, report) = run_json(&path, &[]).await;
+    assert_eq!(out.code, 0, "warnings only: {}", out.stderr);
+    let public = assert_warned(&report, "public", "is public");
+    assert!(
+        public["warnings"][0].as_str().unwrap().contains("put-public-access-block --bucket team-public"),
+        "{public:#}"
+    );
+    assert_eq!(findings(&report, "public"), [("s3_bucket_public".to_string(), "warning".to_string())]);
+    for quiet in ["public-unasked", "private", "young-key"] {
+        assert_passed(&report, quiet);
+        assert!(findings(&report, quiet).is_empty(), "{quiet}: {:?}", findings(&report, quiet));
+    }
+    let old = assert_warned(&report, "old-key-in-prod", "beyond max_age 1s");
+    let key_id = harness_var(&harness_env(), "AP_MOTO_ACCESS_KEY");
+    let text = serde_json::to_string(old).unwrap();
+    assert!(text.contains(&format!("the access key …{}", &key_id[key_id.len() - 4..])), "{old:#}");
+    assert!(!text.contains(&key_id), "only the key id's last four characters are shown: {old:#}");
+    assert_eq!(
+        findings(&report, "old-key-in-prod"),
+        [
+            ("aws_iam_user_key".to_string(), "info".to_string()),
+            ("credential_too_old".to_string(), "warning".to_string())
+        ]
+    );
+    // A role's credentials are temporary: no key age, not personal; their end is listed.
+    let role = assert_passed(&report, "role");
+    assert!(findings(&report, "role").is_empty());
+    let temporary = &role["credentials"][0];
+    assert_eq!(temporary["what"], "the temporary AWS credentials", "{role:#}");
+    assert!(temporary["seconds_left"].as_i64().unwrap() > 3000, "{role:#}");
+    assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+
+    let out =
+        authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "private", "-v"], &harness_env()).await;
+    assert!(out.stdout.contains("the credentials are arn:aws:iam::123456789012:user/probe-user"), "{}", out.stdout);
+    assert!(out.stdout.contains("the bucket has no policy"), "{}", out.stdout);
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Sets up the moto server: an IAM user whose policy allows listing one bucket and not
 another, and reading the probe's secrets in Secrets Manager and SSM but not another
-team's; a role that user may assume, and access keys. moto only starts checking
-credentials after INITIAL_NO_AUTH_ACTION_COUNT unauthenticated calls, which these 13 are
+team's; a role that user may assume, and access keys. A third bucket is public (its
+policy lets anyone read it), for credential hygiene. moto only starts checking
+credentials after INITIAL_NO_AUTH_ACTION_COUNT unauthenticated calls, which these 15 are
 (scripts/servers.sh sets the count: keep them equal). Prints KEY=VALUE lines for the
 harness's env file."""
 import json
@@ -10,7 +11,7 @@ import sys
 
 import boto3
 
-endpoint, allowed, denied = sys.argv[1], sys.argv[2], sys.argv[3]
+endpoint, allowed, denied, public = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 common = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
 iam = boto3.client("iam", **common)
 s3 = boto3.client("s3", **common)
@@ -20,11 +21,17 @@ ssm = boto3.client("ssm", **common)
 s3.create_bucket(Bucket=allowed)
 s3.put_object(Bucket=allowed, Key="reports/daily.csv", Body=b"id,total\n1,42\n")
 s3.create_bucket(Bucket=denied)
+s3.create_bucket(Bucket=public)
+anyone_reads = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{public}/*"}]}
+s3.put_bucket_policy(Bucket=public, Policy=json.dumps(anyone_reads))
 user_arn = iam.create_user(UserName="probe-user")["User"]["Arn"]
 policy = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": [f"arn:aws:s3:::{allowed}", f"arn:aws:s3:::{allowed}/*"]},
+        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": [f"arn:aws:s3:::{allowed}", f"arn:aws:s3:::{allowed}/*", f"arn:aws:s3:::{public}"]},
+        # What credential hygiene asks, read-only: whether a bucket is public, the key's age.
+        {"Effect": "Allow", "Action": ["s3:GetBucketPolicyStatus"], "Resource": [f"arn:aws:s3:::{allowed}", f"arn:aws:s3:::{public}"]},
+        {"Effect": "Allow", "Action": ["iam:ListAccessKeys"], "Resource": "*"},
         {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": "*"},
         # moto checks these actions against "*" only: the denied case is another user.
         {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "ssm:GetParameter"], "Resource": "*"},

@@ -18,11 +18,13 @@ use crate::config::TableReader;
 use crate::connect::context::ProbeContext;
 use crate::connect::net::Record;
 use crate::connect::tls::TlsOptions;
+use crate::identity::aws::account;
 use crate::identity::aws::creds::{Source, Sts, error_chain};
 use crate::identity::aws::http::{self as aws_http, CarriedFailure};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::probes::from_url::{UrlOptions, UrlProbe, literal};
 use crate::probes::{Probe, ProbeFuture};
+use aws_credential_types::Credentials;
 use toml::{Table, Value};
 use url::Url;
 
@@ -65,7 +67,7 @@ impl S3Probe {
     async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
         ctx.detail(format!("credentials: {}", self.source.describe()));
         let sts = Sts { region: &self.region, endpoint: self.endpoint.as_deref(), tls: &self.tls };
-        let provider = ctx.stage(Stage::Token, self.source.resolve(ctx, &sts)).await?;
+        let credentials = ctx.stage(Stage::Token, self.source.resolve(ctx, &sts)).await?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .retry_config(RetryConfig::disabled())
@@ -74,7 +76,7 @@ impl S3Probe {
             // blamed on `auth`.
             .timeout_config(TimeoutConfig::disabled())
             .http_client(aws_http::client(ctx, &self.tls, Record::Stages));
-        loader = match provider {
+        loader = match credentials.clone() {
             Some(credentials) => loader.credentials_provider(credentials),
             None => loader.no_credentials(),
         };
@@ -104,6 +106,9 @@ impl S3Probe {
         ctx.stage(Stage::Check, async {
             let list = outcome?;
             ctx.detail(format!("objects seen: {}", list.key_count().unwrap_or(0)));
+            if ctx.hygiene.enabled {
+                self.hygiene(ctx, &client, credentials.as_ref()).await;
+            }
             Ok(())
         })
         .await
@@ -111,6 +116,42 @@ impl S3Probe {
 }
 
 impl S3Probe {
+    /// Credential hygiene, read-only, all at once after the listing (one round trip on the
+    /// S3 connection; STS and IAM on their own): whether the bucket's policy makes it
+    /// public, and whose the credentials are (and their key's age, with `max_age`).
+    async fn hygiene(&self, ctx: &ProbeContext, client: &aws_sdk_s3::Client, credentials: Option<&Credentials>) {
+        let policy = async {
+            match client.get_bucket_policy_status().bucket(&self.bucket).send().await {
+                Ok(answer) => Ok(answer.policy_status().and_then(|s| s.is_public()).unwrap_or(false)),
+                Err(err) => Err(match err.as_service_error().and_then(|e| e.code()) {
+                    Some(code) => ctx.server_text(code, 80),
+                    None => error_chain(&err),
+                }),
+            }
+        };
+        let identity = async {
+            if let Some(credentials) = credentials {
+                let at =
+                    account::Endpoints { region: &self.region, endpoint: self.endpoint.as_deref(), tls: &self.tls };
+                account::note_identity(ctx, credentials, &at).await;
+            }
+        };
+        let (public, ()) = tokio::join!(policy, identity);
+        match public {
+            Ok(true) => ctx.note_warning(
+                "s3_bucket_public",
+                format!(
+                    "the bucket {} is public: its policy grants access to everyone; if that is not meant, remove the public statements (or turn on S3 Block Public Access: aws s3api put-public-access-block --bucket {} --public-access-block-configuration BlockPublicPolicy=true,RestrictPublicBuckets=true)",
+                    self.bucket, self.bucket
+                ),
+            ),
+            Ok(false) => ctx.detail("hygiene: the bucket's policy does not make it public"),
+            // No policy at all is the common case, and not public.
+            Err(code) if code == "NoSuchBucketPolicy" => ctx.detail("hygiene: the bucket has no policy"),
+            Err(why) => ctx.detail(format!("hygiene: GetBucketPolicyStatus was not answered ({why})")),
+        }
+    }
+
     /// Without credentials, a refusal is about anonymous access, not about a key's rights.
     fn explain(&self, failure: Failure) -> Failure {
         match (&self.source, failure.class) {

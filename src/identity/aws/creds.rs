@@ -227,6 +227,11 @@ impl Source {
         if let Some(token) = creds.session_token() {
             ctx.register_secret(token);
         }
+        if let Some(Ok(ends)) = creds.expiry().map(|at| at.duration_since(std::time::UNIX_EPOCH)) {
+            // Just issued (or cached by the SDK): listed, not warned about.
+            let now = crate::model::expiry::now_unix();
+            let _ = ctx.note_expiry("the temporary AWS credentials", ends.as_secs() as i64, Some(now), None);
+        }
         Ok(Some(creds))
     }
 
