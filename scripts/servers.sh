@@ -822,7 +822,8 @@ start_mssql() {
   printf 'id,salary\n1,100\n' > "$dir/$AP_MSSQL_DENIED_TABLE.csv"
   cat > "$dir/bridge.json" <<CONF
 {
-  "logins": [ { "user": "$AP_MSSQL_USER", "password": "\${env:AP_MSSQL_PASSWORD}" } ],
+  "logins": [ { "user": "$AP_MSSQL_USER", "password": "\${env:AP_MSSQL_PASSWORD}" },
+              { "user": "$AP_MSSQL_ADMIN_USER", "password": "\${env:AP_MSSQL_ADMIN_PASSWORD}" } ],
   "tables": [ { "name": "orders", "csv": "$dir/orders.csv" },
               { "name": "$AP_MSSQL_DENIED_TABLE", "csv": "$dir/$AP_MSSQL_DENIED_TABLE.csv" } ]
 }
@@ -831,6 +832,7 @@ CONF
 {
   "database": "$AP_MSSQL_DATABASE",
   "denied": { "$AP_MSSQL_USER": [ "$AP_MSSQL_DENIED_TABLE" ] },
+  "roles": { "$AP_MSSQL_ADMIN_USER": [ "sysadmin", "db_owner" ] },
   "listeners": [
 $( [ -n "${AP_MSSQL_EXTRAS_ONLY:-}" ] || echo "    { \"port\": $AP_MSSQL_PORT },")
     { "port": $AP_MSSQL_GATEWAY_PORT, "route_to": "localhost:$AP_MSSQL_ROUTED_PORT" },

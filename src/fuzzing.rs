@@ -180,6 +180,7 @@ pub fn tds(data: &[u8]) {
         }
         let mut session = tds::Tds::new(stream);
         if session.login_answer().await.is_ok() {
+            let _ = session.batch_after_flags("SELECT 1; SELECT 1").await;
             let _ = session.batch("SELECT 1").await;
         }
     });
@@ -218,6 +219,7 @@ pub fn storage_errors(data: &[u8]) {
         let _ = crate::connect::httpc::xml_element(&text, name);
     }
     crate::probes::gcs::read_refusal(data);
+    let _ = crate::identity::aws::account::key_created(&text, "AKIAEXAMPLE");
     let _ = crate::probes::http::classify_signed_link_answer(data);
     if let Ok(url) = url::Url::parse(&text) {
         let _ = crate::model::signed_link::SignedLink::recognise(&url);

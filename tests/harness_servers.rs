@@ -257,6 +257,21 @@ fn mssql_standin_behaves_as_sql_server_for_independent_clients() {
     let (db, login) = (out.find("Msg 4060 (severity 11, state 1)"), out.find("Msg 18456 (severity 14, state 1)"));
     assert!(db.is_some() && login.is_some() && db < login, "expected 4060 then 18456:\n{out}");
     ok(&env, &tsql("-p $AP_MSSQL_PORT", "SELECT * FROM payroll"), "Msg 229 (severity 14, state 5)");
+    // Roles, as credential hygiene asks: the administrator is sysadmin and db_owner, the
+    // application's login neither (python-tds and FreeTDS read the same answer).
+    let roles = "'' \"SELECT IS_SRVROLEMEMBER('sysadmin'), IS_MEMBER('db_owner')\"";
+    let admin = "MSSQL_CLIENT_USER=$AP_MSSQL_ADMIN_USER";
+    ok(
+        &env,
+        &format!("{admin} {}", pytds(&format!("$AP_MSSQL_PORT yes {roles} \"$AP_MSSQL_ADMIN_PASSWORD\""))),
+        "ok 1 [1, 1]",
+    );
+    ok(&env, &pytds(&format!("$AP_MSSQL_PORT yes {roles}")), "ok 1 [0, 0]");
+    let (code, out) = sh(
+        &env,
+        "printf \"SELECT IS_SRVROLEMEMBER('sysadmin') AS s, IS_MEMBER('db_owner') AS o\\ngo\\nexit\\n\" | tsql -H localhost -p $AP_MSSQL_PORT -U \"$AP_MSSQL_ADMIN_USER\" -P \"$AP_MSSQL_ADMIN_PASSWORD\" 2>&1",
+    );
+    assert!(code == 0 && out.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["1", "1"]), "{out}");
 }
 
 /// The Kerberos realm, Apache's Negotiate and PostgreSQL's gss, with MIT's own kinit, curl

@@ -267,3 +267,46 @@ async fn aws_public_buckets_identities_and_key_ages_are_asked_of_moto() {
     assert!(out.stdout.contains("the credentials are arn:aws:iam::123456789012:user/probe-user"), "{}", out.stdout);
     assert!(out.stdout.contains("the bucket has no policy"), "{}", out.stdout);
 }
+
+fn mssql(name: &str, user: &str, password: &str, extra: &str) -> String {
+    format!(
+        "[[probe]]\nname = \"{name}\"\nkind = \"mssql\"\nhost = \"localhost\"\nport = \"${{AP_MSSQL_PORT}}\"\ndatabase = \"appdb\"\n\
+         user = \"{user}\"\npassword = \"{password}\"\ntls = {{ ca = \"${{AP_CA}}\" }}\n{extra}\n\n"
+    )
+}
+
+/// SQL Server (the stand-in, whose role answers python-tds and FreeTDS read alike in
+/// tests/harness_servers.rs; SQL Server itself under docker-compose): the administrator is
+/// in sysadmin, a warning; the application's login is in no role. The question rides in the
+/// check query's own batch, so a refused check query is still the check's failure.
+#[tokio::test]
+async fn sql_server_sysadmin_logins_are_named() {
+    let ws = Workspace::new();
+    let mut cfg = String::new();
+    cfg += &mssql("admin", "${AP_MSSQL_ADMIN_USER}", "${AP_MSSQL_ADMIN_PASSWORD}", "");
+    cfg += &mssql("admin-unasked", "${AP_MSSQL_ADMIN_USER}", "${AP_MSSQL_ADMIN_PASSWORD}", "hygiene = false");
+    cfg += &mssql(
+        "app",
+        "${AP_MSSQL_USER}",
+        "${AP_MSSQL_PASSWORD}",
+        "query = \"SELECT item FROM orders\"\nexpect_read_only = true",
+    );
+    cfg += &mssql(
+        "app-denied",
+        "${AP_MSSQL_USER}",
+        "${AP_MSSQL_PASSWORD}",
+        "query = \"SELECT * FROM ${AP_MSSQL_DENIED_TABLE}\"",
+    );
+    let path = ws.config(&cfg);
+    let (out, report) = run_json(&path, &[]).await;
+    assert_eq!(out.code, 1, "one probe fails: {}", out.stderr);
+    let admin = assert_warned(&report, "admin", "sysadmin server role");
+    assert!(admin["warnings"][0].as_str().unwrap().contains("CREATE USER probe FOR LOGIN probe"), "{admin:#}");
+    assert_eq!(findings(&report, "admin"), [("mssql_sysadmin".to_string(), "warning".to_string())]);
+    for quiet in ["admin-unasked", "app"] {
+        assert_passed(&report, quiet);
+        assert!(findings(&report, quiet).is_empty(), "{quiet}");
+    }
+    assert_failed(&report, "app-denied", "check", "permission_denied");
+    assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+}

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Logs in to a SQL Server (or the stand-in) with a client not written here and prints one
-line: `ok ROWS` or `error NUMBER MESSAGE`. For checking the stand-in in tests/harness_servers.rs.
+line: `ok ROWS [FIRST ROW]` or `error NUMBER MESSAGE`. For checking the stand-in in tests/harness_servers.rs.
 
 Usage: mssql_clients.py odbc|pytds PORT ENCRYPT [DATABASE [SQL [PASSWORD]]]
   odbc   Microsoft's ODBC driver 18 (inside mssql-python); ENCRYPT yes|strict|no; the
          harness CA is trusted through SSL_CERT_FILE (OpenSSL's), the name is localhost.
   pytds  python-tds; ENCRYPT yes (verified against the harness CA) or no.
-The password defaults to $AP_MSSQL_PASSWORD; the user is $AP_MSSQL_USER.
+The password defaults to $AP_MSSQL_PASSWORD; the user is $MSSQL_CLIENT_USER, else $AP_MSSQL_USER.
 """
 import os
 import re
@@ -16,11 +16,11 @@ client, port, encrypt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 database = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
 sql = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else "SELECT 1"
 password = sys.argv[6] if len(sys.argv) > 6 else os.environ["AP_MSSQL_PASSWORD"]
-user = os.environ["AP_MSSQL_USER"]
+user = os.environ.get("MSSQL_CLIENT_USER") or os.environ["AP_MSSQL_USER"]
 
 
 def report(rows):
-    print("ok", len(rows))
+    print("ok", len(rows), list(rows[0]) if rows else "")
 
 
 try:

@@ -11,6 +11,9 @@ handle and pysqlbridge does not model:
   and then Msg 18456, in that order, as SQL Server does; the login's database is announced;
 - permissions: a login denied a table gets Msg 229 (severity 14, state 5) for a batch that
   reads it;
+- roles: IS_SRVROLEMEMBER and IS_MEMBER answer 1 for a role the config gives the login
+  (sysadmin, db_owner) and 0 otherwise, as SQL Server does for its fixed roles (pysqlbridge
+  keeps no roles and answers 0 to everyone);
 - routing (Azure SQL's Redirect policy): a gateway listener checks the login, then answers
   LOGINACK, ENVCHANGE 20 (protocol TCP, port, server name) and DONE; the client must close
   and log in again at the routed host;
@@ -22,6 +25,7 @@ mssql-python, FreeTDS tsql, python-tds) in tests/harness_servers.rs.
 
 Usage: mssql_standin.py BRIDGE_CONFIG STANDIN_CONFIG CERT KEY
 STANDIN_CONFIG (JSON): {"database": "appdb", "denied": {"login": ["table", ...]},
+  "roles": {"login": ["sysadmin", "db_owner"]},
   "listeners": [{"port": N, "packet_size_limit": N, "route_to": "host:port",
                  "strict": bool, "cert": path, "key": path}, ...]}
 """
@@ -238,6 +242,17 @@ def guarded(answer, database: str, denied: dict):
     return handler
 
 
+def answer_roles(roles: dict) -> None:
+    """IS_SRVROLEMEMBER('sysadmin') and IS_MEMBER('db_owner') from the config's roles."""
+    from pysqlbridge import predicate
+
+    def member(about, role=None, *rest):
+        return 1 if str(role).strip().lower() in roles.get(about.get("login") or "", []) else 0
+
+    predicate.CONTEXT_FUNCTIONS["IS_SRVROLEMEMBER"] = member
+    predicate.CONTEXT_FUNCTIONS["IS_MEMBER"] = member
+
+
 class Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         server = self.server
@@ -298,6 +313,7 @@ def main() -> None:
     catalog.warm()
     logins = load_logins(bridge_config)
     handler = guarded(catalog.answer, policy["database"], policy.get("denied", {}))
+    answer_roles(policy.get("roles", {}))
     servers = []
     # Microsoft's ODBC driver takes "localhost" to mean this machine and connects to the
     # address of its host name, which Debian maps to 127.0.1.1: the stand-in listens on every

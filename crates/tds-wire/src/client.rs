@@ -116,6 +116,8 @@ pub(crate) struct Outcome {
     pub(crate) rows: u64,
     /// A routing redirect (Azure SQL gateways): where to log in instead.
     pub(crate) routed_to: Option<String>,
+    /// The integers of the answer's first row, when asked for (other types: `None`).
+    pub(crate) first_row: Option<Vec<Option<i64>>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Tds<S> {
@@ -169,16 +171,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Tds<S> {
     /// Runs one SQL batch and reads its answer to the end; returns the rows seen.
     pub async fn batch(&mut self, sql: &str) -> Result<u64, TdsError> {
         self.send(SQL_BATCH, &sql_batch(sql)).await?;
-        let outcome = self.walk().await?;
+        let outcome = self.walk_keeping(false).await?;
         match outcome.error {
             Some(err) => Err(err),
             None => Ok(outcome.rows),
         }
     }
 
+    /// Runs one SQL batch whose first statement answers one row of integers (flags such
+    /// as `IS_SRVROLEMEMBER`), read to the end: that row (`None` for a column that is not an
+    /// integer or is NULL; no row: `None`) and the rows of every statement after it. The
+    /// first error, wherever it is, is the batch's.
+    pub async fn batch_after_flags(&mut self, sql: &str) -> Result<(Option<Vec<Option<i64>>>, u64), TdsError> {
+        self.send(SQL_BATCH, &sql_batch(sql)).await?;
+        let outcome = self.walk_keeping(true).await?;
+        match outcome.error {
+            Some(err) => Err(err),
+            None => {
+                let after = outcome.rows.saturating_sub(u64::from(outcome.first_row.is_some()));
+                Ok((outcome.first_row, after))
+            }
+        }
+    }
+
+    pub(crate) async fn walk(&mut self) -> Result<Outcome, TdsError> {
+        self.walk_keeping(false).await
+    }
+
     /// Walks every token of one answer. The first ERROR is kept: SQL Server reports the
     /// cause first and its consequences after.
-    pub(crate) async fn walk(&mut self) -> Result<Outcome, TdsError> {
+    pub(crate) async fn walk_keeping(&mut self, keep_first_row: bool) -> Result<Outcome, TdsError> {
         let mut r = Reader { stream: &mut self.stream, buf: Vec::new(), pos: 0, eom: false, started: false };
         let mut out = Outcome::default();
         let mut columns: Vec<Value> = Vec::new();
@@ -232,20 +254,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Tds<S> {
                 }
                 // COLMETADATA
                 0x81 => columns = read_columns(&mut r).await?,
-                // ROW
-                0xD1 => {
-                    for value in &columns {
-                        skip_value(&mut r, *value).await?;
-                    }
-                    out.rows += 1;
-                }
-                // NBCROW: a bitmap of NULL columns, then the others
-                0xD2 => {
-                    let bitmap = r.bytes(columns.len().div_ceil(8)).await?.to_vec();
+                // ROW; NBCROW: a bitmap of NULL columns, then the others
+                0xD1 | 0xD2 => {
+                    let bitmap =
+                        if token == 0xD2 { r.bytes(columns.len().div_ceil(8)).await?.to_vec() } else { Vec::new() };
+                    let keep = keep_first_row && out.rows == 0;
+                    let mut kept = Vec::new();
                     for (i, value) in columns.iter().enumerate() {
-                        if bitmap[i / 8] & (1 << (i % 8)) == 0 {
-                            skip_value(&mut r, *value).await?;
+                        let null = bitmap.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
+                        match (null, keep) {
+                            (true, _) => kept.push(None),
+                            (false, true) => kept.push(read_integer(&mut r, *value).await?),
+                            (false, false) => skip_value(&mut r, *value).await?,
                         }
+                    }
+                    if keep {
+                        out.first_row = Some(kept);
                     }
                     out.rows += 1;
                 }
@@ -377,6 +401,26 @@ async fn read_columns<S: AsyncRead + Unpin>(r: &mut Reader<'_, S>) -> Result<Vec
 async fn skip_b_varchar<S: AsyncRead + Unpin>(r: &mut Reader<'_, S>) -> Result<(), TdsError> {
     let chars = r.u8().await?;
     r.skip(u64::from(chars) * 2).await
+}
+
+/// A value read as a little-endian signed integer when it is one (int, bigint, smallint,
+/// tinyint, bit, intn, bitn); anything else is skipped and `None`.
+async fn read_integer<S: AsyncRead + Unpin>(r: &mut Reader<'_, S>, value: Value) -> Result<Option<i64>, TdsError> {
+    let len = match value {
+        Value::Fixed(n @ (1 | 2 | 4 | 8)) => n as usize,
+        Value::ByteLen => usize::from(r.u8().await?),
+        other => return skip_value(r, other).await.map(|()| None),
+    };
+    if !matches!(len, 1 | 2 | 4 | 8) {
+        r.skip(len as u64).await?;
+        return Ok(None);
+    }
+    let bytes = r.bytes(len).await?;
+    let mut wide = [0u8; 8];
+    wide[..len].copy_from_slice(bytes);
+    // Sign-extend what is narrower than 8 bytes (tinyint and bit are unsigned, and 0 or 1).
+    let shift = 64 - 8 * len as u32;
+    Ok(Some(if len == 1 { i64::from(bytes[0]) } else { (i64::from_le_bytes(wide) << shift) >> shift }))
 }
 
 async fn skip_value<S: AsyncRead + Unpin>(r: &mut Reader<'_, S>, value: Value) -> Result<(), TdsError> {

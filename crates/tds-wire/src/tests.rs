@@ -158,3 +158,25 @@ fn errors_are_std_errors_that_keep_their_cause() {
     let server = TdsError::Server { number: 18456, state: 1, message: "Login failed".into() };
     assert_eq!(server.to_string(), "Msg 18456, state 1: Login failed");
 }
+
+#[tokio::test]
+async fn the_first_rows_integers_are_kept_when_asked() {
+    // IS_SRVROLEMEMBER and IS_MEMBER as SQL Server types them (intn), a bit, and an int
+    // column (fixed 4); then a second statement's row.
+    let mut tokens = vec![0x81, 4, 0];
+    tokens.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x26, 4, 0]);
+    tokens.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x26, 4, 0]);
+    tokens.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x68, 1, 0]);
+    tokens.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x38, 0]);
+    tokens.extend_from_slice(&[0xD1, 4, 1, 0, 0, 0, 0, 1, 1]);
+    tokens.extend_from_slice(&(-5i32).to_le_bytes());
+    tokens.extend(done(0x11));
+    tokens.extend_from_slice(&[0x81, 1, 0, 0, 0, 0, 0, 0, 0, 0x38, 0, 0xD1, 7, 0, 0, 0]);
+    tokens.extend(done(0x10));
+    let (client, mut server) = tokio::io::duplex(1 << 16);
+    server.write_all(&answer(&tokens)).await.unwrap();
+    let mut tds = Tds::new(client);
+    let outcome = tds.walk_keeping(true).await.unwrap();
+    assert_eq!(outcome.first_row, Some(vec![Some(1), None, Some(1), Some(-5)]));
+    assert_eq!(outcome.rows, 2);
+}

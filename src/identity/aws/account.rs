@@ -12,7 +12,7 @@ use http::{HeaderValue, Method, header};
 use url::Url;
 
 use crate::connect::context::ProbeContext;
-use crate::connect::httpc;
+use crate::connect::httpc::{self, xml_element};
 use crate::connect::net::Record;
 use crate::connect::tls::TlsOptions;
 use crate::identity::aws::sign::{Signer, sign_request};
@@ -54,7 +54,7 @@ pub async fn note_identity(ctx: &ProbeContext, credentials: &Credentials, at: &E
         }
     };
     let (identity, keys) = tokio::join!(identity, keys);
-    match identity.map(|xml| first_text(&xml, "Arn")) {
+    match identity.map(|xml| xml_element(&xml, "Arn")) {
         Ok(Some(arn)) => note_arn(ctx, &arn),
         Ok(None) => ctx.detail("hygiene: STS GetCallerIdentity answered without an Arn"),
         Err(why) => ctx.detail(format!("hygiene: STS GetCallerIdentity was not answered: {why}")),
@@ -116,7 +116,7 @@ async fn call(
     let (bytes, _) = httpc::read_capped(response.body_mut(), ANSWER_CAP).await.map_err(|f| f.message)?;
     let xml = String::from_utf8_lossy(&bytes).into_owned();
     if !status.is_success() {
-        let code = first_text(&xml, "Code").unwrap_or_default();
+        let code = xml_element(&xml, "Code").unwrap_or_default();
         return Err(format!(
             "HTTP {status}{}",
             if code.is_empty() { String::new() } else { format!(", {}", ctx.server_text(&code, 80)) }
@@ -125,50 +125,15 @@ async fn call(
     Ok(xml)
 }
 
-/// The text of the first element named `tag`.
-pub fn first_text(xml: &str, tag: &str) -> Option<String> {
-    let mut inside = false;
-    for token in xmlparser::Tokenizer::from(xml) {
-        match token.ok()? {
-            xmlparser::Token::ElementStart { local, .. } => inside = local.as_str() == tag,
-            xmlparser::Token::Text { text } if inside => return Some(text.as_str().trim().to_string()),
-            xmlparser::Token::ElementEnd {
-                end: xmlparser::ElementEnd::Close(..) | xmlparser::ElementEnd::Empty,
-                ..
-            } => inside = false,
-            _ => {}
-        }
-    }
-    None
-}
-
 /// When the key `key_id` was made, from a `ListAccessKeys` answer: each `member` has an
 /// `AccessKeyId` and a `CreateDate` (ISO 8601, UTC).
 pub fn key_created(xml: &str, key_id: &str) -> Option<i64> {
-    let (mut current, mut id, mut created) = (String::new(), None::<String>, None::<String>);
-    for token in xmlparser::Tokenizer::from(xml) {
-        match token.ok()? {
-            xmlparser::Token::ElementStart { local, .. } => {
-                current = local.as_str().to_string();
-                if current == "member" {
-                    (id, created) = (None, None);
-                }
-            }
-            xmlparser::Token::Text { text } => match current.as_str() {
-                "AccessKeyId" => id = Some(text.as_str().trim().to_string()),
-                "CreateDate" => created = Some(text.as_str().trim().to_string()),
-                _ => {}
-            },
-            xmlparser::Token::ElementEnd { end: xmlparser::ElementEnd::Close(_, local), .. } => {
-                if local.as_str() == "member" && id.as_deref() == Some(key_id) {
-                    return created.as_deref().and_then(iso_seconds);
-                }
-                current.clear();
-            }
-            _ => {}
-        }
-    }
-    None
+    xml.split("<member>")
+        .skip(1)
+        .find(|member| xml_element(member, "AccessKeyId").as_deref() == Some(key_id))
+        .and_then(|member| xml_element(member, "CreateDate"))
+        .as_deref()
+        .and_then(iso_seconds)
 }
 
 /// `2026-12-07T00:13:45Z`, with or without fractions or a `+00:00` offset (AWS writes UTC).
@@ -187,8 +152,8 @@ mod tests {
         let identity = "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>\
             <Arn>arn:aws:iam::123456789012:root</Arn><UserId>123456789012</UserId><Account>123456789012</Account>\
             </GetCallerIdentityResult></GetCallerIdentityResponse>";
-        assert_eq!(first_text(identity, "Arn").as_deref(), Some("arn:aws:iam::123456789012:root"));
-        assert_eq!(first_text(identity, "Nope"), None);
+        assert_eq!(xml_element(identity, "Arn").as_deref(), Some("arn:aws:iam::123456789012:root"));
+        assert_eq!(xml_element(identity, "Nope"), None);
         let keys = "<ListAccessKeysResponse><ListAccessKeysResult><AccessKeyMetadata>\
             <member><UserName>u</UserName><AccessKeyId>AKIAOTHER</AccessKeyId><Status>Active</Status><CreateDate>2020-01-01T00:00:00Z</CreateDate></member>\
             <member><UserName>u</UserName><AccessKeyId>AKIATHIS</AccessKeyId><Status>Active</Status><CreateDate>2026-12-07T00:13:45.123456+00:00</CreateDate></member>\

@@ -21,6 +21,8 @@
 //! goes only to a verified server (TLS verified by a CA or a pin), unless the probe sets
 //! `allow_unverified_password`: the credential release rule.
 
+mod privileges;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -313,10 +315,15 @@ impl MssqlProbe {
             .await?;
         let result = ctx
             .stage(Stage::Check, async {
-                let rows = session
-                    .batch(&self.db.query)
-                    .await
-                    .map_err(|err| self.classify(err, tls_record.as_ref(), "during the check query"))?;
+                let during = |err| self.classify(err, tls_record.as_ref(), "during the check query");
+                let rows = if ctx.hygiene.enabled {
+                    let batch = format!("{}\n{}", privileges::QUERY, self.db.query);
+                    let (flags, rows) = session.batch_after_flags(&batch).await.map_err(during)?;
+                    self.note_privileges(ctx, flags.as_deref());
+                    rows
+                } else {
+                    session.batch(&self.db.query).await.map_err(during)?
+                };
                 ctx.diagnostic(format!("mssql: the check query returned {rows} row(s)"));
                 Ok(())
             })
@@ -324,6 +331,16 @@ impl MssqlProbe {
         // Closing politely is best effort: the answer is known already.
         let _ = tokio::time::timeout(Duration::from_millis(200), session.get_mut().shutdown()).await;
         result
+    }
+
+    fn note_privileges(&self, ctx: &ProbeContext, flags: Option<&[Option<i64>]>) {
+        let Some(flags) = flags else {
+            ctx.detail("hygiene: the server did not answer what the login may do");
+            return;
+        };
+        let database = self.db.database.as_deref().unwrap_or("the login's default database");
+        let found = privileges::findings(flags, &self.db.user, database, ctx.hygiene.expect_read_only);
+        crate::probes::db::note_findings(ctx, found);
     }
 
     fn classify(&self, err: TdsError, tls: Option<&Recorder>, during: &str) -> Failure {
