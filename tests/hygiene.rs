@@ -310,3 +310,42 @@ async fn sql_server_sysadmin_logins_are_named() {
     assert_failed(&report, "app-denied", "check", "permission_denied");
     assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
 }
+
+/// The MIT KDC's tickets: the TGT and the service ticket are listed with the probe's
+/// credentials, with their ends; the short-lived principal's (a 5-second maximum life)
+/// ends within seconds and, issued just now, does not warn.
+#[tokio::test]
+async fn kerberos_ticket_ends_are_listed() {
+    let ws = Workspace::new();
+    let negotiate = |name: &str, user: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"https://localhost:${{AP_NEGOTIATE_PORT}}/krb/ok.txt\"\n\
+             tls = {{ ca = \"${{AP_CA}}\" }}\nauth = {{ type = \"kerberos\", principal = \"{user}@${{AP_KRB_REALM}}\", \
+             password = \"${{AP_KRB_PASSWORD}}\", krb5_conf = \"${{AP_KRB5_CONFIG}}\" }}\n\n"
+        )
+    };
+    let cfg = negotiate("user", "${AP_KRB_USER}") + &negotiate("short", "${AP_KRB_SHORT_USER}");
+    let (out, report) = run_json(&ws.config(&cfg), &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let env = harness_env();
+    let realm = harness_var(&env, "AP_KRB_REALM");
+    for (name, user) in [("user", harness_var(&env, "AP_KRB_USER")), ("short", harness_var(&env, "AP_KRB_SHORT_USER"))]
+    {
+        let p = assert_passed(&report, name);
+        let ends: Vec<(String, i64)> = p["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["what"].as_str().unwrap().to_string(), c["seconds_left"].as_i64().unwrap()))
+            .collect();
+        let tgt = ends.iter().find(|(what, _)| *what == format!("the Kerberos TGT of {user}@{realm}"));
+        let service = ends.iter().find(|(what, _)| what.starts_with("the Kerberos service ticket for HTTP/localhost@"));
+        let (Some(tgt), Some(service)) = (tgt, service) else { panic!("{name}: {ends:?}") };
+        if name == "short" {
+            assert!(tgt.1 <= 5 && service.1 <= 5, "{ends:?}");
+        } else {
+            assert!(tgt.1 > 3600 && service.1 > 3600, "{ends:?}");
+        }
+    }
+    assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+}

@@ -222,23 +222,47 @@ pub async fn initiator(
     super::Initiator::new(ticket(ctx, auth, service, host).await?, mechanism)
 }
 
+/// What an acquisition learned for the probe's log: `-v` lines, and each ticket's life
+/// (listed with the probe's credentials, warned about before it ends).
+#[derive(Default)]
+struct Notes {
+    lines: Vec<String>,
+    tickets: Vec<(String, i64, i64)>,
+}
+
+impl Notes {
+    fn push(&mut self, line: String) {
+        self.lines.push(line);
+    }
+
+    /// A ticket's life: issued at its start time (its auth time when it has none).
+    fn ticket(&mut self, what: String, times: &ffi::krb5_ticket_times) {
+        let issued = if times.starttime != 0 { times.starttime } else { times.authtime };
+        self.tickets.push((what, i64::from(issued), i64::from(times.endtime)));
+    }
+}
+
 /// Runs the acquisition on a blocking thread; `details` get -v's lines.
 pub async fn ticket(ctx: &StageLog, auth: &KerberosAuth, service: &str, host: &str) -> Result<Ticket, Failure> {
     let (auth, service, host) = (auth.clone(), service.to_string(), host.to_string());
     let (result, details) = tokio::task::spawn_blocking(move || {
-        let mut details = Vec::new();
+        let mut details = Notes::default();
         let result = acquire(&auth, &service, &host, &mut details);
         (result, details)
     })
     .await
     .map_err(|e| Failure::internal(format!("the Kerberos thread failed: {e}")))?;
-    for line in details {
+    for line in details.lines {
         ctx.detail(line);
+    }
+    for (what, issued, ends) in details.tickets {
+        // An ended ticket was refused already (the cache's TGT) or cannot have been issued.
+        let _ = ctx.note_expiry(&what, ends, Some(issued), None);
     }
     result
 }
 
-fn acquire(auth: &KerberosAuth, service: &str, host: &str, details: &mut Vec<String>) -> Result<Ticket, Failure> {
+fn acquire(auth: &KerberosAuth, service: &str, host: &str, details: &mut Notes) -> Result<Ticket, Failure> {
     let libs = ffi::libraries().map_err(|e| Failure::new(ErrorClass::Config, e))?;
     let (path, override_file) = profile_path(auth)?;
     let c_path = ffi::c_string(&path, "the krb5.conf path").map_err(|e| Failure::new(ErrorClass::Config, e))?;
@@ -287,7 +311,7 @@ fn obtain(
     mut work: Work<'_>,
     service: &str,
     host: &str,
-    details: &mut Vec<String>,
+    details: &mut Notes,
     override_file: Option<tempfile::TempPath>,
 ) -> Result<Ticket, Failure> {
     let libs = work.libs;
@@ -295,7 +319,7 @@ fn obtain(
     let (client, ccache) = initial_ticket(&mut work, details)?;
     let outcome = service_ticket(&mut work, client, ccache, service, host);
     work.free_principal(client);
-    let (service_name, expires, enctype) = match outcome {
+    let (service_name, times, enctype) = match outcome {
         Ok(issued) => issued,
         Err(failure) => {
             // SAFETY: the memory cache is ours; it must not outlive the attempt.
@@ -304,6 +328,8 @@ fn obtain(
         }
     };
     let answered = work.watch.lock().ok().and_then(|w| w.answered_by.clone());
+    let expires = seconds(times.endtime);
+    details.ticket(format!("the Kerberos service ticket for {service_name}"), &times);
     details.push(format!(
         "kerberos: service ticket for {service_name} ({enctype}), valid until {}{}",
         rfc3339(expires),
@@ -327,7 +353,7 @@ fn service_ticket(
     ccache: krb5_ccache,
     service: &str,
     host: &str,
-) -> Result<(String, SystemTime, String), Failure> {
+) -> Result<(String, ffi::krb5_ticket_times, String), Failure> {
     let libs = work.libs;
     let context = work.context;
     let server = match &work.auth.service_principal {
@@ -374,15 +400,15 @@ fn service_ticket(
         } else {
             format!("enctype {}", creds.keyblock.enctype)
         };
-        let expires = seconds(creds.times.endtime);
+        let times = ffi::krb5_ticket_times { ..creds.times };
         (libs.krb5.krb5_free_creds)(context, issued);
-        Ok((name, expires, enctype))
+        Ok((name, times, enctype))
     }
 }
 
 /// The TGT, in a fresh memory cache: obtained with the keytab or password, or copied from
 /// the user's cache (after checking it is still valid). Returns the client principal.
-fn initial_ticket(work: &mut Work<'_>, details: &mut Vec<String>) -> Result<(krb5_principal, krb5_ccache), Failure> {
+fn initial_ticket(work: &mut Work<'_>, details: &mut Notes) -> Result<(krb5_principal, krb5_ccache), Failure> {
     let libs = work.libs;
     let context = work.context;
     match &work.auth.credentials {
@@ -503,6 +529,7 @@ fn initial_ticket(work: &mut Work<'_>, details: &mut Vec<String>) -> Result<(krb
                 )
                 .with_hint("renew it (kinit -R, within its renewable life) or get a new one (kinit)"));
             }
+            details.ticket(format!("the Kerberos TGT of {}", work.client), &tgt.times);
             details.push(format!(
                 "kerberos: TGT of {} from {cache_name}, valid until {}",
                 work.client,
@@ -528,7 +555,7 @@ fn store_initial(
     mut creds: krb5_creds,
     code: i32,
     doing: &str,
-    details: &mut Vec<String>,
+    details: &mut Notes,
 ) -> Result<(krb5_principal, krb5_ccache), Failure> {
     if code != 0 {
         work.free_principal(client);
@@ -536,6 +563,7 @@ fn store_initial(
     }
     let libs = work.libs;
     let answered = work.watch.lock().ok().and_then(|w| w.answered_by.clone());
+    details.ticket(format!("the Kerberos TGT of {}", work.client), &creds.times);
     details.push(format!(
         "kerberos: TGT for {}, valid until {}{}",
         work.client,
