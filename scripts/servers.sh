@@ -507,6 +507,13 @@ start_sshd() {
   ssh-keygen -q -t ed25519 -N "$AP_SFTP_KEY_PASSPHRASE" -C sftp-key-encrypted -f "$dir/client_ed25519_encrypted"
   ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -C sftp-key-pem -f "$dir/client_rsa_pem"
   ssh-keygen -q -t ed25519 -N '' -C stranger -f "$dir/stranger_ed25519"
+  # OpenSSH user certificates from a CA sshd trusts (their keys are in no authorized_keys):
+  # one in the last 3 days of a 33-day life, one that ended yesterday.
+  ssh-keygen -q -t ed25519 -N '' -C user-ca -f "$dir/user_ca"
+  ssh-keygen -q -t ed25519 -N '' -C sftp-cert -f "$dir/client_cert_ed25519"
+  ssh-keygen -q -s "$dir/user_ca" -I authprobe-test-cert -n "$AP_SFTP_KEY_USER" -V -30d:+3d "$dir/client_cert_ed25519.pub"
+  ssh-keygen -q -t ed25519 -N '' -C sftp-cert-expired -f "$dir/client_expired_cert_ed25519"
+  ssh-keygen -q -s "$dir/user_ca" -I authprobe-expired-cert -n "$AP_SFTP_KEY_USER" -V -3d:-1d "$dir/client_expired_cert_ed25519.pub"
   ensure_user "$AP_SFTP_USER" "$AP_SFTP_PASSWORD"
   ensure_user "$AP_SFTP_KEY_USER" -
   # Kerberos (gssapi-with-mic): ap_krb_user@REALM maps to the account of the same name.
@@ -528,6 +535,7 @@ ListenAddress 127.0.0.1
 HostKey $dir/host_ed25519
 PidFile $dir/sshd.pid
 Subsystem sftp internal-sftp
+TrustedUserCAKeys $dir/user_ca.pub
 # Kerberos: host/localhost's key (KRB5_KTNAME below), whatever this machine's name is.
 GSSAPIAuthentication yes
 GSSAPIStrictAcceptorCheck no

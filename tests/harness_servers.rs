@@ -141,6 +141,15 @@ fn sshd_password_and_key_users_host_key_and_unreadable_directory() {
         &format!("{kh} echo 'ls private' | sftp {sftp} -i $AP_SSH_DIR/client_ed25519 -b - $AP_SFTP_KEY_USER@127.0.0.1"),
         "Permission denied",
     );
+    // User certificates (their keys are in no authorized_keys): a valid one logs in, an
+    // ended one is refused.
+    let certified = |key: &str| {
+        format!(
+            "{kh} echo 'ls data' | sftp {sftp} -i $AP_SSH_DIR/{key} -o IdentitiesOnly=yes -b - $AP_SFTP_KEY_USER@127.0.0.1"
+        )
+    };
+    ok(&env, &certified("client_cert_ed25519"), "hello.txt");
+    refused(&env, &certified("client_expired_cert_ed25519"), "Permission denied");
 }
 
 #[test]

@@ -349,3 +349,44 @@ async fn kerberos_ticket_ends_are_listed() {
     }
     assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
 }
+
+/// OpenSSH user certificates from a CA sshd trusts (their keys are in no authorized_keys):
+/// found beside the key as ssh finds them, presented, listed with their end; one in its last
+/// days warns, an ended one is not sent (OpenSSH's sftp is refused with it too:
+/// tests/harness_servers.rs).
+#[tokio::test]
+async fn ssh_user_certificates_are_used_and_their_ends_read() {
+    let ws = Workspace::new();
+    let sftp = |name: &str, auth: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = \"${{AP_SSH_PORT}}\"\nuser = \"${{AP_SFTP_KEY_USER}}\"\n\
+             path = \"data\"\nhost_key = \"${{AP_SSH_HOST_KEY}}\"\nauth = {{ type = \"key\", {auth} }}\n\n"
+        )
+    };
+    let mut cfg = sftp("beside-the-key", "private_key = \"${AP_SSH_DIR}/client_cert_ed25519\"");
+    cfg += &sftp(
+        "named",
+        "private_key = \"${AP_SSH_DIR}/client_expired_cert_ed25519\", certificate = \"${AP_SSH_DIR}/client_expired_cert_ed25519-cert.pub\"",
+    );
+    cfg += &sftp(
+        "another-keys-certificate",
+        "private_key = \"${AP_SSH_DIR}/client_ed25519\", certificate = \"${AP_SSH_DIR}/client_cert_ed25519-cert.pub\"",
+    );
+    let path = ws.config(&cfg);
+    let out = authprobe_harness(&["validate", "-c", path.to_str().unwrap()], &harness_env()).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("certifies another key than"), "{}", out.stderr);
+
+    let cfg = cfg.split("[[probe]]\nname = \"another-keys-certificate\"").next().unwrap().to_string();
+    let (out, report) = run_json(&ws.config(&cfg), &[]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let valid = assert_warned(&report, "beside-the-key", "expires in 2 days");
+    assert_eq!(
+        valid["credentials"][0]["what"].as_str().unwrap().split(" (").next(),
+        Some("the SSH certificate `authprobe-test-cert`")
+    );
+    let ended = assert_failed(&report, "named", "auth", "auth_rejected");
+    assert!(ended["error"]["message"].as_str().unwrap().contains("authprobe did not send it"), "{ended:#}");
+    assert!(ended["credentials"][0]["seconds_left"].as_i64().unwrap() < 0, "{ended:#}");
+    assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+}

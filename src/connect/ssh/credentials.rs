@@ -21,6 +21,9 @@ pub struct KeyFile {
     pub key: Arc<PrivateKey>,
     /// The file's mode when group or others can read it (ssh refuses such keys).
     pub loose_mode: Option<u32>,
+    /// An OpenSSH certificate for the key (`certificate`, else `KEY-cert.pub` beside the
+    /// key when it exists, as ssh finds it): presented instead of the bare key.
+    pub certificate: Option<(PathBuf, russh::keys::Certificate)>,
 }
 
 impl KeyFile {
@@ -33,7 +36,12 @@ impl KeyFile {
 impl std::fmt::Debug for KeyFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key itself.
-        f.debug_struct("KeyFile").field("path", &self.path).field("public", &self.fingerprint()).finish()
+        let certificate = self.certificate.as_ref().map(|(path, _)| path);
+        f.debug_struct("KeyFile")
+            .field("path", &self.path)
+            .field("public", &self.fingerprint())
+            .field("certificate", &certificate)
+            .finish()
     }
 }
 
@@ -100,7 +108,46 @@ pub(super) fn read_key(a: &TableReader<'_, '_>) -> Option<KeyFile> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(&path).ok().map(|m| m.permissions().mode() & 0o777).filter(|mode| mode & 0o077 != 0)
     };
-    Some(KeyFile { path, key: Arc::new(key), loose_mode })
+    let certificate = read_certificate(a, &path, &key)?;
+    Some(KeyFile { path, key: Arc::new(key), loose_mode, certificate })
+}
+
+/// The key's OpenSSH certificate: `certificate`, else `KEY-cert.pub` when it exists. It
+/// must certify this key. `None` inside: no certificate; outer `None`: an error was said.
+fn read_certificate(
+    a: &TableReader<'_, '_>,
+    key_path: &std::path::Path,
+    key: &PrivateKey,
+) -> Option<Option<(PathBuf, russh::keys::Certificate)>> {
+    let (path, bytes) = if a.has("certificate") {
+        a.file_bytes("certificate")?
+    } else {
+        let beside = PathBuf::from(format!("{}-cert.pub", key_path.display()));
+        match crate::config::secrets::read_capped(&beside, 64 * 1024) {
+            Ok(bytes) => (beside, bytes),
+            Err(_) => return Some(None),
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let certificate = match russh::keys::Certificate::from_openssh(text.trim()) {
+        Ok(certificate) => certificate,
+        Err(err) => {
+            a.error_at("private_key", format!("{}: not an OpenSSH certificate ({err})", path.display()));
+            return None;
+        }
+    };
+    if certificate.public_key() != key.public_key().key_data() {
+        a.error_at(
+            "private_key",
+            format!(
+                "{} certifies another key than {}: use the certificate signed for this key",
+                path.display(),
+                key_path.display()
+            ),
+        );
+        return None;
+    }
+    Some(Some((path, certificate)))
 }
 
 /// Where to log in, as whom, and which host key to expect: the keys an `sftp` probe and a

@@ -115,6 +115,15 @@ impl Session {
                         file.path.display()
                     ));
                 }
+                if let Some((path, certificate)) = &file.certificate {
+                    check_certificate(ctx, path, certificate)?;
+                    let result = self
+                        .handle
+                        .authenticate_openssh_cert(user, file.key.clone(), certificate.clone())
+                        .await
+                        .map_err(|e| self.lost(&e, "certificate authentication"))?;
+                    return self.finish_auth(target, result);
+                }
                 let hash = if file.key.algorithm().is_rsa() {
                     self.handle.best_supported_rsa_hash().await.ok().flatten().flatten()
                 } else {
@@ -130,6 +139,10 @@ impl Session {
                 return Err(Failure::internal("a Kerberos SSH login goes through authenticate_gssapi"));
             }
         }?;
+        self.finish_auth(target, result)
+    }
+
+    fn finish_auth(&self, target: &SshTarget, result: russh::client::AuthResult) -> Result<(), Failure> {
         match result {
             russh::client::AuthResult::Success => Ok(()),
             russh::client::AuthResult::Failure { remaining_methods, partial_success } => {
@@ -364,5 +377,43 @@ pub(super) fn classify_open_failure(reason: &ChannelOpenFailure, description: &s
             ErrorClass::Network,
             format!("the SSH server refused to connect to {host}:{port} (code {code}){said}"),
         ),
+    }
+}
+
+/// A user certificate's validity: listed with the probe's credentials, warned about before
+/// it ends, and an ended (or not yet valid) one is not sent: the server would refuse it.
+fn check_certificate(
+    ctx: &StageLog,
+    path: &std::path::Path,
+    certificate: &russh::keys::Certificate,
+) -> Result<(), Failure> {
+    let what = format!("the SSH certificate `{}` ({})", certificate.key_id(), path.display());
+    // OpenSSH writes "forever" as the largest time.
+    let before = i64::try_from(certificate.valid_before()).unwrap_or(i64::MAX);
+    if before == i64::MAX {
+        ctx.detail(format!("credential: {what} does not expire"));
+        return Ok(());
+    }
+    let after = i64::try_from(certificate.valid_after()).ok();
+    let sign_again = "sign the key again with the user CA (ssh-keygen -s CA_KEY -I ID -n USER -V +52w KEY.pub), or ask whoever runs the CA";
+    match ctx.note_expiry(&what, before, after, after) {
+        crate::model::expiry::Standing::Valid => Ok(()),
+        crate::model::expiry::Standing::Expired(ago) => Err(Failure::new(
+            ErrorClass::AuthRejected,
+            format!(
+                "{what} expired {} ago, at {}; authprobe did not send it",
+                crate::model::signed_link::approx(ago),
+                crate::model::expiry::rfc3339(before)
+            ),
+        )
+        .with_hint(sign_again)),
+        crate::model::expiry::Standing::NotYet(ahead) => Err(Failure::new(
+            ErrorClass::AuthRejected,
+            format!(
+                "{what} is not valid for {} more; authprobe did not send it",
+                crate::model::signed_link::approx(ahead)
+            ),
+        )
+        .with_hint("check this machine's clock, or use a certificate whose validity has begun")),
     }
 }
