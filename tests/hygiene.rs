@@ -390,3 +390,38 @@ async fn ssh_user_certificates_are_used_and_their_ends_read() {
     assert!(ended["credentials"][0]["seconds_left"].as_i64().unwrap() < 0, "{ended:#}");
     assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
 }
+
+/// Azurite answers Get Container Properties as Azure does: a container whose public access
+/// level is `container` warns; the private one says so at `-v` only.
+#[tokio::test]
+async fn azure_public_containers_are_named() {
+    let ws = Workspace::new();
+    let azure = |name: &str, container: &str, auth: &str, extra: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"azure_blob\"\naccount = \"${{AP_AZURE_STORAGE_ACCOUNT}}\"\ncontainer = \"{container}\"\n\
+             endpoint = \"https://127.0.0.1:${{AP_AZURITE_PORT}}/${{AP_AZURE_STORAGE_ACCOUNT}}\"\ntls = {{ ca = \"${{AP_CA}}\" }}\nauth = {auth}\n{extra}\n\n"
+        )
+    };
+    let key = "{ type = \"shared_key\", key = \"${AP_AZURE_STORAGE_KEY}\" }";
+    let sas = "{ type = \"sas\", token = \"${AP_AZURE_SAS}\" }";
+    let mut cfg = azure("public-by-key", "${AP_AZURE_CONTAINER}-public", key, "");
+    cfg += &azure("public-by-sas", "${AP_AZURE_CONTAINER}-public", sas, "");
+    cfg += &azure("public-unasked", "${AP_AZURE_CONTAINER}-public", key, "hygiene = false");
+    cfg += &azure("private", "${AP_AZURE_CONTAINER}", key, "");
+    let path = ws.config(&cfg);
+    let (out, report) = run_json(&path, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for public in ["public-by-key", "public-by-sas"] {
+        let p = assert_warned(&report, public, "is public (access level `container`");
+        assert!(p["warnings"][0].as_str().unwrap().contains("--public-access off"), "{p:#}");
+        assert_eq!(findings(&report, public), [("azure_container_public".to_string(), "warning".to_string())]);
+    }
+    for quiet in ["public-unasked", "private"] {
+        assert_passed(&report, quiet);
+        assert!(findings(&report, quiet).is_empty(), "{quiet}");
+    }
+    assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+    let out =
+        authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "private", "-v"], &harness_env()).await;
+    assert!(out.stdout.contains("the container is private"), "{}", out.stdout);
+}

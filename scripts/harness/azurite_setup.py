@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Fills the harness's Azurite (Azure Blob Storage emulator) the way a customer's account
-would be: a container with one blob, created through the Blob REST API with Shared Key
+would be: a container with one blob (and a public one, CONTAINER-public), created through the Blob REST API with Shared Key
 signatures (which Azurite checks), and account SAS tokens signed with the account key
 (good, read-only without list, expired). Writes the SAS tokens to OUT as KEY=VALUE lines.
 
@@ -66,6 +66,9 @@ def main():
     blob = b"id,item\n1,widget\n"
     request(ctx, account, key, "PUT", f"{endpoint}/{container}/reports/2026-11.csv", blob,
             {"x-ms-blob-type": "BlockBlob", "Content-Type": "text/csv"})
+    # A container anyone may read and list (public access level `container`), for hygiene.
+    request(ctx, account, key, "PUT", f"{endpoint}/{container}-public?restype=container",
+            extra={"Content-Type": "application/octet-stream", "x-ms-blob-public-access": "container"})
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
     hour, day = datetime.timedelta(hours=1), datetime.timedelta(days=1)

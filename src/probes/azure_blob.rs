@@ -134,37 +134,50 @@ impl AzureBlobProbe {
         }
     }
 
-    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
-        let mut url = self.list_url()?;
-        let mut conn = httpc::connect(ctx, &url, &self.tls, Record::Stages).await?;
+    /// The headers (and, for a SAS, the query) that authorize a request to `url`; an Entra
+    /// token is fetched once (stage `token`) and kept in `token` for the next request.
+    async fn authorize(
+        &self,
+        ctx: &ProbeContext,
+        url: &mut Url,
+        token: &mut Option<Secret>,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, Failure> {
         let date = httpdate::fmt_http_date(SystemTime::now());
         let mut headers = vec![
             (HeaderName::from_static("x-ms-date"), header_value(&date)?),
             (HeaderName::from_static("x-ms-version"), HeaderValue::from_static(API_VERSION)),
         ];
-        ctx.detail(format!("credentials: {}", self.describe_auth()));
         match &self.auth {
             Auth::SharedKey { key } => {
-                let signature = shared_key_signature(&self.account, key, &url, &headers)?;
+                let signature = shared_key_signature(&self.account, key, url, &headers)?;
                 let value = format!("SharedKey {}:{signature}", self.account);
                 headers.push((http::header::AUTHORIZATION, httpc::sensitive_header(&value)?));
             }
             Auth::Sas { token } => {
                 // The credential release rule: a SAS is a bearer credential.
-                ctx.release_over_plain_http(&url, "the SAS token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
+                ctx.release_over_plain_http(url, "the SAS token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
                 let query = format!("{}&{}", url.query().unwrap_or_default(), token.expose());
                 url.set_query(Some(&query));
             }
             Auth::Entra(identity) => {
-                ctx.release_over_plain_http(&url, "the access token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
-                let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
-                headers.push((
-                    http::header::AUTHORIZATION,
-                    httpc::sensitive_header(&format!("Bearer {}", token.expose()))?,
-                ));
+                ctx.release_over_plain_http(url, "the access token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
+                if token.is_none() {
+                    *token = Some(ctx.stage(Stage::Token, identity.token(ctx)).await?);
+                }
+                let bearer = token.as_ref().map(|t| format!("Bearer {}", t.expose())).unwrap_or_default();
+                headers.push((http::header::AUTHORIZATION, httpc::sensitive_header(&bearer)?));
             }
             Auth::Anonymous => {}
         }
+        Ok(headers)
+    }
+
+    async fn run_once(&self, ctx: &ProbeContext) -> Result<(), Failure> {
+        let mut url = self.list_url()?;
+        let mut conn = httpc::connect(ctx, &url, &self.tls, Record::Stages).await?;
+        ctx.detail(format!("credentials: {}", self.describe_auth()));
+        let mut token = None;
+        let headers = self.authorize(ctx, &mut url, &mut token).await?;
         let outcome = ctx
             .stage(Stage::Auth, async {
                 let mut response = conn.send(Method::GET, &url, &headers, Bytes::new()).await?;
@@ -190,9 +203,47 @@ impl AzureBlobProbe {
                 .with_hint("check `endpoint`: this does not look like Azure Blob Storage"));
             }
             ctx.detail(format!("blobs seen: {}", text.matches("<Blob>").count()));
+            if ctx.hygiene.enabled && !matches!(self.auth, Auth::Anonymous) {
+                self.note_public_access(ctx, &mut conn, &mut token).await;
+            }
             Ok(())
         })
         .await
+    }
+
+    /// Credential hygiene, read-only, one request on the same connection: whether the
+    /// container lets anyone read its blobs (Get Container Properties'
+    /// `x-ms-blob-public-access`: `blob` or `container`; absent when private).
+    async fn note_public_access(&self, ctx: &ProbeContext, conn: &mut httpc::Connection, token: &mut Option<Secret>) {
+        let Ok(mut url) = Url::parse(&format!("{}/{}?restype=container", self.endpoint, self.container)) else {
+            return;
+        };
+        let answer = async {
+            let headers = self.authorize(ctx, &mut url, token).await?;
+            let response = conn.send(Method::GET, &url, &headers, Bytes::new()).await?;
+            Ok::<_, Failure>(response)
+        };
+        match answer.await {
+            Ok(response) if response.status().is_success() => {
+                match response.headers().get("x-ms-blob-public-access").and_then(|v| v.to_str().ok()) {
+                    Some(level @ ("blob" | "container")) => ctx.note_warning(
+                        "azure_container_public",
+                        format!(
+                            "container {} is public (access level `{level}`: anyone can read its blobs{}): if that is not meant, az storage container set-permission --account-name {} --name {} --public-access off",
+                            self.container,
+                            if level == "container" { " and list them" } else { "" },
+                            self.account,
+                            self.container
+                        ),
+                    ),
+                    _ => ctx.detail("hygiene: the container is private (no public access)"),
+                }
+            }
+            Ok(response) => {
+                ctx.detail(format!("hygiene: Get Container Properties was answered HTTP {}", response.status()))
+            }
+            Err(failure) => ctx.detail(format!("hygiene: Get Container Properties failed: {}", failure.message)),
+        }
     }
 
     fn classify(&self, ctx: &ProbeContext, status: StatusCode, header_code: Option<String>, body: &[u8]) -> Failure {
