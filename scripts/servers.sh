@@ -1057,12 +1057,15 @@ start_gcs() {
     --default-bucket "$AP_GCS_BUCKET" >"$STATE/logs/gcs.log" 2>&1 &
   echo $! > "$PIDS/gcs.pid"
   wait_tcp gcs "$AP_GCS_EMULATOR_PORT" 30
-  "$PY" - "http://127.0.0.1:$AP_GCS_EMULATOR_PORT" "$AP_GCS_BUCKET" "$AP_GCS_LOCKED_BUCKET" <<'PY' || die "GCS emulator set-up failed"
+  "$PY" - "http://127.0.0.1:$AP_GCS_EMULATOR_PORT" "$AP_GCS_BUCKET" "$AP_GCS_LOCKED_BUCKET" "$AP_GCS_PUBLIC_BUCKET" <<'PY' || die "GCS emulator set-up failed"
 import json, sys, urllib.request
-base, bucket, locked = sys.argv[1:]
-def post(path, body, kind):
-    urllib.request.urlopen(urllib.request.Request(base + path, data=body, headers={"Content-Type": kind}, method="POST"), timeout=10).read()
+base, bucket, locked, public = sys.argv[1:]
+def post(path, body, kind, method="POST"):
+    urllib.request.urlopen(urllib.request.Request(base + path, data=body, headers={"Content-Type": kind}, method=method), timeout=10).read()
 post("/storage/v1/b?project=authprobe-test", json.dumps({"name": locked}).encode(), "application/json")
+# A bucket anyone may read (IAM: allUsers are object viewers), for credential hygiene.
+post("/storage/v1/b?project=authprobe-test", json.dumps({"name": public}).encode(), "application/json")
+post(f"/storage/v1/b/{public}/iam", json.dumps({"bindings": [{"role": "roles/storage.objectViewer", "members": ["allUsers"]}]}).encode(), "application/json", "PUT")
 post(f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name=reports/2026-11.csv", b"id,item\n1,widget\n", "text/csv")
 PY
 }

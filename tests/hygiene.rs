@@ -425,3 +425,30 @@ async fn azure_public_containers_are_named() {
         authprobe_harness(&["run", "-c", path.to_str().unwrap(), "--only", "private", "-v"], &harness_env()).await;
     assert!(out.stdout.contains("the container is private"), "{}", out.stdout);
 }
+
+/// The GCS emulator keeps bucket IAM policies as GCS does (the token service's front checks
+/// the bearer token first): a bucket whose policy grants `allUsers` a role warns.
+#[tokio::test]
+async fn gcs_public_buckets_are_named() {
+    let ws = Workspace::new();
+    let gcs = |name: &str, bucket: &str, extra: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"gcs\"\nbucket = \"{bucket}\"\nendpoint = \"http://127.0.0.1:${{AP_CLOUD_PORT}}\"\n\
+             auth = {{ type = \"gcp_service_account\", key_file = \"${{AP_GCP_KEY_FILE}}\" }}\nallow_unverified_password = true\n{extra}\n\n"
+        )
+    };
+    let mut cfg = gcs("public", "${AP_GCS_PUBLIC_BUCKET}", "");
+    cfg += &gcs("public-unasked", "${AP_GCS_PUBLIC_BUCKET}", "hygiene = false");
+    cfg += &gcs("private", "${AP_GCS_BUCKET}", "");
+    let path = ws.config(&cfg);
+    let (out, report) = run_json(&path, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let public = assert_warned(&report, "public", "grants roles/storage.objectViewer to allUsers");
+    assert!(public["warnings"][0].as_str().unwrap().contains("remove-iam-policy-binding gs://"), "{public:#}");
+    assert_eq!(findings(&report, "public"), [("gcs_bucket_public".to_string(), "warning".to_string())]);
+    for quiet in ["public-unasked", "private"] {
+        assert_passed(&report, quiet);
+        assert!(findings(&report, quiet).is_empty(), "{quiet}");
+    }
+    assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+}

@@ -510,7 +510,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def gcs_list(self, path, query):
         bucket, _, rest = path[len("/storage/v1/b/"):].partition("/")
-        if rest != "o":
+        if rest not in ("o", "iam"):
             return self.gcs_error(404, "Not Found", "notFound")
         denied = f"does not have storage.objects.list access to the Google Cloud Storage bucket. Permission 'storage.objects.list' denied on resource (or it may not exist)."
         token = self.bearer()

@@ -193,9 +193,67 @@ impl GcsProbe {
                 }
             };
             ctx.detail(format!("objects seen: {seen}"));
+            if ctx.hygiene.enabled && matches!(self.auth, Auth::Google(_)) {
+                self.note_public_access(ctx, &mut conn, &headers).await;
+            }
             Ok(())
         })
         .await
+    }
+
+    /// Credential hygiene, read-only, one request on the same connection: whether the
+    /// bucket's IAM policy grants anything to `allUsers` or `allAuthenticatedUsers`.
+    async fn note_public_access(
+        &self,
+        ctx: &ProbeContext,
+        conn: &mut httpc::Connection,
+        headers: &[(http::HeaderName, http::HeaderValue)],
+    ) {
+        let bucket = percent_encoding::utf8_percent_encode(&self.bucket, PATH_SEGMENT);
+        let Ok(url) = Url::parse(&format!("{}/storage/v1/b/{bucket}/iam", self.endpoint)) else { return };
+        let answer = async {
+            let mut response = conn.send(Method::GET, &url, headers, Bytes::new()).await?;
+            let status = response.status();
+            let (body, _) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
+            Ok::<_, Failure>((status, body))
+        };
+        let (status, body) = match answer.await {
+            Ok(answer) => answer,
+            Err(failure) => {
+                return ctx.detail(format!("hygiene: the bucket's IAM policy was not read: {}", failure.message));
+            }
+        };
+        if !status.is_success() {
+            let Refusal { code, .. } = refusal(status, &body);
+            return ctx.detail(format!(
+                "hygiene: the bucket's IAM policy was not read (HTTP {status} {}): grant storage.buckets.getIamPolicy to learn whether it is public",
+                ctx.server_text(&code, 80)
+            ));
+        }
+        let policy: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let public: Vec<String> = policy["bindings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| {
+                b["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| matches!(m.as_str(), Some("allUsers" | "allAuthenticatedUsers"))))
+            })
+            .filter_map(|b| b["role"].as_str().map(|role| ctx.server_text(role, 80)))
+            .collect();
+        if public.is_empty() {
+            return ctx.detail("hygiene: the bucket's IAM policy grants nothing to allUsers or allAuthenticatedUsers");
+        }
+        ctx.note_warning(
+            "gcs_bucket_public",
+            format!(
+                "bucket {} is public: its IAM policy grants {} to allUsers or allAuthenticatedUsers; if that is not meant, remove those members (gcloud storage buckets remove-iam-policy-binding gs://{} --member=allUsers --role=ROLE) or enforce public access prevention",
+                self.bucket,
+                public.join(", "),
+                self.bucket
+            ),
+        );
     }
 
     fn classify(&self, ctx: &ProbeContext, refusal: Refusal) -> Failure {
