@@ -452,3 +452,74 @@ async fn gcs_public_buckets_are_named() {
     }
     assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
 }
+
+/// The alert rules of examples/cron/alerts.yml in a real Prometheus scraping `serve`: a
+/// credential older than `max_age` fires CredentialTooOld, a certificate in its last days
+/// CredentialExpiringSoon, a too-powerful one is pending for CredentialTooPowerful (`for:
+/// 1h`), and a probe with nothing to say fires nothing.
+#[tokio::test]
+async fn hygiene_alert_rules_fire_in_prometheus() {
+    use std::collections::BTreeSet;
+    let prometheus = require_tool("prometheus");
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cron/alerts.yml");
+    let ws = Workspace::new();
+    let mut cfg = String::from(
+        "[[secret_store]]\nname = \"bao\"\ntype = \"vault\"\naddress = \"${AP_VAULT_ADDR}\"\ntls = { ca = \"${AP_CA}\" }\n\
+         auth = { type = \"token\", token = \"${AP_VAULT_TOKEN}\" }\n\n\
+         [[probe]]\nname = \"old\"\nkind = \"http\"\nurl = \"https://localhost:${AP_HTTPS_PORT}/bearer\"\ntls = { ca = \"${AP_CA}\" }\n\
+         auth = { type = \"bearer\", token = \"${bao:secret/app#api_token}\" }\nmax_age = \"1s\"\n\n\
+         [[probe]]\nname = \"certificate\"\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = \"${AP_SSH_PORT}\"\nuser = \"${AP_SFTP_KEY_USER}\"\n\
+         path = \"data\"\nhost_key = \"${AP_SSH_HOST_KEY}\"\nauth = { type = \"key\", private_key = \"${AP_SSH_DIR}/client_cert_ed25519\" }\n\n",
+    );
+    cfg += &pg("powerful", "vault_admin", "${AP_PG_VAULT_ADMIN_PASSWORD}", "");
+    cfg += &pg("fine", "${AP_PG_LIMITED_USER}", "${AP_PG_LIMITED_PASSWORD}", "query = \"SELECT item FROM orders\"");
+    let config = ws.config(&cfg);
+    let serve = crate::serve::Serve::start(&config, &[], &harness_env()).await;
+    let prom_config = ws.write(
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\nrule_files: [{}]\nscrape_configs:\n  - job_name: authprobe\n    metrics_path: /probe\n    static_configs:\n      - targets: [old, certificate, powerful, fine]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - target_label: __address__\n        replacement: {}\n",
+            rules.display(),
+            serve.addr
+        ),
+    );
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let _prom = tokio::process::Command::new(prometheus)
+        .arg(format!("--config.file={}", prom_config.display()))
+        .arg(format!("--storage.tsdb.path={}", ws.path("tsdb").display()))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start prometheus");
+    let expected: BTreeSet<(String, String, String)> = [
+        ("CredentialTooOld", "old", "firing"),
+        ("CredentialExpiringSoon", "certificate", "firing"),
+        ("CredentialTooPowerful", "powerful", "pending"),
+    ]
+    .iter()
+    .map(|(a, p, s)| (a.to_string(), p.to_string(), s.to_string()))
+    .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = BTreeSet::new();
+    while std::time::Instant::now() < deadline && seen != expected {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let Ok(tcp) = tokio::net::TcpStream::connect(&web).await else { continue };
+        let (status, body) = crate::serve::exchange(tcp, &web, "GET", "/api/v1/alerts", &[]).await;
+        if status != 200 {
+            continue;
+        }
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        seen = answer["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                let label = |k: &str| a["labels"][k].as_str().unwrap_or_default().to_string();
+                (label("alertname"), label("probe"), a["state"].as_str().unwrap_or_default().to_string())
+            })
+            .collect();
+    }
+    assert_eq!(seen, expected);
+}
