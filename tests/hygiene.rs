@@ -254,6 +254,22 @@ async fn aws_public_buckets_identities_and_key_ages_are_asked_of_moto() {
             ("credential_too_old".to_string(), "warning".to_string())
         ]
     );
+    // The key's age is listed with the credentials (it has no end of its own), and as a
+    // Prometheus series.
+    let last4 = &key_id[key_id.len() - 4..];
+    let aged = old["credentials"].as_array().unwrap().iter().find(|c| c["what"] == format!("the access key …{last4}"));
+    let aged = aged.unwrap_or_else(|| panic!("{old:#}"));
+    assert!(aged["not_after"].is_null() && aged["age_seconds"].as_i64().unwrap() >= 1, "{aged:#}");
+    let prom = authprobe_harness(
+        &["run", "-c", path.to_str().unwrap(), "--only", "old-key-in-prod", "--format", "prometheus"],
+        &harness_env(),
+    )
+    .await;
+    let series = format!(
+        "authprobe_credential_age_seconds{{probe=\"old-key-in-prod\",kind=\"s3\",credential=\"the access key …{last4}\"}} "
+    );
+    assert!(prom.stdout.contains(&series), "{}", prom.stdout);
+    crate::serve::promtool_accepts(&prom.stdout);
     // A role's credentials are temporary: no key age, not personal; their end is listed.
     let role = assert_passed(&report, "role");
     assert!(findings(&report, "role").is_empty());

@@ -85,9 +85,10 @@ impl StageLog {
         let now = now_unix();
         self.add_credential(CredentialReport {
             what: what.to_string(),
-            not_after: rfc3339(not_after),
-            seconds_left: not_after - now,
-            not_after_unix: not_after,
+            not_after: Some(rfc3339(not_after)),
+            seconds_left: Some(not_after - now),
+            age_seconds: issued.filter(|i| *i <= now).map(|i| now - i),
+            not_after_unix: Some(not_after),
         });
         if not_after <= now {
             return Standing::Expired(Duration::from_secs((now - not_after) as u64));

@@ -104,6 +104,13 @@ impl StageLog {
             rfc3339(created),
             approx(Duration::from_secs(age))
         ));
+        self.add_credential(crate::model::report::CredentialReport {
+            what: what.to_string(),
+            not_after: None,
+            seconds_left: None,
+            age_seconds: Some(age as i64),
+            not_after_unix: None,
+        });
         let Some(max_age) = self.hygiene.max_age else { return };
         if !self.hygiene.enabled || age <= max_age.as_secs() {
             return;

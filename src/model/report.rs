@@ -183,12 +183,15 @@ pub struct TlsReport {
 pub struct CredentialReport {
     /// What it is ("an S3 presigned URL (SigV4)").
     pub what: String,
-    /// RFC 3339.
-    pub not_after: String,
-    /// Negative once expired.
-    pub seconds_left: i64,
+    /// RFC 3339; null when only its age is known (an IAM access key).
+    pub not_after: Option<String>,
+    /// Negative once expired; null with `not_after`.
+    pub seconds_left: Option<i64>,
+    /// How long ago it was issued or made, where the credential or its service says
+    /// (a JWT's `iat`, a certificate's start, a key's creation date); null otherwise.
+    pub age_seconds: Option<i64>,
     #[serde(skip)]
-    pub not_after_unix: i64,
+    pub not_after_unix: Option<i64>,
 }
 
 /// A credential hygiene finding.

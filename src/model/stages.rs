@@ -183,12 +183,20 @@ impl StageLog {
         self.lock().host_key = Some(key);
     }
 
-    /// A credential whose end is known (a signed link, a JWT, a client certificate), once
-    /// per description.
+    /// A credential whose end or age is known (a signed link, a JWT, a client certificate,
+    /// a key's creation date), once per description: what is learned of it later fills in
+    /// what was not known yet.
     pub fn add_credential(&self, credential: CredentialReport) {
         let mut progress = self.lock();
-        if !progress.credentials.iter().any(|c| c.what == credential.what) {
-            progress.credentials.push(credential);
+        match progress.credentials.iter_mut().find(|c| c.what == credential.what) {
+            Some(known) => {
+                if known.not_after.is_none() {
+                    (known.not_after, known.seconds_left, known.not_after_unix) =
+                        (credential.not_after, credential.seconds_left, credential.not_after_unix);
+                }
+                known.age_seconds = known.age_seconds.or(credential.age_seconds);
+            }
+            None => progress.credentials.push(credential),
         }
     }
 

@@ -107,17 +107,21 @@ pub fn render(report: &RunReport) -> String {
         }
     }
     awaiting_approval(&mut out, report);
-    let with_expiry: Vec<_> = report.probes.iter().flat_map(|p| p.credentials.iter().map(move |c| (p, c))).collect();
+    let with_expiry: Vec<_> = report
+        .probes
+        .iter()
+        .flat_map(|p| p.credentials.iter().filter_map(move |c| Some((p, c, c.not_after.as_deref()?, c.seconds_left?))))
+        .collect();
     if !with_expiry.is_empty() {
         out.push_str("\n### Credentials that expire\n\n| Probe | Credential | Expires |\n|---|---|---|\n");
-        for (p, c) in with_expiry {
+        for (p, c, not_after, seconds_left) in with_expiry {
             // Days once it is days away, as the certificate table says it.
-            let left = match c.seconds_left {
+            let left = match seconds_left {
                 s if s < 0 => "expired".to_string(),
                 s if s >= 2 * 86_400 => format!("in {} days", s / 86_400),
                 s => format!("in {}", human_seconds(s)),
             };
-            let _ = writeln!(out, "| {} | {} | {} ({left}) |", cell(&p.name), cell(&c.what), cell(&c.not_after));
+            let _ = writeln!(out, "| {} | {} | {} ({left}) |", cell(&p.name), cell(&c.what), cell(not_after));
         }
     }
     out

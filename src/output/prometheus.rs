@@ -110,23 +110,33 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
-    let with_credential: Vec<_> = finished().filter(|p| !p.credentials.is_empty()).collect();
-    if !with_credential.is_empty() {
-        gauge(
-            &mut out,
+    type Value = fn(&crate::model::report::CredentialReport) -> Option<i64>;
+    let credential_series: [(&str, &str, Value); 2] = [
+        (
             "authprobe_credential_not_after_timestamp_seconds",
-            "Expiry a credential carries itself (a signed link, a JWT, a client certificate), in seconds since the Unix epoch.",
-        );
-    }
-    for p in with_credential {
-        for credential in &p.credentials {
+            "Expiry a credential carries itself (a signed link, a JWT, a client certificate, a ticket), in seconds since the Unix epoch.",
+            |c| c.not_after_unix,
+        ),
+        (
+            "authprobe_credential_age_seconds",
+            "How long ago a credential was issued or made, where it or its service says (a key's creation date, a JWT's iat).",
+            |c| c.age_seconds,
+        ),
+    ];
+    for (name, help, value) in credential_series {
+        let series: Vec<(&ProbeReport, &str, i64)> = finished()
+            .flat_map(|p| p.credentials.iter().filter_map(move |c| Some((p, c.what.as_str(), value(c)?))))
+            .collect();
+        if !series.is_empty() {
+            gauge(&mut out, name, help);
+        }
+        for (p, what, value) in series {
             let _ = writeln!(
                 out,
-                "authprobe_credential_not_after_timestamp_seconds{{probe=\"{}\",kind=\"{}\",credential=\"{}\"}} {}",
+                "{name}{{probe=\"{}\",kind=\"{}\",credential=\"{}\"}} {value}",
                 label(&p.name),
                 label(&p.kind),
-                label(&credential.what),
-                credential.not_after_unix
+                label(what)
             );
         }
     }

@@ -458,7 +458,7 @@ fn build_report(
         warnings: recorded.warnings.iter().map(|w| w.render(dialect)).collect(),
         tls: recorded.tls,
         host_key: recorded.host_key,
-        credential: recorded.credentials.first().cloned(),
+        credential: recorded.credentials.iter().find(|c| c.not_after.is_some()).cloned(),
         credentials: recorded.credentials,
         findings: recorded.findings,
         not_retried: None,

@@ -88,9 +88,10 @@ fn credential_report(link: &SignedLink, expires: SystemTime, now: SystemTime) ->
     };
     CredentialReport {
         what: link.scheme.describe().to_string(),
-        not_after: rfc3339(expires),
-        seconds_left: unix(expires) - unix(now),
-        not_after_unix: unix(expires),
+        not_after: Some(rfc3339(expires)),
+        seconds_left: Some(unix(expires) - unix(now)),
+        age_seconds: None,
+        not_after_unix: Some(unix(expires)),
     }
 }
 
