@@ -409,13 +409,7 @@ fn read_probe(
         }
     }
     let allow_unverified_password = reader.bool("allow_unverified_password").unwrap_or(false);
-    let hygiene = Arc::new(crate::model::hygiene::HygieneSettings {
-        enabled: reader.bool("hygiene").unwrap_or(true),
-        expect_read_only: reader.bool("expect_read_only").unwrap_or(false),
-        expect_scopes: reader.string_list("expect_scopes"),
-        max_age: reader.duration("max_age").or(defaults.max_age),
-        environment: defaults.environments.of(&tags).map(str::to_string),
-    });
+    let hygiene = super::defaults::read_hygiene(&reader, defaults, &tags);
     let proxy = Arc::new(ProxyPolicy {
         probe: read_proxy(&reader).map(|setting| (setting, ProxySource::ProbeKey)),
         defaults: defaults.proxy.clone(),
