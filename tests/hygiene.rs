@@ -456,9 +456,20 @@ async fn gcs_public_buckets_are_named() {
     let mut cfg = gcs("public", "${AP_GCS_PUBLIC_BUCKET}", "");
     cfg += &gcs("public-unasked", "${AP_GCS_PUBLIC_BUCKET}", "hygiene = false");
     cfg += &gcs("private", "${AP_GCS_BUCKET}", "");
+    // A metadata server's access token: its expires_in is listed with the credentials.
+    cfg += &gcs("private", "${AP_GCS_BUCKET}", "").replace("name = \"private\"", "name = \"metadata-token\"").replace(
+        "{ type = \"gcp_service_account\", key_file = \"${AP_GCP_KEY_FILE}\" }",
+        "{ type = \"gcp_metadata\", endpoint = \"http://127.0.0.1:${AP_CLOUD_PORT}\" }",
+    );
     let path = ws.config(&cfg);
     let (out, report) = run_json(&path, &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let metadata = assert_passed(&report, "metadata-token");
+    assert_eq!(
+        metadata["credentials"][0]["what"], "the access token from the GCP metadata server (expires_in)",
+        "{metadata:#}"
+    );
+    assert!(metadata["credentials"][0]["seconds_left"].as_i64().unwrap() > 3000, "{metadata:#}");
     let public = assert_warned(&report, "public", "grants roles/storage.objectViewer to allUsers");
     assert!(public["warnings"][0].as_str().unwrap().contains("remove-iam-policy-binding gs://"), "{public:#}");
     assert_eq!(findings(&report, "public"), [("gcs_bucket_public".to_string(), "warning".to_string())]);

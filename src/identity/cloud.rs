@@ -418,9 +418,12 @@ fn access_token_from_json(ctx: &ProbeContext, body: &[u8], from: &str) -> Result
     let kind = parsed.token_type.unwrap_or_else(|| "(no token_type)".into());
     let expires = parsed
         .expires_in
+        .as_ref()
         .map(|e| format!(", expires in {} s", e.as_str().map(str::to_string).unwrap_or(e.to_string())))
         .unwrap_or_default();
     ctx.diagnostic(format!("token: a {kind} token from {from}{expires}"));
+    let what = format!("the access token from {from} (expires_in)");
+    oauth2::note_expires_in(ctx, &what, &token, parsed.expires_in.as_ref());
     Ok(Secret::issued(token))
 }
 

@@ -148,7 +148,7 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
                 format!("the token endpoint issued a `{kind}` token; authprobe can present bearer tokens only"),
             ));
         }
-        note_expires_in(ctx, &token, parsed.expires_in.as_ref());
+        note_expires_in(ctx, "the OAuth2 access token (expires_in)", &token, parsed.expires_in.as_ref());
         ctx.note_scopes(
             "the OAuth2 access token",
             crate::model::hygiene::granted_scopes(parsed.scope.as_deref(), &token),
@@ -167,7 +167,12 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
 /// The token response's `expires_in` as the access token's end, for a token that does not
 /// carry its own (`exp` of a JWT is read where the token is used, and wins): listed with the
 /// probe's credentials; issued now, so it warns only in the last quarter of its life.
-fn note_expires_in(log: &crate::model::stages::StageLog, token: &str, expires_in: Option<&serde_json::Value>) {
+pub(crate) fn note_expires_in(
+    log: &crate::model::stages::StageLog,
+    what: &str,
+    token: &str,
+    expires_in: Option<&serde_json::Value>,
+) {
     if crate::model::expiry::jwt_times(token).is_some_and(|t| t.exp.is_some()) {
         return;
     }
@@ -175,7 +180,7 @@ fn note_expires_in(log: &crate::model::stages::StageLog, token: &str, expires_in
     let seconds = expires_in.and_then(|e| e.as_i64().or_else(|| e.as_str()?.trim().parse().ok()));
     let Some(seconds) = seconds.filter(|s| *s > 0 && *s < 10 * 365 * 86_400) else { return };
     let now = crate::model::expiry::now_unix();
-    let _ = log.note_expiry("the OAuth2 access token (expires_in)", now + seconds, Some(now), None);
+    let _ = log.note_expiry(what, now + seconds, Some(now), None);
 }
 
 /// The form body and headers of a token request. Built in one synchronous step: the form
