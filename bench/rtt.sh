@@ -129,8 +129,28 @@ run_pair https+http-proxy - curl -sf -o /dev/null -x "$squid_url" --cacert "$AP_
   "$bin" check "https://localhost:$AP_HTTPS_PORT/bearer" --bearer-env AP_BEARER_TOKEN --ca "$AP_CA" --proxy "$squid_url" -q
 run_pair https+socks5h - curl -sf -o /dev/null -x "$socks_url" --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
   "$bin" check "https://localhost:$AP_HTTPS_PORT/bearer" --bearer-env AP_BEARER_TOKEN --ca "$AP_CA" --proxy "$socks_url" -q
+
+# What credential hygiene's questions cost: one probe run with `hygiene` on and off.
+hygiene_pair() { # NAME PROBE-KEYS
+  local name=$1 keys=$2 on off
+  printf '[[probe]]\nname = "on"\n%b\n\n[[probe]]\nname = "off"\nhygiene = false\n%b\n' "$keys" "$keys" > "$work/hygiene-$name.toml"
+  on=$(printf '%.1f' "$(rounds "$bin" run -c "$work/hygiene-$name.toml" --only on -q)")
+  off=$(printf '%.1f' "$(rounds "$bin" run -c "$work/hygiene-$name.toml" --only off -q)")
+  printf '%-16s %10s %10s %10s\n' "$name" "$on" "$off" "$(printf '%.1f' "$(echo "$on - $off" | bc -l)")"
+}
+echo
+printf '%-16s %10s %10s %10s\n' hygiene "on" "off" "extra"
+db='host = "localhost"\ndatabase = "appdb"\ntls = { ca = "${AP_CA}" }'
+hygiene_pair postgres "kind = \"postgres\"\nport = \"\${AP_PG_PORT}\"\nuser = \"\${AP_PG_USER}\"\npassword = \"\${AP_PG_PASSWORD}\"\n$db"
+hygiene_pair mysql "kind = \"mysql\"\nport = \"\${AP_MYSQL_PORT}\"\nuser = \"\${AP_MYSQL_USER}\"\npassword = \"\${AP_MYSQL_PASSWORD}\"\n$db"
+hygiene_pair mssql "kind = \"mssql\"\nport = \"\${AP_MSSQL_PORT}\"\nuser = \"\${AP_MSSQL_USER}\"\npassword = \"\${AP_MSSQL_PASSWORD}\"\n$db"
+hygiene_pair s3-moto 'kind = "s3"\nbucket = "${AP_MOTO_ALLOWED_BUCKET}"\nendpoint = "http://127.0.0.1:${AP_MOTO_PORT}"\nauth = { type = "static", access_key_id = "${AP_MOTO_ACCESS_KEY}", secret_access_key = "${AP_MOTO_SECRET_KEY}" }'
+hygiene_pair azure_blob 'kind = "azure_blob"\naccount = "${AP_AZURE_STORAGE_ACCOUNT}"\ncontainer = "${AP_AZURE_CONTAINER}"\nendpoint = "https://127.0.0.1:${AP_AZURITE_PORT}/${AP_AZURE_STORAGE_ACCOUNT}"\ntls = { ca = "${AP_CA}" }\nauth = { type = "shared_key", key = "${AP_AZURE_STORAGE_KEY}" }'
+
 echo
 echo "Round trips waited for per check: (median delayed − median undelayed wall time) ÷ RTT, $RUNS runs"
 echo "each, so process start-up and CPU time cancel out. Minimum: the protocol's round trips for the"
-echo "check, TCP connect included."
+echo "check, TCP connect included. Hygiene: the same probe with its credential-hygiene questions"
+echo "(roles, grants, public buckets, whose key) and without; PostgreSQL and SQL Server ask in the"
+echo "check query's own write, S3's STS and IAM questions go out at once on their own connections."
 [ -z "${failed:-}" ] || { echo "error: a check failed; its round trips were not measured" >&2; exit 1; }

@@ -28,6 +28,9 @@ use aws_credential_types::Credentials;
 use toml::{Table, Value};
 use url::Url;
 
+/// How long hygiene's questions may still take once the listing has answered.
+const HYGIENE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct S3Probe {
     bucket: String,
@@ -86,28 +89,63 @@ impl S3Probe {
         if let Some(endpoint) = &self.endpoint {
             conf = conf.endpoint_url(endpoint);
         }
+        // Hygiene's questions go out with the listing, each on a connection of its own (not
+        // recorded as the probe's stages), so that they cost no round trip of their own.
+        let hygiene_client = aws_sdk_s3::Client::from_conf(
+            conf.clone().http_client(aws_http::client(ctx, &self.tls, Record::Quietly)).build(),
+        );
         let client = aws_sdk_s3::Client::from_conf(conf.build());
         let mut request = client.list_objects_v2().bucket(&self.bucket).max_keys(1);
         if let Some(prefix) = &self.prefix {
             request = request.prefix(prefix);
         }
-        let outcome = ctx
-            .stage(Stage::Auth, async {
-                match request.send().await {
-                    Ok(list) => Ok(Ok(list)),
-                    Err(err) => match self.explain(classify(&err, &self.region)) {
-                        // Failures of the connection's own stages keep them.
-                        failure if failure.stage.is_some() || is_auth_failure(failure.class) => Err(failure),
-                        failure => Ok(Err(failure)),
-                    },
+        let listing = ctx.stage(Stage::Auth, async {
+            match request.send().await {
+                Ok(list) => Ok(Ok(list)),
+                Err(err) => match self.explain(classify(&err, &self.region)) {
+                    // Failures of the connection's own stages keep them.
+                    failure if failure.stage.is_some() || is_auth_failure(failure.class) => Err(failure),
+                    failure => Ok(Err(failure)),
+                },
+            }
+        });
+        let hygiene = async {
+            if ctx.hygiene.enabled && credentials.is_some() {
+                Some(self.hygiene(ctx, &hygiene_client, credentials.as_ref()).await)
+            } else {
+                None
+            }
+        };
+        // The listing decides the probe; hygiene that has not answered shortly after it is
+        // given up (an STS or IAM endpoint a firewall drops must not fail a working check).
+        let mut hygiene = std::pin::pin!(hygiene);
+        let mut answered = None;
+        let outcome = {
+            let mut listing = std::pin::pin!(listing);
+            loop {
+                tokio::select! {
+                    outcome = &mut listing => break outcome,
+                    done = &mut hygiene, if answered.is_none() => answered = Some(done),
                 }
-            })
-            .await?;
+            }
+        };
+        let hygiene = match answered {
+            Some(done) => done,
+            None => tokio::time::timeout(HYGIENE_GRACE, hygiene).await.unwrap_or_else(|_| {
+                ctx.detail(format!(
+                    "hygiene: not all answered within {} of the listing; not waited for",
+                    humantime::format_duration(HYGIENE_GRACE)
+                ));
+                None
+            }),
+        };
+        let outcome = outcome?;
         ctx.stage(Stage::Check, async {
             let list = outcome?;
             ctx.detail(format!("objects seen: {}", list.key_count().unwrap_or(0)));
-            if ctx.hygiene.enabled {
-                self.hygiene(ctx, &client, credentials.as_ref()).await;
+            // Known only now that the credentials are known to work.
+            if let Some(public) = hygiene {
+                self.note_policy(ctx, public);
             }
             Ok(())
         })
@@ -116,10 +154,15 @@ impl S3Probe {
 }
 
 impl S3Probe {
-    /// Credential hygiene, read-only, all at once after the listing (one round trip on the
-    /// S3 connection; STS and IAM on their own): whether the bucket's policy makes it
-    /// public, and whose the credentials are (and their key's age, with `max_age`).
-    async fn hygiene(&self, ctx: &ProbeContext, client: &aws_sdk_s3::Client, credentials: Option<&Credentials>) {
+    /// Credential hygiene, read-only, all at once: whether the bucket's policy makes it
+    /// public (returned, to be noted once the listing passed), and whose the credentials
+    /// are (and their key's age, with `max_age`).
+    async fn hygiene(
+        &self,
+        ctx: &ProbeContext,
+        client: &aws_sdk_s3::Client,
+        credentials: Option<&Credentials>,
+    ) -> Result<bool, String> {
         let policy = async {
             match client.get_bucket_policy_status().bucket(&self.bucket).send().await {
                 Ok(answer) => Ok(answer.policy_status().and_then(|s| s.is_public()).unwrap_or(false)),
@@ -137,6 +180,10 @@ impl S3Probe {
             }
         };
         let (public, ()) = tokio::join!(policy, identity);
+        public
+    }
+
+    fn note_policy(&self, ctx: &ProbeContext, public: Result<bool, String>) {
         match public {
             Ok(true) => ctx.note_warning(
                 "s3_bucket_public",

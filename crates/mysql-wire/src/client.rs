@@ -65,17 +65,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Packets<S> {
     }
 
     pub async fn write(&mut self, payload: &[u8]) -> Result<(), WireError> {
-        let len =
-            u32::try_from(payload.len()).ok().filter(|l| *l < 0xff_ffff).ok_or_else(|| protocol("packet too long"))?;
         let mut packet = Vec::with_capacity(4 + payload.len());
-        packet.extend_from_slice(&len.to_le_bytes()[..3]);
-        packet.push(self.seq);
-        packet.extend_from_slice(payload);
+        frame(&mut packet, self.seq, payload)?;
         self.seq = self.seq.wrapping_add(1);
         self.stream.write_all(&packet).await?;
         self.stream.flush().await?;
         Ok(())
     }
+}
+
+/// Appends `payload` as one packet with sequence number `seq`.
+fn frame(out: &mut Vec<u8>, seq: u8, payload: &[u8]) -> Result<(), WireError> {
+    let len =
+        u32::try_from(payload.len()).ok().filter(|l| *l < 0xff_ffff).ok_or_else(|| protocol("packet too long"))?;
+    out.extend_from_slice(&len.to_le_bytes()[..3]);
+    out.push(seq);
+    out.extend_from_slice(payload);
+    Ok(())
 }
 
 /// The future's result if it is ready at its first poll (no waiting).
@@ -178,6 +184,47 @@ pub async fn query_rows<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(rows);
         }
     }
+}
+
+/// Two text queries in one write (the server reads the second when it has answered the
+/// first, so the pair costs one round trip): `question`'s whole answer (at most
+/// [`crate::exchange::MAX_ROWS`] rows), then `sql`'s up to its first row. A server error to
+/// the question is the question's, and the check query is read either way; any error while
+/// reading the question's answer otherwise is the outer one (the check query's answer is
+/// then not read).
+pub async fn rows_then_query<S: AsyncRead + AsyncWrite + Unpin>(
+    packets: &mut Packets<S>,
+    question: &str,
+    sql: &str,
+) -> Result<(Result<Vec<Vec<Option<String>>>, WireError>, Result<u64, WireError>), WireError> {
+    let mut both = Vec::new();
+    frame(&mut both, 0, &query_packet(question))?;
+    frame(&mut both, 0, &query_packet(sql))?;
+    packets.stream.write_all(&both).await?;
+    packets.stream.flush().await?;
+    // Each answer's packets are numbered from 1, after its command's 0.
+    packets.seq = 1;
+    let mut exchange = crate::exchange::RowsExchange::default();
+    let answer = loop {
+        let packet = packets.read(exchange.packet_cap()).await?;
+        match exchange.on_packet(&packet) {
+            Ok(Some(rows)) => break Ok(rows),
+            Ok(None) => {}
+            Err(err @ WireError::Server { .. }) => break Err(err),
+            Err(err) => return Err(err),
+        }
+    };
+    packets.seq = 1;
+    let mut check = QueryExchange::default();
+    let rows = async {
+        loop {
+            let packet = packets.read(check.packet_cap()).await?;
+            if let Some(rows) = check.on_packet(&packet)? {
+                return Ok(rows);
+            }
+        }
+    };
+    Ok((answer, rows.await))
 }
 
 /// COM_QUIT; the server closes without answering.

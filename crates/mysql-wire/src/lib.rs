@@ -11,7 +11,9 @@ pub mod client;
 pub mod codec;
 pub mod exchange;
 
-pub use client::{BoxError, GssProvider, InitiatorFuture, Packets, login, query, query_rows, quit, read_greeting};
+pub use client::{
+    BoxError, GssProvider, InitiatorFuture, Packets, login, query, query_rows, quit, read_greeting, rows_then_query,
+};
 pub use codec::*;
 pub use exchange::{
     GSSAPI_PLUGIN, GssInitiator, LoginExchange, LoginStep, QueryExchange, RowsExchange, parse_text_row, query_packet,

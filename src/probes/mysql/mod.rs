@@ -218,12 +218,18 @@ impl MysqlProbe {
             .await?;
         let result = ctx
             .stage(Stage::Check, async {
-                if ctx.hygiene.enabled {
-                    self.ask_grants(&mut packets, ctx, tls_record.as_ref()).await?;
-                }
-                let rows = wire::query(&mut packets, &self.db.query)
-                    .await
-                    .map_err(|err| self.classify(err, tls_record.as_ref(), "during the check query"))?;
+                let during = |err| self.classify(err, tls_record.as_ref(), "during the check query");
+                let rows = if ctx.hygiene.enabled {
+                    // The question and the check query in one write: no round trip of its own.
+                    let (grants, rows) =
+                        wire::rows_then_query(&mut packets, privileges::QUERY, &self.db.query).await.map_err(
+                            |err| self.classify(err, tls_record.as_ref(), "while asking for the account's grants"),
+                        )?;
+                    self.note_grants(ctx, grants);
+                    rows.map_err(during)?
+                } else {
+                    wire::query(&mut packets, &self.db.query).await.map_err(during)?
+                };
                 ctx.diagnostic(format!("mysql: the check query returned {rows} row(s)"));
                 Ok(())
             })
@@ -233,15 +239,10 @@ impl MysqlProbe {
         result
     }
 
-    /// What the account may do beyond the probe's need (one read-only question): findings.
-    /// A server that refuses the question is noted, not a failure.
-    async fn ask_grants<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        packets: &mut wire::Packets<S>,
-        ctx: &ProbeContext,
-        tls: Option<&Recorder>,
-    ) -> Result<(), Failure> {
-        match wire::query_rows(packets, privileges::QUERY).await {
+    /// What the account may do beyond the probe's need, from the answer to the grants
+    /// question: findings. A server that refused the question is noted, not a failure.
+    fn note_grants(&self, ctx: &ProbeContext, grants: Result<Vec<Vec<Option<String>>>, WireError>) {
+        match grants {
             Ok(rows) => {
                 let found = privileges::findings(
                     &rows,
@@ -250,13 +251,11 @@ impl MysqlProbe {
                     ctx.hygiene.expect_read_only,
                 );
                 crate::probes::db::note_findings(ctx, found);
-                Ok(())
             }
             Err(WireError::Server { message, .. }) => {
                 ctx.detail(format!("hygiene: the server did not list the grants: {}", ctx.server_text(&message, 200)));
-                Ok(())
             }
-            Err(err) => Err(self.classify(err, tls, "while asking for the account's grants")),
+            Err(other) => ctx.detail(format!("hygiene: the grants were not read: {other}")),
         }
     }
 
