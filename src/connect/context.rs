@@ -4,7 +4,7 @@
 //! module is the one place that knows them all.
 
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connect::proxy::ProxyPolicy;
@@ -36,7 +36,7 @@ pub struct ProbeContext {
     /// The SSH tunnel every connection of this probe goes through (`via`).
     pub via: Option<Arc<TunnelConfig>>,
     /// The tunnel connection this attempt uses, once it has one.
-    link: Arc<Mutex<Option<Arc<Link>>>>,
+    link: Arc<tokio::sync::Mutex<Option<Arc<Link>>>>,
     /// Which proxy each connection goes through (keys, flags, environment).
     pub proxy: Arc<ProxyPolicy>,
 }
@@ -100,15 +100,14 @@ impl ProbeContext {
         let Some(tunnel) = self.via.clone() else {
             return Ok(None);
         };
-        if let Some(link) = self.current_link() {
-            return Ok(Some(link));
+        // Held while the tunnel opens: connections a probe makes at once (S3's hygiene
+        // questions beside its listing) share one tunnel, opened and recorded once.
+        let mut current = self.link.lock().await;
+        if let Some(link) = current.as_ref() {
+            return Ok(Some(link.clone()));
         }
         let link = self.shared.tunnels.acquire(&self.log, &self.shared.ssh_logins, &self.proxy, &tunnel).await?;
-        *self.link.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(link.clone());
+        *current = Some(link.clone());
         Ok(Some(link))
-    }
-
-    fn current_link(&self) -> Option<Arc<Link>> {
-        self.link.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 }

@@ -61,9 +61,10 @@ where
     Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     ctx.set_dialed(host, port);
-    if let Some(link) = ctx.tunnel().await? {
+    // The tunnel and proxy routes are boxed: a direct connection does not carry their room.
+    if let Some(link) = Box::pin(ctx.tunnel()).await? {
         let work = async { then(Box::new(ReadBudget::new(link.open(host, port).await?))).await };
-        let value = maybe_stage(ctx, record, Stage::Connect, work).await?;
+        let value = maybe_stage(ctx, record, Stage::Connect, Box::pin(work)).await?;
         return Ok((value, Route::Tunnel(link)));
     }
     let choice = ctx.proxy.choose(traffic, host, port).map_err(|why| {
@@ -80,11 +81,11 @@ where
     if let Some((proxy, source)) = choice.proxy {
         let via = Via { proxy: &proxy, source: &source };
         if proxy.scheme == ProxyScheme::Http && traffic == Traffic::Http {
-            let stream = through::open_forward(ctx, &via, record).await?;
+            let stream = Box::pin(through::open_forward(ctx, &via, record)).await?;
             let value = maybe_stage(ctx, record, Stage::Connect, then(stream)).await?;
             return Ok((value, Route::Forward(proxy, source)));
         }
-        let stream = through::open(ctx, &via, host, port, record).await?;
+        let stream = Box::pin(through::open(ctx, &via, host, port, record)).await?;
         let value = maybe_stage(ctx, record, Stage::Connect, then(stream)).await?;
         return Ok((value, Route::Proxy(proxy, source)));
     }

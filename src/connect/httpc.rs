@@ -74,7 +74,8 @@ pub async fn connect(
 ) -> Result<Connection, Failure> {
     let (host, port, https) = endpoint(url)?;
     let traffic = if https { Traffic::Https } else { Traffic::Http };
-    let connection = dial::connect(ctx, &host, port, traffic, record).await?;
+    // Boxed, as the TLS step below: a connection being made holds the step it is in.
+    let connection = Box::pin(dial::connect(ctx, &host, port, traffic, record)).await?;
     let forward = match connection.route {
         dial::Route::Forward(proxy, source) => Some((proxy, source)),
         _ => None,
@@ -113,7 +114,7 @@ pub async fn connect(
         let state = TlsState { recorder: hs.recorder, seen, opts: tls_opts.clone() };
         Ok::<_, Failure>((sender, driver, state))
     };
-    let (sender, driver, state) = net::maybe_stage(ctx, record, Stage::Tls, work).await?;
+    let (sender, driver, state) = net::maybe_stage(ctx, record, Stage::Tls, Box::pin(work)).await?;
     Ok(Connection { sender, driver: Some(driver), authority, tls: Some(state), forward: None })
 }
 

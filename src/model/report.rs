@@ -70,11 +70,13 @@ pub struct ProbeReport {
     pub stages: Vec<StageReport>,
     pub error: Option<ErrorReport>,
     pub warnings: Vec<String>,
-    pub tls: Option<TlsReport>,
-    pub host_key: Option<HostKeyReport>,
+    // Boxed, as the other parts most probes lack: a report of a run of 100,000 probes is
+    // small when they are absent.
+    pub tls: Option<Box<TlsReport>>,
+    pub host_key: Option<Box<HostKeyReport>>,
     /// The first of `credentials` (kept for reports of schema version 1, where a signed
     /// link was the only credential with a known end).
-    pub credential: Option<CredentialReport>,
+    pub credential: Option<Box<CredentialReport>>,
     /// Every credential whose end authprobe read from the credential itself: signed links,
     /// JWTs (bearer, OAuth2 and cloud access tokens), client certificates.
     pub credentials: Vec<CredentialReport>,
@@ -89,7 +91,7 @@ pub struct ProbeReport {
     pub approve: Option<String>,
     /// The wire-level facts `serve` renders as the blackbox exporter's metrics.
     #[serde(skip)]
-    pub facts: crate::model::facts::WireFacts,
+    pub facts: Option<Box<crate::model::facts::WireFacts>>,
     /// Details for `-v`, one line each (stage timings are rendered from `stages`).
     #[serde(skip)]
     pub details: Vec<String>,
@@ -266,7 +268,9 @@ impl ProbeReport {
                 cap_in_place(line, bounds::LINE);
             }
         }
-        self.facts.bound();
+        if let Some(facts) = self.facts.as_mut() {
+            facts.bound();
+        }
         if let Some(tls) = &mut self.tls {
             cap_in_place(&mut tls.subject, bounds::LINE);
             cap_in_place(&mut tls.issuer, bounds::LINE);

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod progress;
 pub mod select;
 pub mod suite;
+mod wait;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,6 +24,7 @@ use crate::model::report::{ErrorReport, ProbeReport, RunReport, Status};
 use crate::runner::progress::Tracker;
 use crate::runner::suite::ProbeConfig;
 pub use select::{select, suggest_patterns};
+use wait::{Limit, WaitBudget, backoff};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -42,6 +44,22 @@ pub struct RunOptions {
     /// The config file the probes come from (none for `check`): hints name the exact
     /// `authprobe approve` command with it.
     pub config_path: Option<std::path::PathBuf>,
+    /// What each probe's report keeps beyond what every format shows.
+    pub keep: Keep,
+}
+
+/// What a probe's report keeps beyond what every format shows: the `-v` and `-vv` lines
+/// (the table shows them when asked) and the wire facts (`serve`'s blackbox metrics). A
+/// run that shows none of them keeps none: 100,000 reports are then small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keep {
+    pub details: bool,
+    pub diagnostics: bool,
+    pub facts: bool,
+}
+
+impl Keep {
+    pub const ALL: Keep = Keep { details: true, diagnostics: true, facts: true };
 }
 
 /// Where a hint says to approve with `authprobe approve`, the exact command for this probe:
@@ -90,18 +108,50 @@ pub async fn run_with(
     let semaphore = Arc::new(Semaphore::new(concurrency));
     // Fail-fast stops the rest of the run without being an interruption of the process.
     let stop = cancel.child_token();
+    // The deploy gate's budget starts with the run, for every probe alike.
+    let budget = opts.wait.map(WaitBudget::starting_now);
     let mut tasks = JoinSet::new();
     let count = probes.len();
     if let Some(tracker) = &opts.tracker {
         tracker.set_total(count);
     }
-    for (index, probe) in probes.into_iter().enumerate() {
-        let shared = shared.clone();
-        let semaphore = semaphore.clone();
-        let stop = stop.clone();
-        let opts = opts.clone();
+    let mut reports: Vec<Option<ProbeReport>> = (0..count).map(|_| None).collect();
+    let mut keep = |joined: Option<Result<(usize, ProbeReport), tokio::task::JoinError>>| {
+        // The per-probe task only awaits code that catches panics itself; a JoinError here
+        // would be a bug in this function, and the slot then stays empty (reported below).
+        if let Some(Ok((index, report))) = joined {
+            reports[index] = Some(report);
+        }
+    };
+    // A probe's task is made when a slot is free for its first attempt, not all at once: a
+    // run of 100,000 probes holds the state of those running, not of every one queued.
+    // Once the run stops or the budget is spent, the rest are made at once: they end
+    // without a slot, each saying why.
+    let mut queued = probes.into_iter().enumerate().peekable();
+    let mut draining = false;
+    while queued.peek().is_some() {
+        let first_slot = if draining {
+            None
+        } else {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => None,
+                _ = sleep_until_opt(budget.as_ref().map(|b| b.deadline)) => None,
+                permit = semaphore.clone().acquire_owned() => permit.ok(),
+                // Reports are taken as they come, not only at the end.
+                joined = tasks.join_next(), if !tasks.is_empty() => {
+                    keep(joined);
+                    continue;
+                }
+            }
+        };
+        draining |= first_slot.is_none();
+        let Some((index, probe)) = queued.next() else { break };
+        let (shared, semaphore, stop, opts) = (shared.clone(), semaphore.clone(), stop.clone(), opts.clone());
+        let budget = budget.clone();
         tasks.spawn(async move {
-            let report = run_probe(index, &probe, &opts, shared, semaphore, &stop).await;
+            let slots = Slots { semaphore, first: first_slot, budget };
+            let report = run_probe(index, &probe, &opts, shared, slots, &stop).await;
             if let Some(tracker) = &opts.tracker {
                 tracker.finished(index, report.status == Status::Fail);
             }
@@ -111,13 +161,8 @@ pub async fn run_with(
             (index, report)
         });
     }
-    let mut reports: Vec<Option<ProbeReport>> = (0..count).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
-        // The per-probe task only awaits code that catches panics itself; a JoinError here
-        // would be a bug in this function, and the slot then stays empty (reported below).
-        if let Ok((index, report)) = joined {
-            reports[index] = Some(report);
-        }
+        keep(Some(joined));
     }
     let probes: Vec<ProbeReport> = reports.into_iter().map(|r| r.unwrap_or_else(lost_report)).collect();
     RunReport {
@@ -167,18 +212,26 @@ enum Outcome {
     Cancelled,
 }
 
+/// The concurrency slots a probe's attempts take: the first one, when the run had it free
+/// for the probe's first attempt, and the run's `--wait` budget.
+struct Slots {
+    semaphore: Arc<Semaphore>,
+    first: Option<tokio::sync::OwnedSemaphorePermit>,
+    budget: Option<WaitBudget>,
+}
+
 async fn run_probe(
     index: usize,
     probe: &ProbeConfig,
     opts: &RunOptions,
     shared: Arc<Shared>,
-    semaphore: Arc<Semaphore>,
+    slots: Slots,
     stop: &CancellationToken,
 ) -> ProbeReport {
     let timeout = opts.timeout.unwrap_or(probe.timeout);
     // The deploy gate's budget is a promise: every attempt, and the wait for a slot, ends by
     // the deadline (see `WaitBudget`).
-    let budget = opts.wait.map(WaitBudget::starting_now);
+    let Slots { semaphore, first: mut first_slot, budget } = slots;
     // The probe's own time starts when it first runs, not while it queues for a slot.
     let mut started: Option<Instant> = None;
     let mut attempts = 0u32;
@@ -207,7 +260,12 @@ async fn run_probe(
                 .with_hint("raise --wait or --concurrency, or split the run")
                 .at(stage)))
             }
-            permit = semaphore.clone().acquire_owned() => {
+            permit = async {
+                match first_slot.take() {
+                    Some(permit) => Ok(permit),
+                    None => semaphore.clone().acquire_owned().await,
+                }
+            } => {
                 // The semaphore is never closed, so acquisition only fails if that changes.
                 let _permit = permit.ok();
                 started.get_or_insert_with(Instant::now);
@@ -259,7 +317,8 @@ async fn run_probe(
             (outcome, _) => (ctx, outcome),
         };
         let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
-        let mut report = build_report(probe, &ctx, outcome, Attempts { elapsed, count: attempts }, opts.advice);
+        let mut report =
+            build_report(probe, &ctx, outcome, Attempts { elapsed, count: attempts }, opts.advice, opts.keep);
         report.not_retried = not_retried;
         name_the_approve_command(&mut report, opts.config_path.as_deref());
         return report;
@@ -271,62 +330,6 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// `--wait`'s budget: when it started, and how long it lasts.
-struct WaitBudget {
-    deadline: Instant,
-    total: Duration,
-}
-
-/// The shortest last attempt worth making: enough for a TCP connect and a TLS handshake on
-/// a nearby server. With less left, the run ends rather than start an attempt it must cut.
-const LAST_ATTEMPT_MIN: Duration = Duration::from_millis(200);
-
-impl WaitBudget {
-    fn starting_now(total: Duration) -> WaitBudget {
-        WaitBudget { deadline: Instant::now() + total, total }
-    }
-
-    fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// How long to pause before the next attempt, or `None` when no attempt fits any more.
-    /// The time left is used: when the backoff would cross the deadline, the pause is cut
-    /// so that one last attempt still gets a fair share of what remains (up to the probe's
-    /// timeout, at most a second), instead of giving up early.
-    fn pause_before_retry(&self, backoff: Duration, timeout: Duration) -> Option<Duration> {
-        let left = self.left();
-        let last_attempt = timeout.min(Duration::from_secs(1)).min(left / 2).max(LAST_ATTEMPT_MIN);
-        if left < last_attempt {
-            return None;
-        }
-        Some(backoff.min(left - last_attempt))
-    }
-}
-
-/// What bounds one attempt: the probe's timeout, or what is left of `--wait`'s budget.
-#[derive(Clone, Copy)]
-enum Limit {
-    Probe(Duration),
-    Wait(Duration, Duration),
-}
-
-impl Limit {
-    fn duration(self) -> Duration {
-        match self {
-            Limit::Probe(d) | Limit::Wait(d, _) => d,
-        }
-    }
-}
-
-/// Exponential backoff from 250 ms, capped at 5 s, with ±20% jitter so that many waiting
-/// probes do not retry in lockstep.
-fn backoff(attempt: u32) -> Duration {
-    let base = 250u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(5)).min(5_000);
-    let jitter = 0.8 + fastrand::f64() * 0.4;
-    Duration::from_millis((base as f64 * jitter) as u64)
 }
 
 async fn attempt(probe: &ProbeConfig, ctx: &ProbeContext, limit: Limit, stop: &CancellationToken) -> Outcome {
@@ -432,6 +435,7 @@ fn build_report(
     outcome: Outcome,
     Attempts { elapsed, count: attempts }: Attempts,
     dialect: Dialect,
+    keep: Keep,
 ) -> ProbeReport {
     let planned = probe.stages();
     let recorded = ctx.finish(&planned);
@@ -456,16 +460,16 @@ fn build_report(
         stages: recorded.stages,
         error,
         warnings: recorded.warnings.iter().map(|w| w.render(dialect)).collect(),
-        tls: recorded.tls,
-        host_key: recorded.host_key,
-        credential: recorded.credentials.iter().find(|c| c.not_after.is_some()).cloned(),
+        tls: recorded.tls.map(Box::new),
+        host_key: recorded.host_key.map(Box::new),
+        credential: recorded.credentials.iter().find(|c| c.not_after.is_some()).cloned().map(Box::new),
         credentials: recorded.credentials,
         findings: recorded.findings,
         not_retried: None,
         approve: None,
-        facts: recorded.facts,
-        details: recorded.details,
-        diagnostics: recorded.diagnostics,
+        facts: keep.facts.then(|| Box::new(recorded.facts)),
+        details: if keep.details { recorded.details } else { Vec::new() },
+        diagnostics: if keep.diagnostics { recorded.diagnostics } else { Vec::new() },
     };
     // Scrubbed of this probe's run-time secrets, then capped: server texts are hostile.
     report.scrub_free_text(&recorded.scrubber);
@@ -530,6 +534,7 @@ mod tests {
             advice: Dialect::Config,
             approvals: Arc::default(),
             config_path: None,
+            keep: Keep::ALL,
         };
         let probes = vec![fake("before", None), fake("boom", Some("probe exploded")), fake("after", None)];
         let report = run(probes, &opts, CancellationToken::new()).await;
@@ -539,20 +544,6 @@ mod tests {
         assert_eq!(err.class, ErrorClass::Internal);
         assert_eq!(err.stage, Stage::Check);
         assert!(err.message.contains("probe exploded"), "{}", err.message);
-    }
-
-    #[test]
-    fn the_last_pause_is_cut_to_leave_a_last_attempt_within_the_budget() {
-        let budget = WaitBudget::starting_now(Duration::from_millis(2_800));
-        let pause = budget.pause_before_retry(Duration::from_secs(4), Duration::from_secs(10)).unwrap();
-        assert!(pause <= Duration::from_millis(1_800) && pause >= Duration::from_millis(1_700), "{pause:?}");
-        let short = WaitBudget::starting_now(Duration::from_millis(100));
-        assert_eq!(short.pause_before_retry(Duration::from_millis(250), Duration::from_secs(10)), None);
-        let roomy = WaitBudget::starting_now(Duration::from_secs(60));
-        assert_eq!(
-            roomy.pause_before_retry(Duration::from_millis(250), Duration::from_secs(10)),
-            Some(Duration::from_millis(250))
-        );
     }
 
     #[test]
@@ -573,12 +564,5 @@ mod tests {
         assert_eq!(glob, ["--only 'warehouse*' (matches warehouse-pg, warehouse-s3)"]);
         let close = suggest_patterns(&probes, &["orders-apj".into()]);
         assert_eq!(close, ["instead of `orders-apj`: orders-api"]);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= Duration::from_millis(300));
-        assert!(backoff(3) >= Duration::from_millis(800));
-        assert!(backoff(30) <= Duration::from_millis(6_000));
     }
 }

@@ -245,6 +245,7 @@ pub fn approve_command(args: ApproveArgs) -> u8 {
         advice: if by_url { Dialect::Flags } else { Dialect::Config },
         approvals: approvals.clone(),
         config_path: (!by_url).then(|| cfg.path.clone()),
+        keep: crate::runner::Keep::ALL,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

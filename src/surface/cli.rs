@@ -286,6 +286,7 @@ fn run_command(args: RunArgs) -> u8 {
         advice: Dialect::Config,
         approvals: approvals_for(&cfg, args.trust_new),
         config_path: Some(cfg.path.clone()),
+        keep: args.report.keep(),
     };
     execute(selected, &opts, &args.report, &cfg.stores, &cfg.approvals.path)
 }
@@ -305,6 +306,7 @@ fn check_command(args: CheckArgs) -> u8 {
         advice: Dialect::Flags,
         approvals: approvals_for(&cfg, args.trust_new),
         config_path: None,
+        keep: args.report.keep(),
     };
     execute(cfg.probes, &opts, &args.report, &cfg.stores, &cfg.approvals.path)
 }

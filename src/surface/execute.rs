@@ -41,6 +41,19 @@ pub struct ReportArgs {
     pub no_color: bool,
 }
 
+impl ReportArgs {
+    /// What the chosen format and verbosity show of each probe's `-v` lines: only the
+    /// table, when asked. A run's reports keep nothing else.
+    pub fn keep(&self) -> crate::runner::Keep {
+        let table = self.format == Format::Table;
+        crate::runner::Keep {
+            details: table && self.verbose >= 1,
+            diagnostics: table && self.verbose >= 2,
+            facts: false,
+        }
+    }
+}
+
 /// Prints a line to stderr, scrubbed. A closed stderr is not worth dying over.
 pub fn eprint_line(line: &str) {
     use std::io::Write;
@@ -85,8 +98,16 @@ pub(crate) fn execute(
     report.scrub_secrets();
     let width = if args.output.is_none() { output::stdout_terminal_width() } else { None };
     let style = Style { verbose: args.verbose, color: color_allowed(args), width };
-    let text = output::render(&report, args.format, style);
     let exit = exit_code(&report, interrupted);
+    if args.format == Format::Json && args.output.is_none() {
+        // Written as it is serialized: a report of 100,000 probes is not held twice.
+        if let Err(err) = output::json::write_stdout(&report) {
+            eprint_line(&format!("error: cannot write the report: {err}"));
+        }
+        runtime.shutdown_background();
+        return exit;
+    }
+    let text = output::render(&report, args.format, style);
     match &args.output {
         Some(path) => {
             if let Err(err) = output::write_atomic(path, &text) {

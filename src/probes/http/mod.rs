@@ -70,7 +70,9 @@ impl HttpProbe {
         if let Some(what) = self.credential_sent() {
             ctx.release_over_plain_http(&self.url, &what).map_err(|f| ctx.fail_before(Stage::Auth, f))?;
         }
-        let mut conn = httpc::connect(ctx, &self.url, &self.tls, Record::Stages).await?;
+        // The larger steps are boxed: a probe in flight then holds the one that is running,
+        // not room for every step it could take (a run of 10,000 probes at 256 at once).
+        let mut conn = Box::pin(httpc::connect(ctx, &self.url, &self.tls, Record::Stages)).await?;
         let mut headers = self.headers.clone();
         if let Some(link) = &self.signed_link {
             signed::check_times(ctx, link, std::time::SystemTime::now())
@@ -101,12 +103,12 @@ impl HttpProbe {
                 url.query_pairs_mut().append_pair(param, key.expose());
             }
             Auth::OAuth2(request) => {
-                let token = ctx.stage(Stage::Token, oauth2::fetch_token(ctx, request, &self.tls)).await?;
+                let token = ctx.stage(Stage::Token, Box::pin(oauth2::fetch_token(ctx, request, &self.tls))).await?;
                 crate::model::expiry::check_jwt(ctx, "the OAuth2 access token", token.expose())?;
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
             }
             Auth::Cloud(identity) => {
-                let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
+                let token = ctx.stage(Stage::Token, Box::pin(identity.token(ctx))).await?;
                 crate::model::expiry::check_jwt(ctx, "the cloud access token", token.expose())?;
                 ctx.note_scopes("the cloud access token", crate::model::hygiene::granted_scopes(None, token.expose()));
                 headers.push((header::AUTHORIZATION, bearer(&token)?));
@@ -116,13 +118,16 @@ impl HttpProbe {
                 ctx.detail(format!("credentials: Kerberos, {}", kerberos.describe()));
                 let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
                 let (initiator, token) = ctx
-                    .stage(Stage::Token, async {
-                        let mut initiator =
-                            kerberos::acquire::initiator(ctx, kerberos, "HTTP", &host, kerberos::Mechanism::Spnego)
-                                .await?;
-                        let token = initiator.step(None)?;
-                        Ok((initiator, token))
-                    })
+                    .stage(
+                        Stage::Token,
+                        Box::pin(async {
+                            let mut initiator =
+                                kerberos::acquire::initiator(ctx, kerberos, "HTTP", &host, kerberos::Mechanism::Spnego)
+                                    .await?;
+                            let token = initiator.step(None)?;
+                            Ok((initiator, token))
+                        }),
+                    )
                     .await?;
                 use base64::Engine;
                 let encoded = base64::engine::general_purpose::STANDARD.encode(&token);
@@ -133,7 +138,7 @@ impl HttpProbe {
         let body = self.body.as_ref().map(|b| Bytes::copy_from_slice(b.expose().as_bytes())).unwrap_or_default();
         if let Auth::AwsSigV4 { credentials, region, service } = &self.auth {
             ctx.detail(format!("credentials: {}", credentials.describe()));
-            let credentials = ctx.stage(Stage::Token, aws_credentials(ctx, credentials, region)).await?;
+            let credentials = ctx.stage(Stage::Token, Box::pin(aws_credentials(ctx, credentials, region))).await?;
             let signer = crate::identity::aws::sign::Signer {
                 credentials: &credentials,
                 region,

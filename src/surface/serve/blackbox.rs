@@ -16,7 +16,7 @@ fn stage_secs(probe: &ProbeReport, stage: Stage) -> f64 {
 /// Every blackbox metric that means something for this probe, after `probe_success` and
 /// `probe_duration_seconds` (written by the caller).
 pub fn render(out: &mut String, probe: &ProbeReport) {
-    let facts = &probe.facts;
+    let facts = facts_of(probe);
     gauge(out, "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds");
     let _ = writeln!(out, "probe_dns_lookup_time_seconds {}", stage_secs(probe, Stage::Dns));
     gauge(out, "probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6");
@@ -41,7 +41,7 @@ pub fn render(out: &mut String, probe: &ProbeReport) {
 }
 
 fn http(out: &mut String, probe: &ProbeReport) {
-    let facts = probe.facts.http.clone().unwrap_or_default();
+    let facts = facts_of(probe).http.clone().unwrap_or_default();
     gauge(out, "probe_http_duration_seconds", "Duration of http request by phase, summed over all redirects");
     let phases = [
         ("connect", stage_secs(probe, Stage::Connect)),
@@ -84,8 +84,14 @@ fn http(out: &mut String, probe: &ProbeReport) {
     }
 }
 
+/// The probe's wire facts (`serve` keeps them; none is the same as nothing learned).
+fn facts_of(probe: &ProbeReport) -> &crate::model::facts::WireFacts {
+    static NONE: std::sync::LazyLock<crate::model::facts::WireFacts> = std::sync::LazyLock::new(Default::default);
+    probe.facts.as_deref().unwrap_or(&NONE)
+}
+
 fn tls(out: &mut String, probe: &ProbeReport) {
-    let chain = &probe.facts.chain;
+    let chain = &facts_of(probe).chain;
     let Some(leaf) = chain.first() else {
         return;
     };

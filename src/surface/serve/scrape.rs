@@ -51,6 +51,8 @@ impl Loaded {
             advice: Dialect::Config,
             approvals,
             config_path: Some(self.config.path.clone()),
+            // The status page shows every line, the blackbox metrics the facts.
+            keep: crate::runner::Keep::ALL,
         }
     }
 
