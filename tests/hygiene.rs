@@ -487,7 +487,6 @@ async fn gcs_public_buckets_are_named() {
 #[tokio::test]
 async fn hygiene_alert_rules_fire_in_prometheus() {
     use std::collections::BTreeSet;
-    let prometheus = require_tool("prometheus");
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cron/alerts.yml");
     let ws = Workspace::new();
     let mut cfg = String::from(
@@ -502,24 +501,8 @@ async fn hygiene_alert_rules_fire_in_prometheus() {
     cfg += &pg("fine", "${AP_PG_LIMITED_USER}", "${AP_PG_LIMITED_PASSWORD}", "query = \"SELECT item FROM orders\"");
     let config = ws.config(&cfg);
     let serve = crate::serve::Serve::start(&config, &[], &harness_env()).await;
-    let prom_config = ws.write(
-        "prometheus.yml",
-        &format!(
-            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\nrule_files: [{}]\nscrape_configs:\n  - job_name: authprobe\n    metrics_path: /probe\n    static_configs:\n      - targets: [old, certificate, powerful, fine]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - target_label: __address__\n        replacement: {}\n",
-            rules.display(),
-            serve.addr
-        ),
-    );
-    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let _prom = tokio::process::Command::new(prometheus)
-        .arg(format!("--config.file={}", prom_config.display()))
-        .arg(format!("--storage.tsdb.path={}", ws.path("tsdb").display()))
-        .arg(format!("--web.listen-address={web}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start prometheus");
+    let (_prom, web) =
+        crate::serve::prometheus_scraping(&ws, &serve, &["old", "certificate", "powerful", "fine"], &rules);
     let expected: BTreeSet<(String, String, String)> = [
         ("CredentialTooOld", "old", "firing"),
         ("CredentialExpiringSoon", "certificate", "firing"),

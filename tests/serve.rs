@@ -952,3 +952,35 @@ async fn serve_keeps_tunnels_between_scrapes_and_reopens_dead_ones() {
     assert!(body.contains("(connection kept, opened "), "{body}");
     assert_eq!(logins() - before, 3, "{log}");
 }
+
+/// A real Prometheus scraping `serve`'s `/probe?target=` for each of `targets` every 2 s
+/// (each series labelled `instance` with its target) and evaluating `rules` every second.
+/// Returns the process (killed on drop) and its web address.
+pub fn prometheus_scraping(
+    ws: &Workspace,
+    serve: &Serve,
+    targets: &[&str],
+    rules: &std::path::Path,
+) -> (tokio::process::Child, String) {
+    let prometheus = require_tool("prometheus");
+    let prom_config = ws.write(
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\nrule_files: [{}]\nscrape_configs:\n  - job_name: authprobe\n    metrics_path: /probe\n    static_configs:\n      - targets: [{}]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - source_labels: [__param_target]\n        target_label: instance\n      - target_label: __address__\n        replacement: {}\n",
+            rules.display(),
+            targets.join(", "),
+            serve.addr
+        ),
+    );
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let child = tokio::process::Command::new(prometheus)
+        .arg(format!("--config.file={}", prom_config.display()))
+        .arg(format!("--storage.tsdb.path={}", ws.path("tsdb").display()))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start prometheus");
+    (child, web)
+}

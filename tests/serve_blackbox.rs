@@ -255,7 +255,6 @@ async fn serve_answers_with_the_blackbox_exporters_metrics_and_agrees_with_it() 
 #[tokio::test]
 async fn blackbox_style_alert_rules_fire_for_the_right_targets() {
     use crate::util::servers::{self, ClientCerts};
-    let prometheus = require_tool("prometheus");
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/prometheus/blackbox-alerts.yml");
     let check =
         std::process::Command::new(require_tool("promtool")).args(["check", "rules"]).arg(&rules).output().unwrap();
@@ -271,24 +270,8 @@ async fn blackbox_style_alert_rules_fire_for_the_right_targets() {
     cfg += &http_probe("slow", &good.url("https", "/slow?ms=600"), &tls);
     let config = ws.config(&cfg);
     let serve = Serve::start(&config, &[], &[]).await;
-    let prom_config = ws.write(
-        "prometheus.yml",
-        &format!(
-            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 1s\nrule_files: [{}]\nscrape_configs:\n  - job_name: authprobe\n    metrics_path: /probe\n    static_configs:\n      - targets: [healthy, expiring, not-found, slow]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - source_labels: [__param_target]\n        target_label: instance\n      - target_label: __address__\n        replacement: {}\n",
-            rules.display(),
-            serve.addr
-        ),
-    );
-    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let _prom = tokio::process::Command::new(prometheus)
-        .arg(format!("--config.file={}", prom_config.display()))
-        .arg(format!("--storage.tsdb.path={}", ws.path("tsdb").display()))
-        .arg(format!("--web.listen-address={web}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start prometheus");
+    let (_prom, web) =
+        crate::serve::prometheus_scraping(&ws, &serve, &["healthy", "expiring", "not-found", "slow"], &rules);
     let expected: BTreeSet<(String, String, String)> = [
         ("BlackboxSslCertificateWillExpireSoon", "expiring", "firing"),
         ("BlackboxProbeHttpFailure", "not-found", "firing"),
