@@ -728,7 +728,7 @@ start_moto() {
   port_free moto "$AP_MOTO_PORT"
   py_need 'moto.server, boto3' "moto[server]==5.2.5" boto3
   # Credentials are checked only after this many unauthenticated set-up calls.
-  INITIAL_NO_AUTH_ACTION_COUNT=15 nohup "$PY" -m moto.server -H 127.0.0.1 -p "$AP_MOTO_PORT" >"$STATE/logs/moto.log" 2>&1 &
+  INITIAL_NO_AUTH_ACTION_COUNT=16 nohup "$PY" -m moto.server -H 127.0.0.1 -p "$AP_MOTO_PORT" >"$STATE/logs/moto.log" 2>&1 &
   echo $! > "$PIDS/moto.pid"
   wait_tcp moto "$AP_MOTO_PORT" 60
   "$PY" "$HARNESS/moto_setup.py" "http://127.0.0.1:$AP_MOTO_PORT" "$AP_MOTO_ALLOWED_BUCKET" "$AP_MOTO_DENIED_BUCKET" "$AP_MOTO_PUBLIC_BUCKET" > "$STATE/moto.env" \

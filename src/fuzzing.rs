@@ -220,6 +220,7 @@ pub fn storage_errors(data: &[u8]) {
     }
     crate::probes::gcs::read_refusal(data);
     let _ = crate::identity::aws::account::key_created(&text, "AKIAEXAMPLE");
+    let _ = crate::identity::cloud::key_certificate_validity(data, "key-1");
     let _ = crate::probes::http::classify_signed_link_answer(data);
     if let Ok(url) = url::Url::parse(&text) {
         let _ = crate::model::signed_link::SignedLink::recognise(&url);

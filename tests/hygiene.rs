@@ -224,6 +224,7 @@ async fn aws_public_buckets_identities_and_key_ages_are_asked_of_moto() {
     let mut cfg = String::new();
     cfg += &moto_s3("public", "${AP_MOTO_PUBLIC_BUCKET}", key, "");
     cfg += &moto_s3("public-unasked", "${AP_MOTO_PUBLIC_BUCKET}", key, "hygiene = false");
+    cfg += &moto_s3("public-by-acl", "${AP_MOTO_PUBLIC_BUCKET}-acl", key, "");
     cfg += &moto_s3("private", "${AP_MOTO_ALLOWED_BUCKET}", key, "");
     // The key was made when moto started, more than a second ago.
     cfg += &moto_s3("old-key-in-prod", "${AP_MOTO_ALLOWED_BUCKET}", key, "max_age = \"1s\"\ntags = [\"prod\"]");
@@ -238,6 +239,12 @@ async fn aws_public_buckets_identities_and_key_ages_are_asked_of_moto() {
         "{public:#}"
     );
     assert_eq!(findings(&report, "public"), [("s3_bucket_public".to_string(), "warning".to_string())]);
+    let by_acl = assert_warned(&report, "public-by-acl", "public through its ACL (READ granted");
+    assert!(
+        by_acl["warnings"][0].as_str().unwrap().contains("put-bucket-acl --bucket team-public-acl --acl private"),
+        "{by_acl:#}"
+    );
+    assert_eq!(findings(&report, "public-by-acl"), [("s3_bucket_acl_public".to_string(), "warning".to_string())]);
     for quiet in ["public-unasked", "private", "young-key"] {
         assert_passed(&report, quiet);
         assert!(findings(&report, quiet).is_empty(), "{quiet}: {:?}", findings(&report, quiet));
@@ -393,7 +400,10 @@ async fn ssh_user_certificates_are_used_and_their_ends_read() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("certifies another key than"), "{}", out.stderr);
 
-    let cfg = cfg.split("[[probe]]\nname = \"another-keys-certificate\"").next().unwrap().to_string();
+    let mut cfg = cfg.split("[[probe]]\nname = \"another-keys-certificate\"").next().unwrap().to_string();
+    // An ended certificate found beside the key, not named: the bare key is offered, as ssh
+    // does (this key is in no authorized_keys, so sshd refuses it).
+    cfg += &sftp("ended-beside-the-key", "private_key = \"${AP_SSH_DIR}/client_expired_cert_ed25519\"");
     let (out, report) = run_json(&ws.config(&cfg), &[]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     let valid = assert_warned(&report, "beside-the-key", "expires in 2 days");
@@ -404,6 +414,8 @@ async fn ssh_user_certificates_are_used_and_their_ends_read() {
     let ended = assert_failed(&report, "named", "auth", "auth_rejected");
     assert!(ended["error"]["message"].as_str().unwrap().contains("authprobe did not send it"), "{ended:#}");
     assert!(ended["credentials"][0]["seconds_left"].as_i64().unwrap() < 0, "{ended:#}");
+    let bare = assert_failed(&report, "ended-beside-the-key", "auth", "auth_rejected");
+    assert!(bare["warnings"][0].as_str().unwrap().contains("the bare key is offered instead"), "{bare:#}");
     assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
 }
 
@@ -461,9 +473,23 @@ async fn gcs_public_buckets_are_named() {
         "{ type = \"gcp_service_account\", key_file = \"${AP_GCP_KEY_FILE}\" }",
         "{ type = \"gcp_metadata\", endpoint = \"http://127.0.0.1:${AP_CLOUD_PORT}\" }",
     );
+    // The key's certificate on Google's page (the token service's copy) began 100 days ago.
+    cfg += &gcs("key-older-than-90-days", "${AP_GCS_BUCKET}", "max_age = \"90d\"");
+    cfg += &gcs("key-within-a-year", "${AP_GCS_BUCKET}", "max_age = \"365d\"");
     let path = ws.config(&cfg);
     let (out, report) = run_json(&path, &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let old = assert_warned(&report, "key-older-than-90-days", "beyond max_age 90 days");
+    assert!(old["warnings"][0].as_str().unwrap().contains("gcloud iam service-accounts keys create"), "{old:#}");
+    let aged = old["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["what"].as_str().unwrap().starts_with("the service-account key …"));
+    let aged = aged.unwrap_or_else(|| panic!("{old:#}"));
+    assert!(aged["age_seconds"].as_i64().unwrap() >= 100 * 86_400 - 60 && aged["not_after"].is_null(), "{aged:#}");
+    assert_passed(&report, "key-within-a-year");
+    assert!(findings(&report, "key-within-a-year").is_empty());
     let metadata = assert_passed(&report, "metadata-token");
     assert_eq!(
         metadata["credentials"][0]["what"], "the access token from the GCP metadata server (expires_in)",

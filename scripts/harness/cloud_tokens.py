@@ -108,6 +108,7 @@ def pem_private(key):
 
 
 def write_key_file(path, email, key_id, key, token_uri):
+    base = token_uri.rsplit("/", 1)[0]
     info = {
         "type": "service_account",
         "project_id": PROJECT,
@@ -117,10 +118,26 @@ def write_key_file(path, email, key_id, key, token_uri):
         "client_id": "100000000000000000001",
         "auth_uri": "https://accounts.google.com/o/oauth2/auth",
         "token_uri": token_uri,
+        # Google's page of the account's public keys as certificates, as key files name it.
+        "client_x509_cert_url": f"{base}/robot/v1/metadata/x509/{urllib.parse.quote(email)}",
     }
     with open(path, "w") as f:
         json.dump(info, f, indent=2)
     os.chmod(path, 0o600)
+
+
+def write_certificate_page(path, key_id, key, age_days):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    import datetime
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, key_id)])
+    made = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=age_days)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(made)
+                   .not_valid_after(datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc))
+                   .sign(key, hashes.SHA256()))
+    with open(path, "w") as f:
+        json.dump({key_id: certificate.public_bytes(serialization.Encoding.PEM).decode()}, f)
 
 
 def make_keys(directory, port):
@@ -129,7 +146,11 @@ def make_keys(directory, port):
     os.makedirs(directory, exist_ok=True)
     token_uri = f"http://127.0.0.1:{port}/token"
     good = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    write_key_file(os.path.join(directory, "gcp-sa.json"), SA_EMAIL, secrets.token_hex(20), good, token_uri)
+    good_id = secrets.token_hex(20)
+    write_key_file(os.path.join(directory, "gcp-sa.json"), SA_EMAIL, good_id, good, token_uri)
+    # The key's certificate as Google publishes it: valid from when the key was made (here
+    # 100 days ago, so that a max_age of 90 days finds it old) until 9999, "never".
+    write_certificate_page(os.path.join(directory, "gcp-sa-certs.json"), good_id, good, 100)
     rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     write_key_file(os.path.join(directory, "gcp-sa-rotated.json"), SA_EMAIL, secrets.token_hex(20), rotated, token_uri)
     gone = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -183,6 +204,7 @@ def mint_web_identity_tokens(directory, issuer_key):
 
 class State:
     def __init__(self, directory):
+        self.directory = directory
         with open(os.path.join(directory, "gcp-sa.json")) as f:
             sa = json.load(f)
         key = serialization.load_pem_private_key(sa["private_key"].encode(), password=None)
@@ -489,6 +511,12 @@ class Handler(BaseHTTPRequestHandler):
         state = self.state
         if path.startswith("/storage/v1/b/"):
             return self.gcs_list(path, url.query)
+        if path == f"/robot/v1/metadata/x509/{urllib.parse.quote(SA_EMAIL)}":
+            try:
+                with open(os.path.join(self.state.directory, "gcp-sa-certs.json")) as f:
+                    return self.reply(200, json.load(f))
+            except OSError:
+                return self.reply(404, {"error": "not_found"})
         if path.startswith("/computeMetadata/v1/"):
             return self.gcp_metadata(path, query)
         if path == "/metadata/identity/oauth2/token":

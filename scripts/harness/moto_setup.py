@@ -2,8 +2,9 @@
 """Sets up the moto server: an IAM user whose policy allows listing one bucket and not
 another, and reading the probe's secrets in Secrets Manager and SSM but not another
 team's; a role that user may assume, and access keys. A third bucket is public (its
-policy lets anyone read it), for credential hygiene. moto only starts checking
-credentials after INITIAL_NO_AUTH_ACTION_COUNT unauthenticated calls, which these 15 are
+policy lets anyone read it) and a fourth public the old way (its ACL is public-read), for
+credential hygiene. moto only starts checking
+credentials after INITIAL_NO_AUTH_ACTION_COUNT unauthenticated calls, which these 16 are
 (scripts/servers.sh sets the count: keep them equal). Prints KEY=VALUE lines for the
 harness's env file."""
 import json
@@ -24,13 +25,16 @@ s3.create_bucket(Bucket=denied)
 s3.create_bucket(Bucket=public)
 anyone_reads = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{public}/*"}]}
 s3.put_bucket_policy(Bucket=public, Policy=json.dumps(anyone_reads))
+public_acl = public + "-acl"
+s3.create_bucket(Bucket=public_acl, ACL="public-read")
 user_arn = iam.create_user(UserName="probe-user")["User"]["Arn"]
 policy = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": [f"arn:aws:s3:::{allowed}", f"arn:aws:s3:::{allowed}/*", f"arn:aws:s3:::{public}"]},
+        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": [f"arn:aws:s3:::{allowed}", f"arn:aws:s3:::{allowed}/*", f"arn:aws:s3:::{public}", f"arn:aws:s3:::{public_acl}"]},
         # What credential hygiene asks, read-only: whether a bucket is public, the key's age.
-        {"Effect": "Allow", "Action": ["s3:GetBucketPolicyStatus"], "Resource": [f"arn:aws:s3:::{allowed}", f"arn:aws:s3:::{public}"]},
+        {"Effect": "Allow", "Action": ["s3:GetBucketPolicyStatus", "s3:GetBucketAcl"],
+         "Resource": [f"arn:aws:s3:::{allowed}", f"arn:aws:s3:::{public}", f"arn:aws:s3:::{public_acl}"]},
         {"Effect": "Allow", "Action": ["iam:ListAccessKeys"], "Resource": "*"},
         {"Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": "*"},
         # moto checks these actions against "*" only: the denied case is another user.

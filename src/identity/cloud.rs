@@ -45,6 +45,9 @@ pub struct ServiceAccount {
     pub client_email: String,
     pub key_id: String,
     pub token_uri: Url,
+    /// Where Google publishes the account's public keys as certificates
+    /// (`client_x509_cert_url`): each key's certificate starts when the key was made.
+    pub cert_url: Option<Url>,
     key: aws_lc_rs::signature::RsaKeyPair,
 }
 
@@ -62,6 +65,7 @@ struct KeyFile {
     private_key_id: Option<String>,
     private_key: Option<String>,
     token_uri: Option<String>,
+    client_x509_cert_url: Option<String>,
 }
 
 impl ServiceAccount {
@@ -93,7 +97,45 @@ impl ServiceAccount {
             .map_err(|e| format!("its private_key is not a PEM private key ({e})"))?;
         let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.secret_der())
             .map_err(|e| format!("its private_key is not an RSA key ({e})"))?;
-        Ok(ServiceAccount { client_email, key_id, token_uri, key })
+        let cert_url = file.client_x509_cert_url.and_then(|u| Url::parse(&u).ok());
+        Ok(ServiceAccount { client_email, key_id, token_uri, cert_url, key })
+    }
+
+    /// Credential hygiene: the key's age (and end, when it has one) from the certificate
+    /// Google publishes for it, a public document (nothing secret is sent). A page that
+    /// does not answer, or does not list this key, says nothing.
+    pub async fn note_key_age(&self, ctx: &ProbeContext) {
+        let Some(url) = &self.cert_url else { return };
+        let fetched = async {
+            let mut conn = httpc::connect(ctx, url, &TlsOptions::default(), Record::Quietly).await?;
+            let mut response = conn.send(Method::GET, url, &[], Bytes::new()).await?;
+            let status = response.status();
+            let (body, _) = httpc::read_capped(response.body_mut(), BODY_CAP).await?;
+            Ok::<_, Failure>((status, body))
+        };
+        let body = match fetched.await {
+            Ok((status, body)) if status.is_success() => body,
+            Ok((status, _)) => {
+                return ctx.detail(format!("hygiene: the key's certificate page answered HTTP {status}"));
+            }
+            Err(failure) => return ctx.detail(format!("hygiene: the key's certificate page: {}", failure.message)),
+        };
+        let Some((not_before, not_after)) = key_certificate_validity(&body, &self.key_id) else {
+            return ctx.detail("hygiene: the certificate page does not list this key");
+        };
+        let what = format!("the service-account key …{}", last_chars(&self.key_id, 4));
+        ctx.note_age(
+            &what,
+            not_before,
+            &format!(
+                "create a new key (gcloud iam service-accounts keys create NEW.json --iam-account {}), move the probe and its users to it, then delete this one (gcloud iam service-accounts keys delete KEY_ID --iam-account {})",
+                self.client_email, self.client_email
+            ),
+        );
+        // Google writes "never" as the year 9999.
+        if not_after < NEVER_EXPIRES {
+            let _ = ctx.note_expiry(&what, not_after, Some(not_before), None);
+        }
     }
 
     /// The signed assertion (RFC 7523) Google exchanges for a token: RS256, one hour.
@@ -470,11 +512,51 @@ fn azure_imds_error(status: http::StatusCode, body: &[u8], client_id: Option<&st
     }
 }
 
+/// 9000-01-01T00:00:00Z: a key certificate ending after it does not expire.
+const NEVER_EXPIRES: i64 = 221_845_392_000;
+
+/// The last `n` characters of an identifier, to name it without showing it.
+fn last_chars(id: &str, n: usize) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    chars[chars.len().saturating_sub(n)..].iter().collect()
+}
+
+/// The validity (Unix seconds) of key `key_id`'s certificate on Google's x509 page: a JSON
+/// object of key ids to PEM certificates.
+pub fn key_certificate_validity(page: &[u8], key_id: &str) -> Option<(i64, i64)> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certificates: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(page).ok()?;
+    let pem = certificates.get(key_id)?.as_str()?;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let validity = certificate.validity();
+    Some((validity.not_before.timestamp(), validity.not_after.timestamp()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const KEY: &str = include_str!("../../tests/data/gcp-test-key.json");
+
+    #[test]
+    fn a_keys_age_and_end_come_from_its_certificate_on_googles_page() {
+        let mut params = rcgen::CertificateParams::new(vec!["sa.example".into()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(9999, 12, 31);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        let page = serde_json::json!({ "other": "not a certificate", "key-1": pem }).to_string();
+        let (from, until) = key_certificate_validity(page.as_bytes(), "key-1").unwrap();
+        assert_eq!(from, 1_577_836_800);
+        assert!(until > NEVER_EXPIRES);
+        assert_eq!(key_certificate_validity(page.as_bytes(), "other"), None);
+        assert_eq!(key_certificate_validity(page.as_bytes(), "key-2"), None);
+        assert_eq!(key_certificate_validity(b"<html>", "key-1"), None);
+        assert_eq!(last_chars("abcdef", 4), "cdef");
+        assert_eq!(last_chars("ab", 4), "ab");
+    }
 
     #[test]
     fn a_service_account_assertion_is_an_rs256_jwt_with_the_key_id_and_claims() {

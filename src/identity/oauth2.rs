@@ -100,10 +100,22 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
     let (body, headers) = token_request_parts(req)?;
     redact::register(&body);
 
-    let mut conn = httpc::connect(ctx, &req.token_url, tls, Record::Quietly)
-        .await
-        .map_err(|f| in_token_stage(f, &req.token_url))?;
-    let mut response = conn.send(Method::POST, &req.token_url, &headers, Bytes::from(body)).await?;
+    // A service-account key's age is asked of Google's public page for it at the same time.
+    let key_age = async {
+        if let Grant::JwtBearer { account, .. } = &req.grant
+            && ctx.hygiene.enabled
+        {
+            account.note_key_age(ctx).await;
+        }
+    };
+    let exchange = async {
+        let mut conn = httpc::connect(ctx, &req.token_url, tls, Record::Quietly)
+            .await
+            .map_err(|f| in_token_stage(f, &req.token_url))?;
+        conn.send(Method::POST, &req.token_url, &headers, Bytes::from(body)).await
+    };
+    let (sent, _) = crate::model::hygiene::beside(exchange, key_age).await;
+    let mut response = sent?;
     let status = response.status();
     ctx.diagnostic(format!(
         "token endpoint {}",

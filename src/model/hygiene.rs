@@ -2,6 +2,7 @@
 //! only, these scopes, at most this old), and the findings that compare the credential with
 //! it. How each kind learns what its credential can do lives with the kind.
 
+use std::future::Future;
 use std::time::Duration;
 
 use crate::model::advice::Advice;
@@ -36,6 +37,28 @@ impl Default for HygieneSettings {
             max_age: None,
             environment: None,
         }
+    }
+}
+
+/// How long hygiene's questions may still take once what they ride beside has answered.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `check` and `questions` at once; the check decides. Questions not answered
+/// [`GRACE`] after the check are given up (`None`): an endpoint a firewall drops must not
+/// fail or slow a working check.
+pub async fn beside<C: Future, Q: Future>(check: C, questions: Q) -> (C::Output, Option<Q::Output>) {
+    let mut questions = std::pin::pin!(questions);
+    let mut check = std::pin::pin!(check);
+    let mut answered = None;
+    let checked = loop {
+        tokio::select! {
+            checked = &mut check => break checked,
+            done = &mut questions, if answered.is_none() => answered = Some(done),
+        }
+    };
+    match answered {
+        Some(done) => (checked, Some(done)),
+        None => (checked, tokio::time::timeout(GRACE, questions).await.ok()),
     }
 }
 
@@ -154,6 +177,16 @@ mod tests {
     fn jwt(claims: &str) -> String {
         let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         format!("{}.{}.{}", enc("{\"alg\":\"RS256\"}"), enc(claims), enc("sig"))
+    }
+
+    #[tokio::test]
+    async fn questions_beside_a_check_are_kept_when_they_answer_and_given_up_when_not() {
+        let (checked, asked) = beside(async { 1 }, async { 2 }).await;
+        assert_eq!((checked, asked), (1, Some(2)));
+        let started = std::time::Instant::now();
+        let (checked, asked) = beside(async { 1 }, std::future::pending::<u8>()).await;
+        assert_eq!((checked, asked), (1, None));
+        assert!(started.elapsed() >= GRACE, "given up after the grace, not before");
     }
 
     #[test]

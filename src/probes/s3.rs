@@ -28,8 +28,16 @@ use aws_credential_types::Credentials;
 use toml::{Table, Value};
 use url::Url;
 
-/// How long hygiene's questions may still take once the listing has answered.
-const HYGIENE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// The ACL grantee groups that make a bucket public: everyone, and every AWS account.
+const PUBLIC_GROUPS: [&str; 2] =
+    ["http://acs.amazonaws.com/groups/global/AllUsers", "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"];
+
+/// What the bucket's policy (public or not) and ACL (the permissions granted to everyone)
+/// say, or why they were not read.
+struct Exposure {
+    policy: Result<bool, String>,
+    acl: Result<Vec<String>, String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct S3Probe {
@@ -116,36 +124,19 @@ impl S3Probe {
                 None
             }
         };
-        // The listing decides the probe; hygiene that has not answered shortly after it is
-        // given up (an STS or IAM endpoint a firewall drops must not fail a working check).
-        let mut hygiene = std::pin::pin!(hygiene);
-        let mut answered = None;
-        let outcome = {
-            let mut listing = std::pin::pin!(listing);
-            loop {
-                tokio::select! {
-                    outcome = &mut listing => break outcome,
-                    done = &mut hygiene, if answered.is_none() => answered = Some(done),
-                }
-            }
-        };
-        let hygiene = match answered {
-            Some(done) => done,
-            None => tokio::time::timeout(HYGIENE_GRACE, hygiene).await.unwrap_or_else(|_| {
-                ctx.detail(format!(
-                    "hygiene: not all answered within {} of the listing; not waited for",
-                    humantime::format_duration(HYGIENE_GRACE)
-                ));
-                None
-            }),
-        };
+        // The listing decides the probe; hygiene not answered shortly after it is given up.
+        let (outcome, hygiene) = crate::model::hygiene::beside(listing, hygiene).await;
+        let hygiene = hygiene.unwrap_or_else(|| {
+            ctx.detail("hygiene: not all answered within 2s of the listing; not waited for");
+            None
+        });
         let outcome = outcome?;
         ctx.stage(Stage::Check, async {
             let list = outcome?;
             ctx.detail(format!("objects seen: {}", list.key_count().unwrap_or(0)));
             // Known only now that the credentials are known to work.
-            if let Some(public) = hygiene {
-                self.note_policy(ctx, public);
+            if let Some(exposure) = hygiene {
+                self.note_exposure(ctx, exposure);
             }
             Ok(())
         })
@@ -162,7 +153,7 @@ impl S3Probe {
         ctx: &ProbeContext,
         client: &aws_sdk_s3::Client,
         credentials: Option<&Credentials>,
-    ) -> Result<bool, String> {
+    ) -> Exposure {
         let policy = async {
             match client.get_bucket_policy_status().bucket(&self.bucket).send().await {
                 Ok(answer) => Ok(answer.policy_status().and_then(|s| s.is_public()).unwrap_or(false)),
@@ -179,12 +170,41 @@ impl S3Probe {
                 account::note_identity(ctx, credentials, &at).await;
             }
         };
-        let (public, ()) = tokio::join!(policy, identity);
-        public
+        // The ACL's grants to everyone (or to every AWS account), which a bucket policy does
+        // not show: a bucket made public the old way.
+        let acl = async {
+            match client.get_bucket_acl().bucket(&self.bucket).send().await {
+                Ok(answer) => Ok(answer
+                    .grants()
+                    .iter()
+                    .filter(|g| g.grantee().and_then(|g| g.uri()).is_some_and(|uri| PUBLIC_GROUPS.contains(&uri)))
+                    .filter_map(|g| g.permission().map(|p| ctx.server_text(p.as_str(), 40)))
+                    .collect()),
+                Err(err) => Err(match err.as_service_error().and_then(|e| e.code()) {
+                    Some(code) => ctx.server_text(code, 80),
+                    None => error_chain(&err),
+                }),
+            }
+        };
+        let (policy, acl, ()) = tokio::join!(policy, acl, identity);
+        Exposure { policy, acl }
     }
 
-    fn note_policy(&self, ctx: &ProbeContext, public: Result<bool, String>) {
-        match public {
+    fn note_exposure(&self, ctx: &ProbeContext, exposure: Exposure) {
+        match exposure.acl {
+            Ok(granted) if !granted.is_empty() => ctx.note_warning(
+                "s3_bucket_acl_public",
+                format!(
+                    "the bucket {} is public through its ACL ({} granted to everyone or to any AWS account): if that is not meant, aws s3api put-bucket-acl --bucket {} --acl private",
+                    self.bucket,
+                    granted.join(", "),
+                    self.bucket
+                ),
+            ),
+            Ok(_) => ctx.detail("hygiene: the bucket's ACL grants nothing to everyone"),
+            Err(why) => ctx.detail(format!("hygiene: GetBucketAcl was not answered ({why})")),
+        }
+        match exposure.policy {
             Ok(true) => ctx.note_warning(
                 "s3_bucket_public",
                 format!(

@@ -23,7 +23,16 @@ pub struct KeyFile {
     pub loose_mode: Option<u32>,
     /// An OpenSSH certificate for the key (`certificate`, else `KEY-cert.pub` beside the
     /// key when it exists, as ssh finds it): presented instead of the bare key.
-    pub certificate: Option<(PathBuf, russh::keys::Certificate)>,
+    pub certificate: Option<CertFile>,
+}
+
+/// A user certificate and where it came from.
+pub struct CertFile {
+    pub path: PathBuf,
+    pub certificate: russh::keys::Certificate,
+    /// Named by `certificate` (then it must be usable), or found beside the key (then an
+    /// ended one is passed over for the bare key, as ssh does when the server refuses it).
+    pub named: bool,
 }
 
 impl KeyFile {
@@ -36,7 +45,7 @@ impl KeyFile {
 impl std::fmt::Debug for KeyFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the key itself.
-        let certificate = self.certificate.as_ref().map(|(path, _)| path);
+        let certificate = self.certificate.as_ref().map(|c| &c.path);
         f.debug_struct("KeyFile")
             .field("path", &self.path)
             .field("public", &self.fingerprint())
@@ -114,12 +123,9 @@ pub(super) fn read_key(a: &TableReader<'_, '_>) -> Option<KeyFile> {
 
 /// The key's OpenSSH certificate: `certificate`, else `KEY-cert.pub` when it exists. It
 /// must certify this key. `None` inside: no certificate; outer `None`: an error was said.
-fn read_certificate(
-    a: &TableReader<'_, '_>,
-    key_path: &std::path::Path,
-    key: &PrivateKey,
-) -> Option<Option<(PathBuf, russh::keys::Certificate)>> {
-    let (path, bytes) = if a.has("certificate") {
+fn read_certificate(a: &TableReader<'_, '_>, key_path: &std::path::Path, key: &PrivateKey) -> Option<Option<CertFile>> {
+    let named = a.has("certificate");
+    let (path, bytes) = if named {
         a.file_bytes("certificate")?
     } else {
         let beside = PathBuf::from(format!("{}-cert.pub", key_path.display()));
@@ -147,7 +153,7 @@ fn read_certificate(
         );
         return None;
     }
-    Some(Some((path, certificate)))
+    Some(Some(CertFile { path, certificate, named }))
 }
 
 /// Where to log in, as whom, and which host key to expect: the keys an `sftp` probe and a

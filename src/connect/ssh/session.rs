@@ -115,14 +115,21 @@ impl Session {
                         file.path.display()
                     ));
                 }
-                if let Some((path, certificate)) = &file.certificate {
-                    check_certificate(ctx, path, certificate)?;
-                    let result = self
-                        .handle
-                        .authenticate_openssh_cert(user, file.key.clone(), certificate.clone())
-                        .await
-                        .map_err(|e| self.lost(&e, "certificate authentication"))?;
-                    return self.finish_auth(target, result);
+                if let Some(cert) = &file.certificate {
+                    match check_certificate(ctx, &cert.path, &cert.certificate) {
+                        Ok(()) => {
+                            let result = self
+                                .handle
+                                .authenticate_openssh_cert(user, file.key.clone(), cert.certificate.clone())
+                                .await
+                                .map_err(|e| self.lost(&e, "certificate authentication"))?;
+                            return self.finish_auth(target, result);
+                        }
+                        Err(failure) if cert.named => return Err(failure),
+                        // Found beside the key, not named: ssh would offer the bare key
+                        // once the server refused the certificate; so does this.
+                        Err(failure) => ctx.warn(format!("{}; the bare key is offered instead", failure.message)),
+                    }
                 }
                 let hash = if file.key.algorithm().is_rsa() {
                     self.handle.best_supported_rsa_hash().await.ok().flatten().flatten()
