@@ -516,7 +516,7 @@ fn azure_imds_error(status: http::StatusCode, body: &[u8], client_id: Option<&st
 const NEVER_EXPIRES: i64 = 221_845_392_000;
 
 /// The last `n` characters of an identifier, to name it without showing it.
-fn last_chars(id: &str, n: usize) -> String {
+pub(crate) fn last_chars(id: &str, n: usize) -> String {
     let chars: Vec<char> = id.chars().collect();
     chars[chars.len().saturating_sub(n)..].iter().collect()
 }

@@ -63,7 +63,7 @@ pub async fn note_identity(ctx: &ProbeContext, credentials: &Credentials, at: &E
         None => {}
         Some(Ok(xml)) => match key_created(&xml, key_id) {
             Some(created) => {
-                let last4: String = key_id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                let last4 = crate::identity::cloud::last_chars(key_id, 4);
                 ctx.note_age(
                     &format!("the access key …{last4}"),
                     created,
