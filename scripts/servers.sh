@@ -497,6 +497,7 @@ CONF
 start_sshd() {
   running sshd && return 0
   port_free sshd "$AP_SSH_PORT"
+  port_free "sshd (host certificate)" "$AP_SSH_HOSTCERT_PORT"
   command -v sshd >/dev/null || apt_install openssh-server
   local dir=$STATE/ssh
   rm -rf "$dir"; mkdir -p "$dir/authorized_keys" /run/sshd
@@ -514,6 +515,10 @@ start_sshd() {
   ssh-keygen -q -s "$dir/user_ca" -I authprobe-test-cert -n "$AP_SFTP_KEY_USER" -V -30d:+3d "$dir/client_cert_ed25519.pub"
   ssh-keygen -q -t ed25519 -N '' -C sftp-cert-expired -f "$dir/client_expired_cert_ed25519"
   ssh-keygen -q -s "$dir/user_ca" -I authprobe-expired-cert -n "$AP_SFTP_KEY_USER" -V -3d:-1d "$dir/client_expired_cert_ed25519.pub"
+  # A host CA, and the host key certified by it for 127.0.0.1 and localhost, in the last
+  # 3 days of a 33-day life: served by a second sshd on AP_SSH_HOSTCERT_PORT.
+  ssh-keygen -q -t ed25519 -N '' -C host-ca -f "$dir/host_ca"
+  ssh-keygen -q -s "$dir/host_ca" -h -I authprobe-test-host -n 127.0.0.1,localhost -V -30d:+3d "$dir/host_ed25519.pub"
   ensure_user "$AP_SFTP_USER" "$AP_SFTP_PASSWORD"
   ensure_user "$AP_SFTP_KEY_USER" -
   # Kerberos (gssapi-with-mic): ap_krb_user@REALM maps to the account of the same name.
@@ -542,9 +547,15 @@ GSSAPIStrictAcceptorCheck no
 CONF
   } > "$dir/sshd_config"
   /usr/sbin/sshd -t -f "$dir/sshd_config" || die "sshd config invalid"
+  sed -e "s/^Port .*/Port $AP_SSH_HOSTCERT_PORT/" -e "s|^PidFile .*|PidFile $dir/sshd-hostcert.pid|" "$dir/sshd_config" > "$dir/sshd_hostcert_config"
+  echo "HostCertificate $dir/host_ed25519-cert.pub" >> "$dir/sshd_hostcert_config"
+  /usr/sbin/sshd -t -f "$dir/sshd_hostcert_config" || die "sshd (host certificate) config invalid"
+  nohup /usr/sbin/sshd -D -e -f "$dir/sshd_hostcert_config" >"$STATE/logs/sshd-hostcert.log" 2>&1 &
+  echo $! > "$PIDS/sshd-hostcert.pid"
   KRB5_CONFIG=$STATE/kdc/krb5.conf KRB5_KTNAME=FILE:$STATE/kdc/host.keytab \
     nohup /usr/sbin/sshd -D -e -f "$dir/sshd_config" >"$STATE/logs/sshd.log" 2>&1 &
   echo $! > "$PIDS/sshd.pid"
+  wait_tcp "sshd (host certificate)" "$AP_SSH_HOSTCERT_PORT"
   wait_tcp sshd "$AP_SSH_PORT"
 }
 
@@ -1176,6 +1187,7 @@ write_env() {
     echo "AP_UNTRUSTED_SHA256=$(openssl x509 -in "$CERTS/untrusted.crt" -noout -fingerprint -sha256 | cut -d= -f2)"
     echo "AP_OAUTH2_REFRESH_TOKEN=$(cat "$STATE/oauth2-refresh-token" 2>/dev/null)"
     echo "AP_SSH_DIR=$STATE/ssh"
+    echo "AP_SSH_HOST_CA=$STATE/ssh/host_ca.pub"
     echo "AP_SSH_HOST_KEY=$(ssh-keygen -l -E sha256 -f "$STATE/ssh/host_ed25519.pub" 2>/dev/null | awk '{print $2}')"
     echo "AP_BASTION_DIR=$STATE/bastion"
     echo "AP_FTP_EXPIRED_SHA256=$(openssl x509 -in "$CERTS/expired.crt" -noout -fingerprint -sha256 | cut -d= -f2)"

@@ -143,3 +143,58 @@ async fn bearer_jwts_are_read_for_their_end_and_opaque_tokens_say_nothing() {
     assert_eq!(opaque["credentials"], serde_json::json!([]), "{opaque:#}");
     assert!(opaque["credential"].is_null(), "{opaque:#}");
 }
+
+/// A host certificate (the harness's second sshd presents its key certified by a host CA,
+/// in its last 3 days): asked for as ssh asks, trusted through an `@cert-authority` line of
+/// known_hosts or by the certified key's own approval, listed among the credentials with
+/// its end (warning); a CA that did not sign it is no trust, and the refusal says so. The
+/// same known_hosts lets OpenSSH's own client in (so the two agree on the CA line).
+#[tokio::test]
+async fn ssh_host_certificates_are_trusted_by_their_ca_and_their_ends_read() {
+    let env = harness_env();
+    let ws = Workspace::new();
+    let port = harness_var(&env, "AP_SSH_HOSTCERT_PORT");
+    let ca = std::fs::read_to_string(harness_var(&env, "AP_SSH_HOST_CA")).unwrap();
+    let user_ca = std::fs::read_to_string(format!("{}/user_ca.pub", harness_var(&env, "AP_SSH_DIR"))).unwrap();
+    let by_ca = ws.write("known_hosts", &format!("@cert-authority [127.0.0.1]:{port} {ca}"));
+    let by_other_ca = ws.write("known_hosts_other", &format!("@cert-authority [127.0.0.1]:{port} {user_ca}"));
+    let sftp = |name: &str, trust: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = \"${{AP_SSH_HOSTCERT_PORT}}\"\n\
+             user = \"${{AP_SFTP_KEY_USER}}\"\npath = \"data\"\n{trust}\n\
+             auth = {{ type = \"key\", private_key = \"${{AP_SSH_DIR}}/client_ed25519\" }}\n\n"
+        )
+    };
+    let mut cfg = sftp("by-ca", &format!("known_hosts = \"{}\"", by_ca.display()));
+    cfg += &sftp("by-key", "host_key = \"${AP_SSH_HOST_KEY}\"");
+    cfg += &sftp("by-another-ca", &format!("known_hosts = \"{}\"", by_other_ca.display()));
+    let path = ws.config(&cfg);
+    let (out, report) = run_json(&path, &[]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for name in ["by-ca", "by-key"] {
+        let probe = assert_warned(&report, name, "SSH host certificate");
+        let credential = &probe["credentials"][0];
+        assert!(credential["what"].as_str().unwrap().contains("`authprobe-test-host`"), "{probe:#}");
+        let left = credential["seconds_left"].as_i64().unwrap();
+        assert!((2 * 86_400..3 * 86_400 + 60).contains(&left), "{probe:#}");
+        assert_eq!(probe["host_key"]["verified"], true, "{probe:#}");
+    }
+    let table = authprobe(&["run", "-c", path.to_str().unwrap(), "-v"], &[]).await;
+    assert!(table.stdout.contains("host key approved: certified by CA SHA256:"), "{}", table.stdout);
+    let refused = assert_failed(&report, "by-another-ca", "connect", "host_key");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not by the @cert-authority"), "{message}");
+    assert!(refused["credentials"].as_array().is_none_or(|c| c.is_empty()), "{refused:#}");
+    crate::formats::assert_matches_schema(&ws, &serde_json::to_string(&report).unwrap());
+
+    let ssh = require_tool("ssh");
+    let out = std::process::Command::new(ssh)
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", by_ca.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-i"])
+        .arg(format!("{}/client_ed25519", harness_var(&env, "AP_SSH_DIR")))
+        .args(["-p", &port, &format!("{}@127.0.0.1", harness_var(&env, "AP_SFTP_KEY_USER")), "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "OpenSSH refused what authprobe trusted: {}", String::from_utf8_lossy(&out.stderr));
+}

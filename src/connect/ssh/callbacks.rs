@@ -72,22 +72,45 @@ impl Refusals {
     }
 }
 
+impl Callbacks {
+    fn judge(
+        &self,
+        algorithm: &str,
+        blob: &[u8],
+    ) -> (Result<String, Failure>, Option<crate::model::approvals::ApprovedBy>) {
+        self.policy.judge_approved(&self.approvals, &self.host, self.port, algorithm, blob, &self.role)
+    }
+}
+
 impl client::Handler for Callbacks {
     type Error = russh::Error;
 
     async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
-            // Host certificates are never asked for; a server sending one anyway is refused.
-            return Ok(false);
-        };
+        let key = server_key.public_key();
         let blob = key.to_bytes().unwrap_or_default();
         let algorithm = key.algorithm().as_str().to_string();
-        let (verdict, approved) =
-            self.policy.judge_approved(&self.approvals, &self.host, self.port, &algorithm, &blob, &self.role);
+        let certificate = server_key.certificate();
+        let now = u64::try_from(crate::model::expiry::now_unix()).unwrap_or_default();
+        let certified = certificate.and_then(|cert| self.policy.certified(&self.host, self.port, cert, now));
+        let (verdict, approved) = match certified {
+            Some(Ok(how)) => (Ok(how), None),
+            // A certificate that does not hold is judged by its key, as ssh does; a refusal
+            // then also says why the certificate was not enough.
+            Some(Err(why)) => {
+                let (verdict, approved) = self.judge(&algorithm, &blob);
+                let verdict = verdict.map_err(|failure| {
+                    let message = format!("{} ({why})", failure.message);
+                    Failure { message, ..failure }
+                });
+                (verdict, approved)
+            }
+            None => self.judge(&algorithm, &blob),
+        };
         let trusted = verdict.is_ok();
         let sha256 = sha256_fingerprint(&blob);
+        let certificate = certificate.map(HostCertificate::of);
         if let Ok(mut slot) = self.presented.lock() {
-            *slot = Some(Presented { algorithm, sha256, blob, verdict, approved });
+            *slot = Some(Presented { algorithm, sha256, blob, verdict, approved, certificate });
         }
         Ok(trusted)
     }

@@ -148,6 +148,8 @@ pub(super) struct Presented {
     pub(super) verdict: Result<String, Failure>,
     /// Approved by an entry of the approvals file: who and when.
     pub(super) approved: Option<ApprovedBy>,
+    /// The host certificate the key came in, when the server presented one.
+    pub(super) certificate: Option<HostCertificate>,
 }
 
 /// The approval record of a host key seen at `host:port`.

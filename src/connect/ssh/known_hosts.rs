@@ -15,6 +15,8 @@ use crate::model::glob::{Wildcards, matches};
 struct Entry {
     line: usize,
     revoked: bool,
+    /// `@cert-authority`: the key is a CA's, trusted to certify these hosts' keys.
+    authority: bool,
     hosts: HostMatcher,
     algorithm: String,
     blob: Vec<u8>,
@@ -33,9 +35,6 @@ enum HostMatcher {
 pub struct KnownHosts {
     pub path: PathBuf,
     entries: Vec<Entry>,
-    /// `@cert-authority` lines: host certificates are not supported, so they are counted
-    /// only to explain a verdict that would otherwise be surprising.
-    pub cert_authority_lines: usize,
 }
 
 /// What the file says about a presented key.
@@ -64,7 +63,6 @@ impl KnownHosts {
     /// usable line is an error, since it can only be a mistake.
     pub fn parse(path: &Path, text: &str) -> Result<KnownHosts, String> {
         let mut entries = Vec::new();
-        let mut cert_authority_lines = 0;
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -72,11 +70,11 @@ impl KnownHosts {
             }
             let mut fields = line.split_whitespace();
             let mut first = fields.next().unwrap_or_default();
-            let mut revoked = false;
+            let (mut revoked, mut authority) = (false, false);
             match first {
                 "@cert-authority" => {
-                    cert_authority_lines += 1;
-                    continue;
+                    authority = true;
+                    first = fields.next().unwrap_or_default();
                 }
                 "@revoked" => {
                     revoked = true;
@@ -98,18 +96,39 @@ impl KnownHosts {
             let Some(hosts) = parse_hosts(first) else {
                 continue;
             };
-            entries.push(Entry { line: index + 1, revoked, hosts, algorithm: algorithm.to_string(), blob });
+            entries.push(Entry { line: index + 1, revoked, authority, hosts, algorithm: algorithm.to_string(), blob });
         }
-        if entries.is_empty() && cert_authority_lines == 0 {
+        if entries.is_empty() {
             return Err("no host key lines found (expected OpenSSH known_hosts format)".into());
         }
-        Ok(KnownHosts { path: path.to_path_buf(), entries, cert_authority_lines })
+        Ok(KnownHosts { path: path.to_path_buf(), entries })
+    }
+
+    /// The host keys (not CAs) listed for `host:port`, revoked ones included.
+    fn keys_for(&self, host: &str, port: u16) -> impl Iterator<Item = &Entry> {
+        let name = host_entry_name(host, port);
+        self.entries.iter().filter(move |e| !e.authority && e.hosts.matches(&name))
+    }
+
+    /// The certificate authorities listed for `host:port`: (line, the CA's key).
+    pub fn authorities_for(&self, host: &str, port: u16) -> Vec<(usize, &[u8])> {
+        let name = host_entry_name(host, port);
+        self.entries
+            .iter()
+            .filter(|e| e.authority && e.hosts.matches(&name))
+            .map(|e| (e.line, e.blob.as_slice()))
+            .collect()
+    }
+
+    /// The line marking `blob` `@revoked` for `host:port`: a revoked key is refused also
+    /// when it signed a certificate, as `ssh` does.
+    pub fn revoked_line(&self, host: &str, port: u16, blob: &[u8]) -> Option<usize> {
+        self.keys_for(host, port).find(|e| e.revoked && e.blob == blob).map(|e| e.line)
     }
 
     /// Judges `blob` (the key in SSH wire format) presented by `host:port`.
     pub fn verdict(&self, host: &str, port: u16, algorithm: &str, blob: &[u8]) -> Verdict {
-        let name = host_entry_name(host, port);
-        let listed: Vec<&Entry> = self.entries.iter().filter(|e| e.hosts.matches(&name)).collect();
+        let listed: Vec<&Entry> = self.keys_for(host, port).collect();
         if let Some(revoked) = listed.iter().find(|e| e.revoked && e.blob == blob) {
             return Verdict::Revoked(revoked.line);
         }
@@ -132,9 +151,8 @@ impl KnownHosts {
     /// The algorithms listed for a host, in file order: the ones to ask the server for
     /// first, as `ssh` does, so that a host with several keys presents a known one.
     pub fn algorithms_for(&self, host: &str, port: u16) -> Vec<String> {
-        let name = host_entry_name(host, port);
         let mut algorithms: Vec<String> = Vec::new();
-        for entry in self.entries.iter().filter(|e| !e.revoked && e.hosts.matches(&name)) {
+        for entry in self.keys_for(host, port).filter(|e| !e.revoked) {
             if !algorithms.contains(&entry.algorithm) {
                 algorithms.push(entry.algorithm.clone());
             }

@@ -6,6 +6,7 @@
 
 mod callbacks;
 mod credentials;
+mod host_certificates;
 mod host_keys;
 pub mod known_hosts;
 mod scan;
@@ -14,6 +15,7 @@ mod sniff;
 
 use callbacks::*;
 pub use credentials::*;
+use host_certificates::*;
 pub use host_keys::*;
 pub use scan::*;
 pub use session::*;

@@ -12,7 +12,13 @@ pub struct Session {
 }
 
 pub(super) fn client_config(preferred_keys: Vec<Algorithm>) -> Arc<client::Config> {
-    let preferred = russh::Preferred { key: preferred_keys.into(), ..russh::Preferred::DEFAULT };
+    // Every key type is asked for also as a host certificate, ahead of bare keys, as ssh
+    // does: a certificate is trusted by a listed CA, or else judged by its key.
+    let preferred = russh::Preferred {
+        host_key_certificates: preferred_keys.clone().into(),
+        key: preferred_keys.into(),
+        ..russh::Preferred::DEFAULT
+    };
     Arc::new(client::Config {
         client_id: russh::SshId::Standard(concat!("SSH-2.0-authprobe_", env!("CARGO_PKG_VERSION")).into()),
         preferred,
@@ -44,6 +50,13 @@ pub async fn handshake(ctx: &StageLog, stream: BoxIo, target: &SshTarget, role: 
     let address = target.address();
     if let Some(key) = &shown {
         let approval = key.verdict.as_ref().ok();
+        if let (Some(certificate), Some(_)) = (&key.certificate, approval) {
+            let who = match &role {
+                Role::Probe => String::new(),
+                Role::Tunnel(name) => format!("tunnel {name}: "),
+            };
+            certificate.note(ctx, &target.address(), &who);
+        }
         match (&role, approval) {
             (Role::Tunnel(name), Some(how)) => {
                 ctx.detail(format!("tunnel {name}: host key {} {} ({how})", key.algorithm, key.sha256))
