@@ -149,6 +149,23 @@ async fn secrets_come_from_openbao_at_each_attempt_and_every_failure_is_the_stor
         let message = p["error"]["message"].as_str().unwrap();
         assert!(message.contains("secret store `bao"), "the store is named: {message}");
     }
+    // A given token's end is listed (the reader token lives 24 h from the harness's start);
+    // a login's token is renewed by logging in again and is not.
+    let token_of = |name: &str| {
+        probe(&report, name)["credentials"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["what"].as_str().is_some_and(|w| w.starts_with("the token of secret store `")))
+            .cloned()
+    };
+    for name in ["kv2-token", "builtin-from-env"] {
+        let token = token_of(name).unwrap_or_else(|| panic!("{name}: no token listed: {report:#}"));
+        let left = token["seconds_left"].as_i64().unwrap();
+        assert!((3_600..=86_400).contains(&left), "{token:#}");
+        assert!(token["age_seconds"].as_i64().unwrap() >= 0, "{token:#}");
+    }
+    assert_eq!(token_of("kv1-approle"), None);
     let hook = probe(&report, "url-from-store")["target"].as_str().unwrap().to_string();
     assert!(hook.starts_with("https://localhost:") && hook.contains("/bearer?token=********"), "{hook}");
     let forbids = probe(&report, "policy-forbids");

@@ -70,6 +70,28 @@ pub struct VaultStore {
     /// Mounts already asked about: their path, and whether they are KV version 2. Asking is
     /// done under the lock, so that probes starting together ask once, not each.
     mounts: tokio::sync::Mutex<Vec<(String, bool)>>,
+    /// A given token's own life (`lookup-self`), asked once beside the first read.
+    given_token_life: tokio::sync::OnceCell<Option<TokenLife>>,
+}
+
+/// A given token's issue and end (none: it does not expire, as a root token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TokenLife {
+    issued: Option<i64>,
+    ends: Option<i64>,
+}
+
+impl TokenLife {
+    /// From `auth/token/lookup-self`'s data: `ttl` is the seconds left (0: never ends).
+    fn of(data: &serde_json::Value, now: i64) -> Option<TokenLife> {
+        let ttl = data["ttl"].as_i64()?;
+        let issued = data["issue_time"]
+            .as_str()
+            .and_then(|at| humantime::parse_rfc3339_weak(at).ok())
+            .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|since| since.as_secs() as i64);
+        Some(TokenLife { issued, ends: (ttl > 0).then_some(now + ttl) })
+    }
 }
 
 impl VaultStore {
@@ -91,6 +113,7 @@ impl VaultStore {
             allow_unverified_password: false,
             token: tokio::sync::Mutex::new(None),
             mounts: tokio::sync::Mutex::new(Vec::new()),
+            given_token_life: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -149,9 +172,50 @@ impl VaultStore {
         Some(store)
     }
 
-    /// Reads `path` (KV v1 or v2 alike, or any other secret engine's path).
+    /// Reads `path` (KV v1 or v2 alike, or any other secret engine's path). A given token's
+    /// end is asked beside the first read (a login's is renewed by logging in again).
     pub async fn read(&self, ctx: &ProbeContext, name: &str, path: &str) -> Result<StoreRead, Failure> {
-        let mut token = self.token(ctx, name).await?;
+        let token = self.token(ctx, name).await?;
+        let (read, life) =
+            tokio::join!(self.read_with(ctx, name, path, token.clone()), self.given_token_life(ctx, name, &token));
+        if let Some(life) = life {
+            let what = format!("the token of secret store `{name}`");
+            match life.ends {
+                Some(ends) => {
+                    let _ = ctx.note_expiry(&what, ends, life.issued, None);
+                }
+                None => ctx.detail(format!("credential: {what} does not expire")),
+            }
+        }
+        read
+    }
+
+    /// A given token's life, asked once per run (`serve` asks again only if it restarts):
+    /// none for a login's token, with `hygiene = false`, or when the store does not say.
+    async fn given_token_life(&self, ctx: &ProbeContext, name: &str, token: &Secret) -> Option<TokenLife> {
+        if !matches!(self.login, Login::Token(_)) || !ctx.hygiene.enabled {
+            return None;
+        }
+        *self
+            .given_token_life
+            .get_or_init(|| async {
+                match self.call(ctx, name, Method::GET, "auth/token/lookup-self", None, Some(token)).await {
+                    Ok((status, answer)) if status.is_success() => {
+                        TokenLife::of(&answer["data"], crate::model::expiry::now_unix())
+                    }
+                    _ => None,
+                }
+            })
+            .await
+    }
+
+    async fn read_with(
+        &self,
+        ctx: &ProbeContext,
+        name: &str,
+        path: &str,
+        mut token: Secret,
+    ) -> Result<StoreRead, Failure> {
         let api_path = self.kv_path(ctx, name, &token, path).await?;
         let (mut status, mut answer) = self.call(ctx, name, Method::GET, &api_path, None, Some(&token)).await?;
         if status == StatusCode::FORBIDDEN && !matches!(self.login, Login::Token(_)) {
@@ -496,4 +560,21 @@ fn note_kv_age(ctx: &ProbeContext, name: &str, path: &str, metadata: &serde_json
         since_epoch.as_secs() as i64,
         "rotate the credential and write the new one as a new version (vault kv put)",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tokens_life_is_read_from_lookup_self() {
+        let data = serde_json::json!({ "ttl": 3600, "issue_time": "2026-12-07T01:00:00.123456789Z" });
+        let life = TokenLife::of(&data, 1_000).unwrap();
+        assert_eq!(life.ends, Some(4_600));
+        assert_eq!(life.issued, Some(1_796_605_200));
+        // A root token: ttl 0, no end.
+        let root = TokenLife::of(&serde_json::json!({ "ttl": 0, "issue_time": null }), 1_000).unwrap();
+        assert_eq!(root, TokenLife { issued: None, ends: None });
+        assert_eq!(TokenLife::of(&serde_json::Value::Null, 1_000), None);
+    }
 }
