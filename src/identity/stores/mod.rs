@@ -33,8 +33,8 @@ pub struct Store {
 const DEFAULT_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
 
 enum StoreKind {
-    Vault(vault::VaultStore),
-    Aws(aws::AwsStore),
+    Vault(Box<vault::VaultStore>),
+    Aws(Box<aws::AwsStore>),
     Command(command::CommandStore),
 }
 
@@ -118,11 +118,12 @@ impl SecretStores {
                 let name = table.required_string("name", "the store's name, used in ${NAME:…} references");
                 let kind = table.required_string("type", &format!("one of: {}", STORE_TYPES.join(", ")));
                 let read = match kind.as_deref() {
-                    Some("vault") => vault::VaultStore::from_table(&table, env).map(StoreKind::Vault),
-                    Some("aws_secrets_manager") => {
-                        aws::AwsStore::from_table(aws::Service::SecretsManager, &table, env).map(StoreKind::Aws)
+                    Some("vault") => vault::VaultStore::from_table(&table, env).map(|v| StoreKind::Vault(Box::new(v))),
+                    Some("aws_secrets_manager") => aws::AwsStore::from_table(aws::Service::SecretsManager, &table, env)
+                        .map(|a| StoreKind::Aws(Box::new(a))),
+                    Some("aws_ssm") => {
+                        aws::AwsStore::from_table(aws::Service::Ssm, &table, env).map(|a| StoreKind::Aws(Box::new(a)))
                     }
-                    Some("aws_ssm") => aws::AwsStore::from_table(aws::Service::Ssm, &table, env).map(StoreKind::Aws),
                     Some("command") => command::CommandStore::from_table(&table).map(StoreKind::Command),
                     Some(other) => {
                         table.error_at(
@@ -141,9 +142,9 @@ impl SecretStores {
             }
         }
         let builtin: [(&str, BuiltIn); 3] = [
-            ("vault", |env| StoreKind::Vault(vault::VaultStore::from_env(env))),
-            ("aws-sm", |env| StoreKind::Aws(aws::AwsStore::from_env(aws::Service::SecretsManager, env))),
-            ("aws-ssm", |env| StoreKind::Aws(aws::AwsStore::from_env(aws::Service::Ssm, env))),
+            ("vault", |env| StoreKind::Vault(Box::new(vault::VaultStore::from_env(env)))),
+            ("aws-sm", |env| StoreKind::Aws(Box::new(aws::AwsStore::from_env(aws::Service::SecretsManager, env)))),
+            ("aws-ssm", |env| StoreKind::Aws(Box::new(aws::AwsStore::from_env(aws::Service::Ssm, env)))),
         ];
         for (name, make) in builtin {
             if !stores.iter().any(|s| s.name == name) {

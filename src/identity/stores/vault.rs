@@ -70,9 +70,14 @@ pub struct VaultStore {
     /// Mounts already asked about: their path, and whether they are KV version 2. Asking is
     /// done under the lock, so that probes starting together ask once, not each.
     mounts: tokio::sync::Mutex<Vec<(String, bool)>>,
-    /// A given token's own life (`lookup-self`), asked once beside the first read.
-    given_token_life: tokio::sync::OnceCell<Option<TokenLife>>,
+    /// A given token's own life (`lookup-self`), asked beside the first read and again
+    /// when older than [`TOKEN_LIFE_ASKED_AGAIN`] (`serve` runs for months; tokens get
+    /// renewed), and when it was asked. Asked under the lock: probes starting together ask once.
+    given_token_life: tokio::sync::Mutex<Option<(std::time::Instant, Option<TokenLife>)>>,
 }
+
+/// How long `serve` trusts what `lookup-self` said of a given token's end.
+const TOKEN_LIFE_ASKED_AGAIN: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A given token's issue and end (none: it does not expire, as a root token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +118,7 @@ impl VaultStore {
             allow_unverified_password: false,
             token: tokio::sync::Mutex::new(None),
             mounts: tokio::sync::Mutex::new(Vec::new()),
-            given_token_life: tokio::sync::OnceCell::new(),
+            given_token_life: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -190,23 +195,26 @@ impl VaultStore {
         read
     }
 
-    /// A given token's life, asked once per run (`serve` asks again only if it restarts):
-    /// none for a login's token, with `hygiene = false`, or when the store does not say.
+    /// A given token's life, asked once per run (by `serve` every ten minutes): none for a
+    /// login's token, with `hygiene = false`, or when the store does not say.
     async fn given_token_life(&self, ctx: &ProbeContext, name: &str, token: &Secret) -> Option<TokenLife> {
         if !matches!(self.login, Login::Token(_)) || !ctx.hygiene.enabled {
             return None;
         }
-        *self
-            .given_token_life
-            .get_or_init(|| async {
-                match self.call(ctx, name, Method::GET, "auth/token/lookup-self", None, Some(token)).await {
-                    Ok((status, answer)) if status.is_success() => {
-                        TokenLife::of(&answer["data"], crate::model::expiry::now_unix())
-                    }
-                    _ => None,
-                }
-            })
-            .await
+        let mut kept = self.given_token_life.lock().await;
+        if let Some((asked, life)) = *kept
+            && asked.elapsed() < TOKEN_LIFE_ASKED_AGAIN
+        {
+            return life;
+        }
+        let life = match self.call(ctx, name, Method::GET, "auth/token/lookup-self", None, Some(token)).await {
+            Ok((status, answer)) if status.is_success() => {
+                TokenLife::of(&answer["data"], crate::model::expiry::now_unix())
+            }
+            _ => None,
+        };
+        *kept = Some((std::time::Instant::now(), life));
+        life
     }
 
     async fn read_with(
