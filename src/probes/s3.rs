@@ -37,6 +37,9 @@ const PUBLIC_GROUPS: [&str; 2] =
 struct Exposure {
     policy: Result<bool, String>,
     acl: Result<Vec<String>, String>,
+    /// What S3 Block Public Access (the bucket's, else the account's) neutralises, and whose
+    /// setting it is.
+    blocked: Option<(account::PublicAccessBlock, &'static str)>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,11 +166,11 @@ impl S3Probe {
                 }),
             }
         };
+        let at = account::Endpoints { region: &self.region, endpoint: self.endpoint.as_deref(), tls: &self.tls };
         let identity = async {
-            if let Some(credentials) = credentials {
-                let at =
-                    account::Endpoints { region: &self.region, endpoint: self.endpoint.as_deref(), tls: &self.tls };
-                account::note_identity(ctx, credentials, &at).await;
+            match credentials {
+                Some(credentials) => account::note_identity(ctx, credentials, &at).await,
+                None => None,
             }
         };
         // The ACL's grants to everyone (or to every AWS account), which a bucket policy does
@@ -186,12 +189,53 @@ impl S3Probe {
                 }),
             }
         };
-        let (policy, acl, ()) = tokio::join!(policy, acl, identity);
-        Exposure { policy, acl }
+        // Block Public Access can make a public policy or ACL moot: the bucket's own setting.
+        let bucket_block = async {
+            let answer = client.get_public_access_block().bucket(&self.bucket).send().await.ok()?;
+            let config = answer.public_access_block_configuration()?;
+            Some(account::PublicAccessBlock {
+                restrict_public_buckets: config.restrict_public_buckets().unwrap_or(false),
+                ignore_public_acls: config.ignore_public_acls().unwrap_or(false),
+            })
+        };
+        let (policy, acl, account_id, bucket_block) = tokio::join!(policy, acl, identity, bucket_block);
+        let bucket_block = bucket_block.unwrap_or_default();
+        let looks_public = |block: account::PublicAccessBlock| {
+            (policy == Ok(true) && !block.restrict_public_buckets)
+                || (acl.as_ref().is_ok_and(|g: &Vec<String>| !g.is_empty()) && !block.ignore_public_acls)
+        };
+        // The account's setting is asked only when the bucket still looks public: a round
+        // trip more in that case alone.
+        let mut blocked = (bucket_block != account::PublicAccessBlock::default()).then_some((bucket_block, "bucket"));
+        if looks_public(bucket_block)
+            && let (Some(credentials), Some(account_id)) = (credentials, account_id)
+        {
+            match account::account_public_access_block(ctx, credentials, &at, &account_id).await {
+                Ok(account_block) => {
+                    let either = account::PublicAccessBlock {
+                        restrict_public_buckets: bucket_block.restrict_public_buckets
+                            || account_block.restrict_public_buckets,
+                        ignore_public_acls: bucket_block.ignore_public_acls || account_block.ignore_public_acls,
+                    };
+                    if either != bucket_block {
+                        blocked = Some((either, "account"));
+                    }
+                }
+                Err(why) => ctx.detail(format!(
+                    "hygiene: the account's Block Public Access settings were not answered ({why}); judged without them"
+                )),
+            }
+        }
+        Exposure { policy, acl, blocked }
     }
 
     fn note_exposure(&self, ctx: &ProbeContext, exposure: Exposure) {
+        let (block, whose) = exposure.blocked.unwrap_or_default();
         match exposure.acl {
+            Ok(granted) if !granted.is_empty() && block.ignore_public_acls => ctx.detail(format!(
+                "hygiene: the bucket's ACL grants {} to everyone, but the {whose}'s Block Public Access ignores public ACLs",
+                granted.join(", ")
+            )),
             Ok(granted) if !granted.is_empty() => ctx.note_warning(
                 "s3_bucket_acl_public",
                 format!(
@@ -205,6 +249,9 @@ impl S3Probe {
             Err(why) => ctx.detail(format!("hygiene: GetBucketAcl was not answered ({why})")),
         }
         match exposure.policy {
+            Ok(true) if block.restrict_public_buckets => ctx.detail(format!(
+                "hygiene: the bucket's policy is public, but the {whose}'s Block Public Access restricts it to the account's own users and AWS services"
+            )),
             Ok(true) => ctx.note_warning(
                 "s3_bucket_public",
                 format!(

@@ -1,7 +1,8 @@
 //! What an AWS credential is, asked of AWS itself for credential hygiene: whose identity it
 //! is (STS `GetCallerIdentity`: the account root, an IAM user, an assumed role) and, for an
-//! IAM user's long-term access key, when it was made (IAM `ListAccessKeys`). Query-API
-//! calls signed here, over authprobe's own connections (not recorded as the probe's
+//! IAM user's long-term access key, when it was made (IAM `ListAccessKeys`); and the
+//! account's S3 Block Public Access settings (S3 Control), when a bucket looks public.
+//! Calls signed here, over authprobe's own connections (not recorded as the probe's
 //! stages), read-only and without side effects; both go out at once.
 
 use std::time::SystemTime;
@@ -41,8 +42,8 @@ impl Endpoints<'_> {
 
 /// Asks who the credentials are and, when the probe has a `max_age` and the key is a
 /// long-term one (`AKIA…`), when the key was made; notes what hygiene finds. A call that
-/// fails is a `-v` line, never the probe's failure.
-pub async fn note_identity(ctx: &ProbeContext, credentials: &Credentials, at: &Endpoints<'_>) {
+/// fails is a `-v` line, never the probe's failure. Returns the account's id, when told.
+pub async fn note_identity(ctx: &ProbeContext, credentials: &Credentials, at: &Endpoints<'_>) -> Option<String> {
     let key_id = credentials.access_key_id();
     let wants_age = ctx.hygiene.max_age.is_some() && key_id.starts_with("AKIA");
     let identity = call(ctx, credentials, at, "sts", "Action=GetCallerIdentity&Version=2011-06-15");
@@ -54,6 +55,7 @@ pub async fn note_identity(ctx: &ProbeContext, credentials: &Credentials, at: &E
         }
     };
     let (identity, keys) = tokio::join!(identity, keys);
+    let account = identity.as_ref().ok().and_then(|xml| xml_element(xml, "Account"));
     match identity.map(|xml| xml_element(&xml, "Arn")) {
         Ok(Some(arn)) => note_arn(ctx, &arn),
         Ok(None) => ctx.detail("hygiene: STS GetCallerIdentity answered without an Arn"),
@@ -77,6 +79,55 @@ pub async fn note_identity(ctx: &ProbeContext, credentials: &Credentials, at: &E
         Some(Err(why)) => ctx.detail(format!(
             "hygiene: IAM ListAccessKeys was not answered ({why}): the key's age is unknown (grant iam:ListAccessKeys on the user itself to learn it)"
         )),
+    }
+    account.filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// S3 Block Public Access, as a bucket's or an account's settings say: which public grants
+/// S3 does not honour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublicAccessBlock {
+    /// A public bucket policy gives access only to AWS services and the account's own users.
+    pub restrict_public_buckets: bool,
+    /// Public ACLs are ignored.
+    pub ignore_public_acls: bool,
+}
+
+impl PublicAccessBlock {
+    /// From a `PublicAccessBlockConfiguration` document (S3's and S3 Control's alike).
+    pub fn of_xml(xml: &str) -> PublicAccessBlock {
+        let on = |name: &str| xml_element(xml, name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        PublicAccessBlock {
+            restrict_public_buckets: on("RestrictPublicBuckets"),
+            ignore_public_acls: on("IgnorePublicAcls"),
+        }
+    }
+}
+
+/// The account's S3 Block Public Access settings (S3 Control `GetPublicAccessBlock`; needs
+/// `s3:GetAccountPublicAccessBlock`). None set is all off.
+pub async fn account_public_access_block(
+    ctx: &ProbeContext,
+    credentials: &Credentials,
+    at: &Endpoints<'_>,
+    account: &str,
+) -> Result<PublicAccessBlock, String> {
+    let raw = match at.endpoint {
+        Some(endpoint) => format!("{}/v20180820/configuration/publicAccessBlock", endpoint.trim_end_matches('/')),
+        None => format!(
+            "https://{account}.s3-control.{}.amazonaws.com/v20180820/configuration/publicAccessBlock",
+            at.region
+        ),
+    };
+    let url = Url::parse(&raw).map_err(|e| format!("{raw}: {e}"))?;
+    let account_header = HeaderValue::from_str(account).map_err(|e| e.to_string())?;
+    let mut headers = vec![(header::HeaderName::from_static("x-amz-account-id"), account_header)];
+    let signer = Signer { credentials, region: at.region, service: "s3", now: SystemTime::now() };
+    headers.extend(sign_request(&signer, &Method::GET, &url, &headers, b"").map_err(|f| f.message)?);
+    match answer(ctx, at, &url, Method::GET, &headers, Bytes::new()).await {
+        Ok(xml) => Ok(PublicAccessBlock::of_xml(&xml)),
+        Err(why) if why.contains("NoSuchPublicAccessBlockConfiguration") => Ok(PublicAccessBlock::default()),
+        Err(why) => Err(why),
     }
 }
 
@@ -109,9 +160,20 @@ async fn call(
     let mut headers = vec![(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))];
     let signer = Signer { credentials, region, service, now: SystemTime::now() };
     headers.extend(sign_request(&signer, &Method::POST, &url, &headers, body.as_bytes()).map_err(|f| f.message)?);
-    let mut conn = httpc::connect(ctx, &url, at.tls, Record::Quietly).await.map_err(|f| f.message)?;
-    let mut response =
-        conn.send(Method::POST, &url, &headers, Bytes::from_static(body.as_bytes())).await.map_err(|f| f.message)?;
+    answer(ctx, at, &url, Method::POST, &headers, Bytes::from_static(body.as_bytes())).await
+}
+
+/// One signed request's XML answer; an error status is `HTTP status, Code`.
+async fn answer(
+    ctx: &ProbeContext,
+    at: &Endpoints<'_>,
+    url: &Url,
+    method: Method,
+    headers: &[(header::HeaderName, HeaderValue)],
+    body: Bytes,
+) -> Result<String, String> {
+    let mut conn = httpc::connect(ctx, url, at.tls, Record::Quietly).await.map_err(|f| f.message)?;
+    let mut response = conn.send(method, url, headers, body).await.map_err(|f| f.message)?;
     let status = response.status();
     let (bytes, _) = httpc::read_capped(response.body_mut(), ANSWER_CAP).await.map_err(|f| f.message)?;
     let xml = String::from_utf8_lossy(&bytes).into_owned();
@@ -163,6 +225,17 @@ mod tests {
         assert_eq!(key_created(keys, "AKIAMISSING"), None);
         assert_eq!(key_created("<not xml", "AKIATHIS"), None);
         assert_eq!(iso_seconds("2026"), None);
+    }
+
+    #[test]
+    fn block_public_access_settings_are_read() {
+        let xml = "<PublicAccessBlockConfiguration><BlockPublicAcls>false</BlockPublicAcls><IgnorePublicAcls>true</IgnorePublicAcls>\
+            <BlockPublicPolicy>false</BlockPublicPolicy><RestrictPublicBuckets>false</RestrictPublicBuckets></PublicAccessBlockConfiguration>";
+        assert_eq!(
+            PublicAccessBlock::of_xml(xml),
+            PublicAccessBlock { restrict_public_buckets: false, ignore_public_acls: true }
+        );
+        assert_eq!(PublicAccessBlock::of_xml("<garbage"), PublicAccessBlock::default());
     }
 
     #[test]
