@@ -27,9 +27,17 @@ need psql postgresql-client
 need mariadb mariadb-client
 need tsql freetds-bin
 need sftp openssh-client
-command -v aws >/dev/null || pip install -q awscli
-dpkg -s libnetfilter-queue-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnetfilter-queue-dev >/dev/null
-python3 -c 'import netfilterqueue' 2>/dev/null || pip install -q NetfilterQueue==1.1.0
+need gcc gcc
+dpkg -s libnetfilter-queue-dev python3-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnetfilter-queue-dev python3-dev >/dev/null
+# The harness's own Python environment (from Debian's python3), never this machine's pip.
+pybin=$(scripts/servers.sh python-env awscli NetfilterQueue==1.1.0)
+# Everything the harness fetches (Debian packages, wheels, npm modules) is fetched out here:
+# the namespace below cannot reach the registries. The harness comes up once outside (left
+# as it was found), then starts inside from the caches.
+outside_was_up=0
+case "$(scripts/servers.sh status 2>/dev/null || true)" in *": running"*) outside_was_up=1 ;; esac
+scripts/servers.sh up >/dev/null
+[ "$outside_was_up" = 1 ] || scripts/servers.sh down >/dev/null
 cargo build --quiet
 bin=$PWD/target/debug/authprobe
 work=$(mktemp -d)
@@ -55,7 +63,7 @@ set +a
 reference_client_files "$work" ip netns exec "$NS"
 
 # Not through in_ns: $! must be the delay program itself (ip netns exec execs it).
-ip netns exec "$NS" python3 bench/netem_delay.py 7 "$DELAY" >/dev/null 2>&1 &
+ip netns exec "$NS" "$pybin/python3" bench/netem_delay.py 7 "$DELAY" >/dev/null 2>&1 &
 delay_pid=$!
 sleep 1
 delay_on() { in_ns iptables -A OUTPUT -o lo -j NFQUEUE --queue-num 7; }
@@ -63,7 +71,7 @@ delay_off() { in_ns iptables -D OUTPUT -o lo -j NFQUEUE --queue-num 7; }
 
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N); echo $(((t1 - t0) / 1000000)); }
 delay_on
-rtt=$(in_ns python3 -c "
+rtt=$(in_ns "$pybin/python3" -c "
 import socket, time, threading
 s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); port = s.getsockname()[1]
 def echo():
@@ -117,7 +125,7 @@ run_pair mysql 4 env MYSQL_PWD="$AP_MYSQL_PASSWORD" mariadb -h 127.0.0.1 -P "$AP
 run_pair mssql 6 sh -c "printf 'SELECT 1\ngo\nquit\n' | FREETDSCONF=$work/freetds.conf tsql -S authprobe -U app_user -P \"\$AP_MSSQL_PASSWORD\"" -- \
   env MSSQL_PASSWORD="$AP_MSSQL_PASSWORD" "$bin" check "mssql://app_user@localhost:$AP_MSSQL_PORT/?encrypt=verify-full&ssl-ca=$AP_CA"
 run_pair s3 2 env AWS_ACCESS_KEY_ID="$AP_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$AP_S3_SECRET_KEY" AWS_DEFAULT_REGION=us-east-1 \
-  aws --endpoint-url "http://127.0.0.1:$AP_S3_PORT" s3api list-objects-v2 --bucket demo-bucket --max-keys 1 -- \
+  "$pybin/aws" --endpoint-url "http://127.0.0.1:$AP_S3_PORT" s3api list-objects-v2 --bucket demo-bucket --max-keys 1 -- \
   env AWS_ACCESS_KEY_ID="$AP_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$AP_S3_SECRET_KEY" "$bin" check "s3://demo-bucket/?endpoint=http://127.0.0.1:$AP_S3_PORT"
 run_pair sftp 9 sh -c "echo 'ls data' | sftp -q -b - -i $work/id_ed25519 -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -P $AP_SSH_PORT sftp_key@127.0.0.1" -- \
   "$bin" check "sftp://sftp_key@127.0.0.1:$AP_SSH_PORT/~/data" -i "$work/id_ed25519" --known-hosts "$work/known_hosts"
