@@ -19,6 +19,9 @@ STATE=${AUTHPROBE_STATE:-/tmp/authprobe-servers}
 CACHE=${AUTHPROBE_CACHE:-$HOME/.cache/authprobe}
 ENV_FILE=$STATE/servers.env
 PIDS=$STATE/pids
+# PAM services live in /etc/pam.d, shared by every harness on the machine (bench/rtt.sh runs
+# one beside the tests'): each state directory names its own.
+PAM_TAG=$(printf '%s' "$STATE" | md5sum | cut -c1-8)
 CERTS=$STATE/certs
 
 # shellcheck source=harness/defaults.env
@@ -353,9 +356,9 @@ CONF
 local     all       postgres                       trust
 hostssl   all       $AP_PG_CERT_USER  127.0.0.1/32 cert
 hostnossl all       $AP_PG_CERT_USER  127.0.0.1/32 reject
-hostssl   all       $AP_IAM_DB_USER   127.0.0.1/32 pam pamservice=authprobe-rds-pg
+hostssl   all       $AP_IAM_DB_USER   127.0.0.1/32 pam pamservice=authprobe-rds-pg-$PAM_TAG
 hostnossl all       $AP_IAM_DB_USER   127.0.0.1/32 reject
-hostssl   all       $AP_ENTRA_DB_USER,$AP_ENTRA_MI_DB_USER,"$AP_GCP_PG_DB_USER" 127.0.0.1/32 pam pamservice=authprobe-clouddb-pg
+hostssl   all       $AP_ENTRA_DB_USER,$AP_ENTRA_MI_DB_USER,"$AP_GCP_PG_DB_USER" 127.0.0.1/32 pam pamservice=authprobe-clouddb-pg-$PAM_TAG
 hostnossl all       $AP_ENTRA_DB_USER,$AP_ENTRA_MI_DB_USER,"$AP_GCP_PG_DB_USER" 127.0.0.1/32 reject
 host      all       $AP_PG_USER       127.0.0.1/32 scram-sha-256
 host      appdb     $AP_PG_LIMITED_USER 127.0.0.1/32 scram-sha-256
@@ -364,8 +367,8 @@ host      all       $AP_PG_KRB_UNMAPPED 127.0.0.1/32 gss include_realm=0 krb_rea
 host      appdb     vault_admin       127.0.0.1/32 scram-sha-256
 host      appdb     +vault_dynamic    127.0.0.1/32 scram-sha-256
 CONF
-  rds_pam authprobe-rds-pg "$AP_PG_PORT"
-  clouddb_pam authprobe-clouddb-pg
+  rds_pam authprobe-rds-pg-$PAM_TAG "$AP_PG_PORT"
+  clouddb_pam authprobe-clouddb-pg-$PAM_TAG
   runuser -u postgres -- env KRB5_CONFIG="$STATE/kdc/krb5.conf" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null \
     || die "PostgreSQL did not start: $(tail -5 "$dir/postgres.log")"
   head -1 "$dir/data/postmaster.pid" > "$PIDS/postgres.pid"
@@ -437,8 +440,8 @@ plugin-load-add = auth_gssapi.so
 gssapi-keytab-path = $STATE/kdc/mariadb.keytab
 gssapi-principal-name = mariadb/localhost@$AP_KRB_REALM
 CONF
-  rds_pam authprobe-rds-mysql "$AP_MYSQL_PORT"
-  clouddb_pam authprobe-clouddb-mysql
+  rds_pam authprobe-rds-mysql-$PAM_TAG "$AP_MYSQL_PORT"
+  clouddb_pam authprobe-clouddb-mysql-$PAM_TAG
   mariadb-install-db --defaults-file="$dir/my.cnf" --auth-root-authentication-method=socket --skip-test-db \
     >"$STATE/logs/mysql-install.log" 2>&1 || die "mariadb-install-db failed: $(tail -5 "$STATE/logs/mysql-install.log")"
   nohup mariadbd --defaults-file="$dir/my.cnf" >"$STATE/logs/mysql.log" 2>&1 &
@@ -458,11 +461,11 @@ GRANT SELECT ON $AP_MYSQL_DATABASE.* TO '$AP_MYSQL_X509_USER'@'127.0.0.1';
 INSTALL SONAME 'auth_ed25519';
 CREATE USER '$AP_MYSQL_ED25519_USER'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('$AP_MYSQL_ED25519_PASSWORD');
 GRANT SELECT ON $AP_MYSQL_DATABASE.* TO '$AP_MYSQL_ED25519_USER'@'127.0.0.1';
-CREATE USER '$AP_IAM_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-rds-mysql' REQUIRE SSL;
+CREATE USER '$AP_IAM_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-rds-mysql-$PAM_TAG' REQUIRE SSL;
 GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_IAM_DB_USER'@'127.0.0.1';
-CREATE USER '$AP_ENTRA_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql' REQUIRE SSL;
-CREATE USER '$AP_ENTRA_MI_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql' REQUIRE SSL;
-CREATE USER '$AP_GCP_MYSQL_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql' REQUIRE SSL;
+CREATE USER '$AP_ENTRA_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql-$PAM_TAG' REQUIRE SSL;
+CREATE USER '$AP_ENTRA_MI_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql-$PAM_TAG' REQUIRE SSL;
+CREATE USER '$AP_GCP_MYSQL_DB_USER'@'127.0.0.1' IDENTIFIED VIA pam USING 'authprobe-clouddb-mysql-$PAM_TAG' REQUIRE SSL;
 GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_ENTRA_DB_USER'@'127.0.0.1', '$AP_ENTRA_MI_DB_USER'@'127.0.0.1', '$AP_GCP_MYSQL_DB_USER'@'127.0.0.1';
 CREATE USER '$AP_KRB_USER'@'127.0.0.1' IDENTIFIED VIA gssapi AS '$AP_KRB_USER@$AP_KRB_REALM';
 GRANT SELECT ON $AP_MYSQL_DATABASE.orders TO '$AP_KRB_USER'@'127.0.0.1';

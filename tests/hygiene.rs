@@ -531,6 +531,8 @@ async fn hygiene_alert_rules_fire_in_prometheus() {
         crate::serve::prometheus_scraping(&ws, &serve, &["old", "certificate", "powerful", "fine"], &rules);
     let expected: BTreeSet<(String, String, String)> = [
         ("CredentialTooOld", "old", "firing"),
+        // The store's token (OpenBao's reader token lives 24 h) is a credential with an end.
+        ("CredentialExpiringSoon", "old", "firing"),
         ("CredentialExpiringSoon", "certificate", "firing"),
         ("CredentialTooPowerful", "powerful", "pending"),
     ]

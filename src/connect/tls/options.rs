@@ -26,6 +26,10 @@ pub struct TlsOptions {
     pub pins: Vec<String>,
     pub insecure: bool,
     pub mode: Option<TlsMode>,
+    /// The key-exchange group to offer a key share for first, for servers known to accept
+    /// another than rustls' first by default (PostgreSQL up to 17 accepts only P-256 unless
+    /// configured): the share they take is in the first ClientHello, with no retry.
+    pub key_share_first: Option<rustls::NamedGroup>,
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for TlsOptions {
             .field("pins", &self.pins)
             .field("insecure", &self.insecure)
             .field("mode", &self.mode)
+            .field("key_share_first", &self.key_share_first)
             .finish()
     }
 }

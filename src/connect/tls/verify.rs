@@ -382,7 +382,13 @@ pub fn client_config(
     alpn: &[&[u8]],
     endpoint: Option<&(String, u16)>,
 ) -> Result<(Arc<ClientConfig>, Recorder), Failure> {
-    let provider = provider();
+    let mut provider = provider();
+    if let Some(first) = opts.key_share_first {
+        // The same provider, its groups reordered: rustls sends a key share for the first.
+        let mut reordered = (*provider).clone();
+        reordered.kx_groups.sort_by_key(|group| group.name() != first);
+        provider = Arc::new(reordered);
+    }
     // As libpq: `require` with an explicit CA verifies the chain (like verify-ca).
     let accept_any = opts.insecure
         || opts.mode == Some(TlsMode::Prefer)

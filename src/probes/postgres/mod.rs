@@ -69,6 +69,10 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         return None;
     }
     let mut db = db?;
+    // PostgreSQL up to 17 takes only P-256 for the key exchange unless configured otherwise
+    // (ssl_ecdh_curve = prime256v1): its share offered first saves a HelloRetryRequest's
+    // round trip (libpq pays it). PostgreSQL 18's default list has P-256 too.
+    db.tls.key_share_first = Some(rustls::NamedGroup::secp256r1);
     // libpq's default: the database named after the user.
     db.database.get_or_insert_with(|| db.user.clone());
     let (allowed, forbidden) = require_auth?;
