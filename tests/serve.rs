@@ -518,7 +518,8 @@ async fn prometheus_query(web_addr: &str, query: &str) -> Option<serde_json::Val
 
 #[tokio::test]
 async fn a_real_prometheus_scrapes_it_like_the_blackbox_exporter() {
-    let prometheus = require_tool("prometheus");
+    // Missing tools fail the test before anything starts.
+    require_tool("prometheus");
     let pki = certs::pki();
     let api = servers::https(&pki.server, servers::ClientCerts::None).await;
     let ws = Workspace::new();
@@ -546,18 +547,7 @@ async fn a_real_prometheus_scrapes_it_like_the_blackbox_exporter() {
         .output()
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
-    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let web_addr = web.local_addr().unwrap().to_string();
-    drop(web);
-    let _prom = tokio::process::Command::new(prometheus)
-        .arg(format!("--config.file={}", prom_config.display()))
-        .arg(format!("--storage.tsdb.path={}", ws.path("tsdb").display()))
-        .arg(format!("--web.listen-address={web_addr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start prometheus");
+    let (_prom, web_addr) = start_prometheus(&ws, &prom_config);
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let results = loop {
@@ -962,7 +952,6 @@ pub fn prometheus_scraping(
     targets: &[&str],
     rules: &std::path::Path,
 ) -> (tokio::process::Child, String) {
-    let prometheus = require_tool("prometheus");
     let prom_config = ws.write(
         "prometheus.yml",
         &format!(
@@ -972,9 +961,15 @@ pub fn prometheus_scraping(
             serve.addr
         ),
     );
+    start_prometheus(ws, &prom_config)
+}
+
+/// A real Prometheus with `config`, its data in the workspace, on a free port. Returns the
+/// process (killed on drop) and its web address.
+fn start_prometheus(ws: &Workspace, config: &std::path::Path) -> (tokio::process::Child, String) {
     let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let child = tokio::process::Command::new(prometheus)
-        .arg(format!("--config.file={}", prom_config.display()))
+    let child = tokio::process::Command::new(require_tool("prometheus"))
+        .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", ws.path("tsdb").display()))
         .arg(format!("--web.listen-address={web}"))
         .stdout(Stdio::null())

@@ -160,10 +160,7 @@ impl S3Probe {
         let policy = async {
             match client.get_bucket_policy_status().bucket(&self.bucket).send().await {
                 Ok(answer) => Ok(answer.policy_status().and_then(|s| s.is_public()).unwrap_or(false)),
-                Err(err) => Err(match err.as_service_error().and_then(|e| e.code()) {
-                    Some(code) => ctx.server_text(code, 80),
-                    None => error_chain(&err),
-                }),
+                Err(err) => Err(unanswered(ctx, &err)),
             }
         };
         let at = account::Endpoints { region: &self.region, endpoint: self.endpoint.as_deref(), tls: &self.tls };
@@ -183,10 +180,7 @@ impl S3Probe {
                     .filter(|g| g.grantee().and_then(|g| g.uri()).is_some_and(|uri| PUBLIC_GROUPS.contains(&uri)))
                     .filter_map(|g| g.permission().map(|p| ctx.server_text(p.as_str(), 40)))
                     .collect()),
-                Err(err) => Err(match err.as_service_error().and_then(|e| e.code()) {
-                    Some(code) => ctx.server_text(code, 80),
-                    None => error_chain(&err),
-                }),
+                Err(err) => Err(unanswered(ctx, &err)),
             }
         };
         // Block Public Access can make a public policy or ACL moot: the bucket's own setting.
@@ -274,6 +268,19 @@ impl S3Probe {
             ),
             _ => failure,
         }
+    }
+}
+
+/// Why a hygiene question was not answered: the service's error code (as the server's text,
+/// scrubbed and cut), else the error's chain.
+fn unanswered<E, R>(ctx: &ProbeContext, err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match err.as_service_error().and_then(|e| e.code()) {
+        Some(code) => ctx.server_text(code, 80),
+        None => error_chain(err),
     }
 }
 

@@ -32,14 +32,7 @@ impl HostCertificate {
     /// which the warning says.
     pub(super) fn note(&self, ctx: &StageLog, endpoint: &str, who: &str) {
         let what = format!("{who}the SSH host certificate of {endpoint} (`{}`, CA {})", self.key_id, self.ca_sha256);
-        // OpenSSH writes "forever" as the largest time.
-        let Ok(before) = i64::try_from(self.valid_before) else {
-            ctx.detail(format!("credential: {what} does not expire"));
-            return;
-        };
-        let after = i64::try_from(self.valid_after).ok();
-        let standing = ctx.note_expiry(&what, before, after, after);
-        let outside = match standing {
+        let outside = match note_certificate_life(ctx, &what, self.valid_after, self.valid_before) {
             crate::model::expiry::Standing::Valid => return,
             crate::model::expiry::Standing::Expired(ago) => {
                 format!("ended {} ago", crate::model::signed_link::approx(ago))

@@ -402,28 +402,39 @@ pub(super) fn classify_open_failure(reason: &ChannelOpenFailure, description: &s
 
 /// A user certificate's validity: listed with the probe's credentials, warned about before
 /// it ends, and an ended (or not yet valid) one is not sent: the server would refuse it.
+/// An OpenSSH certificate's validity (user's or host's) among the probe's credentials, as
+/// [`StageLog::note_expiry`] records and judges it; one that never ends is a `-v` line.
+pub(super) fn note_certificate_life(
+    ctx: &StageLog,
+    what: &str,
+    valid_after: u64,
+    valid_before: u64,
+) -> crate::model::expiry::Standing {
+    // OpenSSH writes "forever" as the largest time.
+    let before = i64::try_from(valid_before).unwrap_or(i64::MAX);
+    if before == i64::MAX {
+        ctx.detail(format!("credential: {what} does not expire"));
+        return crate::model::expiry::Standing::Valid;
+    }
+    let after = i64::try_from(valid_after).ok();
+    ctx.note_expiry(what, before, after, after)
+}
+
 fn check_certificate(
     ctx: &StageLog,
     path: &std::path::Path,
     certificate: &russh::keys::Certificate,
 ) -> Result<(), Failure> {
     let what = format!("the SSH certificate `{}` ({})", certificate.key_id(), path.display());
-    // OpenSSH writes "forever" as the largest time.
-    let before = i64::try_from(certificate.valid_before()).unwrap_or(i64::MAX);
-    if before == i64::MAX {
-        ctx.detail(format!("credential: {what} does not expire"));
-        return Ok(());
-    }
-    let after = i64::try_from(certificate.valid_after()).ok();
     let sign_again = "sign the key again with the user CA (ssh-keygen -s CA_KEY -I ID -n USER -V +52w KEY.pub), or ask whoever runs the CA";
-    match ctx.note_expiry(&what, before, after, after) {
+    match note_certificate_life(ctx, &what, certificate.valid_after(), certificate.valid_before()) {
         crate::model::expiry::Standing::Valid => Ok(()),
         crate::model::expiry::Standing::Expired(ago) => Err(Failure::new(
             ErrorClass::AuthRejected,
             format!(
                 "{what} expired {} ago, at {}; authprobe did not send it",
                 crate::model::signed_link::approx(ago),
-                crate::model::expiry::rfc3339(before)
+                crate::model::expiry::rfc3339(i64::try_from(certificate.valid_before()).unwrap_or_default())
             ),
         )
         .with_hint(sign_again)),
