@@ -68,6 +68,11 @@ else
   cargo test "$@"
 fi
 
+# Doc tests (nextest does not run them): among them, the compile-fail proof that nothing
+# outside the crate can make a release proof (src/model/release.rs).
+log "cargo test --doc"
+cargo test --doc --quiet
+
 # tests/docker_real.rs: the same cases against MySQL 8.4 and SQL Server 2022, which only
 # docker-compose.yml provides. Run when the servers came up that way; otherwise said.
 if [ "${AP_SERVERS:-}" = compose ]; then

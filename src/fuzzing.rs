@@ -51,16 +51,13 @@ pub fn postgres(data: &[u8]) {
         let _ = parse_backend(tag, body);
         let _ = pg_wire::parse_data_row(body);
     }
-    let policy = AuthPolicy {
-        allowed: Vec::new(),
-        forbidden: Vec::new(),
-        channel_binding: ChannelBindingMode::Prefer,
-        peer_verified: true,
-        allow_unverified_password: false,
-    };
+    let policy = AuthPolicy { allowed: Vec::new(), forbidden: Vec::new(), channel_binding: ChannelBindingMode::Prefer };
     block_on(async {
         let mut client = Client::new(Scripted { data });
-        if client.login("user", "db", Some("password"), &policy, Some(vec![7; 32]), None).await.is_ok()
+        if client
+            .login("user", "db", Some(pg_wire::Password::Releasable("password")), &policy, Some(vec![7; 32]), None)
+            .await
+            .is_ok()
             && client.query_row("SELECT rolsuper FROM pg_roles").await.is_ok()
         {
             let _ = client.ask_then_query("SELECT 2", "SELECT 1").await;
@@ -75,15 +72,13 @@ pub fn postgres(data: &[u8]) {
 fn postgres_release_rule(data: &[u8]) {
     use pg_wire::{AuthPolicy, ChannelBindingMode, LoginExchange, LoginStep, parse_backend};
     const PASSWORD: &str = "fuzz-pg-password-never-in-clear";
-    let policy = AuthPolicy {
-        allowed: Vec::new(),
-        forbidden: Vec::new(),
-        channel_binding: ChannelBindingMode::Prefer,
-        peer_verified: false,
-        allow_unverified_password: false,
-    };
+    let policy = AuthPolicy { allowed: Vec::new(), forbidden: Vec::new(), channel_binding: ChannelBindingMode::Prefer };
     let leaks = |bytes: &[u8]| bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes());
-    let Ok((mut exchange, startup)) = LoginExchange::start("user", "db", Some(PASSWORD), &policy, None) else { return };
+    let Ok((mut exchange, startup)) =
+        LoginExchange::start("user", "db", Some(pg_wire::Password::ChallengeOnly(PASSWORD)), &policy, None)
+    else {
+        return;
+    };
     assert!(!leaks(&startup));
     let mut rest = data;
     while rest.len() >= 5 {
@@ -111,11 +106,9 @@ pub fn mysql(data: &[u8]) {
         let Ok(greeting) = wire::read_greeting(&mut packets).await else { return };
         let login = wire::Login {
             user: "user",
-            password: "password",
+            password: wire::Password::ToVerifiedServer("password"),
             database: Some("db"),
             encrypted: true,
-            verified: true,
-            allow_unverified: false,
             server_public_key: None,
         };
         let caps = wire::client_capabilities(greeting.capabilities, true, true);
@@ -142,11 +135,9 @@ fn mysql_release_rule(data: &[u8]) {
     };
     let login = wire::Login {
         user: "user",
-        password: PASSWORD,
+        password: wire::Password::ChallengeOnly(PASSWORD),
         database: None,
         encrypted: false,
-        verified: false,
-        allow_unverified: false,
         server_public_key: None,
     };
     let leaks = |payload: &[u8]| payload.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes());

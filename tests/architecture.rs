@@ -158,6 +158,50 @@ fn no_source_file_is_over_600_lines() {
     assert!(long.is_empty(), "split these files:\n{}", long.join("\n"));
 }
 
+/// The credential release rule's proof (`model::release::Release`) is made only where the
+/// fact it states is established; a new kind gets one from these, never makes its own.
+const RELEASE_PROOF_MAKERS: &[(&str, &str)] = &[
+    ("Release::verified_tls", "src/connect/tls/verify.rs"),
+    ("Release::approved_host_key", "src/connect/ssh/session.rs"),
+    ("Release::consented", "src/model/stages.rs"),
+    ("Release::plain_proxy_url", "src/connect/proxy/mod.rs"),
+];
+
+#[test]
+fn release_proofs_are_made_only_where_their_fact_is_established() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut strays = Vec::new();
+    let mut made = BTreeSet::new();
+    for path in &files {
+        let rel = path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/");
+        if rel == "src/model/release.rs" {
+            continue;
+        }
+        let code = production_code(&std::fs::read_to_string(path).unwrap_or_default());
+        for (maker, home) in RELEASE_PROOF_MAKERS {
+            if code.contains(maker) {
+                if rel == *home {
+                    made.insert(*maker);
+                } else {
+                    strays.push(format!("{rel} makes {maker} (only {home} may)"));
+                }
+            }
+        }
+    }
+    assert!(strays.is_empty(), "release proofs made elsewhere:\n{}", strays.join("\n"));
+    // The list is current: each maker is used where it says.
+    assert_eq!(made.len(), RELEASE_PROOF_MAKERS.len(), "unused makers in RELEASE_PROOF_MAKERS: {made:?}");
+    // And nothing reads a secret without naming why: the old unguarded accessor is gone.
+    let exposed: Vec<String> = files
+        .iter()
+        .filter(|p| std::fs::read_to_string(p).unwrap_or_default().contains(".expose()"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(exposed.is_empty(), "{exposed:?}");
+}
+
 /// The wire crates are the protocol alone: they may not know authprobe.
 #[test]
 fn wire_crates_do_not_depend_on_authprobe() {

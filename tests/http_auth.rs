@@ -200,6 +200,9 @@ async fn secrets_are_not_sent_over_plain_http_without_consent() {
             u("/token")
         ),
     );
+    // A body that holds a reference may carry a credential; one of config text only does not.
+    cfg += &plain("body-reference", "/api", "method = \"POST\"\nbody = \"{\\\"token\\\": \\\"${GOOD_TOKEN}\\\"}\"");
+    cfg += &plain("body-text", "/health", "method = \"POST\"\nbody = \"{\\\"ping\\\": true}\"");
     cfg += &plain(
         "bearer-allowed",
         "/bearer",
@@ -207,13 +210,16 @@ async fn secrets_are_not_sent_over_plain_http_without_consent() {
     );
     let (out, report) = run_json(&ws.config(&cfg), &env()).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    for name in ["bearer", "basic", "api-key", "credential-header", "client-secret"] {
+    let body = assert_failed(&report, "body-reference", "auth", "tls_handshake");
+    assert!(body["error"]["message"].as_str().unwrap().contains("the request body"), "{body:#}");
+    assert_ne!(probe(&report, "body-text")["error"]["class"], "tls_handshake", "{report:#}");
+    for name in ["bearer", "basic", "api-key", "credential-header", "client-secret", "body-reference"] {
         let p = assert_failed(&report, name, "auth", "tls_handshake");
         let hint = p["error"]["hint"].as_str().unwrap();
         assert!(hint.contains("https://") && hint.contains("allow_unverified_password = true"), "{p:#}");
         assert!(p["error"]["message"].as_str().unwrap().contains("did not send it"), "{p:#}");
     }
-    assert_eq!(server.requests(), 1, "only the allowed probe reached the server");
+    assert_eq!(server.requests(), 2, "only the allowed probe and the body of text reached the server");
     let allowed = assert_passed(&report, "bearer-allowed");
     assert_eq!(allowed["status"], "pass");
 }

@@ -112,3 +112,39 @@ async fn client_certificates_missing_or_from_an_unknown_ca_are_tls_client_cert()
     assert_passed(&report, "good-client-cert");
     assert_eq!(server.requests(), 1, "only the probe with a good certificate reached the application");
 }
+
+/// The credential release rule is the same for every kind: `tls.insecure` turns
+/// verification off, not the rule, so a bearer token goes to a server whose certificate
+/// nothing vouched for only with `allow_unverified_password` (as for FTP and databases).
+/// The refusal names the certificate and every way to verify it; nothing reaches the server.
+#[tokio::test]
+async fn an_unverified_certificate_gets_no_credential_without_consent() {
+    let pki = util::certs::pki();
+    let server = servers::https(&pki.untrusted, ClientCerts::None).await;
+    let ws = Workspace::new();
+    let url = server.url("https", "/health");
+    let fp = pki.untrusted.sha256();
+    let bearer = "auth = { type = \"bearer\", token = \"${TLS_CLASSES_TOKEN}\" }";
+    let mut cfg = http_probe("refused", &url, &format!("tls = {{ insecure = true }}\n{bearer}"));
+    let env = [("TLS_CLASSES_TOKEN", "tls-classes-token-3f9a1c")];
+    let (out, report) = run_json(&ws.config(&cfg), &env).await;
+    assert_eq!(out.code, 1, "{report:#}");
+    let refused = assert_failed(&report, "refused", "auth", "tls_untrusted");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the bearer token") && message.contains(&fp), "{refused:#}");
+    assert!(message.contains("authprobe did not send it"), "{refused:#}");
+    let hint = refused["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains(&format!("pin_sha256 = [\"{fp}\"]")) && hint.contains("allow_unverified_password"), "{hint}");
+    assert_eq!(server.requests(), 0, "the request went out");
+    assert!(!out.stdout.contains("tls-classes-token-3f9a1c") && !out.stderr.contains("tls-classes-token-3f9a1c"));
+
+    cfg = http_probe(
+        "consented",
+        &url,
+        &format!("tls = {{ insecure = true }}\n{bearer}\nallow_unverified_password = true"),
+    );
+    let (_, report) = run_json(&ws.config(&cfg), &env).await;
+    let consented = probe(&report, "consented");
+    assert_eq!(consented["status"], "warn", "{consented:#}");
+    assert_eq!(server.requests(), 1);
+}

@@ -321,6 +321,12 @@ impl<'r, 's> TableReader<'r, 's> {
     /// A string that holds a credential: the value is registered for scrubbing wherever it
     /// came from, literal or reference.
     pub fn secret(&self, key: &'static str) -> Option<Secret> {
+        self.secret_and_references(key).map(|(secret, _)| secret)
+    }
+
+    /// A secret, and whether it holds a reference (`${…}`): a value that may be partly a
+    /// credential (a request body) is one when something was put into it.
+    pub fn secret_and_references(&self, key: &'static str) -> Option<(Secret, bool)> {
         let (value, raw) = self.raw_str(key)?;
         let expanded = self.expand(key, value, raw)?;
         if expanded.value.is_empty() {
@@ -328,7 +334,8 @@ impl<'r, 's> TableReader<'r, 's> {
             return None;
         }
         self.ctx.note_secret(&secret_identity(raw, &expanded.value), value.span(), self.key_path(key));
-        Some(Secret::new(expanded.value))
+        let referenced = !expanded.referenced.is_empty();
+        Some((Secret::new(expanded.value), referenced))
     }
 
     pub fn required_string(&self, key: &'static str, what: &str) -> Option<String> {

@@ -19,6 +19,8 @@ use crate::connect::proxy::through::{self, Via};
 use crate::connect::proxy::{ProxySource, ProxyUrl, Traffic};
 use crate::connect::tls::{self, Recorder, TlsOptions};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
+use crate::model::release::Release;
+use crate::model::stages::StageLog;
 
 pub use crate::connect::net::USER_AGENT;
 
@@ -184,6 +186,34 @@ impl Connection {
             Ok(response) => Ok(response),
             Err(err) => Err(self.classify(&err).await),
         }
+    }
+
+    /// The credential release rule for `what` ("the bearer token"), about to go on this
+    /// connection to `url`: the proof of a verified handshake, or else `consent` (the
+    /// probe's, [`StageLog::consent`]); otherwise refused, naming the certificate and the
+    /// ways to verify it. Plain http:// is refused before connecting
+    /// ([`StageLog::release_over_plain_http`]), and here again should a caller skip that.
+    pub fn release(&self, ctx: &StageLog, url: &Url, what: &str, consent: Option<Release>) -> Result<Release, Failure> {
+        let Some(tls) = &self.tls else {
+            return consent.ok_or_else(|| crate::model::stages::plain_http_refusal(url, what));
+        };
+        if let Some(proof) = tls.recorder.release_proof() {
+            return Ok(proof);
+        }
+        let host = url.host_str().unwrap_or("the server");
+        if let Some(consent) = consent {
+            ctx.detail(format!(
+                "release: {what} was sent to {host}, whose certificate is not verified (allow_unverified_password = true)"
+            ));
+            return Ok(consent);
+        }
+        let fingerprint = tls.recorder.snapshot().chain.first().map(|c| tls::sha256_fingerprint(c)).unwrap_or_default();
+        Err(tls::unverified_certificate_refusal(
+            format!(
+                "{what} would go to {host}, whose certificate is not verified (sha256 {fingerprint}): authprobe did not send it"
+            ),
+            fingerprint,
+        ))
     }
 
     /// Whether the server asked for a client certificate during the handshake.

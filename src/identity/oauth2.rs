@@ -12,6 +12,7 @@ use crate::connect::net::Record;
 use crate::connect::tls::TlsOptions;
 use crate::model::error::{ErrorClass, Failure};
 use crate::model::redact::{self, Secret};
+use crate::model::release::Release;
 
 /// How the client authenticates to the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,8 +98,6 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
     if let Some(what) = secret_sent {
         ctx.release_over_plain_http(&req.token_url, what)?;
     }
-    let (body, headers) = token_request_parts(req)?;
-    redact::register(&body);
 
     // A service-account key's age is asked of Google's public page for it at the same time.
     let key_age = async {
@@ -112,6 +111,15 @@ pub async fn fetch_token(ctx: &ProbeContext, req: &TokenRequest, tls: &TlsOption
         let mut conn = httpc::connect(ctx, &req.token_url, tls, Record::Quietly)
             .await
             .map_err(|f| in_token_stage(f, &req.token_url))?;
+        let proof = match secret_sent {
+            Some(what) => Some(
+                conn.release(ctx, &req.token_url, what, ctx.consent())
+                    .map_err(|f| in_token_stage(f, &req.token_url))?,
+            ),
+            None => None,
+        };
+        let (body, headers) = token_request_parts(req, proof.as_ref())?;
+        redact::register(&body);
         conn.send(Method::POST, &req.token_url, &headers, Bytes::from(body)).await
     };
     let (sent, _) = crate::model::hygiene::beside(exchange, key_age).await;
@@ -197,7 +205,17 @@ pub(crate) fn note_expires_in(
 
 /// The form body and headers of a token request. Built in one synchronous step: the form
 /// serializer is not `Send` and must not live across an await.
-fn token_request_parts(req: &TokenRequest) -> Result<(String, Vec<(header::HeaderName, HeaderValue)>), Failure> {
+/// `proof` is the release rule's for the token endpoint's connection: secrets go into the
+/// request only with it.
+fn token_request_parts(
+    req: &TokenRequest,
+    proof: Option<&Release>,
+) -> Result<(String, Vec<(header::HeaderName, HeaderValue)>), Failure> {
+    let released = |secret: &'_ Secret| -> Result<String, Failure> {
+        let proof =
+            proof.ok_or_else(|| Failure::internal("a token request's secret without the release rule's proof"))?;
+        Ok(secret.release(proof).to_string())
+    };
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     match &req.grant {
         Grant::ClientCredentials { scope } => {
@@ -208,7 +226,7 @@ fn token_request_parts(req: &TokenRequest) -> Result<(String, Vec<(header::Heade
         }
         Grant::RefreshToken { refresh_token } => {
             form.append_pair("grant_type", "refresh_token");
-            form.append_pair("refresh_token", refresh_token.expose());
+            form.append_pair("refresh_token", &released(refresh_token)?);
         }
         Grant::JwtBearer { account, token } => {
             form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
@@ -232,13 +250,13 @@ fn token_request_parts(req: &TokenRequest) -> Result<(String, Vec<(header::Heade
     match (&req.client_secret, req.client_auth) {
         (Some(secret), ClientAuth::Basic) => {
             let id: String = url::form_urlencoded::byte_serialize(req.client_id.as_bytes()).collect();
-            let pw: String = url::form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
+            let pw: String = url::form_urlencoded::byte_serialize(released(secret)?.as_bytes()).collect();
             redact::register_basic_auth(&id, &pw);
             headers.push((header::AUTHORIZATION, basic_header(&id, &pw)?));
         }
         (Some(secret), ClientAuth::Post) => {
             form.append_pair("client_id", &req.client_id);
-            form.append_pair("client_secret", secret.expose());
+            form.append_pair("client_secret", &released(secret)?);
         }
         (None, _) => {
             form.append_pair("client_id", &req.client_id);

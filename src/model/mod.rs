@@ -12,6 +12,7 @@ pub mod facts;
 pub mod glob;
 pub mod hygiene;
 pub mod redact;
+pub mod release;
 pub mod report;
 pub mod seal;
 pub mod signed_link;

@@ -17,6 +17,8 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::model::release::Release;
+
 /// What replaces a secret in output.
 pub const MASK: &str = "********";
 
@@ -58,7 +60,22 @@ impl Secret {
         Secret(value)
     }
 
-    pub fn expose(&self) -> &str {
+    /// The value, to send in recoverable form (as it is, or reversibly encoded) to the
+    /// peer the proof is for: the credential release rule ([`Release`]).
+    pub fn release(&self, _proof: &Release) -> &str {
+        &self.0
+    }
+
+    /// The value, to compute from it something that proves it is held without revealing
+    /// it: a signature (SigV4, a shared key, HMAC), a challenge's answer (SCRAM, MD5, the
+    /// MySQL scrambles), a Kerberos key, a seal to a key the probe pins. Never sent as it is.
+    pub fn for_proof(&self) -> &str {
+        &self.0
+    }
+
+    /// The value, read by authprobe itself and never sent: a token's own claims, a
+    /// comparison, the passphrase of a local key file, serve's own keys.
+    pub fn read_here(&self) -> &str {
         &self.0
     }
 

@@ -12,6 +12,7 @@ use crate::model::advice::Advice;
 use crate::model::advice::Fix;
 use crate::model::error::{Failure, Stage};
 use crate::model::facts::{ChainCert, HttpFacts, WireFacts};
+use crate::model::release::Release;
 use crate::model::report::{CredentialReport, HostKeyReport, StageReport, StageStatus, TlsReport};
 
 struct OpenStage {
@@ -75,6 +76,17 @@ impl StageLog {
         }
     }
 
+    /// The probe's consent to hand a secret to a peer whose identity is not verified
+    /// (`allow_unverified_password = true`), as the release rule's proof; `None` without it.
+    pub fn consent(&self) -> Option<Release> {
+        self.consent_or(false)
+    }
+
+    /// The probe's consent, or `also` (a secret store's own `allow_unverified_password`).
+    pub fn consent_or(&self, also: bool) -> Option<Release> {
+        (self.allow_unverified_password || also).then(Release::consented)
+    }
+
     /// The credential release rule for a secret about to leave over plain HTTP (`url` is
     /// http://): refused, before anything is sent, unless the probe allows it. `what` names
     /// the secret ("the bearer token").
@@ -89,17 +101,7 @@ impl StageLog {
             ));
             return Ok(());
         }
-        Err(Failure::new(
-            crate::model::error::ErrorClass::TlsHandshake,
-            format!(
-                "{what} would go over plain http:// to {}, whose identity nothing verifies: authprobe did not send it",
-                url.host_str().unwrap_or("the server")
-            ),
-        )
-        .with_hint(crate::advice![
-            "use https:// (the server's certificate then vouches for it); or, to send it over plain HTTP anyway, ",
-            Fix::AllowUnverifiedPassword
-        ]))
+        Err(plain_http_refusal(url, what))
     }
 
     fn lock(&self) -> MutexGuard<'_, Progress> {
@@ -350,6 +352,21 @@ pub struct Recorded {
 
 fn stage_report(stage: Stage, status: StageStatus, elapsed: Duration) -> StageReport {
     StageReport { name: stage, status, duration_ms: elapsed.as_millis() as u64, duration_secs: elapsed.as_secs_f64() }
+}
+
+/// The release rule's refusal of `what` ("the bearer token") over plain http:// to `url`.
+pub fn plain_http_refusal(url: &url::Url, what: &str) -> Failure {
+    Failure::new(
+        crate::model::error::ErrorClass::TlsHandshake,
+        format!(
+            "{what} would go over plain http:// to {}, whose identity nothing verifies: authprobe did not send it",
+            url.host_str().unwrap_or("the server")
+        ),
+    )
+    .with_hint(crate::advice![
+        "use https:// (the server's certificate then vouches for it); or, to send it over plain HTTP anyway, ",
+        Fix::AllowUnverifiedPassword
+    ])
 }
 
 #[cfg(test)]

@@ -79,14 +79,14 @@ fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
     let auth_type = a.required_string("type", &AUTH_TYPES.join(" | "))?;
     let auth = match auth_type.as_str() {
         "shared_key" => a.required_secret("key", "the storage account key (base64)").and_then(|key| {
-            if base64::engine::general_purpose::STANDARD.decode(key.expose()).is_err() {
+            if base64::engine::general_purpose::STANDARD.decode(key.read_here()).is_err() {
                 a.error_at("key", "an account key is base64 (as the portal shows it under Access keys)");
                 return None;
             }
             Some(Auth::SharedKey { key })
         }),
         "sas" => a.required_secret("token", "the SAS token (the query string after `?`)").and_then(|token| {
-            let query = token.expose().trim_start_matches('?');
+            let query = token.read_here().trim_start_matches('?');
             if !query.split('&').any(|pair| pair.starts_with("sig=")) {
                 a.error_at("token", "a SAS token is a query string with a `sig=` signature (sv=…&sp=…&sig=…)");
                 return None;
@@ -139,6 +139,7 @@ impl AzureBlobProbe {
     async fn authorize(
         &self,
         ctx: &ProbeContext,
+        conn: &httpc::Connection,
         url: &mut Url,
         token: &mut Option<Secret>,
     ) -> Result<Vec<(HeaderName, HeaderValue)>, Failure> {
@@ -156,15 +157,21 @@ impl AzureBlobProbe {
             Auth::Sas { token } => {
                 // The credential release rule: a SAS is a bearer credential.
                 ctx.release_over_plain_http(url, "the SAS token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
-                let query = format!("{}&{}", url.query().unwrap_or_default(), token.expose());
+                let proof = conn
+                    .release(ctx, url, "the SAS token", ctx.consent())
+                    .map_err(|f| ctx.fail_before(Stage::Auth, f))?;
+                let query = format!("{}&{}", url.query().unwrap_or_default(), token.release(&proof));
                 url.set_query(Some(&query));
             }
             Auth::Entra(identity) => {
                 ctx.release_over_plain_http(url, "the access token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
+                let proof = conn
+                    .release(ctx, url, "the access token", ctx.consent())
+                    .map_err(|f| ctx.fail_before(Stage::Auth, f))?;
                 if token.is_none() {
                     *token = Some(ctx.stage(Stage::Token, identity.token(ctx)).await?);
                 }
-                let bearer = token.as_ref().map(|t| format!("Bearer {}", t.expose())).unwrap_or_default();
+                let bearer = token.as_ref().map(|t| format!("Bearer {}", t.release(&proof))).unwrap_or_default();
                 headers.push((http::header::AUTHORIZATION, httpc::sensitive_header(&bearer)?));
             }
             Auth::Anonymous => {}
@@ -177,7 +184,7 @@ impl AzureBlobProbe {
         let mut conn = httpc::connect(ctx, &url, &self.tls, Record::Stages).await?;
         ctx.detail(format!("credentials: {}", self.describe_auth()));
         let mut token = None;
-        let headers = self.authorize(ctx, &mut url, &mut token).await?;
+        let headers = self.authorize(ctx, &conn, &mut url, &mut token).await?;
         let outcome = ctx
             .stage(Stage::Auth, async {
                 let mut response = conn.send(Method::GET, &url, &headers, Bytes::new()).await?;
@@ -219,7 +226,7 @@ impl AzureBlobProbe {
             return;
         };
         let answer = async {
-            let headers = self.authorize(ctx, &mut url, token).await?;
+            let headers = self.authorize(ctx, conn, &mut url, token).await?;
             let response = conn.send(Method::GET, &url, &headers, Bytes::new()).await?;
             Ok::<_, Failure>(response)
         };
@@ -319,7 +326,7 @@ impl AzureBlobProbe {
 
 /// The SAS's expiry (`se`) when it is in the past. Not a secret: the signature is `sig`.
 fn sas_expired(token: &Secret, now: SystemTime) -> Option<String> {
-    let expiry = url::form_urlencoded::parse(token.expose().as_bytes()).find(|(k, _)| k == "se")?.1.into_owned();
+    let expiry = url::form_urlencoded::parse(token.read_here().as_bytes()).find(|(k, _)| k == "se")?.1.into_owned();
     // `se` is ISO 8601: a date, or a UTC time with or without seconds.
     let full = match expiry.len() {
         10 => format!("{expiry}T00:00:00Z"),
@@ -359,7 +366,7 @@ fn shared_key_signature(
     // VERB, then Content-Encoding … Range (eleven empty headers for a bodiless GET).
     let string_to_sign = format!("GET\n\n\n\n\n\n\n\n\n\n\n\n{canonical_headers}{resource}");
     let key = base64::engine::general_purpose::STANDARD
-        .decode(key.expose())
+        .decode(key.for_proof())
         .map_err(|_| Failure::new(ErrorClass::Config, "the account key is not base64"))?;
     let tag = aws_lc_rs::hmac::sign(
         &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key),

@@ -13,6 +13,7 @@ use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, find_cause};
 use crate::model::redact::Secret;
+use crate::model::release::Release;
 use crate::probes::db_token::{DbToken, TOKEN_TYPES};
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
 use url::Url;
@@ -218,7 +219,7 @@ impl DbTarget {
             password_ok = false;
         }
         if let (Some(password), Some(user)) = (&password, &user)
-            && password.expose() == user
+            && password.read_here() == user
             && user != crate::probes::stored::STORE_PLACEHOLDER
         {
             // Said, not masked: masking the user wherever it appears would hide the target.
@@ -333,9 +334,10 @@ impl DbTarget {
     }
 }
 
-/// Whether the session's server is verified: TLS whose certificate a CA or a pin vouched for.
-pub fn peer_verified(tls: Option<&Recorder>) -> bool {
-    tls.is_some_and(|r| r.snapshot().verified)
+/// The release rule's proof for the session's server: TLS whose certificate a CA, a pin or
+/// an approval vouched for, or else the probe's consent to an unverified server.
+pub fn release_proof(ctx: &ProbeContext, tls: Option<&Recorder>) -> Option<Release> {
+    tls.and_then(Recorder::release_proof).or_else(|| ctx.consent())
 }
 
 /// The credential release rule's refusal: the server asked for the password in a
@@ -345,19 +347,11 @@ pub fn unverified_peer_refusal(asked: &str, tls: Option<&Recorder>) -> Failure {
     let fingerprint = tls.and_then(|r| r.snapshot().chain.first().map(|c| tls::sha256_fingerprint(c)));
     let allow = advice!["or, to send it to an unverified server anyway, ", Fix::AllowUnverifiedPassword];
     match fingerprint {
-        Some(fp) => Failure::new(
-            ErrorClass::TlsUntrusted,
-            format!("{asked}, and the server's certificate is not verified (sha256 {fp}): authprobe did not send the password"),
-        )
-        .with_hint(
-            advice![
-                "verify the server: ",
-                Fix::TrustIssuingCa,
-                ", or ",
-                Fix::PinCertificate(fp),
-                ", or record an approval (who, when): `authprobe approve`; "
-            ]
-            .then(allow),
+        Some(fp) => tls::unverified_certificate_refusal(
+            format!(
+                "{asked}, and the server's certificate is not verified (sha256 {fp}): authprobe did not send the password"
+            ),
+            fp,
         ),
         None => Failure::new(
             ErrorClass::TlsHandshake,

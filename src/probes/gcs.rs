@@ -142,14 +142,17 @@ impl GcsProbe {
             Auth::Google(identity) => {
                 // The credential release rule: a bearer token goes to http:// only with consent.
                 ctx.release_over_plain_http(&url, "the access token").map_err(|f| ctx.fail_before(Stage::Auth, f))?;
+                let proof = conn
+                    .release(ctx, &url, "the access token", ctx.consent())
+                    .map_err(|f| ctx.fail_before(Stage::Auth, f))?;
                 let token = ctx.stage(Stage::Token, identity.token(ctx)).await?;
                 headers.push((
                     http::header::AUTHORIZATION,
-                    httpc::sensitive_header(&format!("Bearer {}", token.expose()))?,
+                    httpc::sensitive_header(&format!("Bearer {}", token.release(&proof)))?,
                 ));
             }
             Auth::Hmac { access_id, secret } => {
-                let credentials = Credentials::new(access_id, secret.expose(), None, None, "authprobe-gcs-hmac");
+                let credentials = Credentials::new(access_id, secret.for_proof(), None, None, "authprobe-gcs-hmac");
                 // GCS takes any region in the scope of an interoperability signature; "auto" is its own.
                 let signer = crate::identity::aws::sign::Signer {
                     credentials: &credentials,

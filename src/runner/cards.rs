@@ -161,7 +161,7 @@ pub fn read(
         return None;
     };
     let key = settings.required_secret("key", "the key that signs links: `authprobe card key FILE` writes one")?;
-    if key.expose().len() < 32 {
+    if key.read_here().len() < 32 {
         settings.error_at("key", "the card key is too short: use `authprobe card key FILE` (32 random bytes)");
     }
     let public_url = settings.string("public_url").map(|u| u.trim_end_matches('/').to_string());

@@ -141,7 +141,7 @@ fn create(config: &Path, name: &str, label: &str, expires: Option<Duration>) -> 
         eprint_line(&format!("authprobe: link {old} of the same card and label revoked"));
     }
     let claims = LinkClaims { id: id.clone(), card: record.card, label: record.label, expires: record.expires };
-    let token = sign_link(cards.key.expose().as_bytes(), &claims);
+    let token = sign_link(cards.key.read_here().as_bytes(), &claims);
     let base = cards.public_url.clone().unwrap_or_default();
     eprint_line(&format!("authprobe: link {id} for card `{name}`, valid until {}", rfc3339(record.expires)));
     match crate::output::write_stdout(&format!("{base}/card/{token}\n")) {

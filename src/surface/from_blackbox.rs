@@ -402,7 +402,7 @@ fn tls_config(tls: &Yaml, warn: &mut dyn FnMut(String)) -> Option<Table> {
             "insecure_skip_verify" => {
                 if value.as_bool() == Some(true) {
                     out.insert("insecure".into(), true.into());
-                    warn("tls_config.insecure_skip_verify: converted, but prefer tls.ca or a pin (tls.pin_sha256) of the certificate".into());
+                    warn("tls_config.insecure_skip_verify: converted, but prefer tls.ca or a pin (tls.pin_sha256) of the certificate; the probe's credentials go to an unverified server only with allow_unverified_password = true".into());
                 }
                 continue;
             }

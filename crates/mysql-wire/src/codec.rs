@@ -184,18 +184,54 @@ pub fn ssl_request(caps: u32) -> Vec<u8> {
 /// Who logs in, and how the session is protected.
 pub struct Login<'a> {
     pub user: &'a str,
-    pub password: &'a str,
+    pub password: Password<'a>,
     pub database: Option<&'a str>,
     /// Whether the session is encrypted.
     pub encrypted: bool,
-    /// Whether the server's certificate was verified (a CA or a pin): only then does the
-    /// password travel in clear text inside TLS.
-    pub verified: bool,
-    /// The probe allows a recoverable password to an unverified server.
-    pub allow_unverified: bool,
     /// The server's RSA public key (PEM), configured: the password is encrypted to it
     /// without asking the server, as the mysql client's --server-public-key-path does.
     pub server_public_key: Option<&'a [u8]>,
+}
+
+/// The password, and whether it may go to this server in recoverable form. The caller
+/// decides with the credential release rule; the exchange sends it in clear text (or
+/// encrypted to a key the server supplies) only when it was released.
+#[derive(Clone, Copy)]
+pub enum Password<'a> {
+    /// For the scrambles only (native, caching_sha2's fast path, ed25519), or sealed to a
+    /// public key the probe configured.
+    ChallengeOnly(&'a str),
+    /// Released for a server whose certificate was verified: in clear text inside TLS.
+    ToVerifiedServer(&'a str),
+    /// Released by the probe's consent to an unverified server.
+    Consented(&'a str),
+}
+
+impl<'a> Password<'a> {
+    /// The value, for a scramble or a seal to a configured key.
+    pub(crate) fn for_challenge(self) -> &'a str {
+        match self {
+            Password::ChallengeOnly(p) | Password::ToVerifiedServer(p) | Password::Consented(p) => p,
+        }
+    }
+
+    /// The value, to send in recoverable form, if the caller released it.
+    fn released(self) -> Option<&'a str> {
+        match self {
+            Password::ChallengeOnly(_) => None,
+            Password::ToVerifiedServer(p) | Password::Consented(p) => Some(p),
+        }
+    }
+}
+
+impl std::fmt::Debug for Password<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Password::ChallengeOnly(_) => "Password::ChallengeOnly(********)",
+            Password::ToVerifiedServer(_) => "Password::ToVerifiedServer(********)",
+            Password::Consented(_) => "Password::Consented(********)",
+        })
+    }
 }
 
 /// How a plugin that needs the password itself (not a hash of it) gets it.
@@ -213,28 +249,35 @@ pub(crate) enum Release {
 impl Login<'_> {
     pub(crate) fn release(&self, plugin: &str) -> Result<Release, WireError> {
         let rsa_capable = plugin != "mysql_clear_password";
-        if self.encrypted && self.verified {
+        if self.encrypted && matches!(self.password, Password::ToVerifiedServer(_)) {
             return Ok(Release::Cleartext);
         }
         if rsa_capable && self.server_public_key.is_some() {
             return Ok(Release::PinnedKey);
         }
-        if self.allow_unverified {
+        if matches!(self.password, Password::Consented(_)) {
             return Ok(if self.encrypted || !rsa_capable { Release::Cleartext } else { Release::AskForKey });
         }
         let how = if self.encrypted || !rsa_capable { Exposure::ClearText } else { Exposure::ServerKey };
         Err(WireError::Unverified { plugin: plugin.to_string(), how })
     }
 
+    /// The password in clear text, once [`Login::release`] chose that: nothing without a
+    /// released password.
     pub(crate) fn cleartext(&self) -> Vec<u8> {
-        let mut out = self.password.as_bytes().to_vec();
+        let mut out = self.password.released().unwrap_or_default().as_bytes().to_vec();
         out.push(0);
         out
     }
 
+    /// The password for a server-supplied key, once [`Login::release`] chose that.
+    pub(crate) fn released(&self) -> Option<&'_ str> {
+        self.password.released()
+    }
+
     pub(crate) fn sealed(&self, scramble: &[u8]) -> Result<Vec<u8>, WireError> {
         let key = self.server_public_key.ok_or_else(|| protocol("no server public key configured"))?;
-        rsa_password(self.password, scramble, key)
+        rsa_password(self.password.for_challenge(), scramble, key)
     }
 }
 
@@ -307,10 +350,10 @@ pub fn rsa_password(password: &str, scramble: &[u8], public_key_pem: &[u8]) -> R
 /// The first answer to `plugin`'s challenge.
 pub(crate) fn plugin_answer(plugin: &str, login: &Login<'_>, scramble: &[u8]) -> Result<Vec<u8>, WireError> {
     match plugin {
-        "mysql_native_password" => Ok(native_password(login.password, scramble)),
-        "caching_sha2_password" => Ok(caching_sha2(login.password, scramble)),
-        "client_ed25519" => Ok(ed25519(login.password, scramble)),
-        "sha256_password" if login.password.is_empty() => Ok(vec![0]),
+        "mysql_native_password" => Ok(native_password(login.password.for_challenge(), scramble)),
+        "caching_sha2_password" => Ok(caching_sha2(login.password.for_challenge(), scramble)),
+        "client_ed25519" => Ok(ed25519(login.password.for_challenge(), scramble)),
+        "sha256_password" if login.password.for_challenge().is_empty() => Ok(vec![0]),
         "sha256_password" | "mysql_clear_password" => match login.release(plugin)? {
             Release::Cleartext => Ok(login.cleartext()),
             Release::PinnedKey => login.sealed(scramble),

@@ -167,7 +167,9 @@ impl<'a> LoginExchange<'a> {
                 if self.asked_for_key && pem.starts_with(b"-----BEGIN") =>
             {
                 self.asked_for_key = false;
-                Ok(LoginStep::Send(rsa_password(self.login.password, &self.scramble, pem)?))
+                // Asked for only when released (AskForKey needs the probe's consent).
+                let password = self.login.released().ok_or_else(|| protocol("a key that was not asked for"))?;
+                Ok(LoginStep::Send(rsa_password(password, &self.scramble, pem)?))
             }
             // A key nobody asked for: an impostor's offer to decrypt the password.
             ("caching_sha2_password" | "sha256_password", pem) if pem.starts_with(b"-----BEGIN") => {

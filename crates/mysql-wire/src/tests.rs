@@ -96,11 +96,9 @@ fn mariadb_gssapi_names_the_servers_principal_and_requires_its_proof() {
     };
     let login = Login {
         user: "ap_krb_user",
-        password: "",
+        password: Password::ToVerifiedServer(""),
         database: None,
         encrypted: true,
-        verified: true,
-        allow_unverified: false,
         server_public_key: None,
     };
     let switch = [&[0xfe][..], b"auth_gssapi_client\0", b"mariadb/db@R\0", b"Kerberos\0"].concat();

@@ -85,7 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         &mut self,
         user: &str,
         database: &str,
-        password: Option<&str>,
+        password: Option<crate::Password<'_>>,
         policy: &AuthPolicy,
         end_point: Option<Vec<u8>>,
         gss: Option<&mut dyn crate::GssInitiator>,

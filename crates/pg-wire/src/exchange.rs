@@ -9,8 +9,8 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 
 use crate::{
-    AuthPolicy, Backend, CHATTER_CAP, ChannelBindingMode, GssInitiator, LoginOutcome, Method, PgError, Refusal,
-    protocol,
+    AuthPolicy, Backend, CHATTER_CAP, ChannelBindingMode, GssInitiator, LoginOutcome, Method, Password, PgError,
+    Refusal, protocol,
 };
 
 /// What to do after a message of the login.
@@ -37,7 +37,7 @@ enum Phase {
 /// One login, from the startup message to ReadyForQuery.
 pub struct LoginExchange<'a> {
     user: &'a str,
-    password: Option<&'a str>,
+    password: Option<Password<'a>>,
     policy: &'a AuthPolicy,
     end_point: Option<Vec<u8>>,
     outcome: LoginOutcome,
@@ -54,7 +54,7 @@ impl<'a> LoginExchange<'a> {
     pub fn start(
         user: &'a str,
         database: &str,
-        password: Option<&'a str>,
+        password: Option<Password<'a>>,
         policy: &'a AuthPolicy,
         end_point: Option<Vec<u8>>,
     ) -> Result<(Self, BytesMut), PgError> {
@@ -158,16 +158,17 @@ impl<'a> LoginExchange<'a> {
                 policy.check(Method::Password)?;
                 let password =
                     self.password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::Password }))?;
-                if !policy.peer_verified && !policy.allow_unverified_password {
+                let Some(password) = password.released() else {
                     return Err(PgError::Refused(Refusal::UnverifiedPeer { method: Method::Password }));
-                }
+                };
                 self.outcome.method = Some(Method::Password);
                 frontend::password_message(password.as_bytes(), &mut buf)?;
                 Ok(LoginStep::Send(buf))
             }
             Backend::AuthMd5 { salt } => {
                 policy.check(Method::Md5)?;
-                let password = self.password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::Md5 }))?;
+                let password =
+                    self.password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::Md5 }))?.for_challenge();
                 self.outcome.method = Some(Method::Md5);
                 let hashed =
                     postgres_protocol::authentication::md5_hash(self.user.as_bytes(), password.as_bytes(), salt);
@@ -181,8 +182,10 @@ impl<'a> LoginExchange<'a> {
                 policy.check(Method::ScramSha256)?;
                 let plus = mechanisms.iter().any(|m| m == "SCRAM-SHA-256-PLUS");
                 let plain = mechanisms.iter().any(|m| m == "SCRAM-SHA-256");
-                let password =
-                    self.password.ok_or(PgError::Refused(Refusal::NoPassword { method: Method::ScramSha256 }))?;
+                let password = self
+                    .password
+                    .ok_or(PgError::Refused(Refusal::NoPassword { method: Method::ScramSha256 }))?
+                    .for_challenge();
                 let (mechanism, binding) = match (policy.channel_binding, plus, self.end_point.clone()) {
                     (ChannelBindingMode::Disable, _, _) | (_, false, _) | (_, _, None) => {
                         if policy.channel_binding == ChannelBindingMode::Require {

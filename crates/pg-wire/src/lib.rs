@@ -130,10 +130,43 @@ pub struct AuthPolicy {
     /// Methods the server may not use (`require_auth = "!password"`).
     pub forbidden: Vec<Method>,
     pub channel_binding: ChannelBindingMode,
-    /// The server's identity is verified (TLS verified by a CA or a pin).
-    pub peer_verified: bool,
-    /// The probe explicitly allows a recoverable password to an unverified server.
-    pub allow_unverified_password: bool,
+}
+
+/// The password, and whether it may go to this server as it is. The caller decides with the
+/// credential release rule (a verified server, or the probe's consent); the exchange only
+/// answers cleartext authentication with a [`Password::Releasable`] one.
+#[derive(Clone, Copy)]
+pub enum Password<'a> {
+    /// For challenge-response only (SCRAM, MD5): cleartext authentication is refused.
+    ChallengeOnly(&'a str),
+    /// May also be sent in clear text (AuthenticationCleartextPassword).
+    Releasable(&'a str),
+}
+
+impl<'a> Password<'a> {
+    /// The value, to answer a challenge with.
+    fn for_challenge(self) -> &'a str {
+        match self {
+            Password::ChallengeOnly(p) | Password::Releasable(p) => p,
+        }
+    }
+
+    /// The value, to send as it is, if the caller released it.
+    fn released(self) -> Option<&'a str> {
+        match self {
+            Password::ChallengeOnly(_) => None,
+            Password::Releasable(p) => Some(p),
+        }
+    }
+}
+
+impl std::fmt::Debug for Password<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Password::ChallengeOnly(_) => "Password::ChallengeOnly(********)",
+            Password::Releasable(_) => "Password::Releasable(********)",
+        })
+    }
 }
 
 impl AuthPolicy {

@@ -45,13 +45,7 @@ fn error_fields_are_read() {
 }
 
 fn policy() -> AuthPolicy {
-    AuthPolicy {
-        allowed: Vec::new(),
-        forbidden: Vec::new(),
-        channel_binding: ChannelBindingMode::Prefer,
-        peer_verified: false,
-        allow_unverified_password: false,
-    }
+    AuthPolicy { allowed: Vec::new(), forbidden: Vec::new(), channel_binding: ChannelBindingMode::Prefer }
 }
 
 /// A server that asks for the password in clear text over an unverified session gets
@@ -71,13 +65,28 @@ async fn cleartext_is_refused_to_an_unverified_server() {
     };
     let login = async {
         let mut c = Client::new(client);
-        let r = c.login("u", "db", Some("hunter2-cleartext"), &policy(), None, None).await;
+        let r = c.login("u", "db", Some(Password::ChallengeOnly("hunter2-cleartext")), &policy(), None, None).await;
         drop(c);
         r
     };
     let (result, ()) = tokio::join!(login, serve);
     assert!(matches!(result, Err(PgError::Refused(Refusal::UnverifiedPeer { method: Method::Password }))));
     assert!(!String::from_utf8_lossy(&transcript).contains("hunter2"), "the password was sent");
+}
+
+/// The same request, with the password released by the caller: sent as asked.
+#[test]
+fn a_released_password_answers_cleartext_authentication() {
+    use crate::exchange::{LoginExchange, LoginStep};
+    let policy = policy();
+    let (mut exchange, _) =
+        LoginExchange::start("u", "db", Some(Password::Releasable("hunter2-cleartext")), &policy, None).unwrap();
+    let step = exchange.on_message(Backend::AuthCleartext).unwrap();
+    assert!(matches!(&step, LoginStep::Send(b) if b.windows(7).any(|w| w == b"hunter2")), "{step:?}");
+    let (mut exchange, _) =
+        LoginExchange::start("u", "db", Some(Password::ChallengeOnly("hunter2-md5")), &policy, None).unwrap();
+    let step = exchange.on_message(Backend::AuthMd5 { salt: [1, 2, 3, 4] }).unwrap();
+    assert!(matches!(&step, LoginStep::Send(b) if !b.windows(7).any(|w| w == b"hunter2")), "{step:?}");
 }
 
 #[tokio::test]

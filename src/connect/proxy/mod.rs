@@ -13,6 +13,7 @@ use std::sync::Arc;
 use base64::Engine;
 
 use crate::model::redact::Secret;
+use crate::model::release::Release;
 
 /// The protocol spoken to a proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +93,16 @@ impl ProxyUrl {
         format!("{scheme}://{user}{host}:{}", self.port)
     }
 
+    /// The proxy's own password, for the proxy: every scheme it may have is plain, so the
+    /// operator who wrote it into the URL chose to hand it over that way.
+    pub(super) fn password_for_proxy(&self) -> &str {
+        self.password.as_ref().map(|p| p.release(&Release::plain_proxy_url())).unwrap_or_default()
+    }
+
     /// `Basic …` for Proxy-Authorization, when the URL carries a user.
     pub fn basic_authorization(&self) -> Option<String> {
         let user = self.user.as_ref()?;
-        let password = self.password.as_ref().map(Secret::expose).unwrap_or_default();
+        let password = self.password_for_proxy();
         Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
     }
 }
@@ -275,7 +282,7 @@ mod tests {
     fn proxy_urls_keep_their_password_secret() {
         let url = ProxyUrl::parse("http://ap_proxy:pa%40ss@proxy.corp:3128").unwrap();
         assert_eq!(url.display(), "http://ap_proxy@proxy.corp:3128");
-        assert_eq!(url.password.as_ref().map(Secret::expose), Some("pa@ss"));
+        assert_eq!(url.password.as_ref().map(Secret::read_here), Some("pa@ss"));
         assert_eq!(url.basic_authorization().unwrap(), "Basic YXBfcHJveHk6cGFAc3M=");
         assert_eq!(ProxyUrl::parse("proxy.corp:8080").unwrap().scheme, ProxyScheme::Http);
         assert_eq!(ProxyUrl::parse("socks5h://10.0.0.1").unwrap().port, 1080);

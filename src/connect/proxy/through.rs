@@ -291,7 +291,7 @@ async fn socks5_connect<S: Io>(
         }
         SocksMethod::Password => {
             let user = via.proxy.user.as_deref().unwrap_or_default();
-            let secret = via.proxy.password.as_ref().map(|p| p.expose()).unwrap_or_default();
+            let secret = via.proxy.password_for_proxy();
             let request = wire::socks_password_request(user, secret).ok_or_else(|| {
                 Fault::Proxy(via.protocol("the user or password is longer than SOCKS5 allows (255 bytes)"))
             })?;

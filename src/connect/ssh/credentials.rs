@@ -99,7 +99,7 @@ pub(super) fn read_key(a: &TableReader<'_, '_>) -> Option<KeyFile> {
         return None;
     }
     let text = String::from_utf8_lossy(&bytes);
-    let key = match russh::keys::decode_secret_key(&text, passphrase.as_ref().map(|p| p.expose())) {
+    let key = match russh::keys::decode_secret_key(&text, passphrase.as_ref().map(|p| p.read_here())) {
         Ok(key) => key,
         Err(err) => {
             let why = match (&err, &passphrase) {

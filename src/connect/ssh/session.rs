@@ -2,6 +2,7 @@
 //! authentication, and channels, with their failures classified.
 
 use super::*;
+use crate::model::release::Release;
 
 /// An SSH connection past key exchange (authenticated once `authenticate` succeeds).
 pub struct Session {
@@ -9,6 +10,8 @@ pub struct Session {
     pub(super) refusals: Arc<Refusals>,
     pub role: Role,
     pub address: String,
+    /// The release rule's proof: a session exists only once its host key was accepted.
+    release: Release,
 }
 
 pub(super) fn client_config(preferred_keys: Vec<Algorithm>) -> Arc<client::Config> {
@@ -95,7 +98,7 @@ pub async fn handshake(ctx: &StageLog, stream: BoxIo, target: &SshTarget, role: 
         ctx.diagnostic(format!("{who}ssh: {banner}{settled}"));
     }
     match result {
-        Ok(handle) => Ok(Session { handle, refusals, role, address }),
+        Ok(handle) => Ok(Session { handle, refusals, role, address, release: Release::approved_host_key() }),
         Err(err) => {
             let failure = match (&err, shown) {
                 (russh::Error::UnknownKey, Some(Presented { verdict: Err(failure), .. })) => failure,
@@ -118,7 +121,7 @@ impl Session {
         let result = match &target.auth {
             SshAuth::Password(password) => self
                 .handle
-                .authenticate_password(user, password.expose())
+                .authenticate_password(user, password.release(&self.release))
                 .await
                 .map_err(|e| self.lost(&e, "password authentication")),
             SshAuth::Key(file) => {

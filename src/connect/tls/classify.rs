@@ -246,3 +246,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ErrorTap<S> {
         self.note(result)
     }
 }
+
+/// The credential release rule's refusal for a server whose certificate nothing vouched
+/// for (sha256 `fingerprint`): `message` says what was not sent. The hint names each way
+/// to verify the server, then the way to allow it anyway.
+pub fn unverified_certificate_refusal(message: String, fingerprint: String) -> Failure {
+    Failure::new(ErrorClass::TlsUntrusted, message).with_hint(
+        crate::advice![
+            "verify the server: ",
+            Fix::TrustIssuingCa,
+            ", or ",
+            Fix::PinCertificate(fingerprint),
+            ", or record an approval (who, when): `authprobe approve`; "
+        ]
+        .then(crate::advice!["or, to send it to an unverified server anyway, ", Fix::AllowUnverifiedPassword]),
+    )
+}

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::model::approvals::{Approval, ApprovalKind, Approvals, ApprovedBy, Candidate};
+use crate::model::release::Release;
 
 /// Upper-case hex with colons, the form reports show and pins are compared in.
 pub fn normalize_fingerprint(raw: &str) -> Option<String> {
@@ -117,6 +118,12 @@ impl Recorder {
 
     pub fn snapshot(&self) -> Recording {
         self.with(|r| r.clone())
+    }
+
+    /// The release rule's proof for this handshake's server: `Some` when a CA, a pin or an
+    /// approval vouched for its certificate.
+    pub fn release_proof(&self) -> Option<Release> {
+        self.with(|r| r.verified).then(Release::verified_tls)
     }
 }
 

@@ -163,10 +163,12 @@ impl Source {
         Ok(Some(match self {
             Source::Anonymous => return Ok(None),
             Source::Static { access_key_id, secret_access_key, session_token } => {
+                // The secret key only signs. The session token travels beside each
+                // signature, and is worth nothing without the key that made it.
                 SharedCredentialsProvider::new(Credentials::new(
                     access_key_id,
-                    secret_access_key.expose(),
-                    session_token.as_ref().map(|t| t.expose().to_string()),
+                    secret_access_key.for_proof(),
+                    session_token.as_ref().map(|t| t.for_proof().to_string()),
                     None,
                     "authprobe-static",
                 ))
@@ -202,7 +204,9 @@ impl Source {
                     .region(region.clone())
                     .configure(&sdk);
                 if let Some(id) = external_id {
-                    builder = builder.external_id(id.expose());
+                    // Inside the signed AssumeRole request; AWS calls it an identifier, not a
+                    // secret, and it is kept as one only so that reports do not show it.
+                    builder = builder.external_id(id.for_proof());
                 }
                 SharedCredentialsProvider::new(builder.build_from_provider(base).await)
             }

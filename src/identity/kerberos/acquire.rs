@@ -416,7 +416,7 @@ fn initial_ticket(work: &mut Work<'_>, details: &mut Notes) -> Result<(krb5_prin
             work.client = principal.clone();
             let client = work.principal(principal, "principal")?;
             let secret =
-                ffi::c_string(password.expose(), "the password").map_err(|e| Failure::new(ErrorClass::Config, e))?;
+                ffi::c_string(password.for_proof(), "the password").map_err(|e| Failure::new(ErrorClass::Config, e))?;
             let mut creds = krb5_creds::zeroed();
             // SAFETY: live context and principal; the password string lives during the call;
             // no prompter; the credentials' contents are freed after storing.

@@ -21,6 +21,7 @@ use crate::connect::proxy::Traffic;
 use crate::connect::tls::{self, Handshake, Recorder, TlsOptions};
 use crate::model::advice::Fix;
 use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::model::release::Release;
 use crate::probes::db::unverified_peer_refusal;
 
 /// The first batch of a listing: what is read before the data connection is dropped.
@@ -188,12 +189,14 @@ async fn login(probe: &FtpProbe, ctx: &ProbeContext, control: &mut Ctl, tls: Opt
         332 => return Err(replies::account_asked(&reply)),
         _ => return Err(replies::user_refused(&reply, user, anonymous)),
     }
+    // A configured password is released under the rule even for an anonymous login: it was
+    // given as a secret.
+    let proof;
     let password = match &probe.password {
-        Some(secret) if !anonymous => {
-            release(ctx, tls)?;
-            secret.expose()
+        Some(secret) => {
+            proof = release(ctx, tls)?;
+            secret.release(&proof)
         }
-        Some(secret) => secret.expose(),
         // The convention for anonymous logins: an e-mail address, no secret.
         None => "anonymous@",
     };
@@ -210,15 +213,14 @@ async fn login(probe: &FtpProbe, ctx: &ProbeContext, control: &mut Ctl, tls: Opt
 
 /// The credential release rule: the password goes only inside TLS whose server was
 /// verified (CA, pin or approval), unless the probe allows otherwise.
-fn release(ctx: &ProbeContext, tls: Option<&Recorder>) -> Result<(), Failure> {
-    let verified = tls.is_some_and(|r| r.snapshot().verified);
-    if verified {
-        return Ok(());
+fn release(ctx: &ProbeContext, tls: Option<&Recorder>) -> Result<Release, Failure> {
+    if let Some(proof) = tls.and_then(Recorder::release_proof) {
+        return Ok(proof);
     }
-    if ctx.allow_unverified_password {
+    if let Some(consent) = ctx.consent() {
         let over = if tls.is_some() { "TLS whose certificate is not verified" } else { "plain FTP" };
         ctx.detail(format!("release: the password was sent over {over} (allow_unverified_password = true)"));
-        return Ok(());
+        return Ok(consent);
     }
     match tls {
         Some(_) => Err(unverified_peer_refusal("the server asked for the password", tls)),

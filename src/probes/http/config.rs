@@ -41,12 +41,20 @@ pub(super) enum Auth {
     },
 }
 
+/// The request body: the config's text, or text that holds a reference (`${…}`), which may
+/// be a credential and goes only where the release rule lets it.
+#[derive(Debug, Clone)]
+pub(super) enum RequestBody {
+    Text(bytes::Bytes),
+    Holding(Secret),
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpProbe {
     pub(super) url: Url,
     pub(super) method: Method,
     pub(super) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(super) body: Option<Secret>,
+    pub(super) body: Option<RequestBody>,
     pub(super) expect_status: Option<Vec<u16>>,
     pub(super) body_contains: Option<String>,
     pub(super) auth: Auth,
@@ -77,7 +85,11 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
         None => (!t.has("method")).then_some(Method::GET),
     };
     let headers = read_headers(t);
-    let body = t.secret("body");
+    let body = t.secret_and_references("body").map(|(body, referenced)| match referenced {
+        true => RequestBody::Holding(body),
+        // Config text, not a credential (still masked in output, as every secret key is).
+        false => RequestBody::Text(bytes::Bytes::copy_from_slice(body.read_here().as_bytes())),
+    });
     // Every key is read before any error returns, so that one bad value does not make the
     // keys after it look unknown.
     let expect = read_expect(t);
@@ -178,7 +190,7 @@ pub(super) fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
             let password = a.required_secret("password", "the password");
             match (username, password) {
                 (Some(username), Some(password)) => {
-                    redact::register_basic_auth(&username, password.expose());
+                    redact::register_basic_auth(&username, password.read_here());
                     Some(Auth::Basic { username, password })
                 }
                 _ => None,

@@ -42,10 +42,6 @@ async fn aws_credentials(
     source.resolve(ctx, &sts).await?.ok_or_else(|| Failure::internal("no credentials to sign with"))
 }
 
-fn bearer(token: &Secret) -> Result<HeaderValue, Failure> {
-    httpc::sensitive_header(&format!("Bearer {}", token.expose()))
-}
-
 impl HttpProbe {
     /// The credential this probe sends with its request itself, if any, for the release
     /// rule. SigV4 sends a signature, from which nothing reusable is recovered.
@@ -59,8 +55,11 @@ impl HttpProbe {
             // is reusable elsewhere.
             Auth::None if self.signed_link.is_some() => "the signed link's signature",
             Auth::None | Auth::AwsSigV4 { .. } | Auth::Kerberos(_) => {
-                let (name, _) = self.headers.iter().find(|(name, _)| is_credential_header(name.as_str()))?;
-                return Some(format!("the `{name}` header"));
+                if let Some((name, _)) = self.headers.iter().find(|(name, _)| is_credential_header(name.as_str())) {
+                    return Some(format!("the `{name}` header"));
+                }
+                return matches!(self.body, Some(RequestBody::Holding(_)))
+                    .then(|| "the request body (it holds a ${…} reference)".to_string());
             }
         };
         Some(what.to_string())
@@ -73,6 +72,18 @@ impl HttpProbe {
         // The larger steps are boxed: a probe in flight then holds the one that is running,
         // not room for every step it could take (a run of 10,000 probes at 256 at once).
         let mut conn = Box::pin(httpc::connect(ctx, &self.url, &self.tls, Record::Stages)).await?;
+        // The release rule's proof for this connection, when the request carries a credential.
+        let proof = match self.credential_sent() {
+            Some(what) => {
+                Some(conn.release(ctx, &self.url, &what, ctx.consent()).map_err(|f| ctx.fail_before(Stage::Auth, f))?)
+            }
+            None => None,
+        };
+        let released = |secret: &'_ Secret| -> Result<String, Failure> {
+            let proof =
+                proof.as_ref().ok_or_else(|| Failure::internal("a credential without the release rule's proof"))?;
+            Ok(secret.release(proof).to_string())
+        };
         let mut headers = self.headers.clone();
         if let Some(link) = &self.signed_link {
             signed::check_times(ctx, link, std::time::SystemTime::now())
@@ -87,31 +98,36 @@ impl HttpProbe {
             Auth::None => {}
             Auth::Basic { username, password } => {
                 use base64::Engine;
-                let pair = format!("{username}:{}", password.expose());
+                let pair = format!("{username}:{}", released(password)?);
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 headers.push((header::AUTHORIZATION, httpc::sensitive_header(&format!("Basic {encoded}"))?));
             }
             Auth::Bearer { token } => {
-                crate::model::expiry::check_jwt(ctx, "the bearer token", token.expose())?;
-                ctx.note_scopes("the bearer token", crate::model::hygiene::granted_scopes(None, token.expose()));
-                headers.push((header::AUTHORIZATION, bearer(token)?))
+                crate::model::expiry::check_jwt(ctx, "the bearer token", token.read_here())?;
+                ctx.note_scopes("the bearer token", crate::model::hygiene::granted_scopes(None, token.read_here()));
+                headers.push((header::AUTHORIZATION, httpc::sensitive_header(&format!("Bearer {}", released(token)?))?))
             }
             Auth::ApiKey { key, place: ApiKeyPlace::Header(name) } => {
-                headers.push((name.clone(), httpc::sensitive_header(key.expose())?))
+                headers.push((name.clone(), httpc::sensitive_header(&released(key)?)?))
             }
             Auth::ApiKey { key, place: ApiKeyPlace::Query(param) } => {
-                url.query_pairs_mut().append_pair(param, key.expose());
+                url.query_pairs_mut().append_pair(param, &released(key)?);
             }
             Auth::OAuth2(request) => {
                 let token = ctx.stage(Stage::Token, Box::pin(oauth2::fetch_token(ctx, request, &self.tls))).await?;
-                crate::model::expiry::check_jwt(ctx, "the OAuth2 access token", token.expose())?;
-                headers.push((header::AUTHORIZATION, bearer(&token)?));
+                crate::model::expiry::check_jwt(ctx, "the OAuth2 access token", token.read_here())?;
+                headers
+                    .push((header::AUTHORIZATION, httpc::sensitive_header(&format!("Bearer {}", released(&token)?))?));
             }
             Auth::Cloud(identity) => {
                 let token = ctx.stage(Stage::Token, Box::pin(identity.token(ctx))).await?;
-                crate::model::expiry::check_jwt(ctx, "the cloud access token", token.expose())?;
-                ctx.note_scopes("the cloud access token", crate::model::hygiene::granted_scopes(None, token.expose()));
-                headers.push((header::AUTHORIZATION, bearer(&token)?));
+                crate::model::expiry::check_jwt(ctx, "the cloud access token", token.read_here())?;
+                ctx.note_scopes(
+                    "the cloud access token",
+                    crate::model::hygiene::granted_scopes(None, token.read_here()),
+                );
+                headers
+                    .push((header::AUTHORIZATION, httpc::sensitive_header(&format!("Bearer {}", released(&token)?))?));
             }
             Auth::AwsSigV4 { .. } => {}
             Auth::Kerberos(kerberos) => {
@@ -135,7 +151,11 @@ impl HttpProbe {
                 negotiate = Some(initiator);
             }
         }
-        let body = self.body.as_ref().map(|b| Bytes::copy_from_slice(b.expose().as_bytes())).unwrap_or_default();
+        let body = match &self.body {
+            None => Bytes::new(),
+            Some(RequestBody::Text(text)) => text.clone(),
+            Some(RequestBody::Holding(secret)) => Bytes::copy_from_slice(released(secret)?.as_bytes()),
+        };
         if let Auth::AwsSigV4 { credentials, region, service } = &self.auth {
             ctx.detail(format!("credentials: {}", credentials.describe()));
             let credentials = ctx.stage(Stage::Token, Box::pin(aws_credentials(ctx, credentials, region))).await?;

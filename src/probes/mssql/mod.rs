@@ -34,9 +34,10 @@ use crate::connect::net::{BoxIo, Record};
 use crate::connect::tls::{self, Recorder, TlsMode, TlsOptions};
 use crate::model::advice::{Fix, Key};
 use crate::model::error::{ErrorClass, Failure, Stage};
+use crate::model::release::Release;
 use crate::probes::InspectFuture;
 use crate::probes::Probe;
-use crate::probes::db::{DbTarget, peer_verified, session_io_failure, unverified_peer_refusal};
+use crate::probes::db::{DbTarget, release_proof, session_io_failure, unverified_peer_refusal};
 use crate::probes::from_url::{UrlOptions, UrlProbe};
 pub use tds::TdsTls;
 use tds::{Encryption, Tds, TdsError};
@@ -123,10 +124,12 @@ struct Session {
 }
 
 impl MssqlProbe {
-    fn login<'a>(&'a self, db: &'a DbTarget, workstation: &'a str) -> tds::Login<'a> {
+    /// LOGIN7's fields: the password in it is only reversibly obfuscated, so it needs the
+    /// release rule's proof ([`Self::may_send_login`]).
+    fn login<'a>(&'a self, db: &'a DbTarget, workstation: &'a str, release: &Release) -> tds::Login<'a> {
         tds::Login {
             user: &db.user,
-            password: db.password.as_ref().map(|p| p.expose()).unwrap_or_default(),
+            password: db.password.as_ref().map(|p| p.release(release)).unwrap_or_default(),
             database: db.database.as_deref(),
             server: &db.host,
             app: "authprobe",
@@ -135,13 +138,12 @@ impl MssqlProbe {
     }
 
     /// The credential release rule for LOGIN7: `tls` is the session the login would travel in.
-    fn may_send_login(&self, ctx: &ProbeContext, tls: Option<&Recorder>) -> Result<(), Failure> {
-        if peer_verified(tls) {
-            return Ok(());
-        }
-        if ctx.allow_unverified_password {
-            ctx.detail("release: the login (password reversibly obfuscated) was sent to a server whose identity is not verified (allow_unverified_password = true)");
-            return Ok(());
+    fn may_send_login(&self, ctx: &ProbeContext, tls: Option<&Recorder>) -> Result<Release, Failure> {
+        if let Some(proof) = release_proof(ctx, tls) {
+            if !proof.peer_verified() {
+                ctx.detail("release: the login (password reversibly obfuscated) was sent to a server whose identity is not verified (allow_unverified_password = true)");
+            }
+            return Ok(proof);
         }
         Err(unverified_peer_refusal(
             "SQL Server's login packet (LOGIN7) carries the password only reversibly obfuscated",
@@ -190,13 +192,14 @@ impl MssqlProbe {
         mut tcp: BoxIo,
     ) -> Result<Tds<BoxIo>, Failure> {
         let host_name = workstation();
-        let login = self.login(db, &host_name);
         match prelogin(ctx, &mut tcp, Encryption::Off, true).await? {
             Encryption::NotSupported => {
                 ctx.detail("session: not encrypted (the server supports no encryption, not even for the login)");
-                self.may_send_login(ctx, None)?;
+                let release = self.may_send_login(ctx, None)?;
                 let mut tds = Tds::new(tcp);
-                tds.send_login(&login).await.map_err(|err| self.classify(err, None, "sending the login"))?;
+                tds.send_login(&self.login(db, &host_name, &release))
+                    .await
+                    .map_err(|err| self.classify(err, None, "sending the login"))?;
                 Ok(tds)
             }
             Encryption::Off => {
@@ -210,9 +213,11 @@ impl MssqlProbe {
                     TlsOptions { mode: Some(TlsMode::Prefer), ..TlsOptions::default() }
                 };
                 let hs = start_tls(ctx, tcp, &login_only, &db.host, false).await?;
-                self.may_send_login(ctx, Some(&hs.recorder))?;
+                let release = self.may_send_login(ctx, Some(&hs.recorder))?;
                 let mut tds = Tds::new(hs.stream);
-                tds.send_login(&login).await.map_err(|err| self.classify(err, None, "sending the login"))?;
+                tds.send_login(&self.login(db, &host_name, &release))
+                    .await
+                    .map_err(|err| self.classify(err, None, "sending the login"))?;
                 let (tds_tls, _) = tds.into_inner().into_inner();
                 Ok(Tds::new(tds_tls.into_inner()))
             }
@@ -238,9 +243,9 @@ impl MssqlProbe {
     ) -> Result<Result<Session, String>, Failure> {
         let (mut tds, tls) = match start {
             Ok(Session { mut tds, tls }) => {
-                self.may_send_login(ctx, tls.as_ref())?;
+                let release = self.may_send_login(ctx, tls.as_ref())?;
                 let host_name = workstation();
-                tds.send_login(&self.login(db, &host_name))
+                tds.send_login(&self.login(db, &host_name, &release))
                     .await
                     .map_err(|err| self.classify(err, tls.as_ref(), "sending the login"))?;
                 (tds, tls)

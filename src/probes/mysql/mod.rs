@@ -19,7 +19,7 @@ use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::InspectFuture;
 use crate::probes::Probe;
 use crate::probes::db::{
-    DbTarget, IamSupport, KerberosFailure, peer_verified, session_io_failure, unverified_peer_refusal,
+    DbTarget, IamSupport, KerberosFailure, release_proof, session_io_failure, unverified_peer_refusal,
 };
 use crate::probes::from_url::{UrlOptions, UrlProbe};
 mod privileges;
@@ -179,14 +179,23 @@ impl MysqlProbe {
                     }
                 };
                 let encrypted = tls.is_some();
-                let password = password.as_ref().map(|p| p.expose()).unwrap_or_default();
+                let release = release_proof(ctx, tls.as_ref());
+                let password = match &release {
+                    None => wire::Password::ChallengeOnly(password.as_ref().map_or("", |p| p.for_proof())),
+                    Some(proof) => {
+                        let value = password.as_ref().map_or("", |p| p.release(proof));
+                        if proof.peer_verified() {
+                            wire::Password::ToVerifiedServer(value)
+                        } else {
+                            wire::Password::Consented(value)
+                        }
+                    }
+                };
                 let login = wire::Login {
                     user: &self.db.user,
                     password,
                     database: self.db.database.as_deref(),
                     encrypted,
-                    verified: peer_verified(tls.as_ref()),
-                    allow_unverified: ctx.allow_unverified_password,
                     server_public_key: self.server_public_key.as_deref().map(Vec::as_slice),
                 };
                 let caps = self.capabilities(&greeting, encrypted);

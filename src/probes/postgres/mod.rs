@@ -27,7 +27,7 @@ use crate::model::redact;
 use crate::probes::InspectFuture;
 use crate::probes::Probe;
 use crate::probes::db::{
-    DbTarget, IamSupport, KerberosFailure, peer_verified, session_io_failure, unverified_peer_refusal,
+    DbTarget, IamSupport, KerberosFailure, release_proof, session_io_failure, unverified_peer_refusal,
 };
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, reference};
 mod privileges;
@@ -169,9 +169,8 @@ impl PostgresProbe {
             allowed: self.allowed.clone(),
             forbidden: self.forbidden.clone(),
             channel_binding: self.channel_binding,
-            peer_verified: peer_verified(recorder.as_ref()),
-            allow_unverified_password: ctx.allow_unverified_password,
         };
+        let release = release_proof(ctx, recorder.as_ref());
         let password = self.db.login_password(ctx).await?;
         let mut initiator = match &self.db.kerberos {
             Some(kerberos) => {
@@ -197,7 +196,10 @@ impl PostgresProbe {
         let mut client = wire::Client::new(session.stream);
         let outcome = ctx
             .stage(Stage::Auth, async {
-                let password = password.as_ref().map(|p| p.expose());
+                let password = password.as_ref().map(|p| match &release {
+                    Some(proof) => wire::Password::Releasable(p.release(proof)),
+                    None => wire::Password::ChallengeOnly(p.for_proof()),
+                });
                 let gss = gss.as_mut().map(|g| g as &mut dyn wire::GssInitiator);
                 client
                     .login(&self.db.user, self.database(), password, &policy, end_point, gss)
@@ -216,7 +218,7 @@ impl PostgresProbe {
         let method = outcome.method.map_or("none", Method::name);
         let binding = if outcome.channel_binding { " with channel binding (SCRAM-SHA-256-PLUS)" } else { "" };
         ctx.diagnostic(format!("postgres: {}, authentication {method}{binding}", said.join(", ")));
-        if policy.allow_unverified_password && !policy.peer_verified && outcome.method == Some(Method::Password) {
+        if release.as_ref().is_some_and(|r| !r.peer_verified()) && outcome.method == Some(Method::Password) {
             ctx.detail("release: the password was sent in clear text to a server whose identity is not verified (allow_unverified_password = true)");
         }
         let result = ctx

@@ -250,7 +250,7 @@ fn cookie_nonce(request: &Request<Incoming>) -> Option<String> {
 
 /// The link's card, when the token is signed and its link is open.
 fn open_link<'c>(cards: &'c Cards, token: &str) -> Option<(&'c Card, LinkClaims)> {
-    let claims = verify_link(cards.key.expose().as_bytes(), token)?;
+    let claims = verify_link(cards.key.read_here().as_bytes(), token)?;
     if state::state_of(&cards.outbox, &claims, now_unix()) != LinkState::Open {
         return None;
     }
@@ -265,7 +265,7 @@ pub async fn handle(service: &Service, desk: &Desk, token: &str, request: Reques
     let Some((card, claims)) = open_link(&cards, token) else {
         return no_longer_valid();
     };
-    let key = cards.key.expose().as_bytes();
+    let key = cards.key.read_here().as_bytes();
     match *request.method() {
         Method::GET | Method::HEAD => {
             let Ok(nonce) = random_hex(16) else {
@@ -310,7 +310,7 @@ async fn post(
     };
     let mut form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     drop(body);
-    let key = cards.key.expose().as_bytes();
+    let key = cards.key.read_here().as_bytes();
     let csrf_given = form.remove("csrf").unwrap_or_default();
     if !form_token_valid(key, &claims.id, &csrf_given, &nonce) {
         return plain(

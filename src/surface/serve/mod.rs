@@ -554,7 +554,7 @@ impl Server {
         let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
             return false;
         };
-        let expected = format!("{}:{}", auth.user, auth.password.expose());
+        let expected = format!("{}:{}", auth.user, auth.password.read_here());
         constant_time_eq(&decoded, expected.as_bytes())
     }
 }

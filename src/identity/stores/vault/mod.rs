@@ -15,47 +15,15 @@ use crate::connect::net::Record;
 use crate::connect::tls::TlsOptions;
 use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::model::redact::Secret;
+use crate::model::release::Release;
 
 use super::{StoreRead, failure};
 
+mod login;
+use login::{Login, SERVICE_ACCOUNT_TOKEN};
+
 /// The most a Vault answer may hold: secrets are small.
 const ANSWER_CAP: usize = 1024 * 1024;
-
-/// How the store logs in.
-enum Login {
-    /// A token as given; `None`: VAULT_TOKEN was not set, read ~/.vault-token at use.
-    Token(Option<Secret>),
-    AppRole {
-        mount: String,
-        role_id: String,
-        secret_id: Secret,
-    },
-    Userpass {
-        mount: String,
-        username: String,
-        password: Secret,
-    },
-    /// A signed JWT (a CI system's OIDC token, a workload's) for a `jwt` auth role. With
-    /// `${file:…}` the file is read again at each run's login, as such tokens rotate.
-    Jwt {
-        mount: String,
-        role: String,
-        jwt: Secret,
-    },
-    /// A pod's service-account token for a `kubernetes` auth role, read from `token_path`
-    /// at each login (the kubelet rotates the projected token in place).
-    Kubernetes {
-        mount: String,
-        role: String,
-        token_path: std::path::PathBuf,
-    },
-}
-
-/// Where the kubelet mounts a pod's service-account token.
-const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-
-/// The most a service-account token file may hold (they are a few kilobytes).
-const SERVICE_ACCOUNT_TOKEN_CAP: u64 = 64 * 1024;
 
 pub struct VaultStore {
     /// `None` when neither `address` nor VAULT_ADDR gave one (said at the first read).
@@ -274,7 +242,7 @@ impl VaultStore {
     /// Gives a lease back.
     pub async fn revoke(&self, ctx: &ProbeContext, name: &str, lease: &str) {
         let Ok(token) = self.token(ctx, name).await else { return };
-        let body = serde_json::json!({ "lease_id": lease }).to_string();
+        let body = Body { fields: vec![("lease_id", lease)], secret: None };
         // Not given back, the credentials live until their TTL: said as a warning, since a
         // health cron would leave a trail of them.
         match self.call(ctx, name, Method::PUT, "sys/leases/revoke", Some(body), Some(&token)).await {
@@ -324,104 +292,6 @@ impl VaultStore {
             Some(rest) if v2 && !mount.is_empty() => Ok(format!("{mount}/data/{}", rest.trim_start_matches('/'))),
             _ => Ok(path.to_string()),
         }
-    }
-
-    /// The token to use: the configured one, or a login's (made once, then kept).
-    async fn token(&self, ctx: &ProbeContext, name: &str) -> Result<Secret, Failure> {
-        let mut kept = self.token.lock().await;
-        if let Some((token, renew_at)) = kept.as_ref() {
-            if renew_at.is_none_or(|at| std::time::Instant::now() < at) {
-                ctx.register_secret(token.expose());
-                return Ok(token.clone());
-            }
-            ctx.detail(format!(
-                "secret store `{name}`: the login's token is near the end of its TTL; logging in again"
-            ));
-        }
-        let (token, ttl) = match &self.login {
-            Login::Token(Some(token)) => (token.clone(), None),
-            Login::Token(None) => {
-                let file = std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".vault-token"));
-                let read = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok());
-                match read.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
-                    Some(token) => (Secret::new(token), None),
-                    None => {
-                        return Err(failure(
-                            ErrorClass::Config,
-                            format!(
-                                "secret store `{name}` has no token: VAULT_TOKEN is not set and there is no ~/.vault-token"
-                            ),
-                            "export VAULT_TOKEN (or log in with the vault/bao CLI), or give the store an auth table",
-                        ));
-                    }
-                }
-            }
-            Login::AppRole { mount, role_id, secret_id } => {
-                let body = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.expose() }).to_string();
-                self.login(ctx, name, &format!("auth/{mount}/login"), body, "AppRole (role_id and secret_id)").await?
-            }
-            Login::Jwt { mount, role, jwt } => {
-                let body = serde_json::json!({ "role": role, "jwt": jwt.expose() }).to_string();
-                self.login(ctx, name, &format!("auth/{mount}/login"), body, "a JWT (jwt auth role)").await?
-            }
-            Login::Kubernetes { mount, role, token_path } => {
-                let jwt = service_account_token(name, token_path)?;
-                ctx.register_secret(jwt.expose());
-                let body = serde_json::json!({ "role": role, "jwt": jwt.expose() }).to_string();
-                self.login(
-                    ctx,
-                    name,
-                    &format!("auth/{mount}/login"),
-                    body,
-                    "kubernetes (the pod's service-account token)",
-                )
-                .await?
-            }
-            Login::Userpass { mount, username, password } => {
-                let body = serde_json::json!({ "password": password.expose() }).to_string();
-                let user: String =
-                    percent_encoding::utf8_percent_encode(username, percent_encoding::NON_ALPHANUMERIC).to_string();
-                self.login(ctx, name, &format!("auth/{mount}/login/{user}"), body, "userpass (username and password)")
-                    .await?
-            }
-        };
-        ctx.register_secret(token.expose());
-        let renew_at = ttl.map(|ttl| std::time::Instant::now() + ttl.mul_f64(0.8));
-        *kept = Some((token.clone(), renew_at));
-        Ok(token)
-    }
-
-    async fn login(
-        &self,
-        ctx: &ProbeContext,
-        name: &str,
-        path: &str,
-        body: String,
-        how: &str,
-    ) -> Result<(Secret, Option<std::time::Duration>), Failure> {
-        let (status, answer) = self.call(ctx, name, Method::POST, path, Some(body), None).await?;
-        if let Some(token) = answer["auth"]["client_token"].as_str().filter(|_| status.is_success()) {
-            ctx.register_secret(token);
-            // 0: a token that does not expire (root-like); kept until the store refuses it.
-            let ttl = answer["auth"]["lease_duration"]
-                .as_u64()
-                .filter(|&seconds| seconds > 0)
-                .map(std::time::Duration::from_secs);
-            let lasts = ttl.map(|t| format!(", token TTL {}s", t.as_secs())).unwrap_or_default();
-            ctx.detail(format!("secret store `{name}`: logged in with {how}{lasts}"));
-            return Ok((Secret::issued(token.to_string()), ttl));
-        }
-        let said = errors(ctx, &answer);
-        let class = if matches!(status, StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED) {
-            ErrorClass::AuthRejected
-        } else {
-            ErrorClass::UnexpectedResponse
-        };
-        Err(failure(
-            class,
-            format!("secret store `{name}` refused the {how} login: HTTP {status}{said}"),
-            "check the store's credentials (a secret_id expires and may be single-use; a jwt or kubernetes role binds audiences, claims or service accounts), and the auth method's mount",
-        ))
     }
 
     /// A refused read, explained: a token the server does not know (bad, expired or revoked)
@@ -479,7 +349,7 @@ impl VaultStore {
         name: &str,
         method: Method,
         path: &str,
-        body: Option<String>,
+        body: Option<Body<'_>>,
         token: Option<&Secret>,
     ) -> Result<(StatusCode, serde_json::Value), Failure> {
         let Some(address) = &self.address else {
@@ -492,16 +362,29 @@ impl VaultStore {
         let url = address
             .join(&format!("v1/{path}"))
             .map_err(|e| failure(ErrorClass::Config, format!("secret store `{name}`: bad path `{path}`: {e}"), ""))?;
-        if token.is_some() || body.is_some() {
-            let released = ctx.allow_unverified_password || self.allow_unverified_password;
-            if !released {
-                ctx.release_over_plain_http(&url, &format!("secret store `{name}`'s token"))
-                    .map_err(|f| f.at(Stage::Secret))?;
-            }
+        let what = match body.as_ref().and_then(|b| b.secret) {
+            Some((field, _)) => format!("secret store `{name}`'s login {field}"),
+            None => format!("secret store `{name}`'s token"),
+        };
+        let sends_secret = token.is_some() || body.as_ref().is_some_and(|b| b.secret.is_some());
+        if sends_secret && ctx.consent_or(self.allow_unverified_password).is_none() {
+            ctx.release_over_plain_http(&url, &what).map_err(|f| f.at(Stage::Secret))?;
         }
+        let at_store = |f: Failure| Failure {
+            message: format!("secret store `{name}` ({}): {}", address.as_str().trim_end_matches('/'), f.message),
+            ..f.at(Stage::Secret)
+        };
+        let mut conn = httpc::connect(ctx, &url, &self.tls, Record::Quietly).await.map_err(at_store)?;
+        let proof = match sends_secret {
+            true => {
+                Some(conn.release(ctx, &url, &what, ctx.consent_or(self.allow_unverified_password)).map_err(at_store)?)
+            }
+            false => None,
+        };
         let mut headers = vec![(header::ACCEPT, http::HeaderValue::from_static("application/json"))];
-        if let Some(token) = token {
-            headers.push((header::HeaderName::from_static("x-vault-token"), httpc::sensitive_header(token.expose())?));
+        if let (Some(token), Some(proof)) = (token, &proof) {
+            let value = httpc::sensitive_header(token.release(proof))?;
+            headers.push((header::HeaderName::from_static("x-vault-token"), value));
         }
         if let Some(namespace) = &self.namespace {
             let value = http::HeaderValue::from_str(namespace)
@@ -511,16 +394,31 @@ impl VaultStore {
         if body.is_some() {
             headers.push((header::CONTENT_TYPE, http::HeaderValue::from_static("application/json")));
         }
-        let at_store = |f: Failure| Failure {
-            message: format!("secret store `{name}` ({}): {}", address.as_str().trim_end_matches('/'), f.message),
-            ..f.at(Stage::Secret)
-        };
-        let mut conn = httpc::connect(ctx, &url, &self.tls, Record::Quietly).await.map_err(at_store)?;
-        let mut response =
-            conn.send(method, &url, &headers, Bytes::from(body.unwrap_or_default())).await.map_err(at_store)?;
+        let body = body.map(|b| b.json(proof.as_ref())).unwrap_or_default();
+        let mut response = conn.send(method, &url, &headers, Bytes::from(body)).await.map_err(at_store)?;
         let status = response.status();
         let (bytes, _) = httpc::read_capped(response.body_mut(), ANSWER_CAP).await.map_err(at_store)?;
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+    }
+}
+
+/// A request's JSON body. A login's secret field is written only with the release rule's
+/// proof for the connection it goes on.
+struct Body<'a> {
+    fields: Vec<(&'static str, &'a str)>,
+    secret: Option<(&'static str, &'a Secret)>,
+}
+
+impl Body<'_> {
+    fn json(&self, proof: Option<&Release>) -> String {
+        let mut map = serde_json::Map::new();
+        for (field, value) in &self.fields {
+            map.insert(field.to_string(), (*value).into());
+        }
+        if let (Some((field, secret)), Some(proof)) = (self.secret, proof) {
+            map.insert(field.to_string(), secret.release(proof).into());
+        }
+        serde_json::Value::Object(map).to_string()
     }
 }
 
@@ -532,27 +430,6 @@ fn errors(ctx: &ProbeContext, answer: &serde_json::Value) -> String {
         return String::new();
     }
     format!(" ({})", ctx.server_text(&list.join("; "), 300))
-}
-
-/// The service-account token a `kubernetes` login presents, read now: absent when not in a
-/// pod, so the failure says where it looked.
-fn service_account_token(name: &str, path: &std::path::Path) -> Result<Secret, Failure> {
-    use std::io::Read;
-    let unreadable = |why: String| {
-        failure(
-            ErrorClass::Config,
-            format!("secret store `{name}`: cannot read the service-account token at {}: {why}", path.display()),
-            "outside a pod, give the auth table a token_path (a projected token the cluster issued)",
-        )
-    };
-    let file = std::fs::File::open(path).map_err(|e| unreadable(e.kind().to_string()))?;
-    let mut text = String::new();
-    file.take(SERVICE_ACCOUNT_TOKEN_CAP).read_to_string(&mut text).map_err(|e| unreadable(e.kind().to_string()))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(unreadable("the file is empty".to_string()));
-    }
-    Ok(Secret::new(token.to_string()))
 }
 
 /// A KV v2 secret's current version says when it was written (`created_time`): the age of
