@@ -25,6 +25,8 @@ command -v tsql >/dev/null || missing+=(freetds-bin)
 # The integrations in examples/: a real node_exporter serves the cron recipe's metrics.
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 command -v flock >/dev/null || missing+=(util-linux)
+# Kerberos's error paths are checked for lost krb5 allocations under valgrind.
+command -v valgrind >/dev/null || missing+=(valgrind)
 # `authprobe man` is checked with the groff man(1) uses.
 command -v groff >/dev/null || missing+=(groff-base)
 # Check cards seal results to age recipients; the tests open them with Debian's age.

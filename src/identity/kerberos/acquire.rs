@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::classify;
 use super::ffi::{self, Libraries, krb5_ccache, krb5_context, krb5_creds, krb5_principal};
+use super::owned::{FilledCreds, IssuedCreds, Keytab, MemoryCache, Owner, Principal, UserCache};
 use super::watch::{Watch, received, trace};
 use super::{Credentials, KerberosAuth};
 use crate::model::error::{ErrorClass, Failure};
@@ -116,11 +117,16 @@ impl Work<'_> {
         if code == 0 { Ok(()) } else { Err(self.failure(code, doing)) }
     }
 
-    fn principal(&self, name: &str, what: &str) -> Result<krb5_principal, Failure> {
+    fn owner(&self) -> Owner {
+        Owner { libs: self.libs, context: self.context }
+    }
+
+    fn principal(&self, name: &str, what: &str) -> Result<Principal, Failure> {
         let c = ffi::c_string(name, what).map_err(|e| Failure::new(ErrorClass::Config, e))?;
-        let mut principal = null_mut();
+        let mut raw = null_mut();
         // SAFETY: live context, NUL-terminated name, out-pointer to a local.
-        let code = unsafe { (self.libs.krb5.krb5_parse_name)(self.context, c.as_ptr(), &mut principal) };
+        let code = unsafe { (self.libs.krb5.krb5_parse_name)(self.context, c.as_ptr(), &mut raw) };
+        let principal = Principal::own(self.owner(), raw);
         self.check(code, &format!("reading the principal {name}"))?;
         Ok(principal)
     }
@@ -138,19 +144,15 @@ impl Work<'_> {
         }
     }
 
-    fn free_principal(&self, principal: krb5_principal) {
-        // SAFETY: a principal this context made, freed once.
-        unsafe { (self.libs.krb5.krb5_free_principal)(self.context, principal) }
-    }
-
-    fn memory_cache(&self, client: krb5_principal) -> Result<krb5_ccache, Failure> {
-        let mut ccache = null_mut();
+    fn memory_cache(&self, client: &Principal) -> Result<MemoryCache, Failure> {
+        let mut raw = null_mut();
         // SAFETY: live context; "MEMORY" is a NUL-terminated literal.
         let code =
-            unsafe { (self.libs.krb5.krb5_cc_new_unique)(self.context, c"MEMORY".as_ptr(), null_mut(), &mut ccache) };
+            unsafe { (self.libs.krb5.krb5_cc_new_unique)(self.context, c"MEMORY".as_ptr(), null_mut(), &mut raw) };
+        let ccache = MemoryCache::own(self.owner(), raw);
         self.check(code, "making a memory ticket cache")?;
         // SAFETY: the cache was just made by this context.
-        let code = unsafe { (self.libs.krb5.krb5_cc_initialize)(self.context, ccache, client) };
+        let code = unsafe { (self.libs.krb5.krb5_cc_initialize)(self.context, ccache.raw(), client.raw()) };
         self.check(code, "making a memory ticket cache")?;
         Ok(ccache)
     }
@@ -314,19 +316,11 @@ fn obtain(
     details: &mut Notes,
     override_file: Option<tempfile::TempPath>,
 ) -> Result<Ticket, Failure> {
-    let libs = work.libs;
-    let context = work.context;
+    // On a failure the cache is destroyed and the principal freed (they drop first), then
+    // the context (with `work`).
     let (client, ccache) = initial_ticket(&mut work, details)?;
-    let outcome = service_ticket(&mut work, client, ccache, service, host);
-    work.free_principal(client);
-    let (service_name, times, enctype) = match outcome {
-        Ok(issued) => issued,
-        Err(failure) => {
-            // SAFETY: the memory cache is ours; it must not outlive the attempt.
-            unsafe { (libs.krb5.krb5_cc_destroy)(context, ccache) };
-            return Err(failure);
-        }
-    };
+    let (service_name, times, enctype) = service_ticket(&mut work, &client, &ccache, service, host)?;
+    drop(client);
     let answered = work.watch.lock().ok().and_then(|w| w.answered_by.clone());
     let expires = seconds(times.endtime);
     details.ticket(format!("the Kerberos service ticket for {service_name}"), &times);
@@ -337,9 +331,9 @@ fn obtain(
     ));
     work.owns_context = false;
     Ok(Ticket {
-        libs,
-        context,
-        ccache,
+        libs: work.libs,
+        context: work.context,
+        ccache: ccache.into_raw(),
         client: std::mem::take(&mut work.client),
         service: service_name,
         _override_file: override_file,
@@ -349,8 +343,8 @@ fn obtain(
 /// The service ticket, into the memory cache: its principal, expiry and encryption type.
 fn service_ticket(
     work: &mut Work<'_>,
-    client: krb5_principal,
-    ccache: krb5_ccache,
+    client: &Principal,
+    ccache: &MemoryCache,
     service: &str,
     host: &str,
 ) -> Result<(String, ffi::krb5_ticket_times, String), Failure> {
@@ -364,35 +358,35 @@ fn service_ticket(
                 ffi::c_string(host, "the host name").map_err(config)?,
                 ffi::c_string(service, "the service").map_err(config)?,
             );
-            let mut server = null_mut();
+            let mut raw = null_mut();
             // SAFETY: live context, NUL-terminated strings, out-pointer to a local.
             let code = unsafe {
-                (libs.krb5.krb5_sname_to_principal)(context, h.as_ptr(), s.as_ptr(), ffi::KRB5_NT_SRV_HST, &mut server)
+                (libs.krb5.krb5_sname_to_principal)(context, h.as_ptr(), s.as_ptr(), ffi::KRB5_NT_SRV_HST, &mut raw)
             };
+            let server = Principal::own(work.owner(), raw);
             work.check(code, &format!("naming the service {service}/{host}"))?;
             server
         }
     };
-    work.service = work.unparse(server);
+    work.service = work.unparse(server.raw());
     if work.service.ends_with('@') {
         // The referral realm (none from krb5.conf): the KDC of the client's realm is asked.
         let realm = work.client.rsplit_once('@').map(|(_, realm)| realm.to_string()).unwrap_or_default();
         work.service.push_str(&realm);
     }
+    // The request borrows the two principals (their owners free them).
     let mut request = krb5_creds::zeroed();
-    request.client = client;
-    request.server = server;
-    let mut issued: *mut krb5_creds = null_mut();
-    // SAFETY: live context and cache; the request borrows the two principals (the server
-    // is freed after); the issued credentials are freed with MIT's call.
-    let code = unsafe { (libs.krb5.krb5_get_credentials)(context, 0, ccache, &mut request, &mut issued) };
-    work.free_principal(server);
+    request.client = client.raw();
+    request.server = server.raw();
+    let mut issued = IssuedCreds::empty(work.owner());
+    // SAFETY: live context and cache; the request's principals outlive the call.
+    let code = unsafe { (libs.krb5.krb5_get_credentials)(context, 0, ccache.raw(), &mut request, &mut issued.raw) };
     if code != 0 {
         return Err(work.failure(code, &format!("getting a ticket for {}", work.service)));
     }
-    // SAFETY: `issued` is a valid krb5_creds from MIT until freed here.
+    // SAFETY: `issued` is a valid krb5_creds from MIT until its owner frees it.
     unsafe {
-        let creds = &*issued;
+        let creds = &*issued.raw;
         let name = work.unparse(creds.server);
         let mut buf = [0 as c_char; 64];
         let enctype = if (libs.krb5.krb5_enctype_to_name)(creds.keyblock.enctype, 0, buf.as_mut_ptr(), buf.len()) == 0 {
@@ -401,14 +395,13 @@ fn service_ticket(
             format!("enctype {}", creds.keyblock.enctype)
         };
         let times = ffi::krb5_ticket_times { ..creds.times };
-        (libs.krb5.krb5_free_creds)(context, issued);
         Ok((name, times, enctype))
     }
 }
 
 /// The TGT, in a fresh memory cache: obtained with the keytab or password, or copied from
 /// the user's cache (after checking it is still valid). Returns the client principal.
-fn initial_ticket(work: &mut Work<'_>, details: &mut Notes) -> Result<(krb5_principal, krb5_ccache), Failure> {
+fn initial_ticket(work: &mut Work<'_>, details: &mut Notes) -> Result<(Principal, MemoryCache), Failure> {
     let libs = work.libs;
     let context = work.context;
     match &work.auth.credentials {
@@ -417,14 +410,14 @@ fn initial_ticket(work: &mut Work<'_>, details: &mut Notes) -> Result<(krb5_prin
             let client = work.principal(principal, "principal")?;
             let secret =
                 ffi::c_string(password.for_proof(), "the password").map_err(|e| Failure::new(ErrorClass::Config, e))?;
-            let mut creds = krb5_creds::zeroed();
+            let mut creds = FilledCreds::empty(work.owner());
             // SAFETY: live context and principal; the password string lives during the call;
-            // no prompter; the credentials' contents are freed after storing.
+            // no prompter; the credentials' contents are freed by their owner.
             let code = unsafe {
                 (libs.krb5.krb5_get_init_creds_password)(
                     context,
-                    &mut creds,
-                    client,
+                    &mut creds.creds,
+                    client.raw(),
                     secret.as_ptr(),
                     null_mut(),
                     null_mut(),
@@ -442,106 +435,94 @@ fn initial_ticket(work: &mut Work<'_>, details: &mut Notes) -> Result<(krb5_prin
             let name = ffi::c_string(&format!("FILE:{}", keytab.display()), "the keytab path")
                 .map_err(|e| Failure::new(ErrorClass::Config, e))?;
             if !keytab.is_file() {
-                work.free_principal(client);
                 return Err(Failure::new(
                     ErrorClass::Config,
                     format!("the keytab {} does not exist", keytab.display()),
                 )
                 .with_hint("check `keytab`"));
             }
-            let mut kt = null_mut();
+            let mut raw = null_mut();
             // SAFETY: live context, NUL-terminated name, out-pointer to a local.
-            let code = unsafe { (libs.krb5.krb5_kt_resolve)(context, name.as_ptr(), &mut kt) };
+            let code = unsafe { (libs.krb5.krb5_kt_resolve)(context, name.as_ptr(), &mut raw) };
+            let kt = Keytab::own(work.owner(), raw);
             work.check(code, &format!("opening the keytab {}", keytab.display()))?;
-            let mut creds = krb5_creds::zeroed();
-            // SAFETY: live context, principal and keytab; the keytab is closed after.
+            let mut creds = FilledCreds::empty(work.owner());
+            // SAFETY: live context, principal and keytab.
             let code = unsafe {
-                let code = (libs.krb5.krb5_get_init_creds_keytab)(
+                (libs.krb5.krb5_get_init_creds_keytab)(
                     context,
-                    &mut creds,
-                    client,
-                    kt,
+                    &mut creds.creds,
+                    client.raw(),
+                    kt.raw(),
                     0,
                     std::ptr::null(),
                     null_mut(),
-                );
-                (libs.krb5.krb5_kt_close)(context, kt);
-                code
+                )
             };
+            drop(kt);
             store_initial(work, client, creds, code, "getting a TGT with the keytab", details)
         }
         Credentials::Cache { ccache } => {
-            let mut user_cache = null_mut();
+            let mut raw = null_mut();
             // SAFETY: live context; out-pointer to a local; a NUL-terminated name.
             let code = unsafe {
                 match ccache {
                     Some(name) => {
                         let c = ffi::c_string(name, "ccache").map_err(|e| Failure::new(ErrorClass::Config, e))?;
-                        (libs.krb5.krb5_cc_resolve)(context, c.as_ptr(), &mut user_cache)
+                        (libs.krb5.krb5_cc_resolve)(context, c.as_ptr(), &mut raw)
                     }
-                    None => (libs.krb5.krb5_cc_default)(context, &mut user_cache),
+                    None => (libs.krb5.krb5_cc_default)(context, &mut raw),
                 }
             };
+            let user_cache = UserCache::own(work.owner(), raw);
             work.check(code, "opening the ticket cache")?;
             // SAFETY: the cache handle is live; its name is copied out.
             let cache_name = unsafe {
                 format!(
                     "{}:{}",
-                    ffi::text((libs.krb5.krb5_cc_get_type)(context, user_cache)),
-                    ffi::text((libs.krb5.krb5_cc_get_name)(context, user_cache))
+                    ffi::text((libs.krb5.krb5_cc_get_type)(context, user_cache.raw())),
+                    ffi::text((libs.krb5.krb5_cc_get_name)(context, user_cache.raw()))
                 )
             };
-            let close = || {
-                // SAFETY: the user's cache is closed, never destroyed.
-                unsafe { (libs.krb5.krb5_cc_close)(context, user_cache) };
-            };
-            let mut client = null_mut();
+            let mut raw = null_mut();
             // SAFETY: live cache; out-pointer to a local.
-            let code = unsafe { (libs.krb5.krb5_cc_get_principal)(context, user_cache, &mut client) };
+            let code = unsafe { (libs.krb5.krb5_cc_get_principal)(context, user_cache.raw(), &mut raw) };
+            let client = Principal::own(work.owner(), raw);
             if code != 0 {
-                close();
                 return Err(work.failure(code, &format!("reading the ticket cache {cache_name}")));
             }
-            work.client = work.unparse(client);
+            work.client = work.unparse(client.raw());
             let realm = work.client.rsplit_once('@').map(|(_, r)| r.to_string()).unwrap_or_default();
             let tgt_name = work.principal(&format!("krbtgt/{realm}@{realm}"), "the TGT's name")?;
+            // The request borrows the two principals (their owners free them).
             let mut wanted = krb5_creds::zeroed();
-            wanted.client = client;
-            wanted.server = tgt_name;
-            let mut tgt = krb5_creds::zeroed();
-            // SAFETY: live cache; `wanted` borrows the two principals; the retrieved
-            // credentials' contents are freed after being copied.
-            let code = unsafe { (libs.krb5.krb5_cc_retrieve_cred)(context, user_cache, 0, &mut wanted, &mut tgt) };
-            work.free_principal(tgt_name);
-            close();
+            wanted.client = client.raw();
+            wanted.server = tgt_name.raw();
+            let mut tgt = FilledCreds::empty(work.owner());
+            // SAFETY: live cache; the request's principals outlive the call.
+            let code =
+                unsafe { (libs.krb5.krb5_cc_retrieve_cred)(context, user_cache.raw(), 0, &mut wanted, &mut tgt.creds) };
+            drop((tgt_name, user_cache));
             if code != 0 {
-                work.free_principal(client);
                 return Err(work.failure(code, &format!("finding a TGT for {} in {cache_name}", work.client)));
             }
-            let expires = seconds(tgt.times.endtime);
+            let expires = seconds(tgt.creds.times.endtime);
             if expires <= SystemTime::now() {
-                // SAFETY: contents of credentials MIT filled in.
-                unsafe { (libs.krb5.krb5_free_cred_contents)(context, &mut tgt) };
-                work.free_principal(client);
                 return Err(Failure::new(
                     ErrorClass::AuthRejected,
                     format!("the TGT of {} in {cache_name} expired at {}", work.client, rfc3339(expires)),
                 )
                 .with_hint("renew it (kinit -R, within its renewable life) or get a new one (kinit)"));
             }
-            details.ticket(format!("the Kerberos TGT of {}", work.client), &tgt.times);
+            details.ticket(format!("the Kerberos TGT of {}", work.client), &tgt.creds.times);
             details.push(format!(
                 "kerberos: TGT of {} from {cache_name}, valid until {}",
                 work.client,
                 rfc3339(expires)
             ));
-            let memory = work.memory_cache(client)?;
-            // SAFETY: live memory cache; the TGT is copied into it, then its contents freed.
-            let code = unsafe {
-                let code = (libs.krb5.krb5_cc_store_cred)(context, memory, &mut tgt);
-                (libs.krb5.krb5_free_cred_contents)(context, &mut tgt);
-                code
-            };
+            let memory = work.memory_cache(&client)?;
+            // SAFETY: live memory cache; the TGT is copied into it.
+            let code = unsafe { (libs.krb5.krb5_cc_store_cred)(context, memory.raw(), &mut tgt.creds) };
             work.check(code, "copying the TGT into memory")?;
             Ok((client, memory))
         }
@@ -551,32 +532,26 @@ fn initial_ticket(work: &mut Work<'_>, details: &mut Notes) -> Result<(krb5_prin
 /// Stores a TGT just obtained in a memory cache (or reports why it was not obtained).
 fn store_initial(
     work: &Work<'_>,
-    client: krb5_principal,
-    mut creds: krb5_creds,
+    client: Principal,
+    mut creds: FilledCreds,
     code: i32,
     doing: &str,
     details: &mut Notes,
-) -> Result<(krb5_principal, krb5_ccache), Failure> {
+) -> Result<(Principal, MemoryCache), Failure> {
     if code != 0 {
-        work.free_principal(client);
         return Err(work.failure(code, doing));
     }
-    let libs = work.libs;
     let answered = work.watch.lock().ok().and_then(|w| w.answered_by.clone());
-    details.ticket(format!("the Kerberos TGT of {}", work.client), &creds.times);
+    details.ticket(format!("the Kerberos TGT of {}", work.client), &creds.creds.times);
     details.push(format!(
         "kerberos: TGT for {}, valid until {}{}",
         work.client,
-        rfc3339(seconds(creds.times.endtime)),
+        rfc3339(seconds(creds.creds.times.endtime)),
         answered.map(|kdc| format!(", from the KDC at {kdc}")).unwrap_or_default()
     ));
-    let memory = work.memory_cache(client)?;
-    // SAFETY: live memory cache; the TGT is stored, then the local contents freed.
-    let code = unsafe {
-        let code = (libs.krb5.krb5_cc_store_cred)(work.context, memory, &mut creds);
-        (libs.krb5.krb5_free_cred_contents)(work.context, &mut creds);
-        code
-    };
+    let memory = work.memory_cache(&client)?;
+    // SAFETY: live memory cache; the TGT is stored (copied), its owner frees the local one.
+    let code = unsafe { (work.libs.krb5.krb5_cc_store_cred)(work.context, memory.raw(), &mut creds.creds) };
     work.check(code, "keeping the TGT in memory")?;
     Ok((client, memory))
 }

@@ -1,4 +1,4 @@
-//! MIT krb5 and its GSS-API, loaded at run time (`dlopen`) from the system: no C headers
+//! MIT krb5 and its GSS-API, loaded at run time (libloading) from the system: no C headers
 //! or libraries are needed to build authprobe, and a machine without Kerberos runs every
 //! other kind. Only the few calls authprobe makes are declared, with the layouts of MIT's
 //! `krb5.h` and `gssapi.h` (stable ABI: libkrb5.so.3, libgssapi_krb5.so.2).
@@ -108,21 +108,19 @@ macro_rules! library {
     ($name:ident { $($field:ident : fn($($arg:ty),*) -> $ret:ty;)* }) => {
         pub struct $name { $(pub $field: unsafe extern "C" fn($($arg),*) -> $ret,)* }
         impl $name {
-            /// Resolves every symbol in `handle`; the first missing one is named.
+            /// Resolves every symbol in `library`; the first missing one is named.
             ///
             /// # Safety
-            /// `handle` must be a live `dlopen` handle of a library whose symbols have the
-            /// declared signatures.
-            unsafe fn resolve(handle: *mut c_void, file: &str) -> Result<$name, String> {
+            /// `library` must be one whose symbols have the declared signatures, and must
+            /// outlive the functions resolved (the libraries here are never unloaded).
+            unsafe fn resolve(library: &libloading::Library, file: &str) -> Result<$name, String> {
                 Ok($name { $($field: {
                     let symbol = concat!(stringify!($field), "\0");
-                    // SAFETY: the caller guarantees the handle; dlsym with a NUL-terminated name.
-                    let found = unsafe { libc::dlsym(handle, symbol.as_ptr().cast()) };
-                    if found.is_null() {
-                        return Err(format!("{file} has no {}", stringify!($field)));
-                    }
-                    // SAFETY: the symbol is the declared function (MIT's ABI).
-                    unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) -> $ret>(found) }
+                    // SAFETY: the caller guarantees the signature (MIT's ABI).
+                    let found = unsafe {
+                        library.get::<unsafe extern "C" fn($($arg),*) -> $ret>(symbol.as_bytes())
+                    };
+                    *found.map_err(|_| format!("{file} has no {}", stringify!($field)))?
                 },)* })
             }
         }
@@ -195,6 +193,8 @@ library!(Gss {
 pub struct Libraries {
     pub krb5: Krb5,
     pub gss: Gss,
+    /// Kept loaded for the life of the process: the functions above point into them.
+    _loaded: [libloading::Library; 2],
 }
 
 const KRB5_FILE: &str = "libkrb5.so.3";
@@ -206,22 +206,22 @@ pub fn libraries() -> Result<&'static Libraries, String> {
     LOADED
         .get_or_init(|| {
             let open = |file: &str| {
-                let name = CString::new(file).map_err(|e| e.to_string())?;
-                // SAFETY: dlopen with a NUL-terminated name; the handle is never closed, so
-                // the resolved functions stay valid for the life of the process.
-                let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-                if handle.is_null() {
-                    Err(format!(
+                // SAFETY: loading MIT's libraries runs their initialisers, which have no
+                // preconditions; symbols are bound now, and kept local to the handle.
+                let opened = unsafe {
+                    libloading::os::unix::Library::open(Some(file), libc::RTLD_NOW | libc::RTLD_LOCAL)
+                };
+                opened.map(libloading::Library::from).map_err(|_| {
+                    format!(
                         "Kerberos needs MIT krb5's libraries ({KRB5_FILE}, {GSS_FILE}), which this machine lacks: install them (Debian/Ubuntu: libgssapi-krb5-2; RHEL: krb5-libs)"
-                    ))
-                } else {
-                    Ok(handle)
-                }
+                    )
+                })
             };
             let (krb5, gss) = (open(KRB5_FILE)?, open(GSS_FILE)?);
-            // SAFETY: the handles are live and the libraries are MIT's, whose ABI these
-            // declarations follow.
-            unsafe { Ok(Libraries { krb5: Krb5::resolve(krb5, KRB5_FILE)?, gss: Gss::resolve(gss, GSS_FILE)? }) }
+            // SAFETY: the libraries are MIT's, whose ABI these declarations follow, and
+            // they stay loaded in `_loaded` as long as the functions are reachable.
+            let (krb5_fns, gss_fns) = unsafe { (Krb5::resolve(&krb5, KRB5_FILE)?, Gss::resolve(&gss, GSS_FILE)?) };
+            Ok(Libraries { krb5: krb5_fns, gss: gss_fns, _loaded: [krb5, gss] })
         })
         .as_ref()
         .map_err(Clone::clone)

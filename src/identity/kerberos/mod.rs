@@ -16,6 +16,7 @@ pub mod classify;
 pub mod ffi;
 pub mod gss;
 pub mod kdc_error;
+mod owned;
 mod watch;
 
 use std::path::PathBuf;
