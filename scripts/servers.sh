@@ -29,6 +29,25 @@ set -a; . "$HARNESS/defaults.env"; set +a
 # A second harness (bench/rtt.sh, inside its own namespace) needs its own bastion namespace name.
 [ -n "${AUTHPROBE_BASTION_NETNS:-}" ] && AP_BASTION_NETNS=$AUTHPROBE_BASTION_NETNS
 
+# A harness beside another on the same machine (scripts/test.sh gives each concurrent run a
+# slot) shifts every port and passive range by AUTHPROBE_PORT_OFFSET; the bastion's inner
+# ports exist only inside its own namespace and stay. The offsets test.sh uses are checked
+# to keep every harness's ports apart (tests/harness_slots.rs).
+PORT_OFFSET=${AUTHPROBE_PORT_OFFSET:-0}
+case $PORT_OFFSET in ''|*[!0-9]*) echo "[servers] AUTHPROBE_PORT_OFFSET must be a number" >&2; exit 1 ;; esac
+if [ "$PORT_OFFSET" != 0 ]; then
+  for var in $(grep -oE '^AP_[A-Z0-9_]+_(PORT|PASV)=' "$HARNESS/defaults.env" | tr -d =); do
+    case $var in AP_INNER_*) continue ;; esac
+    value=${!var}
+    if [[ $value == *:* ]]; then
+      printf -v "$var" '%s:%s' $(( ${value%%:*} + PORT_OFFSET )) $(( ${value##*:} + PORT_OFFSET ))
+    else
+      printf -v "$var" '%s' $(( value + PORT_OFFSET ))
+    fi
+    export "${var?}"
+  done
+fi
+
 log() { printf '[servers] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -580,6 +599,7 @@ background=NO
 local_enable=YES
 pam_service_name=vsftpd
 anon_root=$dir/anon
+local_root=$dir/home
 no_anon_password=YES
 ssl_enable=YES
 allow_anon_ssl=YES
@@ -628,9 +648,11 @@ start_ftp() {
   printf '%s\n' "$AP_FTP_DENIED_USER" > "$dir/user_list"
   ensure_user "$AP_FTP_USER" "$AP_FTP_PASSWORD"
   ensure_user "$AP_FTP_DENIED_USER" "$AP_FTP_PASSWORD"
-  local home; home=$(getent passwd "$AP_FTP_USER" | cut -d: -f6)
-  rm -rf "$home/drop" "$home/private" "$home/unlistable" "$home/big"
+  # The login directory is this harness's own (vsftpd's local_root), not the user's home,
+  # which every harness on the machine shares.
+  local home=$dir/home
   mkdir -p "$home/drop" "$home/private" "$home/unlistable" "$home/big"
+  chmod 755 "$STATE" "$dir" "$home"
   printf 'id,total\n1,42\n' > "$home/drop/orders.csv"
   # A directory too large for one batch: the probe reads its first 64 KiB only.
   for i in $(seq 1 2000); do : > "$home/big/file-with-a-longish-name-$i.csv"; done
@@ -1185,7 +1207,11 @@ signed_links() {
 write_env() {
   local links; links=$(signed_links)
   {
-    grep -E '^[A-Z0-9_]+=' "$HARNESS/defaults.env"
+    # The defaults as this harness runs them (its ports shifted by its slot).
+    local var
+    for var in $(grep -oE '^[A-Z0-9_]+=' "$HARNESS/defaults.env" | tr -d =); do
+      [ "$var" = AP_BASTION_NETNS ] || echo "$var=${!var}"
+    done
     echo "AP_BASTION_NETNS=$AP_BASTION_NETNS"
     echo "AP_CERTS=$CERTS"
     echo "AP_CA=$CERTS/ca.crt"

@@ -7,6 +7,30 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[test %ss] %s\n' "$SECONDS" "$*" >&2; }
 
+# Each run has its own test servers, so that two runs on one machine (a developer's and
+# CI's, two branches) do not meet: the first free slot (0-3, held by a lock for the run)
+# names the state directory, shifts every port by 200 per slot and names the bastion's
+# network namespace. Slot 0 is the harness `scripts/servers.sh up` starts by default.
+# AUTHPROBE_STATE set by the caller means: that harness, as it is.
+if [ -z "${AUTHPROBE_STATE:-}" ]; then
+  slot=
+  for candidate in 0 1 2 3; do
+    exec {slot_fd}>"/tmp/authprobe-test-slot-$candidate.lock"
+    if flock -n "$slot_fd"; then slot=$candidate; break; fi
+    exec {slot_fd}>&-
+  done
+  [ -n "$slot" ] || { log "four test runs are going on already on this machine"; exit 1; }
+  if [ "$slot" != 0 ]; then
+    export AUTHPROBE_STATE=/tmp/authprobe-servers-$slot AUTHPROBE_PORT_OFFSET=$((slot * 200))
+    export AUTHPROBE_BASTION_NETNS=authprobe-bastion-$slot
+  fi
+  log "test servers: slot $slot (${AUTHPROBE_STATE:-/tmp/authprobe-servers}, ports +$((slot * 200)))"
+fi
+# Installing packages and starting servers, one run at a time (apt and pip share their
+# locks and caches); the tests themselves then run side by side.
+exec {setup_fd}>/tmp/authprobe-test-setup.lock
+flock "$setup_fd"
+
 # Tools the tests drive as real consumers of authprobe's output.
 missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
@@ -56,6 +80,7 @@ cargo clippy --quiet --all-targets -- -D warnings
 scripts/servers.sh up
 scripts/servers.sh clients
 if [ "${CI:-}" = true ]; then trap 'scripts/servers.sh down' EXIT; fi
+flock -u "$setup_fd"
 set -a
 # shellcheck disable=SC1090
 . "$(scripts/servers.sh env)"

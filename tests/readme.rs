@@ -87,6 +87,25 @@ async fn every_console_example_in_the_readme_is_real_output() {
     assert!(mismatches.is_empty(), "documentation examples differ from real output:\n\n{}", mismatches.join("\n\n"));
 }
 
+/// Output of a harness in another slot (scripts/test.sh, ports shifted), with the ports the
+/// pages show: each of the harness's ports put back to its default.
+fn as_in_slot_zero(text: &str, env: &[(String, String)]) -> String {
+    let defaults = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/harness/defaults.env"))
+        .unwrap_or_default();
+    let mut text = text.to_string();
+    for line in defaults.lines() {
+        let Some((name, default)) = line.split_once('=') else { continue };
+        if !name.ends_with("_PORT") {
+            continue;
+        }
+        if let Some((_, value)) = env.iter().find(|(n, v)| n == name && v != default) {
+            let port = Regex::new(&format!(r"\b{value}\b")).unwrap();
+            text = port.replace_all(&text, default).into_owned();
+        }
+    }
+    text
+}
+
 /// Runs one page's examples; returns how many it has and what differs (or rewrites the
 /// page with `AUTHPROBE_README_UPDATE=1`).
 async fn check_page(page: &Path) -> (usize, Vec<String>) {
@@ -116,6 +135,7 @@ async fn check_page(page: &Path) -> (usize, Vec<String>) {
             .unwrap();
         let mut actual = String::from_utf8_lossy(&out.stdout).into_owned();
         actual.push_str(&String::from_utf8_lossy(&out.stderr));
+        let actual = as_in_slot_zero(&actual, &env);
         if update {
             let shown: Vec<String> = actual.trim_end().lines().map(|l| l.trim_end().to_string()).collect();
             let start = example.fence + 2;

@@ -15,6 +15,7 @@ mod docker_real;
 mod faults;
 mod formats;
 mod harness_servers;
+mod harness_slots;
 mod hostile;
 mod http_auth;
 mod hygiene;
