@@ -79,7 +79,6 @@ cargo clippy --quiet --all-targets -- -D warnings
 
 scripts/servers.sh up
 scripts/servers.sh clients
-if [ "${CI:-}" = true ]; then trap 'scripts/servers.sh down' EXIT; fi
 flock -u "$setup_fd"
 set -a
 # shellcheck disable=SC1090
@@ -88,11 +87,31 @@ set +a
 
 profile=default
 [ "${CI:-}" = true ] && profile=ci
+# Every config the tests write is kept (tests/util: keep_for_the_schema_check) for the
+# schema check below.
+AUTHPROBE_SCHEMA_CORPUS=$(mktemp -d /tmp/authprobe-schema-corpus.XXXXXX)
+export AUTHPROBE_SCHEMA_CORPUS
+trap 'rm -rf "$AUTHPROBE_SCHEMA_CORPUS"' EXIT
+if [ "${CI:-}" = true ]; then trap 'rm -rf "$AUTHPROBE_SCHEMA_CORPUS"; scripts/servers.sh down' EXIT; fi
 if command -v cargo-nextest >/dev/null; then
   cargo nextest run --profile "$profile" "$@"
 else
   log "cargo-nextest not found; falling back to cargo test"
   cargo test "$@"
+fi
+
+# The published schema never refuses what authprobe takes: each config the tests wrote
+# that `authprobe validate` accepts (with the harness's variables) must pass
+# schemas/probes.schema.json in a validator not written here.
+if [ $# -eq 0 ]; then
+  accepted=()
+  for config in "$AUTHPROBE_SCHEMA_CORPUS"/*.toml; do
+    [ -e "$config" ] || continue
+    "${CARGO_TARGET_DIR:-target}/debug/authprobe" validate -c "$config" >/dev/null 2>&1 && accepted+=("$config")
+  done
+  log "schema: ${#accepted[@]} configs the tests wrote and authprobe accepts, against schemas/probes.schema.json"
+  [ "${#accepted[@]}" -gt 0 ] || { log "no config was kept for the schema check"; exit 1; }
+  check-jsonschema --default-filetype toml --schemafile schemas/probes.schema.json "${accepted[@]}"
 fi
 
 # Doc tests (nextest does not run them): among them, the compile-fail proof that nothing

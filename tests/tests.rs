@@ -44,6 +44,7 @@ mod python_api;
 mod readme;
 mod registry;
 mod run_control;
+mod schema;
 mod secrets_all_kinds;
 mod secrets_leak;
 mod serve;

@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod card_state;
 pub mod reader;
+pub mod schema;
 pub mod secrets;
 pub mod separation;
 

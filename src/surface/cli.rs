@@ -74,6 +74,9 @@ pub enum Command {
     /// credentials become ${ENV} or ${file:…} references, never copied; what does not
     /// convert is listed on stderr.
     FromBlackbox(crate::surface::from_blackbox::FromBlackboxArgs),
+    /// Print the JSON Schema of probes.toml (as schemas/probes.schema.json), for editors
+    /// (Taplo / Even Better TOML: `#:schema` at the top of the file) and validators.
+    Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -208,6 +211,12 @@ pub fn main() -> ExitCode {
         Command::Card(args) => crate::surface::card::command(args),
         Command::Serve(args) => crate::surface::serve::main(args),
         Command::FromBlackbox(args) => crate::surface::from_blackbox::command(&args),
+        Command::Schema => {
+            let schema = crate::config::schema::json_schema();
+            let text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+            let _ = output::write_stdout(&format!("{text}\n"));
+            EXIT_OK
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut buf = Vec::new();

@@ -46,8 +46,19 @@ impl Workspace {
     }
 
     pub fn config(&self, text: &str) -> PathBuf {
+        keep_for_the_schema_check(text);
         self.write("probes.toml", text)
     }
+}
+
+/// With AUTHPROBE_SCHEMA_CORPUS set (scripts/test.sh sets it), every config a test writes is
+/// kept there too: after the tests, each one authprobe accepts is checked against the
+/// published schema, so that the schema never refuses what authprobe takes.
+fn keep_for_the_schema_check(text: &str) {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("AUTHPROBE_SCHEMA_CORPUS") else { return };
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _ = std::fs::write(Path::new(&dir).join(format!("{}-{n}.toml", std::process::id())), text);
 }
 
 /// Runs authprobe with `args` and extra environment, with a hard limit so that a hang fails
