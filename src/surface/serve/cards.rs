@@ -10,12 +10,12 @@
 //! values are never written anywhere but the sealed file.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroize;
 
@@ -76,10 +76,6 @@ impl Desk {
     }
 }
 
-fn esc(text: &str) -> String {
-    crate::output::junit::escape(text)
-}
-
 const STYLE: &str = "*{box-sizing:border-box}body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:44rem;padding:1rem;color:#1b1f24;background:#f4f5f7}\
 h1{font-size:1.3rem;margin:.2rem 0 .6rem}section{background:#fff;border:1px solid #d0d4da;border-radius:.4rem;padding:.8rem 1rem;margin:.8rem 0}\
 label{display:block;font-weight:600;margin:.6rem 0 .2rem}input[type=text],input[type=password]{width:100%;font:inherit;padding:.45rem;border:1px solid #8a9099;border-radius:.3rem}\
@@ -121,26 +117,38 @@ fn secured(mut response: Answer, card: Option<&Card>) -> Answer {
     response
 }
 
-fn head(title: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><main>",
-        esc(title)
-    )
+/// A card page: every value goes through maud, which escapes it.
+fn page(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { main { (body) } }
+        }
+    }
+    .into_string()
 }
 
 /// The one page every link that cannot be used gets (expired, tampered, revoked, spent,
 /// unknown): nothing in it helps to tell which.
 fn no_longer_valid() -> Answer {
-    let body = format!(
-        "{}<h1>This link is no longer valid</h1><section><p>Ask whoever sent it for a new one.</p></section></main></body></html>",
-        head("Link no longer valid")
+    let body = page(
+        "Link no longer valid",
+        html! {
+            h1 { "This link is no longer valid" }
+            section { p { "Ask whoever sent it for a new one." } }
+        },
     );
     secured(answer(StatusCode::NOT_FOUND, HTML, body), None)
 }
 
 fn plain(code: StatusCode, title: &str, text: &str, card: Option<&Card>) -> Answer {
-    let body =
-        format!("{}<h1>{}</h1><section><p>{}</p></section></main></body></html>", head(title), esc(title), esc(text));
+    let body = page(title, html! { h1 { (title) } section { p { (text) } } });
     secured(answer(code, HTML, body), card)
 }
 
@@ -153,93 +161,93 @@ struct Shown<'a> {
 }
 
 fn form_page(card: &Card, claims: &LinkClaims, token: &str, csrf: &str, shown: &Shown<'_>) -> String {
-    let mut out = head(&card.title);
-    let _ = write!(out, "<h1>{}</h1>", esc(&card.title));
-    let _ = write!(
-        out,
-        "<section><p>You were asked to test a credential and hand it over{}. It is checked against the target below, and delivered only when it works, encrypted to the people who asked for it.</p>\
-<table><tr><th scope=\"row\">Kind</th><td>{}</td></tr><tr><th scope=\"row\">Target</th><td><code>{}</code></td></tr><tr><th scope=\"row\">Link valid until</th><td>{}</td></tr></table></section>",
-        if claims.label.is_empty() { String::new() } else { format!(" (for {})", esc(&claims.label)) },
-        esc(&card.kind),
-        esc(&card.target),
-        rfc3339(claims.expires)
-    );
-    if let Some(message) = &shown.message {
-        let _ = write!(out, "<section class=\"fail\" role=\"alert\"><p>{}</p></section>", esc(message));
-    }
-    if let Some(report) = shown.report {
-        result(&mut out, report);
-    }
-    let _ = write!(out, "<section><form method=\"post\" action=\"/card/{}\" autocomplete=\"off\">", esc(token));
-    let _ = write!(out, "<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(csrf));
-    for (i, field) in card.fields.iter().enumerate() {
-        let kind = if field.secret { "password" } else { "text" };
-        let _ = write!(
-            out,
-            "<label for=\"f{i}\">{}</label><input id=\"f{i}\" type=\"{kind}\" name=\"{}\" maxlength=\"{MAX_FIELD}\" autocomplete=\"off\" spellcheck=\"false\" required>",
-            esc(&field.key),
-            esc(&field.key)
-        );
-    }
-    for candidate in shown.candidates {
-        approval_box(&mut out, candidate);
-    }
-    out += "<button type=\"submit\">Save &amp; Test</button></form></section></main></body></html>";
-    out
+    let body = html! {
+        h1 { (card.title) }
+        section {
+            p {
+                "You were asked to test a credential and hand it over"
+                @if !claims.label.is_empty() { " (for " (claims.label) ")" }
+                ". It is checked against the target below, and delivered only when it works, encrypted to the people who asked for it."
+            }
+            table {
+                tr { th scope="row" { "Kind" } td { (card.kind) } }
+                tr { th scope="row" { "Target" } td { code { (card.target) } } }
+                tr { th scope="row" { "Link valid until" } td { (rfc3339(claims.expires)) } }
+            }
+        }
+        @if let Some(message) = &shown.message {
+            section class="fail" role="alert" { p { (message) } }
+        }
+        @if let Some(report) = shown.report {
+            (result(report))
+        }
+        section {
+            form method="post" action={ "/card/" (token) } autocomplete="off" {
+                input type="hidden" name="csrf" value=(csrf);
+                @for (i, field) in card.fields.iter().enumerate() {
+                    label for={ "f" (i) } { (field.key) }
+                    input id={ "f" (i) } type=(if field.secret { "password" } else { "text" }) name=(field.key)
+                        maxlength=(MAX_FIELD) autocomplete="off" spellcheck="false" required;
+                }
+                @for candidate in shown.candidates {
+                    (approval_box(candidate))
+                }
+                button type="submit" { "Save & Test" }
+            }
+        }
+    };
+    page(&card.title, body)
 }
 
-fn result(out: &mut String, report: &ProbeReport) {
+fn result(report: &ProbeReport) -> Markup {
     let (class, label) = match report.status {
         Status::Pass => ("pass", "PASS"),
         Status::Warn => ("warn", "WARN"),
         Status::Fail | Status::Cancelled => ("fail", "FAIL"),
     };
-    let _ = write!(out, "<section class=\"{class}\" aria-live=\"polite\"><p><span class=\"badge\">{label}</span> ");
-    match &report.error {
-        Some(e) => {
-            let _ = write!(
-                out,
-                "<strong>{}: {}</strong></p><p>{}</p><p class=\"muted\">{}</p>",
-                e.stage,
-                e.class,
-                esc(&e.message),
-                esc(&e.hint)
-            );
+    html! {
+        section class=(class) aria-live="polite" {
+            @match &report.error {
+                Some(e) => {
+                    p { span class="badge" { (label) } " " strong { (e.stage) ": " (e.class) } }
+                    p { (e.message) }
+                    p class="muted" { (e.hint) }
+                }
+                None => p { span class="badge" { (label) } " the credential works" },
+            }
+            table {
+                tr { th { "stage" } th { "result" } th { "ms" } }
+                @for stage in &report.stages {
+                    tr { td { (stage.name) } td { (format!("{:?}", stage.status)) } td { (stage.duration_ms) } }
+                }
+            }
+            @for warning in &report.warnings {
+                p class="muted" { "warning: " (warning) }
+            }
         }
-        None => {
-            let _ = write!(out, "the credential works</p>");
-        }
     }
-    out.push_str("<table><tr><th>stage</th><th>result</th><th>ms</th></tr>");
-    for stage in &report.stages {
-        let _ =
-            write!(out, "<tr><td>{}</td><td>{:?}</td><td>{}</td></tr>", stage.name, stage.status, stage.duration_ms);
-    }
-    out.push_str("</table>");
-    for warning in &report.warnings {
-        let _ = write!(out, "<p class=\"muted\">warning: {}</p>", esc(warning));
-    }
-    out.push_str("</section>");
 }
 
-fn approval_box(out: &mut String, candidate: &Candidate) {
+fn approval_box(candidate: &Candidate) -> Markup {
     let what =
         if candidate.approval.kind == crate::model::approvals::ApprovalKind::Tls { "certificate" } else { "host key" };
-    let _ = write!(
-        out,
-        "<section class=\"approve\"><p>{} presents a {what} that is not trusted yet ({}). Compare it with what you know of your server before you approve it:</p><table>",
-        esc(&candidate.approval.endpoint),
-        esc(&candidate.refusal)
-    );
-    for (label, value) in &candidate.shown {
-        let _ = write!(out, "<tr><th scope=\"row\">{}</th><td><code>{}</code></td></tr>", esc(label), esc(value));
+    html! {
+        section class="approve" {
+            p {
+                (candidate.approval.endpoint) " presents a " (what) " that is not trusted yet (" (candidate.refusal)
+                "). Compare it with what you know of your server before you approve it:"
+            }
+            table {
+                @for (label, value) in &candidate.shown {
+                    tr { th scope="row" { (label) } td { code { (value) } } }
+                }
+            }
+            label {
+                input type="checkbox" name="approve" value=(candidate.approval.sha256);
+                " Approve this " (what) " for " (candidate.approval.endpoint)
+            }
+        }
     }
-    let _ = write!(
-        out,
-        "</table><label><input type=\"checkbox\" name=\"approve\" value=\"{}\"> Approve this {what} for {}</label></section>",
-        esc(&candidate.approval.sha256),
-        esc(&candidate.approval.endpoint)
-    );
 }
 
 fn cookie_nonce(request: &Request<Incoming>) -> Option<String> {
@@ -409,11 +417,16 @@ async fn post(
         }
         return response;
     }
-    let mut page = head(&card.title);
-    let _ = write!(page, "<h1>{}</h1>", esc(&card.title));
-    result(&mut page, &report);
-    page += "<section><p>The credential works. It was delivered encrypted to the people who asked for it; this link is now used up. You can close this page.</p></section></main></body></html>";
-    secured(answer(StatusCode::OK, HTML, page), Some(card))
+    let body = html! {
+        h1 { (card.title) }
+        (result(&report))
+        section {
+            p {
+                "The credential works. It was delivered encrypted to the people who asked for it; this link is now used up. You can close this page."
+            }
+        }
+    };
+    secured(answer(StatusCode::OK, HTML, page(&card.title, body)), Some(card))
 }
 
 fn wipe(values: &mut Vec<(String, String)>) {
