@@ -1,11 +1,10 @@
 //! ARCHITECTURE.md's rules, checked on the source: which layer may use which, no import
-//! loop between files, no file over 600 lines, and the wire crates free of authprobe.
+//! loop between files, and the wire crates free of authprobe. (A file's length is a
+//! question for review, not a rule: docs/development.md's checklist.)
 //! References are read from `crate::…` paths outside comments and `#[cfg(test)]` modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-const MAX_LINES: usize = 600;
 
 /// Each top-level module of `src/`, its layer, and the layers it may use (besides itself).
 const LAYERS: &[(&str, &[&str])] = &[
@@ -141,21 +140,6 @@ fn each_layer_uses_only_the_layers_below_it() {
     breaks.sort();
     breaks.dedup();
     assert!(breaks.is_empty(), "layering breaks (see ARCHITECTURE.md):\n{}", breaks.join("\n"));
-}
-
-#[test]
-fn no_source_file_is_over_600_lines() {
-    let mut files = Vec::new();
-    rust_files(&src(), &mut files);
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crates"), &mut files);
-    let long: Vec<String> = files
-        .iter()
-        .filter_map(|path| {
-            let lines = std::fs::read_to_string(path).ok()?.lines().count();
-            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", path.display()))
-        })
-        .collect();
-    assert!(long.is_empty(), "split these files:\n{}", long.join("\n"));
 }
 
 /// The credential release rule's proof (`model::release::Release`) is made only where the

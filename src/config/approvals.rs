@@ -6,8 +6,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use toml::de::DeTable;
-
 use crate::config::reader::{ConfigError, ReadContext, Source, TableReader};
 use crate::model::approvals::{Approval, ApprovalKind};
 
@@ -42,18 +40,19 @@ fn file_error(path: &Path, message: String) -> ConfigError {
 /// Parses approvals text; `path` names it in errors.
 pub fn parse(path: &Path, text: String) -> Result<Vec<Approval>, Vec<ConfigError>> {
     let source = Source::new(path.to_path_buf(), text);
-    let document = match DeTable::parse(&source.text) {
+    let document = match crate::config::document::from_toml(&source.text) {
         Ok(doc) => doc,
         Err(err) => {
-            let (line, column) = err.span().map(|s| source.position(s.start)).unwrap_or((0, 0));
-            let mut error = file_error(path, format!("not valid TOML: {}", err.message().trim()));
+            let (line, column) = err.span.map(|s| source.position(s.start)).unwrap_or((0, 0));
+            let mut error = file_error(path, err.message);
             (error.line, error.column) = (line, column);
             return Err(vec![error]);
         }
     };
+    let empty = crate::config::document::Table::new();
     let no_variables = |_: &str| None;
     let ctx = ReadContext::new(&source, &no_variables);
-    let root = TableReader::new(&ctx, document.get_ref(), document.span(), "");
+    let root = TableReader::new(&ctx, document.as_table().unwrap_or(&empty), document.span(), "");
     let mut entries = Vec::new();
     for table in root.table_list("approved").unwrap_or_default() {
         if let Some(entry) = read_entry(&table) {

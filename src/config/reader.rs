@@ -8,9 +8,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
-
+use super::document::{Item, Table, Text, Value};
 use super::secrets::{self, SecretError};
 
 mod maps;
@@ -21,6 +19,8 @@ use crate::model::redact::Secret;
 pub use numbers::hundred_class;
 
 /// The config file's text, with the line index used to turn byte offsets into positions.
+/// A source without text (JSON, `check`'s flags) has no positions: its errors name the
+/// item and the key.
 pub struct Source {
     pub path: PathBuf,
     pub text: String,
@@ -34,8 +34,20 @@ impl Source {
         Source { path, text, line_starts }
     }
 
-    /// 1-based line and column (in characters) of a byte offset.
+    /// A source whose errors have no line and column.
+    pub fn without_positions(path: PathBuf) -> Self {
+        Source { path, text: String::new(), line_starts: Vec::new() }
+    }
+
+    pub fn has_positions(&self) -> bool {
+        !self.line_starts.is_empty()
+    }
+
+    /// 1-based line and column (in characters) of a byte offset; (0, 0) without positions.
     pub fn position(&self, offset: usize) -> (usize, usize) {
+        if !self.has_positions() {
+            return (0, 0);
+        }
         let offset = offset.min(self.text.len());
         let line = match self.line_starts.binary_search(&offset) {
             Ok(i) => i,
@@ -212,19 +224,17 @@ fn secret_identity(raw: &str, value: &str) -> String {
     if value.contains(secrets::STORE_PLACEHOLDER) { format!("\u{0}store:{raw}") } else { value.to_string() }
 }
 
-/// Reads the keys of one TOML table.
+/// Reads the keys of one table of the document.
 pub struct TableReader<'r, 's> {
     ctx: &'r ReadContext<'s>,
-    table: &'r DeTable<'r>,
+    table: &'r Table<'r>,
     span: Range<usize>,
     prefix: String,
     asked: RefCell<Vec<&'static str>>,
 }
 
-type Value<'r> = Spanned<DeValue<'r>>;
-
 impl<'r, 's> TableReader<'r, 's> {
-    pub fn new(ctx: &'r ReadContext<'s>, table: &'r DeTable<'r>, span: Range<usize>, prefix: &str) -> Self {
+    pub fn new(ctx: &'r ReadContext<'s>, table: &'r Table<'r>, span: Range<usize>, prefix: &str) -> Self {
         TableReader { ctx, table, span, prefix: prefix.to_string(), asked: RefCell::default() }
     }
 
@@ -237,7 +247,7 @@ impl<'r, 's> TableReader<'r, 's> {
     }
 
     /// The raw value of a key, marking the key as known.
-    pub fn get(&self, key: &'static str) -> Option<&'r Value<'r>> {
+    pub fn get(&self, key: &'static str) -> Option<&'r Item<'r>> {
         self.asked.borrow_mut().push(key);
         self.table.get(key)
     }
@@ -265,11 +275,11 @@ impl<'r, 's> TableReader<'r, 's> {
         self.ctx.error(self.span.clone(), key, message);
     }
 
-    fn type_error(&self, key: &'static str, value: &Value<'r>, expected: &str) {
+    fn type_error(&self, key: &'static str, value: &Item<'r>, expected: &str) {
         self.ctx.error(
             value.span(),
             Some(self.key_path(key)),
-            format!("expected {expected}, found {}", describe(value.get_ref())),
+            format!("expected {expected}, found {}", value.describe()),
         );
     }
 
@@ -277,7 +287,15 @@ impl<'r, 's> TableReader<'r, 's> {
         self.ctx.error(self.span.clone(), Some(self.key_path(key)), format!("missing required key `{key}` ({what})"));
     }
 
-    fn expand(&self, key: &'static str, value: &Value<'r>, raw: &str) -> Option<secrets::Expanded> {
+    /// A string's value: references expanded where the user wrote it, as is otherwise.
+    fn expand(&self, key: &'static str, value: &Item<'r>, text: &Text<'r>) -> Option<secrets::Expanded> {
+        let raw = match text {
+            Text::Written(raw) => raw,
+            Text::Literal(raw) => return Some(secrets::Expanded { value: raw.to_string(), referenced: Vec::new() }),
+            Text::Given(secret) => {
+                return Some(secrets::Expanded { value: secret.read_here().to_string(), referenced: Vec::new() });
+            }
+        };
         match secrets::expand(raw, &self.ctx.base_dir, self.ctx.env) {
             Ok(expanded) => Some(expanded),
             Err(err) => {
@@ -293,11 +311,11 @@ impl<'r, 's> TableReader<'r, 's> {
         }
     }
 
-    fn raw_str(&self, key: &'static str) -> Option<(&'r Value<'r>, &'r str)> {
+    fn raw_str(&self, key: &'static str) -> Option<(&'r Item<'r>, &'r Text<'r>)> {
         let value = self.get(key)?;
-        match value.get_ref().as_str() {
-            Some(s) => Some((value, s)),
-            None => {
+        match &value.value {
+            Value::Text(text) => Some((value, text)),
+            _ => {
                 self.type_error(key, value, "a string");
                 None
             }
@@ -307,15 +325,15 @@ impl<'r, 's> TableReader<'r, 's> {
     /// A string that is not secret by itself (host, user, URL). References inside it are
     /// still registered as secrets, except where `public_refs` says they are harmless.
     pub fn string(&self, key: &'static str) -> Option<String> {
-        let (value, raw) = self.raw_str(key)?;
-        let expanded = self.expand(key, value, raw)?;
+        let (value, text) = self.raw_str(key)?;
+        let expanded = self.expand(key, value, text)?;
         Some(expanded.value)
     }
 
     /// A string taken as written, with no `${…}` expansion (a file authprobe writes itself,
     /// such as the approvals file, where a `$` is only a character).
     pub fn literal(&self, key: &'static str) -> Option<String> {
-        self.raw_str(key).map(|(_, raw)| raw.to_string())
+        self.raw_str(key).map(|(_, text)| text.raw().to_string())
     }
 
     /// A string that holds a credential: the value is registered for scrubbing wherever it
@@ -327,13 +345,13 @@ impl<'r, 's> TableReader<'r, 's> {
     /// A secret, and whether it holds a reference (`${…}`): a value that may be partly a
     /// credential (a request body) is one when something was put into it.
     pub fn secret_and_references(&self, key: &'static str) -> Option<(Secret, bool)> {
-        let (value, raw) = self.raw_str(key)?;
-        let expanded = self.expand(key, value, raw)?;
+        let (value, text) = self.raw_str(key)?;
+        let expanded = self.expand(key, value, text)?;
         if expanded.value.is_empty() {
             self.type_error(key, value, "a non-empty secret");
             return None;
         }
-        self.ctx.note_secret(&secret_identity(raw, &expanded.value), value.span(), self.key_path(key));
+        self.ctx.note_secret(&secret_identity(text.raw(), &expanded.value), value.span(), self.key_path(key));
         let referenced = !expanded.referenced.is_empty();
         Some((Secret::new(expanded.value), referenced))
     }
@@ -389,7 +407,7 @@ impl<'r, 's> TableReader<'r, 's> {
 
     fn read_duration(&self, key: &'static str, zero_allowed: bool) -> Option<Duration> {
         let value = self.get(key)?;
-        let Some(raw) = value.get_ref().as_str() else {
+        let Some(raw) = value.as_str() else {
             self.type_error(key, value, "a duration string such as \"10s\" or \"500ms\"");
             return None;
         };
@@ -417,23 +435,23 @@ impl<'r, 's> TableReader<'r, 's> {
     /// A string or an array of strings (`require_auth = "md5"` and `= ["md5"]` alike).
     pub fn string_or_list(&self, key: &'static str) -> Option<Vec<String>> {
         let value = self.get(key)?;
-        match value.get_ref().as_str() {
-            Some(raw) => Some(vec![self.expand(key, value, raw)?.value]),
-            None => self.string_list(key),
+        match &value.value {
+            Value::Text(text) => Some(vec![self.expand(key, value, text)?.value]),
+            _ => self.string_list(key),
         }
     }
 
     pub fn string_list(&self, key: &'static str) -> Option<Vec<String>> {
         let value = self.get(key)?;
-        let Some(array) = value.get_ref().as_array() else {
+        let Some(array) = value.as_array() else {
             self.type_error(key, value, "an array of strings");
             return None;
         };
         let mut out = Vec::with_capacity(array.len());
         for item in array.iter() {
-            match item.get_ref().as_str() {
-                Some(raw) => out.push(self.expand(key, item, raw)?.value),
-                None => {
+            match &item.value {
+                Value::Text(text) => out.push(self.expand(key, item, text)?.value),
+                _ => {
                     self.type_error(key, item, "a string");
                     return None;
                 }
@@ -445,8 +463,8 @@ impl<'r, 's> TableReader<'r, 's> {
     /// A sub-table (`auth = { ... }` or `[probe.auth]`).
     pub fn table(&self, key: &'static str) -> Option<TableReader<'r, 's>> {
         let value = self.get(key)?;
-        match value.get_ref() {
-            DeValue::Table(table) => {
+        match &value.value {
+            Value::Table(table) => {
                 Some(TableReader::new(self.ctx, table, value.span(), &self.key_path(&format!("{key}."))))
             }
             _ => {
@@ -459,14 +477,14 @@ impl<'r, 's> TableReader<'r, 's> {
     /// The tables of a `[[key]]` array, each read on its own (errors name `key[N].…`).
     pub fn table_list(&self, key: &'static str) -> Option<Vec<TableReader<'r, 's>>> {
         let value = self.get(key)?;
-        let DeValue::Array(array) = value.get_ref() else {
+        let Some(array) = value.as_array() else {
             self.type_error(key, value, &format!("an array of tables: write [[{key}]]"));
             return None;
         };
         let mut out = Vec::with_capacity(array.len());
         for (i, item) in array.iter().enumerate() {
-            match item.get_ref() {
-                DeValue::Table(table) => {
+            match &item.value {
+                Value::Table(table) => {
                     out.push(TableReader::new(self.ctx, table, item.span(), &format!("{key}[{i}].")))
                 }
                 _ => self.type_error(key, item, "a table"),
@@ -479,34 +497,41 @@ impl<'r, 's> TableReader<'r, 's> {
     /// secrets; literal values are when `is_secret` says so for their name.
     pub fn string_map(&self, key: &'static str, is_secret: fn(&str) -> bool) -> Option<Vec<(String, String)>> {
         let value = self.get(key)?;
-        let DeValue::Table(table) = value.get_ref() else {
+        let Some(table) = value.as_table() else {
             self.type_error(key, value, "a table of strings");
             return None;
         };
         let mut out = Vec::with_capacity(table.len());
         let mut ok = true;
         for (name, item) in table.iter() {
-            let Some(raw) = item.get_ref().as_str() else {
+            let name = name.name.as_ref();
+            let Value::Text(text) = &item.value else {
                 self.ctx.error(
                     item.span(),
-                    Some(format!("{}.{}", self.key_path(key), name.get_ref())),
-                    format!("expected a string, found {}", describe(item.get_ref())),
+                    Some(format!("{}.{}", self.key_path(key), name)),
+                    format!("expected a string, found {}", item.describe()),
                 );
                 ok = false;
                 continue;
             };
-            match secrets::expand(raw, &self.ctx.base_dir, self.ctx.env) {
+            let expanded = match text {
+                Text::Written(raw) => secrets::expand(raw, &self.ctx.base_dir, self.ctx.env),
+                Text::Literal(_) | Text::Given(_) => {
+                    Ok(secrets::Expanded { value: text.raw().to_string(), referenced: Vec::new() })
+                }
+            };
+            match expanded {
                 Ok(expanded) => {
-                    if is_secret(name.get_ref()) {
+                    if is_secret(name) {
                         crate::model::redact::register(&expanded.value);
                     }
                     for r in &expanded.referenced {
                         crate::model::redact::register(r);
                     }
-                    out.push((name.get_ref().to_string(), expanded.value));
+                    out.push((name.to_string(), expanded.value));
                 }
                 Err(err) => {
-                    let key_path = format!("{}.{}", self.key_path(key), name.get_ref());
+                    let key_path = format!("{}.{}", self.key_path(key), name);
                     self.ctx.push(item.span(), Some(key_path), err.to_string(), unset_var(&err));
                     ok = false;
                 }
@@ -519,7 +544,7 @@ impl<'r, 's> TableReader<'r, 's> {
     pub fn finish(self) {
         let asked = self.asked.borrow().clone();
         for (key, _) in self.table.iter() {
-            let name: &str = key.get_ref();
+            let name: &str = &key.name;
             if asked.contains(&name) {
                 continue;
             }
@@ -532,27 +557,8 @@ impl<'r, 's> TableReader<'r, 's> {
                 known.dedup();
                 message.push_str(&format!("; known keys here: {}", known.join(", ")));
             }
-            self.ctx.error(key.span(), Some(self.key_path(name)), message);
+            self.ctx.error(key.span.clone(), Some(self.key_path(name)), message);
         }
-    }
-}
-
-fn as_i64(value: &DeValue<'_>) -> Option<i64> {
-    match value {
-        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
-        _ => None,
-    }
-}
-
-fn describe(value: &DeValue<'_>) -> &'static str {
-    match value {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a datetime",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
     }
 }
 

@@ -406,16 +406,16 @@ pub fn from_url(
     insert_address(url, probe, &["USER"])?;
     let database = url.path().trim_start_matches('/');
     if !database.is_empty() {
-        probe.insert("database".into(), literal(database));
+        probe.insert("database", literal(database));
     }
     let password = password.take().or_else(|| std::env::var_os(password_var).map(|_| reference(password_var)));
     let kerberos = crate::probes::from_url::kerberos_auth(opts);
     let password = if kerberos.is_some() { None } else { password };
     if let Some(kerberos) = kerberos {
-        probe.insert("auth".into(), toml::Value::Table(kerberos));
+        probe.insert("auth", crate::config::document::Value::Table(kerberos));
     }
     match password {
-        Some(p) => drop(probe.insert("password".into(), p)),
+        Some(p) => probe.insert("password", p),
         // SQL Server has no passwordless SQL login: say which variable, not which key.
         None if password_required => {
             return Err(format!("{}:// needs a password: set {password_var} (or --password-env NAME)", url.scheme()));
@@ -423,14 +423,14 @@ pub fn from_url(
         None => {}
     }
     if let Some(q) = &opts.query {
-        probe.insert("query".into(), literal(q));
+        probe.insert("query", literal(q));
     }
     for (key, value) in url.query_pairs() {
         match key.replace('_', "-").to_ascii_lowercase().as_str() {
-            "ssl-mode" | "sslmode" | "encrypt" => drop(tls.insert("mode".into(), literal(&value))),
-            "ssl-ca" | "trustservercertificateca" => drop(tls.insert("ca".into(), literal(&value))),
-            "ssl-cert" => drop(tls.insert("client_cert".into(), literal(&value))),
-            "ssl-key" => drop(tls.insert("client_key".into(), literal(&value))),
+            "ssl-mode" | "sslmode" | "encrypt" => tls.insert("mode", literal(&value)),
+            "ssl-ca" | "trustservercertificateca" => tls.insert("ca", literal(&value)),
+            "ssl-cert" => tls.insert("client_cert", literal(&value)),
+            "ssl-key" => tls.insert("client_key", literal(&value)),
             other => {
                 return Err(format!(
                     "unsupported URL parameter `{other}` (supported: ssl-mode, ssl-ca, ssl-cert, ssl-key)"

@@ -1,11 +1,15 @@
 //! What `authprobe check URL` asks of a kind: its URL and the check flags turned into the
-//! same `[[probe]]` table a config file would hold. Each kind that has URL schemes says
-//! how in its own file (`from_url`), registered in [`crate::probes::KINDS`].
+//! same `[[probe]]` table a config file holds, as a document built in memory (no config
+//! text: a flag's value or a URL's part is a literal string, a URL's password a secret
+//! given in memory). Each kind that has URL schemes says how in its own file
+//! (`from_url`), registered in [`crate::probes::KINDS`].
 
 use std::path::PathBuf;
 
-use toml::{Table, Value};
 use url::Url;
+
+use crate::config::document::{Table, Value};
+pub use crate::config::document::{literal, path as path_string, reference};
 
 /// The flags of `authprobe check` that shape the probe (clap reads them; the kinds read
 /// the values).
@@ -97,57 +101,45 @@ fn parse_status(raw: &str) -> Result<String, String> {
 }
 
 /// `auth = { type = "kerberos", … }` from --kerberos or --keytab/--principal, if given.
-pub fn kerberos_auth(opts: &UrlOptions) -> Option<Table> {
+pub fn kerberos_auth(opts: &UrlOptions) -> Option<Table<'static>> {
     let mut auth = Table::new();
     match (&opts.keytab, &opts.principal) {
         (Some(keytab), Some(principal)) => {
-            auth.insert("keytab".into(), path_string(keytab));
-            auth.insert("principal".into(), literal(principal));
+            auth.insert("keytab", path_string(keytab));
+            auth.insert("principal", literal(principal));
         }
         _ if opts.kerberos => {}
         _ => return None,
     }
-    auth.insert("type".into(), literal("kerberos"));
+    auth.insert("type", literal("kerberos"));
     Some(auth)
 }
 
-/// The probe table being built, the `tls` table beside it, and the password reference the
-/// flags or the URL gave (never the password itself).
+/// The probe table being built, the `tls` table beside it, and the password the flags or
+/// the URL gave: a reference to the variable a flag names, or the URL's own password as
+/// a secret given in memory.
 #[derive(Debug, Default)]
 pub struct UrlProbe {
-    pub probe: Table,
-    pub tls: Table,
-    pub password: Option<Value>,
+    pub probe: Table<'static>,
+    pub tls: Table<'static>,
+    pub password: Option<Value<'static>>,
 }
 
 /// Builds a kind's part of the probe table from a URL, or says why it cannot.
 pub type FromUrl = fn(&Url, &UrlOptions, &mut UrlProbe) -> Result<(), String>;
 
-pub fn path_string(p: &std::path::Path) -> Value {
-    // `$` would start a reference when the text is read back as config.
-    Value::String(p.display().to_string().replace("${", "$${"))
-}
-
-pub fn literal(s: &str) -> Value {
-    Value::String(s.replace("${", "$${"))
-}
-
-pub fn reference(var: &str) -> Value {
-    Value::String(format!("${{{var}}}"))
-}
-
 /// `host`, `port` and `user` from a URL; without a user in it, the first of `user_vars`
 /// that is set (as the protocol's own client would take it).
-pub fn insert_address(url: &Url, probe: &mut Table, user_vars: &[&str]) -> Result<(), String> {
+pub fn insert_address(url: &Url, probe: &mut Table<'static>, user_vars: &[&str]) -> Result<(), String> {
     let host = url.host_str().ok_or("the URL has no host")?;
-    probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
+    probe.insert("host", literal(host.trim_start_matches('[').trim_end_matches(']')));
     if let Some(port) = url.port() {
-        probe.insert("port".into(), Value::Integer(i64::from(port)));
+        probe.insert("port", Value::Integer(i64::from(port)));
     }
     let user = match url.username() {
         "" => user_vars.iter().find_map(|var| std::env::var(var).ok()).ok_or("the URL names no user")?,
         u => percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned(),
     };
-    probe.insert("user".into(), literal(&user));
+    probe.insert("user", literal(&user));
     Ok(())
 }

@@ -15,6 +15,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
 
 use crate::config::TableReader;
+use crate::config::document::{Table, Value};
 use crate::connect::context::ProbeContext;
 use crate::connect::net::Record;
 use crate::connect::tls::TlsOptions;
@@ -25,7 +26,6 @@ use crate::model::error::{ErrorClass, Failure, Stage, classify_io, describe_io, 
 use crate::probes::from_url::{UrlOptions, UrlProbe, literal};
 use crate::probes::{Probe, ProbeFuture};
 use aws_credential_types::Credentials;
-use toml::{Table, Value};
 use url::Url;
 
 /// The ACL grantee groups that make a bucket public: everyone, and every AWS account.
@@ -402,32 +402,32 @@ impl Probe for S3Probe {
 /// credentials as the AWS CLI finds them.
 pub fn from_url(url: &Url, _opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), String> {
     let UrlProbe { probe, .. } = out;
-    probe.insert("bucket".into(), literal(url.host_str().ok_or("the URL names no bucket")?));
+    probe.insert("bucket", literal(url.host_str().ok_or("the URL names no bucket")?));
     let prefix = url.path().trim_start_matches('/');
     if !prefix.is_empty() {
-        probe.insert("prefix".into(), literal(prefix));
+        probe.insert("prefix", literal(prefix));
     }
     for (key, value) in url.query_pairs() {
         match key.as_ref() {
-            "region" => drop(probe.insert("region".into(), literal(&value))),
-            "endpoint" => drop(probe.insert("endpoint".into(), literal(&value))),
+            "region" => probe.insert("region", literal(&value)),
+            "endpoint" => probe.insert("endpoint", literal(&value)),
             "profile" => {
                 let mut auth = Table::new();
-                auth.insert("type".into(), literal("profile"));
-                auth.insert("profile".into(), literal(&value));
-                probe.insert("auth".into(), Value::Table(auth));
+                auth.insert("type", literal("profile"));
+                auth.insert("profile", literal(&value));
+                probe.insert("auth", Value::Table(auth));
             }
             other => {
                 return Err(format!("unsupported URL parameter `{other}` (supported: region, endpoint, profile)"));
             }
         }
     }
-    if !probe.contains_key("auth") {
+    if probe.get("auth").is_none() {
         // The AWS CLI's order: environment variables when set, else the default chain.
         let source = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() { "env" } else { "default_chain" };
         let mut auth = Table::new();
-        auth.insert("type".into(), literal(source));
-        probe.insert("auth".into(), Value::Table(auth));
+        auth.insert("type", literal(source));
+        probe.insert("auth", Value::Table(auth));
     }
     Ok(())
 }

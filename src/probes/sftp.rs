@@ -10,6 +10,7 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::StatusCode;
 
 use crate::config::TableReader;
+use crate::config::document::{Table, Value};
 use crate::connect::context::ProbeContext;
 use crate::connect::dial;
 use crate::connect::net::Record;
@@ -20,7 +21,6 @@ use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::probes::from_url::{UrlOptions, UrlProbe, insert_address, literal, path_string, reference};
 use crate::probes::{Probe, ProbeFuture};
 use std::path::PathBuf;
-use toml::{Table, Value};
 use url::Url;
 
 #[derive(Debug, Clone)]
@@ -225,32 +225,32 @@ impl Probe for SftpProbe {
 pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), String> {
     let UrlProbe { probe, tls, password } = out;
     insert_address(url, probe, &["USER"])?;
-    probe.insert("path".into(), literal(&sftp_path(url.path())));
+    probe.insert("path", literal(&sftp_path(url.path())));
     let mut auth = Table::new();
     let password = password.take().or_else(|| std::env::var_os("SSHPASS").map(|_| reference("SSHPASS")));
     if let Some(kerberos) = crate::probes::from_url::kerberos_auth(opts) {
         auth = kerberos;
     } else if let Some(key) = &opts.identity {
-        auth.insert("type".into(), literal("key"));
-        auth.insert("private_key".into(), path_string(key));
+        auth.insert("type", literal("key"));
+        auth.insert("private_key", path_string(key));
         if let Some(var) = &opts.passphrase_env {
-            auth.insert("passphrase".into(), reference(var));
+            auth.insert("passphrase", reference(var));
         }
     } else if let Some(password) = password {
-        auth.insert("type".into(), literal("password"));
-        auth.insert("password".into(), password);
+        auth.insert("type", literal("password"));
+        auth.insert("password", password);
     } else if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        auth.insert("type".into(), literal("agent"));
+        auth.insert("type", literal("agent"));
     } else {
         return Err(
             "no SSH credentials: pass --identity KEY, set SSHPASS (or --password-env NAME), or run an ssh-agent".into(),
         );
     }
-    probe.insert("auth".into(), Value::Table(auth));
+    probe.insert("auth", Value::Table(auth));
     if let Some(fingerprint) = &opts.host_key {
-        probe.insert("host_key".into(), literal(fingerprint));
+        probe.insert("host_key", literal(fingerprint));
     } else if let Some(path) = opts.known_hosts.clone().or_else(default_known_hosts) {
-        probe.insert("known_hosts".into(), path_string(&path));
+        probe.insert("known_hosts", path_string(&path));
     }
     if !tls.is_empty() {
         return Err("TLS options (--ca, --client-cert, --pin-sha256, --insecure) do not apply to sftp://".into());

@@ -1,15 +1,17 @@
 //! Check cards in `probes.toml`: `[cards]` (the link key, the public URL, where sealed
 //! results go) and `[[card]]` (a template probe with some keys left to the credential's
 //! owner). A template probe is not run by `run` or `serve`; a card's attempt reads it again
-//! from the same file with the owner's values set on exactly the card's `fields`, so nothing
-//! the owner sends can reach any other key (host, port, URL, TLS settings).
+//! from the same file's document with the owner's values set on exactly the card's
+//! `fields`, as literal strings (no `${…}` of theirs is expanded, no text is parsed), so
+//! nothing the owner sends can reach any other key (host, port, URL, TLS settings).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::suite::{ConfigErrors, ProbeConfig, TableReader};
+use super::suite::{ConfigErrors, ConfigInput, ProbeConfig, TableReader};
+use crate::config::document::{self, Item, Table, Value};
 use crate::model::redact::Secret;
 use crate::model::seal::Recipient;
 
@@ -17,9 +19,6 @@ use crate::model::seal::Recipient;
 pub const DEFAULT_EXPIRES: Duration = Duration::from_secs(24 * 3600);
 /// What a card's placeholder values look like while its template is checked at load.
 const PLACEHOLDER: &str = "authprobe-card-field-placeholder";
-/// The variables an attempt's values travel in: never spliced into TOML text, so an owner's
-/// value is only ever a value (no `${…}` of theirs is expanded, no quote ends a string).
-const FIELD_VAR: &str = "__AUTHPROBE_CARD_FIELD_";
 
 /// `[cards]` and every `[[card]]`.
 pub struct Cards {
@@ -33,7 +32,7 @@ pub struct Cards {
     pub outbox: PathBuf,
     pub cards: Vec<Card>,
     config_path: PathBuf,
-    config_text: Arc<str>,
+    config: ConfigInput,
 }
 
 impl std::fmt::Debug for Cards {
@@ -86,39 +85,53 @@ impl Cards {
                 return Err(format!("`{key}` is not one of this card's fields"));
             }
         }
-        build(&self.config_path, &self.config_text, &card.probe, values)
+        build(&self.config_path, &self.config, &card.probe, values)
     }
 }
 
-/// Reads the template again from the file's text with `values` set on their keys.
-fn build(path: &Path, text: &Arc<str>, template: &str, values: &[(String, String)]) -> Result<ProbeConfig, String> {
-    let mut document: toml::Table = text.parse().map_err(|e: toml::de::Error| e.message().to_string())?;
-    let probes = document.get_mut("probe").and_then(|p| p.as_array_mut()).ok_or("the config has no [[probe]]")?;
-    let probe = probes
-        .iter_mut()
-        .filter_map(|p| p.as_table_mut())
-        .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(template))
+/// Reads the template again from the file's document with `values` set on their keys.
+fn build(
+    path: &Path,
+    config: &ConfigInput,
+    template: &str,
+    values: &[(String, String)],
+) -> Result<ProbeConfig, String> {
+    let document = config.document().map_err(|e| e.message)?;
+    let probe = document
+        .as_table()
+        .and_then(|root| root.get("probe"))
+        .and_then(|p| p.as_array())
+        .ok_or("the config has no [[probe]]")?
+        .iter()
+        .find(|p| p.as_table().and_then(|t| t.get("name")).and_then(|n| n.as_str()) == Some(template))
         .ok_or_else(|| format!("no [[probe]] is named `{template}`"))?;
-    for (i, (key, _)) in values.iter().enumerate() {
-        let mut table = &mut *probe;
-        let mut parts = key.split('.').peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                table.insert(part.to_string(), toml::Value::String(format!("${{{FIELD_VAR}{i}}}")));
-                break;
-            }
-            let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            table = entry.as_table_mut().ok_or_else(|| format!("`{key}`: `{part}` is not a table in the template"))?;
-        }
-    }
-    let rebuilt = toml::to_string(&document).map_err(|e| e.to_string())?;
-    let env = |name: &str| match name.strip_prefix(FIELD_VAR).and_then(|i| i.parse::<usize>().ok()) {
-        Some(i) => values.get(i).map(|(_, v)| v.clone()),
-        None => std::env::var(name).ok(),
+    let Value::Table(mut probe) = probe.clone().into_owned().value else {
+        return Err(format!("the [[probe]] `{template}` is not a table"));
     };
-    let config =
-        super::suite::load_template(path, Arc::from(rebuilt), &env, template).map_err(|errors| brief(&errors))?;
+    for (key, value) in values {
+        set_field(&mut probe, key, value)?;
+    }
+    let mut root = Table::new();
+    root.insert("probe", Value::Array(vec![Item::new(Value::Table(probe))]));
+    let env = |name: &str| std::env::var(name).ok();
+    let config = super::suite::load_template(path, Item::new(Value::Table(root)), &env, template)
+        .map_err(|errors| brief(&errors))?;
     config.probes.into_iter().find(|p| p.name == template).ok_or_else(|| format!("probe `{template}` was not read"))
+}
+
+/// Sets `a.b.c` in the template to the owner's value, making the tables on the way.
+fn set_field(table: &mut Table<'static>, key: &str, value: &str) -> Result<(), String> {
+    let Some((head, rest)) = key.split_once('.') else {
+        table.insert(key, document::literal(value));
+        return Ok(());
+    };
+    if table.get(head).is_none() {
+        table.insert(head, Value::Table(Table::new()));
+    }
+    match table.get_mut(head).map(|item| &mut item.value) {
+        Some(Value::Table(inner)) => set_field(inner, rest, value),
+        _ => Err(format!("`{key}`: `{head}` is not a table in the template")),
+    }
 }
 
 /// Config errors of a rebuilt template, without positions (they are the rebuilt text's).
@@ -145,13 +158,13 @@ pub fn template_names(root: &TableReader<'_, '_>) -> HashSet<String> {
 pub fn read(
     root: &TableReader<'_, '_>,
     path: &Path,
-    text: &Arc<str>,
+    config: &ConfigInput,
     probe_names: &HashSet<String>,
 ) -> Option<Arc<Cards>> {
     let settings = root.table("cards");
     let mut cards = Vec::new();
     super::suite::each_named_table(root, "card", "a unique name for this card", |reader, name| {
-        cards.extend(read_card(&reader, name, path, text, probe_names));
+        cards.extend(read_card(&reader, name, path, config, probe_names));
         reader.finish();
     });
     let Some(settings) = settings else {
@@ -200,7 +213,7 @@ pub fn read(
         outbox: outbox?,
         cards,
         config_path: path.to_path_buf(),
-        config_text: text.clone(),
+        config: config.clone(),
     }))
 }
 
@@ -208,7 +221,7 @@ fn read_card(
     reader: &TableReader<'_, '_>,
     name: Option<String>,
     path: &Path,
-    text: &Arc<str>,
+    config: &ConfigInput,
     probe_names: &HashSet<String>,
 ) -> Option<Card> {
     let title = reader.string("title");
@@ -231,7 +244,7 @@ fn read_card(
         return None;
     };
     let placeholders: Vec<(String, String)> = fields.iter().map(|f| (f.clone(), PLACEHOLDER.to_string())).collect();
-    let template = match build(path, text, &probe, &placeholders) {
+    let template = match build(path, config, &probe, &placeholders) {
         Ok(template) => template,
         Err(why) => {
             reader.error_at("fields", format!("the probe `{probe}` with these fields filled in does not load: {why}"));

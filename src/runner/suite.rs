@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
-
+pub use crate::config::document::ConfigInput;
+use crate::config::document::Item;
 use crate::config::separation::{self, ProbeSecrets};
 pub use crate::config::{ConfigError, ReadContext, Source, TableReader};
 use crate::config::{reader, secrets};
@@ -120,41 +120,48 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = match read {
         Ok(text) => text,
         Err(err) => {
-            return Err(ConfigErrors(vec![ConfigError {
-                file: path.display().to_string(),
-                line: 0,
-                column: 0,
-                item: None,
-                key: None,
-                unset_var: None,
-                message: if err.kind() == std::io::ErrorKind::NotFound {
-                    "there is no such config file: give one with -c FILE (or AUTHPROBE_CONFIG); probes.toml.example shows every kind, or try `authprobe check URL` for one probe without a file".to_string()
-                } else {
-                    format!("cannot read the config file: {}", crate::model::error::describe_io(&err))
-                },
-            }]));
+            let message = if err.kind() == std::io::ErrorKind::NotFound {
+                "there is no such config file: give one with -c FILE (or AUTHPROBE_CONFIG); probes.toml.example shows every kind, or try `authprobe check URL` for one probe without a file".to_string()
+            } else {
+                format!("cannot read the config file: {}", crate::model::error::describe_io(&err))
+            };
+            return Err(ConfigErrors(vec![file_error(path, (0, 0), message)]));
         }
     };
     let env = |name: &str| std::env::var(name).ok();
     // Errors in probes from standard input name it so (as `-:3:1:` would not).
     let shown = if path == Path::new("-") { Path::new("<stdin>") } else { path };
-    load_str(shown, text, &env)
+    load_input(shown, ConfigInput::from_text(text), &env)
 }
 
-/// Checks config text; `env` resolves `${NAME}` references.
+/// Checks TOML config text; `env` resolves `${NAME}` references.
 pub fn load_str(path: &Path, text: String, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    load_with(path, Arc::from(text), env, &HashMap::new(), None)
+    load_input(path, ConfigInput::Toml(Arc::from(text)), env)
 }
 
-/// One card's template probe, read again from `text` (the file with the owner's fields set
-/// to references that `env` resolves): only that probe, no cards.
+/// Checks a config in any form; `env` resolves `${NAME}` references.
+pub fn load_input(
+    path: &Path,
+    input: ConfigInput,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    load_with(path, &input, env, &HashMap::new(), None)
+}
+
+/// One card's template probe, given as a document of its own (the template with the
+/// owner's values set): only that probe, no cards.
 pub(super) fn load_template(
     path: &Path,
-    text: Arc<str>,
+    document: Item<'static>,
     env: &dyn Fn(&str) -> Option<String>,
     template: &str,
 ) -> Result<Config, ConfigErrors> {
-    load_with(path, text, env, &HashMap::new(), Some(template))
+    load_with(path, &ConfigInput::Built(Arc::new(document)), env, &HashMap::new(), Some(template))
+}
+
+/// An error about the file as a whole, or at a position the parser gave.
+fn file_error(path: &Path, (line, column): (usize, usize), message: String) -> ConfigError {
+    ConfigError { file: path.display().to_string(), line, column, item: None, key: None, unset_var: None, message }
 }
 
 /// What probes with store references need to be read again at each attempt.
@@ -163,12 +170,12 @@ struct StoreReading<'a> {
     /// The references met since the current probe began.
     pending: &'a RefCell<Vec<String>>,
     path: &'a Path,
-    text: &'a Arc<str>,
+    input: &'a ConfigInput,
     /// Read only this probe (a probe read again with its store values).
     only: Option<&'a str>,
     /// The variables `${NAME}` looked up so far, and what the loader's environment gave:
-    /// the probe is read again with these (`check` passes a URL's password in a variable
-    /// of its own, which the process environment does not have).
+    /// the probe is read again with these (a caller's environment may not be the
+    /// process's: the Python API's, a test's).
     seen_vars: &'a RefCell<HashMap<String, Option<String>>>,
 }
 
@@ -178,26 +185,24 @@ struct StoreReading<'a> {
 /// run quadratic in the probes that use stores).
 fn load_with(
     path: &Path,
-    text: Arc<str>,
+    input: &ConfigInput,
     env: &dyn Fn(&str) -> Option<String>,
     fetched: &HashMap<String, String>,
     only: Option<&str>,
 ) -> Result<Config, ConfigErrors> {
-    let source = Source::new(path.to_path_buf(), text.to_string());
-    let document = match DeTable::parse(&source.text) {
+    let source = match input {
+        ConfigInput::Toml(text) => Source::new(path.to_path_buf(), text.to_string()),
+        ConfigInput::Json(_) | ConfigInput::Built(_) => Source::without_positions(path.to_path_buf()),
+    };
+    let document = match input.document() {
         Ok(doc) => doc,
         Err(err) => {
-            let (line, column) = err.span().map(|s| source.position(s.start)).unwrap_or((0, 0));
-            return Err(ConfigErrors(vec![ConfigError {
-                file: path.display().to_string(),
-                line,
-                column,
-                item: None,
-                key: None,
-                unset_var: None,
-                message: format!("not valid TOML: {}", err.message().trim()),
-            }]));
+            let position = err.span.map(|s| source.position(s.start)).unwrap_or((0, 0));
+            return Err(ConfigErrors(vec![file_error(path, position, err.message)]));
         }
+    };
+    let Some(root_table) = document.as_table() else {
+        return Err(ConfigErrors(vec![file_error(path, (0, 0), "the config must be a table of keys".into())]));
     };
     let stores: std::cell::OnceCell<Arc<SecretStores>> = std::cell::OnceCell::new();
     let pending: RefCell<Vec<String>> = RefCell::default();
@@ -221,7 +226,7 @@ fn load_with(
         Some(STORE_PLACEHOLDER.to_string())
     };
     let ctx = ReadContext::new(&source, &lookup);
-    let root = TableReader::new(&ctx, document.get_ref(), document.span(), "");
+    let root = TableReader::new(&ctx, root_table, document.span(), "");
     let mut defaults = read_defaults(&root);
     defaults.env_proxies = Arc::new(EnvProxies::from_env(env));
     let read_stores = Arc::new(SecretStores::read(&root, env));
@@ -230,12 +235,12 @@ fn load_with(
     // Card templates are read only for a card (`only`), never run as probes of the file.
     let templates = super::cards::template_names(&root);
     let reading =
-        StoreReading { stores: read_stores.clone(), pending: &pending, path, text: &text, only, seen_vars: &seen_vars };
+        StoreReading { stores: read_stores.clone(), pending: &pending, path, input, only, seen_vars: &seen_vars };
     let skip = if only.is_some() { Default::default() } else { templates };
     let probes = read_probes(&root, &defaults, &tunnels, &reading, &skip);
     let cards = match only {
         Some(_) => None,
-        None => super::cards::read(&root, path, &text, &names_in(&root, "probe", "name")),
+        None => super::cards::read(&root, path, input, &names_in(&root, "probe", "name")),
     };
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();
@@ -262,13 +267,13 @@ pub(super) fn names_in(
     array: &'static str,
     field: &str,
 ) -> std::collections::HashSet<String> {
-    let Some(tables) = root.get(array).and_then(|v| v.get_ref().as_array()) else {
+    let Some(tables) = root.get(array).and_then(|v| v.as_array()) else {
         return Default::default();
     };
     tables
         .iter()
-        .filter_map(|item| item.get_ref().as_table())
-        .filter_map(|t| t.get(field).and_then(|n| n.get_ref().as_str()).map(str::to_string))
+        .filter_map(|item| item.as_table())
+        .filter_map(|t| t.get(field).and_then(|n| n.as_str()).map(str::to_string))
         .collect()
 }
 
@@ -285,7 +290,7 @@ pub(super) fn each_named_table<'r, 's>(
     let Some(value) = root.get(key) else {
         return false;
     };
-    let DeValue::Array(array) = value.get_ref() else {
+    let Some(array) = value.as_array() else {
         ctx.error(
             value.span(),
             Some(key.into()),
@@ -295,7 +300,7 @@ pub(super) fn each_named_table<'r, 's>(
     };
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::with_capacity(array.len());
     for item in array.iter() {
-        let DeValue::Table(table) = item.get_ref() else {
+        let Some(table) = item.as_table() else {
             ctx.error(item.span(), Some(key.into()), format!("each {key} must be a table"));
             continue;
         };
@@ -308,7 +313,12 @@ pub(super) fn each_named_table<'r, 's>(
             if name.trim().is_empty() {
                 reader.error_at("name", "the name must not be empty");
             } else if let Some(first) = seen.insert(name.clone(), line) {
-                reader.error_at("name", format!("duplicate {key} name (first defined at line {first})"));
+                let message = if ctx.source.has_positions() {
+                    format!("duplicate {key} name (first defined at line {first})")
+                } else {
+                    format!("duplicate {key} name")
+                };
+                reader.error_at("name", message);
             }
         }
         read(reader, name);
@@ -373,14 +383,14 @@ fn with_stores(mut probe: ProbeConfig, mut refs: Vec<String>, stores: &StoreRead
     }
     refs.sort();
     refs.dedup();
-    let (path, text, name) = (stores.path.to_path_buf(), stores.text.clone(), probe.name.clone());
+    let (path, input, name) = (stores.path.to_path_buf(), stores.input.clone(), probe.name.clone());
     let vars = stores.seen_vars.borrow().clone();
     let rebuild = move |values: &HashMap<String, String>| -> Result<Arc<dyn Probe>, String> {
         let env = |var: &str| match vars.get(var) {
             Some(seen) => seen.clone(),
             None => std::env::var(var).ok(),
         };
-        let config = load_with(&path, text.clone(), &env, values, Some(&name)).map_err(|errors| errors.to_string())?;
+        let config = load_with(&path, &input, &env, values, Some(&name)).map_err(|errors| errors.to_string())?;
         config
             .probes
             .into_iter()

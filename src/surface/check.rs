@@ -1,12 +1,13 @@
 //! `authprobe check URL`: one ad-hoc probe without a config file. The URL and flags are
-//! turned into the same probe table a config file would hold and go through the same
-//! checks, so `check` and `run` cannot drift apart. Secrets are never taken from the
-//! command line: they come from environment variables named by flags or by convention
-//! (PGPASSWORD), and a password written into the URL is accepted with a warning.
+//! turned into the same probe table a config file holds, built as a document in memory
+//! (no config text), and go through the same reader and checks, so `check` and `run`
+//! cannot drift apart. Secrets are never taken from the command line: they come from
+//! environment variables named by flags or by convention (PGPASSWORD), and a password
+//! written into the URL is accepted with a warning, handed to the reader in memory.
 
-use toml::{Table, Value};
 use url::Url;
 
+use crate::config::document::{self, Item, Table, Value};
 use crate::connect::proxy::{EnvProxies, ProxyPolicy, ProxySource, Setting};
 use crate::probes::from_url::{literal, path_string, reference};
 use crate::probes::{self, from_url::UrlProbe};
@@ -29,15 +30,11 @@ pub fn parse_target_url(raw: &str) -> Result<Url, String> {
 /// The flags of `authprobe check` that shape the probe.
 pub use crate::probes::from_url::UrlOptions as CheckOptions;
 
-/// The environment variable a password found in the URL is handed over in: it never
-/// becomes part of the synthesized config text.
-pub const URL_PASSWORD_VAR: &str = "AUTHPROBE_CHECK_URL_PASSWORD";
-
-/// A probe config synthesized from a URL.
+/// A probe config synthesized from a URL: the document a config file would hold.
 pub struct Synthesized {
-    pub toml: String,
-    /// The password written into the URL, if any (to warn about and to resolve).
-    pub url_password: Option<String>,
+    pub document: Item<'static>,
+    /// Whether the URL carries a password (to warn about).
+    pub url_password: bool,
 }
 
 /// A proxy for this command, over the environment's (HTTPS_PROXY, ALL_PROXY, NO_PROXY).
@@ -79,42 +76,41 @@ impl ProxyArgs {
 /// Builds the `[[probe]]` table for a URL, or says why it cannot.
 pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, String> {
     let url = parse_target_url(raw_url)?;
-    let url_password = url.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
-    if let Some(p) = &url_password {
-        crate::model::redact::register(p);
-    }
+    // Registered for scrubbing as it is taken, used or not.
+    let url_password =
+        url.password().map(|p| document::given_secret(&percent_encoding::percent_decode_str(p).decode_utf8_lossy()));
     let mut probe = Table::new();
-    probe.insert("name".into(), literal(&opts.name));
+    probe.insert("name", literal(&opts.name));
     let mut tls = Table::new();
     if let Some(ca) = &opts.ca {
-        tls.insert("ca".into(), path_string(ca));
+        tls.insert("ca", path_string(ca));
     }
     if let (Some(cert), Some(key)) = (&opts.client_cert, &opts.client_key) {
-        tls.insert("client_cert".into(), path_string(cert));
-        tls.insert("client_key".into(), path_string(key));
+        tls.insert("client_cert", path_string(cert));
+        tls.insert("client_key", path_string(key));
     }
     if let Some(name) = &opts.server_name {
-        tls.insert("server_name".into(), literal(name));
+        tls.insert("server_name", literal(name));
     }
     if !opts.pin_sha256.is_empty() {
-        tls.insert("pin_sha256".into(), Value::Array(opts.pin_sha256.iter().map(|p| literal(p)).collect()));
+        tls.insert("pin_sha256", document::array(opts.pin_sha256.iter().map(|p| literal(p))));
     }
     if opts.insecure {
-        tls.insert("insecure".into(), Value::Boolean(true));
+        tls.insert("insecure", Value::Boolean(true));
     }
     if opts.allow_unverified_password {
-        probe.insert("allow_unverified_password".into(), Value::Boolean(true));
+        probe.insert("allow_unverified_password", Value::Boolean(true));
     }
-    let password = match (&opts.password_env, &url_password) {
+    let has_url_password = url_password.is_some();
+    let password = match (&opts.password_env, url_password) {
         (Some(var), _) => Some(reference(var)),
-        (None, Some(_)) => Some(reference(URL_PASSWORD_VAR)),
-        (None, None) => None,
+        (None, given) => given,
     };
     let Some(kind) = probes::kind_for_check(url.scheme()) else {
         let schemes = probes::KINDS.iter().filter_map(|k| k.check.as_ref()).flat_map(|c| c.schemes.iter().copied());
         return Err(format!("check supports {} URLs, not {}://", probes::scheme_list(schemes), url.scheme()));
     };
-    probe.insert("kind".into(), literal(kind.name));
+    probe.insert("kind", literal(kind.name));
     if (opts.kerberos || opts.keytab.is_some()) && !matches!(kind.name, "http" | "postgres" | "mysql" | "sftp") {
         return Err(format!(
             "--kerberos and --keytab work with http(s)://, postgres://, mysql:// (MariaDB) and sftp:// URLs, not {}://",
@@ -135,12 +131,11 @@ pub fn synthesize(raw_url: &str, opts: &CheckOptions) -> Result<Synthesized, Str
     }
     let UrlProbe { mut probe, tls, .. } = built;
     if !tls.is_empty() {
-        probe.insert("tls".into(), Value::Table(tls));
+        probe.insert("tls", Value::Table(tls));
     }
-    let mut doc = Table::new();
-    doc.insert("probe".into(), Value::Array(vec![Value::Table(probe)]));
-    let text = toml::to_string(&doc).map_err(|e| format!("internal error building the probe: {e}"))?;
-    Ok(Synthesized { toml: text, url_password })
+    let mut root = Table::new();
+    root.insert("probe", document::array([Value::Table(probe)]));
+    Ok(Synthesized { document: Item::new(Value::Table(root)), url_password: has_url_password })
 }
 
 /// What on the command line set a key of the synthesized probe: the flag, the variable
@@ -159,7 +154,6 @@ pub fn origin_of(key: &str, opts: &CheckOptions, unset_var: Option<&str>) -> Str
     if let Some(var) = unset_var {
         return match flag_for_var(var) {
             Some(flag) => flag,
-            None if var == URL_PASSWORD_VAR => "the URL's password".into(),
             None => format!("{var} (the scheme's password variable; or pass --password-env NAME)"),
         };
     }
@@ -197,19 +191,31 @@ pub fn origin_of(key: &str, opts: &CheckOptions, unset_var: Option<&str>) -> Str
 mod tests {
     use super::*;
 
+    use crate::config::document::Text;
+
+    fn probe(s: &Synthesized) -> &Table<'static> {
+        let probes = s.document.as_table().and_then(|root| root.get("probe")).and_then(|p| p.as_array()).unwrap();
+        probes[0].as_table().unwrap()
+    }
+
     #[test]
-    fn a_postgres_url_becomes_a_probe_table_without_the_password() {
+    fn a_postgres_url_becomes_a_probe_table_with_the_password_given_in_memory() {
         let s = synthesize(
             "postgres://app:s3cret-in-url@db.example.com:6432/orders?sslmode=verify-full",
-            &CheckOptions { name: "check".into(), ..CheckOptions::default() },
+            &CheckOptions { name: "check".into(), query: Some("SELECT '${HOME}'".into()), ..CheckOptions::default() },
         )
         .unwrap();
-        assert!(!s.toml.contains("s3cret-in-url"), "{}", s.toml);
-        assert!(s.toml.contains("kind = \"postgres\""), "{}", s.toml);
-        assert!(s.toml.contains("port = 6432"), "{}", s.toml);
-        assert!(s.toml.contains("mode = \"verify-full\""), "{}", s.toml);
-        assert!(s.toml.contains(&format!("password = \"${{{URL_PASSWORD_VAR}}}\"")), "{}", s.toml);
-        assert_eq!(s.url_password.as_deref(), Some("s3cret-in-url"));
+        assert!(s.url_password);
+        let shown = format!("{:?}", s.document);
+        assert!(!shown.contains("s3cret-in-url"), "{shown}");
+        let probe = probe(&s);
+        assert_eq!(probe.get("kind").and_then(|k| k.as_str()), Some("postgres"));
+        assert!(matches!(probe.get("port").unwrap().value, Value::Integer(6432)));
+        let tls = probe.get("tls").and_then(|t| t.as_table()).unwrap();
+        assert_eq!(tls.get("mode").and_then(|m| m.as_str()), Some("verify-full"));
+        assert!(matches!(&probe.get("password").unwrap().value, Value::Text(Text::Given(_))));
+        // A flag's value is text, never a reference.
+        assert!(matches!(&probe.get("query").unwrap().value, Value::Text(Text::Literal(q)) if q == "SELECT '${HOME}'"));
     }
 
     #[test]
@@ -217,12 +223,17 @@ mod tests {
         let opts = CheckOptions {
             name: "check".into(),
             bearer_env: Some("TOKEN".into()),
-            expect_status: vec!["200".into(), "204".into()],
+            expect_status: vec!["200".into(), "2xx".into()],
             ..CheckOptions::default()
         };
         let s = synthesize("https://api.example.com/health", &opts).unwrap();
-        assert!(s.toml.contains("token = \"${TOKEN}\""), "{}", s.toml);
-        assert!(s.toml.contains("status = [200, 204]"), "{}", s.toml);
+        let probe = probe(&s);
+        let auth = probe.get("auth").and_then(|a| a.as_table()).unwrap();
+        assert!(matches!(&auth.get("token").unwrap().value, Value::Text(Text::Written(t)) if t == "${TOKEN}"));
+        let expect = probe.get("expect").and_then(|e| e.as_table()).unwrap();
+        let status = expect.get("status").and_then(|s| s.as_array()).unwrap();
+        assert!(matches!(status[0].value, Value::Integer(200)));
+        assert_eq!(status[1].as_str(), Some("2xx"));
         assert!(synthesize("gopher://x/", &opts).is_err());
     }
 

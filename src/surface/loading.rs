@@ -80,19 +80,14 @@ pub fn check_config(
             return Err(EXIT_USAGE);
         }
     };
-    if synthesized.url_password.is_some() && !quiet {
+    if synthesized.url_password && !quiet {
         eprint_line(
             "warning: the URL contains a password, which ends up in shell history and process lists; use --password-env (or PGPASSWORD) instead",
         );
     }
-    let url_password = synthesized.url_password.clone();
-    let env = move |name: &str| {
-        if name == crate::surface::check::URL_PASSWORD_VAR {
-            return url_password.clone();
-        }
-        std::env::var(name).ok()
-    };
-    let mut cfg = match config::load_str(std::path::Path::new("<check URL>"), synthesized.toml, &env) {
+    let env = |name: &str| std::env::var(name).ok();
+    let input = config::ConfigInput::Built(std::sync::Arc::new(synthesized.document));
+    let mut cfg = match config::load_input(std::path::Path::new("<check URL>"), input, &env) {
         Ok(cfg) => cfg,
         Err(errors) => {
             // There is no file to point at: name the flag or URL part that set the key.

@@ -2,24 +2,24 @@
 //! reference or a form gives them), and number lists: HTTP statuses and the like, with
 //! classes of a hundred ("2xx").
 
-use toml::de::DeValue;
-
-use super::{TableReader, Value, as_i64};
+use super::TableReader;
+use crate::config::document::{Item, Value};
 
 impl<'r, 's> TableReader<'r, 's> {
     pub fn bool(&self, key: &'static str) -> Option<bool> {
         let value = self.get(key)?;
         // A string that says true or false (a reference, or a form whose values are all
         // strings) is what it says.
-        let from_text = match value.get_ref() {
-            DeValue::String(raw) => match self.expand(key, value, raw)?.value.trim() {
+        let read = match &value.value {
+            Value::Boolean(b) => Some(*b),
+            Value::Text(text) => match self.expand(key, value, text)?.value.trim() {
                 "true" => Some(true),
                 "false" => Some(false),
                 _ => None,
             },
             _ => None,
         };
-        match value.get_ref().as_bool().or(from_text) {
+        match read {
             Some(b) => Some(b),
             None => {
                 self.type_error(key, value, "true or false");
@@ -31,11 +31,12 @@ impl<'r, 's> TableReader<'r, 's> {
     /// An integer within `range`.
     pub fn integer(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
         let value = self.get(key)?;
-        let from_text = match value.get_ref() {
-            DeValue::String(raw) => self.expand(key, value, raw)?.value.trim().parse::<i64>().ok(),
+        let read = match &value.value {
+            Value::Integer(n) => Some(*n),
+            Value::Text(text) => self.expand(key, value, text)?.value.trim().parse::<i64>().ok(),
             _ => None,
         };
-        let Some(n) = as_i64(value.get_ref()).or(from_text) else {
+        let Some(n) = read else {
             self.type_error(key, value, "an integer");
             return None;
         };
@@ -53,19 +54,19 @@ impl<'r, 's> TableReader<'r, 's> {
     /// A TCP port: an integer, or a string (so that it can come from a reference).
     pub fn port(&self, key: &'static str) -> Option<u16> {
         let value = self.get(key)?;
-        let parsed = match value.get_ref() {
-            DeValue::Integer(_) => as_i64(value.get_ref()),
-            DeValue::String(raw) => self.expand(key, value, raw)?.value.trim().parse::<i64>().ok(),
+        let parsed = match &value.value {
+            Value::Integer(n) => Some(*n),
+            Value::Text(text) => self.expand(key, value, text)?.value.trim().parse::<i64>().ok(),
             _ => None,
         };
-        match (parsed, value.get_ref()) {
+        match (parsed, &value.value) {
             (Some(n), _) if (1..=65535).contains(&n) => Some(n as u16),
             (Some(n), _) => {
                 self.error_at(key, format!("{n} is not a port number (1-65535)"));
                 None
             }
-            (None, DeValue::String(raw)) => {
-                let shown = self.expand(key, value, raw).map(|e| e.value).unwrap_or_default();
+            (None, Value::Text(text)) => {
+                let shown = self.expand(key, value, text).map(|e| e.value).unwrap_or_default();
                 self.error_at(key, format!("`{shown}` is not a port number (1-65535)"));
                 None
             }
@@ -78,10 +79,10 @@ impl<'r, 's> TableReader<'r, 's> {
 
     pub fn integer_list(&self, key: &'static str, range: std::ops::RangeInclusive<i64>) -> Option<Vec<i64>> {
         let value = self.get(key)?;
-        let items: Vec<&Value<'r>> = match value.get_ref() {
-            DeValue::Array(array) => array.iter().collect(),
+        let items: Vec<&Item<'r>> = match &value.value {
+            Value::Array(array) => array.iter().collect(),
             // A single value is accepted where a list is expected: `status = 200`.
-            DeValue::Integer(_) | DeValue::String(_) => vec![value],
+            Value::Integer(_) | Value::Text(_) => vec![value],
             _ => {
                 self.type_error(key, value, "an integer or an array of integers, e.g. [200, 204]");
                 return None;
@@ -90,7 +91,7 @@ impl<'r, 's> TableReader<'r, 's> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             // A class of a hundred, as blackbox and Gatus users write HTTP statuses: "2xx".
-            if let DeValue::String(s) = item.get_ref()
+            if let Some(s) = item.as_str()
                 && let Some(class) = hundred_class(s)
                 && range.contains(&(class * 100))
                 && range.contains(&(class * 100 + 99))
@@ -99,9 +100,10 @@ impl<'r, 's> TableReader<'r, 's> {
                 continue;
             }
             // Numbers written as strings (`"200"`) are what they say.
-            let number = match item.get_ref() {
-                DeValue::String(s) => s.trim().parse::<i64>().ok(),
-                other => as_i64(other),
+            let number = match &item.value {
+                Value::Text(text) => text.raw().trim().parse::<i64>().ok(),
+                Value::Integer(n) => Some(*n),
+                _ => None,
             };
             match number {
                 Some(n) if range.contains(&n) => out.push(n),

@@ -49,7 +49,7 @@ impl<'r, 's> TableReader<'r, 's> {
         crate::model::signed_link::register_query_secrets(&parsed);
         if let Some(password) = parsed.password() {
             crate::model::redact::register(password);
-            self.ctx.note_secret(&super::secret_identity(raw, password), value.span(), self.key_path(key));
+            self.ctx.note_secret(&super::secret_identity(raw.raw(), password), value.span(), self.key_path(key));
             if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
                 crate::model::redact::register(&decoded);
             }

@@ -69,7 +69,7 @@ impl HostKeyPolicy {
     pub fn read(t: &TableReader<'_, '_>) -> Option<HostKeyPolicy> {
         let mut ok = true;
         let mut policy = HostKeyPolicy::default();
-        let raw_pins: Vec<String> = match t.get("host_key").map(|v| v.get_ref().as_str().is_some()) {
+        let raw_pins: Vec<String> = match t.get("host_key").map(|v| v.as_str().is_some()) {
             Some(true) => t.string("host_key").into_iter().collect(),
             Some(false) => t.string_list("host_key").unwrap_or_default(),
             None => Vec::new(),

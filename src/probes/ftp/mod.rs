@@ -11,7 +11,7 @@ mod session;
 
 use std::sync::Arc;
 
-use toml::Value;
+use crate::config::document::Value;
 use url::Url;
 
 use crate::config::TableReader;
@@ -160,19 +160,19 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
     let anonymous = url.username().is_empty();
     if anonymous {
         let host = url.host_str().ok_or("the URL has no host")?;
-        probe.insert("host".into(), literal(host.trim_start_matches('[').trim_end_matches(']')));
+        probe.insert("host", literal(host.trim_start_matches('[').trim_end_matches(']')));
         if let Some(port) = url.port() {
-            probe.insert("port".into(), Value::Integer(i64::from(port)));
+            probe.insert("port", Value::Integer(i64::from(port)));
         }
-        probe.insert("user".into(), literal("anonymous"));
+        probe.insert("user", literal("anonymous"));
     } else {
         insert_address(url, probe, &[])?;
     }
-    probe.insert("path".into(), literal(&ftp_path(url.path())));
+    probe.insert("path", literal(&ftp_path(url.path())));
     let password = password.take().or_else(|| std::env::var_os("FTP_PASSWORD").map(|_| reference("FTP_PASSWORD")));
     match password {
         Some(password) => {
-            probe.insert("password".into(), password);
+            probe.insert("password", password);
         }
         None if !anonymous => {
             return Err(format!(
@@ -195,7 +195,7 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
             None => return Err(format!("--tls {mode}: use explicit, implicit or disable")),
         },
     };
-    tls.insert("mode".into(), literal(mode));
+    tls.insert("mode", literal(mode));
     if opts.identity.is_some() || opts.host_key.is_some() || opts.known_hosts.is_some() {
         return Err(
             "SSH options (--identity, --host-key, --known-hosts) do not apply to ftp://; did you mean sftp://?".into(),

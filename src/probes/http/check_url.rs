@@ -1,7 +1,7 @@
 //! `check https://…`: the URL and the check flags as an `http` probe's table; and what
 //! `inspect https://…` does (the TLS handshake with the ALPN a probe offers).
 
-use toml::{Table, Value};
+use crate::config::document::{Table, Value};
 use url::Url;
 
 use crate::connect::context::ProbeContext;
@@ -17,23 +17,23 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
     let url_user = (!url.username().is_empty()).then(|| url.username().to_string());
     let _ = shown.set_password(None);
     let _ = shown.set_username("");
-    probe.insert("url".into(), literal(shown.as_str()));
+    probe.insert("url", literal(shown.as_str()));
     let mut auth = Table::new();
     if let Some(kerberos) = crate::probes::from_url::kerberos_auth(opts) {
         auth = kerberos;
     } else if let Some(var) = &opts.bearer_env {
-        auth.insert("type".into(), literal("bearer"));
-        auth.insert("token".into(), reference(var));
+        auth.insert("type", literal("bearer"));
+        auth.insert("token", reference(var));
     } else if let Some(user) = opts.basic_user.clone().or(url_user) {
         let Some(password) = password.take() else {
             return Err("basic auth needs a password: name its environment variable with --password-env".into());
         };
-        auth.insert("type".into(), literal("basic"));
-        auth.insert("username".into(), literal(&user));
-        auth.insert("password".into(), password);
+        auth.insert("type", literal("basic"));
+        auth.insert("username", literal(&user));
+        auth.insert("password", password);
     }
     if !auth.is_empty() {
-        probe.insert("auth".into(), Value::Table(auth));
+        probe.insert("auth", Value::Table(auth));
     }
     if !opts.headers.is_empty() {
         let mut headers = Table::new();
@@ -41,27 +41,24 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
             let (k, v) = h.split_once(':').ok_or_else(|| format!("header `{h}` is not `Name: value`"))?;
             // Not escaped: `${VAR}` and `${file:…}` expand as in the config, so that a key
             // never has to be written on the command line (where `ps` shows it).
-            headers.insert(k.trim().into(), Value::String(v.trim().to_string()));
+            headers.insert(k.trim(), crate::config::document::written(v.trim()));
         }
-        probe.insert("headers".into(), Value::Table(headers));
+        probe.insert("headers", Value::Table(headers));
     }
     let mut expect = Table::new();
     if !opts.expect_status.is_empty() {
         expect.insert(
-            "status".into(),
-            Value::Array(
-                opts.expect_status
-                    .iter()
-                    .map(|s| s.parse::<i64>().map(Value::Integer).unwrap_or_else(|_| literal(s)))
-                    .collect(),
+            "status",
+            crate::config::document::array(
+                opts.expect_status.iter().map(|s| s.parse::<i64>().map(Value::Integer).unwrap_or_else(|_| literal(s))),
             ),
         );
     }
     if let Some(body) = &opts.expect_body {
-        expect.insert("body_contains".into(), literal(body));
+        expect.insert("body_contains", literal(body));
     }
     if !expect.is_empty() {
-        probe.insert("expect".into(), Value::Table(expect));
+        probe.insert("expect", Value::Table(expect));
     }
     Ok(())
 }

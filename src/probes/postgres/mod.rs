@@ -415,25 +415,25 @@ pub fn from_url(url: &Url, opts: &UrlOptions, out: &mut UrlProbe) -> Result<(), 
     insert_address(url, probe, &["PGUSER", "USER"])?;
     let database = url.path().trim_start_matches('/');
     if !database.is_empty() {
-        probe.insert("database".into(), literal(database));
+        probe.insert("database", literal(database));
     }
     if let Some(kerberos) = crate::probes::from_url::kerberos_auth(opts) {
-        probe.insert("auth".into(), toml::Value::Table(kerberos));
+        probe.insert("auth", crate::config::document::Value::Table(kerberos));
     } else {
         let password = password.take().or_else(|| std::env::var_os("PGPASSWORD").map(|_| reference("PGPASSWORD")));
         if let Some(p) = password {
-            probe.insert("password".into(), p);
+            probe.insert("password", p);
         }
     }
     if let Some(q) = &opts.query {
-        probe.insert("query".into(), literal(q));
+        probe.insert("query", literal(q));
     }
     for (key, value) in url.query_pairs() {
         match key.as_ref() {
-            "sslmode" => drop(tls.insert("mode".into(), literal(&value))),
-            "sslrootcert" => drop(tls.insert("ca".into(), literal(&value))),
-            "sslcert" => drop(tls.insert("client_cert".into(), literal(&value))),
-            "sslkey" => drop(tls.insert("client_key".into(), literal(&value))),
+            "sslmode" => tls.insert("mode", literal(&value)),
+            "sslrootcert" => tls.insert("ca", literal(&value)),
+            "sslcert" => tls.insert("client_cert", literal(&value)),
+            "sslkey" => tls.insert("client_key", literal(&value)),
             other => {
                 return Err(format!(
                     "unsupported URL parameter `{other}` (supported: sslmode, sslrootcert, sslcert, sslkey)"
