@@ -18,9 +18,13 @@ fn committed() -> Value {
 
 /// check-jsonschema over TOML files: (passed, its output).
 fn check_jsonschema(files: &[&Path]) -> (bool, String) {
+    check_jsonschema_as("toml", files)
+}
+
+fn check_jsonschema_as(filetype: &str, files: &[&Path]) -> (bool, String) {
     let tool = require_tool("check-jsonschema");
     let out = std::process::Command::new(tool)
-        .args(["--default-filetype", "toml", "--schemafile"])
+        .args(["--default-filetype", filetype, "--schemafile"])
         .arg(root().join("schemas/probes.schema.json"))
         .args(files)
         .output()
@@ -102,6 +106,24 @@ fn an_outside_validator_accepts_the_examples_and_rejects_typos() {
     );
     let (ok, said) = check_jsonschema(&[&file]);
     assert!(ok, "{said}");
+}
+
+/// The JSON form of probes.toml (what the Python API sends) is the same document: the same
+/// schema holds for it.
+#[test]
+fn the_schema_holds_for_the_json_form_too() {
+    let ws = Workspace::new();
+    let example: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("probes.toml.example")).unwrap()).unwrap();
+    let good = ws.write("example.json", &serde_json::to_string(&example).unwrap());
+    let (ok, said) = check_jsonschema_as("json", &[&good]);
+    assert!(ok, "{said}");
+    let typo = ws.write(
+        "typo.json",
+        r#"{"probe": [{"name": "db", "kind": "postgres", "host": "db", "user": "app", "pasword": "${PW}"}]}"#,
+    );
+    let (ok, said) = check_jsonschema_as("json", &[&typo]);
+    assert!(!ok && said.contains("'pasword' was unexpected"), "{said}");
 }
 
 /// A value of the right shape for a key the schema declares, good enough for the reader to

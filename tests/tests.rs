@@ -9,6 +9,7 @@ mod cards;
 mod check_inspect;
 mod config_corpus;
 mod config_errors;
+mod config_json;
 mod credential_expiry;
 mod deploy_gate;
 mod docker_real;

@@ -380,9 +380,9 @@ def run(
     if concurrency is not None:
         args.extend(["--concurrency", str(concurrency)])
     args.extend(["--format", "json", "--quiet"])
-    from authprobe._toml import probes_toml
+    from authprobe._document import probes_document
 
-    text = probes_toml(probes, defaults, tunnels) if probes is not None else None
+    text = probes_document(probes, defaults, tunnels) if probes is not None else None
     limit = None
     if wait is not None or timeout is not None:
         # Each probe has the timeout; the run as a whole is bounded only with --wait.

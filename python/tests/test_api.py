@@ -1,6 +1,7 @@
 """The Python API against the harness's servers (run by tests/python_api.rs, in a fresh
 venv with the wheel installed, the harness's AP_* variables in the environment)."""
 
+import json
 import os
 import socket
 import sys
@@ -10,7 +11,7 @@ import time
 import pytest
 
 import authprobe
-from authprobe._toml import probes_toml
+from authprobe._document import probes_document
 
 ENV = os.environ
 
@@ -87,13 +88,14 @@ def test_a_config_file_runs_with_only():
 
 
 def test_strings_are_literal_in_dict_probes():
-    text = probes_toml([{"name": "x", "kind": "http", "url": "http://h/", "headers": {"X-A": 'a"${B}\\c\n'}}])
-    if sys.version_info >= (3, 11):
-        import tomllib
-
-        parsed = tomllib.loads(text)
-        assert parsed["probe"][0]["headers"]["X-A"] == 'a"$${B}\\c\n'
+    text = probes_document([{"name": "x", "kind": "http", "url": "http://h/", "headers": {"X-A": 'a"${B}\\c\n'}}])
+    parsed = json.loads(text)
+    assert parsed["probe"][0]["headers"]["X-A"] == 'a"$${B}\\c\n'
     assert "${B}" not in text.replace("$${B}", "")
+    with pytest.raises(TypeError):
+        probes_document([{"name": "x", "port": object()}])
+    with pytest.raises(ValueError):
+        probes_document([{"name": "x", "timeout": float("nan")}])
 
 
 def _hanging_server():
