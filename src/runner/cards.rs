@@ -60,16 +60,33 @@ pub struct Card {
 #[derive(Debug, Clone)]
 pub struct Field {
     pub key: String,
-    /// Shown as a password input: anything but a name of someone or something.
+    /// Shown as a password input: what the declared shape says is a secret or a key
+    /// file, and any key it does not know; not names of people and things.
     pub secret: bool,
 }
 
-fn is_secret_field(key: &str) -> bool {
-    let last = key.rsplit('.').next().unwrap_or(key);
-    !matches!(
-        last,
-        "user" | "username" | "user_name" | "login" | "account" | "account_name" | "client_id" | "role_id" | "email"
-    )
+/// Whether a field of a `kind` template holds a secret, by the declared shape of
+/// probes.toml (`config::schema`): the template's own `auth` type says which form's keys
+/// the field is among.
+fn is_secret_field(kind: &str, template: &Table<'_>, field: &str) -> bool {
+    use crate::config::schema::{self, Ty};
+    let mut path = format!("probe[{kind}]");
+    let mut table = Some(template);
+    let mut steps: Vec<&str> = field.split('.').collect();
+    let Some(name) = steps.pop() else { return true };
+    for step in steps {
+        let inner = table.and_then(|t| t.get(step)).and_then(|item| item.as_table());
+        path.push('.');
+        path.push_str(step);
+        if let Some(tag) = inner.and_then(|t| t.get("type")).and_then(|v| v.as_str()) {
+            path.push_str(&format!("[{tag}]"));
+        }
+        table = inner;
+    }
+    match schema::key_in(&path, name) {
+        Some(key) => key.is_secret() || matches!(key.ty, Ty::Path),
+        None => true,
+    }
 }
 
 impl Cards {
@@ -96,18 +113,7 @@ fn build(
     template: &str,
     values: &[(String, String)],
 ) -> Result<ProbeConfig, String> {
-    let document = config.document().map_err(|e| e.message)?;
-    let probe = document
-        .as_table()
-        .and_then(|root| root.get("probe"))
-        .and_then(|p| p.as_array())
-        .ok_or("the config has no [[probe]]")?
-        .iter()
-        .find(|p| p.as_table().and_then(|t| t.get("name")).and_then(|n| n.as_str()) == Some(template))
-        .ok_or_else(|| format!("no [[probe]] is named `{template}`"))?;
-    let Value::Table(mut probe) = probe.clone().into_owned().value else {
-        return Err(format!("the [[probe]] `{template}` is not a table"));
-    };
+    let mut probe = template_table(config, template)?;
     for (key, value) in values {
         set_field(&mut probe, key, value)?;
     }
@@ -117,6 +123,23 @@ fn build(
     let config = super::suite::load_template(path, Item::new(Value::Table(root)), &env, template)
         .map_err(|errors| brief(&errors))?;
     config.probes.into_iter().find(|p| p.name == template).ok_or_else(|| format!("probe `{template}` was not read"))
+}
+
+/// The template `[[probe]]`'s table, as written in the config.
+fn template_table(config: &ConfigInput, template: &str) -> Result<Table<'static>, String> {
+    let document = config.document().map_err(|e| e.message)?;
+    let probe = document
+        .as_table()
+        .and_then(|root| root.get("probe"))
+        .and_then(|p| p.as_array())
+        .ok_or("the config has no [[probe]]")?
+        .iter()
+        .find(|p| p.as_table().and_then(|t| t.get("name")).and_then(|n| n.as_str()) == Some(template))
+        .ok_or_else(|| format!("no [[probe]] is named `{template}`"))?;
+    match probe.clone().into_owned().value {
+        Value::Table(table) => Ok(table),
+        _ => Err(format!("the [[probe]] `{template}` is not a table")),
+    }
 }
 
 /// Sets `a.b.c` in the template to the owner's value, making the tables on the way.
@@ -258,7 +281,13 @@ fn read_card(
         kind: template.kind.to_string(),
         // The placeholder of a user field is no part of the target the owner is shown.
         target: template.probe.target().replace(&format!("{PLACEHOLDER}@"), "").replace(PLACEHOLDER, "…"),
-        fields: fields.into_iter().map(|key| Field { secret: is_secret_field(&key), key }).collect(),
+        fields: fields
+            .into_iter()
+            .map(|key| Field {
+                secret: template_table(config, &probe).map_or(true, |t| is_secret_field(template.kind, &t, &key)),
+                key,
+            })
+            .collect(),
         probe,
         expires,
         redirect_uri,
@@ -311,11 +340,21 @@ mod tests {
     }
 
     #[test]
-    fn names_of_people_and_things_are_not_secret_fields() {
-        assert!(!is_secret_field("user"));
-        assert!(!is_secret_field("auth.client_id"));
-        assert!(is_secret_field("password"));
-        assert!(is_secret_field("auth.token"));
-        assert!(is_secret_field("private_key"));
+    fn fields_are_secret_as_the_declared_shape_says() {
+        let doc = crate::config::document::from_toml(
+            "kind = \"http\"\nauth = { type = \"oauth2_client_credentials\", token_url = \"https://t/\" }\n",
+        )
+        .unwrap();
+        let http = doc.as_table().unwrap();
+        assert!(!is_secret_field("http", http, "auth.client_id"));
+        assert!(is_secret_field("http", http, "auth.client_secret"));
+        let empty = Table::new();
+        assert!(!is_secret_field("postgres", &empty, "user"));
+        assert!(!is_secret_field("postgres", &empty, "database"));
+        assert!(is_secret_field("postgres", &empty, "password"));
+        assert!(is_secret_field("postgres", &empty, "tls.client_key"), "a key file's path stays masked");
+        // A key the shape does not know (or a form not chosen yet) is shown masked.
+        assert!(is_secret_field("http", &empty, "auth.token"));
+        assert!(is_secret_field("sftp", &empty, "nonsense"));
     }
 }

@@ -106,9 +106,19 @@ impl Key {
 /// table's keys from the root, with the chosen tag values in brackets where the shape
 /// branches (`probe[http].auth[bearer]`). `None` when the shape has no such table.
 pub fn keys_at(path: &str) -> Option<Vec<&'static str>> {
+    Some(declared_at(path)?.iter().map(|k| k.name).collect())
+}
+
+/// The declared key `name` of the table at `path` (as [`keys_at`] writes it): its type,
+/// and so whether it holds a secret. What a form asks for knows how to show it.
+pub fn key_in(path: &str, name: &str) -> Option<&'static Key> {
+    declared_at(path)?.into_iter().find(|k| k.name == name)
+}
+
+fn declared_at(path: &str) -> Option<Vec<&'static Key>> {
     let mut keys: Vec<&'static Key> = ROOT.all().collect();
     if path.is_empty() {
-        return Some(keys.iter().map(|k| k.name).collect());
+        return Some(keys);
     }
     for step in path.split('.') {
         let (name, chosen) = match step.split_once('[') {
@@ -126,7 +136,7 @@ pub fn keys_at(path: &str) -> Option<Vec<&'static str>> {
             _ => return None,
         };
     }
-    Some(keys.iter().map(|k| k.name).collect())
+    Some(keys)
 }
 
 /// The tag keys themselves, as keys of the tables they choose.
