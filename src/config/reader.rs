@@ -23,20 +23,23 @@ pub use numbers::hundred_class;
 /// item and the key.
 pub struct Source {
     pub path: PathBuf,
-    pub text: String,
-    line_starts: Vec<usize>,
+    /// Shared with whatever keeps the config to read it again: never copied.
+    pub text: std::sync::Arc<str>,
+    line_starts: Vec<u32>,
 }
 
 impl Source {
-    pub fn new(path: PathBuf, text: String) -> Self {
+    pub fn new(path: PathBuf, text: impl Into<std::sync::Arc<str>>) -> Self {
+        let text: std::sync::Arc<str> = text.into();
         let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        // u32: a config is capped far below 4 GiB (secrets::DATA_FILE_CAP).
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| (i + 1) as u32));
         Source { path, text, line_starts }
     }
 
     /// A source whose errors have no line and column.
     pub fn without_positions(path: PathBuf) -> Self {
-        Source { path, text: String::new(), line_starts: Vec::new() }
+        Source { path, text: std::sync::Arc::from(""), line_starts: Vec::new() }
     }
 
     pub fn has_positions(&self) -> bool {
@@ -49,11 +52,11 @@ impl Source {
             return (0, 0);
         }
         let offset = offset.min(self.text.len());
-        let line = match self.line_starts.binary_search(&offset) {
+        let line = match self.line_starts.binary_search(&(offset as u32)) {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let start = self.line_starts[line];
+        let start = self.line_starts[line] as usize;
         let column = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(0) + 1;
         (line + 1, column)
     }
@@ -578,7 +581,7 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_lines_and_columns() {
-        let src = Source::new("p.toml".into(), "a = 1\n\nbé = 2\n".into());
+        let src = Source::new("p.toml".into(), "a = 1\n\nbé = 2\n");
         assert_eq!(src.position(0), (1, 1));
         assert_eq!(src.position(7), (3, 1));
         assert_eq!(src.position(11), (3, 4));

@@ -78,12 +78,12 @@ pub(super) fn read_hygiene(
     reader: &TableReader<'_, '_>,
     defaults: &Defaults,
     tags: &[String],
-) -> Arc<crate::model::hygiene::HygieneSettings> {
-    Arc::new(crate::model::hygiene::HygieneSettings {
+) -> crate::model::hygiene::HygieneSettings {
+    crate::model::hygiene::HygieneSettings {
         enabled: reader.bool("hygiene").unwrap_or(true),
         expect_read_only: reader.bool("expect_read_only").unwrap_or(false),
         expect_scopes: reader.string_list("expect_scopes"),
         max_age: reader.duration("max_age").or(defaults.max_age),
         environment: defaults.environments.of(tags).map(str::to_string),
-    })
+    }
 }

@@ -191,7 +191,7 @@ fn load_with(
     only: Option<&str>,
 ) -> Result<Config, ConfigErrors> {
     let source = match input {
-        ConfigInput::Toml(text) => Source::new(path.to_path_buf(), text.to_string()),
+        ConfigInput::Toml(text) => Source::new(path.to_path_buf(), text.clone()),
         ConfigInput::Json(_) | ConfigInput::Built(_) => Source::without_positions(path.to_path_buf()),
     };
     let document = match input.document() {
@@ -351,6 +351,7 @@ fn read_probes(
 ) -> Vec<ProbeConfig> {
     let mut probes = Vec::new();
     let mut secrets = Vec::new();
+    let shared = Shared::new(defaults);
     let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
         if stores.only.is_some_and(|only| name.as_deref() != Some(only)) {
             return;
@@ -360,10 +361,11 @@ fn read_probes(
         }
         stores.pending.borrow_mut().clear();
         root.context().take_secret_uses();
-        let read = read_probe(reader, name, defaults, tunnels);
+        let read = read_probe(reader, name, defaults, tunnels, &shared);
         let uses = root.context().take_secret_uses();
         let refs = std::mem::take(&mut *stores.pending.borrow_mut());
-        if let Some(probe) = &read {
+        // Only probes that hold a secret can share one.
+        if let Some(probe) = read.as_ref().filter(|_| !uses.is_empty()) {
             secrets.push(ProbeSecrets { name: probe.name.clone(), tags: probe.tags.clone(), uses });
         }
         probes.extend(read.map(|probe| with_stores(probe, refs, stores)));
@@ -402,6 +404,39 @@ fn with_stores(mut probe: ProbeConfig, mut refs: Vec<String>, stores: &StoreRead
     probe
 }
 
+/// What most probes of a file have alike, made once and shared: a fleet of 100,000 probes
+/// would otherwise hold 100,000 equal copies.
+struct Shared {
+    /// The proxy policy of a probe that sets no `proxy` of its own.
+    proxy: Arc<ProxyPolicy>,
+    /// The distinct hygiene settings met so far (one per environment, as a rule).
+    hygiene: RefCell<Vec<Arc<crate::model::hygiene::HygieneSettings>>>,
+}
+
+impl Shared {
+    fn new(defaults: &Defaults) -> Self {
+        let proxy = ProxyPolicy { probe: None, defaults: defaults.proxy.clone(), env: defaults.env_proxies.clone() };
+        Shared { proxy: Arc::new(proxy), hygiene: RefCell::default() }
+    }
+
+    fn hygiene(&self, settings: crate::model::hygiene::HygieneSettings) -> Arc<crate::model::hygiene::HygieneSettings> {
+        let mut seen = self.hygiene.borrow_mut();
+        if let Some(same) = seen.iter().find(|s| ***s == settings) {
+            return same.clone();
+        }
+        let made = Arc::new(settings);
+        if seen.len() < 16 {
+            seen.push(made.clone());
+        }
+        made
+    }
+}
+
+/// "one of: http, postgres, …", for a probe without a kind.
+static KIND_NAMES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("one of: {}", probes::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "))
+});
+
 /// Reads one probe and checks its keys. The unknown-key check is skipped when the kind is
 /// unknown: every kind-specific key would be reported and bury the real problem.
 fn read_probe(
@@ -409,6 +444,7 @@ fn read_probe(
     name: Option<String>,
     defaults: &Defaults,
     tunnels: &Tunnels,
+    shared: &Shared,
 ) -> Option<ProbeConfig> {
     let tags = reader.string_list("tags").unwrap_or_default();
     let mut allowed_targets = Vec::new();
@@ -419,17 +455,19 @@ fn read_probe(
         }
     }
     let allow_unverified_password = reader.bool("allow_unverified_password").unwrap_or(false);
-    let hygiene = super::defaults::read_hygiene(&reader, defaults, &tags);
-    let proxy = Arc::new(ProxyPolicy {
-        probe: read_proxy(&reader).map(|setting| (setting, ProxySource::ProbeKey)),
-        defaults: defaults.proxy.clone(),
-        env: defaults.env_proxies.clone(),
-    });
+    let hygiene = shared.hygiene(super::defaults::read_hygiene(&reader, defaults, &tags));
+    let proxy = match read_proxy(&reader) {
+        Some(setting) => Arc::new(ProxyPolicy {
+            probe: Some((setting, ProxySource::ProbeKey)),
+            defaults: defaults.proxy.clone(),
+            env: defaults.env_proxies.clone(),
+        }),
+        None => shared.proxy.clone(),
+    };
     let timeout = reader.duration("timeout").unwrap_or(defaults.timeout);
     let warn_expiry_days =
         reader.integer("warn_expiry_days", 0..=3650).map(|d| d as u32).unwrap_or(defaults.warn_expiry_days);
-    let kinds = probes::KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ");
-    let kind_name = reader.required_string("kind", &format!("one of: {kinds}"))?;
+    let kind_name = reader.required_string("kind", &KIND_NAMES)?;
     let Some(kind) = probes::find_kind(&kind_name) else {
         let known: Vec<&str> = probes::KINDS.iter().map(|k| k.name).collect();
         let mut message = format!("unknown kind `{kind_name}`; known kinds: {}", known.join(", "));

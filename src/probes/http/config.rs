@@ -27,18 +27,22 @@ pub(super) enum Auth {
         key: Secret,
         place: ApiKeyPlace,
     },
-    OAuth2(TokenRequest),
+    // The larger forms are boxed: a fleet of bearer probes need not carry their size.
+    OAuth2(Box<TokenRequest>),
     /// A token from a cloud identity (Google service account or metadata server, Azure
     /// managed identity or client secret), sent as a bearer token.
-    Cloud(crate::identity::cloud::CloudIdentity),
+    Cloud(Box<crate::identity::cloud::CloudIdentity>),
     /// HTTP Negotiate (SPNEGO) with a Kerberos ticket for HTTP/host.
-    Kerberos(crate::identity::kerberos::KerberosAuth),
+    Kerberos(Box<crate::identity::kerberos::KerberosAuth>),
     /// The request signed with AWS SigV4, with credentials from any AWS source.
-    AwsSigV4 {
-        credentials: crate::identity::aws::creds::Source,
-        region: String,
-        service: String,
-    },
+    AwsSigV4(Box<SigV4>),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct SigV4 {
+    pub(super) credentials: crate::identity::aws::creds::Source,
+    pub(super) region: String,
+    pub(super) service: String,
 }
 
 /// The request body: the config's text, or text that holds a reference (`${…}`), which may
@@ -60,7 +64,7 @@ pub struct HttpProbe {
     pub(super) auth: Auth,
     pub(super) tls: TlsOptions,
     /// Set when the URL is a signed link and no other credential is configured.
-    pub(super) signed_link: Option<crate::model::signed_link::SignedLink>,
+    pub(super) signed_link: Option<Box<crate::model::signed_link::SignedLink>>,
     /// The method was written in the config (otherwise a signed link is fetched ranged).
     pub(super) method_given: bool,
 }
@@ -97,7 +101,7 @@ pub fn parse(t: &TableReader<'_, '_>) -> Option<Arc<dyn Probe>> {
     let tls = TlsOptions::read(t, None);
     let (expect_status, body_contains) = expect?;
     let (url, auth) = (url?, auth?);
-    let signed_link = matches!(auth, Auth::None).then(|| SignedLink::recognise(&url)).flatten();
+    let signed_link = matches!(auth, Auth::None).then(|| SignedLink::recognise(&url)).flatten().map(Box::new);
     Some(Arc::new(HttpProbe {
         url,
         signed_link,
@@ -198,10 +202,10 @@ pub(super) fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
         }
         Some("bearer") => a.required_secret("token", "the bearer token").map(|token| Auth::Bearer { token }),
         Some("api_key") => read_api_key(&a),
-        Some("kerberos") => crate::identity::kerberos::KerberosAuth::read(&a).map(Auth::Kerberos),
+        Some("kerberos") => crate::identity::kerberos::KerberosAuth::read(&a).map(|k| Auth::Kerberos(Box::new(k))),
         Some(grant @ ("oauth2_client_credentials" | "oauth2_refresh_token")) => read_oauth2(&a, grant),
         Some(cloud) if crate::identity::cloud::AUTH_TYPES.contains(&cloud) => {
-            crate::identity::cloud::read(&a, cloud, None).map(Auth::Cloud)
+            crate::identity::cloud::read(&a, cloud, None).map(|c| Auth::Cloud(Box::new(c)))
         }
         Some("aws_sigv4") => {
             let service = a.required_string("service", "the AWS service to sign for, e.g. \"execute-api\"");
@@ -220,7 +224,7 @@ pub(super) fn read_auth(t: &TableReader<'_, '_>) -> Option<Auth> {
                 a.error_at("credentials", "aws_sigv4 signs requests: anonymous has nothing to sign with");
                 return None;
             }
-            Some(Auth::AwsSigV4 { credentials: credentials?, region: region?, service: service? })
+            Some(Auth::AwsSigV4(Box::new(SigV4 { credentials: credentials?, region: region?, service: service? })))
         }
         Some(other) => {
             let hint = crate::config::reader::did_you_mean(other, AUTH_TYPES)
@@ -292,11 +296,11 @@ pub(super) fn read_oauth2(a: &TableReader<'_, '_>, grant_type: &str) -> Option<A
         let grant = refresh.map(|refresh_token| Grant::RefreshToken { refresh_token });
         (secret_ok.then_some(secret), grant, Some(ClientAuth::Basic))
     };
-    Some(Auth::OAuth2(TokenRequest {
+    Some(Auth::OAuth2(Box::new(TokenRequest {
         token_url: token_url?,
         client_id: client_id?,
         client_secret: client_secret?,
         client_auth: client_auth?,
         grant: grant?,
-    }))
+    })))
 }

@@ -54,7 +54,7 @@ impl HttpProbe {
             // A Kerberos AP-REQ is bound to the service's key and the moment: nothing in it
             // is reusable elsewhere.
             Auth::None if self.signed_link.is_some() => "the signed link's signature",
-            Auth::None | Auth::AwsSigV4 { .. } | Auth::Kerberos(_) => {
+            Auth::None | Auth::AwsSigV4(_) | Auth::Kerberos(_) => {
                 if let Some((name, _)) = self.headers.iter().find(|(name, _)| is_credential_header(name.as_str())) {
                     return Some(format!("the `{name}` header"));
                 }
@@ -129,7 +129,7 @@ impl HttpProbe {
                 headers
                     .push((header::AUTHORIZATION, httpc::sensitive_header(&format!("Bearer {}", released(&token)?))?));
             }
-            Auth::AwsSigV4 { .. } => {}
+            Auth::AwsSigV4(_) => {}
             Auth::Kerberos(kerberos) => {
                 ctx.detail(format!("credentials: Kerberos, {}", kerberos.describe()));
                 let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
@@ -156,7 +156,8 @@ impl HttpProbe {
             Some(RequestBody::Text(text)) => text.clone(),
             Some(RequestBody::Holding(secret)) => Bytes::copy_from_slice(released(secret)?.as_bytes()),
         };
-        if let Auth::AwsSigV4 { credentials, region, service } = &self.auth {
+        if let Auth::AwsSigV4(signing) = &self.auth {
+            let SigV4 { credentials, region, service } = &**signing;
             ctx.detail(format!("credentials: {}", credentials.describe()));
             let credentials = ctx.stage(Stage::Token, Box::pin(aws_credentials(ctx, credentials, region))).await?;
             let signer = crate::identity::aws::sign::Signer {
@@ -217,7 +218,7 @@ impl HttpProbe {
                 }
                 // AWS answers a refused signature with 403 (or 400) and says why in the body.
                 let refused = matches!(response.status(), StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST);
-                if let Auth::AwsSigV4 { .. } = &self.auth
+                if let Auth::AwsSigV4(_) = &self.auth
                     && refused
                     && !self.status_expected(response.status().as_u16())
                 {
@@ -544,7 +545,7 @@ impl Probe for HttpProbe {
         match self.auth {
             Auth::None if self.signed_link.is_some() => stages.push(Stage::Auth),
             Auth::None => {}
-            Auth::OAuth2(_) | Auth::Cloud(_) | Auth::AwsSigV4 { .. } | Auth::Kerberos(_) => {
+            Auth::OAuth2(_) | Auth::Cloud(_) | Auth::AwsSigV4(_) | Auth::Kerberos(_) => {
                 stages.extend([Stage::Token, Stage::Auth])
             }
             _ => stages.push(Stage::Auth),
@@ -580,7 +581,7 @@ impl Probe for HttpProbe {
         crate::model::signed_link::register_query_secrets(&url);
         let signed_link =
             matches!(self.auth, Auth::None).then(|| crate::model::signed_link::SignedLink::recognise(&url)).flatten();
-        Ok(Arc::new(HttpProbe { url, signed_link, ..self.clone() }))
+        Ok(Arc::new(HttpProbe { url, signed_link: signed_link.map(Box::new), ..self.clone() }))
     }
 }
 

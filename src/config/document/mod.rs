@@ -11,9 +11,11 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
-use toml::de::{DeTable, DeValue};
-
 use crate::model::redact::Secret;
+
+mod toml_text;
+
+pub use toml_text::from_toml;
 
 /// A string value and how to read it.
 #[derive(Debug, Clone)]
@@ -223,48 +225,6 @@ pub struct NotADocument {
     pub message: String,
     /// Where in the text, when the format says.
     pub span: Option<Range<usize>>,
-}
-
-/// A TOML document. Strings are borrowed from the text where TOML allows (no escapes).
-pub fn from_toml(text: &str) -> Result<Item<'_>, NotADocument> {
-    let document = DeTable::parse(text).map_err(|err| NotADocument {
-        message: format!("not valid TOML: {}", err.message().trim()),
-        span: err.span(),
-    })?;
-    let span = document.span();
-    Ok(Item { value: Value::Table(toml_table(document.into_inner())?), span })
-}
-
-fn toml_table(table: DeTable<'_>) -> Result<Table<'_>, NotADocument> {
-    let mut entries = Vec::with_capacity(table.len());
-    for (key, value) in table {
-        let key_span = key.span();
-        let item = toml_item(value)?;
-        entries.push((Key { name: key.into_inner(), span: key_span }, item));
-    }
-    Ok(Table { entries })
-}
-
-fn toml_item(value: toml::Spanned<DeValue<'_>>) -> Result<Item<'_>, NotADocument> {
-    let span = value.span();
-    let value = match value.into_inner() {
-        DeValue::String(s) => Value::Text(Text::Written(s)),
-        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) => Value::Integer(n),
-            Err(_) => {
-                return Err(NotADocument {
-                    message: format!("not valid TOML: `{}` is out of the range of a 64-bit integer", i.as_str()),
-                    span: Some(span),
-                });
-            }
-        },
-        DeValue::Float(f) => Value::Float(f.as_str().parse().unwrap_or(f64::NAN)),
-        DeValue::Boolean(b) => Value::Boolean(b),
-        DeValue::Datetime(_) => Value::Datetime,
-        DeValue::Array(items) => Value::Array(items.into_iter().map(toml_item).collect::<Result<_, _>>()?),
-        DeValue::Table(table) => Value::Table(toml_table(table)?),
-    };
-    Ok(Item { value, span })
 }
 
 /// A JSON document (an object at the top): the same keys and values as the TOML file,

@@ -1,0 +1,236 @@
+//! TOML text to the document tree. A big file (a fleet generated from an inventory) is
+//! cut before `[[probe]]` headers into parts of about [`PART_BYTES`], each parsed on its
+//! own: the parser's token and event lists, about twenty bytes per byte of text, then
+//! exist for one part at a time instead of the whole file. A file is cut only where that
+//! cannot change its meaning: every part after the first holds `[[probe]]` tables and
+//! their sub-tables only, so the parts meet at the `probe` array alone, which the later
+//! parts extend as one parse would. Spans stay offsets into the whole text.
+
+use toml::de::{DeTable, DeValue};
+use toml_parser::lexer::TokenKind;
+
+use super::{Item, Key, NotADocument, Table, Text, Value};
+
+/// About how much text one part holds (it ends at the first `[[probe]]` after this).
+const PART_BYTES: usize = 64 * 1024;
+
+/// A TOML document. Strings are borrowed from the text where TOML allows (no escapes).
+pub fn from_toml(text: &str) -> Result<Item<'_>, NotADocument> {
+    let mut root = Table::default();
+    let mut start = 0;
+    for end in part_ends(text).into_iter().chain(std::iter::once(text.len())) {
+        let part = parse_part(text, start, end)?;
+        if start == 0 {
+            root = part;
+        } else {
+            merge_part(&mut root, part)?;
+        }
+        start = end;
+    }
+    Ok(Item { value: Value::Table(root), span: 0..text.len() })
+}
+
+/// The offsets where parts end: at a `[[probe]]` header of the document's top level (not
+/// in a string, a comment or a multi-line value), at least [`PART_BYTES`] after the last.
+/// None when something after the first cut is not a probe's table, or `probe` is also a
+/// root key or a `[probe]` table: such a file is parsed whole, as TOML judges it.
+fn part_ends(text: &str) -> Vec<usize> {
+    let mut ends = Vec::new();
+    if text.len() <= PART_BYTES {
+        return ends;
+    }
+    let mut last = 0;
+    let mut depth = 0usize;
+    let mut line_start = true;
+    let mut seen_header = false;
+    let mut tokens = toml_parser::Source::new(text).lex();
+    while let Some(token) = tokens.next() {
+        let word = |t: &toml_parser::lexer::Token| text.get(t.span().start()..t.span().end()).unwrap_or("");
+        match token.kind() {
+            TokenKind::Eof => break,
+            TokenKind::Whitespace | TokenKind::Comment => continue,
+            TokenKind::Newline => {
+                line_start |= depth == 0;
+                continue;
+            }
+            TokenKind::LeftSquareBracket if depth == 0 && line_start => {
+                // A table header: what it names, up to the end of its line.
+                seen_header = true;
+                let start = token.span().start();
+                let mut named = Vec::new();
+                for t in tokens.by_ref() {
+                    match t.kind() {
+                        TokenKind::Newline | TokenKind::Eof => break,
+                        TokenKind::Whitespace | TokenKind::Comment => {}
+                        kind => named.push((kind, word(&t))),
+                    }
+                }
+                use TokenKind::{Atom, Dot, LeftSquareBracket as Open, RightSquareBracket as Close};
+                match named.as_slice() {
+                    [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] if start - last >= PART_BYTES => {
+                        ends.push(start);
+                        last = start;
+                    }
+                    [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] => {}
+                    // A probe's sub-table: `[probe.tls]`, `[[probe.x]]`.
+                    [(Atom, "probe"), (Dot, _), ..] | [(Open, _), (Atom, "probe"), (Dot, _), ..] => {}
+                    // Anything else may meet a table of another part: no cut after it.
+                    _ if !ends.is_empty() => return Vec::new(),
+                    [(Atom, "probe"), (Close, _)] => return Vec::new(),
+                    _ => {}
+                }
+                line_start = true;
+                continue;
+            }
+            // A root key named `probe` (an inline array the headers could not extend).
+            TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString
+                if depth == 0 && line_start && !seen_header =>
+            {
+                let key = word(&token).trim_matches(['"', '\'']);
+                if key == "probe" {
+                    return Vec::new();
+                }
+            }
+            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
+            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        line_start = false;
+    }
+    ends
+}
+
+fn parse_part(text: &str, start: usize, end: usize) -> Result<Table<'_>, NotADocument> {
+    let part = text.get(start..end).unwrap_or("");
+    let document = DeTable::parse(part).map_err(|err| NotADocument {
+        message: format!("not valid TOML: {}", err.message().trim()),
+        span: err.span().map(|s| s.start + start..s.end + start),
+    })?;
+    toml_table(document.into_inner(), start)
+}
+
+/// Adds a later part's probes to the document so far: `[[probe]]` tables extend the
+/// array (the only key a later part holds, by [`part_ends`]).
+fn merge_part<'a>(root: &mut Table<'a>, part: Table<'a>) -> Result<(), NotADocument> {
+    for (key, item) in part.entries {
+        match (root.get_mut(&key.name).map(|e| &mut e.value), item.value) {
+            (Some(Value::Array(probes)), Value::Array(more)) => probes.extend(more),
+            (None, value) => root.entries.push((key, Item { value, span: item.span })),
+            _ => {
+                return Err(NotADocument {
+                    message: format!("not valid TOML: duplicate key `{}`", key.name),
+                    span: Some(key.span.clone()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn toml_table(table: DeTable<'_>, offset: usize) -> Result<Table<'_>, NotADocument> {
+    let mut entries = Vec::with_capacity(table.len());
+    for (key, value) in table {
+        let span = key.span();
+        let item = toml_item(value, offset)?;
+        entries.push((Key { name: key.into_inner(), span: span.start + offset..span.end + offset }, item));
+    }
+    Ok(Table { entries })
+}
+
+fn toml_item(value: toml::Spanned<DeValue<'_>>, offset: usize) -> Result<Item<'_>, NotADocument> {
+    let span = value.span();
+    let span = span.start + offset..span.end + offset;
+    let value = match value.into_inner() {
+        DeValue::String(s) => Value::Text(Text::Written(s)),
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Value::Integer(n),
+            Err(_) => {
+                return Err(NotADocument {
+                    message: format!("not valid TOML: `{}` is out of the range of a 64-bit integer", i.as_str()),
+                    span: Some(span),
+                });
+            }
+        },
+        DeValue::Float(f) => Value::Float(f.as_str().parse().unwrap_or(f64::NAN)),
+        DeValue::Boolean(b) => Value::Boolean(b),
+        DeValue::Datetime(_) => Value::Datetime,
+        DeValue::Array(items) => {
+            Value::Array(items.into_iter().map(|i| toml_item(i, offset)).collect::<Result<_, _>>()?)
+        }
+        DeValue::Table(table) => Value::Table(toml_table(table, offset)?),
+    };
+    Ok(Item { value, span })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A document's shape, for comparing two readings: keys, values, spans.
+    fn shape(item: &Item<'_>) -> String {
+        format!("{item:?}")
+    }
+
+    /// The same text read whole and in parts.
+    fn whole(text: &str) -> Item<'_> {
+        let document = DeTable::parse(text).unwrap();
+        Item { value: Value::Table(toml_table(document.into_inner(), 0).unwrap()), span: 0..text.len() }
+    }
+
+    fn fleet(n: usize, extra: &str) -> String {
+        let mut text = String::from("# a fleet\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "[[probe]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"https://h{i}/\"\nheaders = {{ A = \"[[probe]]\" }}\nlist = [\n[1],\n]\nnote = \"\"\"\n[[probe]]\n\"\"\"\n{extra}"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_big_file_read_in_parts_is_the_file_read_whole() {
+        let text = format!("[defaults]\ntimeout = \"5s\"\n\n{}", fleet(3000, "[probe.tls]\nca = \"x\"\n"));
+        assert!(!part_ends(&text).is_empty(), "the fleet is cut");
+        assert_eq!(shape(&from_toml(&text).unwrap()), shape(&whole(&text)));
+    }
+
+    #[test]
+    fn headers_in_strings_and_values_do_not_cut() {
+        let body: String = (0..5000).map(|i| format!("x{i} = '''\n[[probe]]\n'''\ny{i} = [\n  [1],\n]\n")).collect();
+        let text = format!("[[probe]]\nname = \"a\"\n{body}[[probe]]\nname = \"b\"\n");
+        let ends = part_ends(&text);
+        assert_eq!(ends, vec![text.rfind("[[probe]]\nname = \"b\"").unwrap()]);
+        assert_eq!(shape(&from_toml(&text).unwrap()), shape(&whole(&text)));
+    }
+
+    #[test]
+    fn a_file_with_other_tables_among_the_probes_is_read_whole() {
+        let filler = fleet(1500, "[probe.tls]\nca = \"x\"\n");
+        for text in [
+            format!(
+                "[[tunnel]]\nname = \"t1\"\n{filler}[[tunnel]]\nname = \"t2\"\n{filler}[tunnel.auth]\ntype = \"agent\"\n"
+            ),
+            format!("{filler}[defaults]\ntimeout = \"2s\"\n{filler}"),
+            format!("probe = []\n{filler}"),
+            format!("[probe]\nx = 1\n{filler}"),
+        ] {
+            assert!(part_ends(&text).is_empty(), "{}", &text[..40]);
+            assert_eq!(from_toml(&text).is_ok(), DeTable::parse(&text).is_ok());
+        }
+        // Tables before the probes do not stop the cut.
+        let text = format!(
+            "[defaults]\ntimeout = \"1s\"\n[[tunnel]]\nname = \"t\"\n[tunnel.auth]\ntype = \"agent\"\n{filler}"
+        );
+        assert!(!part_ends(&text).is_empty());
+        assert_eq!(shape(&from_toml(&text).unwrap()), shape(&whole(&text)));
+    }
+
+    #[test]
+    fn an_error_in_a_later_part_is_at_its_place_in_the_whole_text() {
+        let filler = fleet(1500, "");
+        let text = format!("{filler}[[probe]]\nname = \n");
+        let err = from_toml(&text).unwrap_err();
+        assert!(err.message.starts_with("not valid TOML"), "{}", err.message);
+        assert!(err.span.unwrap().start > text.len() - 10, "{}", err.message);
+    }
+}
