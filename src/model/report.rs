@@ -33,6 +33,19 @@ pub struct Summary {
     pub cancelled: usize,
 }
 
+impl Summary {
+    /// Counts one more probe's outcome (a report written as it comes is summed this way).
+    pub fn count(&mut self, probe: &ProbeReport) {
+        self.total += 1;
+        match probe.status {
+            Status::Pass => self.passed += 1,
+            Status::Warn => self.warned += 1,
+            Status::Fail => self.failed += 1,
+            Status::Cancelled => self.cancelled += 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -236,6 +249,55 @@ pub mod bounds {
 }
 
 impl ProbeReport {
+    /// A failed probe's report with nothing but its error (a probe that never ran).
+    pub fn failed_without_run(name: &str, kind: &str, target: &str, error: ErrorReport) -> ProbeReport {
+        ProbeReport {
+            name: name.into(),
+            kind: kind.into(),
+            target: target.into(),
+            tags: Vec::new(),
+            status: Status::Fail,
+            duration_ms: 0,
+            duration_secs: 0.0,
+            attempts: 0,
+            stages: Vec::new(),
+            error: Some(error),
+            warnings: Vec::new(),
+            tls: None,
+            host_key: None,
+            credential: None,
+            credentials: Vec::new(),
+            findings: Vec::new(),
+            not_retried: None,
+            approve: None,
+            facts: Default::default(),
+            details: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Scrubs every free-text field of this probe's report (see [`RunReport::scrub_secrets`]).
+    pub fn scrub_secrets(&mut self) {
+        use crate::model::redact::scrub_in_place;
+        // Not name, target, tags or hint: see `ProbeReport::scrub_free_text`.
+        if let Some(error) = &mut self.error {
+            scrub_in_place(&mut error.message);
+        }
+        for warning in &mut self.warnings {
+            scrub_in_place(warning);
+        }
+        for line in self.details.iter_mut().chain(self.diagnostics.iter_mut()) {
+            scrub_in_place(line);
+        }
+        if let Some(tls) = &mut self.tls {
+            scrub_in_place(&mut tls.subject);
+            scrub_in_place(&mut tls.issuer);
+            for san in &mut tls.sans {
+                scrub_in_place(san);
+            }
+        }
+    }
+
     /// Scrubs the fields a server can influence with `scrubber` (the registry plus this
     /// probe's run-time secrets): the message, warnings and details, where a server's words
     /// and drivers' texts land. Name, kind, target and tags are the config's non-secret
@@ -284,14 +346,9 @@ impl ProbeReport {
 
 impl RunReport {
     pub fn summarize(probes: &[ProbeReport]) -> Summary {
-        let mut summary = Summary { total: probes.len(), ..Summary::default() };
+        let mut summary = Summary::default();
         for probe in probes {
-            match probe.status {
-                Status::Pass => summary.passed += 1,
-                Status::Warn => summary.warned += 1,
-                Status::Fail => summary.failed += 1,
-                Status::Cancelled => summary.cancelled += 1,
-            }
+            summary.count(probe);
         }
         summary
     }
@@ -299,25 +356,8 @@ impl RunReport {
     /// Scrubs every free-text field. Done once, before any format renders, so that no
     /// format can forget to.
     pub fn scrub_secrets(&mut self) {
-        use crate::model::redact::scrub_in_place;
         for probe in &mut self.probes {
-            // Not name, target, tags or hint: see `ProbeReport::scrub_free_text`.
-            if let Some(error) = &mut probe.error {
-                scrub_in_place(&mut error.message);
-            }
-            for warning in &mut probe.warnings {
-                scrub_in_place(warning);
-            }
-            for line in probe.details.iter_mut().chain(probe.diagnostics.iter_mut()) {
-                scrub_in_place(line);
-            }
-            if let Some(tls) = &mut probe.tls {
-                scrub_in_place(&mut tls.subject);
-                scrub_in_place(&mut tls.issuer);
-                for san in &mut tls.sans {
-                    scrub_in_place(san);
-                }
-            }
+            probe.scrub_secrets();
         }
     }
 

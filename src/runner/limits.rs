@@ -1,4 +1,5 @@
-//! The open-file limit. Each running probe holds a few descriptors (its socket, a token
+//! The process's limits: memory the config's reading freed, and the open-file limit.
+//! Each running probe holds a few descriptors (its socket, a token
 //! endpoint's or STS's connection, a resolver's), so the number of probes running
 //! at once is held to what the process may open: with a low `ulimit -n`, probes queue
 //! instead of failing with "too many open files" blamed on their targets.
@@ -31,6 +32,17 @@ pub fn raise_open_files() -> Option<u64> {
     #[cfg(not(unix))]
     {
         None
+    }
+}
+
+/// Gives the memory freed since the start (a big config's document tree, read and dropped)
+/// back to the system before a run: glibc keeps it in the reading thread's arena, where
+/// the runtime's worker threads, allocating in arenas of their own, would never reuse it.
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

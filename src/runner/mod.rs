@@ -86,9 +86,25 @@ fn name_the_approve_command(report: &mut ProbeReport, config: Option<&std::path:
 /// Runs the probes and returns the report. Returns early (with unfinished probes marked
 /// `cancelled`) when `cancel` fires.
 pub async fn run(probes: Vec<ProbeConfig>, opts: &RunOptions, cancel: CancellationToken) -> RunReport {
+    run_streaming(probes, opts, cancel, None).await
+}
+
+/// Where each probe's report goes as soon as it and every probe before it (in config order)
+/// are done, instead of into the returned report: a report written as it comes (JSON on
+/// standard output) is not held whole.
+pub type ReportSink<'s> = &'s mut (dyn FnMut(ProbeReport) + Send);
+
+/// [`run`], each probe's report handed to `sink` in config order when one is given: the
+/// returned report then has the summary and no probes.
+pub async fn run_streaming(
+    probes: Vec<ProbeConfig>,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+    sink: Option<ReportSink<'_>>,
+) -> RunReport {
     let trust = crate::connect::tls::TrustStore::with_approvals(opts.approvals.clone());
     let shared = Shared { trust: Arc::new(trust), ..Shared::default() };
-    run_with(probes, opts, cancel, Arc::new(shared)).await
+    run_into(probes, opts, cancel, Arc::new(shared), sink).await
 }
 
 /// [`run`] with what the probes share (trust roots, tunnels) given by the caller.
@@ -97,6 +113,53 @@ pub async fn run_with(
     opts: &RunOptions,
     cancel: CancellationToken,
     shared: Arc<Shared>,
+) -> RunReport {
+    run_into(probes, opts, cancel, shared, None).await
+}
+
+/// Reports in config order: each kept (or handed to the sink) once every probe before it
+/// is done; the ones done early wait here.
+struct InOrder<'s> {
+    next: usize,
+    waiting: std::collections::BTreeMap<usize, ProbeReport>,
+    kept: Vec<ProbeReport>,
+    summary: crate::model::report::Summary,
+    sink: Option<ReportSink<'s>>,
+}
+
+impl InOrder<'_> {
+    fn put(&mut self, index: usize, report: ProbeReport) {
+        self.waiting.insert(index, report);
+        while let Some(report) = self.waiting.remove(&self.next) {
+            self.emit(report);
+        }
+    }
+
+    fn emit(&mut self, report: ProbeReport) {
+        self.summary.count(&report);
+        self.next += 1;
+        match &mut self.sink {
+            Some(sink) => sink(report),
+            None => self.kept.push(report),
+        }
+    }
+
+    /// The rest, once every task is joined: a slot never filled is a lost report (a bug).
+    fn finish(mut self, count: usize) -> (Vec<ProbeReport>, crate::model::report::Summary) {
+        while self.next < count {
+            let report = self.waiting.remove(&self.next).unwrap_or_else(lost_report);
+            self.emit(report);
+        }
+        (self.kept, self.summary)
+    }
+}
+
+async fn run_into(
+    probes: Vec<ProbeConfig>,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+    shared: Arc<Shared>,
+    sink: Option<ReportSink<'_>>,
 ) -> RunReport {
     let started = Instant::now();
     let started_wall = SystemTime::now();
@@ -115,12 +178,18 @@ pub async fn run_with(
     if let Some(tracker) = &opts.tracker {
         tracker.set_total(count);
     }
-    let mut reports: Vec<Option<ProbeReport>> = (0..count).map(|_| None).collect();
+    let mut reports = InOrder {
+        next: 0,
+        waiting: Default::default(),
+        kept: Vec::with_capacity(if sink.is_some() { 0 } else { count }),
+        summary: Default::default(),
+        sink,
+    };
     let mut keep = |joined: Option<Result<(usize, ProbeReport), tokio::task::JoinError>>| {
         // The per-probe task only awaits code that catches panics itself; a JoinError here
         // would be a bug in this function, and the slot then stays empty (reported below).
         if let Some(Ok((index, report))) = joined {
-            reports[index] = Some(report);
+            reports.put(index, report);
         }
     };
     // A probe's task is made when a slot is free for its first attempt, not all at once: a
@@ -164,46 +233,25 @@ pub async fn run_with(
     while let Some(joined) = tasks.join_next().await {
         keep(Some(joined));
     }
-    let probes: Vec<ProbeReport> = reports.into_iter().map(|r| r.unwrap_or_else(lost_report)).collect();
+    let (probes, summary) = reports.finish(count);
     RunReport {
         version: 1,
         started_at: humantime::format_rfc3339_millis(started_wall).to_string(),
         duration_ms: started.elapsed().as_millis() as u64,
-        summary: RunReport::summarize(&probes),
+        summary,
         probes,
         started_unix: started_wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
     }
 }
 
 fn lost_report() -> ProbeReport {
-    ProbeReport {
-        name: "?".into(),
-        kind: "?".into(),
-        target: String::new(),
-        tags: Vec::new(),
-        status: Status::Fail,
-        duration_ms: 0,
-        duration_secs: 0.0,
-        attempts: 0,
-        stages: Vec::new(),
-        error: Some(ErrorReport {
-            stage: Stage::Check,
-            class: ErrorClass::Internal,
-            message: "authprobe lost this probe's result (a bug)".into(),
-            hint: ErrorClass::Internal.default_hint().to_string(),
-        }),
-        warnings: Vec::new(),
-        tls: None,
-        host_key: None,
-        credential: None,
-        credentials: Vec::new(),
-        findings: Vec::new(),
-        not_retried: None,
-        approve: None,
-        facts: Default::default(),
-        details: Vec::new(),
-        diagnostics: Vec::new(),
-    }
+    let error = ErrorReport {
+        stage: Stage::Check,
+        class: ErrorClass::Internal,
+        message: "authprobe lost this probe's result (a bug)".into(),
+        hint: ErrorClass::Internal.default_hint().to_string(),
+    };
+    ProbeReport::failed_without_run("?", "?", "", error)
 }
 
 /// How one attempt ended.

@@ -240,7 +240,11 @@ fn load_with(
     let probes = read_probes(&root, &defaults, &tunnels, &reading, &skip);
     let cards = match only {
         Some(_) => None,
-        None => super::cards::read(&root, path, input, &names_in(&root, "probe", "name")),
+        // The probes' names only when there are cards to check against them.
+        None if root.has("card") || root.has("cards") => {
+            super::cards::read(&root, path, input, &names_in(&root, "probe", "name"))
+        }
+        None => None,
     };
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();

@@ -80,6 +80,7 @@ pub(crate) fn execute(
     stores: &crate::identity::stores::SecretStores,
     approvals_path: &std::path::Path,
 ) -> u8 {
+    crate::runner::limits::give_back_freed_memory();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
@@ -87,8 +88,29 @@ pub(crate) fn execute(
             return EXIT_USAGE;
         }
     };
+    if args.format == Format::Json && args.output.is_none() && !std::io::stdout().is_terminal() {
+        // Each probe's report is written as it and the ones before it are done: a run of
+        // 100,000 probes never holds their reports at once. (Not to a terminal, where the
+        // progress line is drawn among the lines.)
+        let mut stream = output::json::Streamed::start(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+        let mut write = |mut probe: crate::model::report::ProbeReport| {
+            probe.scrub_secrets();
+            stream.probe(&probe);
+        };
+        let (report, interrupted) = runtime.block_on(async {
+            let ran = run_until_interrupted(probes, opts, Some(&mut write)).await;
+            stores.settle(LEASE_RETURN_WAIT).await;
+            ran
+        });
+        record_trusted_new(opts, approvals_path, args.quiet);
+        if let Err(err) = stream.finish(&report) {
+            eprint_line(&format!("error: cannot write the report: {err}"));
+        }
+        runtime.shutdown_background();
+        return exit_code(&report, interrupted);
+    }
     let (mut report, interrupted) = runtime.block_on(async {
-        let ran = run_until_interrupted(probes, opts).await;
+        let ran = run_until_interrupted(probes, opts, None).await;
         // Leases of dynamic secrets whose attempt was cut are being given back: a moment for
         // them, so that a run leaves no database role behind.
         stores.settle(LEASE_RETURN_WAIT).await;
@@ -100,7 +122,6 @@ pub(crate) fn execute(
     let style = Style { verbose: args.verbose, color: color_allowed(args), width };
     let exit = exit_code(&report, interrupted);
     if args.format == Format::Json && args.output.is_none() {
-        // Written as it is serialized: a report of 100,000 probes is not held twice.
         if let Err(err) = output::json::write_stdout(&report) {
             eprint_line(&format!("error: cannot write the report: {err}"));
         }
@@ -148,11 +169,15 @@ fn exit_code(report: &RunReport, interrupted: bool) -> u8 {
 
 /// Runs the probes; on Ctrl-C (or SIGTERM) the unfinished ones are cancelled and the partial
 /// report is returned. A second Ctrl-C exits at once.
-async fn run_until_interrupted(probes: Vec<config::ProbeConfig>, opts: &RunOptions) -> (RunReport, bool) {
+async fn run_until_interrupted(
+    probes: Vec<config::ProbeConfig>,
+    opts: &RunOptions,
+    sink: Option<runner::ReportSink<'_>>,
+) -> (RunReport, bool) {
     let cancel = CancellationToken::new();
     // Cleared when dropped, before the report is printed.
     let _display = opts.tracker.clone().map(crate::runner::progress::Display::start);
-    let run = runner::run(probes, opts, cancel.clone());
+    let run = runner::run_streaming(probes, opts, cancel.clone(), sink);
     tokio::pin!(run);
     tokio::select! {
         report = &mut run => (report, false),
