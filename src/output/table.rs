@@ -223,34 +223,18 @@ mod tests {
     use crate::model::report::{ErrorReport, Summary};
 
     fn report(target: &str) -> RunReport {
+        let error = ErrorReport {
+            stage: Stage::Tls,
+            class: ErrorClass::TlsUntrusted,
+            message: format!("the certificate is not trusted: sha256 {}", "AB:".repeat(31) + "AB"),
+            hint: "set tls.ca to the CA that issued it, or approve this exact certificate in the probe's tls table"
+                .into(),
+        };
         let probe = ProbeReport {
-            name: "orders-api".into(),
-            kind: "http".into(),
-            target: target.into(),
-            tags: vec![],
-            status: Status::Fail,
             duration_ms: 3,
             duration_secs: 0.003,
             attempts: 1,
-            stages: vec![],
-            error: Some(ErrorReport {
-                stage: Stage::Tls,
-                class: ErrorClass::TlsUntrusted,
-                message: format!("the certificate is not trusted: sha256 {}", "AB:".repeat(31) + "AB"),
-                hint: "set tls.ca to the CA that issued it, or approve this exact certificate in the probe's tls table"
-                    .into(),
-            }),
-            warnings: vec![],
-            tls: None,
-            host_key: None,
-            credential: None,
-            credentials: Vec::new(),
-            findings: Vec::new(),
-            not_retried: None,
-            approve: None,
-            facts: Default::default(),
-            details: vec![],
-            diagnostics: vec![],
+            ..ProbeReport::failed_without_run("orders-api", "http", target, error)
         };
         RunReport {
             version: 1,
