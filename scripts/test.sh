@@ -79,7 +79,9 @@ cargo clippy --quiet --all-targets -- -D warnings
 # A long file is a question for review (docs/development.md's checklist), not a failure.
 find src crates -name '*.rs' -exec wc -l {} + | awk '$2 != "total" && $1 > 600 { print "[review] " $2 " has " $1 " lines: does it hold more than one concern?" }' >&2
 
-scripts/servers.sh up
+# The servers outlive this run (outside CI) and must not inherit its slot's lock: a later
+# run would find the slot taken by a harness that is only waiting to be reused.
+if [ -n "${slot_fd:-}" ]; then scripts/servers.sh up {slot_fd}>&-; else scripts/servers.sh up; fi
 scripts/servers.sh clients
 flock -u "$setup_fd"
 set -a
