@@ -12,6 +12,11 @@ pub fn write_stdout(report: &RunReport) -> std::io::Result<()> {
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());
+    closed_pipe_is_fine(written)
+}
+
+/// A reader that closed the pipe has what it wanted: not an error.
+fn closed_pipe_is_fine(written: std::io::Result<()>) -> std::io::Result<()> {
     match written {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
@@ -81,11 +86,7 @@ impl<W: Write> Streamed<W> {
         {
             self.failed = Some(err);
         }
-        match self.failed {
-            Some(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            Some(err) => Err(err),
-            None => Ok(()),
-        }
+        closed_pipe_is_fine(self.failed.map_or(Ok(()), Err))
     }
 }
 

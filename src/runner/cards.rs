@@ -102,18 +102,19 @@ impl Cards {
                 return Err(format!("`{key}` is not one of this card's fields"));
             }
         }
-        build(&self.config_path, &self.config, &card.probe, values)
+        let probe = template_table(&self.config, &card.probe)?;
+        build(&self.config_path, probe, &card.probe, values)
     }
 }
 
-/// Reads the template again from the file's document with `values` set on their keys.
+/// Reads the template `probe` (its table from the file's document) again with `values`
+/// set on their keys.
 fn build(
     path: &Path,
-    config: &ConfigInput,
+    mut probe: Table<'static>,
     template: &str,
     values: &[(String, String)],
 ) -> Result<ProbeConfig, String> {
-    let mut probe = template_table(config, template)?;
     for (key, value) in values {
         set_field(&mut probe, key, value)?;
     }
@@ -267,7 +268,8 @@ fn read_card(
         return None;
     };
     let placeholders: Vec<(String, String)> = fields.iter().map(|f| (f.clone(), PLACEHOLDER.to_string())).collect();
-    let template = match build(path, config, &probe, &placeholders) {
+    let written = template_table(config, &probe);
+    let template = match written.clone().and_then(|table| build(path, table, &probe, &placeholders)) {
         Ok(template) => template,
         Err(why) => {
             reader.error_at("fields", format!("the probe `{probe}` with these fields filled in does not load: {why}"));
@@ -284,7 +286,7 @@ fn read_card(
         fields: fields
             .into_iter()
             .map(|key| Field {
-                secret: template_table(config, &probe).map_or(true, |t| is_secret_field(template.kind, &t, &key)),
+                secret: written.as_ref().map_or(true, |t| is_secret_field(template.kind, t, &key)),
                 key,
             })
             .collect(),

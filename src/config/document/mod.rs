@@ -171,11 +171,6 @@ impl<'a> Table<'a> {
         self.entries.iter_mut().find(|(key, _)| key.name == name).map(|(_, item)| item)
     }
 
-    /// Keeps the entries `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Item<'a>) -> bool) {
-        self.entries.retain(|(key, item)| keep(&key.name, item));
-    }
-
     /// Sets a key (replacing a value it had), for documents built in code.
     pub fn insert(&mut self, name: &str, value: Value<'a>) {
         let item = Item::new(value);
@@ -212,10 +207,9 @@ pub fn path(path: &std::path::Path) -> Value<'static> {
     literal(&path.display().to_string())
 }
 
-/// A secret handed over in memory: registered for scrubbing here, so that no output
-/// shows it whatever reads it later.
+/// A secret handed over in memory: registered for scrubbing as it is wrapped
+/// (`Secret::new`), so that no output shows it whatever reads it later.
 pub fn given_secret(value: &str) -> Value<'static> {
-    crate::model::redact::register(value);
     Value::Text(Text::Given(Secret::new(value.to_string())))
 }
 
@@ -300,8 +294,7 @@ impl ConfigInput {
     }
 
     /// The document tree, borrowing the text where it can.
-    pub fn document(&self) -> Result<std::borrow::Cow<'_, Item<'_>>, NotADocument> {
-        use std::borrow::Cow;
+    pub fn document(&self) -> Result<Cow<'_, Item<'_>>, NotADocument> {
         match self {
             ConfigInput::Toml(text) => from_toml(text).map(Cow::Owned),
             ConfigInput::Json(text) => from_json(text).map(Cow::Owned),

@@ -43,9 +43,9 @@ fn part_ends(text: &str) -> Vec<usize> {
     let mut depth = 0usize;
     let mut line_start = true;
     let mut seen_header = false;
+    let word = |t: &toml_parser::lexer::Token| text.get(t.span().start()..t.span().end()).unwrap_or("");
     let mut tokens = toml_parser::Source::new(text).lex();
     while let Some(token) = tokens.next() {
-        let word = |t: &toml_parser::lexer::Token| text.get(t.span().start()..t.span().end()).unwrap_or("");
         match token.kind() {
             TokenKind::Eof => break,
             TokenKind::Whitespace | TokenKind::Comment => continue,
