@@ -63,7 +63,7 @@ pub(super) fn read_defaults(root: &TableReader<'_, '_>) -> Defaults {
         defaults.warn_expiry_days = days as u32;
     }
     defaults.max_age = table.duration("max_age");
-    defaults.proxy = super::suite::read_proxy(&table);
+    defaults.proxy = super::probe_table::read_proxy(&table);
     defaults.approvals = table.path("approvals");
     if let Some(groups) = table.string_lists_by_name("environments") {
         defaults.environments = Environments(groups);

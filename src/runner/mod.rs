@@ -4,7 +4,9 @@
 
 pub mod cards;
 mod defaults;
+mod in_order;
 pub mod limits;
+mod probe_table;
 pub mod progress;
 pub mod select;
 pub mod suite;
@@ -23,6 +25,7 @@ use crate::model::error::{ErrorClass, Failure, Stage};
 use crate::model::report::{ErrorReport, ProbeReport, RunReport, Status};
 use crate::runner::progress::Tracker;
 use crate::runner::suite::ProbeConfig;
+use in_order::InOrder;
 pub use select::{select, suggest_patterns};
 use wait::{Limit, WaitBudget, backoff};
 
@@ -117,43 +120,6 @@ pub async fn run_with(
     run_into(probes, opts, cancel, shared, None).await
 }
 
-/// Reports in config order: each kept (or handed to the sink) once every probe before it
-/// is done; the ones done early wait here.
-struct InOrder<'s> {
-    next: usize,
-    waiting: std::collections::BTreeMap<usize, ProbeReport>,
-    kept: Vec<ProbeReport>,
-    summary: crate::model::report::Summary,
-    sink: Option<ReportSink<'s>>,
-}
-
-impl InOrder<'_> {
-    fn put(&mut self, index: usize, report: ProbeReport) {
-        self.waiting.insert(index, report);
-        while let Some(report) = self.waiting.remove(&self.next) {
-            self.emit(report);
-        }
-    }
-
-    fn emit(&mut self, report: ProbeReport) {
-        self.summary.count(&report);
-        self.next += 1;
-        match &mut self.sink {
-            Some(sink) => sink(report),
-            None => self.kept.push(report),
-        }
-    }
-
-    /// The rest, once every task is joined: a slot never filled is a lost report (a bug).
-    fn finish(mut self, count: usize) -> (Vec<ProbeReport>, crate::model::report::Summary) {
-        while self.next < count {
-            let report = self.waiting.remove(&self.next).unwrap_or_else(lost_report);
-            self.emit(report);
-        }
-        (self.kept, self.summary)
-    }
-}
-
 async fn run_into(
     probes: Vec<ProbeConfig>,
     opts: &RunOptions,
@@ -178,13 +144,7 @@ async fn run_into(
     if let Some(tracker) = &opts.tracker {
         tracker.set_total(count);
     }
-    let mut reports = InOrder {
-        next: 0,
-        waiting: Default::default(),
-        kept: Vec::with_capacity(if sink.is_some() { 0 } else { count }),
-        summary: Default::default(),
-        sink,
-    };
+    let mut reports = InOrder::new(count, sink);
     let mut keep = |joined: Option<Result<(usize, ProbeReport), tokio::task::JoinError>>| {
         // The per-probe task only awaits code that catches panics itself; a JoinError here
         // would be a bug in this function, and the slot then stays empty (reported below).
@@ -242,16 +202,6 @@ async fn run_into(
         probes,
         started_unix: started_wall.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
     }
-}
-
-fn lost_report() -> ProbeReport {
-    let error = ErrorReport {
-        stage: Stage::Check,
-        class: ErrorClass::Internal,
-        message: "authprobe lost this probe's result (a bug)".into(),
-        hint: ErrorClass::Internal.default_hint().to_string(),
-    };
-    ProbeReport::failed_without_run("?", "?", "", error)
 }
 
 /// How one attempt ended.
