@@ -24,26 +24,34 @@ pub use numbers::hundred_class;
 pub struct Source {
     pub path: PathBuf,
     /// Shared with whatever keeps the config to read it again: never copied.
-    pub text: std::sync::Arc<str>,
-    line_starts: Vec<u32>,
+    pub text: std::sync::Arc<String>,
+    /// Where each line starts, worked out at the first position asked for (a config that
+    /// has no errors needs none).
+    line_starts: std::sync::OnceLock<Vec<u32>>,
+    positions: bool,
 }
 
 impl Source {
-    pub fn new(path: PathBuf, text: impl Into<std::sync::Arc<str>>) -> Self {
-        let text: std::sync::Arc<str> = text.into();
-        let mut line_starts = vec![0];
-        // u32: a config is capped far below 4 GiB (secrets::DATA_FILE_CAP).
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| (i + 1) as u32));
-        Source { path, text, line_starts }
+    pub fn new(path: PathBuf, text: impl Into<std::sync::Arc<String>>) -> Self {
+        Source { path, text: text.into(), line_starts: Default::default(), positions: true }
     }
 
     /// A source whose errors have no line and column.
     pub fn without_positions(path: PathBuf) -> Self {
-        Source { path, text: std::sync::Arc::from(""), line_starts: Vec::new() }
+        Source { path, text: Default::default(), line_starts: Default::default(), positions: false }
     }
 
     pub fn has_positions(&self) -> bool {
-        !self.line_starts.is_empty()
+        self.positions
+    }
+
+    fn line_starts(&self) -> &[u32] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = vec![0];
+            // u32: a config is capped far below 4 GiB (secrets::DATA_FILE_CAP).
+            starts.extend(self.text.match_indices('\n').map(|(i, _)| (i + 1) as u32));
+            starts
+        })
     }
 
     /// 1-based line and column (in characters) of a byte offset; (0, 0) without positions.
@@ -52,11 +60,12 @@ impl Source {
             return (0, 0);
         }
         let offset = offset.min(self.text.len());
-        let line = match self.line_starts.binary_search(&(offset as u32)) {
+        let line_starts = self.line_starts();
+        let line = match line_starts.binary_search(&(offset as u32)) {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let start = self.line_starts[line] as usize;
+        let start = line_starts[line] as usize;
         let column = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(0) + 1;
         (line + 1, column)
     }
@@ -238,7 +247,9 @@ pub struct TableReader<'r, 's> {
 
 impl<'r, 's> TableReader<'r, 's> {
     pub fn new(ctx: &'r ReadContext<'s>, table: &'r Table<'r>, span: Range<usize>, prefix: &str) -> Self {
-        TableReader { ctx, table, span, prefix: prefix.to_string(), asked: RefCell::default() }
+        // A probe's table is asked about two dozen keys: room for them from the start.
+        let asked = RefCell::new(Vec::with_capacity(32));
+        TableReader { ctx, table, span, prefix: prefix.to_string(), asked }
     }
 
     pub fn context(&self) -> &'r ReadContext<'s> {
@@ -545,7 +556,7 @@ impl<'r, 's> TableReader<'r, 's> {
 
     /// Reports every key that no reader asked for, with a suggestion where one is close.
     pub fn finish(self) {
-        let asked = self.asked.borrow().clone();
+        let asked = self.asked.borrow();
         for (key, _) in self.table.iter() {
             let name: &str = &key.name;
             if asked.contains(&name) {
@@ -581,7 +592,7 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_lines_and_columns() {
-        let src = Source::new("p.toml".into(), "a = 1\n\nbé = 2\n");
+        let src = Source::new("p.toml".into(), "a = 1\n\nbé = 2\n".to_string());
         assert_eq!(src.position(0), (1, 1));
         assert_eq!(src.position(7), (3, 1));
         assert_eq!(src.position(11), (3, 4));

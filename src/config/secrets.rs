@@ -50,8 +50,11 @@ pub const DATA_FILE_CAP: u64 = 16 * 1024 * 1024;
 /// must not eat the machine's memory).
 pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(cap + 1).read_to_end(&mut bytes)?;
+    let file = std::fs::File::open(path)?;
+    // Room for the whole file at once (its size may still change while it is read).
+    let size = file.metadata().map(|m| m.len().min(cap) + 1).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

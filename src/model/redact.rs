@@ -29,12 +29,16 @@ pub const MIN_SCRUB_LEN: usize = 4;
 
 /// The registered secrets and a matcher over them, rebuilt lazily after registrations:
 /// configs with thousands of credentials must neither register nor scrub in quadratic time.
+/// A registration only queues the value (`pending`); its encoded forms are worked out when
+/// a matcher is next needed, so reading a config (`validate`) does not pay for forms that
+/// nothing scrubs with.
 struct Registry {
     secrets: Option<HashSet<String>>,
+    pending: Vec<String>,
     matcher: Option<Arc<AhoCorasick>>,
 }
 
-static REGISTRY: RwLock<Registry> = RwLock::new(Registry { secrets: None, matcher: None });
+static REGISTRY: RwLock<Registry> = RwLock::new(Registry { secrets: None, pending: Vec::new(), matcher: None });
 
 fn write_registry() -> std::sync::RwLockWriteGuard<'static, Registry> {
     match REGISTRY.write() {
@@ -96,17 +100,26 @@ pub fn register(value: &str) {
     if value.len() < MIN_SCRUB_LEN {
         return;
     }
-    let forms = forms(value);
     let mut registry = write_registry();
-    let secrets = registry.secrets.get_or_insert_with(HashSet::new);
-    let mut added = false;
-    for form in forms {
-        if form.len() >= MIN_SCRUB_LEN {
-            added |= secrets.insert(form);
-        }
+    if registry.secrets.as_ref().is_some_and(|s| s.contains(value)) {
+        return;
     }
-    if added {
-        registry.matcher = None;
+    registry.pending.push(value.to_string());
+    registry.matcher = None;
+}
+
+impl Registry {
+    /// Adds the queued values' forms to the set of secrets.
+    fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let secrets = self.secrets.get_or_insert_with(HashSet::new);
+        secrets.reserve(pending.len() * 3);
+        for value in pending {
+            secrets.extend(forms(&value));
+        }
     }
 }
 
@@ -117,7 +130,7 @@ fn matcher() -> Option<Arc<AhoCorasick>> {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if registry.secrets.as_ref().is_none_or(|s| s.is_empty()) {
+        if registry.secrets.as_ref().is_none_or(|s| s.is_empty()) && registry.pending.is_empty() {
             return None;
         }
         if let Some(m) = &registry.matcher {
@@ -128,6 +141,7 @@ fn matcher() -> Option<Arc<AhoCorasick>> {
     if let Some(m) = &registry.matcher {
         return Some(m.clone());
     }
+    registry.settle();
     let patterns: Vec<&String> = registry.secrets.iter().flatten().collect();
     let built = build_matcher(patterns).map(Arc::new);
     registry.matcher = built.clone();

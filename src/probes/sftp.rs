@@ -133,12 +133,17 @@ impl SftpProbe {
         let sftp = RawSftpSession::new(session.open_sftp().await?);
         // The runner owns the deadline; the session's own must never fire first.
         sftp.set_timeout(ctx.timeout.as_secs() + 1);
-        let version = sftp.init().await.map_err(|e| self.classify(&e, "starting SFTP"))?;
+        // OPENDIR goes right behind INIT instead of a round trip later: a server takes its
+        // requests in order, so it has answered INIT (VERSION) before it reads OPENDIR, and
+        // nothing in either request is secret. An answer to OPENDIR before VERSION is a
+        // protocol error for the session (russh-sftp refuses it).
+        let (version, opened) = tokio::join!(sftp.init(), sftp.opendir(self.path.as_str()));
+        let version = version.map_err(|e| self.classify(&e, "starting SFTP"))?;
         let mut extensions: Vec<&String> = version.extensions.keys().collect();
         extensions.sort();
         let extensions: Vec<&str> = extensions.into_iter().map(String::as_str).collect();
         ctx.diagnostic(format!("sftp: protocol version {}, extensions: {}", version.version, extensions.join(", ")));
-        let dir = sftp.opendir(self.path.as_str()).await.map_err(|e| self.classify(&e, "opening the directory"))?;
+        let dir = opened.map_err(|e| self.classify(&e, "opening the directory"))?;
         let batch = sftp.readdir(dir.handle.as_str()).await;
         // The answer is known; closing the handle is courtesy, not worth a round trip.
         drop(sftp);

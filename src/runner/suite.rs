@@ -2,6 +2,7 @@
 //! works with checked values only; every problem found here is reported with file, line
 //! and column, and the run stops with exit code 2 before any network traffic.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::document::ConfigInput;
-use crate::config::document::Item;
+use crate::config::document::{Item, LaterProbes, NotADocument, read_in_parts};
 use crate::config::secrets;
 use crate::config::separation::{self, ProbeSecrets};
 pub use crate::config::{ConfigError, ReadContext, Source, TableReader};
@@ -194,13 +195,41 @@ fn load_with(
         ConfigInput::Toml(text) => Source::new(path.to_path_buf(), text.clone()),
         ConfigInput::Json(_) | ConfigInput::Built(_) => Source::without_positions(path.to_path_buf()),
     };
-    let document = match input.document() {
-        Ok(doc) => doc,
-        Err(err) => {
-            let position = err.span.map(|s| source.position(s.start)).unwrap_or((0, 0));
-            return Err(ConfigErrors(vec![file_error(path, position, err.message)]));
+    let reading = Reading { path, input, source: &source, env, fetched, only };
+    match input {
+        // A fleet file's later probes are parsed while the ones before are read.
+        ConfigInput::Toml(text) => {
+            read_in_parts(text, |head, later| read_document(&reading, head.map(Cow::Owned), later))
         }
+        ConfigInput::Json(_) | ConfigInput::Built(_) => {
+            read_document(&reading, input.document(), &mut std::iter::empty())
+        }
+    }
+}
+
+/// What [`load_with`] reads, and with what.
+struct Reading<'a> {
+    path: &'a Path,
+    input: &'a ConfigInput,
+    source: &'a Source,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    fetched: &'a HashMap<String, String>,
+    only: Option<&'a str>,
+}
+
+/// The reading of one document: its root (with the first part's probes) and the probes of
+/// the later parts of a big file.
+fn read_document<'a>(
+    reading: &Reading<'_>,
+    document: Result<Cow<'_, Item<'a>>, NotADocument>,
+    later: LaterProbes<'_, 'a>,
+) -> Result<Config, ConfigErrors> {
+    let Reading { path, input, source, env, fetched, only } = *reading;
+    let parse_error = |err: NotADocument| {
+        let position = err.span.map(|s| source.position(s.start)).unwrap_or((0, 0));
+        ConfigErrors(vec![file_error(path, position, err.message)])
     };
+    let document = document.map_err(parse_error)?;
     let Some(root_table) = document.as_table() else {
         return Err(ConfigErrors(vec![file_error(path, (0, 0), "the config must be a table of keys".into())]));
     };
@@ -225,7 +254,7 @@ fn load_with(
         pending.borrow_mut().push(name.to_string());
         Some(STORE_PLACEHOLDER.to_string())
     };
-    let ctx = ReadContext::new(&source, &lookup);
+    let ctx = ReadContext::new(source, &lookup);
     let root = TableReader::new(&ctx, root_table, document.span(), "");
     let mut defaults = read_defaults(&root);
     defaults.env_proxies = Arc::new(EnvProxies::from_env(env));
@@ -234,18 +263,14 @@ fn load_with(
     let tunnels = read_tunnels(&root);
     // Card templates are read only for a card (`only`), never run as probes of the file.
     let templates = super::cards::template_names(&root);
-    let reading =
+    let store_reading =
         StoreReading { stores: read_stores.clone(), pending: &pending, path, input, only, seen_vars: &seen_vars };
     let skip = if only.is_some() { Default::default() } else { templates };
-    let probes = read_probes(&root, &defaults, &tunnels, &reading, &skip);
-    let cards = match only {
-        Some(_) => None,
-        // The probes' names only when there are cards to check against them.
-        None if root.has("card") || root.has("cards") => {
-            super::cards::read(&root, path, input, &names_in(&root, "probe", "name"))
-        }
-        None => None,
-    };
+    // The probes' names only when there are cards to check against them.
+    let want_names = only.is_none() && (root.has("card") || root.has("cards"));
+    let read = read_probes(&root, later, &defaults, &tunnels, &store_reading, &skip, want_names);
+    let (probes, names) = read.map_err(parse_error)?;
+    let cards = if want_names { super::cards::read(&root, path, input, &names) } else { None };
     root.finish();
     let (mut errors, mut warnings) = ctx.into_findings();
     // In the order of the file, as an editor would walk them.
@@ -284,40 +309,73 @@ pub(super) fn names_in(
 /// Walks the tables of a `[[key]]` array: each is read with its `name` (`naming` says what
 /// the name is for), and errors are attributed to it ("probe `x`", "tunnel `x`"). Wrong
 /// shapes and empty or duplicate names are reported here. False when the key is absent.
-pub(super) fn each_named_table<'r, 's>(
-    root: &TableReader<'r, 's>,
+pub(super) fn each_named_table<'s>(
+    root: &TableReader<'_, 's>,
     key: &'static str,
-    naming: &str,
-    mut read: impl FnMut(TableReader<'r, 's>, Option<String>),
+    naming: &'static str,
+    mut read: impl for<'t> FnMut(TableReader<'t, 's>, Option<String>),
 ) -> bool {
-    let ctx = root.context();
-    let Some(value) = root.get(key) else {
+    let Some(items) = named_items(root, key) else {
         return false;
     };
-    let Some(array) = value.as_array() else {
-        ctx.error(
-            value.span(),
-            Some(key.into()),
-            format!("`{key}` must be an array of tables: write [[{key}]], not [{key}]"),
-        );
-        return true;
-    };
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::with_capacity(array.len());
-    for item in array.iter() {
+    let mut walk = NamedTables::new(key, naming, items.len());
+    for item in items {
+        walk.read(root.context(), item, &mut read);
+    }
+    true
+}
+
+/// The items of the `[[key]]` array; an error when `key` is something else.
+fn named_items<'r>(root: &TableReader<'r, '_>, key: &'static str) -> Option<&'r [Item<'r>]> {
+    let value = root.get(key)?;
+    match value.as_array() {
+        Some(array) => Some(array),
+        None => {
+            root.context().error(
+                value.span(),
+                Some(key.into()),
+                format!("`{key}` must be an array of tables: write [[{key}]], not [{key}]"),
+            );
+            Some(&[])
+        }
+    }
+}
+
+/// The tables of one `[[key]]` array, walked one by one (from one document, or from the
+/// parts of a big file), with the names seen so far.
+struct NamedTables {
+    key: &'static str,
+    naming: &'static str,
+    /// Each name, with where its first table starts.
+    seen: HashMap<String, usize>,
+}
+
+impl NamedTables {
+    fn new(key: &'static str, naming: &'static str, expected: usize) -> Self {
+        NamedTables { key, naming, seen: HashMap::with_capacity(expected) }
+    }
+
+    fn read<'s>(
+        &mut self,
+        ctx: &ReadContext<'s>,
+        item: &Item<'_>,
+        read: &mut impl for<'t> FnMut(TableReader<'t, 's>, Option<String>),
+    ) {
+        let key = self.key;
         let Some(table) = item.as_table() else {
             ctx.error(item.span(), Some(key.into()), format!("each {key} must be a table"));
-            continue;
+            return;
         };
         ctx.set_item(None);
         let reader = TableReader::new(ctx, table, item.span(), "");
-        let name = reader.required_string("name", naming);
+        let name = reader.required_string("name", self.naming);
         if let Some(name) = &name {
             ctx.set_item(Some(format!("{key} `{name}`")));
-            let line = ctx.source.position(item.span().start).0;
             if name.trim().is_empty() {
                 reader.error_at("name", "the name must not be empty");
-            } else if let Some(first) = seen.insert(name.clone(), line) {
+            } else if let Some(first) = self.seen.insert(name.clone(), item.span().start) {
                 let message = if ctx.source.has_positions() {
+                    let first = ctx.source.position(first).0;
                     format!("duplicate {key} name (first defined at line {first})")
                 } else {
                     format!("duplicate {key} name")
@@ -326,9 +384,13 @@ pub(super) fn each_named_table<'r, 's>(
             }
         }
         read(reader, name);
+        ctx.set_item(None);
     }
-    ctx.set_item(None);
-    true
+
+    /// The names seen, once the walk is over.
+    fn into_names(self) -> std::collections::HashSet<String> {
+        self.seen.into_keys().collect()
+    }
 }
 
 /// A `[[tunnel]]` by name; `None` when its table has errors (reported already).
@@ -346,17 +408,24 @@ fn read_tunnels(root: &TableReader<'_, '_>) -> Tunnels {
     tunnels
 }
 
-fn read_probes(
+/// The probes of the root's `[[probe]]` array and of the later parts of a big file, and
+/// their names when `want_names` (the cards are checked against them). Err: a later part
+/// is not valid TOML (what was read is dropped: the error is the file's).
+#[allow(clippy::too_many_arguments)]
+fn read_probes<'a>(
     root: &TableReader<'_, '_>,
+    later: LaterProbes<'_, 'a>,
     defaults: &Defaults,
     tunnels: &Tunnels,
     stores: &StoreReading<'_>,
     templates: &std::collections::HashSet<String>,
-) -> Vec<ProbeConfig> {
+    want_names: bool,
+) -> Result<(Vec<ProbeConfig>, std::collections::HashSet<String>), NotADocument> {
+    let ctx = root.context();
     let mut probes = Vec::new();
     let mut secrets = Vec::new();
     let shared = super::probe_table::Shared::new(defaults);
-    let present = each_named_table(root, "probe", "a unique name for this probe", |reader, name| {
+    let mut read = |reader: TableReader<'_, '_>, name: Option<String>| {
         if stores.only.is_some_and(|only| name.as_deref() != Some(only)) {
             return;
         }
@@ -364,21 +433,33 @@ fn read_probes(
             return;
         }
         stores.pending.borrow_mut().clear();
-        root.context().take_secret_uses();
+        ctx.take_secret_uses();
         let read = super::probe_table::read_probe(reader, name, defaults, tunnels, &shared);
-        let uses = root.context().take_secret_uses();
+        let uses = ctx.take_secret_uses();
         let refs = std::mem::take(&mut *stores.pending.borrow_mut());
         // Only probes that hold a secret can share one.
         if let Some(probe) = read.as_ref().filter(|_| !uses.is_empty()) {
             secrets.push(ProbeSecrets { name: probe.name.clone(), tags: probe.tags.clone(), uses });
         }
         probes.extend(read.map(|probe| with_stores(probe, refs, stores)));
-    });
+    };
+    let first = named_items(root, "probe");
+    let mut walk = NamedTables::new("probe", "a unique name for this probe", first.map_or(0, <[_]>::len));
+    let mut present = first.is_some();
+    for item in first.into_iter().flatten() {
+        walk.read(ctx, item, &mut read);
+    }
+    for part in later {
+        for item in part?.iter() {
+            present = true;
+            walk.read(ctx, item, &mut read);
+        }
+    }
     if !present {
         root.error_here("no probes defined: add at least one [[probe]] table");
     }
-    separation::warn_shared(root.context(), &defaults.environments, &secrets);
-    probes
+    separation::warn_shared(ctx, &defaults.environments, &secrets);
+    Ok((probes, if want_names { walk.into_names() } else { Default::default() }))
 }
 
 /// A probe with store references becomes one that fetches them at each attempt and reads
@@ -488,6 +569,48 @@ mod tests {
             errs.iter().any(|e| e.contains("key `auth.token`: environment variable MISSING_TOKEN is not set")),
             "{errs:?}"
         );
+    }
+
+    /// `n` http probes, enough of them that the file is read in parts.
+    fn fleet(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("[[probe]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"https://h{i}.example/\"\n\n"))
+            .collect()
+    }
+
+    fn line_of(text: &str, needle: &str) -> usize {
+        text[..text.rfind(needle).unwrap()].lines().count() + 1
+    }
+
+    #[test]
+    fn a_fleet_read_in_parts_is_checked_as_one_file() {
+        let text =
+            format!("{}[[probe]]\nname = \"p3\"\nkind = \"http\"\nurl = \"https://again/\"\ncolour = 1\n", fleet(4000));
+        let errs = errors(&text);
+        let line = line_of(&text, "name = \"p3\"");
+        assert!(
+            errs.iter().any(|e| e.starts_with(&format!(
+                "probes.toml:{line}:8: probe `p3`, key `name`: duplicate probe name (first defined at line 16)"
+            ))),
+            "{errs:?}"
+        );
+        let line = line_of(&text, "colour");
+        assert!(
+            errs.iter().any(|e| e.starts_with(&format!("probes.toml:{line}:1: probe `p3`, key `colour`"))),
+            "{errs:?}"
+        );
+        let config = load(&fleet(4000)).unwrap();
+        assert_eq!(config.probes.len(), 4000);
+        assert_eq!(config.probes[3999].name, "p3999");
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_later_part_is_the_only_error() {
+        let text = format!("{}[[probe]]\nname = \"late\"\nkind = 1 2\n{}", fleet(2000), fleet(100));
+        let errs = errors(&text);
+        let line = line_of(&text, "kind = 1 2");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with(&format!("probes.toml:{line}:")) && errs[0].contains("not valid TOML"), "{errs:?}");
     }
 
     #[test]

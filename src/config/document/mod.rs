@@ -15,7 +15,7 @@ use crate::model::redact::Secret;
 
 mod toml_text;
 
-pub use toml_text::from_toml;
+pub use toml_text::{LaterPart, LaterProbes, from_toml, read_in_parts};
 
 /// A string value and how to read it.
 #[derive(Debug, Clone)]
@@ -275,10 +275,10 @@ fn json_item(value: serde_json::Value) -> Result<Item<'static>, NotADocument> {
 #[derive(Clone, Debug)]
 pub enum ConfigInput {
     /// probes.toml: errors name line and column.
-    Toml(Arc<str>),
+    Toml(Arc<String>),
     /// The same document as JSON (the Python API, tools that write JSON): `null` is a key
     /// not given; errors name the probe and the key.
-    Json(Arc<str>),
+    Json(Arc<String>),
     /// A document built in code (`check URL`'s flags, a card's filled-in template).
     Built(Arc<Item<'static>>),
 }

@@ -5,6 +5,11 @@
 //! cannot change its meaning: every part after the first holds `[[probe]]` tables and
 //! their sub-tables only, so the parts meet at the `probe` array alone, which the later
 //! parts extend as one parse would. Spans stay offsets into the whole text.
+//!
+//! [`read_in_parts`] goes further: the later parts are parsed on another thread while the
+//! caller reads the probes before them, and each part is dropped once read, so a fleet
+//! file takes the time of the slower of parsing and reading, not of both, and never holds
+//! its whole tree.
 
 use toml::de::{DeTable, DeValue};
 use toml_parser::lexer::TokenKind;
@@ -28,6 +33,98 @@ pub fn from_toml(text: &str) -> Result<Item<'_>, NotADocument> {
         start = end;
     }
     Ok(Item { value: Value::Table(root), span: 0..text.len() })
+}
+
+/// The later parts' `[[probe]]` tables, a part at a time, as [`read_in_parts`] hands them.
+pub type LaterProbes<'i, 'a> = &'i mut dyn Iterator<Item = Result<LaterPart<'a>, NotADocument>>;
+
+/// How many parsed parts may wait for the reader: enough that neither side waits for the
+/// other, few enough that a slow reader does not hold the file's tree after all.
+const PARTS_AHEAD: usize = 4;
+
+/// One later part's `[[probe]]` tables. Dropped, they go back to the thread that parsed
+/// them to be freed there: freeing them on the reading thread would have both threads
+/// wait on the allocator's lock of the parser's memory (measured: parsing took twice as
+/// long as alone).
+pub struct LaterPart<'a> {
+    probes: Vec<Item<'a>>,
+    parser: Option<std::sync::mpsc::Sender<Vec<Item<'a>>>>,
+}
+
+impl<'a> std::ops::Deref for LaterPart<'a> {
+    type Target = [Item<'a>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.probes
+    }
+}
+
+impl Drop for LaterPart<'_> {
+    fn drop(&mut self) {
+        if let Some(parser) = self.parser.take() {
+            // A parser gone already: they are freed here.
+            let _ = parser.send(std::mem::take(&mut self.probes));
+        }
+    }
+}
+
+/// Reads a TOML document with `read`, given the first part's tree (the whole document
+/// when the file is not cut) and the `[[probe]]` tables of the later parts, parsed on
+/// another thread while `read` works on the ones before. `read` must take the later parts
+/// to the end (or to the first error) for the document to have been read whole.
+pub fn read_in_parts<'a, R>(
+    text: &'a str,
+    read: impl FnOnce(Result<Item<'a>, NotADocument>, LaterProbes<'_, 'a>) -> R,
+) -> R {
+    let ends = part_ends(text);
+    let Some(&first_end) = ends.first() else {
+        return read(from_toml(text), &mut std::iter::empty());
+    };
+    std::thread::scope(|scope| {
+        let (parts, parsed) = std::sync::mpsc::sync_channel(PARTS_AHEAD);
+        let (give_back, given_back) = std::sync::mpsc::channel::<Vec<Item<'a>>>();
+        scope.spawn(move || {
+            let bounds = ends.iter().copied().zip(ends.iter().copied().skip(1).chain(std::iter::once(text.len())));
+            for (start, end) in bounds {
+                given_back.try_iter().for_each(drop);
+                let part = parse_part(text, start, end).and_then(|table| later_probes(table));
+                let failed = part.is_err();
+                // A closed channel: the reader stopped (at an error of its own).
+                if parts.send(part).is_err() || failed {
+                    break;
+                }
+            }
+            drop(parts);
+            // Until the reader has dropped its last part.
+            given_back.iter().for_each(drop);
+        });
+        let head = parse_part(text, 0, first_end).map(|root| Item { value: Value::Table(root), span: 0..text.len() });
+        let mut later =
+            parsed.into_iter().map(|part| part.map(|probes| LaterPart { probes, parser: Some(give_back.clone()) }));
+        let result = read(head, &mut later);
+        // Unblocks the parser if `read` stopped early, and lets it end once the last part
+        // is back, before the scope waits for it.
+        drop(later);
+        drop(give_back);
+        result
+    })
+}
+
+/// A later part's probes: by [`part_ends`], it holds the `probe` array alone.
+fn later_probes(part: Table<'_>) -> Result<Vec<Item<'_>>, NotADocument> {
+    let mut probes = Vec::new();
+    for (key, item) in part.entries {
+        match item.value {
+            Value::Array(items) if key.name == "probe" => probes.extend(items),
+            _ => {
+                return Err(NotADocument {
+                    message: format!("not valid TOML: `{}` cannot follow the [[probe]] tables here", key.name),
+                    span: Some(key.span),
+                });
+            }
+        }
+    }
+    Ok(probes)
 }
 
 /// The offsets where parts end: at a `[[probe]]` header of the document's top level (not
@@ -223,6 +320,54 @@ mod tests {
         );
         assert!(!part_ends(&text).is_empty());
         assert_eq!(shape(&from_toml(&text).unwrap()), shape(&whole(&text)));
+    }
+
+    /// The root without its probes, and every probe, as [`read_in_parts`] hands them over.
+    fn read_streamed(text: &str) -> Result<(String, Vec<String>), NotADocument> {
+        read_in_parts(text, |head, later| {
+            let mut root = head?;
+            let Value::Table(table) = &mut root.value else { panic!("the root is a table") };
+            let mut probes: Vec<String> = match table.entries.iter().position(|(key, _)| key.name == "probe") {
+                Some(at) => match table.entries.remove(at).1.value {
+                    Value::Array(items) => items.iter().map(shape).collect(),
+                    other => panic!("probe is {other:?}"),
+                },
+                None => Vec::new(),
+            };
+            for part in later {
+                probes.extend(part?.iter().map(shape));
+            }
+            Ok((shape(&root), probes))
+        })
+    }
+
+    #[test]
+    fn the_parts_read_while_parsing_are_the_file_read_whole() {
+        let text = format!("[defaults]\ntimeout = \"5s\"\n\n{}", fleet(3000, "[probe.tls]\nca = \"x\"\n"));
+        assert!(part_ends(&text).len() > 3, "the fleet is cut");
+        let (root, probes) = read_streamed(&text).unwrap();
+        let mut whole = whole(&text);
+        let Value::Table(table) = &mut whole.value else { panic!() };
+        let at = table.entries.iter().position(|(key, _)| key.name == "probe").unwrap();
+        let Value::Array(expected) = table.entries.remove(at).1.value else { panic!() };
+        assert_eq!(probes, expected.iter().map(shape).collect::<Vec<_>>());
+        assert_eq!(root, shape(&whole));
+        // A file too small to cut comes whole, with no later parts.
+        let small = fleet(3, "");
+        assert_eq!(read_streamed(&small).unwrap().1.len(), 3);
+    }
+
+    #[test]
+    fn an_error_in_a_later_part_ends_the_streamed_reading_at_its_place() {
+        let filler = fleet(1500, "");
+        let text = format!("{filler}[[probe]]\nname = \n{filler}");
+        let err = read_streamed(&text).unwrap_err();
+        assert!(err.message.starts_with("not valid TOML"), "{}", err.message);
+        let at = err.span.unwrap().start;
+        assert_eq!(&text[text[..at].rfind("name").unwrap()..at].trim_end(), &"name =", "{}", err.message);
+        // A reader that stops early does not leave the parser waiting.
+        let stopped = read_in_parts(&text, |_, later| later.take(1).count());
+        assert_eq!(stopped, 1);
     }
 
     #[test]
