@@ -605,6 +605,15 @@ mod tests {
     }
 
     #[test]
+    fn defaults_written_after_a_fleet_apply_to_all_of_it() {
+        let text =
+            format!("{}[defaults]\ntimeout = \"3s\"\n\n{}", fleet(2000), fleet(10).replace("name = \"p", "name = \"q"));
+        let config = load(&text).unwrap();
+        assert_eq!(config.probes.len(), 2010);
+        assert!(config.probes.iter().all(|p| p.timeout == Duration::from_secs(3)));
+    }
+
+    #[test]
     fn a_syntax_error_in_a_later_part_is_the_only_error() {
         let text = format!("{}[[probe]]\nname = \"late\"\nkind = 1 2\n{}", fleet(2000), fleet(100));
         let errs = errors(&text);

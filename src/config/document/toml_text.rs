@@ -68,63 +68,89 @@ impl Drop for LaterPart<'_> {
     }
 }
 
+/// What the parser thread hands the reader.
+enum Parsed<'a> {
+    Part(Result<Vec<Item<'a>>, NotADocument>),
+    /// The scan found, past the first cut, what the parts cannot hold: the file is read
+    /// again whole.
+    ReadWhole,
+}
+
 /// Reads a TOML document with `read`, given the first part's tree (the whole document
 /// when the file is not cut) and the `[[probe]]` tables of the later parts, parsed on
-/// another thread while `read` works on the ones before. `read` must take the later parts
-/// to the end (or to the first error) for the document to have been read whole.
+/// another thread while `read` works on the ones before (that thread also scans for each
+/// part's end as it goes). `read` must take the later parts to the end (or to the first
+/// error) for the document to have been read whole. A file found not to be cuttable only
+/// after the first cut (a table other than a probe's among the probes) is read a second
+/// time, whole: `read` must have no effect but its result.
 pub fn read_in_parts<'a, R>(
     text: &'a str,
-    read: impl FnOnce(Result<Item<'a>, NotADocument>, LaterProbes<'_, 'a>) -> R,
+    mut read: impl FnMut(Result<Item<'a>, NotADocument>, LaterProbes<'_, 'a>) -> R,
 ) -> R {
-    let ends = part_ends(text);
-    let Some(&first_end) = ends.first() else {
+    let mut cuts = Cuts::new(text);
+    let Some(Cut::At(first_end)) = cuts.next() else {
         return read(from_toml(text), &mut std::iter::empty());
     };
-    std::thread::scope(|scope| {
+    let read_whole = std::cell::Cell::new(false);
+    let result = std::thread::scope(|scope| {
         let (parts, parsed) = std::sync::mpsc::sync_channel(PARTS_AHEAD);
         let (give_back, given_back) = std::sync::mpsc::channel::<Vec<Item<'a>>>();
         scope.spawn(move || {
-            let bounds = ends.iter().copied().zip(ends.iter().copied().skip(1).chain(std::iter::once(text.len())));
-            for (start, end) in bounds {
+            let mut start = first_end;
+            while start < text.len() {
                 given_back.try_iter().for_each(drop);
-                let part = parse_part(text, start, end).and_then(|table| later_probes(table));
-                let failed = part.is_err();
+                let (end, next) = match cuts.next() {
+                    Some(Cut::At(end)) => (end, Some(end)),
+                    None => (text.len(), None),
+                    Some(Cut::Whole) => {
+                        let _ = parts.send(Parsed::ReadWhole);
+                        break;
+                    }
+                };
+                let part = parse_part(text, start, end).map(later_probes);
+                let (failed, part) = match part {
+                    Ok(Some(probes)) => (false, Parsed::Part(Ok(probes))),
+                    Ok(None) => (true, Parsed::ReadWhole),
+                    Err(err) => (true, Parsed::Part(Err(err))),
+                };
                 // A closed channel: the reader stopped (at an error of its own).
                 if parts.send(part).is_err() || failed {
                     break;
                 }
+                start = next.unwrap_or(text.len());
             }
             drop(parts);
             // Until the reader has dropped its last part.
             given_back.iter().for_each(drop);
         });
         let head = parse_part(text, 0, first_end).map(|root| Item { value: Value::Table(root), span: 0..text.len() });
-        let mut later =
-            parsed.into_iter().map(|part| part.map(|probes| LaterPart { probes, parser: Some(give_back.clone()) }));
+        let mut later = parsed.into_iter().map_while(|parsed| match parsed {
+            Parsed::Part(part) => Some(part.map(|probes| LaterPart { probes, parser: Some(give_back.clone()) })),
+            Parsed::ReadWhole => {
+                read_whole.set(true);
+                None
+            }
+        });
         let result = read(head, &mut later);
         // Unblocks the parser if `read` stopped early, and lets it end once the last part
         // is back, before the scope waits for it.
         drop(later);
         drop(give_back);
         result
-    })
+    });
+    if read_whole.get() { read(from_toml(text), &mut std::iter::empty()) } else { result }
 }
 
-/// A later part's probes: by [`part_ends`], it holds the `probe` array alone.
-fn later_probes(part: Table<'_>) -> Result<Vec<Item<'_>>, NotADocument> {
+/// A later part's probes; None when it holds anything else (by [`Cuts`], it cannot).
+fn later_probes(part: Table<'_>) -> Option<Vec<Item<'_>>> {
     let mut probes = Vec::new();
     for (key, item) in part.entries {
         match item.value {
             Value::Array(items) if key.name == "probe" => probes.extend(items),
-            _ => {
-                return Err(NotADocument {
-                    message: format!("not valid TOML: `{}` cannot follow the [[probe]] tables here", key.name),
-                    span: Some(key.span),
-                });
-            }
+            _ => return None,
         }
     }
-    Ok(probes)
+    Some(probes)
 }
 
 /// The offsets where parts end: at a `[[probe]]` header of the document's top level (not
@@ -133,68 +159,127 @@ fn later_probes(part: Table<'_>) -> Result<Vec<Item<'_>>, NotADocument> {
 /// root key or a `[probe]` table: such a file is parsed whole, as TOML judges it.
 fn part_ends(text: &str) -> Vec<usize> {
     let mut ends = Vec::new();
-    if text.len() <= PART_BYTES {
-        return ends;
-    }
-    let mut last = 0;
-    let mut depth = 0usize;
-    let mut line_start = true;
-    let mut seen_header = false;
-    let word = |t: &toml_parser::lexer::Token| text.get(t.span().start()..t.span().end()).unwrap_or("");
-    let mut tokens = toml_parser::Source::new(text).lex();
-    while let Some(token) = tokens.next() {
-        match token.kind() {
-            TokenKind::Eof => break,
-            TokenKind::Whitespace | TokenKind::Comment => continue,
-            TokenKind::Newline => {
-                line_start |= depth == 0;
-                continue;
-            }
-            TokenKind::LeftSquareBracket if depth == 0 && line_start => {
-                // A table header: what it names, up to the end of its line.
-                seen_header = true;
-                let start = token.span().start();
-                let mut named = Vec::new();
-                for t in tokens.by_ref() {
-                    match t.kind() {
-                        TokenKind::Newline | TokenKind::Eof => break,
-                        TokenKind::Whitespace | TokenKind::Comment => {}
-                        kind => named.push((kind, word(&t))),
-                    }
-                }
-                use TokenKind::{Atom, Dot, LeftSquareBracket as Open, RightSquareBracket as Close};
-                match named.as_slice() {
-                    [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] if start - last >= PART_BYTES => {
-                        ends.push(start);
-                        last = start;
-                    }
-                    [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] => {}
-                    // A probe's sub-table: `[probe.tls]`, `[[probe.x]]`.
-                    [(Atom, "probe"), (Dot, _), ..] | [(Open, _), (Atom, "probe"), (Dot, _), ..] => {}
-                    // Anything else may meet a table of another part: no cut after it.
-                    _ if !ends.is_empty() => return Vec::new(),
-                    [(Atom, "probe"), (Close, _)] => return Vec::new(),
-                    _ => {}
-                }
-                line_start = true;
-                continue;
-            }
-            // A root key named `probe` (an inline array the headers could not extend).
-            TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString
-                if depth == 0 && line_start && !seen_header =>
-            {
-                let key = word(&token).trim_matches(['"', '\'']);
-                if key == "probe" {
-                    return Vec::new();
-                }
-            }
-            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
-            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth = depth.saturating_sub(1),
-            _ => {}
+    for cut in Cuts::new(text) {
+        match cut {
+            Cut::At(end) => ends.push(end),
+            Cut::Whole => return Vec::new(),
         }
-        line_start = false;
     }
     ends
+}
+
+/// What the scan of a file found next.
+#[derive(Debug, PartialEq)]
+enum Cut {
+    /// A part ends here.
+    At(usize),
+    /// The file cannot be cut (see [`part_ends`]): whatever was cut so far, read it whole.
+    Whole,
+}
+
+/// The scan behind [`part_ends`], a cut at a time, so that a part can be parsed as soon as
+/// its end is known rather than after the whole file was scanned.
+struct Cuts<'a> {
+    text: &'a str,
+    tokens: toml_parser::lexer::Lexer<'a>,
+    last: usize,
+    cut_yet: bool,
+    depth: usize,
+    line_start: bool,
+    seen_header: bool,
+    done: bool,
+}
+
+impl<'a> Cuts<'a> {
+    fn new(text: &'a str) -> Self {
+        Cuts {
+            text,
+            tokens: toml_parser::Source::new(text).lex(),
+            last: 0,
+            cut_yet: false,
+            depth: 0,
+            line_start: true,
+            // A small file is never cut: nothing to scan.
+            done: text.len() <= PART_BYTES,
+            seen_header: false,
+        }
+    }
+
+    fn word(&self, token: &toml_parser::lexer::Token) -> &'a str {
+        self.text.get(token.span().start()..token.span().end()).unwrap_or("")
+    }
+
+    fn scan(&mut self) -> Option<Cut> {
+        while let Some(token) = self.tokens.next() {
+            match token.kind() {
+                TokenKind::Eof => break,
+                TokenKind::Whitespace | TokenKind::Comment => continue,
+                TokenKind::Newline => {
+                    self.line_start |= self.depth == 0;
+                    continue;
+                }
+                TokenKind::LeftSquareBracket if self.depth == 0 && self.line_start => {
+                    // A table header: what it names, up to the end of its line.
+                    self.seen_header = true;
+                    let start = token.span().start();
+                    let mut named = Vec::new();
+                    while let Some(t) = self.tokens.next() {
+                        match t.kind() {
+                            TokenKind::Newline | TokenKind::Eof => break,
+                            TokenKind::Whitespace | TokenKind::Comment => {}
+                            kind => named.push((kind, self.word(&t))),
+                        }
+                    }
+                    self.line_start = true;
+                    use TokenKind::{Atom, Dot, LeftSquareBracket as Open, RightSquareBracket as Close};
+                    match named.as_slice() {
+                        [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] if start - self.last >= PART_BYTES => {
+                            self.last = start;
+                            self.cut_yet = true;
+                            return Some(Cut::At(start));
+                        }
+                        [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] => {}
+                        // A probe's sub-table: `[probe.tls]`, `[[probe.x]]`.
+                        [(Atom, "probe"), (Dot, _), ..] | [(Open, _), (Atom, "probe"), (Dot, _), ..] => {}
+                        // Anything else may meet a table of another part: no cut after it.
+                        _ if self.cut_yet => return Some(Cut::Whole),
+                        [(Atom, "probe"), (Close, _)] => return Some(Cut::Whole),
+                        _ => {}
+                    }
+                    continue;
+                }
+                // A root key named `probe` (an inline array the headers could not extend).
+                TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString
+                    if self.depth == 0 && self.line_start && !self.seen_header =>
+                {
+                    let key = self.word(&token).trim_matches(['"', '\'']);
+                    if key == "probe" {
+                        return Some(Cut::Whole);
+                    }
+                }
+                TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => self.depth += 1,
+                TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => {
+                    self.depth = self.depth.saturating_sub(1)
+                }
+                _ => {}
+            }
+            self.line_start = false;
+        }
+        None
+    }
+}
+
+impl Iterator for Cuts<'_> {
+    type Item = Cut;
+
+    fn next(&mut self) -> Option<Cut> {
+        if self.done {
+            return None;
+        }
+        let cut = self.scan();
+        self.done = !matches!(cut, Some(Cut::At(_)));
+        cut
+    }
 }
 
 fn parse_part(text: &str, start: usize, end: usize) -> Result<Table<'_>, NotADocument> {
@@ -355,6 +440,22 @@ mod tests {
         // A file too small to cut comes whole, with no later parts.
         let small = fleet(3, "");
         assert_eq!(read_streamed(&small).unwrap().1.len(), 3);
+    }
+
+    #[test]
+    fn a_table_found_among_the_later_probes_has_the_file_read_again_whole() {
+        let filler = fleet(1500, "");
+        let text = format!("{filler}[defaults]\ntimeout = \"2s\"\n{filler}");
+        let mut readings = 0;
+        let (root, probes) = read_in_parts(&text, |head, later| {
+            readings += 1;
+            let root = head.unwrap();
+            let later: usize = later.map(|part| part.unwrap().len()).sum();
+            (root, later)
+        });
+        assert_eq!(readings, 2, "read in parts, then whole");
+        assert_eq!(probes, 0, "the second reading has no later parts");
+        assert_eq!(shape(&root), shape(&whole(&text)));
     }
 
     #[test]
