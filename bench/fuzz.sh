@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(postgres mysql tds ssh_banner service_sniff known_hosts storage_errors targets proxy kdc_error config)
+[ ${#targets[@]} -eq 0 ] && targets=(postgres mysql tds ssh_banner service_sniff known_hosts storage_errors targets proxy kdc_error config config_parts)
 command -v cargo-fuzz >/dev/null || { echo "[fuzz] installing cargo-fuzz" >&2; cargo install --locked --quiet cargo-fuzz; }
 work=$PWD/target/fuzz
 mkdir -p "$work"
@@ -23,6 +23,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus"
   seeds=fuzz/seeds/$t
   [ "$t" = config ] && seeds=tests/configs/invalid
+  [ "$t" = config_parts ] && seeds=tests/configs/invalid
   log=$work/$t.log
   if (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$t" "$corpus" "../$seeds" -- \
         -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=512 -timeout=10 >"$log" 2>&1); then

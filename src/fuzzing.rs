@@ -1,7 +1,8 @@
 //! Entry points for fuzzing every parser of server bytes: the PostgreSQL, MySQL and TDS
 //! clients driven to the end against arbitrary server bytes, the SSH pre-banner sniffer,
 //! known_hosts files, the storage services' XML and JSON error readers, serve's target
-//! parser, the HTTP CONNECT and SOCKS5 negotiations with a proxy, and the FTP control connection. Used by the cargo-fuzz targets in `fuzz/` and, over seed transcripts and
+//! parser, the HTTP CONNECT and SOCKS5 negotiations with a proxy, the FTP control connection,
+//! and a big config's cut into parts. Used by the cargo-fuzz targets in `fuzz/` and, over seed transcripts and
 //! deterministic mutations of them, by this module's tests (so CI runs them every time).
 //! Each function must return for any input: no panic, no hang, no unbounded allocation.
 
@@ -315,6 +316,17 @@ pub fn ftp(data: &[u8]) {
     });
 }
 
+/// A big config's cut into parts (`config::document::read_in_parts`) around arbitrary
+/// text: `data` stands among probes on both sides of several cuts, and the file read in
+/// parts must be the file read whole (or both invalid).
+pub fn config_parts(data: &[u8]) {
+    let Ok(middle) = std::str::from_utf8(data) else { return };
+    let fleet: String = (0..900)
+        .map(|i| format!("[[probe]]\nname = \"p{i}\"\nkind = \"http\"\nurl = \"https://h{i}.example/\"\n[probe.tls]\nca = 'x'\n\n"))
+        .collect();
+    crate::config::document::check_parts_agree_with_whole(&format!("{middle}\n{fleet}{middle}\n{fleet}{middle}\n"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +380,40 @@ mod tests {
             target(&seed);
             for _ in 0..rounds {
                 target(&mutate(&seed, &mut rng));
+            }
+        }
+    }
+
+    #[test]
+    fn a_config_cut_into_parts_reads_as_the_whole_around_mutated_configs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs");
+        let mut rng = fastrand::Rng::with_seed(0x5eed);
+        let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(dir.join("invalid"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+            .take(30)
+            .collect();
+        assert!(seeds.len() > 10, "no configs in {}", dir.display());
+        // The shapes that decide a cut: headers in strings and arrays, a table among the
+        // probes, a root `probe`, sub-tables before any [[probe]], headers written otherwise.
+        for shape in [
+            "x = '''\n[[probe]]\n'''",
+            "[defaults]\ntimeout = \"1s\"",
+            "probe = []",
+            "[probe]",
+            "[probe.tls]",
+            "a = [\n[[probe]]",
+            "[[ probe ]]",
+            "[[\"probe\"]]",
+            "[[probe]]\nname = \"p3\"",
+        ] {
+            seeds.push(shape.as_bytes().to_vec());
+        }
+        for seed in &seeds {
+            config_parts(seed);
+            for _ in 0..3 {
+                config_parts(&mutate(seed, &mut rng));
             }
         }
     }

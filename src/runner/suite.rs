@@ -437,8 +437,10 @@ fn read_probes<'a>(
         let read = super::probe_table::read_probe(reader, name, defaults, tunnels, &shared);
         let uses = ctx.take_secret_uses();
         let refs = std::mem::take(&mut *stores.pending.borrow_mut());
-        // Only probes that hold a secret can share one.
-        if let Some(probe) = read.as_ref().filter(|_| !uses.is_empty()) {
+        // Only probes that hold a secret can share one, and only across environments.
+        if let Some(probe) =
+            read.as_ref().filter(|probe| !uses.is_empty() && defaults.environments.of(&probe.tags).is_some())
+        {
             secrets.push(ProbeSecrets { name: probe.name.clone(), tags: probe.tags.clone(), uses });
         }
         probes.extend(read.map(|probe| with_stores(probe, refs, stores)));

@@ -15,7 +15,7 @@ use crate::model::redact::Secret;
 
 mod toml_text;
 
-pub use toml_text::{LaterPart, LaterProbes, from_toml, read_in_parts};
+pub use toml_text::{LaterPart, LaterProbes, check_parts_agree_with_whole, from_toml, read_in_parts};
 
 /// A string value and how to read it.
 #[derive(Debug, Clone)]

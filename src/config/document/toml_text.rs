@@ -95,7 +95,7 @@ pub fn read_in_parts<'a, R>(
     let result = std::thread::scope(|scope| {
         let (parts, parsed) = std::sync::mpsc::sync_channel(PARTS_AHEAD);
         let (give_back, given_back) = std::sync::mpsc::channel::<Vec<Item<'a>>>();
-        scope.spawn(move || {
+        let parser = std::thread::Builder::new().name("config-parts".into()).spawn_scoped(scope, move || {
             let mut start = first_end;
             while start < text.len() {
                 given_back.try_iter().for_each(drop);
@@ -123,6 +123,10 @@ pub fn read_in_parts<'a, R>(
             // Until the reader has dropped its last part.
             given_back.iter().for_each(drop);
         });
+        // No thread to be had (a process limit): the file is read whole, as a small one.
+        if parser.is_err() {
+            return None;
+        }
         let head = parse_part(text, 0, first_end).map(|root| Item { value: Value::Table(root), span: 0..text.len() });
         let mut later = parsed.into_iter().map_while(|parsed| match parsed {
             Parsed::Part(part) => Some(part.map(|probes| LaterPart { probes, parser: Some(give_back.clone()) })),
@@ -136,9 +140,48 @@ pub fn read_in_parts<'a, R>(
         // is back, before the scope waits for it.
         drop(later);
         drop(give_back);
-        result
+        Some(result)
     });
-    if read_whole.get() { read(from_toml(text), &mut std::iter::empty()) } else { result }
+    match result {
+        Some(result) if !read_whole.get() => result,
+        _ => read(from_toml(text), &mut std::iter::empty()),
+    }
+}
+
+/// For fuzzing the cut: `text` read in parts (as [`read_in_parts`] hands it over) and read
+/// whole must agree, in the document's shape or in being invalid. Panics when they do not.
+pub fn check_parts_agree_with_whole(text: &str) {
+    let streamed = read_in_parts(text, |head, later| -> Result<(String, Vec<String>), NotADocument> {
+        let (root, mut probes) = without_probes(head?);
+        for part in later {
+            probes.extend(part?.iter().map(|item| format!("{item:?}")));
+        }
+        Ok((root, probes))
+    });
+    let whole = DeTable::parse(text)
+        .map_err(drop)
+        .and_then(|d| toml_table(d.into_inner(), 0).map_err(drop))
+        .map(|table| without_probes(Item { value: Value::Table(table), span: 0..text.len() }));
+    match (streamed, whole) {
+        (Ok(streamed), Ok(whole)) => {
+            assert!(streamed == whole, "read in parts, the document differs from the one read whole")
+        }
+        (Err(_), Err(())) => {}
+        (streamed, whole) => panic!("read in parts: {:?}; read whole: {:?}", streamed.map(drop), whole.map(drop)),
+    }
+}
+
+/// The shape of a document but its `[[probe]]` array, and the shapes of the probes.
+fn without_probes(mut root: Item<'_>) -> (String, Vec<String>) {
+    let mut probes = Vec::new();
+    if let Value::Table(table) = &mut root.value
+        && let Some(at) =
+            table.entries.iter().position(|(key, item)| key.name == "probe" && matches!(item.value, Value::Array(_)))
+        && let Value::Array(items) = table.entries.remove(at).1.value
+    {
+        probes = items.iter().map(|item| format!("{item:?}")).collect();
+    }
+    (format!("{root:?}"), probes)
 }
 
 /// A later part's probes; None when it holds anything else (by [`Cuts`], it cannot).
@@ -187,6 +230,8 @@ struct Cuts<'a> {
     depth: usize,
     line_start: bool,
     seen_header: bool,
+    /// A `[[probe]]` header was met.
+    probe_tables: bool,
     done: bool,
 }
 
@@ -202,6 +247,7 @@ impl<'a> Cuts<'a> {
             // A small file is never cut: nothing to scan.
             done: text.len() <= PART_BYTES,
             seen_header: false,
+            probe_tables: false,
         }
     }
 
@@ -236,11 +282,17 @@ impl<'a> Cuts<'a> {
                         [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] if start - self.last >= PART_BYTES => {
                             self.last = start;
                             self.cut_yet = true;
+                            self.probe_tables = true;
                             return Some(Cut::At(start));
                         }
-                        [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] => {}
-                        // A probe's sub-table: `[probe.tls]`, `[[probe.x]]`.
-                        [(Atom, "probe"), (Dot, _), ..] | [(Open, _), (Atom, "probe"), (Dot, _), ..] => {}
+                        [(Open, _), (Atom, "probe"), (Close, _), (Close, _)] => self.probe_tables = true,
+                        // A probe's sub-table: `[probe.tls]`, `[[probe.x]]`; before any
+                        // `[[probe]]`, it makes `probe` a table that no later part extends.
+                        [(Atom, "probe"), (Dot, _), ..] | [(Open, _), (Atom, "probe"), (Dot, _), ..]
+                            if self.probe_tables => {}
+                        [(Atom, "probe"), (Dot, _), ..] | [(Open, _), (Atom, "probe"), (Dot, _), ..] => {
+                            return Some(Cut::Whole);
+                        }
                         // Anything else may meet a table of another part: no cut after it.
                         _ if self.cut_yet => return Some(Cut::Whole),
                         [(Atom, "probe"), (Close, _)] => return Some(Cut::Whole),
@@ -395,6 +447,7 @@ mod tests {
             format!("{filler}[defaults]\ntimeout = \"2s\"\n{filler}"),
             format!("probe = []\n{filler}"),
             format!("[probe]\nx = 1\n{filler}"),
+            format!("[probe.tls]\nca = 1\n{filler}"),
         ] {
             assert!(part_ends(&text).is_empty(), "{}", &text[..40]);
             assert_eq!(from_toml(&text).is_ok(), DeTable::parse(&text).is_ok());
@@ -404,6 +457,11 @@ mod tests {
             "[defaults]\ntimeout = \"1s\"\n[[tunnel]]\nname = \"t\"\n[tunnel.auth]\ntype = \"agent\"\n{filler}"
         );
         assert!(!part_ends(&text).is_empty());
+        assert_eq!(shape(&from_toml(&text).unwrap()), shape(&whole(&text)));
+        // Nor a long head before the first probe, whose sub-tables follow the cut.
+        let comments = "# an inventory's preamble\n".repeat(4000);
+        let text = format!("{comments}[[probe]]\nname = \"a\"\n[probe.tls]\nca = \"x\"\n{filler}");
+        assert_eq!(part_ends(&text).first(), Some(&comments.len()));
         assert_eq!(shape(&from_toml(&text).unwrap()), shape(&whole(&text)));
     }
 
