@@ -35,6 +35,11 @@ pub fn from_toml(text: &str) -> Result<Item<'_>, NotADocument> {
     Ok(Item { value: Value::Table(root), span: 0..text.len() })
 }
 
+/// A TOML document parsed in one piece: for a file already known not to be cut.
+fn parse_whole(text: &str) -> Result<Item<'_>, NotADocument> {
+    parse_part(text, 0, text.len()).map(|root| Item { value: Value::Table(root), span: 0..text.len() })
+}
+
 /// The later parts' `[[probe]]` tables, a part at a time, as [`read_in_parts`] hands them.
 pub type LaterProbes<'i, 'a> = &'i mut dyn Iterator<Item = Result<LaterPart<'a>, NotADocument>>;
 
@@ -89,7 +94,7 @@ pub fn read_in_parts<'a, R>(
 ) -> R {
     let mut cuts = Cuts::new(text);
     let Some(Cut::At(first_end)) = cuts.next() else {
-        return read(from_toml(text), &mut std::iter::empty());
+        return read(parse_whole(text), &mut std::iter::empty());
     };
     let read_whole = std::cell::Cell::new(false);
     let result = std::thread::scope(|scope| {
@@ -144,31 +149,34 @@ pub fn read_in_parts<'a, R>(
     });
     match result {
         Some(result) if !read_whole.get() => result,
-        _ => read(from_toml(text), &mut std::iter::empty()),
+        _ => read(parse_whole(text), &mut std::iter::empty()),
     }
 }
 
 /// For fuzzing the cut: `text` read in parts (as [`read_in_parts`] hands it over) and read
 /// whole must agree, in the document's shape or in being invalid. Panics when they do not.
 pub fn check_parts_agree_with_whole(text: &str) {
-    let streamed = read_in_parts(text, |head, later| -> Result<(String, Vec<String>), NotADocument> {
+    let streamed = read_streamed(text);
+    let whole = parse_whole(text).map(without_probes);
+    match (streamed, whole) {
+        (Ok(streamed), Ok(whole)) => {
+            assert!(streamed == whole, "read in parts, the document differs from the one read whole")
+        }
+        (Err(_), Err(_)) => {}
+        (streamed, whole) => panic!("read in parts: {:?}; read whole: {:?}", streamed.map(drop), whole.map(drop)),
+    }
+}
+
+/// The shape of the root without its probes, and of every probe, as [`read_in_parts`]
+/// hands them over.
+fn read_streamed(text: &str) -> Result<(String, Vec<String>), NotADocument> {
+    read_in_parts(text, |head, later| {
         let (root, mut probes) = without_probes(head?);
         for part in later {
             probes.extend(part?.iter().map(|item| format!("{item:?}")));
         }
         Ok((root, probes))
-    });
-    let whole = DeTable::parse(text)
-        .map_err(drop)
-        .and_then(|d| toml_table(d.into_inner(), 0).map_err(drop))
-        .map(|table| without_probes(Item { value: Value::Table(table), span: 0..text.len() }));
-    match (streamed, whole) {
-        (Ok(streamed), Ok(whole)) => {
-            assert!(streamed == whole, "read in parts, the document differs from the one read whole")
-        }
-        (Err(_), Err(())) => {}
-        (streamed, whole) => panic!("read in parts: {:?}; read whole: {:?}", streamed.map(drop), whole.map(drop)),
-    }
+    })
 }
 
 /// The shape of a document but its `[[probe]]` array, and the shapes of the probes.
@@ -407,8 +415,7 @@ mod tests {
 
     /// The same text read whole and in parts.
     fn whole(text: &str) -> Item<'_> {
-        let document = DeTable::parse(text).unwrap();
-        Item { value: Value::Table(toml_table(document.into_inner(), 0).unwrap()), span: 0..text.len() }
+        parse_whole(text).unwrap()
     }
 
     fn fleet(n: usize, extra: &str) -> String {
@@ -465,36 +472,15 @@ mod tests {
         assert_eq!(shape(&from_toml(&text).unwrap()), shape(&whole(&text)));
     }
 
-    /// The root without its probes, and every probe, as [`read_in_parts`] hands them over.
-    fn read_streamed(text: &str) -> Result<(String, Vec<String>), NotADocument> {
-        read_in_parts(text, |head, later| {
-            let mut root = head?;
-            let Value::Table(table) = &mut root.value else { panic!("the root is a table") };
-            let mut probes: Vec<String> = match table.entries.iter().position(|(key, _)| key.name == "probe") {
-                Some(at) => match table.entries.remove(at).1.value {
-                    Value::Array(items) => items.iter().map(shape).collect(),
-                    other => panic!("probe is {other:?}"),
-                },
-                None => Vec::new(),
-            };
-            for part in later {
-                probes.extend(part?.iter().map(shape));
-            }
-            Ok((shape(&root), probes))
-        })
-    }
-
     #[test]
     fn the_parts_read_while_parsing_are_the_file_read_whole() {
         let text = format!("[defaults]\ntimeout = \"5s\"\n\n{}", fleet(3000, "[probe.tls]\nca = \"x\"\n"));
         assert!(part_ends(&text).len() > 3, "the fleet is cut");
         let (root, probes) = read_streamed(&text).unwrap();
-        let mut whole = whole(&text);
-        let Value::Table(table) = &mut whole.value else { panic!() };
-        let at = table.entries.iter().position(|(key, _)| key.name == "probe").unwrap();
-        let Value::Array(expected) = table.entries.remove(at).1.value else { panic!() };
-        assert_eq!(probes, expected.iter().map(shape).collect::<Vec<_>>());
-        assert_eq!(root, shape(&whole));
+        let (expected_root, expected) = without_probes(whole(&text));
+        assert_eq!(probes.len(), 3000);
+        assert_eq!(probes, expected);
+        assert_eq!(root, expected_root);
         // A file too small to cut comes whole, with no later parts.
         let small = fleet(3, "");
         assert_eq!(read_streamed(&small).unwrap().1.len(), 3);
