@@ -293,4 +293,13 @@ async fn the_kubernetes_manifests_and_the_dockerfile_are_valid() {
     assert!(final_stage.contains(&"USER 65532:65532"), "{instructions}");
     assert!(final_stage.contains(&"ENTRYPOINT /authprobe"), "{instructions}");
     assert!(instructions.contains("RUN cargo build --release --locked --bin authprobe"), "{instructions}");
+    // The build stage has every folder the manifest builds from (the wire crates and the
+    // patched russh are path dependencies: a missing one fails only inside `docker build`).
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).expect("Cargo.toml");
+    let folders: std::collections::BTreeSet<&str> =
+        manifest.split("path = \"").skip(1).filter_map(|rest| rest.split(['/', '"']).next()).chain(["src"]).collect();
+    for folder in folders {
+        assert!(instructions.contains(&format!("COPY {folder} {folder}")), "{folder} is not copied: {instructions}");
+    }
 }
