@@ -43,6 +43,7 @@ bin=$PWD/target/debug/authprobe
 work=$(mktemp -d)
 
 cleanup() {
+  [ -f "$work/sshd-nodelay.pid" ] && kill "$(cat "$work/sshd-nodelay.pid")" 2>/dev/null || true
   ip netns exec "$NS" env AUTHPROBE_STATE=$STATE AUTHPROBE_BASTION_NETNS=$NS-bastion scripts/servers.sh down >/dev/null 2>&1 || true
   [ -n "${delay_pid:-}" ] && kill "$delay_pid" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
@@ -134,13 +135,23 @@ run_pair s3 2 env AWS_ACCESS_KEY_ID="$AP_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$
   env AWS_ACCESS_KEY_ID="$AP_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$AP_S3_SECRET_KEY" "$bin" check "s3://demo-bucket/?endpoint=http://127.0.0.1:$AP_S3_PORT"
 run_pair sftp 8 sh -c "echo 'ls data' | sftp -q -b - -i $work/id_ed25519 -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -P $AP_SSH_PORT sftp_key@127.0.0.1" -- \
   "$bin" check "sftp://sftp_key@127.0.0.1:$AP_SSH_PORT/~/data" -i "$work/id_ed25519" --known-hosts "$work/known_hosts"
+# The same check against a second sshd started with TCP_NODELAY on its connections
+# (bench/nodelay.c, an LD_PRELOAD shim): what remains is the protocol's, not sshd's writes.
+gcc -shared -fPIC -O2 -o "$work/nodelay.so" bench/nodelay.c -ldl
+nodelay_port=$(in_ns "$pybin/python3" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+sed -e "s/^Port .*/Port $nodelay_port/" -e "s|^PidFile .*|PidFile $work/sshd-nodelay.pid|" "$STATE/ssh/sshd_config" > "$work/sshd_nodelay_config"
+in_ns env LD_PRELOAD="$work/nodelay.so" /usr/sbin/sshd -f "$work/sshd_nodelay_config"
+sed "s/^\[127.0.0.1\]:$AP_SSH_PORT /[127.0.0.1]:$nodelay_port /" "$work/known_hosts" > "$work/known_hosts_nodelay"
+cat "$work/known_hosts_nodelay" >> "$work/known_hosts"
+run_pair sftp-nodelay 8 sh -c "echo 'ls data' | sftp -q -b - -i $work/id_ed25519 -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -P $nodelay_port sftp_key@127.0.0.1" -- \
+  "$bin" check "sftp://sftp_key@127.0.0.1:$nodelay_port/~/data" -i "$work/id_ed25519" --known-hosts "$work/known_hosts"
 # Through the proxies (everything on the delayed loopback, so every hop the proxy makes
 # counts too): next to curl through the same proxy, which makes the same hops.
 squid_url="http://$AP_PROXY_USER:$AP_PROXY_PASSWORD@127.0.0.1:$AP_SQUID_PORT"
 socks_url="socks5h://$AP_PROXY_USER:$AP_PROXY_PASSWORD@127.0.0.1:$AP_SOCKS_PORT"
-run_pair https+http-proxy - curl -sf -o /dev/null -x "$squid_url" --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
+run_pair https+http-proxy 7 curl -sf -o /dev/null -x "$squid_url" --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
   "$bin" check "https://localhost:$AP_HTTPS_PORT/bearer" --bearer-env AP_BEARER_TOKEN --ca "$AP_CA" --proxy "$squid_url" -q
-run_pair https+socks5h - curl -sf -o /dev/null -x "$socks_url" --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
+run_pair https+socks5h 9 curl -sf -o /dev/null -x "$socks_url" --cacert "$AP_CA" -H "Authorization: Bearer $AP_BEARER_TOKEN" "https://localhost:$AP_HTTPS_PORT/bearer" -- \
   "$bin" check "https://localhost:$AP_HTTPS_PORT/bearer" --bearer-env AP_BEARER_TOKEN --ca "$AP_CA" --proxy "$socks_url" -q
 
 # What credential hygiene's questions cost: one probe run with `hygiene` on and off.
@@ -186,6 +197,13 @@ echo "                 login, and Nagle holds each second write until the client
 echo "                 first. INIT could go right behind the subsystem request too (7), but sshd writes"
 echo "                 that request's answer and SFTP's first answer apart, and Nagle would hold the"
 echo "                 second for the same round trip: not done, nothing to gain against sshd."
+echo "  sftp-nodelay   the same against a second sshd whose connections have TCP_NODELAY (an LD_PRELOAD"
+echo "                 shim, bench/nodelay.c): without Nagle holding its second writes, the 2 are gone."
+echo "  https+http-proxy  7  TCP to the proxy 1, CONNECT 2 (the proxy's own TCP to the server inside"
+echo "                 it), then TLS 1.3 and the request 2 each: every exchange with the server crosses"
+echo "                 both delayed legs"
+echo "  https+socks5h  9  TCP to the proxy 1, method choice 1, username/password 1, CONNECT 2 (the"
+echo "                 proxy's TCP inside it), TLS 1.3 2, the request 2"
 echo "The namespace turns TCP autocorking off: with packets held inside the host, it would delay a"
 echo "server's second small write by a round trip (seen with tcpdump), which no real network does."
 [ -z "${failed:-}" ] || { echo "error: a check failed; its round trips were not measured" >&2; exit 1; }
