@@ -28,7 +28,7 @@ need mariadb mariadb-client
 need tsql freetds-bin
 need sftp openssh-client
 need gcc gcc
-dpkg -s libnetfilter-queue-dev python3-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnetfilter-queue-dev python3-dev >/dev/null
+dpkg -s libnetfilter-queue-dev python3-dev libc6-dev >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnetfilter-queue-dev python3-dev libc6-dev >/dev/null
 # The harness's own Python environment (from Debian's python3), never this machine's pip.
 pybin=$(scripts/servers.sh python-env awscli NetfilterQueue==1.1.0)
 # Everything the harness fetches (Debian packages, wheels, npm modules) is fetched out here:
