@@ -313,16 +313,36 @@ pub(super) fn each_named_table<'s>(
     root: &TableReader<'_, 's>,
     key: &'static str,
     naming: &'static str,
-    mut read: impl for<'t> FnMut(TableReader<'t, 's>, Option<String>),
+    read: impl for<'t> FnMut(TableReader<'t, 's>, Option<String>),
 ) -> bool {
-    let Some(items) = named_items(root, key) else {
-        return false;
-    };
-    let mut walk = NamedTables::new(key, naming, items.len());
-    for item in items {
-        walk.read(root.context(), item, &mut read);
+    // Without later parts, no part can fail to parse.
+    walk_named_tables(root, key, naming, &mut std::iter::empty(), read).map_or(true, |(present, _)| present)
+}
+
+/// [`each_named_table`] over the root's `[[key]]` tables, then those of the later parts of
+/// a big file: whether any was there, and the walk with the names it saw. Err: a later
+/// part is not valid TOML.
+fn walk_named_tables<'s>(
+    root: &TableReader<'_, 's>,
+    key: &'static str,
+    naming: &'static str,
+    later: LaterProbes<'_, '_>,
+    mut read: impl for<'t> FnMut(TableReader<'t, 's>, Option<String>),
+) -> Result<(bool, NamedTables), NotADocument> {
+    let ctx = root.context();
+    let first = named_items(root, key);
+    let mut walk = NamedTables::new(key, naming, first.map_or(0, <[_]>::len));
+    let mut present = first.is_some();
+    for item in first.into_iter().flatten() {
+        walk.read(ctx, item, &mut read);
     }
-    true
+    for part in later {
+        for item in part?.iter() {
+            present = true;
+            walk.read(ctx, item, &mut read);
+        }
+    }
+    Ok((present, walk))
 }
 
 /// The items of the `[[key]]` array; an error when `key` is something else.
@@ -445,18 +465,7 @@ fn read_probes<'a>(
         }
         probes.extend(read.map(|probe| with_stores(probe, refs, stores)));
     };
-    let first = named_items(root, "probe");
-    let mut walk = NamedTables::new("probe", "a unique name for this probe", first.map_or(0, <[_]>::len));
-    let mut present = first.is_some();
-    for item in first.into_iter().flatten() {
-        walk.read(ctx, item, &mut read);
-    }
-    for part in later {
-        for item in part?.iter() {
-            present = true;
-            walk.read(ctx, item, &mut read);
-        }
-    }
+    let (present, walk) = walk_named_tables(root, "probe", "a unique name for this probe", later, &mut read)?;
     if !present {
         root.error_here("no probes defined: add at least one [[probe]] table");
     }
